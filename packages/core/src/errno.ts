@@ -1,0 +1,72 @@
+/**
+ * Constants of the kernel contract: page geometry, errno values, protections and flags.
+ *
+ * Kernel counterparts: `include/asm-generic/errno-base.h`, `include/uapi/asm-generic/mman-common.h`,
+ * `include/linux/vmalloc.h` (`VM_*` area flags) and `include/linux/mm.h` (`VM_*` VMA flags).
+ *
+ * @module
+ */
+
+/** Bytes in one page (and one physical frame). */
+export const PAGE_SIZE = 4096;
+/** `log2(PAGE_SIZE)`. */
+export const PAGE_SHIFT = 12;
+
+/** Operation not permitted (`MAP_FIXED` at address 0). */
+export const EPERM = 1;
+/** No such entry. */
+export const ENOENT = 2;
+/** No such device or address. */
+export const ENXIO = 6;
+/** Try again. */
+export const EAGAIN = 11;
+/** Out of memory: frames, address space or table slots. */
+export const ENOMEM = 12;
+/** Permission denied. */
+export const EACCES = 13;
+/** Bad address: a user range outside its VMA. */
+export const EFAULT = 14;
+/** Device or resource busy: a PTE is already installed. */
+export const EBUSY = 16;
+/** Already exists. */
+export const EEXIST = 17;
+/** Invalid argument. */
+export const EINVAL = 22;
+/** No space left. */
+export const ENOSPC = 28;
+/** Value too large for its type. */
+export const EOVERFLOW = 75;
+
+/** Page cannot be accessed. */
+export const PROT_NONE = 0;
+/** Page can be read. */
+export const PROT_READ = 1;
+/** Page can be written (implies read, as on x86). */
+export const PROT_WRITE = 2;
+
+/** Share the mapping (the only supported mapping type). */
+export const MAP_SHARED = 0x01;
+/** Private copy-on-write mapping: not supported, `-EINVAL`. */
+export const MAP_PRIVATE = 0x02;
+/** Map exactly at `addr`, replacing what is there. */
+export const MAP_FIXED = 0x10;
+
+/** `VmArea.flags`: the area was made by the vmalloc family. */
+export const VM_ALLOC = 0x2;
+/** `VmArea.flags`: the area may be remapped to user space (`vmallocUser`). */
+export const VM_USERMAP = 0x8;
+/** `VmArea.flags`: no guard page follows the area (never set by the vmalloc family). */
+export const VM_NO_GUARD = 0x40;
+
+/** `Vma.flags`: readable. */
+export const VM_READ = 0x1;
+/** `Vma.flags`: writable. */
+export const VM_WRITE = 0x2;
+/** `Vma.flags`: shared mapping. */
+export const VM_SHARED = 0x8;
+/** `Vma.flags`: set by a remap; the VMA cannot grow. */
+export const VM_DONTEXPAND = 0x40000;
+/** `Vma.flags`: set by a remap; excluded from core dumps. */
+export const VM_DONTDUMP = 0x4000000;
+/** `Vma.flags`: set by a remap; the VMA holds PTEs to kernel-owned frames. */
+export const VM_MIXEDMAP = 0x10000000;

@@ -1,0 +1,159 @@
+/**
+ * The frame allocator and frame references.
+ *
+ * Kernel counterpart: the page allocator (`mm/page_alloc.c`: `alloc_pages`, `__free_pages`) and
+ * page references (`get_page`/`put_page`).
+ *
+ * Lock-free. Three shared structures, all touched only through `Atomics`:
+ * - the **frame bitmap**, one bit per frame, 1 = in use. A frame is taken by a compare-and-exchange
+ *   that sets its bit, so two threads never get the same frame; up to 32 frames are taken by one
+ *   CAS, which also makes runs physically contiguous where memory allows.
+ * - the **free-frame counter** `Hdr.FREE_FRAMES`: an allocation first *reserves* its frames by
+ *   subtracting from it (failing at once when memory is short, with nothing to roll back), then
+ *   searches the bitmap, where a reservation guarantees enough clear bits. A free clears the bit
+ *   first and then adds to the counter, so the counter never exceeds the clear bits.
+ * - the **frame table**: a reference count and an owner tag per frame. A frame leaves the
+ *   allocator with one reference; {@link putFrame} frees it when the last one goes.
+ *
+ * @module
+ */
+import { Frame, FRAME_WORDS, FrameKind, Hdr, OWNER_ID_SHIFT } from './layout.js';
+import type { PhysMem } from './phys-mem.js';
+
+/** Owner word of a frame: a kind and an id (area slot, mm slot). */
+export function ownerTag(kind: FrameKind, id: number): number {
+  return kind | (id << OWNER_ID_SHIFT);
+}
+
+/** Subtract `n` from the free-frame counter if that many are free. Context: any thread, lock-free. */
+function reserveFrames(mem: PhysMem, n: number): boolean {
+  const { i32 } = mem;
+  for (;;) {
+    const free = Atomics.load(i32, Hdr.FREE_FRAMES);
+    if (free < n) return false;
+    if (Atomics.compareExchange(i32, Hdr.FREE_FRAMES, free, free - n) === free) return true;
+  }
+}
+
+/**
+ * Take `n` frames, preferring physically contiguous runs, and write their pfns to `out[0..n)`.
+ * Each frame gets refcount 1 and the given owner. Returns false, having taken nothing, when fewer
+ * than `n` frames are free. Context: any thread, lock-free (never blocks).
+ */
+export function allocFrames(mem: PhysMem, n: number, owner: number, out: Int32Array): boolean {
+  if (n <= 0) return true;
+  if (!reserveFrames(mem, n)) return false;
+  const { i32, frameBitmap, frameTable } = mem;
+  const words = mem.layout.frameBitmapWords;
+  const totalFrames = mem.layout.totalFrames;
+  let w = Atomics.load(i32, Hdr.FRAME_HINT);
+  if (w >= words) w = 0;
+  let got = 0;
+  // The reservation guarantees `n` clear bits exist (possibly after other threads' frees land),
+  // so this loop ends; it wraps around the bitmap as often as needed.
+  while (got < n) {
+    const word = Atomics.load(i32, frameBitmap + w);
+    if (word !== -1) {
+      const free = ~word;
+      let take: number;
+      const want = n - got;
+      if (free === -1 && want >= 32) {
+        take = -1;
+      } else {
+        take = 0;
+        let rest = free;
+        for (let k = 0; k < want && rest !== 0; k++) {
+          const low = rest & -rest;
+          take |= low;
+          rest ^= low;
+        }
+      }
+      // The last word may have bits past the last frame: those are set at boot and never cleared.
+      if (Atomics.compareExchange(i32, frameBitmap + w, word, word | take) === word) {
+        let bits = take;
+        while (bits !== 0) {
+          const bit = 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
+          const pfn = w * 32 + bit;
+          const entry = frameTable + pfn * FRAME_WORDS;
+          Atomics.store(i32, entry + Frame.OWNER, owner);
+          Atomics.store(i32, entry + Frame.REFCOUNT, 1);
+          out[got++] = pfn;
+        }
+        if (got >= n) break;
+        continue; // the word may still have free bits
+      }
+      continue; // lost a race on this word: look at it again
+    }
+    w = w + 1 === words ? 0 : w + 1;
+  }
+  Atomics.store(i32, Hdr.FRAME_HINT, w);
+  if (got !== n || out[n - 1]! >= totalFrames) {
+    throw new Error(`allocFrames: bitmap and counter disagree (took ${got} of ${n})`);
+  }
+  return true;
+}
+
+/** Take one frame; its pfn, or -1 when none is free. Context: any thread, lock-free. */
+export function allocFrame(mem: PhysMem, owner: number): number {
+  const out = new Int32Array(1);
+  return allocFrames(mem, 1, owner, out) ? out[0]! : -1;
+}
+
+/**
+ * Give a frame with no references left back to the pool. Context: any thread, lock-free; the
+ * caller has just dropped the last reference, so no one else can reach the frame.
+ */
+function freeFrame(mem: PhysMem, pfn: number): void {
+  const { i32 } = mem;
+  Atomics.store(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER, FrameKind.FREE);
+  Atomics.and(i32, mem.frameBitmap + (pfn >>> 5), ~(1 << (pfn & 31)));
+  Atomics.add(i32, Hdr.FREE_FRAMES, 1);
+}
+
+/** Add a reference to a frame that already has one (`get_page`). Context: any thread. */
+export function getFrame(mem: PhysMem, pfn: number): void {
+  const prev = Atomics.add(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT, 1);
+  if (prev <= 0) throw new Error(`getFrame: frame ${pfn} has no reference to add to`);
+}
+
+/** Drop a reference (`put_page`); the last one frees the frame. Context: any thread. */
+export function putFrame(mem: PhysMem, pfn: number): void {
+  const prev = Atomics.sub(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT, 1);
+  if (prev === 1) freeFrame(mem, pfn);
+  else if (prev <= 0) throw new Error(`putFrame: frame ${pfn} had no reference to drop`);
+}
+
+/** References held on a frame. Context: any thread (a snapshot). */
+export function frameRefcount(mem: PhysMem, pfn: number): number {
+  return Atomics.load(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT);
+}
+
+/** Owner word of a frame. Context: any thread (a snapshot). */
+export function frameOwner(mem: PhysMem, pfn: number): number {
+  return Atomics.load(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER);
+}
+
+/** True when the frame's bitmap bit is set (in use or reserved). Context: any thread (a snapshot). */
+export function frameInUse(mem: PhysMem, pfn: number): boolean {
+  return (Atomics.load(mem.i32, mem.frameBitmap + (pfn >>> 5)) & (1 << (pfn & 31))) !== 0;
+}
+
+/**
+ * Boot-time setup: metadata frames and the bitmap bits past the last frame are in use, every
+ * other frame is free. Context: boot, before the buffer is shared.
+ */
+export function initFrames(mem: PhysMem): void {
+  const { i32, frameBitmap, frameTable } = mem;
+  const { totalFrames, metadataFrames, frameBitmapWords } = mem.layout;
+  for (let pfn = 0; pfn < metadataFrames; pfn++) {
+    i32[frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT] = 1;
+    i32[frameTable + pfn * FRAME_WORDS + Frame.OWNER] = FrameKind.META;
+    i32[frameBitmap + (pfn >>> 5)]! |= 1 << (pfn & 31);
+  }
+  for (let pfn = totalFrames; pfn < frameBitmapWords * 32; pfn++) {
+    i32[frameBitmap + (pfn >>> 5)]! |= 1 << (pfn & 31);
+  }
+  i32[Hdr.FREE_FRAMES] = totalFrames - metadataFrames;
+  i32[Hdr.FRAME_HINT] = metadataFrames >>> 5;
+}

@@ -1,0 +1,332 @@
+/**
+ * The one memory map of sabvm: where every piece of kernel state lives inside the
+ * SharedArrayBuffer that is physical memory.
+ *
+ * Kernel counterpart: the boot-time memory map (`arch/x86/mm/init.c`, `mm/mm_init.c`), which places
+ * `mem_map` (the frame table) and the other early allocations in physical memory.
+ *
+ * The buffer is physical memory cut into frames of {@link PAGE_SIZE} bytes; frame `pfn` starts at
+ * byte `pfn * PAGE_SIZE`. The metadata occupies the first {@link Layout.metadataFrames} frames,
+ * which are marked in use at boot and never freed. Each region starts where the previous one ends
+ * (rounded up to a 64-byte cache line):
+ *
+ * ```
+ *  byte 0
+ *  ┌──────────────────────────────┐
+ *  │ header (1 page)              │ config words (init-only), counters and locks, one cache line each
+ *  ├──────────────────────────────┤ frameTableOffset
+ *  │ frame table                  │ FRAME_WORDS per frame: refcount, owner
+ *  ├──────────────────────────────┤ frameBitmapOffset
+ *  │ frame bitmap                 │ 1 bit per frame, 1 = in use (lock-free, Atomics only)
+ *  ├──────────────────────────────┤ areaTableOffset
+ *  │ vmalloc area table           │ AREA_WORDS per area slot (vmap_area_lock)
+ *  ├──────────────────────────────┤ areaMapOffset
+ *  │ vmalloc area map             │ 1 word per vmalloc page: area slot + 1, guard page included
+ *  ├──────────────────────────────┤ kernelPageTableOffset
+ *  │ kernel page table (init_mm)  │ 1 PTE per vmalloc page (written under vmap_area_lock, read lock-free)
+ *  ├──────────────────────────────┤ vmaTableOffset
+ *  │ VMA table                    │ VMA_WORDS per VMA slot (owner's mmap_lock; free list: vma_pool_lock)
+ *  ├──────────────────────────────┤ mmTableOffset
+ *  │ address-space table          │ MM_WORDS per mm_struct slot (mm_table_lock, then the mm's mmap_lock)
+ *  ├──────────────────────────────┤ metadataFrames * PAGE_SIZE
+ *  │ frames                       │ vmalloc pages, page-table pages, free frames
+ *  └──────────────────────────────┘ totalFrames * PAGE_SIZE
+ * ```
+ *
+ * Every shared word is accessed either only through `Atomics`, or under the named lock (and then
+ * still through `Atomics`, so lock-free readers see whole values), or only before the buffer is
+ * shared (init-only). The comment next to each index says which.
+ *
+ * @module
+ */
+import { PAGE_SIZE } from './errno.js';
+
+/** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
+export const SABVM_MAGIC = 0x56424153;
+/** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
+export const LAYOUT_VERSION = 1;
+
+/** Bytes in one Int32 word. */
+export const SIZEOF_WORD = 4;
+/** Bytes in one cache line; hot header words each get their own line. */
+export const SIZEOF_CACHE_LINE = 64;
+
+/**
+ * Header word indices (Int32 index from byte 0). Config words (line 0) are init-only; every hot
+ * word starts its own 64-byte cache line (16 words), and a lock shares its line only with the
+ * words it guards.
+ */
+export const enum Hdr {
+  /** init-only: {@link SABVM_MAGIC}. */
+  MAGIC = 0,
+  /** init-only: {@link LAYOUT_VERSION}. */
+  VERSION = 1,
+  /** init-only: frames of physical memory, metadata included. */
+  TOTAL_FRAMES = 2,
+  /** init-only: area slots in the vmalloc area table. */
+  MAX_AREAS = 3,
+  /** init-only: VMA slots. */
+  MAX_VMAS = 4,
+  /** init-only: address-space (mm) slots. */
+  MAX_MMS = 5,
+  /** init-only: pages in the vmalloc address range. */
+  VMALLOC_PAGES = 6,
+  /** init-only: frames taken by the metadata, from pfn 0. */
+  METADATA_FRAMES = 7,
+  /** atomic (Atomics.add): the next thread id handed out by `attach`; also the lock owner id. */
+  NEXT_TID = 16,
+  /** atomic: frames whose bitmap bit is clear and not reserved by an allocation in flight. */
+  FREE_FRAMES = 32,
+  /** atomic: bitmap word where the next frame search starts. */
+  FRAME_HINT = 48,
+  /** atomic: `vfree` calls that freed nothing (unknown, interior or dead address). */
+  BAD_FREES = 64,
+  /** atomic: page-table frames (page directories and page tables) in use. */
+  PT_FRAMES = 80,
+  /** the vmap_area_lock word: 0 free, else the owner's thread id. */
+  VMAP_LOCK = 96,
+  /** vmap_area_lock: slot + 1 of the lowest live area (the sorted vmap_area_list), 0 if none. */
+  AREA_HEAD = 97,
+  /** vmap_area_lock: slot + 1 of the first free area slot, 0 if none. */
+  AREA_FREE_HEAD = 98,
+  /** vmap_area_lock: live areas. */
+  NR_AREAS = 99,
+  /** vmap_area_lock: backed pages over all live areas (guard pages excluded). */
+  VMALLOC_USED_PAGES = 100,
+  /** the vma_pool_lock word. */
+  VMA_POOL_LOCK = 112,
+  /** vma_pool_lock: slot + 1 of the first free VMA slot. */
+  VMA_FREE_HEAD = 113,
+  /** vma_pool_lock: VMA slots in use. */
+  NR_VMAS = 114,
+  /** the mm_table_lock word. */
+  MM_TABLE_LOCK = 128,
+  /** mm_table_lock: live address spaces. */
+  NR_MMS = 129,
+}
+
+/** Words per frame-table entry. */
+export const FRAME_WORDS = 2;
+/** Frame-table entry word offsets. */
+export const enum Frame {
+  /** atomic: references held on the frame (0 = free). */
+  REFCOUNT = 0,
+  /** atomic: who owns the frame: `kind | (id << OWNER_ID_SHIFT)`, see {@link FrameKind}. */
+  OWNER = 1,
+}
+/** Owner kinds, the low bits of {@link Frame.OWNER}. */
+export const enum FrameKind {
+  FREE = 0,
+  /** kernel metadata (this layout). */
+  META = 1,
+  /** a vmalloc page; id = area slot. */
+  VMALLOC = 2,
+  /** a page directory or page table; id = mm slot. */
+  PAGE_TABLE = 3,
+}
+/** Bits of {@link Frame.OWNER} that hold the {@link FrameKind}. */
+export const OWNER_KIND_MASK = 0x7;
+/** Shift of the owner id in {@link Frame.OWNER}. */
+export const OWNER_ID_SHIFT = 3;
+
+/** Words per vmalloc area slot (`struct vmap_area` + `struct vm_struct`). All under vmap_area_lock. */
+export const AREA_WORDS = 4;
+/** Area record word offsets. */
+export const enum Area {
+  /** first page of the area, as an index into the vmalloc range. */
+  START = 0,
+  /** backed pages (guard excluded); 0 marks a free slot. */
+  NR_PAGES = 1,
+  /** `VM_*` area flags. */
+  FLAGS = 2,
+  /** live: slot + 1 of the next area by address; free: slot + 1 of the next free slot. */
+  NEXT = 3,
+}
+
+/** Words per VMA slot (`struct vm_area_struct`). */
+export const VMA_WORDS = 8;
+/** VMA record word offsets. */
+export const enum VmaWord {
+  /** atomic: bumped when the slot is freed, so old `Vma` handles go stale. */
+  GEN = 0,
+  /** owner's mmap_lock: mm slot + 1 of the owner, 0 for a free slot. */
+  MM = 1,
+  /** owner's mmap_lock: first user page (uaddr >> PAGE_SHIFT). */
+  START = 2,
+  /** owner's mmap_lock: end user page, exclusive. */
+  END = 3,
+  /** owner's mmap_lock: `PROT_*`. */
+  PROT = 4,
+  /** owner's mmap_lock: `VM_*` VMA flags. */
+  FLAGS = 5,
+  /** live: owner's mmap_lock, slot + 1 of the next VMA by address; free: vma_pool_lock, free list. */
+  NEXT = 6,
+}
+
+/** Words per address-space slot (`struct mm_struct`), one cache line. */
+export const MM_WORDS = 16;
+/** Address-space record word offsets. */
+export const enum Mm {
+  /** atomic: bumped on create and on destroy; odd = live. Handles compare it. */
+  GEN = 0,
+  /** the mm's mmap_lock word. */
+  LOCK = 1,
+  /** mmap_lock (set at create): pfn of the page directory. */
+  PGD = 2,
+  /** mmap_lock: slot + 1 of the lowest VMA, 0 if none. */
+  VMA_HEAD = 3,
+  /** mmap_lock: VMAs in this mm. */
+  NR_VMAS = 4,
+  /** mmap_lock: page-table frames (directory excluded). */
+  NR_PT = 5,
+  /** mmap_lock: pages with a PTE. */
+  NR_PTES = 6,
+  /** mm_table_lock: slot + 1 of the next free slot when free. */
+  NEXT_FREE = 7,
+}
+
+/** Start of the vmalloc range (kernel virtual addresses), disjoint from every user address. */
+export const VMALLOC_START: number = 2 ** 44;
+/** End (exclusive) of user addresses: a 4 GiB user address space. */
+export const TASK_SIZE: number = 2 ** 32;
+/** Entries in one page directory or page table (one frame of Int32 entries). */
+export const PTRS_PER_TABLE: number = PAGE_SIZE / SIZEOF_WORD;
+/** Largest frame count a PTE can name (`pfn << PTE_PFN_SHIFT` must fit an Int32). */
+export const MAX_FRAMES: number = 2 ** 27;
+
+/** What {@link computeLayout} derives a layout from. */
+export interface LayoutConfig {
+  /** Bytes of physical memory; rounded down to whole frames. */
+  readonly memoryBytes: number;
+  /** vmalloc area slots; default a quarter of the frames. */
+  readonly maxAreas?: number;
+  /** VMA slots over all address spaces; default frames / 16, clamped to [1024, 65536]. */
+  readonly maxVmas?: number;
+  /** Address-space slots; default 1024. */
+  readonly maxAddressSpaces?: number;
+}
+
+/** Every region of the memory map, in bytes from the start of the buffer. */
+export interface Layout {
+  readonly totalFrames: number;
+  readonly maxAreas: number;
+  readonly maxVmas: number;
+  readonly maxAddressSpaces: number;
+  /** Pages in the vmalloc range: twice the frames, so every frame fits as a 1-page area + guard. */
+  readonly vmallocPages: number;
+  readonly headerOffset: number;
+  readonly frameTableOffset: number;
+  readonly frameBitmapOffset: number;
+  /** Int32 words in the frame bitmap. */
+  readonly frameBitmapWords: number;
+  readonly areaTableOffset: number;
+  readonly areaMapOffset: number;
+  readonly kernelPageTableOffset: number;
+  readonly vmaTableOffset: number;
+  readonly mmTableOffset: number;
+  /** Bytes of metadata, rounded up to whole frames. */
+  readonly metadataBytes: number;
+  /** Frames taken by the metadata: pfns `[0, metadataFrames)`. */
+  readonly metadataFrames: number;
+}
+
+function alignUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+function checkCount(name: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Derive the memory map from a config: a pure function, so every thread computes the same map.
+ * Throws `TypeError` when `memoryBytes` is not a number and `RangeError` when it is too small for
+ * the metadata or larger than a PTE can address.
+ */
+export function computeLayout(config: LayoutConfig): Layout {
+  const { memoryBytes } = config;
+  if (typeof memoryBytes !== 'number') {
+    throw new TypeError(`memoryBytes must be a number, got ${typeof memoryBytes}`);
+  }
+  if (!Number.isFinite(memoryBytes) || memoryBytes <= 0) {
+    throw new RangeError(`memoryBytes must be a positive finite number, got ${memoryBytes}`);
+  }
+  const totalFrames = Math.floor(memoryBytes / PAGE_SIZE);
+  if (totalFrames > MAX_FRAMES) {
+    throw new RangeError(
+      `memoryBytes ${memoryBytes} is too large: at most ${MAX_FRAMES * PAGE_SIZE} bytes can be addressed`,
+    );
+  }
+  const maxAreas = checkCount(
+    'maxAreas',
+    config.maxAreas ?? Math.max(16, Math.floor(totalFrames / 4)),
+    1,
+    MAX_FRAMES,
+  );
+  const maxVmas = checkCount(
+    'maxVmas',
+    config.maxVmas ?? Math.min(65536, Math.max(1024, Math.floor(totalFrames / 16))),
+    1,
+    MAX_FRAMES,
+  );
+  const maxAddressSpaces = checkCount('maxAddressSpaces', config.maxAddressSpaces ?? 1024, 1, 65536);
+  const vmallocPages = 2 * totalFrames;
+
+  const headerOffset = 0;
+  const frameTableOffset = headerOffset + PAGE_SIZE;
+  const frameBitmapOffset = alignUp(
+    frameTableOffset + totalFrames * FRAME_WORDS * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const frameBitmapWords = Math.ceil(totalFrames / 32);
+  const areaTableOffset = alignUp(
+    frameBitmapOffset + frameBitmapWords * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const areaMapOffset = alignUp(
+    areaTableOffset + maxAreas * AREA_WORDS * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const kernelPageTableOffset = alignUp(
+    areaMapOffset + vmallocPages * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const vmaTableOffset = alignUp(
+    kernelPageTableOffset + vmallocPages * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const mmTableOffset = alignUp(vmaTableOffset + maxVmas * VMA_WORDS * SIZEOF_WORD, SIZEOF_CACHE_LINE);
+  const metadataBytes = alignUp(mmTableOffset + maxAddressSpaces * MM_WORDS * SIZEOF_WORD, PAGE_SIZE);
+  const metadataFrames = metadataBytes / PAGE_SIZE;
+  if (metadataFrames >= totalFrames) {
+    throw new RangeError(
+      `memoryBytes ${memoryBytes} is too small: the metadata alone takes ${metadataBytes} bytes`,
+    );
+  }
+  return {
+    totalFrames,
+    maxAreas,
+    maxVmas,
+    maxAddressSpaces,
+    vmallocPages,
+    headerOffset,
+    frameTableOffset,
+    frameBitmapOffset,
+    frameBitmapWords,
+    areaTableOffset,
+    areaMapOffset,
+    kernelPageTableOffset,
+    vmaTableOffset,
+    mmTableOffset,
+    metadataBytes,
+    metadataFrames,
+  };
+}
+
+/** Int32 index of a byte offset (every region is word-aligned). */
+export function wordIndex(byteOffset: number): number {
+  return byteOffset / SIZEOF_WORD;
+}

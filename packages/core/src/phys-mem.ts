@@ -1,0 +1,135 @@
+/**
+ * Physical memory: the SharedArrayBuffer, its typed views and the region bases of the layout.
+ *
+ * Kernel counterpart: `mem_map` and the direct map (`__va`/`page_address`): every frame is
+ * reachable at `pfn * PAGE_SIZE` in one view.
+ *
+ * @module
+ */
+import { PAGE_SIZE } from './errno.js';
+import {
+  computeLayout,
+  Hdr,
+  LAYOUT_VERSION,
+  SABVM_MAGIC,
+  wordIndex,
+  type Layout,
+  type LayoutConfig,
+} from './layout.js';
+
+/**
+ * What a thread needs to attach to a kernel: structured-cloneable, so it can travel in
+ * `workerData` or `postMessage`.
+ */
+export interface KernelHandle {
+  /** Physical memory. */
+  readonly buffer: SharedArrayBuffer;
+}
+
+/** One thread's view of physical memory. Plain JavaScript state here is per thread and read-only. */
+export class PhysMem {
+  readonly buffer: SharedArrayBuffer;
+  readonly layout: Layout;
+  /** Every word of physical memory. */
+  readonly i32: Int32Array;
+  /** Every byte of physical memory. */
+  readonly u8: Uint8Array;
+  /** This thread's id: unique per attach, the owner word of every lock it takes. */
+  readonly tid: number;
+  /** Int32 index of frame-table entry 0. */
+  readonly frameTable: number;
+  /** Int32 index of frame-bitmap word 0. */
+  readonly frameBitmap: number;
+  /** Int32 index of area slot 0. */
+  readonly areaTable: number;
+  /** Int32 index of the area-map entry of vmalloc page 0. */
+  readonly areaMap: number;
+  /** Int32 index of the kernel PTE of vmalloc page 0. */
+  readonly kernelPageTable: number;
+  /** Int32 index of VMA slot 0. */
+  readonly vmaTable: number;
+  /** Int32 index of mm slot 0. */
+  readonly mmTable: number;
+
+  private constructor(buffer: SharedArrayBuffer, layout: Layout) {
+    this.buffer = buffer;
+    this.layout = layout;
+    this.i32 = new Int32Array(buffer, 0, (layout.totalFrames * PAGE_SIZE) / 4);
+    this.u8 = new Uint8Array(buffer, 0, layout.totalFrames * PAGE_SIZE);
+    this.frameTable = wordIndex(layout.frameTableOffset);
+    this.frameBitmap = wordIndex(layout.frameBitmapOffset);
+    this.areaTable = wordIndex(layout.areaTableOffset);
+    this.areaMap = wordIndex(layout.areaMapOffset);
+    this.kernelPageTable = wordIndex(layout.kernelPageTableOffset);
+    this.vmaTable = wordIndex(layout.vmaTableOffset);
+    this.mmTable = wordIndex(layout.mmTableOffset);
+    this.tid = Atomics.add(this.i32, Hdr.NEXT_TID, 1);
+  }
+
+  /**
+   * Create physical memory and write the header. The caller initialises the other regions before
+   * the buffer is shared. Context: any thread; allocates `memoryBytes` of (lazily committed) memory.
+   */
+  static create(config: LayoutConfig): PhysMem {
+    const layout = computeLayout(config);
+    let buffer: SharedArrayBuffer;
+    try {
+      buffer = new SharedArrayBuffer(layout.totalFrames * PAGE_SIZE);
+    } catch (cause) {
+      throw new RangeError(`cannot create ${layout.totalFrames * PAGE_SIZE} bytes of physical memory`, {
+        cause,
+      });
+    }
+    const i32 = new Int32Array(buffer, 0, PAGE_SIZE / 4);
+    // init-only words: written before the buffer is shared.
+    i32[Hdr.MAGIC] = SABVM_MAGIC;
+    i32[Hdr.VERSION] = LAYOUT_VERSION;
+    i32[Hdr.TOTAL_FRAMES] = layout.totalFrames;
+    i32[Hdr.MAX_AREAS] = layout.maxAreas;
+    i32[Hdr.MAX_VMAS] = layout.maxVmas;
+    i32[Hdr.MAX_MMS] = layout.maxAddressSpaces;
+    i32[Hdr.VMALLOC_PAGES] = layout.vmallocPages;
+    i32[Hdr.METADATA_FRAMES] = layout.metadataFrames;
+    i32[Hdr.NEXT_TID] = 1;
+    return new PhysMem(buffer, layout);
+  }
+
+  /**
+   * Attach to physical memory made by {@link PhysMem.create}, in any thread. Throws `TypeError`
+   * for something that is not a kernel handle and `Error` for a foreign or wrong-version buffer.
+   */
+  static attach(handle: KernelHandle): PhysMem {
+    const buffer = (handle as Partial<KernelHandle> | null | undefined)?.buffer;
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError('Kernel.attach: the handle has no SharedArrayBuffer (pass kernel.handle)');
+    }
+    if (buffer.byteLength < PAGE_SIZE) {
+      throw new Error('Kernel.attach: the buffer is not a sabvm kernel (too small)');
+    }
+    const hdr = new Int32Array(buffer, 0, PAGE_SIZE / 4);
+    if (Atomics.load(hdr, Hdr.MAGIC) !== SABVM_MAGIC) {
+      throw new Error('Kernel.attach: the buffer is not a sabvm kernel (bad magic)');
+    }
+    const version = Atomics.load(hdr, Hdr.VERSION);
+    if (version !== LAYOUT_VERSION) {
+      throw new Error(
+        `Kernel.attach: layout version ${version} is not supported (this build reads version ${LAYOUT_VERSION})`,
+      );
+    }
+    const totalFrames = Atomics.load(hdr, Hdr.TOTAL_FRAMES);
+    const layout = computeLayout({
+      memoryBytes: totalFrames * PAGE_SIZE,
+      maxAreas: Atomics.load(hdr, Hdr.MAX_AREAS),
+      maxVmas: Atomics.load(hdr, Hdr.MAX_VMAS),
+      maxAddressSpaces: Atomics.load(hdr, Hdr.MAX_MMS),
+    });
+    if (
+      buffer.byteLength !== totalFrames * PAGE_SIZE ||
+      layout.vmallocPages !== Atomics.load(hdr, Hdr.VMALLOC_PAGES) ||
+      layout.metadataFrames !== Atomics.load(hdr, Hdr.METADATA_FRAMES)
+    ) {
+      throw new Error('Kernel.attach: the header does not describe this buffer (corrupt or foreign)');
+    }
+    return new PhysMem(buffer, layout);
+  }
+}
