@@ -16,4 +16,18 @@ export {
   type LayoutConfig,
 } from './layout.js';
 export type { KernelHandle } from './phys-mem.js';
-export { Kernel, type BootOptions, type KernelStats } from './kernel.js';
+export {
+  Kernel,
+  FRAME_FREE,
+  FRAME_META,
+  FRAME_VMALLOC,
+  FRAME_PAGE_TABLE,
+  type BootOptions,
+  type FrameSnapshot,
+  type KernelStats,
+} from './kernel.js';
+export type { VmArea } from './vmalloc.js';
+export { Vma } from './vma.js';
+export { AddressSpace, type PagemapEntry, type SegmentsOptions } from './address-space.js';
+export { remapVmallocRangePartial, remapPartial, remapVmallocRange } from './remap.js';
+export { SegmentationFault, type SegvCode } from './fault.js';

@@ -8,9 +8,14 @@
  *
  * @module
  */
+import { PAGE_SIZE } from './errno.js';
 import { frameInUse, frameOwner, frameRefcount } from './frame-alloc.js';
-import { FrameKind, Hdr, OWNER_KIND_MASK } from './layout.js';
+import { Area, FrameKind, Hdr, Mm, OWNER_KIND_MASK, TASK_SIZE, VmaWord } from './layout.js';
+import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
+import { forEachPteLocked, mkPte, ptePfn, tableFramesLocked } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
+import { areaGet } from './vmalloc.js';
+import { vmaGet } from './vma.js';
 
 function fail(message: string): never {
   throw new Error(`checkInvariants: ${message}`);
@@ -20,7 +25,7 @@ function fail(message: string): never {
  * Check every frame against the references the kernel structures account for.
  * `expectedRefs[pfn]` is the number of references the caller found for each frame.
  */
-export function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
+function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
   const { totalFrames, metadataFrames } = mem.layout;
   let clear = 0;
   for (let pfn = 0; pfn < totalFrames; pfn++) {
@@ -42,4 +47,127 @@ export function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
   }
   const free = Atomics.load(mem.i32, Hdr.FREE_FRAMES);
   if (free !== clear) fail(`freeFrames is ${free} but ${clear} frames are free in the bitmap`);
+}
+
+/** Check the vmalloc areas; adds each backed page's reference to `refs`. */
+function checkAreas(mem: PhysMem, refs: Int32Array): void {
+  const { i32, layout } = mem;
+  const seen = new Uint8Array(layout.maxAreas);
+  let count = 0;
+  let pages = 0;
+  let prev = 0;
+  let prevEnd = 0;
+  for (let cur = Atomics.load(i32, Hdr.AREA_HEAD); cur !== 0; cur = areaGet(mem, cur - 1, Area.NEXT)) {
+    const slot = cur - 1;
+    if (seen[slot]) fail(`area list has a cycle at slot ${slot}`);
+    seen[slot] = 1;
+    const start = areaGet(mem, slot, Area.START);
+    const nr = areaGet(mem, slot, Area.NR_PAGES);
+    if (nr <= 0) fail(`area slot ${slot} on the live list has ${nr} pages`);
+    if (areaGet(mem, slot, Area.PREV) !== prev) fail(`area slot ${slot} has a wrong PREV link`);
+    if (start < prevEnd) fail(`area slot ${slot} at page ${start} overlaps the previous area or its guard`);
+    if (start + nr + 1 > layout.vmallocPages) fail(`area slot ${slot} runs past the vmalloc range`);
+    for (let p = start; p < start + nr + 1; p++) {
+      if (Atomics.load(i32, mem.areaMap + p) !== cur) fail(`area map of page ${p} does not name slot ${slot}`);
+    }
+    for (let p = start; p < start + nr; p++) {
+      const pte = Atomics.load(i32, mem.kernelPageTable + p);
+      if (pte === 0) fail(`area slot ${slot} page ${p - start} has no kernel PTE`);
+      const pfn = ptePfn(pte);
+      if (pfn < layout.metadataFrames || pfn >= layout.totalFrames) fail(`kernel PTE of page ${p} names frame ${pfn}`);
+      refs[pfn]!++;
+      if ((frameOwner(mem, pfn) & OWNER_KIND_MASK) !== FrameKind.VMALLOC) fail(`frame ${pfn} of an area is not owned by vmalloc`);
+    }
+    if (Atomics.load(i32, mem.kernelPageTable + start + nr) !== 0) fail(`guard page of area slot ${slot} is mapped`);
+    count++;
+    pages += nr;
+    prev = cur;
+    prevEnd = start + nr + 1;
+  }
+  if (count !== Atomics.load(i32, Hdr.NR_AREAS)) fail(`NR_AREAS is wrong (${count} on the list)`);
+  if (pages !== Atomics.load(i32, Hdr.VMALLOC_USED_PAGES)) fail(`VMALLOC_USED_PAGES is wrong (${pages})`);
+  // nothing outside live areas is mapped or owned
+  for (let p = 0; p < layout.vmallocPages; p++) {
+    const owner = Atomics.load(i32, mem.areaMap + p);
+    if (owner !== 0 && !seen[owner - 1]) fail(`area map of page ${p} names dead slot ${owner - 1}`);
+    if (owner === 0 && Atomics.load(i32, mem.kernelPageTable + p) !== 0) fail(`kernel PTE of page ${p} is outside any area`);
+  }
+  let free = 0;
+  for (let cur = Atomics.load(i32, Hdr.AREA_FREE_HEAD); cur !== 0; cur = areaGet(mem, cur - 1, Area.NEXT)) {
+    if (seen[cur - 1]) fail(`area slot ${cur - 1} is both live and free`);
+    seen[cur - 1] = 1;
+    free++;
+  }
+  if (free + count !== layout.maxAreas) fail(`area slots: ${count} live + ${free} free != ${layout.maxAreas}`);
+}
+
+/** Check one live address space; adds PTE and table references to `refs`. */
+function checkMm(mem: PhysMem, slot: number, refs: Int32Array, vmaOwner: Int32Array): number {
+  const pgd = mmGet(mem, slot, Mm.PGD);
+  const { layout } = mem;
+  if ((frameOwner(mem, pgd) & OWNER_KIND_MASK) !== FrameKind.PAGE_TABLE) fail(`mm ${slot + 1}: pgd ${pgd} is not a page-table frame`);
+  refs[pgd]!++;
+  const tables = tableFramesLocked(mem, pgd);
+  for (const pt of tables) {
+    if ((frameOwner(mem, pt) & OWNER_KIND_MASK) !== FrameKind.PAGE_TABLE) fail(`mm ${slot + 1}: table ${pt} is not a page-table frame`);
+    refs[pt]!++;
+  }
+  if (tables.length !== mmGet(mem, slot, Mm.NR_PT)) fail(`mm ${slot + 1}: NR_PT is wrong`);
+  const vmas = vmaSlotsLocked(mem, slot);
+  if (vmas.length !== mmGet(mem, slot, Mm.NR_VMAS)) fail(`mm ${slot + 1}: NR_VMAS is wrong`);
+  let prevEnd = 1;
+  const ranges: [number, number, number][] = [];
+  for (const v of vmas) {
+    if (vmaOwner[v] !== 0) fail(`VMA slot ${v} is on two lists`);
+    vmaOwner[v] = slot + 1;
+    if (vmaGet(mem, v, VmaWord.MM) !== slot + 1) fail(`VMA slot ${v} does not name mm ${slot + 1}`);
+    const s = vmaGet(mem, v, VmaWord.START);
+    const e = vmaGet(mem, v, VmaWord.END);
+    if (s < prevEnd || e <= s || e > TASK_SIZE / PAGE_SIZE) fail(`mm ${slot + 1}: VMA [${s}, ${e}) overlaps, is empty or out of range`);
+    prevEnd = e;
+    ranges.push([s, e, vmaGet(mem, v, VmaWord.PROT)]);
+  }
+  let ptes = 0;
+  let r = 0;
+  forEachPteLocked(mem, pgd, (upage, pte) => {
+    while (r < ranges.length && ranges[r]![1] <= upage) r++;
+    const range = ranges[r];
+    if (range === undefined || upage < range[0]) fail(`mm ${slot + 1}: PTE of page ${upage} is outside every VMA`);
+    const pfn = ptePfn(pte);
+    if (pfn < layout.metadataFrames || pfn >= layout.totalFrames) fail(`mm ${slot + 1}: PTE names frame ${pfn}`);
+    if (pte !== mkPte(pfn, range[2])) fail(`mm ${slot + 1}: PTE of page ${upage} does not carry its VMA's protection`);
+    refs[pfn]!++;
+    ptes++;
+  });
+  if (ptes !== mmGet(mem, slot, Mm.NR_PTES)) fail(`mm ${slot + 1}: NR_PTES is ${mmGet(mem, slot, Mm.NR_PTES)}, found ${ptes}`);
+  return 1 + tables.length;
+}
+
+/** The whole check: locks free, areas, address spaces, VMA pool, then every frame's references. */
+export function checkInvariants(mem: PhysMem): void {
+  const { i32, layout } = mem;
+  for (const lock of [Hdr.VMAP_LOCK, Hdr.VMA_POOL_LOCK, Hdr.MM_TABLE_LOCK]) {
+    if (Atomics.load(i32, lock) !== 0) fail(`lock word ${lock} is held by thread ${Atomics.load(i32, lock)}`);
+  }
+  const refs = new Int32Array(layout.totalFrames);
+  checkAreas(mem, refs);
+  const vmaOwner = new Int32Array(layout.maxVmas);
+  let mms = 0;
+  let ptFrames = 0;
+  for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
+    if (Atomics.load(i32, mmWord(mem, slot, Mm.LOCK)) !== 0) fail(`mmap_lock of mm ${slot + 1} is held`);
+    if (mmLiveGen(mem, slot) === 0) continue;
+    mms++;
+    ptFrames += checkMm(mem, slot, refs, vmaOwner);
+  }
+  if (mms !== Atomics.load(i32, Hdr.NR_MMS)) fail(`NR_MMS is wrong (${mms} live)`);
+  if (ptFrames !== Atomics.load(i32, Hdr.PT_FRAMES)) fail(`PT_FRAMES is ${Atomics.load(i32, Hdr.PT_FRAMES)}, found ${ptFrames}`);
+  let usedVmas = 0;
+  for (let v = 0; v < layout.maxVmas; v++) {
+    if (vmaGet(mem, v, VmaWord.MM) === 0) continue;
+    usedVmas++;
+    if (vmaOwner[v] === 0) fail(`VMA slot ${v} is in use but on no live address space's list`);
+  }
+  if (usedVmas !== Atomics.load(i32, Hdr.NR_VMAS)) fail(`NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use`);
+  checkFrames(mem, refs);
 }

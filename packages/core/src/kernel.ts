@@ -6,10 +6,26 @@
  *
  * @module
  */
+import { AddressSpace } from './address-space.js';
+import { PAGE_SIZE, VM_USERMAP } from './errno.js';
 import { initFrames } from './frame-alloc.js';
-import { checkFrames } from './invariants.js';
-import { Hdr, type Layout, type LayoutConfig } from './layout.js';
+import { checkInvariants } from './invariants.js';
+import { AreaCaller, Frame, FRAME_WORDS, Hdr, OWNER_ID_SHIFT, OWNER_KIND_MASK, type Layout, type LayoutConfig } from './layout.js';
+import { initMms, mmCreate, mmLiveGen } from './mm.js';
 import { PhysMem, type KernelHandle } from './phys-mem.js';
+import { formatMeminfo, formatVmallocinfo } from './procfs.js';
+import { readKernel, writeKernel } from './user-access.js';
+import {
+  findVmArea,
+  initVmalloc,
+  sizeToPages,
+  vfree,
+  vmallocAreas,
+  vmallocPages,
+  vmallocToPfn,
+  type VmArea,
+} from './vmalloc.js';
+import { initVmas } from './vma.js';
 
 /** Options of {@link Kernel.boot}. */
 export type BootOptions = LayoutConfig;
@@ -20,10 +36,39 @@ export interface KernelStats {
   readonly totalFrames: number;
   /** Frames free for allocation now. */
   readonly freeFrames: number;
+  /** Released frames held back by a grace period (not free yet). */
+  readonly deferredFrames: number;
   /** Frames held by the layout's metadata since boot. */
   readonly metadataFrames: number;
   /** `vfree` calls that freed nothing. */
   readonly badFrees: number;
+  /** Live vmalloc areas. */
+  readonly vmallocAreas: number;
+  /** Backed pages of live vmalloc areas. */
+  readonly vmallocPages: number;
+  /** Page directories and page tables in use. */
+  readonly pageTableFrames: number;
+  /** Live address spaces. */
+  readonly addressSpaces: number;
+}
+
+/** Frame owner kinds of {@link FrameSnapshot.kinds}. */
+export const FRAME_FREE = 0;
+/** Frame owner kind: kernel metadata. */
+export const FRAME_META = 1;
+/** Frame owner kind: a vmalloc page (owner = area id). */
+export const FRAME_VMALLOC = 2;
+/** Frame owner kind: a page directory or page table (owner = address-space id). */
+export const FRAME_PAGE_TABLE = 3;
+
+/** Who owns each frame, indexed by pfn (`kernel.frameSnapshot()`). */
+export interface FrameSnapshot {
+  /** `FRAME_FREE`, `FRAME_META`, `FRAME_VMALLOC` or `FRAME_PAGE_TABLE`. */
+  readonly kinds: Uint8Array;
+  /** Area id for vmalloc pages, address-space id for page tables, 0 otherwise. */
+  readonly owners: Int32Array;
+  /** References held on the frame. */
+  readonly refcounts: Int32Array;
 }
 
 /** A kernel: physical memory and everything in it, seen from one thread. */
@@ -43,6 +88,9 @@ export class Kernel {
   static boot(options: BootOptions): Kernel {
     const mem = PhysMem.create(options);
     initFrames(mem);
+    initVmalloc(mem);
+    initVmas(mem);
+    initMms(mem);
     return new Kernel(mem);
   }
 
@@ -70,16 +118,161 @@ export class Kernel {
     return {
       totalFrames: layout.totalFrames,
       freeFrames: Atomics.load(i32, Hdr.FREE_FRAMES),
+      deferredFrames: 0,
       metadataFrames: layout.metadataFrames,
       badFrees: Atomics.load(i32, Hdr.BAD_FREES),
+      vmallocAreas: Atomics.load(i32, Hdr.NR_AREAS),
+      vmallocPages: Atomics.load(i32, Hdr.VMALLOC_USED_PAGES),
+      pageTableFrames: Atomics.load(i32, Hdr.PT_FRAMES),
+      addressSpaces: Atomics.load(i32, Hdr.NR_MMS),
     };
   }
 
   /**
    * Check every internal invariant; throws an `Error` naming the first one broken.
-   * Context: a quiescent kernel (no call in flight in any thread); reads all of memory's metadata.
+   * Context: a quiescent kernel (no call in flight in any thread); reads all of the metadata.
    */
   checkInvariants(): void {
-    checkFrames(this.mem, new Int32Array(this.mem.layout.totalFrames));
+    checkInvariants(this.mem);
+  }
+
+  /**
+   * Allocate `size` bytes (rounded up to pages) of virtually contiguous kernel memory; contents
+   * unspecified. Returns the kaddr, or null for a bad size (0, negative, fractional, NaN,
+   * non-number, larger than physical memory) or when frames or vmalloc space run out (nothing
+   * is kept). Context: any thread; takes vmap_area_lock briefly.
+   */
+  vmalloc(size: number): number | null {
+    const pages = sizeToPages(this.mem, size);
+    return pages === 0 ? null : vmallocPages(this.mem, pages, 0, AreaCaller.VMALLOC, false);
+  }
+
+  /** As {@link Kernel.vmalloc}, zeroed. Context: as vmalloc. */
+  vzalloc(size: number): number | null {
+    const pages = sizeToPages(this.mem, size);
+    return pages === 0 ? null : vmallocPages(this.mem, pages, 0, AreaCaller.VZALLOC, true);
+  }
+
+  /**
+   * As {@link Kernel.vzalloc}, and the area gets `VM_USERMAP`: it may be mapped into user address
+   * spaces with `remapPartial`. Context: as vmalloc.
+   */
+  vmallocUser(size: number): number | null {
+    const pages = sizeToPages(this.mem, size);
+    return pages === 0 ? null : vmallocPages(this.mem, pages, VM_USERMAP, AreaCaller.VMALLOC_USER, true);
+  }
+
+  /**
+   * @internal An aligned vmalloc (`__vmalloc_node(size, align, …)`): the kaddr is a multiple of
+   * `align` bytes (a power of two, at least PAGE_SIZE). Null for a bad size or alignment.
+   */
+  vmallocAligned(size: number, align: number): number | null {
+    const pages = sizeToPages(this.mem, size);
+    if (pages === 0 || !Number.isSafeInteger(align) || align < PAGE_SIZE || (align & (align - 1)) !== 0) {
+      return null;
+    }
+    return vmallocPages(this.mem, pages, 0, AreaCaller.VMALLOC, false, align / PAGE_SIZE);
+  }
+
+  /**
+   * Free the area whose base is `kaddr`. `null` is a no-op; anything that is not the base of a
+   * live area (unknown, interior, already freed, not a number) changes nothing and is counted in
+   * `stats().badFrees`. Frames still mapped in user address spaces stay alive with their data until
+   * the last mapping goes. Context: any thread; takes vmap_area_lock briefly.
+   */
+  vfree(kaddr: number | null): void {
+    vfree(this.mem, kaddr);
+  }
+
+  /** The live area containing `kaddr` (guard page included), or null. Context: any thread. */
+  findVmArea(kaddr: number): VmArea | null {
+    return findVmArea(this.mem, kaddr);
+  }
+
+  /** Every live area, by address. Context: any thread; takes vmap_area_lock briefly. */
+  vmallocAreas(): VmArea[] {
+    return vmallocAreas(this.mem).map(({ addr, size, nrPages, flags }) => ({ addr, size, nrPages, flags }));
+  }
+
+  /**
+   * The frame backing the vmalloc page at `kaddr`, or null where nothing is mapped (a guard page,
+   * a hole, a freed area, not a vmalloc address). Context: any thread, lock-free.
+   */
+  vmallocToPfn(kaddr: number): number | null {
+    return vmallocToPfn(this.mem, kaddr);
+  }
+
+  /**
+   * Copy `length` bytes from kernel address `kaddr`. Throws `SegmentationFault` (`SEGV_MAPERR`) at
+   * the first unmapped byte, `TypeError`/`RangeError` for malformed arguments.
+   * Context: any thread, lock-free.
+   */
+  readKernel(kaddr: number, length: number): Uint8Array {
+    return readKernel(this.mem, kaddr, length);
+  }
+
+  /**
+   * Write `bytes` at kernel address `kaddr`; nothing is written if any byte is unmapped
+   * (`SegmentationFault`). `TypeError`/`RangeError` for malformed arguments.
+   * Context: any thread, lock-free.
+   */
+  writeKernel(kaddr: number, bytes: Uint8Array): void {
+    writeKernel(this.mem, kaddr, bytes);
+  }
+
+  /** `/proc/vmallocinfo`. Context: any thread; takes vmap_area_lock briefly. */
+  vmallocinfo(): string {
+    return formatVmallocinfo(this.mem);
+  }
+
+  /** `/proc/meminfo`. Context: any thread, lock-free. */
+  meminfo(): string {
+    return formatMeminfo(this.mem);
+  }
+
+  /**
+   * A new, empty user address space, or null when the address-space table is full or no frame is
+   * free for its page directory. Context: any thread; takes mm_table_lock briefly.
+   */
+  createAddressSpace(): AddressSpace | null {
+    const made = mmCreate(this.mem);
+    return made === null ? null : new AddressSpace(this.mem, made[0], made[1]);
+  }
+
+  /**
+   * The live address space with this id, from any attached thread. Throws `RangeError` when no live
+   * address space has that id. Context: any thread, lock-free.
+   */
+  addressSpace(id: number): AddressSpace {
+    const max = this.mem.layout.maxAddressSpaces;
+    const gen = Number.isSafeInteger(id) && id >= 1 && id <= max ? mmLiveGen(this.mem, id - 1) : 0;
+    if (gen === 0) throw new RangeError(`no live address space has id ${String(id)}`);
+    return new AddressSpace(this.mem, id - 1, gen);
+  }
+
+  /** Ids of the live address spaces. Context: any thread, lock-free snapshot. */
+  addressSpaceIds(): number[] {
+    const ids: number[] = [];
+    for (let slot = 0; slot < this.mem.layout.maxAddressSpaces; slot++) {
+      if (mmLiveGen(this.mem, slot) !== 0) ids.push(slot + 1);
+    }
+    return ids;
+  }
+
+  /** Who owns each frame, by pfn (for pictures of memory). Context: any thread, lock-free snapshot. */
+  frameSnapshot(): FrameSnapshot {
+    const { i32, frameTable, layout } = this.mem;
+    const n = layout.totalFrames;
+    const kinds = new Uint8Array(n);
+    const owners = new Int32Array(n);
+    const refcounts = new Int32Array(n);
+    for (let pfn = 0; pfn < n; pfn++) {
+      const refs = Atomics.load(i32, frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT);
+      const owner = Atomics.load(i32, frameTable + pfn * FRAME_WORDS + Frame.OWNER);
+      refcounts[pfn] = refs;
+      kinds[pfn] = refs === 0 ? FRAME_FREE : owner & OWNER_KIND_MASK;
+      owners[pfn] = refs === 0 ? 0 : (owner >>> OWNER_ID_SHIFT) + (kinds[pfn] === FRAME_META ? 0 : 1);
+    }
+    return { kinds, owners, refcounts };
   }
 }

@@ -103,6 +103,8 @@ export const enum Hdr {
   MM_TABLE_LOCK = 128,
   /** mm_table_lock: live address spaces. */
   NR_MMS = 129,
+  /** mm_table_lock: slot + 1 of the first free mm slot, 0 if none. */
+  MM_FREE_HEAD = 130,
 }
 
 /** Words per frame-table entry. */
@@ -129,8 +131,11 @@ export const OWNER_KIND_MASK = 0x7;
 /** Shift of the owner id in {@link Frame.OWNER}. */
 export const OWNER_ID_SHIFT = 3;
 
-/** Words per vmalloc area slot (`struct vmap_area` + `struct vm_struct`). All under vmap_area_lock. */
-export const AREA_WORDS = 4;
+/**
+ * Words per vmalloc area slot (`struct vmap_area` + `struct vm_struct`). Written under
+ * vmap_area_lock through `Atomics.store`.
+ */
+export const AREA_WORDS = 6;
 /** Area record word offsets. */
 export const enum Area {
   /** first page of the area, as an index into the vmalloc range. */
@@ -141,6 +146,17 @@ export const enum Area {
   FLAGS = 2,
   /** live: slot + 1 of the next area by address; free: slot + 1 of the next free slot. */
   NEXT = 3,
+  /** live: slot + 1 of the previous area by address, 0 for the first. */
+  PREV = 4,
+  /** which call made it: {@link AreaCaller}. */
+  CALLER = 5,
+}
+
+/** The vmalloc-family call that made an area, for `/proc/vmallocinfo`. */
+export const enum AreaCaller {
+  VMALLOC = 0,
+  VZALLOC = 1,
+  VMALLOC_USER = 2,
 }
 
 /** Words per VMA slot (`struct vm_area_struct`). */

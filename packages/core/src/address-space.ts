@@ -1,0 +1,197 @@
+/**
+ * `AddressSpace`: a user process's address space (`mm_struct`), as a small per-thread handle.
+ *
+ * Kernel counterparts: `mm_struct` and its system calls (`mmap`, `munmap`, `mprotect`),
+ * `find_vma`, `exit_mmap`, `/proc/<pid>/maps` and `/proc/<pid>/pagemap`.
+ *
+ * The handle holds the slot and the generation it was made for; every call checks the generation
+ * under the mmap_lock (or around a lock-free walk), so a destroyed or recycled address space is
+ * never trusted.
+ *
+ * @module
+ */
+import { EINVAL, PAGE_SHIFT, PAGE_SIZE } from './errno.js';
+import { Mm, VmaWord } from './layout.js';
+import { mmGet, mmLockLive, mmRelease, mmSet, mmUnlock, mmWord, vmaSlotsLocked } from './mm.js';
+import { mmapLocked, mprotectLocked, munmapLocked } from './mmap.js';
+import { forEachPteLocked, freeTablesLocked, ptePfn, ptePprot, zapPtesLocked } from './page-table.js';
+import type { PhysMem } from './phys-mem.js';
+import { formatMaps } from './procfs.js';
+import { userRead, userSegments, userWrite } from './user-access.js';
+import { releaseVmaSlots, Vma, vmaGet } from './vma.js';
+
+/** One installed PTE, as `mm.pagemap()` reports it. */
+export interface PagemapEntry {
+  /** User address of the page. */
+  readonly uaddr: number;
+  /** Frame the PTE points to. */
+  readonly pfn: number;
+  /** `PROT_*` the PTE grants. */
+  readonly prot: number;
+}
+
+/** Options of {@link AddressSpace.segments}. */
+export interface SegmentsOptions {
+  /** Ask for writable views: every page must be mapped with `PROT_WRITE`. Default false. */
+  readonly write?: boolean;
+}
+
+/** A user address space. Get one from `kernel.createAddressSpace()` or `kernel.addressSpace(id)`. */
+export class AddressSpace {
+  /** @internal */
+  readonly mem: PhysMem;
+  /** @internal */
+  readonly slot: number;
+  /** @internal */
+  readonly gen: number;
+
+  /** @internal */
+  constructor(mem: PhysMem, slot: number, gen: number) {
+    this.mem = mem;
+    this.slot = slot;
+    this.gen = gen;
+  }
+
+  /** The address space's id: a small positive integer, the key of `kernel.addressSpace(id)`. */
+  get id(): number {
+    return this.slot + 1;
+  }
+
+  /** True until {@link AddressSpace.destroy}. Context: any thread, lock-free snapshot. */
+  get live(): boolean {
+    return mmGet(this.mem, this.slot, Mm.GEN) === this.gen;
+  }
+
+  /** Run `fn` under the mmap_lock if the mm is live, else return `dead`. */
+  private locked<T>(dead: T, fn: () => T): T {
+    if (!mmLockLive(this.mem, this.slot, this.gen)) return dead;
+    try {
+      return fn();
+    } finally {
+      mmUnlock(this.mem, this.slot);
+    }
+  }
+
+  /**
+   * Reserve a VMA of `length` bytes with no pages in it (a driver's remap fills it). `addr` 0 picks
+   * a free range (top-down); `MAP_FIXED` maps exactly at `addr`, replacing what is there.
+   * Returns the user address, or `-EINVAL` (bad flags, length, protection or alignment,
+   * `MAP_PRIVATE`, destroyed address space), `-EPERM` (`MAP_FIXED` at 0), `-ENOMEM` (no room, no
+   * VMA slot). Context: any thread; takes this mm's mmap_lock.
+   */
+  mmap(addr: number, length: number, prot: number, flags: number): number {
+    return this.locked(-EINVAL, () => mmapLocked(this.mem, this.slot, addr, length, prot, flags));
+  }
+
+  /**
+   * Unmap `[addr, addr + length)`: clear its PTEs, drop their frame references, split or free the
+   * VMAs. Returns 0, or `-EINVAL` (unaligned, length 0 or unsafe, outside the user space, destroyed
+   * address space), `-ENOMEM` (a split needs a VMA slot and none is free). Context: any thread;
+   * takes this mm's mmap_lock.
+   */
+  munmap(addr: number, length: number): number {
+    return this.locked(-EINVAL, () => munmapLocked(this.mem, this.slot, addr, length));
+  }
+
+  /**
+   * Change the protection of `[addr, addr + length)`; PTEs keep their frames. Returns 0 (also for
+   * length 0), or `-EINVAL` (unaligned, bad protection, destroyed address space), `-ENOMEM` (a hole
+   * in the range, or no VMA slot for a split). Context: any thread; takes this mm's mmap_lock.
+   */
+  mprotect(addr: number, length: number, prot: number): number {
+    return this.locked(-EINVAL, () => mprotectLocked(this.mem, this.slot, addr, length, prot));
+  }
+
+  /** The VMA containing `uaddr`, or null. Context: any thread; takes this mm's mmap_lock. */
+  findVma(uaddr: number): Vma | null {
+    if (typeof uaddr !== 'number' || !Number.isFinite(uaddr)) return null;
+    const page = Math.floor(uaddr / PAGE_SIZE);
+    return this.locked(null, () => {
+      for (const v of vmaSlotsLocked(this.mem, this.slot)) {
+        if (vmaGet(this.mem, v, VmaWord.START) <= page && page < vmaGet(this.mem, v, VmaWord.END)) {
+          return new Vma(this.mem, v, vmaGet(this.mem, v, VmaWord.GEN));
+        }
+      }
+      return null;
+    });
+  }
+
+  /** Every VMA, by address (empty once destroyed). Context: any thread; takes the mmap_lock. */
+  vmas(): Vma[] {
+    return this.locked([], () =>
+      vmaSlotsLocked(this.mem, this.slot).map((v) => new Vma(this.mem, v, vmaGet(this.mem, v, VmaWord.GEN))),
+    );
+  }
+
+  /**
+   * Every installed PTE, by address (`/proc/<pid>/pagemap`); empty once destroyed.
+   * Context: any thread; takes this mm's mmap_lock.
+   */
+  pagemap(): PagemapEntry[] {
+    return this.locked([], () => {
+      const out: PagemapEntry[] = [];
+      forEachPteLocked(this.mem, mmGet(this.mem, this.slot, Mm.PGD), (upage, pte) => {
+        out.push({ uaddr: upage * 2 ** PAGE_SHIFT, pfn: ptePfn(pte), prot: ptePprot(pte) });
+      });
+      return out;
+    });
+  }
+
+  /** `/proc/<pid>/maps`: one line per VMA; `''` once destroyed. Context: takes the mmap_lock. */
+  maps(): string {
+    return this.locked('', () => formatMaps(this.mem, vmaSlotsLocked(this.mem, this.slot)));
+  }
+
+  /**
+   * Copy `length` bytes from user memory (`copy_from_user`). Throws `SegmentationFault` at the
+   * first unmapped (`SEGV_MAPERR`) or `PROT_NONE` (`SEGV_ACCERR`) byte, `TypeError`/`RangeError`
+   * for malformed arguments. Context: any thread, lock-free.
+   */
+  read(uaddr: number, length: number): Uint8Array {
+    return userRead(this, uaddr, length);
+  }
+
+  /**
+   * Copy `bytes` into user memory (`copy_to_user`). Throws `SegmentationFault` at the first
+   * unmapped byte (`SEGV_MAPERR`) or page without `PROT_WRITE` (`SEGV_ACCERR`) before writing
+   * anything, `TypeError`/`RangeError` for malformed arguments. Context: any thread, lock-free.
+   */
+  write(uaddr: number, bytes: Uint8Array): void {
+    userWrite(this, uaddr, bytes);
+  }
+
+  /**
+   * Zero-copy views into the frames behind `[uaddr, uaddr + length)`, in address order, one per
+   * physically contiguous run. Throws like {@link AddressSpace.read} (and, with `write: true`,
+   * like {@link AddressSpace.write}). A view is valid while its mapping exists.
+   * Context: any thread, lock-free.
+   */
+  segments(uaddr: number, length: number, options: SegmentsOptions = {}): Uint8Array[] {
+    return userSegments(this, uaddr, length, options.write === true);
+  }
+
+  /**
+   * Tear the address space down (`exit_mmap`): every PTE cleared, every frame reference dropped,
+   * every VMA and page-table frame freed. A second call is a no-op. Context: any thread; takes
+   * this mm's mmap_lock, then the VMA pool and mm table locks.
+   */
+  destroy(): void {
+    const { mem, slot } = this;
+    if (!mmLockLive(mem, slot, this.gen)) return;
+    // bump the generation first: lock-free walkers and handles stop trusting the mm at once
+    Atomics.add(mem.i32, mmWord(mem, slot, Mm.GEN), 1);
+    const pgd = mmGet(mem, slot, Mm.PGD);
+    const vmas = vmaSlotsLocked(mem, slot);
+    for (const v of vmas) {
+      zapPtesLocked(mem, pgd, vmaGet(mem, v, VmaWord.START), vmaGet(mem, v, VmaWord.END));
+    }
+    mmSet(mem, slot, Mm.VMA_HEAD, 0);
+    mmSet(mem, slot, Mm.NR_VMAS, 0);
+    mmSet(mem, slot, Mm.NR_PTES, 0);
+    mmSet(mem, slot, Mm.NR_PT, 0);
+    freeTablesLocked(mem, pgd);
+    mmUnlock(mem, slot);
+    releaseVmaSlots(mem, vmas);
+    mmRelease(mem, slot);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The address-space table and the mm record helpers: create, look up, lock, walk the VMA list.
+ *
+ * Kernel counterpart: `struct mm_struct`, `mm_alloc`/`mmput` (`kernel/fork.c`) and the
+ * `mmap_lock`.
+ *
+ * ```
+ *   mm slot (MM_WORDS, one cache line)
+ *   ┌─────┬──────┬─────┬──────────┬─────────┬───────┬─────────┬───────────┐
+ *   │ GEN │ LOCK │ PGD │ VMA_HEAD │ NR_VMAS │ NR_PT │ NR_PTES │ NEXT_FREE │
+ *   └─────┴──────┴─────┴──────────┴─────────┴───────┴─────────┴───────────┘
+ * ```
+ * - `GEN` (atomic): even = free, odd = live; bumped at create and at destroy. Handles and lock-free
+ *   walkers compare it, so a destroyed or recycled address space is never trusted.
+ * - `LOCK`: the **mmap_lock**; `PGD`, `VMA_HEAD`, `NR_*` and the mm's VMAs and PTEs are written
+ *   only under it.
+ * - `NEXT_FREE` and slot allocation: under **mm_table_lock**.
+ *
+ * @module
+ */
+import { allocFrame, ownerTag } from './frame-alloc.js';
+import { FrameKind, Hdr, Mm, MM_WORDS, VmaWord } from './layout.js';
+import { spinLock, spinUnlock } from './lock.js';
+import type { PhysMem } from './phys-mem.js';
+import { vmaGet } from './vma.js';
+
+/** Index of an mm record's word. */
+export function mmWord(mem: PhysMem, slot: number, word: Mm): number {
+  return mem.mmTable + slot * MM_WORDS + word;
+}
+
+/** Read an mm word. Context: the mmap_lock held, or a lock-free snapshot of one word. */
+export function mmGet(mem: PhysMem, slot: number, word: Mm): number {
+  return Atomics.load(mem.i32, mmWord(mem, slot, word));
+}
+
+/** Write an mm word. Context: the mmap_lock held (or mm_table_lock for `NEXT_FREE`). */
+export function mmSet(mem: PhysMem, slot: number, word: Mm, value: number): void {
+  Atomics.store(mem.i32, mmWord(mem, slot, word), value);
+}
+
+/** Boot-time setup: every mm slot free. Context: boot, before sharing. */
+export function initMms(mem: PhysMem): void {
+  const { maxAddressSpaces } = mem.layout;
+  for (let slot = 0; slot < maxAddressSpaces; slot++) {
+    mem.i32[mmWord(mem, slot, Mm.NEXT_FREE)] = slot + 1 < maxAddressSpaces ? slot + 2 : 0;
+  }
+  mem.i32[Hdr.MM_FREE_HEAD] = 1;
+}
+
+/**
+ * Make a new address space (`mm_alloc` + `pgd_alloc`): a slot and a zeroed page directory.
+ * Returns `[slot, gen]`, or null when the table is full or no frame is free.
+ * Context: any thread; takes mm_table_lock.
+ */
+export function mmCreate(mem: PhysMem): [number, number] | null {
+  const { i32 } = mem;
+  spinLock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+  const head = Atomics.load(i32, Hdr.MM_FREE_HEAD);
+  if (head === 0) {
+    spinUnlock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+    return null;
+  }
+  const slot = head - 1;
+  const pgd = allocFrame(mem, ownerTag(FrameKind.PAGE_TABLE, slot));
+  if (pgd < 0) {
+    spinUnlock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+    return null;
+  }
+  i32.fill(0, pgd * 1024, (pgd + 1) * 1024);
+  Atomics.add(i32, Hdr.PT_FRAMES, 1);
+  Atomics.store(i32, Hdr.MM_FREE_HEAD, mmGet(mem, slot, Mm.NEXT_FREE));
+  mmSet(mem, slot, Mm.NEXT_FREE, 0);
+  mmSet(mem, slot, Mm.PGD, pgd);
+  mmSet(mem, slot, Mm.VMA_HEAD, 0);
+  mmSet(mem, slot, Mm.NR_VMAS, 0);
+  mmSet(mem, slot, Mm.NR_PT, 0);
+  mmSet(mem, slot, Mm.NR_PTES, 0);
+  const gen = Atomics.add(i32, mmWord(mem, slot, Mm.GEN), 1) + 1; // odd: live
+  Atomics.add(i32, Hdr.NR_MMS, 1);
+  spinUnlock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+  return [slot, gen];
+}
+
+/** Put a dead slot (generation already even) back on the free list. Context: takes mm_table_lock. */
+export function mmRelease(mem: PhysMem, slot: number): void {
+  const { i32 } = mem;
+  spinLock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+  mmSet(mem, slot, Mm.NEXT_FREE, Atomics.load(i32, Hdr.MM_FREE_HEAD));
+  Atomics.store(i32, Hdr.MM_FREE_HEAD, slot + 1);
+  Atomics.sub(i32, Hdr.NR_MMS, 1);
+  spinUnlock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+}
+
+/**
+ * Take the mmap_lock of `slot` and check the mm is still generation `gen`. Returns false (lock not
+ * held) when it is not. Context: any thread; may spin on the mmap_lock.
+ */
+export function mmLockLive(mem: PhysMem, slot: number, gen: number): boolean {
+  if (mmGet(mem, slot, Mm.GEN) !== gen) return false;
+  spinLock(mem.i32, mmWord(mem, slot, Mm.LOCK), mem.tid);
+  if (mmGet(mem, slot, Mm.GEN) === gen) return true;
+  spinUnlock(mem.i32, mmWord(mem, slot, Mm.LOCK), mem.tid);
+  return false;
+}
+
+/** Release the mmap_lock of `slot`. */
+export function mmUnlock(mem: PhysMem, slot: number): void {
+  spinUnlock(mem.i32, mmWord(mem, slot, Mm.LOCK), mem.tid);
+}
+
+/** The generation of a live mm slot, or 0 when the slot is free. Context: any thread. */
+export function mmLiveGen(mem: PhysMem, slot: number): number {
+  const gen = mmGet(mem, slot, Mm.GEN);
+  return gen & 1 ? gen : 0;
+}
+
+/** The VMA slots of an mm in address order. Context: the mmap_lock held. */
+export function vmaSlotsLocked(mem: PhysMem, slot: number): number[] {
+  const out: number[] = [];
+  for (let cur = mmGet(mem, slot, Mm.VMA_HEAD); cur !== 0; cur = vmaGet(mem, cur - 1, VmaWord.NEXT)) {
+    out.push(cur - 1);
+  }
+  return out;
+}

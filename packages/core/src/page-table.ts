@@ -1,0 +1,254 @@
+/**
+ * Page tables: the PTE format, the kernel page table of the vmalloc range, and the two-level user
+ * page tables of each address space.
+ *
+ * Kernel counterparts: `arch/x86/include/asm/pgtable.h` (`mk_pte`, `pte_present`, `pte_pfn`),
+ * `mm/memory.c` (`__pte_alloc`, `zap_pte_range`, `free_pgtables`) and `mm/mprotect.c`
+ * (`change_pte_range`).
+ *
+ * A user address space is 4 GiB of pages: the **page directory** (one frame, 1024 entries) points
+ * to **page tables** (one frame each, 1024 PTEs, 4 MiB of user space). Table frames are frames of
+ * physical memory like any other, taken from the frame allocator and zeroed before they are
+ * published.
+ *
+ * ```
+ *   PTE / PDE word (Int32)
+ *   ┌──────────────────────────────┬───┬───┬───┬───┐
+ *   │ pfn (27 bits)                │ - │ W │ R │ P │
+ *   └──────────────────────────────┴───┴───┴───┴───┘
+ *    31                           4   3   2   1   0
+ * ```
+ *
+ * Every PTE and PDE is written only through `Atomics` (under the address space's mmap_lock) and
+ * read only through `Atomics.load`, so a concurrent walker sees an entry either absent (0) or
+ * complete. A PTE with P set and R, W clear is a `PROT_NONE` PTE: it keeps its frame but grants
+ * nothing.
+ *
+ * @module
+ */
+import { PROT_READ, PROT_WRITE } from './errno.js';
+import { allocFrames, ownerTag, putFrame } from './frame-alloc.js';
+import { FrameKind, Hdr, PTRS_PER_TABLE } from './layout.js';
+import type { PhysMem } from './phys-mem.js';
+
+/** PTE bit: the entry is present. */
+export const PTE_PRESENT = 0x1;
+/** PTE bit: reads allowed. */
+export const PTE_READ = 0x2;
+/** PTE bit: writes allowed. */
+export const PTE_WRITE = 0x4;
+/** Shift of the pfn in a PTE. */
+export const PTE_PFN_SHIFT = 4;
+/** log2 of {@link PTRS_PER_TABLE}. */
+export const TABLE_SHIFT = 10;
+const TABLE_MASK = PTRS_PER_TABLE - 1;
+/** Words per frame. */
+const FRAME_WORD_SHIFT = 10;
+
+/** The PTE for `pfn` granting `prot` (`mk_pte`). `PROT_WRITE` implies read, as on x86. */
+export function mkPte(pfn: number, prot: number): number {
+  let bits = PTE_PRESENT;
+  if (prot & PROT_WRITE) bits |= PTE_READ | PTE_WRITE;
+  else if (prot & PROT_READ) bits |= PTE_READ;
+  return (pfn << PTE_PFN_SHIFT) | bits;
+}
+
+/** The frame a present PTE points to (`pte_pfn`). */
+export function ptePfn(pte: number): number {
+  return pte >>> PTE_PFN_SHIFT;
+}
+
+/** The `PROT_*` a present PTE grants (`PROT_READ | PROT_WRITE` for a writable one). */
+export function ptePprot(pte: number): number {
+  if (pte & PTE_WRITE) return PROT_READ | PROT_WRITE;
+  return pte & PTE_READ ? PROT_READ : 0;
+}
+
+/** Int32 index of the entry for user page `upage` in the page table at `ptPfn`. */
+function pteIndex(ptPfn: number, upage: number): number {
+  return (ptPfn << FRAME_WORD_SHIFT) + (upage & TABLE_MASK);
+}
+
+/** Int32 index of the directory entry for user page `upage`. */
+function pdeIndex(pgdPfn: number, upage: number): number {
+  return (pgdPfn << FRAME_WORD_SHIFT) + (upage >>> TABLE_SHIFT);
+}
+
+/**
+ * The PTE of user page `upage`, or 0 (`follow_pte`). Context: any thread, lock-free; the caller
+ * validates the address space's generation around the walk.
+ */
+export function walkPte(i32: Int32Array, pgdPfn: number, upage: number): number {
+  const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
+  if (pde === 0) return 0;
+  return Atomics.load(i32, pteIndex(ptePfn(pde), upage));
+}
+
+/** True if any page of `[start, end)` has a PTE. Context: the mm's mmap_lock held. */
+export function anyPteLocked(mem: PhysMem, pgdPfn: number, start: number, end: number): boolean {
+  const { i32 } = mem;
+  for (let upage = start; upage < end; ) {
+    const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
+    const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
+    if (pde !== 0) {
+      const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+      for (let p = upage; p < tableEnd; p++) {
+        if (Atomics.load(i32, base + (p & TABLE_MASK)) !== 0) return true;
+      }
+    }
+    upage = tableEnd;
+  }
+  return false;
+}
+
+/**
+ * Make sure page tables exist for every page of `[start, end)` (`__pte_alloc`). All or nothing:
+ * returns false, having installed nothing, when the frames cannot be had.
+ * Context: the mm's mmap_lock held; lock-free frame allocation.
+ */
+export function allocTablesLocked(
+  mem: PhysMem,
+  mmSlot: number,
+  pgdPfn: number,
+  start: number,
+  end: number,
+): number {
+  const { i32 } = mem;
+  const missing: number[] = [];
+  for (let dir = start >>> TABLE_SHIFT; dir <= (end - 1) >>> TABLE_SHIFT; dir++) {
+    if (Atomics.load(i32, (pgdPfn << FRAME_WORD_SHIFT) + dir) === 0) missing.push(dir);
+  }
+  if (missing.length === 0) return 0;
+  const pfns = new Int32Array(missing.length);
+  if (!allocFrames(mem, missing.length, ownerTag(FrameKind.PAGE_TABLE, mmSlot), pfns)) return -1;
+  for (let i = 0; i < missing.length; i++) {
+    const pt = pfns[i]!;
+    // zeroed before the directory entry publishes it (the store below releases these writes)
+    i32.fill(0, pt << FRAME_WORD_SHIFT, (pt + 1) << FRAME_WORD_SHIFT);
+    Atomics.store(i32, (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!, (pt << PTE_PFN_SHIFT) | PTE_PRESENT);
+  }
+  Atomics.add(i32, Hdr.PT_FRAMES, missing.length);
+  return missing.length;
+}
+
+/**
+ * Install PTEs for `[start, start + pfns.length)`; the tables exist and every PTE is empty.
+ * Context: the mm's mmap_lock held.
+ */
+export function installPtesLocked(
+  mem: PhysMem,
+  pgdPfn: number,
+  start: number,
+  pfns: ArrayLike<number>,
+  prot: number,
+): void {
+  const { i32 } = mem;
+  const n = pfns.length;
+  let pteBase = 0;
+  for (let i = 0; i < n; i++) {
+    const upage = start + i;
+    if (i === 0 || (upage & TABLE_MASK) === 0) {
+      pteBase = ptePfn(Atomics.load(i32, pdeIndex(pgdPfn, upage))) << FRAME_WORD_SHIFT;
+    }
+    Atomics.store(i32, pteBase + (upage & TABLE_MASK), mkPte(pfns[i]!, prot));
+  }
+}
+
+/**
+ * Clear every PTE in `[start, end)` and drop the frame reference each held (`zap_pte_range`).
+ * Returns the number of PTEs cleared. Context: the mm's mmap_lock held.
+ */
+export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: number): number {
+  const { i32 } = mem;
+  let cleared = 0;
+  for (let upage = start; upage < end; ) {
+    const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
+    const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
+    if (pde !== 0) {
+      const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+      for (let p = upage; p < tableEnd; p++) {
+        const pte = Atomics.exchange(i32, base + (p & TABLE_MASK), 0);
+        if (pte !== 0) {
+          putFrame(mem, ptePfn(pte));
+          cleared++;
+        }
+      }
+    }
+    upage = tableEnd;
+  }
+  return cleared;
+}
+
+/**
+ * Rewrite what the PTEs of `[start, end)` grant (`change_pte_range`); the frames stay.
+ * Context: the mm's mmap_lock held.
+ */
+export function changeProtLocked(
+  mem: PhysMem,
+  pgdPfn: number,
+  start: number,
+  end: number,
+  prot: number,
+): void {
+  const { i32 } = mem;
+  for (let upage = start; upage < end; ) {
+    const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
+    const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
+    if (pde !== 0) {
+      const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+      for (let p = upage; p < tableEnd; p++) {
+        const pte = Atomics.load(i32, base + (p & TABLE_MASK));
+        if (pte !== 0) Atomics.store(i32, base + (p & TABLE_MASK), mkPte(ptePfn(pte), prot));
+      }
+    }
+    upage = tableEnd;
+  }
+}
+
+/**
+ * Free every page table of a directory and the directory itself (`free_pgtables` + `pgd_free`).
+ * Every PTE must already be zapped. Returns the number of frames freed.
+ * Context: the mm's mmap_lock held, the mm already unreachable (its generation bumped).
+ */
+export function freeTablesLocked(mem: PhysMem, pgdPfn: number): number {
+  const { i32 } = mem;
+  let freed = 0;
+  for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
+    const pde = Atomics.exchange(i32, (pgdPfn << FRAME_WORD_SHIFT) + dir, 0);
+    if (pde !== 0) {
+      putFrame(mem, ptePfn(pde));
+      freed++;
+    }
+  }
+  putFrame(mem, pgdPfn);
+  Atomics.sub(i32, Hdr.PT_FRAMES, freed + 1);
+  return freed + 1;
+}
+
+/** Visit every present PTE of a directory, in address order. Context: the mm's mmap_lock held. */
+export function forEachPteLocked(
+  mem: PhysMem,
+  pgdPfn: number,
+  visit: (upage: number, pte: number) => void,
+): void {
+  const { i32 } = mem;
+  for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
+    const pde = Atomics.load(i32, (pgdPfn << FRAME_WORD_SHIFT) + dir);
+    if (pde === 0) continue;
+    const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+    for (let k = 0; k < PTRS_PER_TABLE; k++) {
+      const pte = Atomics.load(i32, base + k);
+      if (pte !== 0) visit((dir << TABLE_SHIFT) | k, pte);
+    }
+  }
+}
+
+/** The page-table frames a directory points to. Context: the mm's mmap_lock held. */
+export function tableFramesLocked(mem: PhysMem, pgdPfn: number): number[] {
+  const out: number[] = [];
+  for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
+    const pde = Atomics.load(mem.i32, (pgdPfn << FRAME_WORD_SHIFT) + dir);
+    if (pde !== 0) out.push(ptePfn(pde));
+  }
+  return out;
+}

@@ -1,0 +1,87 @@
+/**
+ * Introspection in the kernel's own text formats.
+ *
+ * Kernel counterparts: `/proc/meminfo` (`fs/proc/meminfo.c`), `/proc/vmallocinfo`
+ * (`mm/vmalloc.c`: `s_show`) and `/proc/<pid>/maps` (`fs/proc/task_mmu.c`: `show_map_vma`).
+ *
+ * @module
+ */
+import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_SHARED } from './errno.js';
+import { AreaCaller, Hdr, VmaWord } from './layout.js';
+import type { PhysMem } from './phys-mem.js';
+import { vmallocAreas } from './vmalloc.js';
+import { vmaGet } from './vma.js';
+
+/** `0x` + 16 hex digits, as the kernel prints `%pK` in vmallocinfo. */
+function hex16(n: number): string {
+  return `0x${n.toString(16).padStart(16, '0')}`;
+}
+
+/** The `/proc/vmallocinfo` caller symbol of each vmalloc-family call. */
+const CALLER_NAMES: Record<AreaCaller, string> = {
+  [AreaCaller.VMALLOC]: 'vmalloc',
+  [AreaCaller.VZALLOC]: 'vzalloc',
+  [AreaCaller.VMALLOC_USER]: 'vmalloc_user',
+};
+
+/**
+ * `/proc/vmallocinfo`: one line per live area, by address:
+ * `0x…-0x… size caller pages=N vmalloc [user]`. Context: any thread; takes vmap_area_lock.
+ */
+export function formatVmallocinfo(mem: PhysMem): string {
+  return vmallocAreas(mem)
+    .map((a) => {
+      const user = a.caller === AreaCaller.VMALLOC_USER ? ' user' : '';
+      return `${hex16(a.addr)}-${hex16(a.addr + a.size)} ${String(a.size).padStart(7)} ${CALLER_NAMES[a.caller]} pages=${a.nrPages} vmalloc${user}\n`;
+    })
+    .join('');
+}
+
+/** One `/proc/meminfo` line: the name padded to 16 columns, the value to 8, in kB. */
+function meminfoLine(name: string, pages: number): string {
+  return `${`${name}:`.padEnd(16)}${String((pages * PAGE_SIZE) / 1024).padStart(8)} kB\n`;
+}
+
+/** `/proc/meminfo`. Context: any thread, lock-free snapshot of the counters. */
+export function formatMeminfo(mem: PhysMem): string {
+  const { i32, layout } = mem;
+  const free = Atomics.load(i32, Hdr.FREE_FRAMES);
+  const vmallocUsed = Atomics.load(i32, Hdr.VMALLOC_USED_PAGES);
+  const pageTables = Atomics.load(i32, Hdr.PT_FRAMES);
+  return [
+    meminfoLine('MemTotal', layout.totalFrames),
+    meminfoLine('MemFree', free),
+    meminfoLine('MemAvailable', free),
+    meminfoLine('Reserved', layout.metadataFrames),
+    meminfoLine('PageTables', pageTables),
+    meminfoLine('VmallocTotal', layout.vmallocPages),
+    meminfoLine('VmallocUsed', vmallocUsed),
+    meminfoLine('VmallocChunk', 0),
+  ].join('');
+}
+
+/** `%08lx` of a user address. */
+function hex8(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}
+
+/**
+ * `/proc/<pid>/maps` lines for VMA slots: `start-end perms offset dev inode`, with `s` for shared
+ * mappings. Context: the mm's mmap_lock held.
+ */
+export function formatMaps(mem: PhysMem, vmaSlots: readonly number[]): string {
+  return vmaSlots
+    .map((v) => {
+      const start = vmaGet(mem, v, VmaWord.START) * PAGE_SIZE;
+      const end = vmaGet(mem, v, VmaWord.END) * PAGE_SIZE;
+      const prot = vmaGet(mem, v, VmaWord.PROT);
+      const flags = vmaGet(mem, v, VmaWord.FLAGS);
+      const perms =
+        (prot & (PROT_READ | PROT_WRITE) ? 'r' : '-') +
+        (prot & PROT_WRITE ? 'w' : '-') +
+        '-' +
+        (flags & VM_SHARED ? 's' : 'p');
+      return `${hex8(start)}-${hex8(end)} ${perms} 00000000 00:00 0 \n`;
+    })
+    .join('');
+}

@@ -1,0 +1,143 @@
+/**
+ * The seed: `remapVmallocRangePartial` — map vmalloc pages to userspace.
+ *
+ * Kernel counterpart: `remap_vmalloc_range_partial` and `remap_vmalloc_range` (`mm/vmalloc.c`),
+ * which check that `kaddr` is a valid vmalloc'ed area big enough to cover the range starting at
+ * `uaddr` in `vma`, then `vm_insert_page` each page; they return 0 for success, -Exxx on failure.
+ *
+ * The checks run in the contract's order (the first that fails decides the result):
+ *
+ * | # | condition | result |
+ * | - | --------- | ------ |
+ * | 1 | `vma` is not a live VMA of this kernel | `-EINVAL` |
+ * | 2 | `size` is not a positive safe integer (stronger than Linux) | `-EINVAL` |
+ * | 3 | `size` is rounded up to whole pages | |
+ * | 4 | `uaddr` or `kaddr` is not a page-aligned non-negative safe integer | `-EINVAL` |
+ * | 5 | no live vmalloc area contains `kaddr` | `-EINVAL` |
+ * | 6 | the area lacks `VM_USERMAP` | `-EINVAL` |
+ * | 7 | `(kaddr - area.addr) + size` exceeds the area's backed size (stronger than Linux) | `-EINVAL` |
+ * | 8 | `[uaddr, uaddr + size)` is not inside the VMA | `-EFAULT` |
+ * | 9 | a page of the user range already has a PTE | `-EBUSY` |
+ * | 10 | a page-table frame cannot be allocated | `-ENOMEM` |
+ * | 11 | success: PTEs with the VMA's protection, one reference per frame, `VM_MIXEDMAP \| VM_DONTEXPAND \| VM_DONTDUMP` | `0` |
+ *
+ * All or nothing (stronger than Linux): every check, including the PTE check and the page-table
+ * allocation, happens before the first PTE is written, under the address space's mmap_lock, so a
+ * failed call leaves no PTE, no reference and no page-table frame behind, and of two threads
+ * racing for overlapping ranges exactly one wins while the other sees `-EBUSY`.
+ *
+ * Locks: the VMA's mmap_lock, then vmap_area_lock (held only while the area is checked and its
+ * frames are pinned, so `vfree` cannot free them in between).
+ *
+ * @module
+ */
+import {
+  EBUSY,
+  EFAULT,
+  EINVAL,
+  ENOMEM,
+  PAGE_SIZE,
+  VM_DONTDUMP,
+  VM_DONTEXPAND,
+  VM_MIXEDMAP,
+  VM_USERMAP,
+} from './errno.js';
+import { getFrame } from './frame-alloc.js';
+import { Area, Hdr, Mm, VmaWord } from './layout.js';
+import { spinLock, spinUnlock } from './lock.js';
+import { mmGet, mmLiveGen, mmLockLive, mmSet, mmUnlock } from './mm.js';
+import { allocTablesLocked, anyPteLocked, installPtesLocked, ptePfn } from './page-table.js';
+import { areaGet, areaOfPageLocked, vmallocPageIndex } from './vmalloc.js';
+import { Vma, vmaGet, vmaSet } from './vma.js';
+
+function isPageAligned(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n % PAGE_SIZE === 0;
+}
+
+/**
+ * Map the vmalloc pages at `kaddr` into `vma` at `uaddr` (`remap_vmalloc_range_partial`).
+ * Returns 0, or `-EINVAL`, `-EFAULT`, `-EBUSY`, `-ENOMEM` as the check table above says; a failed
+ * call changes nothing. Context: any thread attached to the VMA's kernel; takes the VMA's
+ * mmap_lock, then vmap_area_lock.
+ */
+export function remapVmallocRangePartial(vma: Vma, uaddr: number, kaddr: number, size: number): number {
+  // 1: a live VMA of a kernel (the VMA's own)
+  if (!(vma instanceof Vma)) return -EINVAL;
+  const { mem } = vma;
+  const mm = vmaGet(mem, vma.slot, VmaWord.MM) - 1;
+  if (mm < 0 || vmaGet(mem, vma.slot, VmaWord.GEN) !== vma.gen) return -EINVAL;
+  const mmGen = mmLiveGen(mem, mm);
+  if (mmGen === 0 || !mmLockLive(mem, mm, mmGen)) return -EINVAL;
+  try {
+    if (vmaGet(mem, vma.slot, VmaWord.GEN) !== vma.gen || vmaGet(mem, vma.slot, VmaWord.MM) !== mm + 1) {
+      return -EINVAL;
+    }
+    // 2, 3: a positive safe size, rounded up to pages
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) return -EINVAL;
+    const nrPages = Math.ceil(size / PAGE_SIZE);
+    // 4: aligned addresses
+    if (!isPageAligned(uaddr) || !isPageAligned(kaddr)) return -EINVAL;
+    const kpage = vmallocPageIndex(mem, kaddr);
+    const upage = uaddr / PAGE_SIZE;
+    const vmaStart = vmaGet(mem, vma.slot, VmaWord.START);
+    const vmaEnd = vmaGet(mem, vma.slot, VmaWord.END);
+    const pgd = mmGet(mem, mm, Mm.PGD);
+    const pfns = new Int32Array(nrPages);
+    spinLock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+    try {
+      // 5: a live area contains kaddr (its guard page counts as part of it)
+      const area = kpage < 0 ? -1 : areaOfPageLocked(mem, kpage);
+      if (area < 0) return -EINVAL;
+      // 6: remappable
+      if ((areaGet(mem, area, Area.FLAGS) & VM_USERMAP) === 0) return -EINVAL;
+      // 7: the range stays inside the area's backed pages
+      const offset = kpage - areaGet(mem, area, Area.START);
+      if (offset + nrPages > areaGet(mem, area, Area.NR_PAGES)) return -EINVAL;
+      // 8: the user range lies inside the VMA
+      if (upage < vmaStart || upage + nrPages > vmaEnd) return -EFAULT;
+      // 9: no PTE there yet
+      if (anyPteLocked(mem, pgd, upage, upage + nrPages)) return -EBUSY;
+      // 10: page tables for the whole range
+      const tables = allocTablesLocked(mem, mm, pgd, upage, upage + nrPages);
+      if (tables < 0) return -ENOMEM;
+      mmSet(mem, mm, Mm.NR_PT, mmGet(mem, mm, Mm.NR_PT) + tables);
+      // 11: pin every frame while vfree cannot run, then install
+      for (let i = 0; i < nrPages; i++) {
+        const pfn = ptePfn(Atomics.load(mem.i32, mem.kernelPageTable + kpage + i));
+        getFrame(mem, pfn);
+        pfns[i] = pfn;
+      }
+    } finally {
+      spinUnlock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+    }
+    installPtesLocked(mem, pgd, upage, pfns, vmaGet(mem, vma.slot, VmaWord.PROT));
+    mmSet(mem, mm, Mm.NR_PTES, mmGet(mem, mm, Mm.NR_PTES) + nrPages);
+    vmaSet(
+      mem,
+      vma.slot,
+      VmaWord.FLAGS,
+      vmaGet(mem, vma.slot, VmaWord.FLAGS) | VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP,
+    );
+    return 0;
+  } finally {
+    mmUnlock(mem, mm);
+  }
+}
+
+/** The project's name for {@link remapVmallocRangePartial}: the same function. */
+export const remapPartial: typeof remapVmallocRangePartial = remapVmallocRangePartial;
+
+/**
+ * Map a whole VMA from `kaddr + pgoff * PAGE_SIZE` (`remap_vmalloc_range`). `pgoff` must be a
+ * non-negative safe integer whose byte offset stays a safe integer, else `-EINVAL`; then the result
+ * is that of {@link remapVmallocRangePartial}. Context: as remapVmallocRangePartial.
+ */
+export function remapVmallocRange(vma: Vma, kaddr: number, pgoff: number): number {
+  if (!(vma instanceof Vma) || !vma.live) return -EINVAL;
+  if (typeof pgoff !== 'number' || !Number.isSafeInteger(pgoff) || pgoff < 0) return -EINVAL;
+  const offset = pgoff * PAGE_SIZE;
+  if (!Number.isSafeInteger(offset) || typeof kaddr !== 'number' || !Number.isSafeInteger(kaddr + offset)) {
+    return -EINVAL;
+  }
+  return remapVmallocRangePartial(vma, vma.start, kaddr + offset, vma.end - vma.start);
+}

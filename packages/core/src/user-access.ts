@@ -1,0 +1,172 @@
+/**
+ * User access: how a user process (and the kernel) touches memory through page tables.
+ *
+ * Kernel counterparts: `copy_from_user`/`copy_to_user` (`lib/usercopy.c`), `get_user_pages_fast`
+ * (a lock-free walk that returns the pages themselves) and the page-fault path that turns a
+ * missing or forbidding PTE into `SIGSEGV`.
+ *
+ * All three accessors walk the page tables afresh on every call, lock-free (`Atomics.load` of each
+ * entry), and check the address space's generation after the walk: a destroyed address space
+ * faults with `SEGV_MAPERR` instead of handing out frames it no longer owns. Every page of the
+ * range is checked before any byte moves, so a faulting `write` writes nothing.
+ *
+ * @module
+ */
+import { PAGE_SIZE } from './errno.js';
+import { SegmentationFault } from './fault.js';
+import { Mm, TASK_SIZE, VMALLOC_START } from './layout.js';
+import { mmGet } from './mm.js';
+import { PTE_READ, PTE_WRITE, ptePfn, walkPte } from './page-table.js';
+import type { PhysMem } from './phys-mem.js';
+
+/** What the accessors need of an address space handle. */
+interface MmRef {
+  readonly mem: PhysMem;
+  readonly slot: number;
+  readonly gen: number;
+}
+
+/** Validate an address or length argument: `TypeError` for a non-number, `RangeError` otherwise. */
+export function checkUnsigned(name: string, value: unknown): number {
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  }
+  return value;
+}
+
+function checkBytes(bytes: unknown): Uint8Array {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
+  return bytes;
+}
+
+/** Start frame and byte count of each physically contiguous run, flattened: [pfn0, bytes0, …]. */
+type Runs = number[];
+
+/**
+ * Translate `[addr, addr + length)` page by page with `lookup(page)` (a PTE or 0) into byte runs:
+ * `[byteOffsetInMemory, length, …]`. Throws SegmentationFault at the first bad page.
+ */
+function translate(
+  addr: number,
+  length: number,
+  write: boolean,
+  lookup: (page: number) => number,
+): Runs {
+  const runs: Runs = [];
+  if (length === 0) return runs;
+  const end = addr + length;
+  let runStart = -1;
+  let runLen = 0;
+  for (let a = addr; a < end; ) {
+    const page = Math.floor(a / PAGE_SIZE);
+    const pageEnd = Math.min(end, (page + 1) * PAGE_SIZE);
+    const pte = lookup(page);
+    if (pte === 0) throw new SegmentationFault('SEGV_MAPERR', a, write ? 'write' : 'read');
+    if ((pte & (write ? PTE_WRITE : PTE_READ)) === 0) {
+      throw new SegmentationFault('SEGV_ACCERR', a, write ? 'write' : 'read');
+    }
+    const phys = ptePfn(pte) * PAGE_SIZE + (a - page * PAGE_SIZE);
+    if (runStart >= 0 && runStart + runLen === phys) {
+      runLen += pageEnd - a;
+    } else {
+      if (runStart >= 0) runs.push(runStart, runLen);
+      runStart = phys;
+      runLen = pageEnd - a;
+    }
+    a = pageEnd;
+  }
+  runs.push(runStart, runLen);
+  return runs;
+}
+
+/** Translate a user range through `mm`'s page tables, checking the mm is live before and after. */
+function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolean): Runs {
+  const addr = checkUnsigned('uaddr', uaddr);
+  const len = checkUnsigned('length', length);
+  const { mem, slot, gen } = mm;
+  const { i32 } = mem;
+  if (mmGet(mem, slot, Mm.GEN) !== gen) {
+    if (len === 0) return [];
+    throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
+  }
+  const pgd = mmGet(mem, slot, Mm.PGD);
+  const taskPages = TASK_SIZE / PAGE_SIZE;
+  const totalFrames = mem.layout.totalFrames;
+  const runs = translate(addr, len, write, (page) => {
+    if (page >= taskPages) return 0;
+    const pte = walkPte(i32, pgd, page);
+    return ptePfn(pte) < totalFrames ? pte : 0;
+  });
+  if (mmGet(mem, slot, Mm.GEN) !== gen) {
+    throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
+  }
+  return runs;
+}
+
+function views(mem: PhysMem, runs: Runs): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < runs.length; i += 2) out.push(new Uint8Array(mem.buffer, runs[i], runs[i + 1]));
+  return out;
+}
+
+function copyOut(mem: PhysMem, runs: Runs, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const start = runs[i]!;
+    const n = runs[i + 1]!;
+    out.set(mem.u8.subarray(start, start + n), at);
+    at += n;
+  }
+  return out;
+}
+
+function copyIn(mem: PhysMem, runs: Runs, bytes: Uint8Array): void {
+  let at = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const n = runs[i + 1]!;
+    mem.u8.set(bytes.subarray(at, at + n), runs[i]!);
+    at += n;
+  }
+}
+
+/** `mm.segments`. Context: any thread, lock-free. */
+export function userSegments(mm: MmRef, uaddr: number, length: number, write: boolean): Uint8Array[] {
+  return views(mm.mem, translateUser(mm, uaddr, length, write));
+}
+
+/** `mm.read` (`copy_from_user`). Context: any thread, lock-free. */
+export function userRead(mm: MmRef, uaddr: number, length: number): Uint8Array {
+  return copyOut(mm.mem, translateUser(mm, uaddr, length, false), length);
+}
+
+/** `mm.write` (`copy_to_user`). Context: any thread, lock-free. */
+export function userWrite(mm: MmRef, uaddr: number, bytes: Uint8Array): void {
+  const src = checkBytes(bytes);
+  copyIn(mm.mem, translateUser(mm, uaddr, src.length, true), src);
+}
+
+/** Translate a kernel range through the kernel page table of the vmalloc range. */
+function translateKernel(mem: PhysMem, kaddr: unknown, length: unknown, write: boolean): Runs {
+  const addr = checkUnsigned('kaddr', kaddr);
+  const len = checkUnsigned('length', length);
+  const firstPage = VMALLOC_START / PAGE_SIZE;
+  const { vmallocPages } = mem.layout;
+  return translate(addr, len, write, (page) => {
+    const index = page - firstPage;
+    if (index < 0 || index >= vmallocPages) return 0;
+    return Atomics.load(mem.i32, mem.kernelPageTable + index);
+  });
+}
+
+/** `kernel.readKernel`: a copy through the vmalloc mapping. Context: any thread, lock-free. */
+export function readKernel(mem: PhysMem, kaddr: number, length: number): Uint8Array {
+  return copyOut(mem, translateKernel(mem, kaddr, length, false), length);
+}
+
+/** `kernel.writeKernel`: write through the vmalloc mapping. Context: any thread, lock-free. */
+export function writeKernel(mem: PhysMem, kaddr: number, bytes: Uint8Array): void {
+  const src = checkBytes(bytes);
+  copyIn(mem, translateKernel(mem, kaddr, src.length, true), src);
+}

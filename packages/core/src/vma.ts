@@ -1,0 +1,140 @@
+/**
+ * VMAs: the mapped ranges of an address space, and the slot pool they live in.
+ *
+ * Kernel counterpart: `struct vm_area_struct` and `vm_area_alloc`/`vm_area_free`
+ * (`kernel/fork.c`), `find_vma` (`mm/mmap.c`).
+ *
+ * VMA records live in one table in shared memory. A free slot is on the pool's free list
+ * (`Hdr.VMA_FREE_HEAD`, under **vma_pool_lock**); a live slot belongs to one address space and is
+ * linked into its list sorted by address (`Mm.VMA_HEAD`), and all its words are written under that
+ * address space's **mmap_lock** (with `Atomics.store`, so `Vma` getters may read them lock-free).
+ * `VmaWord.GEN` is bumped whenever a slot is freed: a `Vma` handle whose generation no longer
+ * matches is stale and is refused by every call that takes one.
+ *
+ * @module
+ */
+import { PAGE_SHIFT } from './errno.js';
+import { Hdr, VMA_WORDS, VmaWord } from './layout.js';
+import { spinLock, spinUnlock } from './lock.js';
+import type { PhysMem } from './phys-mem.js';
+
+/** Index of a VMA record's word. */
+export function vmaWord(mem: PhysMem, slot: number, word: VmaWord): number {
+  return mem.vmaTable + slot * VMA_WORDS + word;
+}
+
+/** Read a VMA word. Context: the owner's mmap_lock held, or a lock-free snapshot of one word. */
+export function vmaGet(mem: PhysMem, slot: number, word: VmaWord): number {
+  return Atomics.load(mem.i32, vmaWord(mem, slot, word));
+}
+
+/** Write a VMA word. Context: the owner's mmap_lock held. */
+export function vmaSet(mem: PhysMem, slot: number, word: VmaWord, value: number): void {
+  Atomics.store(mem.i32, vmaWord(mem, slot, word), value);
+}
+
+/** Boot-time setup: every VMA slot on the free list. Context: boot, before sharing. */
+export function initVmas(mem: PhysMem): void {
+  const { maxVmas } = mem.layout;
+  for (let slot = 0; slot < maxVmas; slot++) {
+    mem.i32[vmaWord(mem, slot, VmaWord.NEXT)] = slot + 1 < maxVmas ? slot + 2 : 0;
+  }
+  mem.i32[Hdr.VMA_FREE_HEAD] = 1;
+}
+
+/**
+ * Take `n` free VMA slots, all or nothing (`vm_area_alloc`); null when the pool is short.
+ * Context: any thread; takes vma_pool_lock.
+ */
+export function reserveVmaSlots(mem: PhysMem, n: number): number[] | null {
+  const { i32 } = mem;
+  const out: number[] = [];
+  if (n === 0) return out;
+  spinLock(i32, Hdr.VMA_POOL_LOCK, mem.tid);
+  let head = Atomics.load(i32, Hdr.VMA_FREE_HEAD);
+  while (out.length < n && head !== 0) {
+    out.push(head - 1);
+    head = vmaGet(mem, head - 1, VmaWord.NEXT);
+  }
+  if (out.length === n) {
+    Atomics.store(i32, Hdr.VMA_FREE_HEAD, head);
+    Atomics.add(i32, Hdr.NR_VMAS, n);
+  }
+  spinUnlock(i32, Hdr.VMA_POOL_LOCK, mem.tid);
+  return out.length === n ? out : null;
+}
+
+/**
+ * Give VMA slots back to the pool (`vm_area_free`); each slot's generation is bumped so that old
+ * handles go stale. Context: any thread; the slots are unreachable from any list; takes
+ * vma_pool_lock.
+ */
+export function releaseVmaSlots(mem: PhysMem, slots: readonly number[]): void {
+  if (slots.length === 0) return;
+  const { i32 } = mem;
+  for (const slot of slots) {
+    Atomics.add(i32, vmaWord(mem, slot, VmaWord.GEN), 1);
+    vmaSet(mem, slot, VmaWord.MM, 0);
+  }
+  spinLock(i32, Hdr.VMA_POOL_LOCK, mem.tid);
+  for (const slot of slots) {
+    vmaSet(mem, slot, VmaWord.NEXT, Atomics.load(i32, Hdr.VMA_FREE_HEAD));
+    Atomics.store(i32, Hdr.VMA_FREE_HEAD, slot + 1);
+  }
+  Atomics.sub(i32, Hdr.NR_VMAS, slots.length);
+  spinUnlock(i32, Hdr.VMA_POOL_LOCK, mem.tid);
+}
+
+/**
+ * A mapped range of an address space (`struct vm_area_struct`). A small handle: its getters read
+ * shared memory, so after a split they report the new bounds. A `Vma` whose range was wholly
+ * unmapped, or whose address space was destroyed, is stale.
+ */
+export class Vma {
+  /** @internal */
+  readonly mem: PhysMem;
+  /** @internal the VMA slot */
+  readonly slot: number;
+  /** @internal the slot generation this handle was made for */
+  readonly gen: number;
+
+  /** @internal */
+  constructor(mem: PhysMem, slot: number, gen: number) {
+    this.mem = mem;
+    this.slot = slot;
+    this.gen = gen;
+  }
+
+  /** True while the VMA is mapped. Context: any thread, lock-free snapshot. */
+  get live(): boolean {
+    return (
+      vmaGet(this.mem, this.slot, VmaWord.GEN) === this.gen &&
+      vmaGet(this.mem, this.slot, VmaWord.MM) !== 0
+    );
+  }
+
+  /** First user address of the VMA (`vm_start`). */
+  get start(): number {
+    return vmaGet(this.mem, this.slot, VmaWord.START) * 2 ** PAGE_SHIFT;
+  }
+
+  /** End user address, exclusive (`vm_end`). */
+  get end(): number {
+    return vmaGet(this.mem, this.slot, VmaWord.END) * 2 ** PAGE_SHIFT;
+  }
+
+  /** `PROT_*` the VMA grants. */
+  get prot(): number {
+    return vmaGet(this.mem, this.slot, VmaWord.PROT);
+  }
+
+  /** `VM_*` VMA flags (`vm_flags`). */
+  get flags(): number {
+    return vmaGet(this.mem, this.slot, VmaWord.FLAGS);
+  }
+
+  /** @internal the owning mm slot + 1 (0 when the slot is free). */
+  get mmId(): number {
+    return vmaGet(this.mem, this.slot, VmaWord.MM);
+  }
+}

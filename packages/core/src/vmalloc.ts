@@ -1,0 +1,278 @@
+/**
+ * vmalloc: virtually contiguous kernel areas built from frames anywhere in physical memory.
+ *
+ * Kernel counterpart: `mm/vmalloc.c` (`__vmalloc_node_range`, `vfree`, `find_vm_area`,
+ * `vmalloc_to_pfn`, `alloc_vmap_area`).
+ *
+ * The vmalloc range is `[VMALLOC_START, VMALLOC_START + vmallocPages * PAGE_SIZE)`, far above every
+ * user address. Each area is carved from it lowest-address first fit and followed by one unmapped
+ * guard page:
+ *
+ * ```
+ *   VMALLOC_START
+ *   │ area A (3 pages) │guard│   hole   │ area B (1 page) │guard│        free …        │
+ *   ▲ AREA_HEAD → A ⇄ B (sorted by address: the vmap_area_list)
+ * ```
+ *
+ * State and its locks:
+ * - area records, the area list, the area map and the counters in the header line of
+ *   `Hdr.VMAP_LOCK`: under **vmap_area_lock** (written with `Atomics.store`);
+ * - kernel PTEs: written under vmap_area_lock, read lock-free (`vmallocToPfn`, `readKernel`);
+ * - frames: the lock-free frame allocator; an area holds one reference on each of its frames.
+ *
+ * @module
+ */
+import { PAGE_SHIFT, PAGE_SIZE, VM_ALLOC, VM_USERMAP } from './errno.js';
+import { allocFrames, ownerTag, putFrame } from './frame-alloc.js';
+import {
+  Area,
+  AREA_WORDS,
+  AreaCaller,
+  Frame,
+  FRAME_WORDS,
+  FrameKind,
+  Hdr,
+  VMALLOC_START,
+} from './layout.js';
+import { spinLock, spinUnlock } from './lock.js';
+import { mkPte, ptePfn } from './page-table.js';
+import type { PhysMem } from './phys-mem.js';
+import { PROT_WRITE } from './errno.js';
+
+/** A live vmalloc area (`struct vm_struct`), as `findVmArea` reports it. */
+export interface VmArea {
+  /** Kernel address of the first page. */
+  readonly addr: number;
+  /** Bytes, guard page included (as Linux's `vm_struct.size`). */
+  readonly size: number;
+  /** Backed pages, guard excluded. */
+  readonly nrPages: number;
+  /** `VM_ALLOC`, `VM_USERMAP`, … */
+  readonly flags: number;
+}
+
+/** Index of an area record's word. */
+function areaWord(mem: PhysMem, slot: number, word: Area): number {
+  return mem.areaTable + slot * AREA_WORDS + word;
+}
+
+/** Read an area word. Context: vmap_area_lock held, or a snapshot. */
+export function areaGet(mem: PhysMem, slot: number, word: Area): number {
+  return Atomics.load(mem.i32, areaWord(mem, slot, word));
+}
+
+function areaSet(mem: PhysMem, slot: number, word: Area, value: number): void {
+  Atomics.store(mem.i32, areaWord(mem, slot, word), value);
+}
+
+/** Boot-time setup: every area slot on the free list. Context: boot, before sharing. */
+export function initVmalloc(mem: PhysMem): void {
+  const { maxAreas } = mem.layout;
+  for (let slot = 0; slot < maxAreas; slot++) {
+    mem.i32[areaWord(mem, slot, Area.NEXT)] = slot + 1 < maxAreas ? slot + 2 : 0;
+  }
+  mem.i32[Hdr.AREA_FREE_HEAD] = 1;
+}
+
+/** Whole pages for a vmalloc size, or 0 when the size is not acceptable (→ `null`). */
+export function sizeToPages(mem: PhysMem, size: unknown): number {
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) return 0;
+  if (size > mem.layout.totalFrames * PAGE_SIZE) return 0;
+  return Math.ceil(size / PAGE_SIZE);
+}
+
+/**
+ * Find the lowest gap of `need` pages whose start is a multiple of `alignPages`
+ * (`alloc_vmap_area`'s first fit). Returns `[start, prevSlot + 1]` or null.
+ * Context: vmap_area_lock held.
+ */
+function findGapLocked(mem: PhysMem, need: number, alignPages: number): [number, number] | null {
+  const limit = mem.layout.vmallocPages;
+  let prevEnd = 0;
+  let prev = 0;
+  let cur = Atomics.load(mem.i32, Hdr.AREA_HEAD);
+  for (;;) {
+    const start = Math.ceil(prevEnd / alignPages) * alignPages;
+    const gapEnd = cur === 0 ? limit : areaGet(mem, cur - 1, Area.START);
+    if (start + need <= gapEnd) return [start, prev];
+    if (cur === 0) return null;
+    prevEnd = areaGet(mem, cur - 1, Area.START) + areaGet(mem, cur - 1, Area.NR_PAGES) + 1;
+    prev = cur;
+    cur = areaGet(mem, cur - 1, Area.NEXT);
+  }
+}
+
+/** Call `visit(firstPfn, count)` for each physically contiguous run of `pfns`. */
+export function forEachRun(
+  pfns: ArrayLike<number>,
+  visit: (firstPfn: number, count: number) => void,
+): void {
+  let i = 0;
+  while (i < pfns.length) {
+    const first = pfns[i]!;
+    let n = 1;
+    while (i + n < pfns.length && pfns[i + n] === first + n) n++;
+    visit(first, n);
+    i += n;
+  }
+}
+
+/**
+ * Allocate an area of `nrPages` backed pages (`__vmalloc_node_range`): frames first (lock-free,
+ * contiguous runs preferred), then the address range under vmap_area_lock. Returns the kaddr, or
+ * null with everything taken on the way given back. Context: any thread; takes vmap_area_lock.
+ */
+export function vmallocPages(
+  mem: PhysMem,
+  nrPages: number,
+  flags: number,
+  caller: AreaCaller,
+  zero: boolean,
+  alignPages = 1,
+): number | null {
+  const { i32, u8 } = mem;
+  const pfns = new Int32Array(nrPages);
+  if (!allocFrames(mem, nrPages, ownerTag(FrameKind.VMALLOC, 0), pfns)) return null;
+  if (zero) {
+    forEachRun(pfns, (first, n) => {
+      u8.fill(0, first * PAGE_SIZE, (first + n) * PAGE_SIZE);
+    });
+  }
+  spinLock(i32, Hdr.VMAP_LOCK, mem.tid);
+  const gap = findGapLocked(mem, nrPages + 1, alignPages);
+  const slot = Atomics.load(i32, Hdr.AREA_FREE_HEAD) - 1;
+  if (gap === null || slot < 0) {
+    spinUnlock(i32, Hdr.VMAP_LOCK, mem.tid);
+    for (const pfn of pfns) putFrame(mem, pfn);
+    return null;
+  }
+  const [start, prev] = gap;
+  Atomics.store(i32, Hdr.AREA_FREE_HEAD, areaGet(mem, slot, Area.NEXT));
+  const next = prev === 0 ? Atomics.load(i32, Hdr.AREA_HEAD) : areaGet(mem, prev - 1, Area.NEXT);
+  areaSet(mem, slot, Area.START, start);
+  areaSet(mem, slot, Area.NR_PAGES, nrPages);
+  areaSet(mem, slot, Area.FLAGS, flags | VM_ALLOC);
+  areaSet(mem, slot, Area.CALLER, caller);
+  areaSet(mem, slot, Area.PREV, prev);
+  areaSet(mem, slot, Area.NEXT, next);
+  if (prev === 0) Atomics.store(i32, Hdr.AREA_HEAD, slot + 1);
+  else areaSet(mem, prev - 1, Area.NEXT, slot + 1);
+  if (next !== 0) areaSet(mem, next - 1, Area.PREV, slot + 1);
+  const owner = ownerTag(FrameKind.VMALLOC, slot);
+  for (let i = 0; i < nrPages; i++) {
+    const pfn = pfns[i]!;
+    Atomics.store(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER, owner);
+    Atomics.store(i32, mem.kernelPageTable + start + i, mkPte(pfn, PROT_WRITE));
+  }
+  // the area map covers the guard page too: findVmArea reports it as part of the area
+  i32.fill(slot + 1, mem.areaMap + start, mem.areaMap + start + nrPages + 1);
+  Atomics.add(i32, Hdr.NR_AREAS, 1);
+  Atomics.add(i32, Hdr.VMALLOC_USED_PAGES, nrPages);
+  spinUnlock(i32, Hdr.VMAP_LOCK, mem.tid);
+  return VMALLOC_START + start * PAGE_SIZE;
+}
+
+/** The vmalloc page index of a kaddr, or -1 outside the vmalloc range or not a safe integer. */
+export function vmallocPageIndex(mem: PhysMem, kaddr: unknown): number {
+  if (typeof kaddr !== 'number' || !Number.isSafeInteger(kaddr)) return -1;
+  const off = kaddr - VMALLOC_START;
+  if (off < 0 || off >= mem.layout.vmallocPages * PAGE_SIZE) return -1;
+  return Math.floor(off / PAGE_SIZE);
+}
+
+/**
+ * The slot of the live area containing vmalloc page `page` (guard included), or -1.
+ * Context: vmap_area_lock held.
+ */
+export function areaOfPageLocked(mem: PhysMem, page: number): number {
+  return Atomics.load(mem.i32, mem.areaMap + page) - 1;
+}
+
+/**
+ * Free the area whose base is `kaddr` (`vfree`). Anything else but null is counted in
+ * `Hdr.BAD_FREES` and changes nothing. Frames still mapped by user PTEs keep their data until their
+ * last reference goes. Context: any thread; takes vmap_area_lock.
+ */
+export function vfree(mem: PhysMem, kaddr: unknown): void {
+  if (kaddr === null) return;
+  const { i32 } = mem;
+  const page = vmallocPageIndex(mem, kaddr);
+  if (page < 0 || (kaddr as number) % PAGE_SIZE !== 0) {
+    Atomics.add(i32, Hdr.BAD_FREES, 1);
+    return;
+  }
+  spinLock(i32, Hdr.VMAP_LOCK, mem.tid);
+  const slot = areaOfPageLocked(mem, page);
+  if (slot < 0 || areaGet(mem, slot, Area.START) !== page) {
+    spinUnlock(i32, Hdr.VMAP_LOCK, mem.tid);
+    Atomics.add(i32, Hdr.BAD_FREES, 1);
+    return;
+  }
+  const nrPages = areaGet(mem, slot, Area.NR_PAGES);
+  const pfns = new Int32Array(nrPages);
+  for (let i = 0; i < nrPages; i++) {
+    pfns[i] = ptePfn(Atomics.exchange(i32, mem.kernelPageTable + page + i, 0));
+  }
+  i32.fill(0, mem.areaMap + page, mem.areaMap + page + nrPages + 1);
+  const prev = areaGet(mem, slot, Area.PREV);
+  const next = areaGet(mem, slot, Area.NEXT);
+  if (prev === 0) Atomics.store(i32, Hdr.AREA_HEAD, next);
+  else areaSet(mem, prev - 1, Area.NEXT, next);
+  if (next !== 0) areaSet(mem, next - 1, Area.PREV, prev);
+  areaSet(mem, slot, Area.NR_PAGES, 0);
+  areaSet(mem, slot, Area.PREV, 0);
+  areaSet(mem, slot, Area.NEXT, Atomics.load(i32, Hdr.AREA_FREE_HEAD));
+  Atomics.store(i32, Hdr.AREA_FREE_HEAD, slot + 1);
+  Atomics.sub(i32, Hdr.NR_AREAS, 1);
+  Atomics.sub(i32, Hdr.VMALLOC_USED_PAGES, nrPages);
+  spinUnlock(i32, Hdr.VMAP_LOCK, mem.tid);
+  for (const pfn of pfns) putFrame(mem, pfn);
+}
+
+/** The {@link VmArea} of a slot. Context: vmap_area_lock held. */
+export function vmAreaLocked(mem: PhysMem, slot: number): VmArea {
+  const nrPages = areaGet(mem, slot, Area.NR_PAGES);
+  return {
+    addr: VMALLOC_START + areaGet(mem, slot, Area.START) * PAGE_SIZE,
+    size: (nrPages + 1) * PAGE_SIZE,
+    nrPages,
+    flags: areaGet(mem, slot, Area.FLAGS),
+  };
+}
+
+/** The live area containing `kaddr`, guard page included (`find_vm_area`). Context: any thread. */
+export function findVmArea(mem: PhysMem, kaddr: unknown): VmArea | null {
+  const page = vmallocPageIndex(mem, kaddr);
+  if (page < 0) return null;
+  spinLock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+  const slot = areaOfPageLocked(mem, page);
+  const area = slot < 0 ? null : vmAreaLocked(mem, slot);
+  spinUnlock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+  return area;
+}
+
+/** Every live area, by address. Context: any thread; takes vmap_area_lock. */
+export function vmallocAreas(mem: PhysMem): (VmArea & { readonly caller: AreaCaller })[] {
+  const out: (VmArea & { readonly caller: AreaCaller })[] = [];
+  spinLock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+  for (let cur = Atomics.load(mem.i32, Hdr.AREA_HEAD); cur !== 0; ) {
+    out.push({ ...vmAreaLocked(mem, cur - 1), caller: areaGet(mem, cur - 1, Area.CALLER) });
+    cur = areaGet(mem, cur - 1, Area.NEXT);
+  }
+  spinUnlock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+  return out;
+}
+
+/**
+ * The frame backing the vmalloc page at `kaddr` (`vmalloc_to_pfn`), or null where nothing is
+ * mapped. Context: any thread, lock-free.
+ */
+export function vmallocToPfn(mem: PhysMem, kaddr: unknown): number | null {
+  const page = vmallocPageIndex(mem, kaddr);
+  if (page < 0) return null;
+  const pte = Atomics.load(mem.i32, mem.kernelPageTable + page);
+  return pte === 0 ? null : ptePfn(pte);
+}
+
+/** Bytes per page shift, re-exported for the kernel accessors. */
+export const VMALLOC_PAGE_SHIFT: number = PAGE_SHIFT;
