@@ -14,7 +14,13 @@ import { EINVAL, PAGE_SHIFT, PAGE_SIZE } from './errno.js';
 import { Mm, VmaWord } from './layout.js';
 import { mmGet, mmLockLive, mmRelease, mmSet, mmUnlock, mmWord, vmaSlotsLocked } from './mm.js';
 import { mmapLocked, mprotectLocked, munmapLocked } from './mmap.js';
-import { forEachPteLocked, freeTablesLocked, ptePfn, ptePprot, zapPtesLocked } from './page-table.js';
+import {
+  forEachPteLocked,
+  freeTablesLocked,
+  ptePfn,
+  ptePprot,
+  zapPtesLocked,
+} from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { formatMaps } from './procfs.js';
 import { userRead, userSegments, userWrite } from './user-access.js';
@@ -119,7 +125,9 @@ export class AddressSpace {
   /** Every VMA, by address (empty once destroyed). Context: any thread; takes the mmap_lock. */
   vmas(): Vma[] {
     return this.locked([], () =>
-      vmaSlotsLocked(this.mem, this.slot).map((v) => new Vma(this.mem, v, vmaGet(this.mem, v, VmaWord.GEN))),
+      vmaSlotsLocked(this.mem, this.slot).map(
+        (v) => new Vma(this.mem, v, vmaGet(this.mem, v, VmaWord.GEN)),
+      ),
     );
   }
 

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { Frame, FRAME_WORDS, FrameKind, Hdr, OWNER_ID_SHIFT } from './layout.js';
+import { Frame, FRAME_WORDS, FrameKind, Hdr, OWNER_ID_SHIFT, OWNER_KIND_MASK } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 
 /** Owner word of a frame: a kind and an id (area slot, mm slot). */
@@ -132,6 +132,11 @@ export function frameRefcount(mem: PhysMem, pfn: number): number {
 /** Owner word of a frame. Context: any thread (a snapshot). */
 export function frameOwner(mem: PhysMem, pfn: number): number {
   return Atomics.load(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER);
+}
+
+/** The owner kind of a frame. Context: any thread (a snapshot). */
+export function frameKind(mem: PhysMem, pfn: number): FrameKind {
+  return frameOwner(mem, pfn) & OWNER_KIND_MASK;
 }
 
 /** True when the frame's bitmap bit is set (in use or reserved). Context: any thread (a snapshot). */

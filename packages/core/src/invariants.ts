@@ -9,8 +9,8 @@
  * @module
  */
 import { PAGE_SIZE } from './errno.js';
-import { frameInUse, frameOwner, frameRefcount } from './frame-alloc.js';
-import { Area, FrameKind, Hdr, Mm, OWNER_KIND_MASK, TASK_SIZE, VmaWord } from './layout.js';
+import { frameInUse, frameKind, frameRefcount } from './frame-alloc.js';
+import { Area, FrameKind, Hdr, Mm, TASK_SIZE, VmaWord } from './layout.js';
 import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
 import { forEachPteLocked, mkPte, ptePfn, tableFramesLocked } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
@@ -31,7 +31,7 @@ function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
   for (let pfn = 0; pfn < totalFrames; pfn++) {
     const refs = frameRefcount(mem, pfn);
     const inUse = frameInUse(mem, pfn);
-    const kind = frameOwner(mem, pfn) & OWNER_KIND_MASK;
+    const kind = frameKind(mem, pfn);
     if (!inUse) clear++;
     if (pfn < metadataFrames) {
       if (!inUse || refs !== 1 || kind !== FrameKind.META) {
@@ -39,10 +39,14 @@ function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
       }
       continue;
     }
-    if (inUse !== refs > 0) fail(`frame ${pfn}: bitmap says ${inUse ? 'used' : 'free'}, refs ${refs}`);
-    if ((kind === FrameKind.FREE) !== (refs === 0)) fail(`frame ${pfn}: owner kind ${kind}, refs ${refs}`);
+    if (inUse !== refs > 0)
+      fail(`frame ${pfn}: bitmap says ${inUse ? 'used' : 'free'}, refs ${refs}`);
+    if ((kind === FrameKind.FREE) !== (refs === 0))
+      fail(`frame ${pfn}: owner kind ${kind}, refs ${refs}`);
     if (refs !== expectedRefs[pfn]) {
-      fail(`frame ${pfn} (kind ${kind}) has ${refs} references, the structures account for ${expectedRefs[pfn]}`);
+      fail(
+        `frame ${pfn} (kind ${kind}) has ${refs} references, the structures account for ${expectedRefs[pfn]}`,
+      );
     }
   }
   const free = Atomics.load(mem.i32, Hdr.FREE_FRAMES);
@@ -57,7 +61,11 @@ function checkAreas(mem: PhysMem, refs: Int32Array): void {
   let pages = 0;
   let prev = 0;
   let prevEnd = 0;
-  for (let cur = Atomics.load(i32, Hdr.AREA_HEAD); cur !== 0; cur = areaGet(mem, cur - 1, Area.NEXT)) {
+  for (
+    let cur = Atomics.load(i32, Hdr.AREA_HEAD);
+    cur !== 0;
+    cur = areaGet(mem, cur - 1, Area.NEXT)
+  ) {
     const slot = cur - 1;
     if (seen[slot]) fail(`area list has a cycle at slot ${slot}`);
     seen[slot] = 1;
@@ -65,51 +73,65 @@ function checkAreas(mem: PhysMem, refs: Int32Array): void {
     const nr = areaGet(mem, slot, Area.NR_PAGES);
     if (nr <= 0) fail(`area slot ${slot} on the live list has ${nr} pages`);
     if (areaGet(mem, slot, Area.PREV) !== prev) fail(`area slot ${slot} has a wrong PREV link`);
-    if (start < prevEnd) fail(`area slot ${slot} at page ${start} overlaps the previous area or its guard`);
+    if (start < prevEnd)
+      fail(`area slot ${slot} at page ${start} overlaps the previous area or its guard`);
     if (start + nr + 1 > layout.vmallocPages) fail(`area slot ${slot} runs past the vmalloc range`);
     for (let p = start; p < start + nr + 1; p++) {
-      if (Atomics.load(i32, mem.areaMap + p) !== cur) fail(`area map of page ${p} does not name slot ${slot}`);
+      if (Atomics.load(i32, mem.areaMap + p) !== cur)
+        fail(`area map of page ${p} does not name slot ${slot}`);
     }
     for (let p = start; p < start + nr; p++) {
       const pte = Atomics.load(i32, mem.kernelPageTable + p);
       if (pte === 0) fail(`area slot ${slot} page ${p - start} has no kernel PTE`);
       const pfn = ptePfn(pte);
-      if (pfn < layout.metadataFrames || pfn >= layout.totalFrames) fail(`kernel PTE of page ${p} names frame ${pfn}`);
+      if (pfn < layout.metadataFrames || pfn >= layout.totalFrames)
+        fail(`kernel PTE of page ${p} names frame ${pfn}`);
       refs[pfn]!++;
-      if ((frameOwner(mem, pfn) & OWNER_KIND_MASK) !== FrameKind.VMALLOC) fail(`frame ${pfn} of an area is not owned by vmalloc`);
+      if (frameKind(mem, pfn) !== FrameKind.VMALLOC)
+        fail(`frame ${pfn} of an area is not owned by vmalloc`);
     }
-    if (Atomics.load(i32, mem.kernelPageTable + start + nr) !== 0) fail(`guard page of area slot ${slot} is mapped`);
+    if (Atomics.load(i32, mem.kernelPageTable + start + nr) !== 0)
+      fail(`guard page of area slot ${slot} is mapped`);
     count++;
     pages += nr;
     prev = cur;
     prevEnd = start + nr + 1;
   }
   if (count !== Atomics.load(i32, Hdr.NR_AREAS)) fail(`NR_AREAS is wrong (${count} on the list)`);
-  if (pages !== Atomics.load(i32, Hdr.VMALLOC_USED_PAGES)) fail(`VMALLOC_USED_PAGES is wrong (${pages})`);
+  if (pages !== Atomics.load(i32, Hdr.VMALLOC_USED_PAGES))
+    fail(`VMALLOC_USED_PAGES is wrong (${pages})`);
   // nothing outside live areas is mapped or owned
   for (let p = 0; p < layout.vmallocPages; p++) {
     const owner = Atomics.load(i32, mem.areaMap + p);
     if (owner !== 0 && !seen[owner - 1]) fail(`area map of page ${p} names dead slot ${owner - 1}`);
-    if (owner === 0 && Atomics.load(i32, mem.kernelPageTable + p) !== 0) fail(`kernel PTE of page ${p} is outside any area`);
+    if (owner === 0 && Atomics.load(i32, mem.kernelPageTable + p) !== 0)
+      fail(`kernel PTE of page ${p} is outside any area`);
   }
   let free = 0;
-  for (let cur = Atomics.load(i32, Hdr.AREA_FREE_HEAD); cur !== 0; cur = areaGet(mem, cur - 1, Area.NEXT)) {
+  for (
+    let cur = Atomics.load(i32, Hdr.AREA_FREE_HEAD);
+    cur !== 0;
+    cur = areaGet(mem, cur - 1, Area.NEXT)
+  ) {
     if (seen[cur - 1]) fail(`area slot ${cur - 1} is both live and free`);
     seen[cur - 1] = 1;
     free++;
   }
-  if (free + count !== layout.maxAreas) fail(`area slots: ${count} live + ${free} free != ${layout.maxAreas}`);
+  if (free + count !== layout.maxAreas)
+    fail(`area slots: ${count} live + ${free} free != ${layout.maxAreas}`);
 }
 
 /** Check one live address space; adds PTE and table references to `refs`. */
 function checkMm(mem: PhysMem, slot: number, refs: Int32Array, vmaOwner: Int32Array): number {
   const pgd = mmGet(mem, slot, Mm.PGD);
   const { layout } = mem;
-  if ((frameOwner(mem, pgd) & OWNER_KIND_MASK) !== FrameKind.PAGE_TABLE) fail(`mm ${slot + 1}: pgd ${pgd} is not a page-table frame`);
+  if (frameKind(mem, pgd) !== FrameKind.PAGE_TABLE)
+    fail(`mm ${slot + 1}: pgd ${pgd} is not a page-table frame`);
   refs[pgd]!++;
   const tables = tableFramesLocked(mem, pgd);
   for (const pt of tables) {
-    if ((frameOwner(mem, pt) & OWNER_KIND_MASK) !== FrameKind.PAGE_TABLE) fail(`mm ${slot + 1}: table ${pt} is not a page-table frame`);
+    if (frameKind(mem, pt) !== FrameKind.PAGE_TABLE)
+      fail(`mm ${slot + 1}: table ${pt} is not a page-table frame`);
     refs[pt]!++;
   }
   if (tables.length !== mmGet(mem, slot, Mm.NR_PT)) fail(`mm ${slot + 1}: NR_PT is wrong`);
@@ -123,7 +145,8 @@ function checkMm(mem: PhysMem, slot: number, refs: Int32Array, vmaOwner: Int32Ar
     if (vmaGet(mem, v, VmaWord.MM) !== slot + 1) fail(`VMA slot ${v} does not name mm ${slot + 1}`);
     const s = vmaGet(mem, v, VmaWord.START);
     const e = vmaGet(mem, v, VmaWord.END);
-    if (s < prevEnd || e <= s || e > TASK_SIZE / PAGE_SIZE) fail(`mm ${slot + 1}: VMA [${s}, ${e}) overlaps, is empty or out of range`);
+    if (s < prevEnd || e <= s || e > TASK_SIZE / PAGE_SIZE)
+      fail(`mm ${slot + 1}: VMA [${s}, ${e}) overlaps, is empty or out of range`);
     prevEnd = e;
     ranges.push([s, e, vmaGet(mem, v, VmaWord.PROT)]);
   }
@@ -132,14 +155,18 @@ function checkMm(mem: PhysMem, slot: number, refs: Int32Array, vmaOwner: Int32Ar
   forEachPteLocked(mem, pgd, (upage, pte) => {
     while (r < ranges.length && ranges[r]![1] <= upage) r++;
     const range = ranges[r];
-    if (range === undefined || upage < range[0]) fail(`mm ${slot + 1}: PTE of page ${upage} is outside every VMA`);
+    if (range === undefined || upage < range[0])
+      fail(`mm ${slot + 1}: PTE of page ${upage} is outside every VMA`);
     const pfn = ptePfn(pte);
-    if (pfn < layout.metadataFrames || pfn >= layout.totalFrames) fail(`mm ${slot + 1}: PTE names frame ${pfn}`);
-    if (pte !== mkPte(pfn, range[2])) fail(`mm ${slot + 1}: PTE of page ${upage} does not carry its VMA's protection`);
+    if (pfn < layout.metadataFrames || pfn >= layout.totalFrames)
+      fail(`mm ${slot + 1}: PTE names frame ${pfn}`);
+    if (pte !== mkPte(pfn, range[2]))
+      fail(`mm ${slot + 1}: PTE of page ${upage} does not carry its VMA's protection`);
     refs[pfn]!++;
     ptes++;
   });
-  if (ptes !== mmGet(mem, slot, Mm.NR_PTES)) fail(`mm ${slot + 1}: NR_PTES is ${mmGet(mem, slot, Mm.NR_PTES)}, found ${ptes}`);
+  if (ptes !== mmGet(mem, slot, Mm.NR_PTES))
+    fail(`mm ${slot + 1}: NR_PTES is ${mmGet(mem, slot, Mm.NR_PTES)}, found ${ptes}`);
   return 1 + tables.length;
 }
 
@@ -147,7 +174,8 @@ function checkMm(mem: PhysMem, slot: number, refs: Int32Array, vmaOwner: Int32Ar
 export function checkInvariants(mem: PhysMem): void {
   const { i32, layout } = mem;
   for (const lock of [Hdr.VMAP_LOCK, Hdr.VMA_POOL_LOCK, Hdr.MM_TABLE_LOCK]) {
-    if (Atomics.load(i32, lock) !== 0) fail(`lock word ${lock} is held by thread ${Atomics.load(i32, lock)}`);
+    if (Atomics.load(i32, lock) !== 0)
+      fail(`lock word ${lock} is held by thread ${Atomics.load(i32, lock)}`);
   }
   const refs = new Int32Array(layout.totalFrames);
   checkAreas(mem, refs);
@@ -155,19 +183,22 @@ export function checkInvariants(mem: PhysMem): void {
   let mms = 0;
   let ptFrames = 0;
   for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
-    if (Atomics.load(i32, mmWord(mem, slot, Mm.LOCK)) !== 0) fail(`mmap_lock of mm ${slot + 1} is held`);
+    if (Atomics.load(i32, mmWord(mem, slot, Mm.LOCK)) !== 0)
+      fail(`mmap_lock of mm ${slot + 1} is held`);
     if (mmLiveGen(mem, slot) === 0) continue;
     mms++;
     ptFrames += checkMm(mem, slot, refs, vmaOwner);
   }
   if (mms !== Atomics.load(i32, Hdr.NR_MMS)) fail(`NR_MMS is wrong (${mms} live)`);
-  if (ptFrames !== Atomics.load(i32, Hdr.PT_FRAMES)) fail(`PT_FRAMES is ${Atomics.load(i32, Hdr.PT_FRAMES)}, found ${ptFrames}`);
+  if (ptFrames !== Atomics.load(i32, Hdr.PT_FRAMES))
+    fail(`PT_FRAMES is ${Atomics.load(i32, Hdr.PT_FRAMES)}, found ${ptFrames}`);
   let usedVmas = 0;
   for (let v = 0; v < layout.maxVmas; v++) {
     if (vmaGet(mem, v, VmaWord.MM) === 0) continue;
     usedVmas++;
     if (vmaOwner[v] === 0) fail(`VMA slot ${v} is in use but on no live address space's list`);
   }
-  if (usedVmas !== Atomics.load(i32, Hdr.NR_VMAS)) fail(`NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use`);
+  if (usedVmas !== Atomics.load(i32, Hdr.NR_VMAS))
+    fail(`NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use`);
   checkFrames(mem, refs);
 }

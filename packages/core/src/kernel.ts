@@ -10,7 +10,16 @@ import { AddressSpace } from './address-space.js';
 import { PAGE_SIZE, VM_USERMAP } from './errno.js';
 import { initFrames } from './frame-alloc.js';
 import { checkInvariants } from './invariants.js';
-import { AreaCaller, Frame, FRAME_WORDS, Hdr, OWNER_ID_SHIFT, OWNER_KIND_MASK, type Layout, type LayoutConfig } from './layout.js';
+import {
+  AreaCaller,
+  Frame,
+  FRAME_WORDS,
+  Hdr,
+  OWNER_ID_SHIFT,
+  OWNER_KIND_MASK,
+  type Layout,
+  type LayoutConfig,
+} from './layout.js';
 import { initMms, mmCreate, mmLiveGen } from './mm.js';
 import { PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatMeminfo, formatVmallocinfo } from './procfs.js';
@@ -159,7 +168,9 @@ export class Kernel {
    */
   vmallocUser(size: number): number | null {
     const pages = sizeToPages(this.mem, size);
-    return pages === 0 ? null : vmallocPages(this.mem, pages, VM_USERMAP, AreaCaller.VMALLOC_USER, true);
+    return pages === 0
+      ? null
+      : vmallocPages(this.mem, pages, VM_USERMAP, AreaCaller.VMALLOC_USER, true);
   }
 
   /**
@@ -168,7 +179,12 @@ export class Kernel {
    */
   vmallocAligned(size: number, align: number): number | null {
     const pages = sizeToPages(this.mem, size);
-    if (pages === 0 || !Number.isSafeInteger(align) || align < PAGE_SIZE || (align & (align - 1)) !== 0) {
+    if (
+      pages === 0 ||
+      !Number.isSafeInteger(align) ||
+      align < PAGE_SIZE ||
+      (align & (align - 1)) !== 0
+    ) {
       return null;
     }
     return vmallocPages(this.mem, pages, 0, AreaCaller.VMALLOC, false, align / PAGE_SIZE);
@@ -191,7 +207,12 @@ export class Kernel {
 
   /** Every live area, by address. Context: any thread; takes vmap_area_lock briefly. */
   vmallocAreas(): VmArea[] {
-    return vmallocAreas(this.mem).map(({ addr, size, nrPages, flags }) => ({ addr, size, nrPages, flags }));
+    return vmallocAreas(this.mem).map(({ addr, size, nrPages, flags }) => ({
+      addr,
+      size,
+      nrPages,
+      flags,
+    }));
   }
 
   /**
@@ -271,7 +292,8 @@ export class Kernel {
       const owner = Atomics.load(i32, frameTable + pfn * FRAME_WORDS + Frame.OWNER);
       refcounts[pfn] = refs;
       kinds[pfn] = refs === 0 ? FRAME_FREE : owner & OWNER_KIND_MASK;
-      owners[pfn] = refs === 0 ? 0 : (owner >>> OWNER_ID_SHIFT) + (kinds[pfn] === FRAME_META ? 0 : 1);
+      owners[pfn] =
+        refs === 0 ? 0 : (owner >>> OWNER_ID_SHIFT) + (kinds[pfn] === FRAME_META ? 0 : 1);
     }
     return { kinds, owners, refcounts };
   }

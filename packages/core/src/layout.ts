@@ -288,7 +288,12 @@ export function computeLayout(config: LayoutConfig): Layout {
     1,
     MAX_FRAMES,
   );
-  const maxAddressSpaces = checkCount('maxAddressSpaces', config.maxAddressSpaces ?? 1024, 1, 65536);
+  const maxAddressSpaces = checkCount(
+    'maxAddressSpaces',
+    config.maxAddressSpaces ?? 1024,
+    1,
+    65536,
+  );
   const vmallocPages = 2 * totalFrames;
 
   const headerOffset = 0;
@@ -314,8 +319,14 @@ export function computeLayout(config: LayoutConfig): Layout {
     kernelPageTableOffset + vmallocPages * SIZEOF_WORD,
     SIZEOF_CACHE_LINE,
   );
-  const mmTableOffset = alignUp(vmaTableOffset + maxVmas * VMA_WORDS * SIZEOF_WORD, SIZEOF_CACHE_LINE);
-  const metadataBytes = alignUp(mmTableOffset + maxAddressSpaces * MM_WORDS * SIZEOF_WORD, PAGE_SIZE);
+  const mmTableOffset = alignUp(
+    vmaTableOffset + maxVmas * VMA_WORDS * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const metadataBytes = alignUp(
+    mmTableOffset + maxAddressSpaces * MM_WORDS * SIZEOF_WORD,
+    PAGE_SIZE,
+  );
   const metadataFrames = metadataBytes / PAGE_SIZE;
   if (metadataFrames >= totalFrames) {
     throw new RangeError(

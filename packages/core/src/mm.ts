@@ -118,7 +118,11 @@ export function mmLiveGen(mem: PhysMem, slot: number): number {
 /** The VMA slots of an mm in address order. Context: the mmap_lock held. */
 export function vmaSlotsLocked(mem: PhysMem, slot: number): number[] {
   const out: number[] = [];
-  for (let cur = mmGet(mem, slot, Mm.VMA_HEAD); cur !== 0; cur = vmaGet(mem, cur - 1, VmaWord.NEXT)) {
+  for (
+    let cur = mmGet(mem, slot, Mm.VMA_HEAD);
+    cur !== 0;
+    cur = vmaGet(mem, cur - 1, VmaWord.NEXT)
+  ) {
     out.push(cur - 1);
   }
   return out;

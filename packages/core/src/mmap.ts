@@ -49,7 +49,9 @@ const KNOWN_MAP_FLAGS = MAP_SHARED | MAP_FIXED;
 
 /** True for a valid `PROT_*` combination. */
 export function validProt(prot: unknown): prot is number {
-  return typeof prot === 'number' && Number.isInteger(prot) && (prot & ~KNOWN_PROT) === 0 && prot >= 0;
+  return (
+    typeof prot === 'number' && Number.isInteger(prot) && (prot & ~KNOWN_PROT) === 0 && prot >= 0
+  );
 }
 
 /** The `VM_*` VMA flags of a protection (`calc_vm_prot_bits`). */
@@ -147,7 +149,13 @@ function unmapSlotsNeeded(mem: PhysMem, mm: number, start: number, end: number):
  * Unmap `[start, end)` (pages): zap the PTEs, drop their references, shrink, split or free VMAs.
  * `spare` holds the slot a middle split needs. Returns the VMA slots to release after unlock.
  */
-function unmapLocked(mem: PhysMem, mm: number, start: number, end: number, spare: number[]): number[] {
+function unmapLocked(
+  mem: PhysMem,
+  mm: number,
+  start: number,
+  end: number,
+  spare: number[],
+): number[] {
   const pgd = mmGet(mem, mm, Mm.PGD);
   const freed: number[] = [];
   for (const v of vmaSlotsLocked(mem, mm)) {
@@ -163,7 +171,15 @@ function unmapLocked(mem: PhysMem, mm: number, start: number, end: number, spare
       const upper = spare.pop();
       if (upper === undefined) throw new Error('unmapLocked: no spare VMA slot for a split');
       vmaSet(mem, v, VmaWord.END, start);
-      newVmaLocked(mem, mm, upper, end, ve, vmaGet(mem, v, VmaWord.PROT), vmaGet(mem, v, VmaWord.FLAGS));
+      newVmaLocked(
+        mem,
+        mm,
+        upper,
+        end,
+        ve,
+        vmaGet(mem, v, VmaWord.PROT),
+        vmaGet(mem, v, VmaWord.FLAGS),
+      );
     } else if (vs < start) {
       vmaSet(mem, v, VmaWord.END, start);
     } else {
@@ -182,8 +198,16 @@ function isSafe(n: unknown): n is number {
  * `mmap(addr, length, prot, flags)`: reserve a VMA with no pages in it. Returns the user address or
  * `-errno`. Context: the mm's mmap_lock held.
  */
-export function mmapLocked(mem: PhysMem, mm: number, addr: unknown, length: unknown, prot: unknown, flags: unknown): number {
-  if (!isSafe(flags) || (flags & MAP_SHARED) === 0 || (flags & ~KNOWN_MAP_FLAGS) !== 0) return -EINVAL;
+export function mmapLocked(
+  mem: PhysMem,
+  mm: number,
+  addr: unknown,
+  length: unknown,
+  prot: unknown,
+  flags: unknown,
+): number {
+  if (!isSafe(flags) || (flags & MAP_SHARED) === 0 || (flags & ~KNOWN_MAP_FLAGS) !== 0)
+    return -EINVAL;
   if (!isSafe(length) || length <= 0) return -EINVAL;
   if (!validProt(prot)) return -EINVAL;
   if (!isSafe(addr) || addr < 0) return -EINVAL;
@@ -199,7 +223,11 @@ export function mmapLocked(mem: PhysMem, mm: number, addr: unknown, length: unkn
     if (start + pages > TASK_PAGES) return -ENOMEM;
   } else {
     const hint = addr % PAGE_SIZE === 0 ? addr / PAGE_SIZE : 0;
-    if (hint >= FIRST_USER_PAGE && hint + pages <= TASK_PAGES && rangeFreeLocked(mem, mm, hint, hint + pages)) {
+    if (
+      hint >= FIRST_USER_PAGE &&
+      hint + pages <= TASK_PAGES &&
+      rangeFreeLocked(mem, mm, hint, hint + pages)
+    ) {
       start = hint;
     } else {
       start = unmappedAreaLocked(mem, mm, pages);
@@ -233,7 +261,13 @@ export function munmapLocked(mem: PhysMem, mm: number, addr: unknown, length: un
 }
 
 /** `mprotect(addr, length, prot)`: 0 or `-errno`. Context: the mm's mmap_lock held. */
-export function mprotectLocked(mem: PhysMem, mm: number, addr: unknown, length: unknown, prot: unknown): number {
+export function mprotectLocked(
+  mem: PhysMem,
+  mm: number,
+  addr: unknown,
+  length: unknown,
+  prot: unknown,
+): number {
   if (!isSafe(addr) || addr < 0 || addr % PAGE_SIZE !== 0) return -EINVAL;
   if (!validProt(prot)) return -EINVAL;
   if (!isSafe(length) || length < 0) return -EINVAL;

@@ -87,7 +87,7 @@ export function walkPte(i32: Int32Array, pgdPfn: number, upage: number): number 
 /** True if any page of `[start, end)` has a PTE. Context: the mm's mmap_lock held. */
 export function anyPteLocked(mem: PhysMem, pgdPfn: number, start: number, end: number): boolean {
   const { i32 } = mem;
-  for (let upage = start; upage < end; ) {
+  for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
     if (pde !== 0) {
@@ -125,7 +125,11 @@ export function allocTablesLocked(
     const pt = pfns[i]!;
     // zeroed before the directory entry publishes it (the store below releases these writes)
     i32.fill(0, pt << FRAME_WORD_SHIFT, (pt + 1) << FRAME_WORD_SHIFT);
-    Atomics.store(i32, (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!, (pt << PTE_PFN_SHIFT) | PTE_PRESENT);
+    Atomics.store(
+      i32,
+      (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!,
+      (pt << PTE_PFN_SHIFT) | PTE_PRESENT,
+    );
   }
   Atomics.add(i32, Hdr.PT_FRAMES, missing.length);
   return missing.length;
@@ -161,7 +165,7 @@ export function installPtesLocked(
 export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: number): number {
   const { i32 } = mem;
   let cleared = 0;
-  for (let upage = start; upage < end; ) {
+  for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
     if (pde !== 0) {
@@ -191,7 +195,7 @@ export function changeProtLocked(
   prot: number,
 ): void {
   const { i32 } = mem;
-  for (let upage = start; upage < end; ) {
+  for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
     if (pde !== 0) {

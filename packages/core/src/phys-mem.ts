@@ -76,9 +76,12 @@ export class PhysMem {
     try {
       buffer = new SharedArrayBuffer(layout.totalFrames * PAGE_SIZE);
     } catch (cause) {
-      throw new RangeError(`cannot create ${layout.totalFrames * PAGE_SIZE} bytes of physical memory`, {
-        cause,
-      });
+      throw new RangeError(
+        `cannot create ${layout.totalFrames * PAGE_SIZE} bytes of physical memory`,
+        {
+          cause,
+        },
+      );
     }
     const i32 = new Int32Array(buffer, 0, PAGE_SIZE / 4);
     // init-only words: written before the buffer is shared.
@@ -101,7 +104,9 @@ export class PhysMem {
   static attach(handle: KernelHandle): PhysMem {
     const buffer = (handle as Partial<KernelHandle> | null | undefined)?.buffer;
     if (!(buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError('Kernel.attach: the handle has no SharedArrayBuffer (pass kernel.handle)');
+      throw new TypeError(
+        'Kernel.attach: the handle has no SharedArrayBuffer (pass kernel.handle)',
+      );
     }
     if (buffer.byteLength < PAGE_SIZE) {
       throw new Error('Kernel.attach: the buffer is not a sabvm kernel (too small)');
@@ -128,7 +133,9 @@ export class PhysMem {
       layout.vmallocPages !== Atomics.load(hdr, Hdr.VMALLOC_PAGES) ||
       layout.metadataFrames !== Atomics.load(hdr, Hdr.METADATA_FRAMES)
     ) {
-      throw new Error('Kernel.attach: the header does not describe this buffer (corrupt or foreign)');
+      throw new Error(
+        'Kernel.attach: the header does not describe this buffer (corrupt or foreign)',
+      );
     }
     return new PhysMem(buffer, layout);
   }

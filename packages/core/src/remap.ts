@@ -60,7 +60,12 @@ function isPageAligned(n: unknown): n is number {
  * call changes nothing. Context: any thread attached to the VMA's kernel; takes the VMA's
  * mmap_lock, then vmap_area_lock.
  */
-export function remapVmallocRangePartial(vma: Vma, uaddr: number, kaddr: number, size: number): number {
+export function remapVmallocRangePartial(
+  vma: Vma,
+  uaddr: number,
+  kaddr: number,
+  size: number,
+): number {
   // 1: a live VMA of a kernel (the VMA's own)
   if (!(vma instanceof Vma)) return -EINVAL;
   const { mem } = vma;
@@ -69,7 +74,10 @@ export function remapVmallocRangePartial(vma: Vma, uaddr: number, kaddr: number,
   const mmGen = mmLiveGen(mem, mm);
   if (mmGen === 0 || !mmLockLive(mem, mm, mmGen)) return -EINVAL;
   try {
-    if (vmaGet(mem, vma.slot, VmaWord.GEN) !== vma.gen || vmaGet(mem, vma.slot, VmaWord.MM) !== mm + 1) {
+    if (
+      vmaGet(mem, vma.slot, VmaWord.GEN) !== vma.gen ||
+      vmaGet(mem, vma.slot, VmaWord.MM) !== mm + 1
+    ) {
       return -EINVAL;
     }
     // 2, 3: a positive safe size, rounded up to pages
@@ -136,7 +144,11 @@ export function remapVmallocRange(vma: Vma, kaddr: number, pgoff: number): numbe
   if (!(vma instanceof Vma) || !vma.live) return -EINVAL;
   if (typeof pgoff !== 'number' || !Number.isSafeInteger(pgoff) || pgoff < 0) return -EINVAL;
   const offset = pgoff * PAGE_SIZE;
-  if (!Number.isSafeInteger(offset) || typeof kaddr !== 'number' || !Number.isSafeInteger(kaddr + offset)) {
+  if (
+    !Number.isSafeInteger(offset) ||
+    typeof kaddr !== 'number' ||
+    !Number.isSafeInteger(kaddr + offset)
+  ) {
     return -EINVAL;
   }
   return remapVmallocRangePartial(vma, vma.start, kaddr + offset, vma.end - vma.start);

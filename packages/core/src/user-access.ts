@@ -28,7 +28,8 @@ interface MmRef {
 
 /** Validate an address or length argument: `TypeError` for a non-number, `RangeError` otherwise. */
 export function checkUnsigned(name: string, value: unknown): number {
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (typeof value !== 'number')
+    throw new TypeError(`${name} must be a number, got ${typeof value}`);
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
   }
@@ -58,7 +59,7 @@ function translate(
   const end = addr + length;
   let runStart = -1;
   let runLen = 0;
-  for (let a = addr; a < end; ) {
+  for (let a = addr; a < end;) {
     const page = Math.floor(a / PAGE_SIZE);
     const pageEnd = Math.min(end, (page + 1) * PAGE_SIZE);
     const pte = lookup(page);
@@ -106,7 +107,8 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
 
 function views(mem: PhysMem, runs: Runs): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (let i = 0; i < runs.length; i += 2) out.push(new Uint8Array(mem.buffer, runs[i], runs[i + 1]));
+  for (let i = 0; i < runs.length; i += 2)
+    out.push(new Uint8Array(mem.buffer, runs[i], runs[i + 1]));
   return out;
 }
 
@@ -126,13 +128,18 @@ function copyIn(mem: PhysMem, runs: Runs, bytes: Uint8Array): void {
   let at = 0;
   for (let i = 0; i < runs.length; i += 2) {
     const n = runs[i + 1]!;
-    mem.u8.set(bytes.subarray(at, at + n), runs[i]!);
+    mem.u8.set(bytes.subarray(at, at + n), runs[i]);
     at += n;
   }
 }
 
 /** `mm.segments`. Context: any thread, lock-free. */
-export function userSegments(mm: MmRef, uaddr: number, length: number, write: boolean): Uint8Array[] {
+export function userSegments(
+  mm: MmRef,
+  uaddr: number,
+  length: number,
+  write: boolean,
+): Uint8Array[] {
   return views(mm.mem, translateUser(mm, uaddr, length, write));
 }
 

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { PAGE_SHIFT, PAGE_SIZE, VM_ALLOC, VM_USERMAP } from './errno.js';
+import { PAGE_SIZE, PROT_WRITE, VM_ALLOC } from './errno.js';
 import { allocFrames, ownerTag, putFrame } from './frame-alloc.js';
 import {
   Area,
@@ -37,7 +37,6 @@ import {
 import { spinLock, spinUnlock } from './lock.js';
 import { mkPte, ptePfn } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
-import { PROT_WRITE } from './errno.js';
 
 /** A live vmalloc area (`struct vm_struct`), as `findVmArea` reports it. */
 export interface VmArea {
@@ -255,7 +254,7 @@ export function findVmArea(mem: PhysMem, kaddr: unknown): VmArea | null {
 export function vmallocAreas(mem: PhysMem): (VmArea & { readonly caller: AreaCaller })[] {
   const out: (VmArea & { readonly caller: AreaCaller })[] = [];
   spinLock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
-  for (let cur = Atomics.load(mem.i32, Hdr.AREA_HEAD); cur !== 0; ) {
+  for (let cur = Atomics.load(mem.i32, Hdr.AREA_HEAD); cur !== 0;) {
     out.push({ ...vmAreaLocked(mem, cur - 1), caller: areaGet(mem, cur - 1, Area.CALLER) });
     cur = areaGet(mem, cur - 1, Area.NEXT);
   }
@@ -273,6 +272,3 @@ export function vmallocToPfn(mem: PhysMem, kaddr: unknown): number | null {
   const pte = Atomics.load(mem.i32, mem.kernelPageTable + page);
   return pte === 0 ? null : ptePfn(pte);
 }
-
-/** Bytes per page shift, re-exported for the kernel accessors. */
-export const VMALLOC_PAGE_SHIFT: number = PAGE_SHIFT;

@@ -60,7 +60,9 @@ describe('the frame allocator', () => {
     putFrame(mem, pfn);
     expect(frameInUse(mem, pfn)).toBe(false);
     expect(k.stats().freeFrames).toBe(free);
-    expect(() => putFrame(mem, pfn)).toThrow(/no reference/);
+    expect(() => {
+      putFrame(mem, pfn);
+    }).toThrow(/no reference/);
   });
 
   it('never gives one frame to two threads at once, and every frame comes back', async () => {

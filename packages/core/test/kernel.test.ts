@@ -46,7 +46,7 @@ describe('Kernel.boot', () => {
   );
 
   it.each([undefined, null, '1048576', {}])('rejects memoryBytes %s with a TypeError', (v) => {
-    expect(() => Kernel.boot({ memoryBytes: v as unknown as number })).toThrow(TypeError);
+    expect(() => Kernel.boot({ memoryBytes: v as number })).toThrow(TypeError);
   });
 });
 
