@@ -17,6 +17,7 @@ import {
   Hdr,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
+  VMALLOC_START,
   type Layout,
   type LayoutConfig,
 } from './layout.js';
@@ -174,20 +175,26 @@ export class Kernel {
   }
 
   /**
-   * @internal An aligned vmalloc (`__vmalloc_node(size, align, …)`): the kaddr is a multiple of
-   * `align` bytes (a power of two, at least PAGE_SIZE). Null for a bad size or alignment.
+   * An aligned vmalloc (`__vmalloc_node(size, align, …)`, used by the kernel's `test_vmalloc`):
+   * the kaddr is a multiple of `align` bytes, a power of two (alignments below PAGE_SIZE mean
+   * PAGE_SIZE). Null for a bad size or alignment, or when no aligned range is free.
+   * Context: as vmalloc.
    */
   vmallocAligned(size: number, align: number): number | null {
     const pages = sizeToPages(this.mem, size);
-    if (
-      pages === 0 ||
-      !Number.isSafeInteger(align) ||
-      align < PAGE_SIZE ||
-      (align & (align - 1)) !== 0
-    ) {
-      return null;
-    }
-    return vmallocPages(this.mem, pages, 0, AreaCaller.VMALLOC, false, align / PAGE_SIZE);
+    const powerOfTwo =
+      Number.isSafeInteger(align) && align > 0 && 2 ** Math.floor(Math.log2(align)) === align;
+    if (pages === 0 || !powerOfTwo) return null;
+    // the vmalloc range starts at VMALLOC_START (2^44): page indices align like addresses up to it
+    if (align > VMALLOC_START) return null;
+    return vmallocPages(
+      this.mem,
+      pages,
+      0,
+      AreaCaller.VMALLOC,
+      false,
+      Math.max(1, align / PAGE_SIZE),
+    );
   }
 
   /**
