@@ -22,6 +22,7 @@ import {
   zapPtesLocked,
 } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
+import { inKernel } from './thread.js';
 import { formatMaps } from './procfs.js';
 import { userRead, userSegments, userWrite } from './user-access.js';
 import { releaseVmaSlots, Vma, vmaGet } from './vma.js';
@@ -70,12 +71,14 @@ export class AddressSpace {
 
   /** Run `fn` under the mmap_lock if the mm is live, else return `dead`. */
   private locked<T>(dead: T, fn: () => T): T {
-    if (!mmLockLive(this.mem, this.slot, this.gen)) return dead;
-    try {
-      return fn();
-    } finally {
-      mmUnlock(this.mem, this.slot);
-    }
+    return inKernel(this.mem, () => {
+      if (!mmLockLive(this.mem, this.slot, this.gen)) return dead;
+      try {
+        return fn();
+      } finally {
+        mmUnlock(this.mem, this.slot);
+      }
+    });
   }
 
   /**
@@ -184,6 +187,12 @@ export class AddressSpace {
    * this mm's mmap_lock, then the VMA pool and mm table locks.
    */
   destroy(): void {
+    inKernel(this.mem, () => {
+      this.destroyIn();
+    });
+  }
+
+  private destroyIn(): void {
     const { mem, slot } = this;
     if (!mmLockLive(mem, slot, this.gen)) return;
     // bump the generation first: lock-free walkers and handles stop trusting the mm at once

@@ -12,13 +12,15 @@
  *   subtracting from it (failing at once when memory is short, with nothing to roll back), then
  *   searches the bitmap, where a reservation guarantees enough clear bits. A free clears the bit
  *   first and then adds to the counter, so the counter never exceeds the clear bits.
- * - the **frame table**: a reference count and an owner tag per frame. A frame leaves the
- *   allocator with one reference; {@link putFrame} frees it when the last one goes.
+ * - the **frame table**: a reference count, an owner tag and a list link per frame. A frame leaves
+ *   the allocator with one reference; {@link putFrame} releases it when the last one goes (at
+ *   once, or after a grace period: see rcu.ts).
  *
  * @module
  */
 import { Frame, FRAME_WORDS, FrameKind, Hdr, OWNER_ID_SHIFT, OWNER_KIND_MASK } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
+import { reclaimDeferred, releaseFrame } from './rcu.js';
 
 /** Owner word of a frame: a kind and an id (area slot, mm slot). */
 export function ownerTag(kind: FrameKind, id: number): number {
@@ -42,7 +44,8 @@ function reserveFrames(mem: PhysMem, n: number): boolean {
  */
 export function allocFrames(mem: PhysMem, n: number, owner: number, out: Int32Array): boolean {
   if (n <= 0) return true;
-  if (!reserveFrames(mem, n)) return false;
+  if (!reserveFrames(mem, n) && (reclaimDeferred(mem) === 0 || !reserveFrames(mem, n)))
+    return false;
   const { i32, frameBitmap, frameTable } = mem;
   const words = mem.layout.frameBitmapWords;
   const totalFrames = mem.layout.totalFrames;
@@ -100,27 +103,19 @@ export function allocFrame(mem: PhysMem, owner: number): number {
   return allocFrames(mem, 1, owner, out) ? out[0]! : -1;
 }
 
-/**
- * Give a frame with no references left back to the pool. Context: any thread, lock-free; the
- * caller has just dropped the last reference, so no one else can reach the frame.
- */
-function freeFrame(mem: PhysMem, pfn: number): void {
-  const { i32 } = mem;
-  Atomics.store(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER, FrameKind.FREE);
-  Atomics.and(i32, mem.frameBitmap + (pfn >>> 5), ~(1 << (pfn & 31)));
-  Atomics.add(i32, Hdr.FREE_FRAMES, 1);
-}
-
 /** Add a reference to a frame that already has one (`get_page`). Context: any thread. */
 export function getFrame(mem: PhysMem, pfn: number): void {
   const prev = Atomics.add(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT, 1);
   if (prev <= 0) throw new Error(`getFrame: frame ${pfn} has no reference to add to`);
 }
 
-/** Drop a reference (`put_page`); the last one frees the frame. Context: any thread. */
+/**
+ * Drop a reference (`put_page`); the last one frees the frame, or defers it past the grace period
+ * of other threads' read sections (rcu.ts). Context: any thread, lock-free.
+ */
 export function putFrame(mem: PhysMem, pfn: number): void {
   const prev = Atomics.sub(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT, 1);
-  if (prev === 1) freeFrame(mem, pfn);
+  if (prev === 1) releaseFrame(mem, pfn);
   else if (prev <= 0) throw new Error(`putFrame: frame ${pfn} had no reference to drop`);
 }
 

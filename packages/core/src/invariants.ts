@@ -10,7 +10,19 @@
  */
 import { PAGE_SIZE } from './errno.js';
 import { frameInUse, frameKind, frameRefcount } from './frame-alloc.js';
-import { Area, FrameKind, Hdr, Mm, TASK_SIZE, VmaWord } from './layout.js';
+import {
+  Area,
+  Frame,
+  FRAME_WORDS,
+  FrameKind,
+  Hdr,
+  Mm,
+  TASK_SIZE,
+  Thread,
+  THREAD_WORDS,
+  ThreadState,
+  VmaWord,
+} from './layout.js';
 import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
 import { forEachPteLocked, mkPte, ptePfn, tableFramesLocked } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
@@ -26,7 +38,20 @@ function fail(message: string): never {
  * `expectedRefs[pfn]` is the number of references the caller found for each frame.
  */
 function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
-  const { totalFrames, metadataFrames } = mem.layout;
+  const { i32, layout } = mem;
+  const { totalFrames, metadataFrames } = layout;
+  const deferred = new Uint8Array(totalFrames);
+  let nrDeferred = 0;
+  for (
+    let cur = Atomics.load(i32, Hdr.DEFER_HEAD);
+    cur !== 0;
+    cur = Atomics.load(i32, mem.frameTable + (cur - 1) * FRAME_WORDS + Frame.LINK)
+  ) {
+    if (deferred[cur - 1] || nrDeferred > totalFrames)
+      fail(`the deferred list has a cycle at frame ${cur - 1}`);
+    deferred[cur - 1] = 1;
+    nrDeferred++;
+  }
   let clear = 0;
   for (let pfn = 0; pfn < totalFrames; pfn++) {
     const refs = frameRefcount(mem, pfn);
@@ -39,6 +64,15 @@ function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
       }
       continue;
     }
+    if (deferred[pfn]) {
+      if (!inUse || refs !== 0 || kind !== FrameKind.DEFERRED)
+        fail(`deferred frame ${pfn}: refs ${refs}, kind ${kind}`);
+      continue;
+    }
+    if (kind === FrameKind.INFLIGHT || kind === FrameKind.DEFERRED)
+      fail(
+        `frame ${pfn} is ${kind === FrameKind.INFLIGHT ? 'in flight' : 'deferred'} outside any call or list`,
+      );
     if (inUse !== refs > 0)
       fail(`frame ${pfn}: bitmap says ${inUse ? 'used' : 'free'}, refs ${refs}`);
     if ((kind === FrameKind.FREE) !== (refs === 0))
@@ -49,8 +83,29 @@ function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
       );
     }
   }
-  const free = Atomics.load(mem.i32, Hdr.FREE_FRAMES);
+  const free = Atomics.load(i32, Hdr.FREE_FRAMES);
   if (free !== clear) fail(`freeFrames is ${free} but ${clear} frames are free in the bitmap`);
+  if (Atomics.load(i32, Hdr.DEFERRED_FRAMES) !== nrDeferred)
+    fail(`DEFERRED_FRAMES is wrong (${nrDeferred} on the list)`);
+}
+
+/** Check the thread table: no recovery running, no call in flight, reader count right. */
+function checkThreads(mem: PhysMem): void {
+  const { i32 } = mem;
+  if (Atomics.load(i32, Hdr.RECOVERY) !== 0) fail('a recovery is running');
+  let readers = 0;
+  for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
+    const base = mem.threadTable + slot * THREAD_WORDS;
+    const state = Atomics.load(i32, base + Thread.STATE);
+    if (state === ThreadState.FREE) continue;
+    if (state !== ThreadState.OUT)
+      fail(`thread slot ${slot} is in state ${state} (a call in flight, or dead and not reaped)`);
+    if (Atomics.load(i32, base + Thread.UNDO_LEN) !== 0)
+      fail(`thread slot ${slot} has an uncommitted undo log`);
+    if (Atomics.load(i32, base + Thread.RCU_NESTING) > 0) readers++;
+  }
+  if (Atomics.load(i32, Hdr.RCU_READERS) !== readers)
+    fail(`RCU_READERS is wrong (${readers} threads in a section)`);
 }
 
 /** Check the vmalloc areas; adds each backed page's reference to `refs`. */
@@ -177,6 +232,7 @@ export function checkInvariants(mem: PhysMem): void {
     if (Atomics.load(i32, lock) !== 0)
       fail(`lock word ${lock} is held by thread ${Atomics.load(i32, lock)}`);
   }
+  checkThreads(mem);
   const refs = new Int32Array(layout.totalFrames);
   checkAreas(mem, refs);
   const vmaOwner = new Int32Array(layout.maxVmas);

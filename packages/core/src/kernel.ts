@@ -16,12 +16,16 @@ import {
   FRAME_WORDS,
   Hdr,
   OWNER_ID_SHIFT,
+  Thread,
   OWNER_KIND_MASK,
   VMALLOC_START,
   type Layout,
   type LayoutConfig,
 } from './layout.js';
 import { initMms, mmCreate, mmLiveGen } from './mm.js';
+import { rcuReadLock, rcuReadUnlock } from './rcu.js';
+import { reapThreads } from './recovery.js';
+import { attachThread, detachThread, inKernel, threadWord } from './thread.js';
 import { PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatMeminfo, formatVmallocinfo } from './procfs.js';
 import { readKernel, writeKernel } from './user-access.js';
@@ -37,8 +41,21 @@ import {
 } from './vmalloc.js';
 import { initVmas } from './vma.js';
 
-/** Options of {@link Kernel.boot}. */
-export type BootOptions = LayoutConfig;
+/** Options of {@link Kernel.attach}. */
+export interface AttachOptions {
+  /**
+   * An id of the attaching thread that its parent knows too (Node: `threadId` from
+   * `node:worker_threads`, which the parent sees as `worker.threadId`), so that the parent can
+   * {@link Kernel.reapThread} it if it dies.
+   */
+  readonly threadId?: number;
+}
+
+/** Options of {@link Kernel.boot}: the layout, and how the booting thread attaches. */
+export type BootOptions = LayoutConfig & AttachOptions;
+
+/** Which dead thread {@link Kernel.reapThread} recovers from. */
+export type ReapSelector = { readonly threadId: number } | { readonly tid: number };
 
 /** A snapshot of the kernel's counters (`kernel.stats()`). */
 export interface KernelStats {
@@ -86,8 +103,13 @@ export class Kernel {
   /** @internal */
   readonly mem: PhysMem;
 
-  private constructor(mem: PhysMem) {
+  private constructor(mem: PhysMem, options: AttachOptions) {
     this.mem = mem;
+    const { threadId } = options;
+    attachThread(
+      mem,
+      typeof threadId === 'number' && Number.isSafeInteger(threadId) ? threadId : -1,
+    );
   }
 
   /**
@@ -101,15 +123,70 @@ export class Kernel {
     initVmalloc(mem);
     initVmas(mem);
     initMms(mem);
-    return new Kernel(mem);
+    return new Kernel(mem, options);
   }
 
   /**
    * Attach to a booted kernel from any thread. Throws `TypeError` when `handle` is not a kernel
    * handle and `Error` for a foreign buffer or another layout version. Context: any thread.
    */
-  static attach(handle: KernelHandle): Kernel {
-    return new Kernel(PhysMem.attach(handle));
+  static attach(handle: KernelHandle, options: AttachOptions = {}): Kernel {
+    return new Kernel(PhysMem.attach(handle), options);
+  }
+
+  /** This attachment's kernel thread id: the owner id of every lock it takes. */
+  get tid(): number {
+    return this.mem.tid;
+  }
+
+  /**
+   * Give this attachment's thread slot back (a thread that is done with the kernel). Its open
+   * read sections end. Calls through this handle afterwards throw. Context: the owning thread.
+   */
+  detach(): void {
+    while (this.mem.rcuNesting > 0) rcuReadUnlock(this.mem);
+    detachThread(this.mem);
+  }
+
+  /**
+   * Recover from a thread that died (a terminated or crashed worker): every other thread is held
+   * outside the kernel meanwhile; the dead thread's half-done call is undone or completed, its locks
+   * are released, its read sections end and the frames it held in flight are freed. Returns the
+   * number of attachments reaped (0 if none matched). Context: a live thread outside kernel calls
+   * (the dead thread's parent, typically on the worker's `exit` event).
+   */
+  reapThread(selector: ReapSelector): number {
+    const { mem } = this;
+    const key = 'tid' in selector ? Thread.TID : Thread.USER_ID;
+    const value = 'tid' in selector ? selector.tid : selector.threadId;
+    return reapThreads(mem, (slot) => Atomics.load(mem.i32, threadWord(mem, slot, key)) === value);
+  }
+
+  /**
+   * Enter a read section (`rcu_read_lock`): frames released by any other thread from now on are not
+   * reused until this thread leaves it, so zero-copy views taken inside stay safe to touch.
+   * Sections nest. Context: the owning thread, lock-free.
+   */
+  rcuReadLock(): void {
+    rcuReadLock(this.mem);
+  }
+
+  /**
+   * Leave a read section (`rcu_read_unlock`). Throws `Error` when none is open.
+   * Context: the owning thread, lock-free.
+   */
+  rcuReadUnlock(): void {
+    rcuReadUnlock(this.mem);
+  }
+
+  /** Run `fn` inside a read section. Context: the owning thread. */
+  readSection<T>(fn: () => T): T {
+    rcuReadLock(this.mem);
+    try {
+      return fn();
+    } finally {
+      rcuReadUnlock(this.mem);
+    }
   }
 
   /** What another thread needs to {@link Kernel.attach}: structured-cloneable. */
@@ -128,7 +205,7 @@ export class Kernel {
     return {
       totalFrames: layout.totalFrames,
       freeFrames: Atomics.load(i32, Hdr.FREE_FRAMES),
-      deferredFrames: 0,
+      deferredFrames: Atomics.load(i32, Hdr.DEFERRED_FRAMES),
       metadataFrames: layout.metadataFrames,
       badFrees: Atomics.load(i32, Hdr.BAD_FREES),
       vmallocAreas: Atomics.load(i32, Hdr.NR_AREAS),
@@ -263,7 +340,7 @@ export class Kernel {
    * free for its page directory. Context: any thread; takes mm_table_lock briefly.
    */
   createAddressSpace(): AddressSpace | null {
-    const made = mmCreate(this.mem);
+    const made = inKernel(this.mem, () => mmCreate(this.mem));
     return made === null ? null : new AddressSpace(this.mem, made[0], made[1]);
   }
 

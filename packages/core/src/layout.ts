@@ -15,7 +15,7 @@
  *  ┌──────────────────────────────┐
  *  │ header (1 page)              │ config words (init-only), counters and locks, one cache line each
  *  ├──────────────────────────────┤ frameTableOffset
- *  │ frame table                  │ FRAME_WORDS per frame: refcount, owner
+ *  │ frame table                  │ FRAME_WORDS per frame: refcount, owner, deferred-list link
  *  ├──────────────────────────────┤ frameBitmapOffset
  *  │ frame bitmap                 │ 1 bit per frame, 1 = in use (lock-free, Atomics only)
  *  ├──────────────────────────────┤ areaTableOffset
@@ -28,6 +28,8 @@
  *  │ VMA table                    │ VMA_WORDS per VMA slot (owner's mmap_lock; free list: vma_pool_lock)
  *  ├──────────────────────────────┤ mmTableOffset
  *  │ address-space table          │ MM_WORDS per mm_struct slot (mm_table_lock, then the mm's mmap_lock)
+ *  ├──────────────────────────────┤ threadTableOffset
+ *  │ thread table                 │ THREAD_WORDS per attachment: state, read section, undo log
  *  ├──────────────────────────────┤ metadataFrames * PAGE_SIZE
  *  │ frames                       │ vmalloc pages, page-table pages, free frames
  *  └──────────────────────────────┘ totalFrames * PAGE_SIZE
@@ -44,7 +46,7 @@ import { PAGE_SIZE } from './errno.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Bytes in one Int32 word. */
 export const SIZEOF_WORD = 4;
@@ -73,6 +75,8 @@ export const enum Hdr {
   VMALLOC_PAGES = 6,
   /** init-only: frames taken by the metadata, from pfn 0. */
   METADATA_FRAMES = 7,
+  /** init-only: thread slots (attachments) in the thread table. */
+  MAX_THREADS = 8,
   /** atomic (Atomics.add): the next thread id handed out by `attach`; also the lock owner id. */
   NEXT_TID = 16,
   /** atomic: frames whose bitmap bit is clear and not reserved by an allocation in flight. */
@@ -105,16 +109,31 @@ export const enum Hdr {
   NR_MMS = 129,
   /** mm_table_lock: slot + 1 of the first free mm slot, 0 if none. */
   MM_FREE_HEAD = 130,
+  /**
+   * atomic: 0, or the thread id of the thread recovering from dead threads (stop-the-world:
+   * while it is set no thread enters the kernel or takes a lock).
+   */
+  RECOVERY = 144,
+  /** atomic: the grace-period epoch; bumped by every deferred release. */
+  RCU_EPOCH = 160,
+  /** atomic: threads inside a read section now. */
+  RCU_READERS = 176,
+  /** atomic (lock-free list): pfn + 1 of the first deferred frame, linked through `Frame.LINK`. */
+  DEFER_HEAD = 192,
+  /** atomic: frames on the deferred list. */
+  DEFERRED_FRAMES = 208,
 }
 
 /** Words per frame-table entry. */
-export const FRAME_WORDS = 2;
+export const FRAME_WORDS = 3;
 /** Frame-table entry word offsets. */
 export const enum Frame {
   /** atomic: references held on the frame (0 = free). */
   REFCOUNT = 0,
   /** atomic: who owns the frame: `kind | (id << OWNER_ID_SHIFT)`, see {@link FrameKind}. */
   OWNER = 1,
+  /** atomic: on the deferred list, pfn + 1 of the next deferred frame (0 ends the list). */
+  LINK = 2,
 }
 /** Owner kinds, the low bits of {@link Frame.OWNER}. */
 export const enum FrameKind {
@@ -125,6 +144,10 @@ export const enum FrameKind {
   VMALLOC = 2,
   /** a page directory or page table; id = mm slot. */
   PAGE_TABLE = 3,
+  /** taken by a kernel call still in flight; id = thread slot (recovery frees it if that thread dies). */
+  INFLIGHT = 4,
+  /** released while a read section was open; id = grace-period epoch (28 bits). */
+  DEFERRED = 5,
 }
 /** Bits of {@link Frame.OWNER} that hold the {@link FrameKind}. */
 export const OWNER_KIND_MASK = 0x7;
@@ -201,6 +224,48 @@ export const enum Mm {
   NEXT_FREE = 7,
 }
 
+/** Words of a thread slot's header; the undo log follows. */
+export const THREAD_HEADER_WORDS = 16;
+/** Undo-log entries per thread slot. */
+export const UNDO_ENTRIES = 256;
+/** Words per undo-log entry: {@link Undo}. */
+export const UNDO_WORDS = 3;
+/** Words per thread slot (`struct task_struct`'s share of the kernel). */
+export const THREAD_WORDS: number = THREAD_HEADER_WORDS + UNDO_ENTRIES * UNDO_WORDS;
+/** Thread slot word offsets. Every word is written by its own thread, or by a recovering thread. */
+export const enum Thread {
+  /** atomic: {@link ThreadState}. */
+  STATE = 0,
+  /** atomic: the kernel thread id of the attachment (lock owner id). */
+  TID = 1,
+  /** atomic: an id the embedder gave at attach (Node's `threadId`), or -1. */
+  USER_ID = 2,
+  /** atomic: read-section nesting depth. */
+  RCU_NESTING = 3,
+  /** atomic: the grace-period epoch seen when the outermost read section began. */
+  RCU_EPOCH = 4,
+  /** atomic: entries in the undo log; 0 = nothing to undo (no mutation, or committed). */
+  UNDO_LEN = 5,
+}
+/** States of a thread slot. */
+export const enum ThreadState {
+  FREE = 0,
+  /** attached, not inside a kernel call. */
+  OUT = 1,
+  /** inside a kernel call. */
+  IN = 2,
+  /** inside a kernel call, waiting for a lock, with nothing changed yet. */
+  PARKED = 3,
+  /** found dead, waiting for recovery. */
+  DEAD = 4,
+}
+/** Undo-log entry words: restore `COUNT` words from `INDEX` to `VALUE` (COUNT 1: a single store). */
+export const enum Undo {
+  INDEX = 0,
+  COUNT = 1,
+  VALUE = 2,
+}
+
 /** Start of the vmalloc range (kernel virtual addresses), disjoint from every user address. */
 export const VMALLOC_START: number = 2 ** 44;
 /** End (exclusive) of user addresses: a 4 GiB user address space. */
@@ -220,6 +285,8 @@ export interface LayoutConfig {
   readonly maxVmas?: number;
   /** Address-space slots; default 1024. */
   readonly maxAddressSpaces?: number;
+  /** Thread slots (attachments at once); default frames / 128, clamped to [16, 256]. */
+  readonly maxThreads?: number;
 }
 
 /** Every region of the memory map, in bytes from the start of the buffer. */
@@ -228,6 +295,7 @@ export interface Layout {
   readonly maxAreas: number;
   readonly maxVmas: number;
   readonly maxAddressSpaces: number;
+  readonly maxThreads: number;
   /** Pages in the vmalloc range: twice the frames, so every frame fits as a 1-page area + guard. */
   readonly vmallocPages: number;
   readonly headerOffset: number;
@@ -240,6 +308,7 @@ export interface Layout {
   readonly kernelPageTableOffset: number;
   readonly vmaTableOffset: number;
   readonly mmTableOffset: number;
+  readonly threadTableOffset: number;
   /** Bytes of metadata, rounded up to whole frames. */
   readonly metadataBytes: number;
   /** Frames taken by the metadata: pfns `[0, metadataFrames)`. */
@@ -294,6 +363,12 @@ export function computeLayout(config: LayoutConfig): Layout {
     1,
     65536,
   );
+  const maxThreads = checkCount(
+    'maxThreads',
+    config.maxThreads ?? Math.min(256, Math.max(16, Math.floor(totalFrames / 128))),
+    1,
+    4096,
+  );
   const vmallocPages = 2 * totalFrames;
 
   const headerOffset = 0;
@@ -323,8 +398,12 @@ export function computeLayout(config: LayoutConfig): Layout {
     vmaTableOffset + maxVmas * VMA_WORDS * SIZEOF_WORD,
     SIZEOF_CACHE_LINE,
   );
-  const metadataBytes = alignUp(
+  const threadTableOffset = alignUp(
     mmTableOffset + maxAddressSpaces * MM_WORDS * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const metadataBytes = alignUp(
+    threadTableOffset + maxThreads * THREAD_WORDS * SIZEOF_WORD,
     PAGE_SIZE,
   );
   const metadataFrames = metadataBytes / PAGE_SIZE;
@@ -338,6 +417,7 @@ export function computeLayout(config: LayoutConfig): Layout {
     maxAreas,
     maxVmas,
     maxAddressSpaces,
+    maxThreads,
     vmallocPages,
     headerOffset,
     frameTableOffset,
@@ -348,6 +428,7 @@ export function computeLayout(config: LayoutConfig): Layout {
     kernelPageTableOffset,
     vmaTableOffset,
     mmTableOffset,
+    threadTableOffset,
     metadataBytes,
     metadataFrames,
   };

@@ -14,14 +14,17 @@
  *   walkers compare it, so a destroyed or recycled address space is never trusted.
  * - `LOCK`: the **mmap_lock**; `PGD`, `VMA_HEAD`, `NR_*` and the mm's VMAs and PTEs are written
  *   only under it.
- * - `NEXT_FREE` and slot allocation: under **mm_table_lock**.
+ * - `NEXT_FREE`: the free list, an llist (slots taken under **mm_table_lock**, given back
+ *   lock-free).
  *
  * @module
  */
 import { allocFrame, ownerTag } from './frame-alloc.js';
 import { FrameKind, Hdr, Mm, MM_WORDS, VmaWord } from './layout.js';
+import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
+import { txStore } from './thread.js';
 import { vmaGet } from './vma.js';
 
 /** Index of an mm record's word. */
@@ -34,9 +37,9 @@ export function mmGet(mem: PhysMem, slot: number, word: Mm): number {
   return Atomics.load(mem.i32, mmWord(mem, slot, word));
 }
 
-/** Write an mm word. Context: the mmap_lock held (or mm_table_lock for `NEXT_FREE`). */
+/** Write an mm word (logged for undo inside a transaction). Context: the mmap_lock held. */
 export function mmSet(mem: PhysMem, slot: number, word: Mm, value: number): void {
-  Atomics.store(mem.i32, mmWord(mem, slot, word), value);
+  txStore(mem, mmWord(mem, slot, word), value);
 }
 
 /** Boot-time setup: every mm slot free. Context: boot, before sharing. */
@@ -55,21 +58,21 @@ export function initMms(mem: PhysMem): void {
  */
 export function mmCreate(mem: PhysMem): [number, number] | null {
   const { i32 } = mem;
-  spinLock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
-  const head = Atomics.load(i32, Hdr.MM_FREE_HEAD);
-  if (head === 0) {
-    spinUnlock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+  const link = (slot: number): number => mmWord(mem, slot, Mm.NEXT_FREE);
+  spinLock(mem, Hdr.MM_TABLE_LOCK);
+  const slot = llistDelFirst(i32, Hdr.MM_FREE_HEAD, link);
+  if (slot < 0) {
+    spinUnlock(mem, Hdr.MM_TABLE_LOCK);
     return null;
   }
-  const slot = head - 1;
   const pgd = allocFrame(mem, ownerTag(FrameKind.PAGE_TABLE, slot));
   if (pgd < 0) {
-    spinUnlock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+    llistAdd(i32, Hdr.MM_FREE_HEAD, link(slot), slot);
+    spinUnlock(mem, Hdr.MM_TABLE_LOCK);
     return null;
   }
-  i32.fill(0, pgd * 1024, (pgd + 1) * 1024);
+  i32.fill(0, pgd * 1024, (pgd + 1) * 1024); // zeroed before the generation publishes the mm
   Atomics.add(i32, Hdr.PT_FRAMES, 1);
-  Atomics.store(i32, Hdr.MM_FREE_HEAD, mmGet(mem, slot, Mm.NEXT_FREE));
   mmSet(mem, slot, Mm.NEXT_FREE, 0);
   mmSet(mem, slot, Mm.PGD, pgd);
   mmSet(mem, slot, Mm.VMA_HEAD, 0);
@@ -78,18 +81,14 @@ export function mmCreate(mem: PhysMem): [number, number] | null {
   mmSet(mem, slot, Mm.NR_PTES, 0);
   const gen = Atomics.add(i32, mmWord(mem, slot, Mm.GEN), 1) + 1; // odd: live
   Atomics.add(i32, Hdr.NR_MMS, 1);
-  spinUnlock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+  spinUnlock(mem, Hdr.MM_TABLE_LOCK);
   return [slot, gen];
 }
 
-/** Put a dead slot (generation already even) back on the free list. Context: takes mm_table_lock. */
+/** Put a dead slot (generation already even) back on the free list. Context: any thread, lock-free. */
 export function mmRelease(mem: PhysMem, slot: number): void {
-  const { i32 } = mem;
-  spinLock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
-  mmSet(mem, slot, Mm.NEXT_FREE, Atomics.load(i32, Hdr.MM_FREE_HEAD));
-  Atomics.store(i32, Hdr.MM_FREE_HEAD, slot + 1);
-  Atomics.sub(i32, Hdr.NR_MMS, 1);
-  spinUnlock(i32, Hdr.MM_TABLE_LOCK, mem.tid);
+  llistAdd(mem.i32, Hdr.MM_FREE_HEAD, mmWord(mem, slot, Mm.NEXT_FREE), slot);
+  Atomics.sub(mem.i32, Hdr.NR_MMS, 1);
 }
 
 /**
@@ -98,15 +97,15 @@ export function mmRelease(mem: PhysMem, slot: number): void {
  */
 export function mmLockLive(mem: PhysMem, slot: number, gen: number): boolean {
   if (mmGet(mem, slot, Mm.GEN) !== gen) return false;
-  spinLock(mem.i32, mmWord(mem, slot, Mm.LOCK), mem.tid);
+  spinLock(mem, mmWord(mem, slot, Mm.LOCK));
   if (mmGet(mem, slot, Mm.GEN) === gen) return true;
-  spinUnlock(mem.i32, mmWord(mem, slot, Mm.LOCK), mem.tid);
+  spinUnlock(mem, mmWord(mem, slot, Mm.LOCK));
   return false;
 }
 
 /** Release the mmap_lock of `slot`. */
 export function mmUnlock(mem: PhysMem, slot: number): void {
-  spinUnlock(mem.i32, mmWord(mem, slot, Mm.LOCK), mem.tid);
+  spinUnlock(mem, mmWord(mem, slot, Mm.LOCK));
 }
 
 /** The generation of a live mm slot, or 0 when the slot is free. Context: any thread. */

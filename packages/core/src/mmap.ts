@@ -38,6 +38,7 @@ import { Mm, TASK_SIZE, VmaWord } from './layout.js';
 import { mmGet, mmSet, vmaSlotsLocked } from './mm.js';
 import { changeProtLocked, zapPtesLocked } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
+import { txBegin, txCommit } from './thread.js';
 import { releaseVmaSlots, reserveVmaSlots, vmaGet, vmaSet } from './vma.js';
 
 /** User pages in the 4 GiB user address space. */
@@ -146,40 +147,31 @@ function unmapSlotsNeeded(mem: PhysMem, mm: number, start: number, end: number):
 }
 
 /**
- * Unmap `[start, end)` (pages): zap the PTEs, drop their references, shrink, split or free VMAs.
- * `spare` holds the slot a middle split needs. Returns the VMA slots to release after unlock.
+ * Unmap `[start, end)` (pages) from the VMA list: shrink, split or unlink VMAs; PTEs are left to
+ * the caller. `spare` holds the slot a middle split needs. Returns the VMA slots to release.
+ * Context: the mm's mmap_lock held, inside a transaction.
  */
-function unmapLocked(
+function unmapVmasLocked(
   mem: PhysMem,
   mm: number,
   start: number,
   end: number,
   spare: number[],
 ): number[] {
-  const pgd = mmGet(mem, mm, Mm.PGD);
   const freed: number[] = [];
   for (const v of vmaSlotsLocked(mem, mm)) {
     const vs = vmaGet(mem, v, VmaWord.START);
     const ve = vmaGet(mem, v, VmaWord.END);
     if (ve <= start || vs >= end) continue;
-    const cleared = zapPtesLocked(mem, pgd, Math.max(vs, start), Math.min(ve, end));
-    mmSet(mem, mm, Mm.NR_PTES, mmGet(mem, mm, Mm.NR_PTES) - cleared);
     if (vs >= start && ve <= end) {
       unlinkLocked(mem, mm, v);
       freed.push(v);
     } else if (vs < start && ve > end) {
       const upper = spare.pop();
-      if (upper === undefined) throw new Error('unmapLocked: no spare VMA slot for a split');
+      if (upper === undefined) throw new Error('unmapVmasLocked: no spare VMA slot for a split');
       vmaSet(mem, v, VmaWord.END, start);
-      newVmaLocked(
-        mem,
-        mm,
-        upper,
-        end,
-        ve,
-        vmaGet(mem, v, VmaWord.PROT),
-        vmaGet(mem, v, VmaWord.FLAGS),
-      );
+      const prot = vmaGet(mem, v, VmaWord.PROT);
+      newVmaLocked(mem, mm, upper, end, ve, prot, vmaGet(mem, v, VmaWord.FLAGS));
     } else if (vs < start) {
       vmaSet(mem, v, VmaWord.END, start);
     } else {
@@ -187,6 +179,46 @@ function unmapLocked(
     }
   }
   return freed;
+}
+
+/** VMAs one transaction may change, so that every change fits the thread's undo log. */
+const VMAS_PER_TX = 16;
+
+/** The end of the first piece of `[start, end)` that touches at most VMAS_PER_TX VMAs. */
+function chunkEnd(mem: PhysMem, mm: number, start: number, end: number): number {
+  let n = 0;
+  for (const v of vmaSlotsLocked(mem, mm)) {
+    const ve = vmaGet(mem, v, VmaWord.END);
+    if (ve <= start || vmaGet(mem, v, VmaWord.START) >= end) continue;
+    if (++n === VMAS_PER_TX) return Math.min(ve, end);
+  }
+  return end;
+}
+
+/**
+ * Unmap `[start, end)`: each piece's VMA changes are one transaction (undone if the thread dies
+ * inside it); once committed, the piece's PTEs are zapped and their references dropped (a dead
+ * thread's zap is completed by recovery, which clears every PTE outside a VMA).
+ * Context: the mm's mmap_lock held; the slots for a split are in `spare`.
+ */
+function unmapRangeLocked(
+  mem: PhysMem,
+  mm: number,
+  start: number,
+  end: number,
+  spare: number[],
+): void {
+  const pgd = mmGet(mem, mm, Mm.PGD);
+  for (let s = start; s < end;) {
+    const e = chunkEnd(mem, mm, s, end);
+    txBegin(mem);
+    const freed = unmapVmasLocked(mem, mm, s, e, spare);
+    txCommit(mem);
+    const cleared = zapPtesLocked(mem, pgd, s, e);
+    mmSet(mem, mm, Mm.NR_PTES, mmGet(mem, mm, Mm.NR_PTES) - cleared);
+    releaseVmaSlots(mem, freed);
+    s = e;
+  }
 }
 
 /** Is `n` a safe integer? */
@@ -216,7 +248,6 @@ export function mmapLocked(
   if (length > TASK_SIZE) return -ENOMEM;
   const pages = Math.ceil(length / PAGE_SIZE);
   let start: number;
-  let spare: number[] = [];
   if (fixed) {
     if (addr === 0) return -EPERM;
     start = addr / PAGE_SIZE;
@@ -238,11 +269,10 @@ export function mmapLocked(
   const slots = reserveVmaSlots(mem, needed);
   if (slots === null) return -ENOMEM;
   const slot = slots.pop()!;
-  spare = slots;
-  let freed: number[] = [];
-  if (fixed) freed = unmapLocked(mem, mm, start, start + pages, spare);
+  if (fixed) unmapRangeLocked(mem, mm, start, start + pages, slots);
+  txBegin(mem);
   newVmaLocked(mem, mm, slot, start, start + pages, prot, VM_SHARED | protFlags(prot));
-  releaseVmaSlots(mem, freed);
+  txCommit(mem);
   return start * PAGE_SIZE;
 }
 
@@ -255,8 +285,7 @@ export function munmapLocked(mem: PhysMem, mm: number, addr: unknown, length: un
   const end = start + Math.ceil(length / PAGE_SIZE);
   const spare = reserveVmaSlots(mem, unmapSlotsNeeded(mem, mm, start, end));
   if (spare === null) return -ENOMEM;
-  const freed = unmapLocked(mem, mm, start, end, spare);
-  releaseVmaSlots(mem, freed);
+  unmapRangeLocked(mem, mm, start, end, spare);
   return 0;
 }
 
@@ -290,29 +319,50 @@ export function mprotectLocked(
   if (covered < end) return -ENOMEM;
   const spare = reserveVmaSlots(mem, needed);
   if (spare === null) return -ENOMEM;
+  const pgd = mmGet(mem, mm, Mm.PGD);
+  for (let s = start; s < end;) {
+    const e = chunkEnd(mem, mm, s, end);
+    txBegin(mem);
+    splitForProtLocked(mem, mm, s, e, prot, spare);
+    txCommit(mem);
+    // PTEs follow their VMA; a dead thread's half-done rewrite is finished by recovery
+    changeProtLocked(mem, pgd, s, e, prot);
+    s = e;
+  }
+  return 0;
+}
+
+/**
+ * Give `[start, end)` the protection `prot`, splitting the VMAs cut by either end (the existing
+ * VMA keeps the lowest piece). Context: the mm's mmap_lock held, inside a transaction.
+ */
+function splitForProtLocked(
+  mem: PhysMem,
+  mm: number,
+  start: number,
+  end: number,
+  prot: number,
+  spare: number[],
+): void {
   for (const v of vmaSlotsLocked(mem, mm)) {
     const vs = vmaGet(mem, v, VmaWord.START);
     const ve = vmaGet(mem, v, VmaWord.END);
     if (ve <= start || vs >= end) continue;
     const oldProt = vmaGet(mem, v, VmaWord.PROT);
     const flags = vmaGet(mem, v, VmaWord.FLAGS);
-    const midStart = Math.max(vs, start);
-    const midEnd = Math.min(ve, end);
     if (vs < start) {
       vmaSet(mem, v, VmaWord.END, start);
-      newVmaLocked(mem, mm, spare.pop()!, midStart, midEnd, oldProt, flags);
-    } else {
-      vmaSet(mem, v, VmaWord.END, midEnd);
+      newVmaLocked(mem, mm, spare.pop()!, start, Math.min(ve, end), oldProt, flags);
+    } else if (ve > end) {
+      vmaSet(mem, v, VmaWord.END, end);
     }
     if (ve > end) newVmaLocked(mem, mm, spare.pop()!, end, ve, oldProt, flags);
   }
-  // now every VMA inside [start, end) is exactly one of the pieces: give them the new protection
+  // every VMA inside [start, end) is now exactly one piece: give it the new protection
   for (const v of vmaSlotsLocked(mem, mm)) {
     const vs = vmaGet(mem, v, VmaWord.START);
     if (vs >= start && vmaGet(mem, v, VmaWord.END) <= end) setProt(mem, v, prot);
   }
-  changeProtLocked(mem, mmGet(mem, mm, Mm.PGD), start, end, prot);
-  return 0;
 }
 
 /** User page of a user address. */

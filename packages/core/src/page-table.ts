@@ -30,6 +30,7 @@ import { PROT_READ, PROT_WRITE } from './errno.js';
 import { allocFrames, ownerTag, putFrame } from './frame-alloc.js';
 import { FrameKind, Hdr, PTRS_PER_TABLE } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
+import { txLogRange, txStore } from './thread.js';
 
 /** PTE bit: the entry is present. */
 export const PTE_PRESENT = 0x1;
@@ -125,11 +126,7 @@ export function allocTablesLocked(
     const pt = pfns[i]!;
     // zeroed before the directory entry publishes it (the store below releases these writes)
     i32.fill(0, pt << FRAME_WORD_SHIFT, (pt + 1) << FRAME_WORD_SHIFT);
-    Atomics.store(
-      i32,
-      (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!,
-      (pt << PTE_PFN_SHIFT) | PTE_PRESENT,
-    );
+    txStore(mem, (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!, (pt << PTE_PFN_SHIFT) | PTE_PRESENT);
   }
   Atomics.add(i32, Hdr.PT_FRAMES, missing.length);
   return missing.length;
@@ -153,6 +150,9 @@ export function installPtesLocked(
     const upage = start + i;
     if (i === 0 || (upage & TABLE_MASK) === 0) {
       pteBase = ptePfn(Atomics.load(i32, pdeIndex(pgdPfn, upage))) << FRAME_WORD_SHIFT;
+      // every PTE of this table's piece was empty: that is what undoing restores
+      const inTable = Math.min(n - i, PTRS_PER_TABLE - (upage & TABLE_MASK));
+      txLogRange(mem, pteBase + (upage & TABLE_MASK), inTable, 0);
     }
     Atomics.store(i32, pteBase + (upage & TABLE_MASK), mkPte(pfns[i]!, prot));
   }

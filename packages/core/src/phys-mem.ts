@@ -50,6 +50,18 @@ export class PhysMem {
   readonly vmaTable: number;
   /** Int32 index of mm slot 0. */
   readonly mmTable: number;
+  /** Int32 index of thread slot 0. */
+  readonly threadTable: number;
+  /** This attachment's thread slot, set by `attachThread` (-1 until then). */
+  threadSlot = -1;
+  /** Int32 index of this attachment's thread slot (set with `threadSlot`). */
+  threadBase = -1;
+  /** Nesting depth of kernel calls in this attachment (only the outermost marks the slot). */
+  depth = 0;
+  /** True while this attachment logs its changes for undo (`txBegin` … `txCommit`). */
+  txActive = false;
+  /** Read-section nesting of this attachment (mirrors its slot's `RCU_NESTING`). */
+  rcuNesting = 0;
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout) {
     this.buffer = buffer;
@@ -63,6 +75,7 @@ export class PhysMem {
     this.kernelPageTable = wordIndex(layout.kernelPageTableOffset);
     this.vmaTable = wordIndex(layout.vmaTableOffset);
     this.mmTable = wordIndex(layout.mmTableOffset);
+    this.threadTable = wordIndex(layout.threadTableOffset);
     this.tid = Atomics.add(this.i32, Hdr.NEXT_TID, 1);
   }
 
@@ -93,6 +106,7 @@ export class PhysMem {
     i32[Hdr.MAX_MMS] = layout.maxAddressSpaces;
     i32[Hdr.VMALLOC_PAGES] = layout.vmallocPages;
     i32[Hdr.METADATA_FRAMES] = layout.metadataFrames;
+    i32[Hdr.MAX_THREADS] = layout.maxThreads;
     i32[Hdr.NEXT_TID] = 1;
     return new PhysMem(buffer, layout);
   }
@@ -127,6 +141,7 @@ export class PhysMem {
       maxAreas: Atomics.load(hdr, Hdr.MAX_AREAS),
       maxVmas: Atomics.load(hdr, Hdr.MAX_VMAS),
       maxAddressSpaces: Atomics.load(hdr, Hdr.MAX_MMS),
+      maxThreads: Atomics.load(hdr, Hdr.MAX_THREADS),
     });
     if (
       buffer.byteLength !== totalFrames * PAGE_SIZE ||

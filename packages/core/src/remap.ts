@@ -48,6 +48,7 @@ import { spinLock, spinUnlock } from './lock.js';
 import { mmGet, mmLiveGen, mmLockLive, mmSet, mmUnlock } from './mm.js';
 import { allocTablesLocked, anyPteLocked, installPtesLocked, ptePfn } from './page-table.js';
 import { areaGet, areaOfPageLocked, vmallocPageIndex } from './vmalloc.js';
+import { inKernel, txBegin, txCommit } from './thread.js';
 import { Vma, vmaGet, vmaSet } from './vma.js';
 
 function isPageAligned(n: unknown): n is number {
@@ -68,6 +69,11 @@ export function remapVmallocRangePartial(
 ): number {
   // 1: a live VMA of a kernel (the VMA's own)
   if (!(vma instanceof Vma)) return -EINVAL;
+  return inKernel(vma.mem, () => remapIn(vma, uaddr, kaddr, size));
+}
+
+/** The body of remapVmallocRangePartial, inside a kernel call. */
+function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
   const { mem } = vma;
   const mm = vmaGet(mem, vma.slot, VmaWord.MM) - 1;
   if (mm < 0 || vmaGet(mem, vma.slot, VmaWord.GEN) !== vma.gen) return -EINVAL;
@@ -91,7 +97,7 @@ export function remapVmallocRangePartial(
     const vmaEnd = vmaGet(mem, vma.slot, VmaWord.END);
     const pgd = mmGet(mem, mm, Mm.PGD);
     const pfns = new Int32Array(nrPages);
-    spinLock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+    spinLock(mem, Hdr.VMAP_LOCK);
     try {
       // 5: a live area contains kaddr (its guard page counts as part of it)
       const area = kpage < 0 ? -1 : areaOfPageLocked(mem, kpage);
@@ -105,9 +111,14 @@ export function remapVmallocRangePartial(
       if (upage < vmaStart || upage + nrPages > vmaEnd) return -EFAULT;
       // 9: no PTE there yet
       if (anyPteLocked(mem, pgd, upage, upage + nrPages)) return -EBUSY;
-      // 10: page tables for the whole range
+      // 10: page tables for the whole range. From here on every change is logged, so that a
+      // thread dying inside the call is undone by recovery (all or nothing, even then).
+      txBegin(mem);
       const tables = allocTablesLocked(mem, mm, pgd, upage, upage + nrPages);
-      if (tables < 0) return -ENOMEM;
+      if (tables < 0) {
+        txCommit(mem);
+        return -ENOMEM;
+      }
       mmSet(mem, mm, Mm.NR_PT, mmGet(mem, mm, Mm.NR_PT) + tables);
       // 11: pin every frame while vfree cannot run, then install
       for (let i = 0; i < nrPages; i++) {
@@ -116,7 +127,7 @@ export function remapVmallocRangePartial(
         pfns[i] = pfn;
       }
     } finally {
-      spinUnlock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+      spinUnlock(mem, Hdr.VMAP_LOCK);
     }
     installPtesLocked(mem, pgd, upage, pfns, vmaGet(mem, vma.slot, VmaWord.PROT));
     mmSet(mem, mm, Mm.NR_PTES, mmGet(mem, mm, Mm.NR_PTES) + nrPages);
@@ -126,6 +137,7 @@ export function remapVmallocRangePartial(
       VmaWord.FLAGS,
       vmaGet(mem, vma.slot, VmaWord.FLAGS) | VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP,
     );
+    txCommit(mem);
     return 0;
   } finally {
     mmUnlock(mem, mm);

@@ -5,7 +5,8 @@
  * (`kernel/fork.c`), `find_vma` (`mm/mmap.c`).
  *
  * VMA records live in one table in shared memory. A free slot is on the pool's free list
- * (`Hdr.VMA_FREE_HEAD`, under **vma_pool_lock**); a live slot belongs to one address space and is
+ * (`Hdr.VMA_FREE_HEAD`, an llist: slots are given back lock-free and taken under
+ * **vma_pool_lock**); a live slot belongs to one address space and is
  * linked into its list sorted by address (`Mm.VMA_HEAD`), and all its words are written under that
  * address space's **mmap_lock** (with `Atomics.store`, so `Vma` getters may read them lock-free).
  * `VmaWord.GEN` is bumped whenever a slot is freed: a `Vma` handle whose generation no longer
@@ -15,8 +16,10 @@
  */
 import { PAGE_SHIFT } from './errno.js';
 import { Hdr, VMA_WORDS, VmaWord } from './layout.js';
+import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
+import { txStore } from './thread.js';
 
 /** Index of a VMA record's word. */
 export function vmaWord(mem: PhysMem, slot: number, word: VmaWord): number {
@@ -28,9 +31,9 @@ export function vmaGet(mem: PhysMem, slot: number, word: VmaWord): number {
   return Atomics.load(mem.i32, vmaWord(mem, slot, word));
 }
 
-/** Write a VMA word. Context: the owner's mmap_lock held. */
+/** Write a VMA word (logged for undo inside a transaction). Context: the owner's mmap_lock held. */
 export function vmaSet(mem: PhysMem, slot: number, word: VmaWord, value: number): void {
-  Atomics.store(mem.i32, vmaWord(mem, slot, word), value);
+  txStore(mem, vmaWord(mem, slot, word), value);
 }
 
 /** Boot-time setup: every VMA slot on the free list. Context: boot, before sharing. */
@@ -44,45 +47,39 @@ export function initVmas(mem: PhysMem): void {
 
 /**
  * Take `n` free VMA slots, all or nothing (`vm_area_alloc`); null when the pool is short.
- * Context: any thread; takes vma_pool_lock.
+ * Context: any thread; takes vma_pool_lock (which serialises takers; givers are lock-free).
  */
 export function reserveVmaSlots(mem: PhysMem, n: number): number[] | null {
-  const { i32 } = mem;
   const out: number[] = [];
   if (n === 0) return out;
-  spinLock(i32, Hdr.VMA_POOL_LOCK, mem.tid);
-  let head = Atomics.load(i32, Hdr.VMA_FREE_HEAD);
-  while (out.length < n && head !== 0) {
-    out.push(head - 1);
-    head = vmaGet(mem, head - 1, VmaWord.NEXT);
+  const link = (slot: number): number => vmaWord(mem, slot, VmaWord.NEXT);
+  spinLock(mem, Hdr.VMA_POOL_LOCK);
+  while (out.length < n) {
+    const slot = llistDelFirst(mem.i32, Hdr.VMA_FREE_HEAD, link);
+    if (slot < 0) break;
+    out.push(slot);
   }
-  if (out.length === n) {
-    Atomics.store(i32, Hdr.VMA_FREE_HEAD, head);
-    Atomics.add(i32, Hdr.NR_VMAS, n);
+  if (out.length < n) {
+    for (const slot of out) llistAdd(mem.i32, Hdr.VMA_FREE_HEAD, link(slot), slot);
   }
-  spinUnlock(i32, Hdr.VMA_POOL_LOCK, mem.tid);
-  return out.length === n ? out : null;
+  spinUnlock(mem, Hdr.VMA_POOL_LOCK);
+  if (out.length < n) return null;
+  Atomics.add(mem.i32, Hdr.NR_VMAS, n);
+  return out;
 }
 
 /**
  * Give VMA slots back to the pool (`vm_area_free`); each slot's generation is bumped so that old
- * handles go stale. Context: any thread; the slots are unreachable from any list; takes
- * vma_pool_lock.
+ * handles go stale. Context: any thread, lock-free; the slots are unreachable from any list.
  */
 export function releaseVmaSlots(mem: PhysMem, slots: readonly number[]): void {
-  if (slots.length === 0) return;
   const { i32 } = mem;
   for (const slot of slots) {
     Atomics.add(i32, vmaWord(mem, slot, VmaWord.GEN), 1);
-    vmaSet(mem, slot, VmaWord.MM, 0);
+    Atomics.store(i32, vmaWord(mem, slot, VmaWord.MM), 0);
+    llistAdd(i32, Hdr.VMA_FREE_HEAD, vmaWord(mem, slot, VmaWord.NEXT), slot);
+    Atomics.sub(i32, Hdr.NR_VMAS, 1);
   }
-  spinLock(i32, Hdr.VMA_POOL_LOCK, mem.tid);
-  for (const slot of slots) {
-    vmaSet(mem, slot, VmaWord.NEXT, Atomics.load(i32, Hdr.VMA_FREE_HEAD));
-    Atomics.store(i32, Hdr.VMA_FREE_HEAD, slot + 1);
-  }
-  Atomics.sub(i32, Hdr.NR_VMAS, slots.length);
-  spinUnlock(i32, Hdr.VMA_POOL_LOCK, mem.tid);
 }
 
 /**

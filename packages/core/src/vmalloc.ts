@@ -37,6 +37,7 @@ import {
 import { spinLock, spinUnlock } from './lock.js';
 import { mkPte, ptePfn } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
+import { inKernel } from './thread.js';
 
 /** A live vmalloc area (`struct vm_struct`), as `findVmArea` reports it. */
 export interface VmArea {
@@ -129,34 +130,44 @@ export function vmallocPages(
   zero: boolean,
   alignPages = 1,
 ): number | null {
+  return inKernel(mem, () => vmallocPagesIn(mem, nrPages, flags, caller, zero, alignPages));
+}
+
+function vmallocPagesIn(
+  mem: PhysMem,
+  nrPages: number,
+  flags: number,
+  caller: AreaCaller,
+  zero: boolean,
+  alignPages: number,
+): number | null {
   const { i32, u8 } = mem;
   const pfns = new Int32Array(nrPages);
-  if (!allocFrames(mem, nrPages, ownerTag(FrameKind.VMALLOC, 0), pfns)) return null;
+  // in flight until linked: a recovery keeps them while this thread lives, frees them if it dies
+  if (!allocFrames(mem, nrPages, ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.threadSlot)), pfns)) {
+    return null;
+  }
   if (zero) {
     forEachRun(pfns, (first, n) => {
       u8.fill(0, first * PAGE_SIZE, (first + n) * PAGE_SIZE);
     });
   }
-  spinLock(i32, Hdr.VMAP_LOCK, mem.tid);
+  spinLock(mem, Hdr.VMAP_LOCK);
   const gap = findGapLocked(mem, nrPages + 1, alignPages);
   const slot = Atomics.load(i32, Hdr.AREA_FREE_HEAD) - 1;
   if (gap === null || slot < 0) {
-    spinUnlock(i32, Hdr.VMAP_LOCK, mem.tid);
+    spinUnlock(mem, Hdr.VMAP_LOCK);
     for (const pfn of pfns) putFrame(mem, pfn);
     return null;
   }
   const [start, prev] = gap;
+  // NR_PAGES is written last: until then the slot is not live, and a recovery treats the area as
+  // never made (see recovery.ts), so this path needs no undo log.
   Atomics.store(i32, Hdr.AREA_FREE_HEAD, areaGet(mem, slot, Area.NEXT));
   const next = prev === 0 ? Atomics.load(i32, Hdr.AREA_HEAD) : areaGet(mem, prev - 1, Area.NEXT);
   areaSet(mem, slot, Area.START, start);
-  areaSet(mem, slot, Area.NR_PAGES, nrPages);
   areaSet(mem, slot, Area.FLAGS, flags | VM_ALLOC);
   areaSet(mem, slot, Area.CALLER, caller);
-  areaSet(mem, slot, Area.PREV, prev);
-  areaSet(mem, slot, Area.NEXT, next);
-  if (prev === 0) Atomics.store(i32, Hdr.AREA_HEAD, slot + 1);
-  else areaSet(mem, prev - 1, Area.NEXT, slot + 1);
-  if (next !== 0) areaSet(mem, next - 1, Area.PREV, slot + 1);
   const owner = ownerTag(FrameKind.VMALLOC, slot);
   for (let i = 0; i < nrPages; i++) {
     const pfn = pfns[i]!;
@@ -165,9 +176,15 @@ export function vmallocPages(
   }
   // the area map covers the guard page too: findVmArea reports it as part of the area
   i32.fill(slot + 1, mem.areaMap + start, mem.areaMap + start + nrPages + 1);
+  areaSet(mem, slot, Area.PREV, prev);
+  areaSet(mem, slot, Area.NEXT, next);
+  if (prev === 0) Atomics.store(i32, Hdr.AREA_HEAD, slot + 1);
+  else areaSet(mem, prev - 1, Area.NEXT, slot + 1);
+  if (next !== 0) areaSet(mem, next - 1, Area.PREV, slot + 1);
   Atomics.add(i32, Hdr.NR_AREAS, 1);
   Atomics.add(i32, Hdr.VMALLOC_USED_PAGES, nrPages);
-  spinUnlock(i32, Hdr.VMAP_LOCK, mem.tid);
+  areaSet(mem, slot, Area.NR_PAGES, nrPages); // commit
+  spinUnlock(mem, Hdr.VMAP_LOCK);
   return VMALLOC_START + start * PAGE_SIZE;
 }
 
@@ -200,31 +217,40 @@ export function vfree(mem: PhysMem, kaddr: unknown): void {
     Atomics.add(i32, Hdr.BAD_FREES, 1);
     return;
   }
-  spinLock(i32, Hdr.VMAP_LOCK, mem.tid);
+  inKernel(mem, () => {
+    vfreeIn(mem, page);
+  });
+}
+
+/** vfree of vmalloc page `page`, inside a kernel call. */
+function vfreeIn(mem: PhysMem, page: number): void {
+  const { i32 } = mem;
+  spinLock(mem, Hdr.VMAP_LOCK);
   const slot = areaOfPageLocked(mem, page);
   if (slot < 0 || areaGet(mem, slot, Area.START) !== page) {
-    spinUnlock(i32, Hdr.VMAP_LOCK, mem.tid);
+    spinUnlock(mem, Hdr.VMAP_LOCK);
     Atomics.add(i32, Hdr.BAD_FREES, 1);
     return;
   }
+  // NR_PAGES = 0 first: the commit point. A recovery completes a vfree that got this far.
   const nrPages = areaGet(mem, slot, Area.NR_PAGES);
-  const pfns = new Int32Array(nrPages);
-  for (let i = 0; i < nrPages; i++) {
-    pfns[i] = ptePfn(Atomics.exchange(i32, mem.kernelPageTable + page + i, 0));
-  }
-  i32.fill(0, mem.areaMap + page, mem.areaMap + page + nrPages + 1);
+  areaSet(mem, slot, Area.NR_PAGES, 0);
   const prev = areaGet(mem, slot, Area.PREV);
   const next = areaGet(mem, slot, Area.NEXT);
   if (prev === 0) Atomics.store(i32, Hdr.AREA_HEAD, next);
   else areaSet(mem, prev - 1, Area.NEXT, next);
   if (next !== 0) areaSet(mem, next - 1, Area.PREV, prev);
-  areaSet(mem, slot, Area.NR_PAGES, 0);
+  const pfns = new Int32Array(nrPages);
+  for (let i = 0; i < nrPages; i++) {
+    pfns[i] = ptePfn(Atomics.exchange(i32, mem.kernelPageTable + page + i, 0));
+  }
+  i32.fill(0, mem.areaMap + page, mem.areaMap + page + nrPages + 1);
   areaSet(mem, slot, Area.PREV, 0);
   areaSet(mem, slot, Area.NEXT, Atomics.load(i32, Hdr.AREA_FREE_HEAD));
   Atomics.store(i32, Hdr.AREA_FREE_HEAD, slot + 1);
   Atomics.sub(i32, Hdr.NR_AREAS, 1);
   Atomics.sub(i32, Hdr.VMALLOC_USED_PAGES, nrPages);
-  spinUnlock(i32, Hdr.VMAP_LOCK, mem.tid);
+  spinUnlock(mem, Hdr.VMAP_LOCK);
   for (const pfn of pfns) putFrame(mem, pfn);
 }
 
@@ -243,22 +269,28 @@ export function vmAreaLocked(mem: PhysMem, slot: number): VmArea {
 export function findVmArea(mem: PhysMem, kaddr: unknown): VmArea | null {
   const page = vmallocPageIndex(mem, kaddr);
   if (page < 0) return null;
-  spinLock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
-  const slot = areaOfPageLocked(mem, page);
-  const area = slot < 0 ? null : vmAreaLocked(mem, slot);
-  spinUnlock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
-  return area;
+  return inKernel(mem, () => {
+    spinLock(mem, Hdr.VMAP_LOCK);
+    const slot = areaOfPageLocked(mem, page);
+    const area = slot < 0 ? null : vmAreaLocked(mem, slot);
+    spinUnlock(mem, Hdr.VMAP_LOCK);
+    return area;
+  });
 }
 
 /** Every live area, by address. Context: any thread; takes vmap_area_lock. */
 export function vmallocAreas(mem: PhysMem): (VmArea & { readonly caller: AreaCaller })[] {
+  return inKernel(mem, () => vmallocAreasIn(mem));
+}
+
+function vmallocAreasIn(mem: PhysMem): (VmArea & { readonly caller: AreaCaller })[] {
   const out: (VmArea & { readonly caller: AreaCaller })[] = [];
-  spinLock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+  spinLock(mem, Hdr.VMAP_LOCK);
   for (let cur = Atomics.load(mem.i32, Hdr.AREA_HEAD); cur !== 0;) {
     out.push({ ...vmAreaLocked(mem, cur - 1), caller: areaGet(mem, cur - 1, Area.CALLER) });
     cur = areaGet(mem, cur - 1, Area.NEXT);
   }
-  spinUnlock(mem.i32, Hdr.VMAP_LOCK, mem.tid);
+  spinUnlock(mem, Hdr.VMAP_LOCK);
   return out;
 }
 

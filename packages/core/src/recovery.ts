@@ -1,0 +1,336 @@
+/**
+ * Recovery from dead threads: stop the world, undo the dead thread's half-done call, rebuild what
+ * the authoritative records imply, release its locks and its read sections.
+ *
+ * Kernel counterparts: `exit_robust_list` (locks of a dead owner are released), `stop_machine`
+ * (nothing else runs in the kernel meanwhile) and the repair half of `fsck`.
+ *
+ * The authoritative records are: area records with `NR_PAGES > 0` and their kernel PTEs; live mm
+ * slots (odd generation) with their VMA lists and page tables; the deferred list; metadata. From
+ * them recovery rebuilds everything derived: the area list, free list and area map; kernel PTEs
+ * outside live areas (cleared); each live mm's PTEs outside its VMAs (cleared) and their
+ * protections (set to the VMA's); the VMA pool, the mm free list and every counter; and the frame
+ * table (references, owner kinds, bitmap and free count). Frames that an aborted call took and
+ * never linked are thereby freed; frames a live thread holds in flight are kept.
+ *
+ * Why the rebuild is safe while other threads are alive: a live thread is either outside the
+ * kernel, or parked waiting for a lock before it changed anything in its call (see thread.ts), so
+ * the records are stable. Locks that a parked thread holds guard nothing it has changed.
+ *
+ * @module
+ */
+import {
+  Area,
+  AREA_WORDS,
+  Frame,
+  FRAME_WORDS,
+  FrameKind,
+  Hdr,
+  Mm,
+  MM_WORDS,
+  OWNER_ID_SHIFT,
+  OWNER_KIND_MASK,
+  Thread,
+  THREAD_WORDS,
+  ThreadState,
+  VMA_WORDS,
+  VmaWord,
+} from './layout.js';
+import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
+import { forEachPteLocked, mkPte, ptePfn, tableFramesLocked, TABLE_SHIFT } from './page-table.js';
+import type { PhysMem } from './phys-mem.js';
+import { reclaimDeferred } from './rcu.js';
+import { pause, threadWord, undoThreadLog } from './thread.js';
+import { vmaGet } from './vma.js';
+
+/** Claim the right to recover (one recovery at a time). Context: a thread outside kernel calls. */
+function claimRecovery(mem: PhysMem): void {
+  for (;;) {
+    const owner = Atomics.compareExchange(mem.i32, Hdr.RECOVERY, 0, mem.tid);
+    if (owner === 0) return;
+    pause(mem.i32, Hdr.RECOVERY, owner, 1);
+  }
+}
+
+/** Wait until no live thread but this one is inside a kernel call (stop_machine). */
+function stopTheWorld(mem: PhysMem): void {
+  const { i32 } = mem;
+  for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
+    if (slot === mem.threadSlot) continue;
+    const state = threadWord(mem, slot, Thread.STATE);
+    while (Atomics.load(i32, state) === ThreadState.IN) pause(i32, state, ThreadState.IN, 1);
+  }
+}
+
+/** Slots and tids of threads marked dead. */
+function deadThreads(mem: PhysMem): { slots: number[]; tids: Set<number> } {
+  const slots: number[] = [];
+  const tids = new Set<number>();
+  for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
+    if (Atomics.load(mem.i32, threadWord(mem, slot, Thread.STATE)) !== ThreadState.DEAD) continue;
+    slots.push(slot);
+    tids.add(Atomics.load(mem.i32, threadWord(mem, slot, Thread.TID)));
+  }
+  return { slots, tids };
+}
+
+function areaWord(mem: PhysMem, slot: number, word: Area): number {
+  return mem.areaTable + slot * AREA_WORDS + word;
+}
+
+/** Rebuild the vmalloc structures from the area records (NR_PAGES > 0 = live). */
+function rebuildAreas(mem: PhysMem): void {
+  const { i32, layout } = mem;
+  const live: number[] = [];
+  for (let slot = 0; slot < layout.maxAreas; slot++) {
+    if (Atomics.load(i32, areaWord(mem, slot, Area.NR_PAGES)) > 0) live.push(slot);
+  }
+  live.sort(
+    (a, b) =>
+      Atomics.load(i32, areaWord(mem, a, Area.START)) -
+      Atomics.load(i32, areaWord(mem, b, Area.START)),
+  );
+  i32.fill(0, mem.areaMap, mem.areaMap + layout.vmallocPages);
+  const backed = new Uint8Array(layout.vmallocPages);
+  let pages = 0;
+  live.forEach((slot, i) => {
+    const start = Atomics.load(i32, areaWord(mem, slot, Area.START));
+    const nr = Atomics.load(i32, areaWord(mem, slot, Area.NR_PAGES));
+    Atomics.store(i32, areaWord(mem, slot, Area.PREV), i === 0 ? 0 : live[i - 1]! + 1);
+    Atomics.store(i32, areaWord(mem, slot, Area.NEXT), i + 1 < live.length ? live[i + 1]! + 1 : 0);
+    i32.fill(slot + 1, mem.areaMap + start, mem.areaMap + start + nr + 1);
+    backed.fill(1, start, start + nr);
+    pages += nr;
+  });
+  Atomics.store(i32, Hdr.AREA_HEAD, live.length > 0 ? live[0]! + 1 : 0);
+  for (let p = 0; p < layout.vmallocPages; p++) {
+    if (!backed[p]) Atomics.store(i32, mem.kernelPageTable + p, 0);
+  }
+  let freeHead = 0;
+  for (let slot = layout.maxAreas - 1; slot >= 0; slot--) {
+    if (Atomics.load(i32, areaWord(mem, slot, Area.NR_PAGES)) > 0) continue;
+    Atomics.store(i32, areaWord(mem, slot, Area.PREV), 0);
+    Atomics.store(i32, areaWord(mem, slot, Area.NEXT), freeHead);
+    freeHead = slot + 1;
+  }
+  Atomics.store(i32, Hdr.AREA_FREE_HEAD, freeHead);
+  Atomics.store(i32, Hdr.NR_AREAS, live.length);
+  Atomics.store(i32, Hdr.VMALLOC_USED_PAGES, pages);
+}
+
+/** Make a live mm's PTEs agree with its VMAs and recount it. Returns its table frames. */
+function repairMm(mem: PhysMem, slot: number, onVma: (vma: number) => void): number[] {
+  const { i32 } = mem;
+  const pgd = mmGet(mem, slot, Mm.PGD);
+  const vmas = vmaSlotsLocked(mem, slot);
+  const ranges = vmas.map((v) => {
+    onVma(v);
+    return [
+      vmaGet(mem, v, VmaWord.START),
+      vmaGet(mem, v, VmaWord.END),
+      vmaGet(mem, v, VmaWord.PROT),
+    ] as const;
+  });
+  let ptes = 0;
+  let r = 0;
+  forEachPteLocked(mem, pgd, (upage, pte) => {
+    while (r < ranges.length && ranges[r]![1] <= upage) r++;
+    const range = ranges[r];
+    const index =
+      (ptePfn(Atomics.load(i32, pgd * 1024 + (upage >>> TABLE_SHIFT))) << 10) + (upage & 1023);
+    if (range === undefined || upage < range[0]) {
+      Atomics.store(i32, index, 0); // outside every VMA: a dead munmap's zap, completed
+    } else {
+      Atomics.store(i32, index, mkPte(ptePfn(pte), range[2])); // a dead mprotect's rewrite, completed
+      ptes++;
+    }
+  });
+  const tables = tableFramesLocked(mem, pgd);
+  Atomics.store(i32, mmWord(mem, slot, Mm.NR_VMAS), vmas.length);
+  Atomics.store(i32, mmWord(mem, slot, Mm.NR_PTES), ptes);
+  Atomics.store(i32, mmWord(mem, slot, Mm.NR_PT), tables.length);
+  return [pgd, ...tables];
+}
+
+/** Rebuild mm free list, VMA pool and every mm's counters; returns page-table frames by mm slot. */
+function rebuildMms(mem: PhysMem): Map<number, number[]> {
+  const { i32, layout } = mem;
+  const onList = new Uint8Array(layout.maxVmas);
+  const tables = new Map<number, number[]>();
+  let mmFree = 0;
+  let live = 0;
+  for (let slot = layout.maxAddressSpaces - 1; slot >= 0; slot--) {
+    if (mmLiveGen(mem, slot) === 0) {
+      Atomics.store(i32, mmWord(mem, slot, Mm.NEXT_FREE), mmFree);
+      Atomics.store(i32, mmWord(mem, slot, Mm.VMA_HEAD), 0);
+      mmFree = slot + 1;
+      continue;
+    }
+    live++;
+    tables.set(
+      slot,
+      repairMm(mem, slot, (v) => (onList[v] = 1)),
+    );
+  }
+  Atomics.store(i32, Hdr.MM_FREE_HEAD, mmFree);
+  Atomics.store(i32, Hdr.NR_MMS, live);
+  let vmaFree = 0;
+  let used = 0;
+  for (let v = layout.maxVmas - 1; v >= 0; v--) {
+    const base = mem.vmaTable + v * VMA_WORDS;
+    if (onList[v]) {
+      used++;
+      continue;
+    }
+    if (Atomics.load(i32, base + VmaWord.MM) !== 0) {
+      Atomics.store(i32, base + VmaWord.MM, 0);
+      Atomics.add(i32, base + VmaWord.GEN, 1); // handles to it go stale
+    }
+    Atomics.store(i32, base + VmaWord.NEXT, vmaFree);
+    vmaFree = v + 1;
+  }
+  Atomics.store(i32, Hdr.VMA_FREE_HEAD, vmaFree);
+  Atomics.store(i32, Hdr.NR_VMAS, used);
+  return tables;
+}
+
+/** Rebuild every frame's references, owner, bitmap bit, and the free and deferred counts. */
+function rebuildFrames(mem: PhysMem, tables: Map<number, number[]>, deadSlots: Set<number>): void {
+  const { i32, layout } = mem;
+  const refs = new Int32Array(layout.totalFrames);
+  const owner = new Int32Array(layout.totalFrames);
+  for (let pfn = 0; pfn < layout.metadataFrames; pfn++) {
+    refs[pfn] = 1;
+    owner[pfn] = FrameKind.META;
+  }
+  for (
+    let cur = Atomics.load(i32, Hdr.AREA_HEAD);
+    cur !== 0;
+    cur = Atomics.load(i32, areaWord(mem, cur - 1, Area.NEXT))
+  ) {
+    const start = Atomics.load(i32, areaWord(mem, cur - 1, Area.START));
+    const nr = Atomics.load(i32, areaWord(mem, cur - 1, Area.NR_PAGES));
+    for (let p = start; p < start + nr; p++) {
+      const pfn = ptePfn(Atomics.load(i32, mem.kernelPageTable + p));
+      refs[pfn]!++;
+      owner[pfn] = FrameKind.VMALLOC | ((cur - 1) << OWNER_ID_SHIFT);
+    }
+  }
+  for (const [slot, frames] of tables) {
+    for (const pfn of frames) {
+      refs[pfn]!++;
+      owner[pfn] = FrameKind.PAGE_TABLE | (slot << OWNER_ID_SHIFT);
+    }
+    forEachPteLocked(mem, mmGet(mem, slot, Mm.PGD), (_upage, pte) => {
+      const pfn = ptePfn(pte);
+      refs[pfn]!++;
+      if (owner[pfn] === 0) owner[pfn] = FrameKind.VMALLOC; // its area was freed: mappings keep it
+    });
+  }
+  const deferred = new Uint8Array(layout.totalFrames);
+  let nrDeferred = 0;
+  for (
+    let cur = Atomics.load(i32, Hdr.DEFER_HEAD);
+    cur !== 0;
+    cur = Atomics.load(i32, mem.frameTable + (cur - 1) * FRAME_WORDS + Frame.LINK)
+  ) {
+    deferred[cur - 1] = 1;
+    nrDeferred++;
+  }
+  let free = 0;
+  for (let pfn = layout.metadataFrames; pfn < layout.totalFrames; pfn++) {
+    const entry = mem.frameTable + pfn * FRAME_WORDS;
+    const current = Atomics.load(i32, entry + Frame.OWNER);
+    const kind = current & OWNER_KIND_MASK;
+    let n = refs[pfn]!;
+    let tag = owner[pfn]!;
+    // a live thread's in-flight frames stay with it (it is parked, or outside with none)
+    if (n === 0 && kind === FrameKind.INFLIGHT && !deadSlots.has(current >>> OWNER_ID_SHIFT)) {
+      const state = Atomics.load(i32, threadWord(mem, current >>> OWNER_ID_SHIFT, Thread.STATE));
+      if (state !== ThreadState.FREE) {
+        n = 1;
+        tag = current;
+      }
+    }
+    if (deferred[pfn]) tag = current;
+    Atomics.store(i32, entry + Frame.REFCOUNT, n);
+    Atomics.store(i32, entry + Frame.OWNER, n > 0 || deferred[pfn] ? tag : FrameKind.FREE);
+    const bit = 1 << (pfn & 31);
+    if (n > 0 || deferred[pfn]) Atomics.or(i32, mem.frameBitmap + (pfn >>> 5), bit);
+    else {
+      Atomics.and(i32, mem.frameBitmap + (pfn >>> 5), ~bit);
+      free++;
+    }
+  }
+  Atomics.store(i32, Hdr.FREE_FRAMES, free);
+  Atomics.store(i32, Hdr.DEFERRED_FRAMES, nrDeferred);
+  let ptFrames = 0;
+  for (const frames of tables.values()) ptFrames += frames.length;
+  Atomics.store(i32, Hdr.PT_FRAMES, ptFrames);
+}
+
+/** Release every lock a dead thread holds. */
+function releaseLocks(mem: PhysMem, tids: Set<number>): void {
+  const { i32 } = mem;
+  const locks = [Hdr.VMAP_LOCK, Hdr.VMA_POOL_LOCK, Hdr.MM_TABLE_LOCK];
+  for (let slot = 0; slot < mem.layout.maxAddressSpaces; slot++)
+    locks.push(mem.mmTable + slot * MM_WORDS + Mm.LOCK);
+  for (const lock of locks) {
+    if (tids.has(Atomics.load(i32, lock))) Atomics.store(i32, lock, 0);
+  }
+}
+
+/** End the dead threads' read sections and free their slots; recount readers. */
+function releaseThreads(mem: PhysMem, slots: readonly number[]): void {
+  const { i32 } = mem;
+  for (const slot of slots) {
+    const base = mem.threadTable + slot * THREAD_WORDS;
+    Atomics.store(i32, base + Thread.RCU_NESTING, 0);
+    Atomics.store(i32, base + Thread.UNDO_LEN, 0);
+    Atomics.store(i32, base + Thread.STATE, ThreadState.FREE);
+  }
+  let readers = 0;
+  for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
+    const base = mem.threadTable + slot * THREAD_WORDS;
+    if (
+      Atomics.load(i32, base + Thread.STATE) !== ThreadState.FREE &&
+      Atomics.load(i32, base + Thread.RCU_NESTING) > 0
+    )
+      readers++;
+  }
+  Atomics.store(i32, Hdr.RCU_READERS, readers);
+}
+
+/**
+ * Declare the threads that `isDead(slot)` selects dead and recover from them. Returns how many
+ * were reaped. Context: a live attached thread outside any kernel call; stops every other thread
+ * at its next kernel entry or lock wait until done.
+ */
+export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): number {
+  const { i32 } = mem;
+  claimRecovery(mem);
+  try {
+    let marked = 0;
+    for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
+      if (slot === mem.threadSlot || !isDead(slot)) continue;
+      const state = threadWord(mem, slot, Thread.STATE);
+      const s = Atomics.load(i32, state);
+      if (s === ThreadState.FREE || s === ThreadState.DEAD) continue;
+      Atomics.store(i32, state, ThreadState.DEAD);
+      marked++;
+    }
+    const dead = deadThreads(mem);
+    if (dead.slots.length === 0) return 0;
+    stopTheWorld(mem);
+    for (const slot of dead.slots) undoThreadLog(mem, slot);
+    rebuildAreas(mem);
+    const tables = rebuildMms(mem);
+    rebuildFrames(mem, tables, new Set(dead.slots));
+    releaseLocks(mem, dead.tids);
+    releaseThreads(mem, dead.slots);
+    return marked;
+  } finally {
+    Atomics.store(i32, Hdr.RECOVERY, 0);
+    reclaimDeferred(mem);
+  }
+}
