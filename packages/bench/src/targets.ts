@@ -1,0 +1,230 @@
+/**
+ * Issue 7's performance targets, each read off one run as a named ratio with its threshold.
+ *
+ * Every target is a ratio measured side by side in the same run (per rep pair, then the median),
+ * so it can be judged on a noisy machine; PASS/MISS is decided on the median, and the min–max
+ * spread is printed next to it.
+ *
+ * @module
+ */
+import { ACCESS } from './suites/access.js';
+import { HANDOFF } from './suites/handoff.js';
+import { METADATA } from './suites/metadata.js';
+import { REMAP_ROWS, remapGroupName } from './suites/remap.js';
+import { SCALING } from './suites/scaling.js';
+import { VMALLOC_ROWS } from './suites/vmalloc.js';
+import type { SuiteResult, TargetResult } from './results.js';
+import { spread } from './stats.js';
+
+/** Where a target's figure comes from: a ratio of a group (optionally inverted), or a measure. */
+type Source =
+  | {
+      readonly suite: string;
+      readonly group: string;
+      readonly ratio: string;
+      readonly invert?: boolean;
+    }
+  | { readonly suite: string; readonly measure: string };
+
+/** A target of issue 7. */
+export interface TargetSpec {
+  readonly id: string;
+  readonly what: string;
+  readonly ratio: string;
+  readonly op: '>=' | '<=';
+  readonly threshold: number;
+  readonly informational?: boolean;
+  readonly source: Source;
+}
+
+const ratioName = (subject: string, baseline: string): string => `${subject} ÷ ${baseline}`;
+
+/** The targets, in issue 7's order (7 is two conditions; 1 has a stretch goal). */
+export const TARGETS: readonly TargetSpec[] = [
+  {
+    id: '1',
+    what: 'remapPartial of 16384 pages (64 MiB)',
+    ratio: 'pages/s ÷ per-PTE Atomics.compareExchange slots/s',
+    op: '>=',
+    threshold: 2,
+    source: {
+      suite: 'remap',
+      group: remapGroupName(16384),
+      ratio: ratioName(REMAP_ROWS.remap, REMAP_ROWS.cas),
+    },
+  },
+  {
+    id: '1 stretch',
+    what: 'remapPartial of 16384 pages vs Int32Array.fill',
+    ratio: 'time per page ÷ fill time per slot',
+    op: '<=',
+    threshold: 4,
+    source: {
+      suite: 'remap',
+      group: remapGroupName(16384),
+      ratio: ratioName(REMAP_ROWS.remap, REMAP_ROWS.fill),
+      invert: true,
+    },
+  },
+  {
+    id: '2',
+    what: 'remapPartial of 1 page, end to end',
+    ratio: 'time ÷ time of one Atomics.compareExchange',
+    op: '<=',
+    threshold: 50,
+    source: {
+      suite: 'remap',
+      group: remapGroupName(1),
+      ratio: ratioName(REMAP_ROWS.remap, REMAP_ROWS.cas),
+      invert: true,
+    },
+  },
+  {
+    id: '3',
+    what: 'munmap of 16384 pages',
+    ratio: 'pages/s ÷ per-PTE Atomics.compareExchange slots/s',
+    op: '>=',
+    threshold: 2,
+    source: {
+      suite: 'remap',
+      group: remapGroupName(16384),
+      ratio: ratioName(REMAP_ROWS.munmap, REMAP_ROWS.cas),
+    },
+  },
+  {
+    id: '4',
+    what: 'vmalloc + vfree of 1 page (fix_size_alloc_test loop)',
+    ratio: 'loops/s ÷ @thi.ng/malloc malloc + free of 4 KiB',
+    op: '>=',
+    threshold: 1,
+    source: {
+      suite: 'vmalloc',
+      group: 'fix_size_alloc_test (1 page)',
+      ratio: ratioName(VMALLOC_ROWS.sabvm, VMALLOC_ROWS.thing),
+    },
+  },
+  {
+    id: '5',
+    what: 'sequential read of 64 MiB through segments',
+    ratio: 'bytes/s ÷ raw Uint8Array',
+    op: '>=',
+    threshold: 0.95,
+    source: { suite: 'access', group: ACCESS.sequential, ratio: 'segments ÷ raw' },
+  },
+  {
+    id: '6',
+    what: 'random 4-byte reads through the page tables (mm.segments)',
+    ratio: 'reads/s ÷ raw Int32Array',
+    op: '>=',
+    threshold: 0.3,
+    source: { suite: 'access', group: ACCESS.random, ratio: 'segments ÷ raw' },
+  },
+  {
+    id: '6 (mm.read)',
+    what: 'random 4-byte reads through mm.read',
+    ratio: 'reads/s ÷ raw Int32Array',
+    op: '>=',
+    threshold: 0.3,
+    informational: true,
+    source: { suite: 'access', group: ACCESS.random, ratio: 'read ÷ raw' },
+  },
+  {
+    id: '7a',
+    what: '16 MiB hand-off to a Piscina task (vmallocUser + map + run + unmap)',
+    ratio: 'tasks/s ÷ structured clone',
+    op: '>=',
+    threshold: 50,
+    source: { suite: 'handoff', group: '16 MiB', ratio: ratioName(HANDOFF.sabvm, 'clone') },
+  },
+  {
+    id: '7b',
+    what: '16 MiB hand-off to a Piscina task (vmallocUser + map + run + unmap)',
+    ratio: 'time ÷ pre-shared-offset lower bound',
+    op: '<=',
+    threshold: 1.3,
+    source: {
+      suite: 'handoff',
+      group: '16 MiB',
+      ratio: ratioName(HANDOFF.sabvm, 'lower bound'),
+      invert: true,
+    },
+  },
+  {
+    id: '7a (existing)',
+    what: '16 MiB hand-off of an existing area (map + run + unmap)',
+    ratio: 'tasks/s ÷ structured clone',
+    op: '>=',
+    threshold: 50,
+    informational: true,
+    source: { suite: 'handoff', group: '16 MiB', ratio: ratioName(HANDOFF.sabvmExisting, 'clone') },
+  },
+  {
+    id: '7b (existing)',
+    what: '16 MiB hand-off of an existing area (map + run + unmap)',
+    ratio: 'time ÷ pre-shared-offset lower bound',
+    op: '<=',
+    threshold: 1.3,
+    informational: true,
+    source: {
+      suite: 'handoff',
+      group: '16 MiB',
+      ratio: ratioName(HANDOFF.sabvmExisting, 'lower bound'),
+      invert: true,
+    },
+  },
+  {
+    id: '8',
+    what: '2 threads mapping in disjoint address spaces',
+    ratio: 'total ops/s ÷ one thread ops/s',
+    op: '>=',
+    threshold: 1.6,
+    source: { suite: 'scaling', group: SCALING.group, ratio: '2 own ÷ 1 thread' },
+  },
+  {
+    id: '9',
+    what: 'metadata of a fully mapped 1 GiB',
+    ratio: 'frame table + allocator + tables + page tables ÷ 1 GiB',
+    op: '<=',
+    threshold: 0.01,
+    source: { suite: 'metadata', measure: METADATA.ratio },
+  },
+];
+
+function figure(source: Source, suites: readonly SuiteResult[]): [number, number, number] | null {
+  const suite = suites.find((s) => s.name === source.suite);
+  if (suite === undefined) return null;
+  if ('measure' in source) {
+    const m = suite.measures.find((x) => x.name === source.measure);
+    return m === undefined ? null : [m.value, m.value, m.value];
+  }
+  const ratio = suite.groups
+    .find((g) => g.name === source.group)
+    ?.ratios.find((r) => r.name === source.ratio);
+  if (ratio === undefined) return null;
+  const values = source.invert === true ? ratio.perRep.map((x) => 1 / x) : ratio.perRep;
+  const s = spread(values);
+  return [s.median, s.min, s.max];
+}
+
+/**
+ * Evaluate every target of {@link TARGETS} on the suites of one run; a target whose suite did not
+ * run is `n/a`. Context: any thread; pure.
+ */
+export function evaluateTargets(suites: readonly SuiteResult[]): TargetResult[] {
+  return TARGETS.map((t) => {
+    const f = figure(t.source, suites);
+    const pass = f !== null && (t.op === '>=' ? f[0] >= t.threshold : f[0] <= t.threshold);
+    return {
+      id: t.id,
+      what: t.what,
+      ratio: t.ratio,
+      op: t.op,
+      threshold: t.threshold,
+      value: f?.[0] ?? null,
+      min: f?.[1] ?? null,
+      max: f?.[2] ?? null,
+      status: f === null ? 'n/a' : pass ? 'PASS' : 'MISS',
+      informational: t.informational ?? false,
+    };
+  });
+}
