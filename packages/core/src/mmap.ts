@@ -50,9 +50,8 @@ const KNOWN_MAP_FLAGS = MAP_SHARED | MAP_FIXED;
 
 /** True for a valid `PROT_*` combination. */
 export function validProt(prot: unknown): prot is number {
-  return (
-    typeof prot === 'number' && Number.isInteger(prot) && (prot & ~KNOWN_PROT) === 0 && prot >= 0
-  );
+  // a range check before any bit test: bitwise operators would truncate 2^53 to 0
+  return typeof prot === 'number' && Number.isInteger(prot) && prot >= 0 && prot <= KNOWN_PROT;
 }
 
 /** The `VM_*` VMA flags of a protection (`calc_vm_prot_bits`). */
@@ -238,8 +237,9 @@ export function mmapLocked(
   prot: unknown,
   flags: unknown,
 ): number {
-  if (!isSafe(flags) || (flags & MAP_SHARED) === 0 || (flags & ~KNOWN_MAP_FLAGS) !== 0)
-    return -EINVAL;
+  // a range check before any bit test: bitwise operators would truncate large values
+  if (!isSafe(flags) || flags < 0 || flags > KNOWN_MAP_FLAGS) return -EINVAL;
+  if ((flags & MAP_SHARED) === 0 || (flags & ~KNOWN_MAP_FLAGS) !== 0) return -EINVAL;
   if (!isSafe(length) || length <= 0) return -EINVAL;
   if (!validProt(prot)) return -EINVAL;
   if (!isSafe(addr) || addr < 0) return -EINVAL;

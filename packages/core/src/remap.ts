@@ -96,7 +96,7 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     const vmaStart = vmaGet(mem, vma.slot, VmaWord.START);
     const vmaEnd = vmaGet(mem, vma.slot, VmaWord.END);
     const pgd = mmGet(mem, mm, Mm.PGD);
-    const pfns = new Int32Array(nrPages);
+    let pfns: Int32Array;
     spinLock(mem, Hdr.VMAP_LOCK);
     try {
       // 5: a live area contains kaddr (its guard page counts as part of it)
@@ -121,6 +121,7 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
       }
       mmSet(mem, mm, Mm.NR_PT, mmGet(mem, mm, Mm.NR_PT) + tables);
       // 11: pin every frame while vfree cannot run, then install
+      pfns = new Int32Array(nrPages);
       for (let i = 0; i < nrPages; i++) {
         const pfn = ptePfn(Atomics.load(mem.i32, mem.kernelPageTable + kpage + i));
         getFrame(mem, pfn);

@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { Kernel, PAGE_SIZE } from '../src/index.js';
+import { Hdr, Thread, ThreadState } from '../src/layout.js';
+import { threadWord } from '../src/thread.js';
+
+const MiB = 2 ** 20;
+const LONG = process.env.SABVM_LONG === '1';
+const ROUNDS = LONG ? 400 : 24;
+const WORKERS = 3;
+
+interface Running {
+  worker: Worker;
+  done: Promise<string>;
+}
+
+function start(k: Kernel, id: number, ctl: Int32Array, seed: number): Running {
+  const worker = new Worker(new URL('./fixtures/dead-thread-worker.mjs', import.meta.url), {
+    workerData: { handle: k.handle, id, ctl, stopIndex: WORKERS, seed },
+  });
+  const done = new Promise<string>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  return { worker, done };
+}
+
+/** Block until counter `i` reaches `target` (the workers bump it after every call). */
+function waitCount(ctl: Int32Array, i: number, target: number): void {
+  const deadline = Date.now() + 20_000;
+  while (Atomics.load(ctl, i) < target) {
+    if (Date.now() > deadline)
+      throw new Error(`worker ${i} is wedged at ${Atomics.load(ctl, i)} calls`);
+    Atomics.wait(ctl, i, Atomics.load(ctl, i), 1);
+  }
+}
+
+/** Every VMA is fully mapped or empty: a remap is never left half done. */
+function expectWholeMappings(k: Kernel): void {
+  for (const id of k.addressSpaceIds()) {
+    const mm = k.addressSpace(id);
+    const ptes = mm.pagemap();
+    for (const vma of mm.vmas()) {
+      const n = ptes.filter((p) => p.uaddr >= vma.start && p.uaddr < vma.end).length;
+      expect(
+        [0, (vma.end - vma.start) / PAGE_SIZE],
+        `VMA ${vma.start}-${vma.end} of mm ${id}`,
+      ).toContain(n);
+    }
+  }
+}
+
+/** Where the dead thread was: inside a kernel call, holding a lock, with an undo log. */
+function deathSite(
+  k: Kernel,
+  threadId: number,
+): { inKernel: boolean; heldLock: boolean; undo: boolean } {
+  const { mem } = k;
+  for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
+    if (Atomics.load(mem.i32, threadWord(mem, slot, Thread.USER_ID)) !== threadId) continue;
+    const state = Atomics.load(mem.i32, threadWord(mem, slot, Thread.STATE));
+    if (state === ThreadState.FREE) continue;
+    const tid = Atomics.load(mem.i32, threadWord(mem, slot, Thread.TID));
+    let heldLock = [Hdr.VMAP_LOCK, Hdr.VMA_POOL_LOCK, Hdr.MM_TABLE_LOCK].some(
+      (l) => Atomics.load(mem.i32, l) === tid,
+    );
+    for (const id of k.addressSpaceIds())
+      heldLock ||= Atomics.load(mem.i32, mem.mmTable + (id - 1) * 16 + 1) === tid;
+    return {
+      inKernel: state === ThreadState.IN || state === ThreadState.PARKED,
+      heldLock,
+      undo: Atomics.load(mem.i32, threadWord(mem, slot, Thread.UNDO_LEN)) > 0,
+    };
+  }
+  throw new Error(`no thread slot for threadId ${threadId}`);
+}
+
+describe('threads that die inside kernel calls', () => {
+  it(`never wedge the kernel nor leak: ${ROUNDS} rounds, one of ${WORKERS} workers terminated at a random point each`, async () => {
+    const k = Kernel.boot({ memoryBytes: 64 * MiB });
+    const boot = k.stats().freeFrames;
+    let reaped = 0;
+    let calls = 0;
+    let inKernel = 0;
+    let heldLock = 0;
+    let undone = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const ctl = new Int32Array(new SharedArrayBuffer((WORKERS + 1) * 4));
+      const running = Array.from({ length: WORKERS }, (_, id) =>
+        start(k, id, ctl, round * 7919 + id + 1),
+      );
+      const victim = round % WORKERS;
+      // let every worker get going, then kill the victim wherever it is
+      for (let id = 0; id < WORKERS; id++) waitCount(ctl, id, 1 + ((round * 31 + id * 17) % 40));
+      const threadId = running[victim]!.worker.threadId;
+      await running[victim]!.worker.terminate();
+      const site = deathSite(k, threadId);
+      if (site.inKernel) inKernel++;
+      if (site.heldLock) heldLock++;
+      if (site.undo) undone++;
+      reaped += k.reapThread({ threadId });
+      // the survivors go on: no lock of the dead thread is left held
+      const after = Array.from({ length: WORKERS }, (_, id) => Atomics.load(ctl, id));
+      for (let id = 0; id < WORKERS; id++) if (id !== victim) waitCount(ctl, id, after[id]! + 20);
+      Atomics.store(ctl, WORKERS, 1);
+      for (let id = 0; id < WORKERS; id++)
+        if (id !== victim) expect(await running[id]!.done).toBe('clean');
+      for (let id = 0; id < WORKERS; id++) calls += Atomics.load(ctl, id);
+      k.checkInvariants();
+      expectWholeMappings(k);
+      // the dead process's areas and address space are still there: reclaim them as its parent would
+      for (const id of k.addressSpaceIds()) k.addressSpace(id).destroy();
+      for (const area of k.vmallocAreas()) k.vfree(area.addr);
+      k.checkInvariants();
+      expect(k.stats().freeFrames).toBe(boot);
+    }
+    expect(reaped).toBe(ROUNDS);
+    console.log(
+      `dead threads: ${ROUNDS} terminations injected and reaped (${inKernel} inside a kernel call, ` +
+        `${heldLock} holding a lock, ${undone} with changes to undo), ${calls} kernel calls, 0 invariant violations`,
+    );
+    // most deaths land inside the kernel: the workers do little else
+    expect(inKernel).toBeGreaterThan(ROUNDS / 4);
+  });
+});
