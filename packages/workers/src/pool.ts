@@ -1,0 +1,356 @@
+/**
+ * `SabvmPool`: a Piscina pool whose threads attach one kernel and run tasks as user processes.
+ *
+ * Kernel counterpart: the scheduler's side of `fork`/`exec`/`exit` — the pool creates address
+ * spaces, maps vmalloc areas into them (`mmap` + `remapPartial`, as a driver's `mmap` handler
+ * does), hands a thread nothing but numbers, and tears the address space down when the process is
+ * done (`exit_mmap`).
+ *
+ * Main-thread code only. The worker side lives in `worker.ts`; the two share `protocol.ts`.
+ *
+ * @module
+ */
+import { fileURLToPath } from 'node:url';
+import { serialize } from 'node:v8';
+import type { Worker } from 'node:worker_threads';
+import { ENOMEM, Kernel, type BootOptions } from '@sabvm/core';
+import { Piscina } from 'piscina';
+import { errorFromWire, SabvmError } from './errors.js';
+import { SabvmProcess, type AreaSpec, type Mapping } from './process.js';
+import {
+  claimant,
+  MAX_TICKET,
+  RANGE_LENGTH,
+  RANGE_PROT,
+  RANGE_REGS,
+  RANGE_UADDR,
+  REG_MM,
+  REG_NR_RANGES,
+  REG_RANGES,
+  REG_SLOT,
+  REG_TICKET,
+  regsLength,
+  SLOT_IDLE,
+  WORKER_DATA_KEY,
+  type PoolWorkerData,
+  type TaskMessage,
+  type TaskReply,
+} from './protocol.js';
+
+/** Piscina's own options, minus the ones the pool sets itself. */
+export type PiscinaOptions = Omit<
+  NonNullable<ConstructorParameters<typeof Piscina>[0]>,
+  'filename' | 'workerData'
+>;
+
+/** Options of {@link SabvmPool}. Give exactly one of `kernel` and `boot`. */
+export interface SabvmPoolOptions {
+  /**
+   * The task module: compiled JavaScript whose export is made with `defineTask` from
+   * `@sabvm/workers/worker`. A path or a `file:` URL.
+   */
+  readonly filename: string | URL;
+  /** A booted kernel to share with the threads. */
+  readonly kernel?: Kernel;
+  /** Boot a new kernel with these options instead. */
+  readonly boot?: BootOptions;
+  /** Anything else for Piscina (`maxThreads`, `minThreads`, `idleTimeout`, …). */
+  readonly piscina?: PiscinaOptions;
+  /** Your own `workerData`; a task reads it with `poolWorkerData()`. */
+  readonly workerData?: unknown;
+  /** Tasks that may be posted at once (queued or running); more wait for a slot. Default 1024. */
+  readonly maxTasksInFlight?: number;
+}
+
+/** Options of one task run ({@link SabvmPool.run}, {@link SabvmProcess.run}). */
+export interface RunOptions<A = unknown> {
+  /** An argument for the task function: structured-cloned, so keep it small. */
+  readonly arg?: A;
+  /** Aborts the task: it is dequeued, or its thread is terminated. */
+  readonly signal?: AbortSignal;
+  /** Aborts the task after this many milliseconds. */
+  readonly timeout?: number;
+  /** Another task module than the pool's. */
+  readonly filename?: string | URL;
+  /** A named export of the task module instead of the default export. */
+  readonly name?: string;
+}
+
+/** Options of a process-per-task run ({@link SabvmPool.run}). */
+export interface TaskOptions<A = unknown> extends RunOptions<A> {
+  /** The vmalloc areas (from `kernel.vmallocUser`) to map into the task's address space. */
+  readonly areas: readonly (AreaSpec | number)[];
+}
+
+const DEFAULT_MAX_TASKS_IN_FLIGHT = 1024;
+
+function toPath(filename: string | URL): string {
+  return filename instanceof URL ? fileURLToPath(filename) : filename;
+}
+
+function combineSignals(signal?: AbortSignal, timeout?: number): AbortSignal | undefined {
+  const signals: AbortSignal[] = [];
+  if (signal !== undefined) signals.push(signal);
+  if (timeout !== undefined) signals.push(AbortSignal.timeout(timeout));
+  if (signals.length <= 1) return signals[0];
+  return AbortSignal.any(signals);
+}
+
+function kernelOf({ kernel, boot }: SabvmPoolOptions): Kernel {
+  if (kernel !== undefined && boot === undefined) return kernel;
+  if (boot !== undefined && kernel === undefined) return Kernel.boot(boot);
+  throw new TypeError('SabvmPool: give exactly one of `kernel` and `boot`');
+}
+
+function isTaskReply(value: unknown): value is TaskReply<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { ok?: unknown }).ok === 'boolean'
+  );
+}
+
+/**
+ * A Piscina pool of user processes sharing one kernel. Every thread receives `kernel.handle` once,
+ * through `workerData`, and attaches it once; a task message carries only numbers.
+ *
+ * Two process models:
+ * - {@link SabvmPool.run}: a process per task — the pool creates an address space, maps the named
+ *   areas, runs the task and always destroys the address space afterwards;
+ * - {@link SabvmPool.createProcess}: a long-lived process whose mappings change between tasks.
+ */
+export class SabvmPool {
+  /** The kernel shared by every thread of the pool. */
+  readonly kernel: Kernel;
+  /** The underlying Piscina pool (events, `threads`, …); post sabvm tasks through this class. */
+  readonly piscina: Piscina;
+  readonly #slots: Int32Array;
+  readonly #freeSlots: number[] = [];
+  readonly #slotWaiters: ((slot: number) => void)[] = [];
+  readonly #threadExits = new Map<number, Promise<void>>();
+  readonly #processes = new Set<SabvmProcess>();
+  #ticket = 0;
+  #closed = false;
+
+  /**
+   * Create the pool (Piscina starts its threads as it needs them).
+   * Throws `TypeError` when neither or both of `kernel` and `boot` are given, or
+   * `maxTasksInFlight` is not a positive integer; `Kernel.boot`'s errors for bad `boot` options;
+   * Piscina's `TypeError`/`RangeError` for bad `piscina` options.
+   * Context: main thread (or any thread that owns the pool); may allocate physical memory.
+   */
+  constructor(options: SabvmPoolOptions) {
+    const maxInFlight = options.maxTasksInFlight ?? DEFAULT_MAX_TASKS_IN_FLIGHT;
+    if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
+      throw new TypeError('SabvmPool: maxTasksInFlight must be a positive integer');
+    }
+    this.kernel = kernelOf(options);
+    const slots = new SharedArrayBuffer(maxInFlight * Int32Array.BYTES_PER_ELEMENT);
+    this.#slots = new Int32Array(slots);
+    for (let slot = maxInFlight - 1; slot >= 0; slot--) this.#freeSlots.push(slot);
+    const data: PoolWorkerData = { handle: this.kernel.handle, slots, user: options.workerData };
+    this.piscina = new Piscina({
+      ...options.piscina,
+      filename: toPath(options.filename),
+      workerData: { [WORKER_DATA_KEY]: data },
+    });
+    this.piscina.on('workerCreate', () => {
+      this.#trackThreads();
+    });
+  }
+
+  /**
+   * Process model 1, a process per task: create an address space, map each area of
+   * `options.areas` (`mmap` + `remapPartial`, in order), run the task with those mappings, and
+   * destroy the address space afterwards — whether the task returns, throws, times out, is aborted
+   * or its thread dies. When the promise settles, no thread touches the address space any more.
+   *
+   * Resolves with the task function's return value. Rejects with: the task's own error, rebuilt
+   * (`SegmentationFault` keeps `code` and `address`); {@link SabvmError} when an address space or a
+   * mapping cannot be made (`ENOMEM`, `EINVAL` for an area that is not a `vmallocUser` area…);
+   * Piscina's `AbortError` on abort or timeout; an `Error` when the thread exits mid-task; an
+   * `Error` after {@link SabvmPool.close}.
+   * Context: main thread (the pool's owner); does not block, awaits the task.
+   */
+  async run<R = unknown, A = unknown>(options: TaskOptions<A>): Promise<R> {
+    const proc = this.createProcess();
+    try {
+      const mappings = options.areas.map((area) => proc.map(area));
+      return await this.dispatch<R>(proc.id, mappings, options);
+    } finally {
+      proc.destroySync();
+    }
+  }
+
+  /**
+   * Process model 2: a long-lived process — a new, empty address space that outlives tasks.
+   * Map areas into it with `process.map`, run tasks on it with `process.run` (on any thread, in
+   * turn or at once), unmap between tasks, and `await process.destroy()` at the end (or let
+   * {@link SabvmPool.close} do it). Throws {@link SabvmError} `ENOMEM` when the kernel cannot make
+   * an address space, `Error` after {@link SabvmPool.close}.
+   * Context: main thread (the pool's owner).
+   */
+  createProcess(): SabvmProcess {
+    this.#assertOpen();
+    const mm = this.kernel.createAddressSpace();
+    if (mm === null) {
+      throw new SabvmError(
+        'createAddressSpace',
+        -ENOMEM,
+        'no address-space slot or page-directory frame',
+      );
+    }
+    const proc: SabvmProcess = new SabvmProcess(this, mm, () => this.#processes.delete(proc));
+    this.#processes.add(proc);
+    return proc;
+  }
+
+  /** Live long-lived processes of this pool. Context: main thread. */
+  get processes(): readonly SabvmProcess[] {
+    return [...this.#processes];
+  }
+
+  /**
+   * Wait for queued and running tasks (Piscina's `close`), stop the threads, then destroy every
+   * process of this pool that is still alive. The kernel stays usable. Never rejects.
+   * Context: main thread; awaits the tasks in flight.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.piscina.close();
+    await Promise.all([...this.#processes].map((proc) => proc.destroy()));
+  }
+
+  /**
+   * Post one task for address space `mmId` with `mappings`; settle only when no thread touches
+   * the address space for it any more. Rejects as {@link SabvmPool.run} does.
+   * Context: main thread.
+   * @internal
+   */
+  async dispatch<R>(mmId: number, mappings: readonly Mapping[], options: RunOptions): Promise<R> {
+    this.#assertOpen();
+    this.#trackThreads();
+    const slot = await this.#acquireSlot();
+    try {
+      this.#assertOpen(); // close() may have run while this task waited for a slot
+      const ticket = this.#nextTicket();
+      const message: TaskMessage = {
+        regs: encodeRegs(mmId, slot, ticket, mappings),
+        arg: options.arg,
+      };
+      const signal = combineSignals(options.signal, options.timeout);
+      Atomics.store(this.#slots, slot, ticket);
+      let reply: unknown;
+      try {
+        reply = await this.piscina.run(message, {
+          ...(signal === undefined ? {} : { signal }),
+          ...(options.filename === undefined ? {} : { filename: toPath(options.filename) }),
+          ...(options.name === undefined ? {} : { name: options.name }),
+        });
+      } finally {
+        await this.#quiesce(slot, ticket);
+      }
+      if (!isTaskReply(reply)) {
+        throw new TypeError('SabvmPool: the task export was not made with defineTask()');
+      }
+      if (reply.ok) return reply.value as R;
+      if ('error' in reply) throw errorFromWire(reply.error);
+      throw new Error('SabvmPool: the task was cancelled before it started');
+    } finally {
+      this.#releaseSlot(slot);
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new Error('SabvmPool: the pool is closed');
+  }
+
+  /** Wait until no thread works on the task of `slot` (posted with `ticket`). */
+  async #quiesce(slot: number, ticket: number): Promise<void> {
+    const word = Atomics.compareExchange(this.#slots, slot, ticket, SLOT_IDLE);
+    if (word === ticket || word === SLOT_IDLE) return;
+    // Claimed: the thread is still running the task, or is being terminated, or is dead.
+    const waited = Atomics.waitAsync(this.#slots, slot, word);
+    if (!waited.async) return;
+    await Promise.race([waited.value, this.#threadExit(claimant(word))]);
+    Atomics.notify(this.#slots, slot); // wake our own waiter if the thread's exit came first
+  }
+
+  #threadExit(threadId: number): Promise<void> {
+    this.#trackThreads();
+    return this.#threadExits.get(threadId) ?? Promise.resolve();
+  }
+
+  /** Remember an `exit` promise for every thread Piscina has started. */
+  #trackThreads(): void {
+    for (const worker of this.piscina.threads) this.#track(worker);
+  }
+
+  /**
+   * On a thread's exit, reap its kernel attachment (its thread slot, and — if it died inside a
+   * kernel call — its locks, half-done call and read sections) before anyone learns it is gone.
+   */
+  #track(worker: Worker): void {
+    const { threadId } = worker;
+    if (this.#threadExits.has(threadId)) return;
+    this.#threadExits.set(
+      threadId,
+      new Promise((resolve) => {
+        worker.once('exit', () => {
+          this.kernel.reapThread({ threadId });
+          resolve();
+        });
+      }),
+    );
+  }
+
+  #acquireSlot(): Promise<number> | number {
+    const slot = this.#freeSlots.pop();
+    if (slot !== undefined) return slot;
+    return new Promise((resolve) => this.#slotWaiters.push(resolve));
+  }
+
+  #releaseSlot(slot: number): void {
+    Atomics.store(this.#slots, slot, SLOT_IDLE);
+    const waiter = this.#slotWaiters.shift();
+    if (waiter === undefined) this.#freeSlots.push(slot);
+    else waiter(slot);
+  }
+
+  #nextTicket(): number {
+    this.#ticket = this.#ticket >= MAX_TICKET ? 1 : this.#ticket + 1;
+    return this.#ticket;
+  }
+}
+
+/**
+ * Bytes of the task object that a run with these mappings posts through Piscina, serialized as
+ * structured clone serializes it (`v8.serialize`): a few dozen bytes per mapping, whatever their
+ * length. (Piscina's envelope adds a task id, the filename and the export name.) Throws
+ * `v8.serialize`'s error for an `arg` that cannot be cloned. Context: any thread.
+ */
+export function taskMessageBytes(mappings: readonly Mapping[], arg?: unknown): number {
+  const message: TaskMessage = { regs: encodeRegs(0, 0, 1, mappings), arg };
+  return serialize(message).length;
+}
+
+function encodeRegs(
+  mmId: number,
+  slot: number,
+  ticket: number,
+  mappings: readonly Mapping[],
+): Float64Array {
+  const regs = new Float64Array(regsLength(mappings.length));
+  regs[REG_MM] = mmId;
+  regs[REG_SLOT] = slot;
+  regs[REG_TICKET] = ticket;
+  regs[REG_NR_RANGES] = mappings.length;
+  mappings.forEach((m, i) => {
+    const base = REG_RANGES + RANGE_REGS * i;
+    regs[base + RANGE_UADDR] = m.uaddr;
+    regs[base + RANGE_LENGTH] = m.length;
+    regs[base + RANGE_PROT] = m.prot;
+  });
+  return regs;
+}
