@@ -111,9 +111,12 @@ export class AddressSpace {
     return this.locked(-EINVAL, () => mprotectLocked(this.mem, this.slot, addr, length, prot));
   }
 
-  /** The VMA containing `uaddr`, or null. Context: any thread; takes this mm's mmap_lock. */
+  /**
+   * The VMA containing `uaddr`, or null (also for an address that is not a non-negative safe
+   * integer, or a destroyed address space). Context: any thread; takes this mm's mmap_lock.
+   */
   findVma(uaddr: number): Vma | null {
-    if (typeof uaddr !== 'number' || !Number.isFinite(uaddr)) return null;
+    if (typeof uaddr !== 'number' || !Number.isSafeInteger(uaddr) || uaddr < 0) return null;
     const page = Math.floor(uaddr / PAGE_SIZE);
     return this.locked(null, () => {
       for (const v of vmaSlotsLocked(this.mem, this.slot)) {

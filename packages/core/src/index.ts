@@ -22,8 +22,11 @@ export {
   FRAME_META,
   FRAME_VMALLOC,
   FRAME_PAGE_TABLE,
+  FRAME_DEFERRED,
   type BootOptions,
+  type AttachOptions,
   type FrameSnapshot,
+  type ReapSelector,
   type KernelStats,
 } from './kernel.js';
 export type { VmArea } from './vmalloc.js';

@@ -9,7 +9,7 @@
  * @module
  */
 import { PAGE_SIZE } from './errno.js';
-import { frameInUse, frameKind, frameRefcount } from './frame-alloc.js';
+import { frameInUse, frameKind, frameOwner, frameRefcount } from './frame-alloc.js';
 import {
   Area,
   Frame,
@@ -17,6 +17,7 @@ import {
   FrameKind,
   Hdr,
   Mm,
+  OWNER_ID_SHIFT,
   TASK_SIZE,
   Thread,
   THREAD_WORDS,
@@ -177,7 +178,13 @@ function checkAreas(mem: PhysMem, refs: Int32Array): void {
 }
 
 /** Check one live address space; adds PTE and table references to `refs`. */
-function checkMm(mem: PhysMem, slot: number, refs: Int32Array, vmaOwner: Int32Array): number {
+function checkMm(
+  mem: PhysMem,
+  slot: number,
+  refs: Int32Array,
+  vmaOwner: Int32Array,
+  mapcounts: Int32Array,
+): number {
   const pgd = mmGet(mem, slot, Mm.PGD);
   const { layout } = mem;
   if (frameKind(mem, pgd) !== FrameKind.PAGE_TABLE)
@@ -217,7 +224,11 @@ function checkMm(mem: PhysMem, slot: number, refs: Int32Array, vmaOwner: Int32Ar
       fail(`mm ${slot + 1}: PTE names frame ${pfn}`);
     if (pte !== mkPte(pfn, range[2]))
       fail(`mm ${slot + 1}: PTE of page ${upage} does not carry its VMA's protection`);
-    refs[pfn]!++;
+    // a page of a live area is counted in its area's MAPCOUNT; an orphan page in its refcount
+    const kind = frameKind(mem, pfn);
+    if (kind === FrameKind.VMALLOC) mapcounts[frameOwner(mem, pfn) >>> OWNER_ID_SHIFT]!++;
+    else if (kind === FrameKind.ORPHAN) refs[pfn]!++;
+    else fail(`mm ${slot + 1}: PTE of page ${upage} maps frame ${pfn} of kind ${kind}`);
     ptes++;
   });
   if (ptes !== mmGet(mem, slot, Mm.NR_PTES))
@@ -236,6 +247,7 @@ export function checkInvariants(mem: PhysMem): void {
   const refs = new Int32Array(layout.totalFrames);
   checkAreas(mem, refs);
   const vmaOwner = new Int32Array(layout.maxVmas);
+  const mapcounts = new Int32Array(layout.maxAreas);
   let mms = 0;
   let ptFrames = 0;
   for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
@@ -243,9 +255,17 @@ export function checkInvariants(mem: PhysMem): void {
       fail(`mmap_lock of mm ${slot + 1} is held`);
     if (mmLiveGen(mem, slot) === 0) continue;
     mms++;
-    ptFrames += checkMm(mem, slot, refs, vmaOwner);
+    ptFrames += checkMm(mem, slot, refs, vmaOwner, mapcounts);
   }
   if (mms !== Atomics.load(i32, Hdr.NR_MMS)) fail(`NR_MMS is wrong (${mms} live)`);
+  for (let a = 0; a < layout.maxAreas; a++) {
+    const mapcount = areaGet(mem, a, Area.MAPCOUNT);
+    if (mapcount !== mapcounts[a]) {
+      fail(`area slot ${a}: MAPCOUNT is ${mapcount}, ${mapcounts[a]} user PTEs map its pages`);
+    }
+    if (mapcount > 0 && areaGet(mem, a, Area.NR_PAGES) === 0)
+      fail(`freed area slot ${a} is still mapped`);
+  }
   if (ptFrames !== Atomics.load(i32, Hdr.PT_FRAMES))
     fail(`PT_FRAMES is ${Atomics.load(i32, Hdr.PT_FRAMES)}, found ${ptFrames}`);
   let usedVmas = 0;

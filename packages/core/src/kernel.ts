@@ -14,7 +14,9 @@ import {
   AreaCaller,
   Frame,
   FRAME_WORDS,
+  FrameKind,
   Hdr,
+  Mm,
   OWNER_ID_SHIFT,
   Thread,
   OWNER_KIND_MASK,
@@ -22,7 +24,8 @@ import {
   type Layout,
   type LayoutConfig,
 } from './layout.js';
-import { initMms, mmCreate, mmLiveGen } from './mm.js';
+import { initMms, mmCreate, mmGet, mmLiveGen } from './mm.js';
+import { forEachPteLocked, ptePfn } from './page-table.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { attachThread, detachThread, inKernel, threadWord } from './thread.js';
@@ -88,13 +91,27 @@ export const FRAME_VMALLOC = 2;
 /** Frame owner kind: a page directory or page table (owner = address-space id). */
 export const FRAME_PAGE_TABLE = 3;
 
+/** Frame owner kind: released while another thread was in a read section, not free yet. */
+export const FRAME_DEFERRED = 4;
+
+/** The public kind of each internal {@link FrameKind}. */
+const PUBLIC_KIND: Record<number, number> = {
+  [FrameKind.FREE]: FRAME_FREE,
+  [FrameKind.META]: FRAME_META,
+  [FrameKind.VMALLOC]: FRAME_VMALLOC,
+  [FrameKind.PAGE_TABLE]: FRAME_PAGE_TABLE,
+  [FrameKind.INFLIGHT]: FRAME_VMALLOC,
+  [FrameKind.DEFERRED]: FRAME_DEFERRED,
+  [FrameKind.ORPHAN]: FRAME_VMALLOC,
+};
+
 /** Who owns each frame, indexed by pfn (`kernel.frameSnapshot()`). */
 export interface FrameSnapshot {
-  /** `FRAME_FREE`, `FRAME_META`, `FRAME_VMALLOC` or `FRAME_PAGE_TABLE`. */
+  /** `FRAME_FREE`, `FRAME_META`, `FRAME_VMALLOC`, `FRAME_PAGE_TABLE` or `FRAME_DEFERRED`. */
   readonly kinds: Uint8Array;
   /** Area id for vmalloc pages, address-space id for page tables, 0 otherwise. */
   readonly owners: Int32Array;
-  /** References held on the frame. */
+  /** References held on the frame: its area's (or its table's) and one per user PTE mapping it. */
   readonly refcounts: Int32Array;
 }
 
@@ -366,7 +383,8 @@ export class Kernel {
 
   /** Who owns each frame, by pfn (for pictures of memory). Context: any thread, lock-free snapshot. */
   frameSnapshot(): FrameSnapshot {
-    const { i32, frameTable, layout } = this.mem;
+    const { mem } = this;
+    const { i32, frameTable, layout } = mem;
     const n = layout.totalFrames;
     const kinds = new Uint8Array(n);
     const owners = new Int32Array(n);
@@ -374,10 +392,27 @@ export class Kernel {
     for (let pfn = 0; pfn < n; pfn++) {
       const refs = Atomics.load(i32, frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT);
       const owner = Atomics.load(i32, frameTable + pfn * FRAME_WORDS + Frame.OWNER);
+      const kind = owner & OWNER_KIND_MASK;
       refcounts[pfn] = refs;
-      kinds[pfn] = refs === 0 ? FRAME_FREE : owner & OWNER_KIND_MASK;
+      kinds[pfn] = PUBLIC_KIND[kind] ?? FRAME_FREE;
       owners[pfn] =
-        refs === 0 ? 0 : (owner >>> OWNER_ID_SHIFT) + (kinds[pfn] === FRAME_META ? 0 : 1);
+        kind === FrameKind.VMALLOC || kind === FrameKind.PAGE_TABLE
+          ? (owner >>> OWNER_ID_SHIFT) + 1
+          : 0;
+    }
+    // user PTEs of a live area's pages are counted per area (MAPCOUNT): one reference each here
+    for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
+      if (mmLiveGen(mem, slot) === 0) continue;
+      forEachPteLocked(mem, mmGet(mem, slot, Mm.PGD), (_upage, pte) => {
+        const pfn = ptePfn(pte);
+        if (
+          pfn < n &&
+          (Atomics.load(i32, frameTable + pfn * FRAME_WORDS + Frame.OWNER) & OWNER_KIND_MASK) ===
+            FrameKind.VMALLOC
+        ) {
+          refcounts[pfn]!++;
+        }
+      });
     }
     return { kinds, owners, refcounts };
   }

@@ -46,7 +46,7 @@ import { PAGE_SIZE } from './errno.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Bytes in one Int32 word. */
 export const SIZEOF_WORD = 4;
@@ -148,6 +148,11 @@ export const enum FrameKind {
   INFLIGHT = 4,
   /** released while a read section was open; id = grace-period epoch (28 bits). */
   DEFERRED = 5,
+  /**
+   * a page of a freed area that user PTEs still map; refcount = those PTEs (id = 0). A page of a
+   * live area has refcount 1 (the area's) and its PTEs are counted in the area's MAPCOUNT.
+   */
+  ORPHAN = 6,
 }
 /** Bits of {@link Frame.OWNER} that hold the {@link FrameKind}. */
 export const OWNER_KIND_MASK = 0x7;
@@ -158,7 +163,7 @@ export const OWNER_ID_SHIFT = 3;
  * Words per vmalloc area slot (`struct vmap_area` + `struct vm_struct`). Written under
  * vmap_area_lock through `Atomics.store`.
  */
-export const AREA_WORDS = 6;
+export const AREA_WORDS = 7;
 /** Area record word offsets. */
 export const enum Area {
   /** first page of the area, as an index into the vmalloc range. */
@@ -173,6 +178,12 @@ export const enum Area {
   PREV = 4,
   /** which call made it: {@link AreaCaller}. */
   CALLER = 5,
+  /**
+   * atomic: user PTEs that point into this area's frames (`page_mapcount`, kept per area: a
+   * remap or munmap adjusts it once, not once per page). Changed by a thread holding the mmap_lock
+   * of the address space whose PTEs it adds or removes; read by vfree with every mmap_lock held.
+   */
+  MAPCOUNT = 6,
 }
 
 /** The vmalloc-family call that made an area, for `/proc/vmallocinfo`. */

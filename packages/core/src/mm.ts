@@ -108,6 +108,19 @@ export function mmUnlock(mem: PhysMem, slot: number): void {
   spinUnlock(mem, mmWord(mem, slot, Mm.LOCK));
 }
 
+/**
+ * Take the mmap_lock of every live address space, in slot order (the lock order), and return
+ * their slots. Context: any thread that holds no mmap_lock and has changed nothing yet.
+ */
+export function lockAllMms(mem: PhysMem): number[] {
+  const locked: number[] = [];
+  for (let slot = 0; slot < mem.layout.maxAddressSpaces; slot++) {
+    const gen = mmLiveGen(mem, slot);
+    if (gen !== 0 && mmLockLive(mem, slot, gen)) locked.push(slot);
+  }
+  return locked;
+}
+
 /** The generation of a live mm slot, or 0 when the slot is free. Context: any thread. */
 export function mmLiveGen(mem: PhysMem, slot: number): number {
   const gen = mmGet(mem, slot, Mm.GEN);

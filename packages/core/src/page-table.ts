@@ -19,16 +19,27 @@
  *    31                           4   3   2   1   0
  * ```
  *
- * Every PTE and PDE is written only through `Atomics` (under the address space's mmap_lock) and
- * read only through `Atomics.load`, so a concurrent walker sees an entry either absent (0) or
- * complete. A PTE with P set and R, W clear is a `PROT_NONE` PTE: it keeps its frame but grants
+ * Every PTE and PDE is written only under the address space's mmap_lock (PDEs with `Atomics.store`,
+ * PTEs with plain stores published by the lock's release, an `Atomics` store) and read lock-free
+ * only through `Atomics.load`; an aligned Int32 store never tears, so a concurrent walker sees an
+ * entry either absent (0) or complete. A PTE with P set and R, W clear is a `PROT_NONE` PTE: it keeps its frame but grants
  * nothing.
  *
  * @module
  */
 import { PROT_READ, PROT_WRITE } from './errno.js';
 import { allocFrames, ownerTag, putFrame } from './frame-alloc.js';
-import { FrameKind, Hdr, PTRS_PER_TABLE } from './layout.js';
+import {
+  Area,
+  AREA_WORDS,
+  Frame,
+  FRAME_WORDS,
+  FrameKind,
+  Hdr,
+  OWNER_ID_SHIFT,
+  OWNER_KIND_MASK,
+  PTRS_PER_TABLE,
+} from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import { txLogRange, txStore } from './thread.js';
 
@@ -38,6 +49,8 @@ export const PTE_PRESENT = 0x1;
 export const PTE_READ = 0x2;
 /** PTE bit: writes allowed. */
 export const PTE_WRITE = 0x4;
+/** The permission and presence bits of a PTE. */
+const PTE_BITS = 0xf;
 /** Shift of the pfn in a PTE. */
 export const PTE_PFN_SHIFT = 4;
 /** log2 of {@link PTRS_PER_TABLE}. */
@@ -133,53 +146,81 @@ export function allocTablesLocked(
 }
 
 /**
- * Install PTEs for `[start, start + pfns.length)`; the tables exist and every PTE is empty.
- * Context: the mm's mmap_lock held.
+ * Install PTEs mapping `[start, start + nrPages)` to the frames the kernel PTEs from
+ * `kernelPage` name (`vm_insert_pages`); the tables exist and every PTE is empty. Each table's
+ * piece is logged for undo as one range, then written with plain stores: the mmap_lock is held,
+ * and its release (an `Atomics` store) publishes them to walkers, who read with `Atomics.load`.
+ * Context: the mm's mmap_lock held; the area is pinned (its MAPCOUNT covers these pages).
  */
 export function installPtesLocked(
   mem: PhysMem,
   pgdPfn: number,
   start: number,
-  pfns: ArrayLike<number>,
+  kernelPage: number,
+  nrPages: number,
   prot: number,
 ): void {
   const { i32 } = mem;
-  const n = pfns.length;
-  let pteBase = 0;
-  for (let i = 0; i < n; i++) {
+  const kpt = mem.kernelPageTable + kernelPage;
+  const bits = mkPte(0, prot);
+  for (let i = 0; i < nrPages;) {
     const upage = start + i;
-    if (i === 0 || (upage & TABLE_MASK) === 0) {
-      pteBase = ptePfn(Atomics.load(i32, pdeIndex(pgdPfn, upage))) << FRAME_WORD_SHIFT;
-      // every PTE of this table's piece was empty: that is what undoing restores
-      const inTable = Math.min(n - i, PTRS_PER_TABLE - (upage & TABLE_MASK));
-      txLogRange(mem, pteBase + (upage & TABLE_MASK), inTable, 0);
+    const base = ptePfn(Atomics.load(i32, pdeIndex(pgdPfn, upage))) << FRAME_WORD_SHIFT;
+    const first = upage & TABLE_MASK;
+    const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
+    txLogRange(mem, base + first, n, 0); // every PTE of this piece was empty
+    for (let k = 0; k < n; k++) {
+      i32[base + first + k] = (Atomics.load(i32, kpt + i + k) & ~PTE_BITS) | bits;
     }
-    Atomics.store(i32, pteBase + (upage & TABLE_MASK), mkPte(pfns[i]!, prot));
+    i += n;
   }
 }
 
+/** Index of an area's MAPCOUNT word. */
+function mapcountIndex(mem: PhysMem, areaSlot: number): number {
+  return mem.areaTable + areaSlot * AREA_WORDS + Area.MAPCOUNT;
+}
+
 /**
- * Clear every PTE in `[start, end)` and drop the frame reference each held (`zap_pte_range`).
- * Returns the number of PTEs cleared. Context: the mm's mmap_lock held.
+ * Clear every PTE in `[start, end)` (`zap_pte_range`) and drop what each held: a page of a live
+ * area comes off its area's MAPCOUNT (once per run of pages of one area), an orphan page (its area
+ * was freed) loses one reference. Returns the number of PTEs cleared.
+ * Context: the mm's mmap_lock held.
  */
 export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: number): number {
   const { i32 } = mem;
   let cleared = 0;
+  let area = -1;
+  let count = 0;
   for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
     if (pde !== 0) {
       const base = ptePfn(pde) << FRAME_WORD_SHIFT;
       for (let p = upage; p < tableEnd; p++) {
-        const pte = Atomics.exchange(i32, base + (p & TABLE_MASK), 0);
-        if (pte !== 0) {
-          putFrame(mem, ptePfn(pte));
-          cleared++;
+        const index = base + (p & TABLE_MASK);
+        const pte = i32[index]!; // this thread is the only writer (mmap_lock)
+        if (pte === 0) continue;
+        i32[index] = 0;
+        cleared++;
+        const pfn = ptePfn(pte);
+        const owner = Atomics.load(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER);
+        if ((owner & OWNER_KIND_MASK) === FrameKind.VMALLOC) {
+          const slot = owner >>> OWNER_ID_SHIFT;
+          if (slot !== area) {
+            if (count > 0) Atomics.sub(i32, mapcountIndex(mem, area), count);
+            area = slot;
+            count = 0;
+          }
+          count++;
+        } else {
+          putFrame(mem, pfn);
         }
       }
     }
     upage = tableEnd;
   }
+  if (count > 0) Atomics.sub(i32, mapcountIndex(mem, area), count);
   return cleared;
 }
 
@@ -201,8 +242,8 @@ export function changeProtLocked(
     if (pde !== 0) {
       const base = ptePfn(pde) << FRAME_WORD_SHIFT;
       for (let p = upage; p < tableEnd; p++) {
-        const pte = Atomics.load(i32, base + (p & TABLE_MASK));
-        if (pte !== 0) Atomics.store(i32, base + (p & TABLE_MASK), mkPte(ptePfn(pte), prot));
+        const pte = i32[base + (p & TABLE_MASK)]!; // the only writer holds the mmap_lock
+        if (pte !== 0) i32[base + (p & TABLE_MASK)] = mkPte(ptePfn(pte), prot);
       }
     }
     upage = tableEnd;

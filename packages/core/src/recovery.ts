@@ -216,6 +216,7 @@ function rebuildFrames(mem: PhysMem, tables: Map<number, number[]>, deadSlots: S
       owner[pfn] = FrameKind.VMALLOC | ((cur - 1) << OWNER_ID_SHIFT);
     }
   }
+  const mapcounts = new Int32Array(layout.maxAreas);
   for (const [slot, frames] of tables) {
     for (const pfn of frames) {
       refs[pfn]!++;
@@ -223,10 +224,17 @@ function rebuildFrames(mem: PhysMem, tables: Map<number, number[]>, deadSlots: S
     }
     forEachPteLocked(mem, mmGet(mem, slot, Mm.PGD), (_upage, pte) => {
       const pfn = ptePfn(pte);
-      refs[pfn]!++;
-      if (owner[pfn] === 0) owner[pfn] = FrameKind.VMALLOC; // its area was freed: mappings keep it
+      const tag = owner[pfn]!;
+      if ((tag & OWNER_KIND_MASK) === FrameKind.VMALLOC) {
+        mapcounts[tag >>> OWNER_ID_SHIFT]!++; // a live area's page: counted in its MAPCOUNT
+      } else {
+        refs[pfn]!++; // its area was freed: an orphan page, one reference per PTE
+        owner[pfn] = FrameKind.ORPHAN;
+      }
     });
   }
+  for (let a = 0; a < layout.maxAreas; a++)
+    Atomics.store(i32, areaWord(mem, a, Area.MAPCOUNT), mapcounts[a]!);
   const deferred = new Uint8Array(layout.totalFrames);
   let nrDeferred = 0;
   for (

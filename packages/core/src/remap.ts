@@ -26,8 +26,10 @@
  * failed call leaves no PTE, no reference and no page-table frame behind, and of two threads
  * racing for overlapping ranges exactly one wins while the other sees `-EBUSY`.
  *
- * Locks: the VMA's mmap_lock, then vmap_area_lock (held only while the area is checked and its
- * frames are pinned, so `vfree` cannot free them in between).
+ * Locks: the VMA's mmap_lock, then vmap_area_lock, held only while the area is checked and pinned
+ * (its MAPCOUNT raised by the pages to map). A pinned area's frames cannot go: `vfree` of an area
+ * with a MAPCOUNT takes every mmap_lock first, so it waits for this call to finish. PTEs are then
+ * installed under the mmap_lock alone, without one atomic operation per page.
  *
  * @module
  */
@@ -42,12 +44,11 @@ import {
   VM_MIXEDMAP,
   VM_USERMAP,
 } from './errno.js';
-import { getFrame } from './frame-alloc.js';
 import { Area, Hdr, Mm, VmaWord } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import { mmGet, mmLiveGen, mmLockLive, mmSet, mmUnlock } from './mm.js';
-import { allocTablesLocked, anyPteLocked, installPtesLocked, ptePfn } from './page-table.js';
-import { areaGet, areaOfPageLocked, vmallocPageIndex } from './vmalloc.js';
+import { allocTablesLocked, anyPteLocked, installPtesLocked } from './page-table.js';
+import { areaGet, areaOfPageLocked, areaWord, vmallocPageIndex } from './vmalloc.js';
 import { inKernel, txBegin, txCommit } from './thread.js';
 import { Vma, vmaGet, vmaSet } from './vma.js';
 
@@ -96,41 +97,41 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     const vmaStart = vmaGet(mem, vma.slot, VmaWord.START);
     const vmaEnd = vmaGet(mem, vma.slot, VmaWord.END);
     const pgd = mmGet(mem, mm, Mm.PGD);
-    let pfns: Int32Array;
+    let area: number;
     spinLock(mem, Hdr.VMAP_LOCK);
     try {
       // 5: a live area contains kaddr (its guard page counts as part of it)
-      const area = kpage < 0 ? -1 : areaOfPageLocked(mem, kpage);
+      area = kpage < 0 ? -1 : areaOfPageLocked(mem, kpage);
       if (area < 0) return -EINVAL;
       // 6: remappable
       if ((areaGet(mem, area, Area.FLAGS) & VM_USERMAP) === 0) return -EINVAL;
       // 7: the range stays inside the area's backed pages
       const offset = kpage - areaGet(mem, area, Area.START);
       if (offset + nrPages > areaGet(mem, area, Area.NR_PAGES)) return -EINVAL;
-      // 8: the user range lies inside the VMA
-      if (upage < vmaStart || upage + nrPages > vmaEnd) return -EFAULT;
-      // 9: no PTE there yet
-      if (anyPteLocked(mem, pgd, upage, upage + nrPages)) return -EBUSY;
-      // 10: page tables for the whole range. From here on every change is logged, so that a
-      // thread dying inside the call is undone by recovery (all or nothing, even then).
-      txBegin(mem);
-      const tables = allocTablesLocked(mem, mm, pgd, upage, upage + nrPages);
-      if (tables < 0) {
-        txCommit(mem);
-        return -ENOMEM;
-      }
-      mmSet(mem, mm, Mm.NR_PT, mmGet(mem, mm, Mm.NR_PT) + tables);
-      // 11: pin every frame while vfree cannot run, then install
-      pfns = new Int32Array(nrPages);
-      for (let i = 0; i < nrPages; i++) {
-        const pfn = ptePfn(Atomics.load(mem.i32, mem.kernelPageTable + kpage + i));
-        getFrame(mem, pfn);
-        pfns[i] = pfn;
-      }
+      // pin the area for the PTEs to come: from now on vfree waits for this mmap_lock
+      Atomics.add(mem.i32, areaWord(mem, area, Area.MAPCOUNT), nrPages);
     } finally {
       spinUnlock(mem, Hdr.VMAP_LOCK);
     }
-    installPtesLocked(mem, pgd, upage, pfns, vmaGet(mem, vma.slot, VmaWord.PROT));
+    const unpin = (errno: number): number => {
+      Atomics.sub(mem.i32, areaWord(mem, area, Area.MAPCOUNT), nrPages);
+      return -errno;
+    };
+    // 8: the user range lies inside the VMA
+    if (upage < vmaStart || upage + nrPages > vmaEnd) return unpin(EFAULT);
+    // 9: no PTE there yet
+    if (anyPteLocked(mem, pgd, upage, upage + nrPages)) return unpin(EBUSY);
+    // 10: page tables for the whole range. From here on every change is logged, so that a thread
+    // dying inside the call is undone by recovery (all or nothing, even then).
+    txBegin(mem);
+    const tables = allocTablesLocked(mem, mm, pgd, upage, upage + nrPages);
+    if (tables < 0) {
+      txCommit(mem);
+      return unpin(ENOMEM);
+    }
+    // 11: install; the references are the area's MAPCOUNT taken above
+    mmSet(mem, mm, Mm.NR_PT, mmGet(mem, mm, Mm.NR_PT) + tables);
+    installPtesLocked(mem, pgd, upage, kpage, nrPages, vmaGet(mem, vma.slot, VmaWord.PROT));
     mmSet(mem, mm, Mm.NR_PTES, mmGet(mem, mm, Mm.NR_PTES) + nrPages);
     vmaSet(
       mem,

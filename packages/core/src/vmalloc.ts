@@ -23,7 +23,7 @@
  * @module
  */
 import { PAGE_SIZE, PROT_WRITE, VM_ALLOC } from './errno.js';
-import { allocFrames, ownerTag, putFrame } from './frame-alloc.js';
+import { allocFrames, getFrame, ownerTag, putFrame } from './frame-alloc.js';
 import {
   Area,
   AREA_WORDS,
@@ -32,10 +32,12 @@ import {
   FRAME_WORDS,
   FrameKind,
   Hdr,
+  Mm,
   VMALLOC_START,
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
-import { mkPte, ptePfn } from './page-table.js';
+import { lockAllMms, mmGet, mmUnlock } from './mm.js';
+import { forEachPteLocked, mkPte, ptePfn } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 
@@ -52,7 +54,7 @@ export interface VmArea {
 }
 
 /** Index of an area record's word. */
-function areaWord(mem: PhysMem, slot: number, word: Area): number {
+export function areaWord(mem: PhysMem, slot: number, word: Area): number {
   return mem.areaTable + slot * AREA_WORDS + word;
 }
 
@@ -224,10 +226,70 @@ export function vfree(mem: PhysMem, kaddr: unknown): void {
 
 /** vfree of vmalloc page `page`, inside a kernel call. */
 function vfreeIn(mem: PhysMem, page: number): void {
-  const { i32 } = mem;
   spinLock(mem, Hdr.VMAP_LOCK);
+  let slot = liveAreaAtLocked(mem, page);
+  if (slot >= 0 && Atomics.load(mem.i32, areaWord(mem, slot, Area.MAPCOUNT)) > 0) {
+    // mapped in user space: hold every mmap_lock so that no PTE of the area comes or goes, then
+    // hand each frame the references of the PTEs that map it (the area becomes orphan pages)
+    for (;;) {
+      spinUnlock(mem, Hdr.VMAP_LOCK);
+      const locked = lockAllMms(mem);
+      spinLock(mem, Hdr.VMAP_LOCK);
+      slot = liveAreaAtLocked(mem, page);
+      // an address space made after lockAllMms passed its slot may map the area too: try again
+      if (slot >= 0 && !orphanAreaLocked(mem, slot, locked)) {
+        for (const mm of locked) mmUnlock(mem, mm);
+        continue;
+      }
+      freeAreaLocked(mem, slot, page);
+      for (const mm of locked) mmUnlock(mem, mm);
+      return;
+    }
+  }
+  freeAreaLocked(mem, slot, page);
+}
+
+/** The live area whose base is vmalloc page `page`, or -1. Context: vmap_area_lock held. */
+function liveAreaAtLocked(mem: PhysMem, page: number): number {
   const slot = areaOfPageLocked(mem, page);
-  if (slot < 0 || areaGet(mem, slot, Area.START) !== page) {
+  return slot >= 0 && areaGet(mem, slot, Area.START) === page ? slot : -1;
+}
+
+/**
+ * Turn the pages of a mapped area into orphan pages: each gains one reference per user PTE that
+ * maps it, and the area's MAPCOUNT drops to 0. Returns false, changing nothing, when the PTEs
+ * found in `mms` are not all the area's MAPCOUNT (an address space outside `mms` maps it).
+ * Context: vmap_area_lock and the mmap_locks of `mms` held.
+ */
+function orphanAreaLocked(mem: PhysMem, slot: number, mms: readonly number[]): boolean {
+  const { i32 } = mem;
+  const owner = ownerTag(FrameKind.VMALLOC, slot);
+  const mapped: number[] = [];
+  for (const mm of mms) {
+    forEachPteLocked(mem, mmGet(mem, mm, Mm.PGD), (_upage, pte) => {
+      const pfn = ptePfn(pte);
+      if (Atomics.load(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER) === owner)
+        mapped.push(pfn);
+    });
+  }
+  if (mapped.length !== Atomics.load(i32, areaWord(mem, slot, Area.MAPCOUNT))) return false;
+  for (const pfn of mapped) getFrame(mem, pfn);
+  const start = areaGet(mem, slot, Area.START);
+  for (let i = 0; i < areaGet(mem, slot, Area.NR_PAGES); i++) {
+    const pfn = ptePfn(Atomics.load(i32, mem.kernelPageTable + start + i));
+    Atomics.store(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER, FrameKind.ORPHAN);
+  }
+  Atomics.store(i32, areaWord(mem, slot, Area.MAPCOUNT), 0);
+  return true;
+}
+
+/**
+ * Unlink the area in `slot` (or count a bad free for -1), release vmap_area_lock, then drop the
+ * area's own reference on each frame. Context: vmap_area_lock held; released on return.
+ */
+function freeAreaLocked(mem: PhysMem, slot: number, page: number): void {
+  const { i32 } = mem;
+  if (slot < 0) {
     spinUnlock(mem, Hdr.VMAP_LOCK);
     Atomics.add(i32, Hdr.BAD_FREES, 1);
     return;
