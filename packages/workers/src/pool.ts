@@ -135,8 +135,10 @@ export class SabvmPool {
   /**
    * Create the pool (Piscina starts its threads as it needs them).
    * Throws `TypeError` when neither or both of `kernel` and `boot` are given, or
-   * `maxTasksInFlight` is not a positive integer; `Kernel.boot`'s errors for bad `boot` options;
-   * Piscina's `TypeError`/`RangeError` for bad `piscina` options.
+   * `maxTasksInFlight` is not a positive integer; `RangeError` when the kernel has fewer thread
+   * slots (`maxThreads` of its layout) than Piscina's `maxThreads` plus this thread;
+   * `Kernel.boot`'s errors for bad `boot` options; Piscina's `TypeError`/`RangeError` for bad
+   * `piscina` options.
    * Context: main thread (or any thread that owns the pool); may allocate physical memory.
    */
   constructor(options: SabvmPoolOptions) {
@@ -157,6 +159,14 @@ export class SabvmPool {
     this.piscina.on('workerCreate', () => {
       this.#trackThreads();
     });
+    const needed = this.piscina.maxThreads + 1;
+    if (needed > this.kernel.layout.maxThreads) {
+      void this.piscina.destroy();
+      throw new RangeError(
+        `SabvmPool: ${this.piscina.maxThreads} threads and this one need ${needed} kernel thread ` +
+          `slots; the kernel has ${this.kernel.layout.maxThreads} (boot it with a larger maxThreads)`,
+      );
+    }
   }
 
   /**

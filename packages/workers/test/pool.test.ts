@@ -1,4 +1,4 @@
-import { PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault } from '@sabvm/core';
+import { Kernel, PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault } from '@sabvm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SabvmError, SabvmPool } from '../src/index.js';
 import { area, expectNoProcessLeft, MiB, rig, TASKS, waitChange, type Rig } from './harness.js';
@@ -258,6 +258,15 @@ describe('SabvmPool lifetime', () => {
     expect(
       () => new SabvmPool({ filename: TASKS, kernel: pool.kernel, maxTasksInFlight: 0 }),
     ).toThrow(TypeError);
+  });
+
+  it('refuses a kernel with fewer thread slots than its threads need', async () => {
+    const small = Kernel.boot({ memoryBytes: 8 * MiB, maxThreads: 3 });
+    expect(
+      () => new SabvmPool({ filename: TASKS, kernel: small, piscina: { maxThreads: 3 } }),
+    ).toThrow(/thread slots/);
+    const fits = new SabvmPool({ filename: TASKS, kernel: small, piscina: { maxThreads: 2 } });
+    await fits.close();
   });
 
   it('reaps the kernel attachment of every dead thread, so crashes never use up thread slots', async () => {
