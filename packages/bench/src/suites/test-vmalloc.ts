@@ -3,7 +3,7 @@
  * sabvm and the baselines run exactly the same loop with the same sizes.
  *
  * Each case has an untimed `setup` (the busy list or the holes the kernel test builds first), a
- * timed `run` (one "repeat" of `loops` loops; false when an allocation failed, as the kernel's
+ * timed `run(loops)` (one "repeat" of `loops` loops; false when an allocation failed, as the kernel's
  * `return -1`) and an untimed `teardown`.
  *
  * @module
@@ -14,7 +14,8 @@ import type { Allocator } from './allocators.js';
 /** One test case bound to one allocator. */
 export interface BoundCase {
   setup(): void;
-  run(): boolean;
+  /** One repeat of `loops` loops (at most the `loops` the case was made for). */
+  run(loops: number): boolean;
   teardown(): void;
 }
 
@@ -33,7 +34,7 @@ export interface VmallocTestCase {
 
 /** Parameters scaled by the run mode. */
 export interface TestVmallocParams {
-  /** `test_loop_count`: loops per run. */
+  /** `test_loop_count`: the most loops a run may be asked for. */
   readonly loops: number;
   /** `full_fit_alloc_test`'s junk_length: pairs of one-page allocations made before the loop. */
   readonly junkLength: number;
@@ -61,7 +62,7 @@ export function prng(seed: number): () => number {
 const noop = (): void => undefined;
 
 /** `fix_size_alloc_test`: vmalloc(nr_pages), write a byte, vfree — `loops` times. */
-function fixSize(pages: number, loops: number): VmallocTestCase {
+function fixSize(pages: number): VmallocTestCase {
   const size = pages * PAGE_SIZE;
   return {
     name: 'fix_size_alloc_test',
@@ -71,7 +72,7 @@ function fixSize(pages: number, loops: number): VmallocTestCase {
     bind: (a) => ({
       setup: noop,
       teardown: noop,
-      run: () => {
+      run: (loops) => {
         for (let i = 0; i < loops; i++) {
           const p = a.alloc(size, 0);
           if (p === 0) return false;
@@ -85,7 +86,7 @@ function fixSize(pages: number, loops: number): VmallocTestCase {
 }
 
 /** `full_fit_alloc_test`: one-page holes between live one-page areas; each loop fills one. */
-function fullFit(junkLength: number, loops: number): VmallocTestCase {
+function fullFit(junkLength: number): VmallocTestCase {
   return {
     name: 'full_fit_alloc_test',
     label: 'full_fit_alloc_test',
@@ -103,7 +104,7 @@ function fullFit(junkLength: number, loops: number): VmallocTestCase {
           for (const j of junk) if (j !== 0) a.free(j);
           if (ptr.includes(0)) throw new Error('full_fit_alloc_test: setup ran out of memory');
         },
-        run: () => {
+        run: (loops) => {
           for (let i = 0; i < loops; i++) {
             const tmp = a.alloc(PAGE_SIZE, 0);
             if (tmp === 0) return false;
@@ -122,7 +123,7 @@ function fullFit(junkLength: number, loops: number): VmallocTestCase {
 }
 
 /** `long_busy_list_alloc_test`: a long list of live one-page areas; loops of 100 + 1 pages. */
-function longBusyList(busy: number, loops: number): VmallocTestCase {
+function longBusyList(busy: number): VmallocTestCase {
   return {
     name: 'long_busy_list_alloc_test',
     label: 'long_busy_list_alloc_test',
@@ -136,7 +137,7 @@ function longBusyList(busy: number, loops: number): VmallocTestCase {
           if (ptr.includes(0))
             throw new Error('long_busy_list_alloc_test: setup ran out of memory');
         },
-        run: () => {
+        run: (loops) => {
           for (let i = 0; i < loops; i++) {
             const p1 = a.alloc(100 * PAGE_SIZE, 0);
             const p2 = a.alloc(PAGE_SIZE, 0);
@@ -162,9 +163,9 @@ function longBusyList(busy: number, loops: number): VmallocTestCase {
 }
 
 /** `random_size_alloc_test`: 1 to 100 pages, chosen at random each loop. */
-function randomSize(loops: number, seed: number): VmallocTestCase {
+function randomSize(maxLoops: number, seed: number): VmallocTestCase {
   const rnd = prng(seed);
-  const pages = Array.from({ length: loops }, () => 1 + Math.floor(rnd() * 100));
+  const pages = Array.from({ length: maxLoops }, () => 1 + Math.floor(rnd() * 100));
   return {
     name: 'random_size_alloc_test',
     label: 'random_size_alloc_test',
@@ -173,7 +174,7 @@ function randomSize(loops: number, seed: number): VmallocTestCase {
     bind: (a) => ({
       setup: noop,
       teardown: noop,
-      run: () => {
+      run: (loops) => {
         for (let i = 0; i < loops; i++) {
           const p = a.alloc((pages[i] ?? 1) * PAGE_SIZE, 0);
           if (p === 0) return false;
@@ -187,7 +188,7 @@ function randomSize(loops: number, seed: number): VmallocTestCase {
 }
 
 /** `fix_align_alloc_test`: 5 pages aligned to THREAD_ALIGN << 1 (32 KiB on x86-64). */
-function fixAlign(loops: number): VmallocTestCase {
+function fixAlign(): VmallocTestCase {
   const align = 32 * 1024;
   return {
     name: 'fix_align_alloc_test',
@@ -197,7 +198,7 @@ function fixAlign(loops: number): VmallocTestCase {
     bind: (a) => ({
       setup: noop,
       teardown: noop,
-      run: () => {
+      run: (loops) => {
         for (let i = 0; i < loops; i++) {
           const p = a.alloc(5 * PAGE_SIZE, align);
           if (p === 0) return false;
@@ -215,9 +216,9 @@ function fixAlign(loops: number): VmallocTestCase {
  * 4 MiB; vmalloc areas are page-aligned anyway, so only larger alignments need the aligned call)
  * and size `(rnd % 10 + 1)` pages.
  */
-function randomSizeAlign(loops: number, seed: number): VmallocTestCase {
+function randomSizeAlign(maxLoops: number, seed: number): VmallocTestCase {
   const rnd = prng(seed ^ 0x5a5a);
-  const bytes = Array.from({ length: loops }, () => Math.floor(rnd() * 256));
+  const bytes = Array.from({ length: maxLoops }, () => Math.floor(rnd() * 256));
   return {
     name: 'random_size_align_alloc_test',
     label: 'random_size_align_alloc_test',
@@ -226,7 +227,7 @@ function randomSizeAlign(loops: number, seed: number): VmallocTestCase {
     bind: (a) => ({
       setup: noop,
       teardown: noop,
-      run: () => {
+      run: (loops) => {
         for (let i = 0; i < loops; i++) {
           const r = bytes[i] ?? 0;
           const align = 1 << (r % 23);
@@ -247,12 +248,12 @@ function randomSizeAlign(loops: number, seed: number): VmallocTestCase {
  */
 export function testVmallocCases(p: TestVmallocParams): VmallocTestCase[] {
   return [
-    fixSize(1, p.loops),
-    fixSize(4, p.loops),
-    fullFit(p.junkLength, p.loops),
-    longBusyList(p.busyList, p.loops),
+    fixSize(1),
+    fixSize(4),
+    fullFit(p.junkLength),
+    longBusyList(p.busyList),
     randomSize(p.loops, p.seed),
-    fixAlign(p.loops),
+    fixAlign(),
     randomSizeAlign(p.loops, p.seed),
   ];
 }
