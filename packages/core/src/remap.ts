@@ -49,8 +49,15 @@ import { spinLock, spinUnlock } from './lock.js';
 import { mmGet, mmLiveGen, mmLockLive, mmSet, mmUnlock } from './mm.js';
 import { allocTablesLocked, anyPteLocked, installPtesLocked } from './page-table.js';
 import { areaGet, areaOfPageLocked, areaWord, vmallocPageIndex } from './vmalloc.js';
+import { PhysMem } from './phys-mem.js';
 import { inKernel, txBegin, txCommit } from './thread.js';
 import { Vma, vmaGet, vmaSet } from './vma.js';
+
+/** A real `Vma` handle (not an object that only has its prototype): its slot is in its table. */
+function isVmaHandle(vma: unknown): vma is Vma {
+  if (!(vma instanceof Vma) || !(vma.mem instanceof PhysMem)) return false;
+  return Number.isSafeInteger(vma.slot) && vma.slot >= 0 && vma.slot < vma.mem.layout.maxVmas;
+}
 
 function isPageAligned(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n % PAGE_SIZE === 0;
@@ -69,7 +76,7 @@ export function remapVmallocRangePartial(
   size: number,
 ): number {
   // 1: a live VMA of a kernel (the VMA's own)
-  if (!(vma instanceof Vma)) return -EINVAL;
+  if (!isVmaHandle(vma)) return -EINVAL;
   return inKernel(vma.mem, () => remapIn(vma, uaddr, kaddr, size));
 }
 
@@ -155,7 +162,7 @@ export const remapPartial: typeof remapVmallocRangePartial = remapVmallocRangePa
  * is that of {@link remapVmallocRangePartial}. Context: as remapVmallocRangePartial.
  */
 export function remapVmallocRange(vma: Vma, kaddr: number, pgoff: number): number {
-  if (!(vma instanceof Vma) || !vma.live) return -EINVAL;
+  if (!isVmaHandle(vma) || !vma.live) return -EINVAL;
   if (typeof pgoff !== 'number' || !Number.isSafeInteger(pgoff) || pgoff < 0) return -EINVAL;
   const offset = pgoff * PAGE_SIZE;
   if (

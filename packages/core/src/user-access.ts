@@ -8,7 +8,10 @@
  * All three accessors walk the page tables afresh on every call, lock-free (`Atomics.load` of each
  * entry), and check the address space's generation after the walk: a destroyed address space
  * faults with `SEGV_MAPERR` instead of handing out frames it no longer owns. Every page of the
- * range is checked before any byte moves, so a faulting `write` writes nothing.
+ * range is checked before any byte moves, so a faulting `write` writes nothing. `read` and `write`
+ * copy inside a read section (rcu.ts): frames that another thread unmaps during the copy are not
+ * reused until it is done. Views from `segments` outlive the call: a caller that keeps them while
+ * other threads may unmap holds its own read section (`kernel.readSection`).
  *
  * @module
  */
@@ -18,6 +21,7 @@ import { Mm, TASK_SIZE, VMALLOC_START } from './layout.js';
 import { mmGet } from './mm.js';
 import { PTE_READ, PTE_WRITE, ptePfn, walkPte } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
+import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 
 /** What the accessors need of an address space handle. */
 interface MmRef {
@@ -143,15 +147,30 @@ export function userSegments(
   return views(mm.mem, translateUser(mm, uaddr, length, write));
 }
 
-/** `mm.read` (`copy_from_user`). Context: any thread, lock-free. */
-export function userRead(mm: MmRef, uaddr: number, length: number): Uint8Array {
-  return copyOut(mm.mem, translateUser(mm, uaddr, length, false), length);
+/**
+ * Run a translate-and-copy inside a read section, so that frames another thread unmaps meanwhile
+ * are not handed to a new owner before the copy is done (rcu.ts).
+ */
+function inSection<T>(mem: PhysMem, fn: () => T): T {
+  rcuReadLock(mem);
+  try {
+    return fn();
+  } finally {
+    rcuReadUnlock(mem);
+  }
 }
 
-/** `mm.write` (`copy_to_user`). Context: any thread, lock-free. */
+/** `mm.read` (`copy_from_user`). Context: any thread, lock-free (inside a read section). */
+export function userRead(mm: MmRef, uaddr: number, length: number): Uint8Array {
+  return inSection(mm.mem, () => copyOut(mm.mem, translateUser(mm, uaddr, length, false), length));
+}
+
+/** `mm.write` (`copy_to_user`). Context: any thread, lock-free (inside a read section). */
 export function userWrite(mm: MmRef, uaddr: number, bytes: Uint8Array): void {
   const src = checkBytes(bytes);
-  copyIn(mm.mem, translateUser(mm, uaddr, src.length, true), src);
+  inSection(mm.mem, () => {
+    copyIn(mm.mem, translateUser(mm, uaddr, src.length, true), src);
+  });
 }
 
 /** Translate a kernel range through the kernel page table of the vmalloc range. */

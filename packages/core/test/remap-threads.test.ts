@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { EBUSY, Kernel, MAP_FIXED, MAP_SHARED, PAGE_SIZE, remapPartial } from '../src/index.js';
-import { MiB, RW, pattern, setupMapping } from './helpers/mm-helpers.js';
+import { eatFrames, MiB, RW, pattern, setupMapping } from './helpers/mm-helpers.js';
 
 // The fixtures import '@sabvm/core' by name, that is packages/core/dist: build it first
 // (`npx tsc -p tsconfig.build.json`).
@@ -147,5 +147,29 @@ describe('remap across real threads', () => {
     shared.destroy();
     expect(k.stats().freeFrames).toBe(free);
     k.checkInvariants();
+  });
+
+  it('never lets a write racing with munmap in another thread land in a frame given to a new owner', async () => {
+    const pages = 256;
+    const uaddr = 64 * P;
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const mm = k.createAddressSpace()!;
+    // the page table for uaddr exists before the rounds; then only `pages` frames stay free
+    const warm = k.vmallocUser(P)!;
+    expect(mm.mmap(uaddr, pages * P, RW, MAP_SHARED | MAP_FIXED)).toBe(uaddr);
+    expect(remapPartial(mm.findVma(uaddr)!, uaddr, warm, P)).toBe(0);
+    expect(mm.munmap(uaddr, pages * P)).toBe(0);
+    k.vfree(warm);
+    const eater = eatFrames(k, pages);
+    const [ctl, flag, res] = [sharedInts(2), sharedInts(1), sharedInts(1)];
+    const common = { handle: k.handle, mmId: mm.id, uaddr, pages, rounds: 100, ctl, flag, res };
+    await Promise.all(
+      ['unmapper', 'writer'].map((role) =>
+        startWorker('remap-write-race-worker.mjs', { ...common, role }),
+      ),
+    );
+    expect(res[0]).toBe(0); // rounds in which a fresh zeroed area held the writer's bytes
+    k.checkInvariants();
+    k.vfree(eater);
   });
 });

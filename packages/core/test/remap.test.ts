@@ -97,11 +97,17 @@ describe('remapPartial row 1: the VMA must be a live VMA', () => {
     ['a plain object with the VMA fields', (s) => vmaData(s.vma)],
     ['the address space', (s) => s.mm],
     ['the kernel', (s) => s.k],
+    [
+      'an object that only has the Vma prototype',
+      (): unknown => Object.create(Vma.prototype) as unknown,
+    ],
+    ['a Vma handle with a slot outside the table', (s) => new Vma(s.k.mem, 1e9, 0)],
   ];
   it.each(notVmas)('refuses %s with -EINVAL and changes nothing', (_, make) => {
     const s = richSetup();
     const vma = make(s) as Vma;
     expectFailsCleanly(s.k, () => remapPartial(vma, s.uaddr, s.kaddr, 4 * P), EINVAL);
+    expectFailsCleanly(s.k, () => remapVmallocRange(vma, s.kaddr, 0), EINVAL);
   });
 
   it('refuses a Vma whose range was wholly unmapped', () => {
