@@ -6,6 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { EBUSY, EFAULT, EINVAL, ENOMEM, PAGE_SIZE } from '@sabvm/core';
 import { addressSpaceTour } from '../examples/address-spaces.js';
+import { gracePeriodTour } from '../examples/grace-period.js';
 import { lifetimesTour } from '../examples/lifetimes.js';
 import { pageTablesTour } from '../examples/page-tables.js';
 import type { Print } from '../examples/print.js';
@@ -138,6 +139,14 @@ describe('the examples of the site', () => {
     expect(String(seen.get('maps')).trim().split('\n')).toHaveLength(2);
     expect(seen.get('sum')).toBe(2 * 2 ** 20);
     expect(seen.get('mappings')).toBe(1);
+  });
+
+  test('the grace-period tour defers frames released under an open read section', () => {
+    const { print, seen } = collector();
+    gracePeriodTour(print);
+    expect(seen.get('deferred')).toBe(4);
+    expect(seen.get('deferred after')).toBe(0);
+    expect(seen.get('free again')).toBe(4);
   });
 
   test('the threads tour sees a worker thread write the frames with no copy', async () => {
