@@ -210,14 +210,19 @@ async function runScaling(ctx: SuiteContext): Promise<SuiteOutput> {
 }
 
 /**
- * Operations per thread so that a one-thread round takes about `targetMs`: a few warm rounds
- * first (so the JIT has compiled the loop), then scale until a round is long enough to measure.
+ * Operations per thread so that a one-thread round takes about `targetMs`: warm rounds first
+ * (about ten rounds' worth, so the JIT has compiled the loop), then scale by the fastest of three rounds (a burst of
+ * load during calibration must not shrink the rounds).
  */
 async function calibrate(crew: Crew, targetMs: number): Promise<number> {
   let ops = 256;
-  for (let i = 0; i < 5; i++) await crew.round(Mode.OWN, 1, ops);
-  for (let i = 0; i < 3; i++) {
-    const ms = await crew.round(Mode.OWN, 1, ops);
+  let warmMs = 0;
+  for (let i = 0; i < 100 && warmMs < 10 * targetMs; i++) {
+    warmMs += await crew.round(i % 2 === 0 ? Mode.OWN : Mode.SHARED, 1, ops);
+  }
+  for (let step = 0; step < 2; step++) {
+    let ms = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) ms = Math.min(ms, await crew.round(Mode.OWN, 1, ops));
     ops = Math.max(16, Math.ceil((ops * targetMs) / Math.max(ms, targetMs / 64)));
   }
   return ops;
