@@ -12,7 +12,16 @@
  */
 import { EINVAL, PAGE_SHIFT, PAGE_SIZE } from './errno.js';
 import { Mm, VmaWord } from './layout.js';
-import { mmGet, mmLockLive, mmRelease, mmSet, mmUnlock, mmWord, vmaSlotsLocked } from './mm.js';
+import {
+  mmGet,
+  mmLoad,
+  mmLockLive,
+  mmRelease,
+  mmSet,
+  mmUnlock,
+  mmWord,
+  vmaSlotsLocked,
+} from './mm.js';
 import { mmapLocked, mprotectLocked, munmapLocked } from './mmap.js';
 import {
   forEachPteLocked,
@@ -25,7 +34,7 @@ import type { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 import { formatMaps } from './procfs.js';
 import { userRead, userSegments, userWrite } from './user-access.js';
-import { releaseVmaSlots, Vma, vmaGet } from './vma.js';
+import { releaseVmaSlots, Vma, vmaGet, vmaLoad } from './vma.js';
 
 /** One installed PTE, as `mm.pagemap()` reports it. */
 export interface PagemapEntry {
@@ -66,7 +75,7 @@ export class AddressSpace {
 
   /** True until {@link AddressSpace.destroy}. Context: any thread, lock-free snapshot. */
   get live(): boolean {
-    return mmGet(this.mem, this.slot, Mm.GEN) === this.gen;
+    return mmLoad(this.mem, this.slot, Mm.GEN) === this.gen;
   }
 
   /** Run `fn` under the mmap_lock if the mm is live, else return `dead`. */
@@ -121,7 +130,7 @@ export class AddressSpace {
     return this.locked(null, () => {
       for (const v of vmaSlotsLocked(this.mem, this.slot)) {
         if (vmaGet(this.mem, v, VmaWord.START) <= page && page < vmaGet(this.mem, v, VmaWord.END)) {
-          return new Vma(this.mem, v, vmaGet(this.mem, v, VmaWord.GEN));
+          return new Vma(this.mem, v, vmaLoad(this.mem, v, VmaWord.GEN));
         }
       }
       return null;
@@ -132,7 +141,7 @@ export class AddressSpace {
   vmas(): Vma[] {
     return this.locked([], () =>
       vmaSlotsLocked(this.mem, this.slot).map(
-        (v) => new Vma(this.mem, v, vmaGet(this.mem, v, VmaWord.GEN)),
+        (v) => new Vma(this.mem, v, vmaLoad(this.mem, v, VmaWord.GEN)),
       ),
     );
   }

@@ -24,7 +24,7 @@ import {
   type Layout,
   type LayoutConfig,
 } from './layout.js';
-import { initMms, mmCreate, mmGet, mmLiveGen } from './mm.js';
+import { initMms, mmCreate, mmLiveGen, mmLoad } from './mm.js';
 import { forEachPteLocked, ptePfn } from './page-table.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
@@ -403,7 +403,7 @@ export class Kernel {
     // user PTEs of a live area's pages are counted per area (MAPCOUNT): one reference each here
     for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
       if (mmLiveGen(mem, slot) === 0) continue;
-      forEachPteLocked(mem, mmGet(mem, slot, Mm.PGD), (_upage, pte) => {
+      forEachPteLocked(mem, mmLoad(mem, slot, Mm.PGD), (_upage, pte) => {
         const pfn = ptePfn(pte);
         if (
           pfn < n &&

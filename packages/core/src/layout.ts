@@ -163,7 +163,7 @@ export const OWNER_ID_SHIFT = 3;
  * Words per vmalloc area slot (`struct vmap_area` + `struct vm_struct`). Written under
  * vmap_area_lock through `Atomics.store`.
  */
-export const AREA_WORDS = 7;
+export const AREA_WORDS = 8;
 /** Area record word offsets. */
 export const enum Area {
   /** first page of the area, as an index into the vmalloc range. */
@@ -184,6 +184,8 @@ export const enum Area {
    * of the address space whose PTEs it adds or removes; read by vfree with every mmap_lock held.
    */
   MAPCOUNT = 6,
+  /** first pfn + 1 when the area's frames are one physically contiguous run, else 0. */
+  CONTIG = 7,
 }
 
 /** The vmalloc-family call that made an area, for `/proc/vmallocinfo`. */
@@ -296,8 +298,14 @@ export interface LayoutConfig {
   readonly maxVmas?: number;
   /** Address-space slots; default 1024. */
   readonly maxAddressSpaces?: number;
-  /** Thread slots (attachments at once); default frames / 128, clamped to [16, 256]. */
+  /** Thread slots (attachments at once); default frames / 128, clamped to [16, 64]. */
   readonly maxThreads?: number;
+  /**
+   * Pages in the vmalloc address range; default frames + 2 × maxAreas, which no mix of areas can
+   * run out of before frames or area slots do (only alignment can). A smaller range models a
+   * kernel whose vmalloc space is tighter than its memory.
+   */
+  readonly vmallocPages?: number;
 }
 
 /** Every region of the memory map, in bytes from the start of the buffer. */
@@ -307,7 +315,7 @@ export interface Layout {
   readonly maxVmas: number;
   readonly maxAddressSpaces: number;
   readonly maxThreads: number;
-  /** Pages in the vmalloc range: twice the frames, so every frame fits as a 1-page area + guard. */
+  /** Pages in the vmalloc range: the frames plus twice the area slots (guard pages, then holes). */
   readonly vmallocPages: number;
   readonly headerOffset: number;
   readonly frameTableOffset: number;
@@ -376,11 +384,17 @@ export function computeLayout(config: LayoutConfig): Layout {
   );
   const maxThreads = checkCount(
     'maxThreads',
-    config.maxThreads ?? Math.min(256, Math.max(16, Math.floor(totalFrames / 128))),
+    config.maxThreads ?? Math.min(64, Math.max(16, Math.floor(totalFrames / 128))),
     1,
     4096,
   );
-  const vmallocPages = 2 * totalFrames;
+  // backed pages never exceed the frames and guard pages the area slots; as much again for holes
+  const vmallocPages = checkCount(
+    'vmallocPages',
+    config.vmallocPages ?? totalFrames + 2 * maxAreas,
+    2,
+    2 * MAX_FRAMES,
+  );
 
   const headerOffset = 0;
   const frameTableOffset = headerOffset + PAGE_SIZE;

@@ -32,9 +32,27 @@ export function mmWord(mem: PhysMem, slot: number, word: Mm): number {
   return mem.mmTable + slot * MM_WORDS + word;
 }
 
-/** Read an mm word. Context: the mmap_lock held, or a lock-free snapshot of one word. */
+/** Read an mm word. Context: the mmap_lock held (a plain read: the lock orders it). */
 export function mmGet(mem: PhysMem, slot: number, word: Mm): number {
+  return mem.i32[mmWord(mem, slot, word)]!;
+}
+
+/** Read an mm word without the lock: an `Atomics.load` snapshot. Context: any thread. */
+export function mmLoad(mem: PhysMem, slot: number, word: Mm): number {
   return Atomics.load(mem.i32, mmWord(mem, slot, word));
+}
+
+/**
+ * Add to one of an mm's counters (`NR_*`), unlogged: recovery recounts them from the structures.
+ * Context: the mmap_lock held.
+ */
+export function mmCount(
+  mem: PhysMem,
+  slot: number,
+  word: Mm.NR_VMAS | Mm.NR_PT | Mm.NR_PTES,
+  delta: number,
+): void {
+  mem.i32[mmWord(mem, slot, word)]! += delta;
 }
 
 /** Write an mm word (logged for undo inside a transaction). Context: the mmap_lock held. */
@@ -96,9 +114,8 @@ export function mmRelease(mem: PhysMem, slot: number): void {
  * held) when it is not. Context: any thread; may spin on the mmap_lock.
  */
 export function mmLockLive(mem: PhysMem, slot: number, gen: number): boolean {
-  if (mmGet(mem, slot, Mm.GEN) !== gen) return false;
   spinLock(mem, mmWord(mem, slot, Mm.LOCK));
-  if (mmGet(mem, slot, Mm.GEN) === gen) return true;
+  if (mmLoad(mem, slot, Mm.GEN) === gen) return true;
   spinUnlock(mem, mmWord(mem, slot, Mm.LOCK));
   return false;
 }
@@ -123,7 +140,7 @@ export function lockAllMms(mem: PhysMem): number[] {
 
 /** The generation of a live mm slot, or 0 when the slot is free. Context: any thread. */
 export function mmLiveGen(mem: PhysMem, slot: number): number {
-  const gen = mmGet(mem, slot, Mm.GEN);
+  const gen = mmLoad(mem, slot, Mm.GEN);
   return gen & 1 ? gen : 0;
 }
 

@@ -35,7 +35,7 @@ import {
   VM_WRITE,
 } from './errno.js';
 import { Mm, TASK_SIZE, VmaWord } from './layout.js';
-import { mmGet, mmSet, vmaSlotsLocked } from './mm.js';
+import { mmCount, mmGet, mmSet, vmaSlotsLocked } from './mm.js';
 import { changeProtLocked, zapPtesLocked } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { txBegin, txCommit } from './thread.js';
@@ -80,7 +80,7 @@ function linkLocked(mem: PhysMem, mm: number, slot: number): void {
   vmaSet(mem, slot, VmaWord.NEXT, cur);
   if (prev === 0) mmSet(mem, mm, Mm.VMA_HEAD, slot + 1);
   else vmaSet(mem, prev - 1, VmaWord.NEXT, slot + 1);
-  mmSet(mem, mm, Mm.NR_VMAS, mmGet(mem, mm, Mm.NR_VMAS) + 1);
+  mmCount(mem, mm, Mm.NR_VMAS, 1);
 }
 
 /** Unlink VMA slot `slot` from the mm's list. */
@@ -95,7 +95,7 @@ function unlinkLocked(mem: PhysMem, mm: number, slot: number): void {
   const next = vmaGet(mem, slot, VmaWord.NEXT);
   if (prev === 0) mmSet(mem, mm, Mm.VMA_HEAD, next);
   else vmaSet(mem, prev - 1, VmaWord.NEXT, next);
-  mmSet(mem, mm, Mm.NR_VMAS, mmGet(mem, mm, Mm.NR_VMAS) - 1);
+  mmCount(mem, mm, Mm.NR_VMAS, -1);
 }
 
 /** Fill a fresh VMA slot and link it. */
@@ -214,7 +214,7 @@ function unmapRangeLocked(
     const freed = unmapVmasLocked(mem, mm, s, e, spare);
     txCommit(mem);
     const cleared = zapPtesLocked(mem, pgd, s, e);
-    mmSet(mem, mm, Mm.NR_PTES, mmGet(mem, mm, Mm.NR_PTES) - cleared);
+    mmCount(mem, mm, Mm.NR_PTES, -cleared);
     releaseVmaSlots(mem, freed);
     s = e;
   }

@@ -41,7 +41,7 @@ import {
   PTRS_PER_TABLE,
 } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
-import { txLogRange, txStore } from './thread.js';
+import { txLogRange, txStoreRelease } from './thread.js';
 
 /** PTE bit: the entry is present. */
 export const PTE_PRESENT = 0x1;
@@ -103,11 +103,11 @@ export function anyPteLocked(mem: PhysMem, pgdPfn: number, start: number, end: n
   const { i32 } = mem;
   for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
-    const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
+    const pde = i32[pdeIndex(pgdPfn, upage)]!; // this thread is the only writer (mmap_lock)
     if (pde !== 0) {
       const base = ptePfn(pde) << FRAME_WORD_SHIFT;
       for (let p = upage; p < tableEnd; p++) {
-        if (Atomics.load(i32, base + (p & TABLE_MASK)) !== 0) return true;
+        if (i32[base + (p & TABLE_MASK)] !== 0) return true;
       }
     }
     upage = tableEnd;
@@ -139,7 +139,12 @@ export function allocTablesLocked(
     const pt = pfns[i]!;
     // zeroed before the directory entry publishes it (the store below releases these writes)
     i32.fill(0, pt << FRAME_WORD_SHIFT, (pt + 1) << FRAME_WORD_SHIFT);
-    txStore(mem, (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!, (pt << PTE_PFN_SHIFT) | PTE_PRESENT);
+    // an Atomics store: it orders the zeroing above before any walker that sees the entry
+    txStoreRelease(
+      mem,
+      (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!,
+      (pt << PTE_PFN_SHIFT) | PTE_PRESENT,
+    );
   }
   Atomics.add(i32, Hdr.PT_FRAMES, missing.length);
   return missing.length;
@@ -165,12 +170,13 @@ export function installPtesLocked(
   const bits = mkPte(0, prot);
   for (let i = 0; i < nrPages;) {
     const upage = start + i;
-    const base = ptePfn(Atomics.load(i32, pdeIndex(pgdPfn, upage))) << FRAME_WORD_SHIFT;
+    const base = ptePfn(i32[pdeIndex(pgdPfn, upage)]!) << FRAME_WORD_SHIFT; // mmap_lock held
     const first = upage & TABLE_MASK;
     const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
     txLogRange(mem, base + first, n, 0); // every PTE of this piece was empty
+    // kernel PTEs of a pinned area have no writer until its vfree, which waits for this mmap_lock
     for (let k = 0; k < n; k++) {
-      i32[base + first + k] = (Atomics.load(i32, kpt + i + k) & ~PTE_BITS) | bits;
+      i32[base + first + k] = (i32[kpt + i + k]! & ~PTE_BITS) | bits;
     }
     i += n;
   }
@@ -192,6 +198,8 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
   let cleared = 0;
   let area = -1;
   let count = 0;
+  let runFirst = -1; // the current area's contiguous frames, if it is one run
+  let runLength = 0;
   for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
@@ -204,13 +212,22 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
         i32[index] = 0;
         cleared++;
         const pfn = ptePfn(pte);
-        const owner = Atomics.load(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER);
+        if (pfn >= runFirst && pfn < runFirst + runLength) {
+          count++; // inside the current area's contiguous run: no frame-table lookup
+          continue;
+        }
+        // a mapped frame's owner changes only when vfree orphans its area, with every mmap_lock held
+        const owner = i32[mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER]!;
         if ((owner & OWNER_KIND_MASK) === FrameKind.VMALLOC) {
           const slot = owner >>> OWNER_ID_SHIFT;
           if (slot !== area) {
             if (count > 0) Atomics.sub(i32, mapcountIndex(mem, area), count);
             area = slot;
             count = 0;
+            // a pinned area's record is stable: its vfree waits for this mmap_lock
+            const areaBase = mem.areaTable + slot * AREA_WORDS;
+            runFirst = i32[areaBase + Area.CONTIG]! - 1;
+            runLength = runFirst < 0 ? 0 : i32[areaBase + Area.NR_PAGES]!;
           }
           count++;
         } else {

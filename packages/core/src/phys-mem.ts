@@ -60,6 +60,8 @@ export class PhysMem {
   depth = 0;
   /** True while this attachment logs its changes for undo (`txBegin` … `txCommit`). */
   txActive = false;
+  /** Entries in this attachment's undo log (mirrors its slot's `UNDO_LEN`). */
+  undoLen = 0;
   /** Read-section nesting of this attachment (mirrors its slot's `RCU_NESTING`). */
   rcuNesting = 0;
 
@@ -142,6 +144,7 @@ export class PhysMem {
       maxVmas: Atomics.load(hdr, Hdr.MAX_VMAS),
       maxAddressSpaces: Atomics.load(hdr, Hdr.MAX_MMS),
       maxThreads: Atomics.load(hdr, Hdr.MAX_THREADS),
+      vmallocPages: Atomics.load(hdr, Hdr.VMALLOC_PAGES),
     });
     if (
       buffer.byteLength !== totalFrames * PAGE_SIZE ||

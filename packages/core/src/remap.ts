@@ -46,12 +46,12 @@ import {
 } from './errno.js';
 import { Area, Hdr, Mm, VmaWord } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
-import { mmGet, mmLiveGen, mmLockLive, mmSet, mmUnlock } from './mm.js';
+import { mmCount, mmGet, mmLiveGen, mmLockLive, mmUnlock } from './mm.js';
 import { allocTablesLocked, anyPteLocked, installPtesLocked } from './page-table.js';
 import { areaGet, areaOfPageLocked, areaWord, vmallocPageIndex } from './vmalloc.js';
 import { PhysMem } from './phys-mem.js';
-import { inKernel, txBegin, txCommit } from './thread.js';
-import { Vma, vmaGet, vmaSet } from './vma.js';
+import { kernelEnter, kernelExit, txBegin, txCommit } from './thread.js';
+import { Vma, vmaGet, vmaLoad, vmaSet } from './vma.js';
 
 /** A real `Vma` handle (not an object that only has its prototype): its slot is in its table. */
 function isVmaHandle(vma: unknown): vma is Vma {
@@ -77,17 +77,23 @@ export function remapVmallocRangePartial(
 ): number {
   // 1: a live VMA of a kernel (the VMA's own)
   if (!isVmaHandle(vma)) return -EINVAL;
-  return inKernel(vma.mem, () => remapIn(vma, uaddr, kaddr, size));
+  kernelEnter(vma.mem);
+  try {
+    return remapIn(vma, uaddr, kaddr, size);
+  } finally {
+    kernelExit(vma.mem);
+  }
 }
 
 /** The body of remapVmallocRangePartial, inside a kernel call. */
 function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
   const { mem } = vma;
-  const mm = vmaGet(mem, vma.slot, VmaWord.MM) - 1;
-  if (mm < 0 || vmaGet(mem, vma.slot, VmaWord.GEN) !== vma.gen) return -EINVAL;
+  const mm = vmaLoad(mem, vma.slot, VmaWord.MM) - 1;
+  if (mm < 0 || vmaLoad(mem, vma.slot, VmaWord.GEN) !== vma.gen) return -EINVAL;
   const mmGen = mmLiveGen(mem, mm);
   if (mmGen === 0 || !mmLockLive(mem, mm, mmGen)) return -EINVAL;
   try {
+    // under the mmap_lock a VMA of this mm cannot be freed: plain reads
     if (
       vmaGet(mem, vma.slot, VmaWord.GEN) !== vma.gen ||
       vmaGet(mem, vma.slot, VmaWord.MM) !== mm + 1
@@ -120,32 +126,30 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     } finally {
       spinUnlock(mem, Hdr.VMAP_LOCK);
     }
-    const unpin = (errno: number): number => {
-      Atomics.sub(mem.i32, areaWord(mem, area, Area.MAPCOUNT), nrPages);
+    // 8: the user range lies inside the VMA; 9: no PTE there yet
+    let errno = 0;
+    if (upage < vmaStart || upage + nrPages > vmaEnd) errno = EFAULT;
+    else if (anyPteLocked(mem, pgd, upage, upage + nrPages)) errno = EBUSY;
+    if (errno !== 0) {
+      Atomics.sub(mem.i32, areaWord(mem, area, Area.MAPCOUNT), nrPages); // unpin
       return -errno;
-    };
-    // 8: the user range lies inside the VMA
-    if (upage < vmaStart || upage + nrPages > vmaEnd) return unpin(EFAULT);
-    // 9: no PTE there yet
-    if (anyPteLocked(mem, pgd, upage, upage + nrPages)) return unpin(EBUSY);
+    }
     // 10: page tables for the whole range. From here on every change is logged, so that a thread
     // dying inside the call is undone by recovery (all or nothing, even then).
     txBegin(mem);
     const tables = allocTablesLocked(mem, mm, pgd, upage, upage + nrPages);
     if (tables < 0) {
       txCommit(mem);
-      return unpin(ENOMEM);
+      Atomics.sub(mem.i32, areaWord(mem, area, Area.MAPCOUNT), nrPages); // unpin
+      return -ENOMEM;
     }
     // 11: install; the references are the area's MAPCOUNT taken above
-    mmSet(mem, mm, Mm.NR_PT, mmGet(mem, mm, Mm.NR_PT) + tables);
+    mmCount(mem, mm, Mm.NR_PT, tables);
     installPtesLocked(mem, pgd, upage, kpage, nrPages, vmaGet(mem, vma.slot, VmaWord.PROT));
-    mmSet(mem, mm, Mm.NR_PTES, mmGet(mem, mm, Mm.NR_PTES) + nrPages);
-    vmaSet(
-      mem,
-      vma.slot,
-      VmaWord.FLAGS,
-      vmaGet(mem, vma.slot, VmaWord.FLAGS) | VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP,
-    );
+    mmCount(mem, mm, Mm.NR_PTES, nrPages);
+    const flags = vmaGet(mem, vma.slot, VmaWord.FLAGS);
+    const remapped = flags | VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP;
+    if (remapped !== flags) vmaSet(mem, vma.slot, VmaWord.FLAGS, remapped);
     txCommit(mem);
     return 0;
   } finally {

@@ -159,22 +159,35 @@ export function txBegin(mem: PhysMem): void {
 /** Append one undo entry: restoring `count` words from `index` to `value`. */
 function logUndo(mem: PhysMem, index: number, count: number, value: number): void {
   const { i32 } = mem;
-  const lenIndex = mem.threadBase + Thread.UNDO_LEN;
-  const len = Atomics.load(i32, lenIndex);
+  const len = mem.undoLen;
   if (len >= UNDO_ENTRIES)
     throw new Error(
       `undo log overflow (${UNDO_ENTRIES} entries): a kernel call changed too much at once`,
     );
+  // plain entry words, published by the atomic store of UNDO_LEN before the change they undo
   const entry = mem.threadBase + THREAD_HEADER_WORDS + len * UNDO_WORDS;
-  Atomics.store(i32, entry + Undo.INDEX, index);
-  Atomics.store(i32, entry + Undo.COUNT, count);
-  Atomics.store(i32, entry + Undo.VALUE, value);
-  Atomics.store(i32, lenIndex, len + 1); // publish the entry before the change it undoes
+  i32[entry + Undo.INDEX] = index;
+  i32[entry + Undo.COUNT] = count;
+  i32[entry + Undo.VALUE] = value;
+  mem.undoLen = len + 1;
+  Atomics.store(i32, mem.threadBase + Thread.UNDO_LEN, len + 1);
 }
 
-/** Store `value` at `index`, logging the old value if a transaction is open. */
+/**
+ * Store `value` at `index` (a plain store: the caller holds the lock guarding the word), logging
+ * the old value first if a transaction is open.
+ */
 export function txStore(mem: PhysMem, index: number, value: number): void {
-  if (mem.txActive && mem.threadBase >= 0) logUndo(mem, index, 1, Atomics.load(mem.i32, index));
+  if (mem.txActive && mem.threadBase >= 0) logUndo(mem, index, 1, mem.i32[index]!);
+  mem.i32[index] = value;
+}
+
+/**
+ * `Atomics.store` of `value` at `index`, logging the old value first if a transaction is open: for
+ * a word that publishes what was written before it (a page-directory entry).
+ */
+export function txStoreRelease(mem: PhysMem, index: number, value: number): void {
+  if (mem.txActive && mem.threadBase >= 0) logUndo(mem, index, 1, mem.i32[index]!);
   Atomics.store(mem.i32, index, value);
 }
 
@@ -185,14 +198,15 @@ export function txLogRange(mem: PhysMem, index: number, count: number, value: nu
 
 /** Undo-log entries still free in this thread's log. */
 export function txRoom(mem: PhysMem): number {
-  if (mem.threadBase < 0) return UNDO_ENTRIES;
-  return UNDO_ENTRIES - Atomics.load(mem.i32, mem.threadBase + Thread.UNDO_LEN);
+  return UNDO_ENTRIES - mem.undoLen;
 }
 
 /** The change is complete: nothing to undo any more. Context: the owning thread. */
 export function txCommit(mem: PhysMem): void {
   mem.txActive = false;
-  if (mem.threadBase >= 0) Atomics.store(mem.i32, mem.threadBase + Thread.UNDO_LEN, 0);
+  if (mem.undoLen === 0) return;
+  mem.undoLen = 0;
+  Atomics.store(mem.i32, mem.threadBase + Thread.UNDO_LEN, 0);
 }
 
 /**

@@ -18,7 +18,7 @@
 import { PAGE_SIZE } from './errno.js';
 import { SegmentationFault } from './fault.js';
 import { Mm, TASK_SIZE, VMALLOC_START } from './layout.js';
-import { mmGet } from './mm.js';
+import { mmLoad } from './mm.js';
 import { PTE_READ, PTE_WRITE, ptePfn, walkPte } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
@@ -91,11 +91,11 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
   const len = checkUnsigned('length', length);
   const { mem, slot, gen } = mm;
   const { i32 } = mem;
-  if (mmGet(mem, slot, Mm.GEN) !== gen) {
+  if (mmLoad(mem, slot, Mm.GEN) !== gen) {
     if (len === 0) return [];
     throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
   }
-  const pgd = mmGet(mem, slot, Mm.PGD);
+  const pgd = mmLoad(mem, slot, Mm.PGD);
   const taskPages = TASK_SIZE / PAGE_SIZE;
   const totalFrames = mem.layout.totalFrames;
   const runs = translate(addr, len, write, (page) => {
@@ -103,7 +103,7 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
     const pte = walkPte(i32, pgd, page);
     return ptePfn(pte) < totalFrames ? pte : 0;
   });
-  if (mmGet(mem, slot, Mm.GEN) !== gen) {
+  if (mmLoad(mem, slot, Mm.GEN) !== gen) {
     throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
   }
   return runs;

@@ -8,7 +8,8 @@
  * (`Hdr.VMA_FREE_HEAD`, an llist: slots are given back lock-free and taken under
  * **vma_pool_lock**); a live slot belongs to one address space and is
  * linked into its list sorted by address (`Mm.VMA_HEAD`), and all its words are written under that
- * address space's **mmap_lock** (with `Atomics.store`, so `Vma` getters may read them lock-free).
+ * address space's **mmap_lock** (plain stores, published by the lock's release; `Vma` getters
+ * read them lock-free with `Atomics.load`, a snapshot: aligned Int32 accesses never tear).
  * `VmaWord.GEN` is bumped whenever a slot is freed: a `Vma` handle whose generation no longer
  * matches is stale and is refused by every call that takes one.
  *
@@ -26,8 +27,13 @@ export function vmaWord(mem: PhysMem, slot: number, word: VmaWord): number {
   return mem.vmaTable + slot * VMA_WORDS + word;
 }
 
-/** Read a VMA word. Context: the owner's mmap_lock held, or a lock-free snapshot of one word. */
+/** Read a VMA word. Context: the owner's mmap_lock held (a plain read: the lock orders it). */
 export function vmaGet(mem: PhysMem, slot: number, word: VmaWord): number {
+  return mem.i32[vmaWord(mem, slot, word)]!;
+}
+
+/** Read a VMA word without the lock: an `Atomics.load` snapshot. Context: any thread. */
+export function vmaLoad(mem: PhysMem, slot: number, word: VmaWord): number {
   return Atomics.load(mem.i32, vmaWord(mem, slot, word));
 }
 
@@ -105,33 +111,33 @@ export class Vma {
   /** True while the VMA is mapped. Context: any thread, lock-free snapshot. */
   get live(): boolean {
     return (
-      vmaGet(this.mem, this.slot, VmaWord.GEN) === this.gen &&
-      vmaGet(this.mem, this.slot, VmaWord.MM) !== 0
+      vmaLoad(this.mem, this.slot, VmaWord.GEN) === this.gen &&
+      vmaLoad(this.mem, this.slot, VmaWord.MM) !== 0
     );
   }
 
   /** First user address of the VMA (`vm_start`). */
   get start(): number {
-    return vmaGet(this.mem, this.slot, VmaWord.START) * 2 ** PAGE_SHIFT;
+    return vmaLoad(this.mem, this.slot, VmaWord.START) * 2 ** PAGE_SHIFT;
   }
 
   /** End user address, exclusive (`vm_end`). */
   get end(): number {
-    return vmaGet(this.mem, this.slot, VmaWord.END) * 2 ** PAGE_SHIFT;
+    return vmaLoad(this.mem, this.slot, VmaWord.END) * 2 ** PAGE_SHIFT;
   }
 
   /** `PROT_*` the VMA grants. */
   get prot(): number {
-    return vmaGet(this.mem, this.slot, VmaWord.PROT);
+    return vmaLoad(this.mem, this.slot, VmaWord.PROT);
   }
 
   /** `VM_*` VMA flags (`vm_flags`). */
   get flags(): number {
-    return vmaGet(this.mem, this.slot, VmaWord.FLAGS);
+    return vmaLoad(this.mem, this.slot, VmaWord.FLAGS);
   }
 
   /** @internal the owning mm slot + 1 (0 when the slot is free). */
   get mmId(): number {
-    return vmaGet(this.mem, this.slot, VmaWord.MM);
+    return vmaLoad(this.mem, this.slot, VmaWord.MM);
   }
 }

@@ -60,11 +60,11 @@ export function areaWord(mem: PhysMem, slot: number, word: Area): number {
 
 /** Read an area word. Context: vmap_area_lock held, or a snapshot. */
 export function areaGet(mem: PhysMem, slot: number, word: Area): number {
-  return Atomics.load(mem.i32, areaWord(mem, slot, word));
+  return mem.i32[areaWord(mem, slot, word)]!;
 }
 
 function areaSet(mem: PhysMem, slot: number, word: Area, value: number): void {
-  Atomics.store(mem.i32, areaWord(mem, slot, word), value);
+  mem.i32[areaWord(mem, slot, word)] = value;
 }
 
 /** Boot-time setup: every area slot on the free list. Context: boot, before sharing. */
@@ -102,6 +102,12 @@ function findGapLocked(mem: PhysMem, need: number, alignPages: number): [number,
     prev = cur;
     cur = areaGet(mem, cur - 1, Area.NEXT);
   }
+}
+
+/** True when `pfns` are consecutive. */
+function isRun(pfns: Int32Array): boolean {
+  for (let i = 1; i < pfns.length; i++) if (pfns[i] !== pfns[i - 1]! + 1) return false;
+  return true;
 }
 
 /** Call `visit(firstPfn, count)` for each physically contiguous run of `pfns`. */
@@ -170,6 +176,13 @@ function vmallocPagesIn(
   areaSet(mem, slot, Area.START, start);
   areaSet(mem, slot, Area.FLAGS, flags | VM_ALLOC);
   areaSet(mem, slot, Area.CALLER, caller);
+  areaSet(mem, slot, Area.MAPCOUNT, 0);
+  areaSet(
+    mem,
+    slot,
+    Area.CONTIG,
+    nrPages > 0 && pfns[nrPages - 1] === pfns[0]! + nrPages - 1 && isRun(pfns) ? pfns[0]! + 1 : 0,
+  );
   const owner = ownerTag(FrameKind.VMALLOC, slot);
   for (let i = 0; i < nrPages; i++) {
     const pfn = pfns[i]!;
@@ -203,7 +216,7 @@ export function vmallocPageIndex(mem: PhysMem, kaddr: unknown): number {
  * Context: vmap_area_lock held.
  */
 export function areaOfPageLocked(mem: PhysMem, page: number): number {
-  return Atomics.load(mem.i32, mem.areaMap + page) - 1;
+  return mem.i32[mem.areaMap + page]! - 1;
 }
 
 /**
