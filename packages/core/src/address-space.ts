@@ -28,12 +28,15 @@ import {
   freeTablesLocked,
   ptePfn,
   ptePprot,
+  tlbFlushBegin,
+  tlbFlushEnd,
   zapPtesLocked,
 } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
+import type { SoftTlb } from './tlb.js';
 import { formatMaps } from './procfs.js';
-import { userRead, userSegments, userWrite } from './user-access.js';
+import { getUser32, putUser32, userRead, userSegments, userWrite } from './user-access.js';
 import { releaseVmaSlots, Vma, vmaGet, vmaLoad } from './vma.js';
 
 /** One installed PTE, as `mm.pagemap()` reports it. */
@@ -60,6 +63,8 @@ export class AddressSpace {
   readonly slot: number;
   /** @internal */
   readonly gen: number;
+  /** @internal this thread's translation cache for getUser32, made on first use */
+  tlb: SoftTlb | undefined = undefined;
 
   /** @internal */
   constructor(mem: PhysMem, slot: number, gen: number) {
@@ -184,6 +189,24 @@ export class AddressSpace {
   }
 
   /**
+   * Read the aligned 32-bit word at `uaddr` (`get_user`): one page-table walk, no copy, no
+   * allocation. Throws `SegmentationFault` like {@link AddressSpace.read}, `TypeError`/`RangeError`
+   * for an address that is not a 4-byte-aligned non-negative safe integer.
+   * Context: any thread, lock-free.
+   */
+  getUser32(uaddr: number): number {
+    return getUser32(this, uaddr);
+  }
+
+  /**
+   * Write the aligned 32-bit word at `uaddr` (`put_user`); `value` is stored as an Int32.
+   * Throws like {@link AddressSpace.write}. Context: any thread, lock-free.
+   */
+  putUser32(uaddr: number, value: number): void {
+    putUser32(this, uaddr, value);
+  }
+
+  /**
    * Zero-copy views into the frames behind `[uaddr, uaddr + length)`, in address order, one per
    * physically contiguous run. Throws like {@link AddressSpace.read} (and, with `write: true`,
    * like {@link AddressSpace.write}). A view is valid while its mapping exists.
@@ -211,6 +234,7 @@ export class AddressSpace {
     Atomics.add(mem.i32, mmWord(mem, slot, Mm.GEN), 1);
     const pgd = mmGet(mem, slot, Mm.PGD);
     const vmas = vmaSlotsLocked(mem, slot);
+    tlbFlushBegin(mem, slot);
     for (const v of vmas) {
       zapPtesLocked(mem, pgd, vmaGet(mem, v, VmaWord.START), vmaGet(mem, v, VmaWord.END));
     }
@@ -219,6 +243,7 @@ export class AddressSpace {
     mmSet(mem, slot, Mm.NR_PTES, 0);
     mmSet(mem, slot, Mm.NR_PT, 0);
     freeTablesLocked(mem, pgd);
+    tlbFlushEnd(mem, slot);
     mmUnlock(mem, slot);
     releaseVmaSlots(mem, vmas);
     mmRelease(mem, slot);

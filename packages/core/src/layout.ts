@@ -235,6 +235,11 @@ export const enum Mm {
   NR_PTES = 6,
   /** mm_table_lock: slot + 1 of the next free slot when free. */
   NEXT_FREE = 7,
+  /**
+   * atomic: the TLB generation (x86's `mm->context.tlb_gen`), bumped after any PTE loses a page or
+   * a permission (munmap, mprotect, destroy), so per-thread translation caches know to drop theirs.
+   */
+  TLB_GEN = 8,
 }
 
 /** Words of a thread slot's header; the undo log follows. */

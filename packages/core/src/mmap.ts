@@ -36,7 +36,7 @@ import {
 } from './errno.js';
 import { Mm, TASK_SIZE, VmaWord } from './layout.js';
 import { mmCount, mmGet, mmSet, vmaSlotsLocked } from './mm.js';
-import { changeProtLocked, zapPtesLocked } from './page-table.js';
+import { changeProtLocked, tlbFlushBegin, tlbFlushEnd, zapPtesLocked } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { txBegin, txCommit } from './thread.js';
 import { releaseVmaSlots, reserveVmaSlots, vmaGet, vmaSet } from './vma.js';
@@ -213,7 +213,9 @@ function unmapRangeLocked(
     txBegin(mem);
     const freed = unmapVmasLocked(mem, mm, s, e, spare);
     txCommit(mem);
+    tlbFlushBegin(mem, mm);
     const cleared = zapPtesLocked(mem, pgd, s, e);
+    tlbFlushEnd(mem, mm);
     mmCount(mem, mm, Mm.NR_PTES, -cleared);
     releaseVmaSlots(mem, freed);
     s = e;
@@ -326,7 +328,9 @@ export function mprotectLocked(
     splitForProtLocked(mem, mm, s, e, prot, spare);
     txCommit(mem);
     // PTEs follow their VMA; a dead thread's half-done rewrite is finished by recovery
+    tlbFlushBegin(mem, mm);
     changeProtLocked(mem, pgd, s, e, prot);
+    tlbFlushEnd(mem, mm);
     s = e;
   }
   return 0;

@@ -36,6 +36,8 @@ import {
   FRAME_WORDS,
   FrameKind,
   Hdr,
+  Mm,
+  MM_WORDS,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
   PTRS_PER_TABLE,
@@ -180,6 +182,20 @@ export function installPtesLocked(
     }
     i += n;
   }
+}
+
+/**
+ * Begin taking pages or permissions away from an mm (`inc_mm_tlb_gen`): its TLB generation turns
+ * odd, so translation caches stop trusting their entries before any frame is released.
+ * Context: the mm's mmap_lock held.
+ */
+export function tlbFlushBegin(mem: PhysMem, mmSlot: number): void {
+  Atomics.add(mem.i32, mem.mmTable + mmSlot * MM_WORDS + Mm.TLB_GEN, 1);
+}
+
+/** End a {@link tlbFlushBegin}: the TLB generation is even again. Context: as tlbFlushBegin. */
+export function tlbFlushEnd(mem: PhysMem, mmSlot: number): void {
+  Atomics.add(mem.i32, mem.mmTable + mmSlot * MM_WORDS + Mm.TLB_GEN, 1);
 }
 
 /** Index of an area's MAPCOUNT word. */

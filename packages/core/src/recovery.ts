@@ -173,6 +173,11 @@ function rebuildMms(mem: PhysMem): Map<number, number[]> {
     );
   }
   Atomics.store(i32, Hdr.MM_FREE_HEAD, mmFree);
+  // a dead thread's half-done flush leaves a TLB generation odd: end it (PTEs are repaired above)
+  for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
+    const tlbGen = mmWord(mem, slot, Mm.TLB_GEN);
+    if (Atomics.load(i32, tlbGen) & 1) Atomics.add(i32, tlbGen, 1);
+  }
   Atomics.store(i32, Hdr.NR_MMS, live);
   let vmaFree = 0;
   let used = 0;

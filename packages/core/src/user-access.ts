@@ -17,11 +17,12 @@
  */
 import { PAGE_SIZE } from './errno.js';
 import { SegmentationFault } from './fault.js';
-import { Mm, TASK_SIZE, VMALLOC_START } from './layout.js';
+import { Mm, MM_WORDS, TASK_SIZE, VMALLOC_START } from './layout.js';
 import { mmLoad } from './mm.js';
 import { PTE_READ, PTE_WRITE, ptePfn, walkPte } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
+import { SoftTlb } from './tlb.js';
 
 /** What the accessors need of an address space handle. */
 interface MmRef {
@@ -170,6 +171,66 @@ export function userWrite(mm: MmRef, uaddr: number, bytes: Uint8Array): void {
   const src = checkBytes(bytes);
   inSection(mm.mem, () => {
     copyIn(mm.mem, translateUser(mm, uaddr, src.length, true), src);
+  });
+}
+
+/**
+ * Index into `i32` of the aligned 32-bit word at user address `uaddr`, translated afresh; throws
+ * like the other accessors. Context: any thread, lock-free.
+ */
+function userWordIndex(mm: MmRef, uaddr: unknown, write: boolean): number {
+  const access = write ? 'write' : 'read';
+  if (typeof uaddr !== 'number') throw new TypeError(`uaddr must be a number, got ${typeof uaddr}`);
+  if (!Number.isSafeInteger(uaddr) || uaddr < 0 || uaddr % 4 !== 0) {
+    throw new RangeError(`uaddr must be a 4-byte-aligned non-negative safe integer, got ${uaddr}`);
+  }
+  const { mem, slot, gen } = mm;
+  const { i32 } = mem;
+  const mmBase = mem.mmTable + slot * MM_WORDS;
+  if (uaddr >= TASK_SIZE || Atomics.load(i32, mmBase + Mm.GEN) !== gen) {
+    throw new SegmentationFault('SEGV_MAPERR', uaddr, access);
+  }
+  const page = Math.floor(uaddr / PAGE_SIZE);
+  const pte = walkPte(i32, Atomics.load(i32, mmBase + Mm.PGD), page);
+  if (pte === 0 || ptePfn(pte) >= mem.layout.totalFrames)
+    throw new SegmentationFault('SEGV_MAPERR', uaddr, access);
+  if ((pte & (write ? PTE_WRITE : PTE_READ)) === 0)
+    throw new SegmentationFault('SEGV_ACCERR', uaddr, access);
+  return ptePfn(pte) * (PAGE_SIZE / 4) + ((uaddr - page * PAGE_SIZE) >> 2);
+}
+
+/** An address space handle with its thread's translation cache. */
+interface TlbRef extends MmRef {
+  tlb: SoftTlb | undefined;
+}
+
+/**
+ * `mm.getUser32` (`get_user` of an aligned 32-bit word): through this thread's translation cache
+ * when it can vouch for the page, else a page-table walk validated by the TLB generation (a
+ * sequence count: a munmap or mprotect that overlaps the walk makes it retry).
+ * Context: any thread, lock-free.
+ */
+export function getUser32(mm: TlbRef, uaddr: number): number {
+  mm.tlb ??= new SoftTlb(mm.mem, mm.slot, mm.gen);
+  const cached = mm.tlb.read(uaddr);
+  if (cached !== undefined) return cached;
+  const { i32 } = mm.mem;
+  const tlbGen = mm.mem.mmTable + mm.slot * MM_WORDS + Mm.TLB_GEN;
+  for (;;) {
+    const before = Atomics.load(i32, tlbGen);
+    const value = i32[userWordIndex(mm, uaddr, false)]!;
+    if ((before & 1) === 0 && Atomics.load(i32, tlbGen) === before) return value;
+  }
+}
+
+/**
+ * `mm.putUser32` (`put_user` of an aligned 32-bit word), inside a read section so that the frame
+ * cannot change owner between the walk and the store. Context: any thread, lock-free.
+ */
+export function putUser32(mm: MmRef, uaddr: number, value: number): void {
+  if (typeof value !== 'number') throw new TypeError(`value must be a number, got ${typeof value}`);
+  inSection(mm.mem, () => {
+    Atomics.store(mm.mem.i32, userWordIndex(mm, uaddr, true), value);
   });
 }
 
