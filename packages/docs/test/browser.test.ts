@@ -4,7 +4,7 @@
  * internal link or anchor), and drives the live memory map through vmalloc → mmap → remap →
  * worker write → munmap → vfree → exit, checking that frames change owner at each step.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -48,6 +48,18 @@ afterAll(async () => {
   await browser?.close();
   await server?.close();
 });
+
+/** URL paths of every HTML page under `dir` (`index.html` as its folder). */
+function htmlPages(dir: string, prefix = '/'): string[] {
+  const pages: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory())
+      pages.push(...htmlPages(join(dir, entry.name), `${prefix}${entry.name}/`));
+    else if (entry.name === 'index.html') pages.push(prefix);
+    else if (entry.name.endsWith('.html')) pages.push(prefix + entry.name);
+  }
+  return pages;
+}
 
 function started(): { server: StaticServer; browser: Browser } {
   if (server === undefined || browser === undefined)
@@ -137,7 +149,14 @@ describe('the built site in Chromium', () => {
     }
     await page.close();
     expect(problems).toEqual([]);
-    const visited = [...ids.keys()].map((url) => new URL(url).pathname);
+    const visited = [...ids.keys()].map((url) =>
+      new URL(url).pathname.replace(/\/index\.html$/, '/'),
+    );
+    const built = htmlPages(SITE_DIR).filter((path) => path !== '/404.html');
+    expect(
+      built.filter((path) => !visited.includes(path)),
+      'built pages no link reaches',
+    ).toEqual([]);
     for (const path of [
       '/guide/getting-started.html',
       '/memory-map.html',
@@ -147,7 +166,7 @@ describe('the built site in Chromium', () => {
     ]) {
       expect(visited, `the crawl reached ${path}`).toContain(path);
     }
-  });
+  }, 300_000); // every page (about 60), one after the other, on a shared 2-core machine
 
   test('draws frames changing owner through vmalloc, mmap, remap, a worker write, munmap, vfree and exit', async () => {
     const problems: string[] = [];

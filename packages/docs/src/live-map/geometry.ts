@@ -24,7 +24,6 @@ const TOP = 28;
 const COLUMN_WIDTH = 200;
 const LINK_GAP = 64;
 const HEADER = 18;
-const PAGE_BYTES = 4096;
 /** Rows of a VMA or area drawn at most; the rest is summarised in one line. */
 export const MAX_ROWS = 16;
 
@@ -61,6 +60,7 @@ export function processColour(id: number): string {
   return PROCESS_COLOURS[id % PROCESS_COLOURS.length] ?? '#333333';
 }
 
+/** One frame's square in the grid. */
 export interface FrameShape {
   readonly pfn: number;
   readonly x: number;
@@ -74,6 +74,7 @@ export interface FrameShape {
   readonly title: string;
 }
 
+/** One page of a VMA or an area: a small square and its label. */
 export interface PageRowShape {
   readonly x: number;
   readonly y: number;
@@ -84,6 +85,7 @@ export interface PageRowShape {
   readonly guard: boolean;
 }
 
+/** One VMA's box inside its process, with a row per page. */
 export interface VmaShape {
   readonly mmId: number;
   readonly start: number;
@@ -95,6 +97,7 @@ export interface VmaShape {
   readonly rows: readonly PageRowShape[];
 }
 
+/** One address space's box in the left column. */
 export interface ProcessShape {
   readonly id: number;
   readonly x: number;
@@ -106,6 +109,7 @@ export interface ProcessShape {
   readonly vmas: readonly VmaShape[];
 }
 
+/** One vmalloc area's box in the right column, guard page last. */
 export interface AreaShape {
   readonly addr: number;
   readonly x: number;
@@ -117,6 +121,7 @@ export interface AreaShape {
   readonly rows: readonly PageRowShape[];
 }
 
+/** A line from a page to the frame behind it. */
 export interface LinkShape {
   /** `user` for a user PTE (process → frame), `kernel` for a vmalloc mapping (area → frame). */
   readonly kind: 'user' | 'kernel';
@@ -125,6 +130,7 @@ export interface LinkShape {
   readonly colour: string;
 }
 
+/** Everything the map draws, in SVG user units (px at scale 1). */
 export interface MapGeometry {
   readonly width: number;
   readonly height: number;
@@ -306,9 +312,4 @@ export function layoutMap(picture: MemoryPicture): MapGeometry {
     areas,
     links,
   };
-}
-
-/** Pages of `bytes`, rounded up. Context: any thread; pure. */
-export function pagesOfBytes(bytes: number): number {
-  return Math.ceil(bytes / PAGE_BYTES);
 }
