@@ -22,7 +22,7 @@ import {
   mmWord,
   vmaSlotsLocked,
 } from './mm.js';
-import { mmapLocked, mprotectLocked, munmapLocked } from './mmap.js';
+import { mmapLocked, mprotectLocked, munmapLocked, vmaAfterLocked } from './mmap.js';
 import {
   forEachPteLocked,
   freeTablesLocked,
@@ -133,12 +133,9 @@ export class AddressSpace {
     if (typeof uaddr !== 'number' || !Number.isSafeInteger(uaddr) || uaddr < 0) return null;
     const page = Math.floor(uaddr / PAGE_SIZE);
     return this.locked(null, () => {
-      for (const v of vmaSlotsLocked(this.mem, this.slot)) {
-        if (vmaGet(this.mem, v, VmaWord.START) <= page && page < vmaGet(this.mem, v, VmaWord.END)) {
-          return new Vma(this.mem, v, vmaLoad(this.mem, v, VmaWord.GEN));
-        }
-      }
-      return null;
+      const v = vmaAfterLocked(this.mem, this.slot, page);
+      if (v < 0 || vmaGet(this.mem, v, VmaWord.START) > page) return null;
+      return new Vma(this.mem, v, vmaLoad(this.mem, v, VmaWord.GEN));
     });
   }
 

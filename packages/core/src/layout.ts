@@ -97,6 +97,15 @@ export const enum Hdr {
   NR_AREAS = 99,
   /** vmap_area_lock: backed pages over all live areas (guard pages excluded). */
   VMALLOC_USED_PAGES = 100,
+  /**
+   * vmap_area_lock: slot + 1 of the area after which the next first-fit search may start
+   * (`free_vmap_cache`), 0 = from the lowest address.
+   */
+  FREE_CACHE = 101,
+  /** vmap_area_lock: the largest hole below FREE_CACHE that a search skipped (`cached_hole_size`). */
+  CACHED_HOLE = 102,
+  /** vmap_area_lock: the alignment (pages) of the search that set FREE_CACHE (`cached_align`). */
+  CACHED_ALIGN = 103,
   /** the vma_pool_lock word. */
   VMA_POOL_LOCK = 112,
   /** vma_pool_lock: slot + 1 of the first free VMA slot. */

@@ -23,7 +23,7 @@ import { allocFrame, ownerTag } from './frame-alloc.js';
 import { FrameKind, Hdr, Mm, MM_WORDS, VmaWord } from './layout.js';
 import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
-import type { PhysMem } from './phys-mem.js';
+import { clearFrames, type PhysMem } from './phys-mem.js';
 import { txStore } from './thread.js';
 import { vmaGet } from './vma.js';
 
@@ -89,7 +89,7 @@ export function mmCreate(mem: PhysMem): [number, number] | null {
     spinUnlock(mem, Hdr.MM_TABLE_LOCK);
     return null;
   }
-  i32.fill(0, pgd * 1024, (pgd + 1) * 1024); // zeroed before the generation publishes the mm
+  clearFrames(mem, pgd, 1); // zeroed before the generation publishes the mm
   Atomics.add(i32, Hdr.PT_FRAMES, 1);
   mmSet(mem, slot, Mm.NEXT_FREE, 0);
   mmSet(mem, slot, Mm.PGD, pgd);

@@ -35,7 +35,7 @@ import {
   VM_WRITE,
 } from './errno.js';
 import { Mm, TASK_SIZE, VmaWord } from './layout.js';
-import { mmCount, mmGet, mmSet, vmaSlotsLocked } from './mm.js';
+import { mmCount, mmGet, mmSet } from './mm.js';
 import { changeProtLocked, tlbFlushBegin, tlbFlushEnd, zapPtesLocked } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { txBegin, txCommit } from './thread.js';
@@ -116,19 +116,43 @@ function newVmaLocked(
   linkLocked(mem, mm, slot);
 }
 
+/** The first VMA (slot) of `mm` that ends above `page`, or -1 (`find_vma`). */
+export function vmaAfterLocked(mem: PhysMem, mm: number, page: number): number {
+  for (let cur = mmGet(mem, mm, Mm.VMA_HEAD); cur !== 0; cur = vmaGet(mem, cur - 1, VmaWord.NEXT)) {
+    if (vmaGet(mem, cur - 1, VmaWord.END) > page) return cur - 1;
+  }
+  return -1;
+}
+
+/** The VMAs of `mm` that overlap `[start, end)`, in address order. */
+function overlappingLocked(mem: PhysMem, mm: number, start: number, end: number): number[] {
+  const out: number[] = [];
+  for (
+    let v = vmaAfterLocked(mem, mm, start);
+    v >= 0 && vmaGet(mem, v, VmaWord.START) < end;
+    v = nextVma(mem, v)
+  ) {
+    out.push(v);
+  }
+  return out;
+}
+
+/** The VMA after `v` in address order, or -1. */
+function nextVma(mem: PhysMem, v: number): number {
+  return vmaGet(mem, v, VmaWord.NEXT) - 1;
+}
+
 /** True if no VMA overlaps `[start, end)` (pages). */
 function rangeFreeLocked(mem: PhysMem, mm: number, start: number, end: number): boolean {
-  for (const v of vmaSlotsLocked(mem, mm)) {
-    if (vmaGet(mem, v, VmaWord.START) < end && vmaGet(mem, v, VmaWord.END) > start) return false;
-  }
-  return true;
+  const v = vmaAfterLocked(mem, mm, start);
+  return v < 0 || vmaGet(mem, v, VmaWord.START) >= end;
 }
 
 /** The highest free range of `pages` pages (`vm_unmapped_area`, top-down), or -1. */
 function unmappedAreaLocked(mem: PhysMem, mm: number, pages: number): number {
   let best = -1;
   let gapStart = FIRST_USER_PAGE;
-  for (const v of vmaSlotsLocked(mem, mm)) {
+  for (let v = vmaAfterLocked(mem, mm, 0); v >= 0; v = nextVma(mem, v)) {
     const s = vmaGet(mem, v, VmaWord.START);
     if (s - gapStart >= pages) best = s - pages;
     gapStart = Math.max(gapStart, vmaGet(mem, v, VmaWord.END));
@@ -139,10 +163,10 @@ function unmappedAreaLocked(mem: PhysMem, mm: number, pages: number): number {
 
 /** VMA slots a munmap of `[start, end)` needs: 1 when it punches a hole inside one VMA. */
 function unmapSlotsNeeded(mem: PhysMem, mm: number, start: number, end: number): number {
-  for (const v of vmaSlotsLocked(mem, mm)) {
-    if (vmaGet(mem, v, VmaWord.START) < start && vmaGet(mem, v, VmaWord.END) > end) return 1;
-  }
-  return 0;
+  const v = vmaAfterLocked(mem, mm, start);
+  return v >= 0 && vmaGet(mem, v, VmaWord.START) < start && vmaGet(mem, v, VmaWord.END) > end
+    ? 1
+    : 0;
 }
 
 /**
@@ -158,7 +182,7 @@ function unmapVmasLocked(
   spare: number[],
 ): number[] {
   const freed: number[] = [];
-  for (const v of vmaSlotsLocked(mem, mm)) {
+  for (const v of overlappingLocked(mem, mm, start, end)) {
     const vs = vmaGet(mem, v, VmaWord.START);
     const ve = vmaGet(mem, v, VmaWord.END);
     if (ve <= start || vs >= end) continue;
@@ -186,10 +210,12 @@ const VMAS_PER_TX = 16;
 /** The end of the first piece of `[start, end)` that touches at most VMAS_PER_TX VMAs. */
 function chunkEnd(mem: PhysMem, mm: number, start: number, end: number): number {
   let n = 0;
-  for (const v of vmaSlotsLocked(mem, mm)) {
-    const ve = vmaGet(mem, v, VmaWord.END);
-    if (ve <= start || vmaGet(mem, v, VmaWord.START) >= end) continue;
-    if (++n === VMAS_PER_TX) return Math.min(ve, end);
+  for (
+    let v = vmaAfterLocked(mem, mm, start);
+    v >= 0 && vmaGet(mem, v, VmaWord.START) < end;
+    v = nextVma(mem, v)
+  ) {
+    if (++n === VMAS_PER_TX) return Math.min(vmaGet(mem, v, VmaWord.END), end);
   }
   return end;
 }
@@ -309,7 +335,7 @@ export function mprotectLocked(
   // the range must be covered with no hole, and each VMA cut at start and end needs a slot
   let covered = start;
   let needed = 0;
-  for (const v of vmaSlotsLocked(mem, mm)) {
+  for (const v of overlappingLocked(mem, mm, start, end)) {
     const vs = vmaGet(mem, v, VmaWord.START);
     const ve = vmaGet(mem, v, VmaWord.END);
     if (ve <= start || vs >= end) continue;
@@ -348,7 +374,7 @@ function splitForProtLocked(
   prot: number,
   spare: number[],
 ): void {
-  for (const v of vmaSlotsLocked(mem, mm)) {
+  for (const v of overlappingLocked(mem, mm, start, end)) {
     const vs = vmaGet(mem, v, VmaWord.START);
     const ve = vmaGet(mem, v, VmaWord.END);
     if (ve <= start || vs >= end) continue;
@@ -363,7 +389,7 @@ function splitForProtLocked(
     if (ve > end) newVmaLocked(mem, mm, spare.pop()!, end, ve, oldProt, flags);
   }
   // every VMA inside [start, end) is now exactly one piece: give it the new protection
-  for (const v of vmaSlotsLocked(mem, mm)) {
+  for (const v of overlappingLocked(mem, mm, start, end)) {
     const vs = vmaGet(mem, v, VmaWord.START);
     if (vs >= start && vmaGet(mem, v, VmaWord.END) <= end) setProt(mem, v, prot);
   }

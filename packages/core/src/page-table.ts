@@ -42,7 +42,7 @@ import {
   OWNER_KIND_MASK,
   PTRS_PER_TABLE,
 } from './layout.js';
-import type { PhysMem } from './phys-mem.js';
+import { clearFrames, type PhysMem } from './phys-mem.js';
 import { txLogRange, txStoreRelease } from './thread.js';
 
 /** PTE bit: the entry is present. */
@@ -140,7 +140,7 @@ export function allocTablesLocked(
   for (let i = 0; i < missing.length; i++) {
     const pt = pfns[i]!;
     // zeroed before the directory entry publishes it (the store below releases these writes)
-    i32.fill(0, pt << FRAME_WORD_SHIFT, (pt + 1) << FRAME_WORD_SHIFT);
+    clearFrames(mem, pt, 1);
     // an Atomics store: it orders the zeroing above before any walker that sees the entry
     txStoreRelease(
       mem,

@@ -80,6 +80,9 @@ export function freeFrameNow(mem: PhysMem, pfn: number): void {
   Atomics.store(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER, FrameKind.FREE);
   Atomics.and(i32, mem.frameBitmap + (pfn >>> 5), ~(1 << (pfn & 31)));
   Atomics.add(i32, Hdr.FREE_FRAMES, 1);
+  // the next search starts at the lowest freed frame: memory the OS has already committed, still
+  // warm in the caches, instead of fresh pages that fault in one by one
+  if (pfn >>> 5 < Atomics.load(i32, Hdr.FRAME_HINT)) Atomics.store(i32, Hdr.FRAME_HINT, pfn >>> 5);
 }
 
 /**

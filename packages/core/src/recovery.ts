@@ -114,6 +114,8 @@ function rebuildAreas(mem: PhysMem): void {
     freeHead = slot + 1;
   }
   Atomics.store(i32, Hdr.AREA_FREE_HEAD, freeHead);
+  Atomics.store(i32, Hdr.FREE_CACHE, 0); // the next search starts from the lowest address
+  Atomics.store(i32, Hdr.CACHED_HOLE, 0);
   Atomics.store(i32, Hdr.NR_AREAS, live.length);
   Atomics.store(i32, Hdr.VMALLOC_USED_PAGES, pages);
 }

@@ -38,7 +38,7 @@ import {
 import { spinLock, spinUnlock } from './lock.js';
 import { lockAllMms, mmGet, mmUnlock } from './mm.js';
 import { forEachPteLocked, mkPte, ptePfn } from './page-table.js';
-import type { PhysMem } from './phys-mem.js';
+import { clearFrames, type PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 
 /** A live vmalloc area (`struct vm_struct`), as `findVmArea` reports it. */
@@ -86,18 +86,42 @@ export function sizeToPages(mem: PhysMem, size: unknown): number {
 /**
  * Find the lowest gap of `need` pages whose start is a multiple of `alignPages`
  * (`alloc_vmap_area`'s first fit). Returns `[start, prevSlot + 1]` or null.
+ *
+ * Like the kernel's `free_vmap_cache`, a search resumes after the area the last one placed, unless
+ * a hole below it could fit this request: `Hdr.CACHED_HOLE` is the largest hole a search has
+ * skipped below the cache, so a request no larger than it (or more aligned than the cached search)
+ * starts again from the lowest address. That keeps the answer the lowest fit, and makes runs of
+ * allocations cost O(1) instead of a walk over every live area.
  * Context: vmap_area_lock held.
  */
 function findGapLocked(mem: PhysMem, need: number, alignPages: number): [number, number] | null {
+  const { i32 } = mem;
   const limit = mem.layout.vmallocPages;
-  let prevEnd = 0;
-  let prev = 0;
-  let cur = Atomics.load(mem.i32, Hdr.AREA_HEAD);
+  let cache = i32[Hdr.FREE_CACHE]!;
+  let hole = i32[Hdr.CACHED_HOLE]!;
+  if (cache === 0 || need <= hole || alignPages < i32[Hdr.CACHED_ALIGN]!) {
+    cache = 0;
+    hole = 0;
+  }
+  i32[Hdr.CACHED_ALIGN] = alignPages;
+  let prev = cache;
+  let prevEnd =
+    cache === 0
+      ? 0
+      : areaGet(mem, cache - 1, Area.START) + areaGet(mem, cache - 1, Area.NR_PAGES) + 1;
+  let cur = cache === 0 ? i32[Hdr.AREA_HEAD]! : areaGet(mem, cache - 1, Area.NEXT);
   for (;;) {
     const start = Math.ceil(prevEnd / alignPages) * alignPages;
     const gapEnd = cur === 0 ? limit : areaGet(mem, cur - 1, Area.START);
-    if (start + need <= gapEnd) return [start, prev];
-    if (cur === 0) return null;
+    if (start + need <= gapEnd) {
+      i32[Hdr.CACHED_HOLE] = hole;
+      return [start, prev];
+    }
+    if (cur === 0) {
+      i32[Hdr.FREE_CACHE] = 0; // nothing fits above the cache: the next search starts over
+      return null;
+    }
+    hole = Math.max(hole, gapEnd - prevEnd);
     prevEnd = areaGet(mem, cur - 1, Area.START) + areaGet(mem, cur - 1, Area.NR_PAGES) + 1;
     prev = cur;
     cur = areaGet(mem, cur - 1, Area.NEXT);
@@ -149,7 +173,7 @@ function vmallocPagesIn(
   zero: boolean,
   alignPages: number,
 ): number | null {
-  const { i32, u8 } = mem;
+  const { i32 } = mem;
   const pfns = new Int32Array(nrPages);
   // in flight until linked: a recovery keeps them while this thread lives, frees them if it dies
   if (!allocFrames(mem, nrPages, ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.threadSlot)), pfns)) {
@@ -157,7 +181,7 @@ function vmallocPagesIn(
   }
   if (zero) {
     forEachRun(pfns, (first, n) => {
-      u8.fill(0, first * PAGE_SIZE, (first + n) * PAGE_SIZE);
+      clearFrames(mem, first, n);
     });
   }
   spinLock(mem, Hdr.VMAP_LOCK);
@@ -198,6 +222,7 @@ function vmallocPagesIn(
   if (next !== 0) areaSet(mem, next - 1, Area.PREV, slot + 1);
   Atomics.add(i32, Hdr.NR_AREAS, 1);
   Atomics.add(i32, Hdr.VMALLOC_USED_PAGES, nrPages);
+  i32[Hdr.FREE_CACHE] = slot + 1;
   areaSet(mem, slot, Area.NR_PAGES, nrPages); // commit
   spinUnlock(mem, Hdr.VMAP_LOCK);
   return VMALLOC_START + start * PAGE_SIZE;
@@ -311,6 +336,9 @@ function freeAreaLocked(mem: PhysMem, slot: number, page: number): void {
   const nrPages = areaGet(mem, slot, Area.NR_PAGES);
   areaSet(mem, slot, Area.NR_PAGES, 0);
   const prev = areaGet(mem, slot, Area.PREV);
+  // a hole opens at or below the search cache: searches resume before it (`__free_vmap_area`)
+  const cache = i32[Hdr.FREE_CACHE]!;
+  if (cache !== 0 && page <= areaGet(mem, cache - 1, Area.START)) i32[Hdr.FREE_CACHE] = prev;
   const next = areaGet(mem, slot, Area.NEXT);
   if (prev === 0) Atomics.store(i32, Hdr.AREA_HEAD, next);
   else areaSet(mem, prev - 1, Area.NEXT, next);

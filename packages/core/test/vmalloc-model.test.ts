@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Kernel, PAGE_SIZE, VM_ALLOC, VM_USERMAP } from '../src/index.js';
+import { Kernel, PAGE_SIZE, VM_ALLOC, VM_USERMAP, VMALLOC_START } from '../src/index.js';
 
 /** The reference model: live areas by kaddr, with the bytes they must hold. */
 interface ModelArea {
@@ -38,6 +38,18 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   }),
 );
 
+/** The kaddr of the lowest gap of `need` vmalloc pages, from the model's areas. */
+function lowestFit(k: Kernel, model: Model, need: number): number {
+  let end = 0;
+  for (const [kaddr, area] of [...model].sort((a, b) => a[0] - b[0])) {
+    const start = (kaddr - VMALLOC_START) / PAGE_SIZE;
+    if (start - end >= need) break;
+    end = start + area.nrPages + 1;
+  }
+  expect(end + need).toBeLessThanOrEqual(k.layout.vmallocPages);
+  return VMALLOC_START + end * PAGE_SIZE;
+}
+
 function nth(model: Model, pick: number): [number, ModelArea] | undefined {
   const keys = [...model.keys()].sort((a, b) => a - b);
   if (keys.length === 0) return undefined;
@@ -51,6 +63,8 @@ function step(k: Kernel, model: Model, op: Op): void {
       const kaddr = k[op.which](op.pages * PAGE_SIZE - 1); // rounding up to pages is part of it
       if (kaddr === null) return; // out of memory is allowed; the comparison below checks nothing leaked
       expect(model.has(kaddr)).toBe(false);
+      // lowest-address first fit, guard pages included, whatever the search cache remembers
+      expect(kaddr).toBe(lowestFit(k, model, op.pages + 1));
       const data =
         op.which === 'vmalloc'
           ? k.readKernel(kaddr, op.pages * PAGE_SIZE)
