@@ -212,8 +212,9 @@ function toWire(error: unknown): WireError {
  * Make a task: wrap `fn` so that a `SabvmPool` can run it. Default-export the result (or export it
  * under a name and pass `name` to `run`). For each task the wrapper claims the task (a task
  * aborted before it started is skipped without touching memory), looks the address space up by id
- * (`kernel.addressSpace`), calls `fn` with it and its ranges, and releases the task when `fn`
- * settles.
+ * (`kernel.addressSpace`), calls `fn` with it and its ranges inside a read section
+ * (`kernel.rcuReadLock`: zero-copy views taken in the task stay safe to touch until it settles,
+ * whatever other threads unmap), and releases the task when `fn` settles.
  *
  * Errors: whatever `fn` throws (or rejects with) reaches the caller of `run` rebuilt on the main
  * thread — `SegmentationFault` with its `code` and `address`, built-in errors with their class,
@@ -232,6 +233,9 @@ export function defineTask<A = unknown, R = unknown>(fn: TaskFunction<A, R>): Ta
     if (Atomics.compareExchange(slots, slot, ticket, claim) !== ticket) {
       return { ok: false, cancelled: true };
     }
+    // the task runs inside a read section: frames that any other thread releases meanwhile (an
+    // unmap, a vfree, a destroy) are not handed to a new owner until it has returned
+    kernel.rcuReadLock();
     try {
       const mm = kernel.addressSpace(regs[REG_MM] ?? 0);
       const value = await fn({ kernel, mm, ranges: decodeRanges(mm, regs), arg: message.arg as A });
@@ -239,6 +243,7 @@ export function defineTask<A = unknown, R = unknown>(fn: TaskFunction<A, R>): Ta
     } catch (error) {
       return { ok: false, error: toWire(error) };
     } finally {
+      kernel.rcuReadUnlock();
       Atomics.compareExchange(slots, slot, claim, SLOT_IDLE);
       Atomics.notify(slots, slot);
     }
