@@ -38,6 +38,7 @@ export const ACCESS = {
   random: 'random 4-byte reads',
   segments: 'mm.segments',
   read: 'mm.read',
+  getUser: 'mm.getUser32',
   control: 'control: same frames, no translation',
   raw: 'raw typed array',
 } as const;
@@ -236,6 +237,16 @@ function randomGroup(
       },
       {
         ...common,
+        name: ACCESS.getUser,
+        role: 'subject',
+        fn: () => {
+          let s = 0;
+          for (let j = 0; j < offsets.length; j++) s = (s + mm.getUser32(uaddr + offsets[j]!)) | 0;
+          check(s, ACCESS.getUser);
+        },
+      },
+      {
+        ...common,
         name: ACCESS.read,
         role: 'subject',
         fn: () => {
@@ -276,6 +287,12 @@ function randomGroup(
         kind: 'throughput',
       },
       { name: 'read ÷ raw', subject: ACCESS.read, baseline: ACCESS.raw, kind: 'throughput' },
+      {
+        name: 'getUser32 ÷ raw',
+        subject: ACCESS.getUser,
+        baseline: ACCESS.raw,
+        kind: 'throughput',
+      },
       {
         name: 'segments ÷ control (translation)',
         subject: ACCESS.segments,
