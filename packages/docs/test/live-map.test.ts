@@ -4,7 +4,14 @@
  * page tables.
  */
 import { describe, expect, test } from 'vitest';
-import { FRAME_FREE, FRAME_META, FRAME_PAGE_TABLE, FRAME_VMALLOC, PAGE_SIZE } from '@sabvm/core';
+import {
+  FRAME_DEFERRED,
+  FRAME_FREE,
+  FRAME_META,
+  FRAME_PAGE_TABLE,
+  FRAME_VMALLOC,
+  PAGE_SIZE,
+} from '@sabvm/core';
 import { CELL, layoutMap, MAX_ROWS } from '../src/live-map/geometry.js';
 import {
   countKinds,
@@ -60,6 +67,7 @@ describe('the picture of memory', () => {
     expect(FRAME_KIND_NAMES[FRAME_META]).toBe('meta');
     expect(FRAME_KIND_NAMES[FRAME_VMALLOC]).toBe('vmalloc');
     expect(FRAME_KIND_NAMES[FRAME_PAGE_TABLE]).toBe('page-table');
+    expect(FRAME_KIND_NAMES[FRAME_DEFERRED]).toBe('deferred');
   });
 
   test('measures how much of a frame holds data by sampling its bytes', () => {

@@ -17,15 +17,14 @@ const PAGE_BYTES = 4096;
 
 /**
  * Owner kinds of `kernel.frameSnapshot().kinds`, by value: `FRAME_FREE` 0, `FRAME_META` 1,
- * `FRAME_VMALLOC` 2, `FRAME_PAGE_TABLE` 3, then the kernel's transient kinds: 4, taken by a call
- * still in flight, and 5, released but held back by a grace period.
+ * `FRAME_VMALLOC` 2, `FRAME_PAGE_TABLE` 3 and `FRAME_DEFERRED` 4 (released but held back by a grace
+ * period). Frames a kernel call has in flight are reported as vmalloc frames with owner 0.
  */
 export const FRAME_KIND_NAMES: readonly FrameKindName[] = [
   'free',
   'meta',
   'vmalloc',
   'page-table',
-  'in-flight',
   'deferred',
 ];
 
