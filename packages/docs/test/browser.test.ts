@@ -272,11 +272,16 @@ describe('the built site in Chromium', () => {
     const page = await watchedPage(problems, () => 'memory map, not isolated');
     // Same files, served without the headers: route every request through the test.
     await page.route('**/*', async (route) => {
-      const response = await route.fetch();
-      const headers = { ...response.headers() };
-      delete headers['cross-origin-opener-policy'];
-      delete headers['cross-origin-embedder-policy'];
-      await route.fulfill({ response, headers });
+      try {
+        const response = await route.fetch();
+        const headers = { ...response.headers() };
+        delete headers['cross-origin-opener-policy'];
+        delete headers['cross-origin-embedder-policy'];
+        await route.fulfill({ response, headers });
+      } catch (error) {
+        // the page closed while this request was in flight: nothing is waiting for it any more
+        if (!page.isClosed()) throw error;
+      }
     });
     await page.goto(new URL('memory-map.html', started().server.url).href);
     await page.waitForSelector('[data-testid="map-problem"]');
@@ -285,6 +290,8 @@ describe('the built site in Chromium', () => {
       'Cross-Origin-Embedder-Policy',
     );
     expect(await page.locator('[data-testid="frame"]').count()).toBe(0);
+    // requests still in flight (prefetches) must not be fulfilled into a closed page
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
     await page.close();
     expect(problems).toEqual([]);
   });
