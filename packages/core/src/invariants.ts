@@ -253,6 +253,9 @@ export function checkInvariants(mem: PhysMem): void {
   for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
     if (Atomics.load(i32, mmWord(mem, slot, Mm.LOCK)) !== 0)
       fail(`mmap_lock of mm ${slot + 1} is held`);
+    if (Atomics.load(i32, mmWord(mem, slot, Mm.TLB_GEN)) & 1) {
+      fail(`mm ${slot + 1}: TLB generation is odd (a flush never ended)`);
+    }
     if (mmLiveGen(mem, slot) === 0) continue;
     mms++;
     ptFrames += checkMm(mem, slot, refs, vmaOwner, mapcounts);
