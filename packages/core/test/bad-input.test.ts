@@ -946,6 +946,36 @@ function buildCases(w: World): Case[] {
     () => remapVmallocRange(w.rwVma, w.user, 0),
     errno(EBUSY),
   );
+
+  // thread recovery and read sections: a malformed selector throws, one matching no other
+  // attachment reaps nothing; leaving a read section that is not open throws
+  for (const [label, value] of [
+    ['null', null],
+    ['undefined', undefined],
+    ['42', 42],
+    ["'tid'", 'tid'],
+  ] as const) {
+    add(`kernel.reapThread(${label})`, () => k.reapThread(any(value)), throws(TypeError));
+  }
+  for (const [label, value] of [
+    ['{}', {}],
+    ['{ tid: NaN }', { tid: NaN }],
+    ['{ tid: -1 }', { tid: -1 }],
+    ['{ tid: 2^40 }', { tid: 2 ** 40 }],
+    ["{ tid: '1' }", { tid: '1' }],
+    ['{ threadId: NaN }', { threadId: NaN }],
+    ['{ threadId: 2^40 }', { threadId: 2 ** 40 }],
+    ["{ threadId: 'main' }", { threadId: 'main' }],
+  ] as const) {
+    add(`kernel.reapThread(${label})`, () => k.reapThread(any(value)), returns(0));
+  }
+  add(
+    'kernel.rcuReadUnlock() outside any read section',
+    () => {
+      k.rcuReadUnlock();
+    },
+    throws(Error),
+  );
   return cases;
 }
 
@@ -1023,6 +1053,17 @@ describe('every public function, fed every kind of bad value, answers as the con
     k.checkInvariants();
     k2.checkInvariants();
     dirty = false;
+  });
+});
+
+describe('read sections under bad input', () => {
+  it('closes the section when the callback of readSection is not a function', () => {
+    const { k } = makeWorld();
+    expect(() => k.readSection('not a function' as never)).toThrow(TypeError);
+    expect(() => {
+      k.rcuReadUnlock();
+    }).toThrow(Error);
+    expect(k.stats().deferredFrames).toBe(0);
   });
 });
 
