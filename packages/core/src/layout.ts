@@ -286,7 +286,11 @@ export const enum ThreadState {
   /** found dead, waiting for recovery. */
   DEAD = 4,
 }
-/** Undo-log entry words: restore `COUNT` words from `INDEX` to `VALUE` (COUNT 1: a single store). */
+/**
+ * Undo-log entry words: restore `COUNT` words from `INDEX` to `VALUE` (COUNT 1: a single store); a
+ * negative `INDEX` is `-(mm slot + 1)` and the entry clears that mm's PTEs for `COUNT` user pages
+ * from page `VALUE` (a remap's new PTEs, one entry whatever the size).
+ */
 export const enum Undo {
   INDEX = 0,
   COUNT = 1,

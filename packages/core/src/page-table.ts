@@ -43,7 +43,7 @@ import {
   PTRS_PER_TABLE,
 } from './layout.js';
 import { clearFrames, type PhysMem } from './phys-mem.js';
-import { txLogRange, txStoreRelease } from './thread.js';
+import { registerPteUndo, txLogNewPtes } from './thread.js';
 
 /** PTE bit: the entry is present. */
 export const PTE_PRESENT = 0x1;
@@ -141,9 +141,10 @@ export function allocTablesLocked(
     const pt = pfns[i]!;
     // zeroed before the directory entry publishes it (the store below releases these writes)
     clearFrames(mem, pt, 1);
-    // an Atomics store: it orders the zeroing above before any walker that sees the entry
-    txStoreRelease(
-      mem,
+    // an Atomics store: it orders the zeroing above before any walker that sees the entry. Not
+    // logged: if the thread dies before the remap commits, the empty table stays with the mm
+    Atomics.store(
+      i32,
       (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!,
       (pt << PTE_PFN_SHIFT) | PTE_PRESENT,
     );
@@ -154,13 +155,14 @@ export function allocTablesLocked(
 
 /**
  * Install PTEs mapping `[start, start + nrPages)` to the frames the kernel PTEs from
- * `kernelPage` name (`vm_insert_pages`); the tables exist and every PTE is empty. Each table's
- * piece is logged for undo as one range, then written with plain stores: the mmap_lock is held,
+ * `kernelPage` name (`vm_insert_pages`); the tables exist and every PTE is empty. The range is
+ * logged for undo as one entry, then written with plain stores: the mmap_lock is held,
  * and its release (an `Atomics` store) publishes them to walkers, who read with `Atomics.load`.
  * Context: the mm's mmap_lock held; the area is pinned (its MAPCOUNT covers these pages).
  */
 export function installPtesLocked(
   mem: PhysMem,
+  mmSlot: number,
   pgdPfn: number,
   start: number,
   kernelPage: number,
@@ -170,12 +172,12 @@ export function installPtesLocked(
   const { i32 } = mem;
   const kpt = mem.kernelPageTable + kernelPage;
   const bits = mkPte(0, prot);
+  txLogNewPtes(mem, mmSlot, start, nrPages); // every PTE of the range was empty
   for (let i = 0; i < nrPages;) {
     const upage = start + i;
     const base = ptePfn(i32[pdeIndex(pgdPfn, upage)]!) << FRAME_WORD_SHIFT; // mmap_lock held
     const first = upage & TABLE_MASK;
     const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
-    txLogRange(mem, base + first, n, 0); // every PTE of this piece was empty
     // kernel PTEs of a pinned area have no writer until its vfree, which waits for this mmap_lock
     for (let k = 0; k < n; k++) {
       i32[base + first + k] = (i32[kpt + i + k]! & ~PTE_BITS) | bits;
@@ -292,11 +294,12 @@ export function freeTablesLocked(mem: PhysMem, pgdPfn: number): number {
   const { i32 } = mem;
   let freed = 0;
   for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
-    const pde = Atomics.exchange(i32, (pgdPfn << FRAME_WORD_SHIFT) + dir, 0);
-    if (pde !== 0) {
-      putFrame(mem, ptePfn(pde));
-      freed++;
-    }
+    const index = (pgdPfn << FRAME_WORD_SHIFT) + dir;
+    const pde = i32[index]!; // this thread is the only writer (mmap_lock)
+    if (pde === 0) continue;
+    Atomics.store(i32, index, 0);
+    putFrame(mem, ptePfn(pde));
+    freed++;
   }
   putFrame(mem, pgdPfn);
   Atomics.sub(i32, Hdr.PT_FRAMES, freed + 1);
@@ -330,3 +333,18 @@ export function tableFramesLocked(mem: PhysMem, pgdPfn: number): number[] {
   }
   return out;
 }
+
+/**
+ * Clear the PTEs of `[upage, upage + count)` in mm `mmSlot` without touching references: undoing
+ * a remap that never committed (the area's pin is recounted by whoever undoes it).
+ * Context: the undoing thread holds the mm's mmap_lock, or recovery runs with the world stopped.
+ */
+function clearNewPtes(mem: PhysMem, mmSlot: number, upage: number, count: number): void {
+  const { i32 } = mem;
+  const pgdPfn = i32[mem.mmTable + mmSlot * MM_WORDS + Mm.PGD]!;
+  for (let p = upage; p < upage + count; p++) {
+    const pde = Atomics.load(i32, pdeIndex(pgdPfn, p));
+    if (pde !== 0) Atomics.store(i32, pteIndex(ptePfn(pde), p), 0);
+  }
+}
+registerPteUndo(clearNewPtes);

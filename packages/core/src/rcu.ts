@@ -15,7 +15,9 @@
  *   `DEFERRED | epoch << OWNER_ID_SHIFT` (the epoch of its release, 28 bits, compared modulo 2^28).
  *
  * The rule: a frame released at epoch `t` is freed once every thread inside a section began it at
- * an epoch `>= t`. A thread with no other thread inside a section frees at once.
+ * an epoch `>= t`. A thread with no other thread inside a section frees at once. Entering and
+ * leaving a section, and reclaiming, happen inside kernel calls (kernelEnter/kernelExit), so a
+ * recovery from a dead thread, which recounts all of these words, never runs in the middle of one.
  *
  * @module
  */
@@ -31,6 +33,7 @@ import {
 } from './layout.js';
 import { llistAdd, llistDelAll } from './llist.js';
 import type { PhysMem } from './phys-mem.js';
+import { kernelEnter, kernelExit } from './thread.js';
 
 const EPOCH_MASK = 0x0fffffff;
 
@@ -42,17 +45,23 @@ function epochReached(a: number, b: number): boolean {
 /** Enter a read section (`rcu_read_lock`); sections nest. Context: the owning thread, lock-free. */
 export function rcuReadLock(mem: PhysMem): void {
   if (mem.threadBase < 0) throw new Error('rcuReadLock: this kernel handle is detached');
-  if (mem.rcuNesting++ > 0) {
-    Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, mem.rcuNesting);
-    return;
+  // a kernel call of its own: a recovery, which recounts readers, never sees it half done
+  kernelEnter(mem);
+  try {
+    if (mem.rcuNesting++ > 0) {
+      Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, mem.rcuNesting);
+      return;
+    }
+    Atomics.store(
+      mem.i32,
+      mem.threadBase + Thread.RCU_EPOCH,
+      Atomics.load(mem.i32, Hdr.RCU_EPOCH) & EPOCH_MASK,
+    );
+    Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, 1);
+    Atomics.add(mem.i32, Hdr.RCU_READERS, 1);
+  } finally {
+    kernelExit(mem);
   }
-  Atomics.store(
-    mem.i32,
-    mem.threadBase + Thread.RCU_EPOCH,
-    Atomics.load(mem.i32, Hdr.RCU_EPOCH) & EPOCH_MASK,
-  );
-  Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, 1);
-  Atomics.add(mem.i32, Hdr.RCU_READERS, 1);
 }
 
 /**
@@ -62,11 +71,16 @@ export function rcuReadLock(mem: PhysMem): void {
 export function rcuReadUnlock(mem: PhysMem): void {
   if (mem.rcuNesting === 0)
     throw new Error('rcuReadUnlock: no read section is open in this thread');
-  mem.rcuNesting--;
-  Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, mem.rcuNesting);
-  if (mem.rcuNesting > 0) return;
-  Atomics.sub(mem.i32, Hdr.RCU_READERS, 1);
-  if (Atomics.load(mem.i32, Hdr.DEFERRED_FRAMES) > 0) reclaimDeferred(mem);
+  kernelEnter(mem);
+  try {
+    mem.rcuNesting--;
+    Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, mem.rcuNesting);
+    if (mem.rcuNesting > 0) return;
+    Atomics.sub(mem.i32, Hdr.RCU_READERS, 1);
+    if (Atomics.load(mem.i32, Hdr.DEFERRED_FRAMES) > 0) reclaimDeferred(mem);
+  } finally {
+    kernelExit(mem);
+  }
 }
 
 /** True when a thread other than this one is inside a read section now. */

@@ -40,7 +40,7 @@ import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
 import { forEachPteLocked, mkPte, ptePfn, tableFramesLocked, TABLE_SHIFT } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred } from './rcu.js';
-import { pause, threadWord, undoThreadLog } from './thread.js';
+import { kernelEnter, kernelExit, pause, threadWord, undoThreadLog } from './thread.js';
 import { vmaGet } from './vma.js';
 
 /** Claim the right to recover (one recovery at a time). Context: a thread outside kernel calls. */
@@ -175,10 +175,12 @@ function rebuildMms(mem: PhysMem): Map<number, number[]> {
     );
   }
   Atomics.store(i32, Hdr.MM_FREE_HEAD, mmFree);
-  // a dead thread's half-done flush leaves a TLB generation odd: end it (PTEs are repaired above)
+  // PTEs were undone and repaired above: every translation cache must drop what it holds (a
+  // lock-free getUser32 may have cached a PTE of a remap that never committed), and a dead
+  // thread's half-done flush must not leave a TLB generation odd
   for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
     const tlbGen = mmWord(mem, slot, Mm.TLB_GEN);
-    if (Atomics.load(i32, tlbGen) & 1) Atomics.add(i32, tlbGen, 1);
+    Atomics.add(i32, tlbGen, Atomics.load(i32, tlbGen) & 1 ? 1 : 2);
   }
   Atomics.store(i32, Hdr.NR_MMS, live);
   let vmaFree = 0;
@@ -346,6 +348,12 @@ export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): nu
     return marked;
   } finally {
     Atomics.store(i32, Hdr.RECOVERY, 0);
-    reclaimDeferred(mem);
+    // the dead threads' sections are over: free what they held back, as a kernel call of its own
+    kernelEnter(mem);
+    try {
+      reclaimDeferred(mem);
+    } finally {
+      kernelExit(mem);
+    }
   }
 }

@@ -145,7 +145,7 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     }
     // 11: install; the references are the area's MAPCOUNT taken above
     mmCount(mem, mm, Mm.NR_PT, tables);
-    installPtesLocked(mem, pgd, upage, kpage, nrPages, vmaGet(mem, vma.slot, VmaWord.PROT));
+    installPtesLocked(mem, mm, pgd, upage, kpage, nrPages, vmaGet(mem, vma.slot, VmaWord.PROT));
     mmCount(mem, mm, Mm.NR_PTES, nrPages);
     const flags = vmaGet(mem, vma.slot, VmaWord.FLAGS);
     const remapped = flags | VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP;

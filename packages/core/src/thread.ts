@@ -114,9 +114,17 @@ export function kernelEnter(mem: PhysMem): void {
   }
 }
 
-/** Leave a kernel call. Context: the owning thread. */
+/**
+ * Leave a kernel call. If an exception escaped from inside a transaction (a kernel bug), its
+ * logged changes are undone first, so the call changed nothing. Context: the owning thread.
+ */
 export function kernelExit(mem: PhysMem): void {
   if (--mem.depth > 0 || mem.threadBase < 0) return;
+  if (mem.txActive) {
+    mem.txActive = false;
+    undoThreadLog(mem, mem.threadSlot);
+    mem.undoLen = 0;
+  }
   Atomics.store(mem.i32, mem.threadBase + Thread.STATE, ThreadState.OUT);
 }
 
@@ -183,17 +191,20 @@ export function txStore(mem: PhysMem, index: number, value: number): void {
 }
 
 /**
- * `Atomics.store` of `value` at `index`, logging the old value first if a transaction is open: for
- * a word that publishes what was written before it (a page-directory entry).
+ * Log that the user pages `[upage, upage + count)` of mm `mmSlot` had no PTE before the change
+ * that follows (one entry, whatever the size: undoing clears those PTEs).
  */
-export function txStoreRelease(mem: PhysMem, index: number, value: number): void {
-  if (mem.txActive && mem.threadBase >= 0) logUndo(mem, index, 1, mem.i32[index]!);
-  Atomics.store(mem.i32, index, value);
+export function txLogNewPtes(mem: PhysMem, mmSlot: number, upage: number, count: number): void {
+  if (mem.txActive && mem.threadBase >= 0) logUndo(mem, -(mmSlot + 1), count, upage);
 }
 
-/** Log that `count` words from `index` were all `value` before the change that follows. */
-export function txLogRange(mem: PhysMem, index: number, count: number, value: number): void {
-  if (mem.txActive && mem.threadBase >= 0) logUndo(mem, index, count, value);
+/** Clears the PTEs of a user range, for undo; page-table.ts registers it (it owns the format). */
+type PteRangeClearer = (mem: PhysMem, mmSlot: number, upage: number, count: number) => void;
+let clearNewPtes: PteRangeClearer | null = null;
+
+/** Register how to clear a range of PTEs for undo. Context: module initialisation. */
+export function registerPteUndo(fn: PteRangeClearer): void {
+  clearNewPtes = fn;
 }
 
 /** Undo-log entries still free in this thread's log. */
@@ -220,6 +231,12 @@ export function undoThreadLog(mem: PhysMem, slot: number): void {
     const index = Atomics.load(i32, entry + Undo.INDEX);
     const count = Atomics.load(i32, entry + Undo.COUNT);
     const value = Atomics.load(i32, entry + Undo.VALUE);
+    if (index < 0) {
+      // new PTEs of mm -(index) - 1 from user page `value`
+      if (clearNewPtes === null) throw new Error('undoThreadLog: no PTE undo registered');
+      clearNewPtes(mem, -index - 1, value, count);
+      continue;
+    }
     for (let k = 0; k < count; k++) Atomics.store(i32, index + k, value);
   }
   Atomics.store(i32, base + Thread.UNDO_LEN, 0);

@@ -85,7 +85,8 @@ export function sizeToPages(mem: PhysMem, size: unknown): number {
 
 /**
  * Find the lowest gap of `need` pages whose start is a multiple of `alignPages`
- * (`alloc_vmap_area`'s first fit). Returns `[start, prevSlot + 1]` or null.
+ * (`alloc_vmap_area`'s first fit), or null. Changes nothing: the caller updates the search cache
+ * once the area is placed.
  *
  * Like the kernel's `free_vmap_cache`, a search resumes after the area the last one placed, unless
  * a hole below it could fit this request: `Hdr.CACHED_HOLE` is the largest hole a search has
@@ -94,7 +95,7 @@ export function sizeToPages(mem: PhysMem, size: unknown): number {
  * allocations cost O(1) instead of a walk over every live area.
  * Context: vmap_area_lock held.
  */
-function findGapLocked(mem: PhysMem, need: number, alignPages: number): [number, number] | null {
+function findGapLocked(mem: PhysMem, need: number, alignPages: number): Gap | null {
   const { i32 } = mem;
   const limit = mem.layout.vmallocPages;
   let cache = i32[Hdr.FREE_CACHE]!;
@@ -103,7 +104,6 @@ function findGapLocked(mem: PhysMem, need: number, alignPages: number): [number,
     cache = 0;
     hole = 0;
   }
-  i32[Hdr.CACHED_ALIGN] = alignPages;
   let prev = cache;
   let prevEnd =
     cache === 0
@@ -113,19 +113,21 @@ function findGapLocked(mem: PhysMem, need: number, alignPages: number): [number,
   for (;;) {
     const start = Math.ceil(prevEnd / alignPages) * alignPages;
     const gapEnd = cur === 0 ? limit : areaGet(mem, cur - 1, Area.START);
-    if (start + need <= gapEnd) {
-      i32[Hdr.CACHED_HOLE] = hole;
-      return [start, prev];
-    }
-    if (cur === 0) {
-      i32[Hdr.FREE_CACHE] = 0; // nothing fits above the cache: the next search starts over
-      return null;
-    }
+    if (start + need <= gapEnd) return { start, prev, hole };
+    if (cur === 0) return null;
     hole = Math.max(hole, gapEnd - prevEnd);
     prevEnd = areaGet(mem, cur - 1, Area.START) + areaGet(mem, cur - 1, Area.NR_PAGES) + 1;
     prev = cur;
     cur = areaGet(mem, cur - 1, Area.NEXT);
   }
+}
+
+/** Where {@link findGapLocked} found room, and the largest hole it skipped below it. */
+interface Gap {
+  readonly start: number;
+  /** slot + 1 of the area before the gap, 0 if none */
+  readonly prev: number;
+  readonly hole: number;
 }
 
 /** True when `pfns` are consecutive. */
@@ -192,7 +194,11 @@ function vmallocPagesIn(
     for (const pfn of pfns) putFrame(mem, pfn);
     return null;
   }
-  const [start, prev] = gap;
+  const { start, prev } = gap;
+  // the search cache changes only with a placed area: it then vouches for every hole below it
+  i32[Hdr.FREE_CACHE] = slot + 1;
+  i32[Hdr.CACHED_HOLE] = gap.hole;
+  i32[Hdr.CACHED_ALIGN] = alignPages;
   // NR_PAGES is written last: until then the slot is not live, and a recovery treats the area as
   // never made (see recovery.ts), so this path needs no undo log.
   Atomics.store(i32, Hdr.AREA_FREE_HEAD, areaGet(mem, slot, Area.NEXT));
@@ -222,7 +228,6 @@ function vmallocPagesIn(
   if (next !== 0) areaSet(mem, next - 1, Area.PREV, slot + 1);
   Atomics.add(i32, Hdr.NR_AREAS, 1);
   Atomics.add(i32, Hdr.VMALLOC_USED_PAGES, nrPages);
-  i32[Hdr.FREE_CACHE] = slot + 1;
   areaSet(mem, slot, Area.NR_PAGES, nrPages); // commit
   spinUnlock(mem, Hdr.VMAP_LOCK);
   return VMALLOC_START + start * PAGE_SIZE;
