@@ -216,24 +216,26 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
   let cleared = 0;
   let area = -1;
   let count = 0;
-  let runFirst = -1; // the current area's contiguous frames, if it is one run
-  let runLength = 0;
+  // the current area's frames as a range of PTE values, if it is one contiguous run: a PTE in it
+  // needs no frame-table lookup (PTE = pfn << PTE_PFN_SHIFT | bits, bits < 1 << PTE_PFN_SHIFT)
+  let runLo = 0;
+  let runHi = 0;
   for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
     if (pde !== 0) {
       const base = ptePfn(pde) << FRAME_WORD_SHIFT;
-      for (let p = upage; p < tableEnd; p++) {
-        const index = base + (p & TABLE_MASK);
+      const last = base + ((tableEnd - 1) & TABLE_MASK);
+      for (let index = base + (upage & TABLE_MASK); index <= last; index++) {
         const pte = i32[index]!; // this thread is the only writer (mmap_lock)
         if (pte === 0) continue;
         i32[index] = 0;
         cleared++;
-        const pfn = ptePfn(pte);
-        if (pfn >= runFirst && pfn < runFirst + runLength) {
-          count++; // inside the current area's contiguous run: no frame-table lookup
+        if (pte >= runLo && pte < runHi) {
+          count++;
           continue;
         }
+        const pfn = ptePfn(pte);
         // a mapped frame's owner changes only when vfree orphans its area, with every mmap_lock held
         const owner = i32[mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER]!;
         if ((owner & OWNER_KIND_MASK) === FrameKind.VMALLOC) {
@@ -244,8 +246,9 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
             count = 0;
             // a pinned area's record is stable: its vfree waits for this mmap_lock
             const areaBase = mem.areaTable + slot * AREA_WORDS;
-            runFirst = i32[areaBase + Area.CONTIG]! - 1;
-            runLength = runFirst < 0 ? 0 : i32[areaBase + Area.NR_PAGES]!;
+            const first = i32[areaBase + Area.CONTIG]! - 1;
+            runLo = first < 0 ? 0 : first << PTE_PFN_SHIFT;
+            runHi = first < 0 ? 0 : (first + i32[areaBase + Area.NR_PAGES]!) << PTE_PFN_SHIFT;
           }
           count++;
         } else {
