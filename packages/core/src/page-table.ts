@@ -158,7 +158,8 @@ export function allocTablesLocked(
  * `kernelPage` name (`vm_insert_pages`); the tables exist and every PTE is empty. The range is
  * logged for undo as one entry, then written with plain stores: the mmap_lock is held,
  * and its release (an `Atomics` store) publishes them to walkers, who read with `Atomics.load`.
- * Context: the mm's mmap_lock held; the area is pinned (its MAPCOUNT covers these pages).
+ * `firstPfn` is the frame of the first page when the pages are one physically contiguous run, else
+ * -1. Context: the mm's mmap_lock held; the area is pinned (its MAPCOUNT covers these pages).
  */
 export function installPtesLocked(
   mem: PhysMem,
@@ -168,6 +169,7 @@ export function installPtesLocked(
   kernelPage: number,
   nrPages: number,
   prot: number,
+  firstPfn: number,
 ): void {
   const { i32 } = mem;
   const kpt = mem.kernelPageTable + kernelPage;
@@ -178,9 +180,16 @@ export function installPtesLocked(
     const base = ptePfn(i32[pdeIndex(pgdPfn, upage)]!) << FRAME_WORD_SHIFT; // mmap_lock held
     const first = upage & TABLE_MASK;
     const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
-    // kernel PTEs of a pinned area have no writer until its vfree, which waits for this mmap_lock
-    for (let k = 0; k < n; k++) {
-      i32[base + first + k] = (i32[kpt + i + k]! & ~PTE_BITS) | bits;
+    if (firstPfn >= 0) {
+      // one contiguous run: the PTEs are consecutive values, no kernel PTE to read
+      let pte = mkPte(firstPfn + i, prot);
+      for (let k = base + first, stop = base + first + n; k < stop; k++, pte += 1 << PTE_PFN_SHIFT)
+        i32[k] = pte;
+    } else {
+      // kernel PTEs of a pinned area have no writer until its vfree, which waits for this mmap_lock
+      for (let k = 0; k < n; k++) {
+        i32[base + first + k] = (i32[kpt + i + k]! & ~PTE_BITS) | bits;
+      }
     }
     i += n;
   }

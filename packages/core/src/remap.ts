@@ -111,6 +111,7 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     const vmaEnd = vmaGet(mem, vma.slot, VmaWord.END);
     const pgd = mmGet(mem, mm, Mm.PGD);
     let area: number;
+    let firstPfn = -1; // the frame of the first page, when the area is one contiguous run
     spinLock(mem, Hdr.VMAP_LOCK);
     try {
       // 5: a live area contains kaddr (its guard page counts as part of it)
@@ -121,6 +122,8 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
       // 7: the range stays inside the area's backed pages
       const offset = kpage - areaGet(mem, area, Area.START);
       if (offset + nrPages > areaGet(mem, area, Area.NR_PAGES)) return -EINVAL;
+      const contig = areaGet(mem, area, Area.CONTIG);
+      if (contig !== 0) firstPfn = contig - 1 + offset;
       // pin the area for the PTEs to come: from now on vfree waits for this mmap_lock
       Atomics.add(mem.i32, areaWord(mem, area, Area.MAPCOUNT), nrPages);
     } finally {
@@ -145,7 +148,8 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     }
     // 11: install; the references are the area's MAPCOUNT taken above
     mmCount(mem, mm, Mm.NR_PT, tables);
-    installPtesLocked(mem, mm, pgd, upage, kpage, nrPages, vmaGet(mem, vma.slot, VmaWord.PROT));
+    const prot = vmaGet(mem, vma.slot, VmaWord.PROT);
+    installPtesLocked(mem, mm, pgd, upage, kpage, nrPages, prot, firstPfn);
     mmCount(mem, mm, Mm.NR_PTES, nrPages);
     const flags = vmaGet(mem, vma.slot, VmaWord.FLAGS);
     const remapped = flags | VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP;
