@@ -26,7 +26,6 @@ import {
   EPERM,
   MAP_FIXED,
   MAP_SHARED,
-  PAGE_SHIFT,
   PAGE_SIZE,
   PROT_READ,
   PROT_WRITE,
@@ -393,9 +392,4 @@ function splitForProtLocked(
     const vs = vmaGet(mem, v, VmaWord.START);
     if (vs >= start && vmaGet(mem, v, VmaWord.END) <= end) setProt(mem, v, prot);
   }
-}
-
-/** User page of a user address. */
-export function userPage(uaddr: number): number {
-  return Math.floor(uaddr / 2 ** PAGE_SHIFT);
 }

@@ -207,11 +207,6 @@ export function registerPteUndo(fn: PteRangeClearer): void {
   clearNewPtes = fn;
 }
 
-/** Undo-log entries still free in this thread's log. */
-export function txRoom(mem: PhysMem): number {
-  return UNDO_ENTRIES - mem.undoLen;
-}
-
 /** The change is complete: nothing to undo any more. Context: the owning thread. */
 export function txCommit(mem: PhysMem): void {
   mem.txActive = false;
