@@ -21,7 +21,6 @@
  */
 import {
   Area,
-  AREA_WORDS,
   Frame,
   FRAME_WORDS,
   FrameKind,
@@ -40,6 +39,7 @@ import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
 import { forEachPteLocked, mkPte, ptePfn, tableFramesLocked, TABLE_SHIFT } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred } from './rcu.js';
+import { areaWord } from './vmalloc.js';
 import { kernelEnter, kernelExit, pause, threadWord, undoThreadLog } from './thread.js';
 import { vmaGet } from './vma.js';
 
@@ -72,10 +72,6 @@ function deadThreads(mem: PhysMem): { slots: number[]; tids: Set<number> } {
     tids.add(Atomics.load(mem.i32, threadWord(mem, slot, Thread.TID)));
   }
   return { slots, tids };
-}
-
-function areaWord(mem: PhysMem, slot: number, word: Area): number {
-  return mem.areaTable + slot * AREA_WORDS + word;
 }
 
 /** Rebuild the vmalloc structures from the area records (NR_PAGES > 0 = live). */
