@@ -97,6 +97,56 @@ export function allocFrames(mem: PhysMem, n: number, owner: number, out: Int32Ar
   return true;
 }
 
+/**
+ * Take `n` physically contiguous frames whose first pfn is a multiple of `align` (a power of two,
+ * at least 32), the lowest such free run, writing their pfns to `out[0..n)` — what a huge mapping
+ * needs (Linux's `alloc_contig_pages`). Returns false, having taken nothing, when no such run is
+ * free right now (the caller then falls back to {@link allocFrames}).
+ * Context: any thread, lock-free: each bitmap word of the run is claimed by a compare-and-exchange
+ * from "all of these bits clear"; a lost race gives back the words claimed so far and moves on.
+ */
+export function allocFramesAligned(
+  mem: PhysMem,
+  n: number,
+  align: number,
+  owner: number,
+  out: Int32Array,
+): boolean {
+  if (n <= 0) return true;
+  if (!reserveFrames(mem, n)) return false;
+  const { i32, frameBitmap, frameTable } = mem;
+  const totalWords = mem.layout.frameBitmapWords;
+  const step = align >>> 5; // bitmap words per alignment unit
+  const fullWords = n >>> 5;
+  const tailMask = (1 << (n & 31)) - 1; // low bits of the word after the full ones (0: none)
+  const words = fullWords + (tailMask === 0 ? 0 : 1);
+  const maskOf = (k: number): number => (k < fullWords ? -1 : tailMask);
+  for (let w0 = 0; w0 + words <= totalWords; w0 += step) {
+    let claimed = 0;
+    for (; claimed < words; claimed++) {
+      const mask = maskOf(claimed);
+      const word = Atomics.load(i32, frameBitmap + w0 + claimed);
+      if ((word & mask) !== 0) break;
+      if (Atomics.compareExchange(i32, frameBitmap + w0 + claimed, word, word | mask) !== word)
+        break;
+    }
+    if (claimed === words) {
+      const first = w0 * 32;
+      for (let i = 0; i < n; i++) {
+        const entry = frameTable + (first + i) * FRAME_WORDS;
+        Atomics.store(i32, entry + Frame.OWNER, owner);
+        Atomics.store(i32, entry + Frame.REFCOUNT, 1);
+        out[i] = first + i;
+      }
+      return true;
+    }
+    // give back what this attempt claimed (the reservation still covers it)
+    for (let k = 0; k < claimed; k++) Atomics.and(i32, frameBitmap + w0 + k, ~maskOf(k));
+  }
+  Atomics.add(i32, Hdr.FREE_FRAMES, n); // no run: return the reservation
+  return false;
+}
+
 /** Take one frame; its pfn, or -1 when none is free. Context: any thread, lock-free. */
 export function allocFrame(mem: PhysMem, owner: number): number {
   const out = new Int32Array(1);

@@ -35,7 +35,14 @@ import {
 } from './errno.js';
 import { Mm, TASK_SIZE, VmaWord } from './layout.js';
 import { mmCount, mmGet, mmSet } from './mm.js';
-import { changeProtLocked, tlbFlushBegin, tlbFlushEnd, zapPtesLocked } from './page-table.js';
+import {
+  changeProtLocked,
+  HPAGE_PAGES,
+  splitHugeEdgesLocked,
+  tlbFlushBegin,
+  tlbFlushEnd,
+  zapPtesLocked,
+} from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { txBegin, txCommit } from './thread.js';
 import { releaseVmaSlots, reserveVmaSlots, vmaGet, vmaSet } from './vma.js';
@@ -147,17 +154,34 @@ function rangeFreeLocked(mem: PhysMem, mm: number, start: number, end: number): 
   return v < 0 || vmaGet(mem, v, VmaWord.START) >= end;
 }
 
-/** The highest free range of `pages` pages (`vm_unmapped_area`, top-down), or -1. */
-function unmappedAreaLocked(mem: PhysMem, mm: number, pages: number): number {
+/**
+ * The highest free range of `pages` pages starting at a multiple of `align` pages
+ * (`vm_unmapped_area`, top-down), or -1.
+ */
+function unmappedAreaLocked(mem: PhysMem, mm: number, pages: number, align = 1): number {
   let best = -1;
   let gapStart = FIRST_USER_PAGE;
+  const fit = (gapEnd: number): void => {
+    const at = Math.floor((gapEnd - pages) / align) * align;
+    if (at >= gapStart) best = at;
+  };
   for (let v = vmaAfterLocked(mem, mm, 0); v >= 0; v = nextVma(mem, v)) {
-    const s = vmaGet(mem, v, VmaWord.START);
-    if (s - gapStart >= pages) best = s - pages;
+    fit(vmaGet(mem, v, VmaWord.START));
     gapStart = Math.max(gapStart, vmaGet(mem, v, VmaWord.END));
   }
-  if (TASK_PAGES - gapStart >= pages) best = TASK_PAGES - pages;
+  fit(TASK_PAGES);
   return best;
+}
+
+/**
+ * Split the huge entries that the edges of `[start, end)` cut (see `splitHugeEdgesLocked`) and
+ * count the tables made. False, with nothing split, when no frame is left for a table.
+ */
+function splitEdgesLocked(mem: PhysMem, mm: number, start: number, end: number): boolean {
+  const made = splitHugeEdgesLocked(mem, mm, mmGet(mem, mm, Mm.PGD), start, end);
+  if (made < 0) return false;
+  if (made > 0) mmCount(mem, mm, Mm.NR_PT, made);
+  return true;
 }
 
 /** VMA slots a munmap of `[start, end)` needs: 1 when it punches a hole inside one VMA. */
@@ -288,13 +312,20 @@ export function mmapLocked(
     ) {
       start = hint;
     } else {
-      start = unmappedAreaLocked(mem, mm, pages);
+      // a length of whole 4 MiB slots gets a slot-aligned range when one is free, so that a remap
+      // of a large area can use huge entries (as Linux aligns such mappings to PMD_SIZE)
+      start = pages % HPAGE_PAGES === 0 ? unmappedAreaLocked(mem, mm, pages, HPAGE_PAGES) : -1;
+      if (start < 0) start = unmappedAreaLocked(mem, mm, pages);
       if (start < 0) return -ENOMEM;
     }
   }
   const needed = 1 + (fixed ? unmapSlotsNeeded(mem, mm, start, start + pages) : 0);
   const slots = reserveVmaSlots(mem, needed);
   if (slots === null) return -ENOMEM;
+  if (fixed && !splitEdgesLocked(mem, mm, start, start + pages)) {
+    releaseVmaSlots(mem, slots);
+    return -ENOMEM;
+  }
   const slot = slots.pop()!;
   if (fixed) unmapRangeLocked(mem, mm, start, start + pages, slots);
   txBegin(mem);
@@ -312,6 +343,10 @@ export function munmapLocked(mem: PhysMem, mm: number, addr: unknown, length: un
   const end = start + Math.ceil(length / PAGE_SIZE);
   const spare = reserveVmaSlots(mem, unmapSlotsNeeded(mem, mm, start, end));
   if (spare === null) return -ENOMEM;
+  if (!splitEdgesLocked(mem, mm, start, end)) {
+    releaseVmaSlots(mem, spare);
+    return -ENOMEM;
+  }
   unmapRangeLocked(mem, mm, start, end, spare);
   return 0;
 }
@@ -346,6 +381,10 @@ export function mprotectLocked(
   if (covered < end) return -ENOMEM;
   const spare = reserveVmaSlots(mem, needed);
   if (spare === null) return -ENOMEM;
+  if (!splitEdgesLocked(mem, mm, start, end)) {
+    releaseVmaSlots(mem, spare);
+    return -ENOMEM;
+  }
   const pgd = mmGet(mem, mm, Mm.PGD);
   for (let s = start; s < end;) {
     const e = chunkEnd(mem, mm, s, end);

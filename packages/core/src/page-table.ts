@@ -14,10 +14,22 @@
  * ```
  *   PTE / PDE word (Int32)
  *   ┌──────────────────────────────┬───┬───┬───┬───┐
- *   │ pfn (27 bits)                │ - │ W │ R │ P │
+ *   │ pfn (27 bits)                │ H │ W │ R │ P │
  *   └──────────────────────────────┴───┴───┴───┴───┘
  *    31                           4   3   2   1   0
  * ```
+ *
+ * **Huge entries** (x86's `_PAGE_PSE`, Linux's PMD mappings): a directory entry with H set maps its
+ * whole 4 MiB slot directly — 1024 physically contiguous frames starting at its pfn, which is a
+ * multiple of 1024 — with no page table. `remapPartial` installs one wherever a directory slot is
+ * wholly inside the range, still empty, and the frames behind it are one aligned contiguous run
+ * (vmalloc gives large areas such runs, and `mmap` aligns lengths that are multiples of 4 MiB);
+ * 64 MiB then costs 16 entry writes instead of 16384. Every walker reads a huge entry as the 1024
+ * PTEs it stands for ({@link walkPte}, {@link forEachPteLocked}), so translation, accounting
+ * (`Mm.NR_PTES` and the areas' MAPCOUNT count pages, not entries) and recovery see pages either
+ * way. An munmap or mprotect that cuts a huge entry first splits it into a page table holding the
+ * same 1024 PTEs ({@link splitHugeEdgesLocked}, Linux's `split_huge_pmd`), so zaps and
+ * protection changes only ever meet huge entries that they cover whole.
  *
  * Every PTE and PDE is written only under the address space's mmap_lock (PDEs with `Atomics.store`,
  * PTEs with plain stores published by the lock's release, an `Atomics` store) and read lock-free
@@ -51,6 +63,8 @@ export const PTE_PRESENT = 0x1;
 export const PTE_READ = 0x2;
 /** PTE bit: writes allowed. */
 export const PTE_WRITE = 0x4;
+/** PDE bit: a huge entry, mapping its 4 MiB directory slot directly (x86 `_PAGE_PSE`). */
+export const PDE_HUGE = 0x8;
 /** The permission and presence bits of a PTE. */
 const PTE_BITS = 0xf;
 /** Shift of the pfn in a PTE. */
@@ -90,14 +104,40 @@ function pdeIndex(pgdPfn: number, upage: number): number {
   return (pgdPfn << FRAME_WORD_SHIFT) + (upage >>> TABLE_SHIFT);
 }
 
+/** Pages one huge directory entry maps (4 MiB). */
+export const HPAGE_PAGES: number = PTRS_PER_TABLE;
+
 /**
- * The PTE of user page `upage`, or 0 (`follow_pte`). Context: any thread, lock-free; the caller
- * validates the address space's generation around the walk.
+ * The PTE that huge directory entry `pde` stands for at user page `upage` of its slot: the same
+ * permission bits, the pfn advanced by the page's place in the slot.
+ */
+export function hugePte(pde: number, upage: number): number {
+  return (pde & ~PDE_HUGE) | ((upage & TABLE_MASK) << PTE_PFN_SHIFT);
+}
+
+/**
+ * The PTE of user page `upage`, or 0 (`follow_pte`; a huge entry answers for each of its pages).
+ * Context: any thread, lock-free; the caller validates the address space's generation around the
+ * walk.
  */
 export function walkPte(i32: Int32Array, pgdPfn: number, upage: number): number {
   const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
   if (pde === 0) return 0;
+  if (pde & PDE_HUGE) return hugePte(pde, upage);
   return Atomics.load(i32, pteIndex(ptePfn(pde), upage));
+}
+
+/**
+ * The directory slots `[first, end)` that a remap of `[start, start + nrPages)` may fill with huge
+ * entries: slots wholly inside the range, when the frames are one contiguous run (`firstPfn` ≥ 0)
+ * whose pfns line up with the user pages modulo 1024. An empty range otherwise. (Only the slots
+ * whose entry is still empty get one; a slot that already has a page table keeps it.)
+ */
+export function hugeSlots(start: number, nrPages: number, firstPfn: number): [number, number] {
+  if (firstPfn < 0 || ((firstPfn - start) & TABLE_MASK) !== 0) return [0, 0];
+  const first = (start + TABLE_MASK) >>> TABLE_SHIFT;
+  const end = (start + nrPages) >>> TABLE_SHIFT;
+  return first < end ? [first, end] : [0, 0];
 }
 
 /** True if any page of `[start, end)` has a PTE. Context: the mm's mmap_lock held. */
@@ -106,6 +146,7 @@ export function anyPteLocked(mem: PhysMem, pgdPfn: number, start: number, end: n
   for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = i32[pdeIndex(pgdPfn, upage)]!; // this thread is the only writer (mmap_lock)
+    if (pde & PDE_HUGE) return true;
     if (pde !== 0) {
       const base = ptePfn(pde) << FRAME_WORD_SHIFT;
       for (let p = upage; p < tableEnd; p++) {
@@ -118,8 +159,9 @@ export function anyPteLocked(mem: PhysMem, pgdPfn: number, start: number, end: n
 }
 
 /**
- * Make sure page tables exist for every page of `[start, end)` (`__pte_alloc`). All or nothing:
- * returns false, having installed nothing, when the frames cannot be had.
+ * Make sure page tables exist for every page of `[start, end)` (`__pte_alloc`), except in the
+ * empty directory slots of `huge` (from {@link hugeSlots}), which will take huge entries. Returns
+ * the number of tables made, or -1, having installed nothing, when the frames cannot be had.
  * Context: the mm's mmap_lock held; lock-free frame allocation.
  */
 export function allocTablesLocked(
@@ -128,10 +170,12 @@ export function allocTablesLocked(
   pgdPfn: number,
   start: number,
   end: number,
+  huge: readonly [number, number] = [0, 0],
 ): number {
   const { i32 } = mem;
   const missing: number[] = [];
   for (let dir = start >>> TABLE_SHIFT; dir <= (end - 1) >>> TABLE_SHIFT; dir++) {
+    if (dir >= huge[0] && dir < huge[1]) continue;
     if (Atomics.load(i32, (pgdPfn << FRAME_WORD_SHIFT) + dir) === 0) missing.push(dir);
   }
   if (missing.length === 0) return 0;
@@ -155,11 +199,13 @@ export function allocTablesLocked(
 
 /**
  * Install PTEs mapping `[start, start + nrPages)` to the frames the kernel PTEs from
- * `kernelPage` name (`vm_insert_pages`); the tables exist and every PTE is empty. The range is
- * logged for undo as one entry, then written with plain stores: the mmap_lock is held,
- * and its release (an `Atomics` store) publishes them to walkers, who read with `Atomics.load`.
- * `firstPfn` is the frame of the first page when the pages are one physically contiguous run, else
- * -1. Context: the mm's mmap_lock held; the area is pinned (its MAPCOUNT covers these pages).
+ * `kernelPage` name (`vm_insert_pages`); every PTE is empty, and the tables exist except in the
+ * empty slots of `huge` (see {@link allocTablesLocked}), which get one huge entry each (an
+ * `Atomics.store`, as every PDE). The range is logged for undo as one entry, then written with
+ * plain stores: the mmap_lock is held, and its release (an `Atomics` store) publishes them to
+ * walkers, who read with `Atomics.load`. `firstPfn` is the frame of the first page when the pages
+ * are one physically contiguous run, else -1.
+ * Context: the mm's mmap_lock held; the area is pinned (its MAPCOUNT covers these pages).
  */
 export function installPtesLocked(
   mem: PhysMem,
@@ -170,6 +216,7 @@ export function installPtesLocked(
   nrPages: number,
   prot: number,
   firstPfn: number,
+  huge: readonly [number, number] = [0, 0],
 ): void {
   const { i32 } = mem;
   const kpt = mem.kernelPageTable + kernelPage;
@@ -177,7 +224,15 @@ export function installPtesLocked(
   txLogNewPtes(mem, mmSlot, start, nrPages); // every PTE of the range was empty
   for (let i = 0; i < nrPages;) {
     const upage = start + i;
-    const base = ptePfn(i32[pdeIndex(pgdPfn, upage)]!) << FRAME_WORD_SHIFT; // mmap_lock held
+    const dir = upage >>> TABLE_SHIFT;
+    const pde = i32[pdeIndex(pgdPfn, upage)]!; // mmap_lock held
+    if (pde === 0 && dir >= huge[0] && dir < huge[1]) {
+      // a whole aligned 4 MiB slot of one contiguous run: one huge entry for its 1024 pages
+      Atomics.store(i32, pdeIndex(pgdPfn, upage), mkPte(firstPfn + i, prot) | PDE_HUGE);
+      i += PTRS_PER_TABLE;
+      continue;
+    }
+    const base = ptePfn(pde) << FRAME_WORD_SHIFT;
     const first = upage & TABLE_MASK;
     const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
     if (firstPfn >= 0) {
@@ -214,25 +269,77 @@ function mapcountIndex(mem: PhysMem, areaSlot: number): number {
   return mem.areaTable + areaSlot * AREA_WORDS + Area.MAPCOUNT;
 }
 
+/** What a zap carries from one PTE to the next: the area whose pages it is counting off. */
+interface ZapState {
+  /** Area slot of the pages counted in `count`, or -1. */
+  area: number;
+  /** Pages of `area` cleared and not yet taken off its MAPCOUNT. */
+  count: number;
+  /** `area`'s frames as a range of PTE values, if it is one contiguous run (else empty). */
+  runLo: number;
+  runHi: number;
+}
+
 /**
- * Clear every PTE in `[start, end)` (`zap_pte_range`) and drop what each held: a page of a live
- * area comes off its area's MAPCOUNT (once per run of pages of one area), an orphan page (its area
- * was freed) loses one reference. Returns the number of PTEs cleared.
+ * Drop what one cleared PTE outside the current run held: a page of a live area is counted for its
+ * area (switching areas flushes the count), an orphan page loses its reference.
+ */
+function dropPte(mem: PhysMem, z: ZapState, pte: number): void {
+  const { i32 } = mem;
+  const pfn = ptePfn(pte);
+  // a mapped frame's owner changes only when vfree orphans its area, with every mmap_lock held
+  const owner = i32[mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER]!;
+  if ((owner & OWNER_KIND_MASK) !== FrameKind.VMALLOC) {
+    putFrame(mem, pfn);
+    return;
+  }
+  const slot = owner >>> OWNER_ID_SHIFT;
+  if (slot !== z.area) {
+    if (z.count > 0) Atomics.sub(i32, mapcountIndex(mem, z.area), z.count);
+    z.area = slot;
+    z.count = 0;
+    // a pinned area's record is stable: its vfree waits for this mmap_lock
+    const areaBase = mem.areaTable + slot * AREA_WORDS;
+    const first = i32[areaBase + Area.CONTIG]! - 1;
+    z.runLo = first < 0 ? 0 : first << PTE_PFN_SHIFT;
+    z.runHi = first < 0 ? 0 : (first + i32[areaBase + Area.NR_PAGES]!) << PTE_PFN_SHIFT;
+  }
+  z.count++;
+}
+
+/**
+ * Clear every PTE in `[start, end)` (`zap_pte_range`, and `zap_huge_pmd` for a huge entry, which
+ * the range must cover whole) and drop what each held: a page of a live area comes off its area's
+ * MAPCOUNT (once per run of pages of one area), an orphan page (its area was freed) loses one
+ * reference. Returns the number of pages cleared.
  * Context: the mm's mmap_lock held.
  */
 export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: number): number {
   const { i32 } = mem;
   let cleared = 0;
-  let area = -1;
-  let count = 0;
-  // the current area's frames as a range of PTE values, if it is one contiguous run: a PTE in it
-  // needs no frame-table lookup (PTE = pfn << PTE_PFN_SHIFT | bits, bits < 1 << PTE_PFN_SHIFT)
-  let runLo = 0;
-  let runHi = 0;
+  // a PTE inside the current area's contiguous run needs no frame-table lookup
+  // (PTE = pfn << PTE_PFN_SHIFT | bits, bits < 1 << PTE_PFN_SHIFT)
+  const z: ZapState = { area: -1, count: 0, runLo: 0, runHi: 0 };
   for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
-    const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
-    if (pde !== 0) {
+    const pdeAt = pdeIndex(pgdPfn, upage);
+    const pde = Atomics.load(i32, pdeAt);
+    if (pde & PDE_HUGE) {
+      if ((upage & TABLE_MASK) !== 0 || tableEnd - upage !== PTRS_PER_TABLE) {
+        throw new Error(`zapPtesLocked: [${start}, ${end}) cuts the huge entry of page ${upage}`);
+      }
+      Atomics.store(i32, pdeAt, 0);
+      cleared += PTRS_PER_TABLE;
+      const lo = pde & ~PDE_HUGE;
+      const hi = lo + ((PTRS_PER_TABLE - 1) << PTE_PFN_SHIFT);
+      if (lo >= z.runLo && hi < z.runHi) z.count += PTRS_PER_TABLE;
+      else {
+        for (let pte = lo; pte <= hi; pte += 1 << PTE_PFN_SHIFT) {
+          if (pte >= z.runLo && pte < z.runHi) z.count++;
+          else dropPte(mem, z, pte);
+        }
+      }
+    } else if (pde !== 0) {
       const base = ptePfn(pde) << FRAME_WORD_SHIFT;
       const last = base + ((tableEnd - 1) & TABLE_MASK);
       for (let index = base + (upage & TABLE_MASK); index <= last; index++) {
@@ -240,39 +347,19 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
         if (pte === 0) continue;
         i32[index] = 0;
         cleared++;
-        if (pte >= runLo && pte < runHi) {
-          count++;
-          continue;
-        }
-        const pfn = ptePfn(pte);
-        // a mapped frame's owner changes only when vfree orphans its area, with every mmap_lock held
-        const owner = i32[mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER]!;
-        if ((owner & OWNER_KIND_MASK) === FrameKind.VMALLOC) {
-          const slot = owner >>> OWNER_ID_SHIFT;
-          if (slot !== area) {
-            if (count > 0) Atomics.sub(i32, mapcountIndex(mem, area), count);
-            area = slot;
-            count = 0;
-            // a pinned area's record is stable: its vfree waits for this mmap_lock
-            const areaBase = mem.areaTable + slot * AREA_WORDS;
-            const first = i32[areaBase + Area.CONTIG]! - 1;
-            runLo = first < 0 ? 0 : first << PTE_PFN_SHIFT;
-            runHi = first < 0 ? 0 : (first + i32[areaBase + Area.NR_PAGES]!) << PTE_PFN_SHIFT;
-          }
-          count++;
-        } else {
-          putFrame(mem, pfn);
-        }
+        if (pte >= z.runLo && pte < z.runHi) z.count++;
+        else dropPte(mem, z, pte);
       }
     }
     upage = tableEnd;
   }
-  if (count > 0) Atomics.sub(i32, mapcountIndex(mem, area), count);
+  if (z.count > 0) Atomics.sub(i32, mapcountIndex(mem, z.area), z.count);
   return cleared;
 }
 
 /**
- * Rewrite what the PTEs of `[start, end)` grant (`change_pte_range`); the frames stay.
+ * Rewrite what the PTEs of `[start, end)` grant (`change_pte_range`, and `change_huge_pmd` for a
+ * huge entry, which the range must cover whole); the frames stay.
  * Context: the mm's mmap_lock held.
  */
 export function changeProtLocked(
@@ -286,7 +373,14 @@ export function changeProtLocked(
   for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
-    if (pde !== 0) {
+    if (pde & PDE_HUGE) {
+      if ((upage & TABLE_MASK) !== 0 || tableEnd - upage !== PTRS_PER_TABLE) {
+        throw new Error(
+          `changeProtLocked: [${start}, ${end}) cuts the huge entry of page ${upage}`,
+        );
+      }
+      Atomics.store(i32, pdeIndex(pgdPfn, upage), mkPte(ptePfn(pde), prot) | PDE_HUGE);
+    } else if (pde !== 0) {
       const base = ptePfn(pde) << FRAME_WORD_SHIFT;
       for (let p = upage; p < tableEnd; p++) {
         const pte = i32[base + (p & TABLE_MASK)]!; // the only writer holds the mmap_lock
@@ -310,6 +404,7 @@ export function freeTablesLocked(mem: PhysMem, pgdPfn: number): number {
     const pde = i32[index]!; // this thread is the only writer (mmap_lock)
     if (pde === 0) continue;
     Atomics.store(i32, index, 0);
+    if (pde & PDE_HUGE) continue; // not a table (and zapped already: never met here)
     putFrame(mem, ptePfn(pde));
     freed++;
   }
@@ -318,7 +413,10 @@ export function freeTablesLocked(mem: PhysMem, pgdPfn: number): number {
   return freed + 1;
 }
 
-/** Visit every present PTE of a directory, in address order. Context: the mm's mmap_lock held. */
+/**
+ * Visit every present PTE of a directory, in address order (a huge entry as the 1024 PTEs it stands
+ * for). Context: the mm's mmap_lock held.
+ */
 export function forEachPteLocked(
   mem: PhysMem,
   pgdPfn: number,
@@ -328,6 +426,13 @@ export function forEachPteLocked(
   for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
     const pde = Atomics.load(i32, (pgdPfn << FRAME_WORD_SHIFT) + dir);
     if (pde === 0) continue;
+    if (pde & PDE_HUGE) {
+      for (let k = 0; k < PTRS_PER_TABLE; k++) {
+        const upage = (dir << TABLE_SHIFT) | k;
+        visit(upage, hugePte(pde, upage));
+      }
+      continue;
+    }
     const base = ptePfn(pde) << FRAME_WORD_SHIFT;
     for (let k = 0; k < PTRS_PER_TABLE; k++) {
       const pte = Atomics.load(i32, base + k);
@@ -341,9 +446,50 @@ export function tableFramesLocked(mem: PhysMem, pgdPfn: number): number[] {
   const out: number[] = [];
   for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
     const pde = Atomics.load(mem.i32, (pgdPfn << FRAME_WORD_SHIFT) + dir);
-    if (pde !== 0) out.push(ptePfn(pde));
+    if (pde !== 0 && (pde & PDE_HUGE) === 0) out.push(ptePfn(pde));
   }
   return out;
+}
+
+/**
+ * Split the huge entries that `[start, end)` cuts — at most two, the slots of its first and last
+ * page when those are not slot-aligned — into page tables holding the same 1024 PTEs each
+ * (`split_huge_pmd`), so that a zap or protection change of the range meets only huge entries
+ * it covers whole. Translations do not change (a walker sees the same PTE before and after), so
+ * no TLB generation moves. All or nothing: returns the number of tables made, or -1, having
+ * split nothing, when the frames cannot be had.
+ * Context: the mm's mmap_lock held; lock-free frame allocation.
+ */
+export function splitHugeEdgesLocked(
+  mem: PhysMem,
+  mmSlot: number,
+  pgdPfn: number,
+  start: number,
+  end: number,
+): number {
+  const { i32 } = mem;
+  const dirs: number[] = [];
+  const cut = (page: number): void => {
+    if ((page & TABLE_MASK) === 0 || page >>> TABLE_SHIFT >= PTRS_PER_TABLE) return;
+    const dir = page >>> TABLE_SHIFT;
+    if (dirs.includes(dir)) return;
+    if (i32[(pgdPfn << FRAME_WORD_SHIFT) + dir]! & PDE_HUGE) dirs.push(dir); // mmap_lock held
+  };
+  cut(start);
+  cut(end);
+  if (dirs.length === 0) return 0;
+  const pfns = new Int32Array(dirs.length);
+  if (!allocFrames(mem, dirs.length, ownerTag(FrameKind.PAGE_TABLE, mmSlot), pfns)) return -1;
+  for (let i = 0; i < dirs.length; i++) {
+    const index = (pgdPfn << FRAME_WORD_SHIFT) + dirs[i]!;
+    const lo = i32[index]! & ~PDE_HUGE;
+    const base = pfns[i]! << FRAME_WORD_SHIFT;
+    // plain stores into a frame no walker can reach yet; the Atomics.store below publishes them
+    for (let k = 0; k < PTRS_PER_TABLE; k++) i32[base + k] = lo + (k << PTE_PFN_SHIFT);
+    Atomics.store(i32, index, (pfns[i]! << PTE_PFN_SHIFT) | PTE_PRESENT);
+  }
+  Atomics.add(i32, Hdr.PT_FRAMES, dirs.length);
+  return dirs.length;
 }
 
 /**
@@ -356,7 +502,11 @@ function clearNewPtes(mem: PhysMem, mmSlot: number, upage: number, count: number
   const pgdPfn = i32[mem.mmTable + mmSlot * MM_WORDS + Mm.PGD]!;
   for (let p = upage; p < upage + count; p++) {
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, p));
-    if (pde !== 0) Atomics.store(i32, pteIndex(ptePfn(pde), p), 0);
+    if (pde & PDE_HUGE) {
+      // a huge entry of the remap covers its whole slot, inside the logged range
+      Atomics.store(i32, pdeIndex(pgdPfn, p), 0);
+      p |= TABLE_MASK;
+    } else if (pde !== 0) Atomics.store(i32, pteIndex(ptePfn(pde), p), 0);
   }
 }
 registerPteUndo(clearNewPtes);

@@ -29,6 +29,7 @@ import {
   MM_WORDS,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
+  PTRS_PER_TABLE,
   Thread,
   THREAD_WORDS,
   ThreadState,
@@ -36,7 +37,15 @@ import {
   VmaWord,
 } from './layout.js';
 import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
-import { forEachPteLocked, mkPte, ptePfn, tableFramesLocked, TABLE_SHIFT } from './page-table.js';
+import {
+  forEachPteLocked,
+  mkPte,
+  PDE_HUGE,
+  ptePfn,
+  splitHugeEdgesLocked,
+  tableFramesLocked,
+  TABLE_SHIFT,
+} from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred } from './rcu.js';
 import { areaWord } from './vmalloc.js';
@@ -131,18 +140,49 @@ function repairMm(mem: PhysMem, slot: number, onVma: (vma: number) => void): num
   });
   let ptes = 0;
   let r = 0;
-  forEachPteLocked(mem, pgd, (upage, pte) => {
+  // the first VMA range that ends after `upage` (pages are visited in increasing order)
+  const rangeAfter = (upage: number): (typeof ranges)[number] | undefined => {
     while (r < ranges.length && ranges[r]![1] <= upage) r++;
-    const range = ranges[r];
-    const index =
-      (ptePfn(Atomics.load(i32, pgd * 1024 + (upage >>> TABLE_SHIFT))) << 10) + (upage & 1023);
-    if (range === undefined || upage < range[0]) {
-      Atomics.store(i32, index, 0); // outside every VMA: a dead munmap's zap, completed
-    } else {
-      Atomics.store(i32, index, mkPte(ptePfn(pte), range[2])); // a dead mprotect's rewrite, completed
-      ptes++;
+    return ranges[r];
+  };
+  for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
+    const pdeAt = pgd * PTRS_PER_TABLE + dir;
+    let pde = Atomics.load(i32, pdeAt);
+    const lo = dir << TABLE_SHIFT;
+    if (pde & PDE_HUGE) {
+      const range = rangeAfter(lo);
+      if (range !== undefined && range[0] <= lo && range[1] >= lo + PTRS_PER_TABLE) {
+        // inside one VMA: a dead mprotect's rewrite, completed
+        Atomics.store(i32, pdeAt, mkPte(ptePfn(pde), range[2]) | PDE_HUGE);
+        ptes += PTRS_PER_TABLE;
+        continue;
+      }
+      if (range === undefined || range[0] >= lo + PTRS_PER_TABLE) {
+        Atomics.store(i32, pdeAt, 0); // outside every VMA: a dead munmap's zap, completed
+        continue;
+      }
+      // cut by a VMA edge (munmap and mprotect split such entries first, so this is not expected):
+      // split it and repair its PTEs one by one; with no frame for a table, unmap it all
+      if (splitHugeEdgesLocked(mem, slot, pgd, lo + 1, lo + 1) < 0) {
+        Atomics.store(i32, pdeAt, 0);
+        continue;
+      }
+      pde = Atomics.load(i32, pdeAt);
     }
-  });
+    if (pde === 0) continue;
+    const base = ptePfn(pde) * PTRS_PER_TABLE;
+    for (let k = 0; k < PTRS_PER_TABLE; k++) {
+      const pte = Atomics.load(i32, base + k);
+      if (pte === 0) continue;
+      const range = rangeAfter(lo + k);
+      if (range === undefined || lo + k < range[0]) {
+        Atomics.store(i32, base + k, 0); // outside every VMA: a dead munmap's zap, completed
+      } else {
+        Atomics.store(i32, base + k, mkPte(ptePfn(pte), range[2])); // a dead mprotect's rewrite
+        ptes++;
+      }
+    }
+  }
   const tables = tableFramesLocked(mem, pgd);
   Atomics.store(i32, mmWord(mem, slot, Mm.NR_VMAS), vmas.length);
   Atomics.store(i32, mmWord(mem, slot, Mm.NR_PTES), ptes);

@@ -47,7 +47,7 @@ import {
 import { Area, Hdr, Mm, VmaWord } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import { mmCount, mmGet, mmLiveGen, mmLockLive, mmUnlock } from './mm.js';
-import { allocTablesLocked, anyPteLocked, installPtesLocked } from './page-table.js';
+import { allocTablesLocked, anyPteLocked, hugeSlots, installPtesLocked } from './page-table.js';
 import { areaGet, areaOfPageLocked, areaWord, vmallocPageIndex } from './vmalloc.js';
 import { PhysMem } from './phys-mem.js';
 import { kernelEnter, kernelExit, txBegin, txCommit } from './thread.js';
@@ -140,7 +140,9 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     // 10: page tables for the whole range. From here on every change is logged, so that a thread
     // dying inside the call is undone by recovery (all or nothing, even then).
     txBegin(mem);
-    const tables = allocTablesLocked(mem, mm, pgd, upage, upage + nrPages);
+    // whole aligned 4 MiB slots of a contiguous run take one huge entry each, and no table
+    const huge = hugeSlots(upage, nrPages, firstPfn);
+    const tables = allocTablesLocked(mem, mm, pgd, upage, upage + nrPages, huge);
     if (tables < 0) {
       txCommit(mem);
       Atomics.sub(mem.i32, areaWord(mem, area, Area.MAPCOUNT), nrPages); // unpin
@@ -149,7 +151,7 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     // 11: install; the references are the area's MAPCOUNT taken above
     mmCount(mem, mm, Mm.NR_PT, tables);
     const prot = vmaGet(mem, vma.slot, VmaWord.PROT);
-    installPtesLocked(mem, mm, pgd, upage, kpage, nrPages, prot, firstPfn);
+    installPtesLocked(mem, mm, pgd, upage, kpage, nrPages, prot, firstPfn, huge);
     mmCount(mem, mm, Mm.NR_PTES, nrPages);
     const flags = vmaGet(mem, vma.slot, VmaWord.FLAGS);
     const remapped = flags | VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP;

@@ -17,9 +17,12 @@
  */
 import { PAGE_SIZE } from './errno.js';
 import { SegmentationFault } from './fault.js';
-import { Mm, MM_WORDS, TASK_SIZE, VMALLOC_START } from './layout.js';
+import { Mm, MM_WORDS, PTRS_PER_TABLE, TASK_SIZE, VMALLOC_START } from './layout.js';
 import { mmLoad } from './mm.js';
-import { PTE_READ, PTE_WRITE, ptePfn, walkPte } from './page-table.js';
+import { PDE_HUGE, PTE_READ, PTE_WRITE, ptePfn, TABLE_SHIFT, walkPte } from './page-table.js';
+
+/** Bytes one directory slot (a page table, or a huge entry) maps: 4 MiB. */
+const HPAGE_SIZE = PTRS_PER_TABLE * PAGE_SIZE;
 import type { PhysMem } from './phys-mem.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { SoftTlb } from './tlb.js';
@@ -91,22 +94,74 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
   const addr = checkUnsigned('uaddr', uaddr);
   const len = checkUnsigned('length', length);
   const { mem, slot, gen } = mm;
-  const { i32 } = mem;
   if (mmLoad(mem, slot, Mm.GEN) !== gen) {
     if (len === 0) return [];
     throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
   }
-  const pgd = mmLoad(mem, slot, Mm.PGD);
-  const taskPages = TASK_SIZE / PAGE_SIZE;
-  const totalFrames = mem.layout.totalFrames;
-  const runs = translate(addr, len, write, (page) => {
-    if (page >= taskPages) return 0;
-    const pte = walkPte(i32, pgd, page);
-    return ptePfn(pte) < totalFrames ? pte : 0;
-  });
+  const runs = walkUserRange(mem, mmLoad(mem, slot, Mm.PGD), addr, len, write);
   if (mmLoad(mem, slot, Mm.GEN) !== gen) {
     throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
   }
+  return runs;
+}
+
+/**
+ * The page-table walk of {@link translateUser}, one directory slot at a time: a huge entry turns
+ * the whole part of the range in its 4 MiB into one run with one load; a page table is read entry
+ * by entry, merging physically adjacent pages into runs. Throws SegmentationFault at the first bad
+ * page. Context: any thread, lock-free (every entry read with `Atomics.load`).
+ */
+function walkUserRange(
+  mem: PhysMem,
+  pgd: number,
+  addr: number,
+  length: number,
+  write: boolean,
+): Runs {
+  const runs: Runs = [];
+  if (length === 0) return runs;
+  const { i32 } = mem;
+  const need = write ? PTE_WRITE : PTE_READ;
+  const totalFrames = mem.layout.totalFrames;
+  const end = addr + length;
+  const fault = (code: 'SEGV_MAPERR' | 'SEGV_ACCERR', at: number): never => {
+    throw new SegmentationFault(code, at, write ? 'write' : 'read');
+  };
+  let runStart = -1;
+  let runLen = 0;
+  const add = (phys: number, n: number): void => {
+    if (runStart >= 0 && runStart + runLen === phys) runLen += n;
+    else {
+      if (runStart >= 0) runs.push(runStart, runLen);
+      runStart = phys;
+      runLen = n;
+    }
+  };
+  for (let a = addr; a < end;) {
+    if (a >= TASK_SIZE) fault('SEGV_MAPERR', a);
+    const page = Math.floor(a / PAGE_SIZE); // < 2^20: 32-bit arithmetic below is exact
+    const dir = page >>> TABLE_SHIFT;
+    const slotEnd = Math.min(end, (dir + 1) * HPAGE_SIZE);
+    const pde = Atomics.load(i32, pgd * PTRS_PER_TABLE + dir);
+    if (pde === 0) fault('SEGV_MAPERR', a);
+    if (pde & PDE_HUGE) {
+      if (ptePfn(pde) + PTRS_PER_TABLE > totalFrames) fault('SEGV_MAPERR', a);
+      if ((pde & need) === 0) fault('SEGV_ACCERR', a);
+      add(ptePfn(pde) * PAGE_SIZE + (a - dir * HPAGE_SIZE), slotEnd - a);
+      a = slotEnd;
+      continue;
+    }
+    const table = ptePfn(pde) * PTRS_PER_TABLE;
+    for (let p = page; a < slotEnd; p++) {
+      const pageEnd = Math.min(slotEnd, (p + 1) * PAGE_SIZE);
+      const pte = Atomics.load(i32, table + (p & (PTRS_PER_TABLE - 1)));
+      if (pte === 0 || ptePfn(pte) >= totalFrames) fault('SEGV_MAPERR', a);
+      if ((pte & need) === 0) fault('SEGV_ACCERR', a);
+      add(ptePfn(pte) * PAGE_SIZE + (a - p * PAGE_SIZE), pageEnd - a);
+      a = pageEnd;
+    }
+  }
+  runs.push(runStart, runLen);
   return runs;
 }
 

@@ -23,7 +23,7 @@
  * @module
  */
 import { PAGE_SIZE, PROT_WRITE, VM_ALLOC } from './errno.js';
-import { allocFrames, getFrame, ownerTag, putFrame } from './frame-alloc.js';
+import { allocFrames, allocFramesAligned, getFrame, ownerTag, putFrame } from './frame-alloc.js';
 import {
   Area,
   AREA_WORDS,
@@ -33,6 +33,7 @@ import {
   FrameKind,
   Hdr,
   Mm,
+  PTRS_PER_TABLE,
   VMALLOC_START,
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
@@ -178,7 +179,15 @@ function vmallocPagesIn(
   const { i32 } = mem;
   const pfns = new Int32Array(nrPages);
   // in flight until linked: a recovery keeps them while this thread lives, frees them if it dies
-  if (!allocFrames(mem, nrPages, ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.threadSlot)), pfns)) {
+  const inflight = ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.threadSlot));
+  // an area of 4 MiB or more gets one contiguous run starting on a 4 MiB boundary when one is
+  // free, so that user mappings of it can use huge entries (page-table.ts); else frames anywhere
+  if (
+    !(
+      nrPages >= PTRS_PER_TABLE && allocFramesAligned(mem, nrPages, PTRS_PER_TABLE, inflight, pfns)
+    ) &&
+    !allocFrames(mem, nrPages, inflight, pfns)
+  ) {
     return null;
   }
   if (zero) {

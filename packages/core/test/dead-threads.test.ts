@@ -76,50 +76,54 @@ function deathSite(
 }
 
 describe('threads that die inside kernel calls', () => {
-  it(`never wedge the kernel nor leak: ${ROUNDS} rounds, one of ${WORKERS} workers terminated at a random point each`, async () => {
-    const k = Kernel.boot({ memoryBytes: 64 * MiB });
-    const boot = k.stats().freeFrames;
-    let reaped = 0;
-    let calls = 0;
-    let inKernel = 0;
-    let heldLock = 0;
-    let undone = 0;
-    for (let round = 0; round < ROUNDS; round++) {
-      const ctl = new Int32Array(new SharedArrayBuffer((WORKERS + 1) * 4));
-      const running = Array.from({ length: WORKERS }, (_, id) =>
-        start(k, id, ctl, round * 7919 + id + 1),
+  it(
+    `never wedge the kernel nor leak: ${ROUNDS} rounds, one of ${WORKERS} workers terminated at a random point each`,
+    async () => {
+      const k = Kernel.boot({ memoryBytes: 64 * MiB });
+      const boot = k.stats().freeFrames;
+      let reaped = 0;
+      let calls = 0;
+      let inKernel = 0;
+      let heldLock = 0;
+      let undone = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        const ctl = new Int32Array(new SharedArrayBuffer((WORKERS + 1) * 4));
+        const running = Array.from({ length: WORKERS }, (_, id) =>
+          start(k, id, ctl, round * 7919 + id + 1),
+        );
+        const victim = round % WORKERS;
+        // let every worker get going, then kill the victim wherever it is
+        for (let id = 0; id < WORKERS; id++) waitCount(ctl, id, 1 + ((round * 31 + id * 17) % 40));
+        const threadId = running[victim]!.worker.threadId;
+        await running[victim]!.worker.terminate();
+        const site = deathSite(k, threadId);
+        if (site.inKernel) inKernel++;
+        if (site.heldLock) heldLock++;
+        if (site.undo) undone++;
+        reaped += k.reapThread({ threadId });
+        // the survivors go on: no lock of the dead thread is left held
+        const after = Array.from({ length: WORKERS }, (_, id) => Atomics.load(ctl, id));
+        for (let id = 0; id < WORKERS; id++) if (id !== victim) waitCount(ctl, id, after[id]! + 20);
+        Atomics.store(ctl, WORKERS, 1);
+        for (let id = 0; id < WORKERS; id++)
+          if (id !== victim) expect(await running[id]!.done).toBe('clean');
+        for (let id = 0; id < WORKERS; id++) calls += Atomics.load(ctl, id);
+        k.checkInvariants();
+        expectWholeMappings(k);
+        // the dead process's areas and address space are still there: reclaim them as its parent would
+        for (const id of k.addressSpaceIds()) k.addressSpace(id).destroy();
+        for (const area of k.vmallocAreas()) k.vfree(area.addr);
+        k.checkInvariants();
+        expect(k.stats().freeFrames).toBe(boot);
+      }
+      expect(reaped).toBe(ROUNDS);
+      console.log(
+        `dead threads: ${ROUNDS} terminations injected and reaped (${inKernel} inside a kernel call, ` +
+          `${heldLock} holding a lock, ${undone} with changes to undo), ${calls} kernel calls, 0 invariant violations`,
       );
-      const victim = round % WORKERS;
-      // let every worker get going, then kill the victim wherever it is
-      for (let id = 0; id < WORKERS; id++) waitCount(ctl, id, 1 + ((round * 31 + id * 17) % 40));
-      const threadId = running[victim]!.worker.threadId;
-      await running[victim]!.worker.terminate();
-      const site = deathSite(k, threadId);
-      if (site.inKernel) inKernel++;
-      if (site.heldLock) heldLock++;
-      if (site.undo) undone++;
-      reaped += k.reapThread({ threadId });
-      // the survivors go on: no lock of the dead thread is left held
-      const after = Array.from({ length: WORKERS }, (_, id) => Atomics.load(ctl, id));
-      for (let id = 0; id < WORKERS; id++) if (id !== victim) waitCount(ctl, id, after[id]! + 20);
-      Atomics.store(ctl, WORKERS, 1);
-      for (let id = 0; id < WORKERS; id++)
-        if (id !== victim) expect(await running[id]!.done).toBe('clean');
-      for (let id = 0; id < WORKERS; id++) calls += Atomics.load(ctl, id);
-      k.checkInvariants();
-      expectWholeMappings(k);
-      // the dead process's areas and address space are still there: reclaim them as its parent would
-      for (const id of k.addressSpaceIds()) k.addressSpace(id).destroy();
-      for (const area of k.vmallocAreas()) k.vfree(area.addr);
-      k.checkInvariants();
-      expect(k.stats().freeFrames).toBe(boot);
-    }
-    expect(reaped).toBe(ROUNDS);
-    console.log(
-      `dead threads: ${ROUNDS} terminations injected and reaped (${inKernel} inside a kernel call, ` +
-        `${heldLock} holding a lock, ${undone} with changes to undo), ${calls} kernel calls, 0 invariant violations`,
-    );
-    // most deaths land inside the kernel: the workers do little else
-    expect(inKernel).toBeGreaterThan(ROUNDS / 4);
-  });
+      // most deaths land inside the kernel: the workers do little else
+      expect(inKernel).toBeGreaterThan(ROUNDS / 4);
+    },
+    LONG ? 900_000 : undefined,
+  );
 });

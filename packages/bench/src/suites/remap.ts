@@ -28,6 +28,8 @@ import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 
 /** The sizes measured, in pages (4 KiB to 64 MiB). */
 export const REMAP_SIZES_PAGES: readonly number[] = [1, 16, 512, 4096, 16384];
+/** Pages one huge entry maps (4 MiB): from this size on, remapPartial can use huge entries. */
+const HUGE_PAGES = 1024;
 /** Each timed call handles at least this many pages (small sizes are batched). */
 export const MIN_PAGES_PER_ITERATION = 256;
 
@@ -35,6 +37,8 @@ export const MIN_PAGES_PER_ITERATION = 256;
 export const REMAP_ROWS = {
   remap: 'remapPartial',
   munmap: 'munmap',
+  remapPtes: 'remapPartial, 4 KiB PTEs only',
+  munmapPtes: 'munmap, 4 KiB PTEs only',
   cas: 'Atomics.compareExchange',
   fill: 'Int32Array.fill',
 } as const;
@@ -56,59 +60,78 @@ async function runRemap(ctx: SuiteContext): Promise<SuiteOutput> {
   const maxPages = Math.max(...REMAP_SIZES_PAGES);
   const kernel = Kernel.boot({ memoryBytes: (maxPages + 8192) * PAGE_SIZE });
   const freeAfterBoot = kernel.stats().freeFrames;
-  const kaddr = kernel.vmallocUser(maxPages * PAGE_SIZE);
-  const mm = kernel.createAddressSpace();
+  // one page more than the largest mapping: the "4 KiB PTEs only" rows map from its second page
+  const kaddr = kernel.vmallocUser((maxPages + 1) * PAGE_SIZE);
   const groups: GroupResult[] = [];
   try {
-    if (kaddr === null || mm === null) {
-      throw new Error('remap: could not set up the vmalloc area and address space');
-    }
+    if (kaddr === null) throw new Error('remap: could not allocate the vmalloc area');
     const bench = new SuiteBench('remap', ctx.harness);
     for (const pages of REMAP_SIZES_PAGES) {
-      groups.push(await bench.runGroup(remapGroup(mm, kaddr, pages)));
+      groups.push(await bench.runGroup(remapGroup(kernel, kaddr, pages)));
     }
   } finally {
-    mm?.destroy();
     kernel.vfree(kaddr);
   }
   return {
     groups,
     measures: [],
     lines: [],
-    notes: [],
+    notes: [
+      `"${REMAP_ROWS.remap}" maps each whole 4 MiB slot of the range with one huge entry (the area is one aligned contiguous run and mmap aligns the VMA), so from 1024 pages on it writes one entry per 4 MiB.`,
+      `"${REMAP_ROWS.remapPtes}" and "${REMAP_ROWS.munmapPtes}" (sizes of 1024 pages and more) map the same number of pages from the area's second page: one page off every slot boundary, so every page gets its own PTE.`,
+    ],
     integrity: checkIntegrity(kernel, freeAfterBoot),
   };
 }
 
-function remapGroup(mm: AddressSpace, kaddr: number, pages: number): CaseGroup {
-  const batch = Math.max(1, Math.ceil(MIN_PAGES_PER_ITERATION / pages));
-  const size = pages * PAGE_SIZE;
-  const units = pages * batch;
+/** Map, remap and unmap `batch` VMAs of `size` bytes in one address space, from `from`. */
+function mapper(mm: () => AddressSpace, from: number, size: number, batch: number) {
   const uaddrs: number[] = [];
   const vmas: Vma[] = [];
-  const mapVmas = (): void => {
+  const map = (): void => {
     for (let b = 0; b < batch; b++) {
-      const uaddr = mm.mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED);
-      const vma = uaddr > 0 ? mm.findVma(uaddr) : null;
+      const uaddr = mm().mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED);
+      const vma = uaddr > 0 ? mm().findVma(uaddr) : null;
       if (vma === null) throw new Error(`remap: mmap of ${size} bytes failed (${uaddr})`);
       uaddrs.push(uaddr);
       vmas.push(vma);
     }
   };
-  const remapAll = (): void => {
+  const remap = (): void => {
     for (let b = 0; b < batch; b++) {
-      const rc = remapPartial(vmas[b]!, uaddrs[b]!, kaddr, size);
-      if (rc !== 0) throw new Error(`remap: remapPartial of ${pages} pages returned ${rc}`);
+      const rc = remapPartial(vmas[b]!, uaddrs[b]!, from, size);
+      if (rc !== 0) throw new Error(`remap: remapPartial of ${size} bytes returned ${rc}`);
     }
   };
-  const unmapAll = (): void => {
+  const unmap = (): void => {
     for (const uaddr of uaddrs) {
-      const rc = mm.munmap(uaddr, size);
-      if (rc !== 0) throw new Error(`remap: munmap of ${pages} pages returned ${rc}`);
+      const rc = mm().munmap(uaddr, size);
+      if (rc !== 0) throw new Error(`remap: munmap of ${size} bytes returned ${rc}`);
     }
     uaddrs.length = 0;
     vmas.length = 0;
   };
+  return { map, remap, unmap };
+}
+
+function remapGroup(kernel: Kernel, kaddr: number, pages: number): CaseGroup {
+  const batch = Math.max(1, Math.ceil(MIN_PAGES_PER_ITERATION / pages));
+  const size = pages * PAGE_SIZE;
+  const units = pages * batch;
+  // one address space per kind of row, made fresh for each size: page tables stay until destroy,
+  // and a slot that has one keeps it, so the "4 KiB PTEs only" rows and smaller sizes would
+  // otherwise keep the huge-entry rows from using huge entries
+  let spaces: AddressSpace[] = [];
+  const space = (i: number) => (): AddressSpace => {
+    const mm = spaces[i];
+    if (mm === undefined) throw new Error('remap: the group has no address space');
+    return mm;
+  };
+  const huge = mapper(space(0), kaddr, size, batch);
+  const ptes = mapper(space(1), kaddr + PAGE_SIZE, size, batch);
+  const mapVmas = huge.map;
+  const remapAll = huge.remap;
+  const unmapAll = huge.unmap;
   const common = { unit: 'pages', unitsPerIteration: units } as const;
   const cases: BenchCase[] = [
     {
@@ -130,10 +153,35 @@ function remapGroup(mm: AddressSpace, kaddr: number, pages: number): CaseGroup {
       fn: unmapAll,
       afterEach: unmapAll,
     },
+    ...(pages < HUGE_PAGES
+      ? []
+      : [
+          {
+            ...common,
+            name: REMAP_ROWS.remapPtes,
+            role: 'subject' as const,
+            beforeEach: ptes.map,
+            fn: ptes.remap,
+            afterEach: ptes.unmap,
+          },
+          {
+            ...common,
+            name: REMAP_ROWS.munmapPtes,
+            role: 'subject' as const,
+            beforeEach: () => {
+              ptes.map();
+              ptes.remap();
+            },
+            fn: ptes.unmap,
+            afterEach: ptes.unmap,
+          },
+        ]),
     { ...common, name: REMAP_ROWS.cas, role: 'baseline', fn: casLoop(units) },
     { ...common, name: REMAP_ROWS.fill, role: 'baseline', fn: fillLoop(units) },
   ];
-  const ratios = [REMAP_ROWS.remap, REMAP_ROWS.munmap].flatMap((subject) =>
+  const subjects: string[] = [REMAP_ROWS.remap, REMAP_ROWS.munmap];
+  if (pages >= HUGE_PAGES) subjects.push(REMAP_ROWS.remapPtes, REMAP_ROWS.munmapPtes);
+  const ratios = subjects.flatMap((subject) =>
     [REMAP_ROWS.cas, REMAP_ROWS.fill].map((baseline) => ({
       name: `${subject} ÷ ${baseline}`,
       subject,
@@ -141,8 +189,23 @@ function remapGroup(mm: AddressSpace, kaddr: number, pages: number): CaseGroup {
       kind: 'throughput' as const,
     })),
   );
-  const group = { name: remapGroupName(pages), bytes: size, cases, ratios };
-  return group;
+  return {
+    name: remapGroupName(pages),
+    bytes: size,
+    cases,
+    ratios,
+    setup: () => {
+      spaces = [0, 1].map(() => {
+        const mm = kernel.createAddressSpace();
+        if (mm === null) throw new Error('remap: could not create an address space');
+        return mm;
+      });
+    },
+    teardown: () => {
+      for (const mm of spaces) mm.destroy();
+      spaces = [];
+    },
+  };
 }
 
 /**
