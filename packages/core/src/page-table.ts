@@ -330,13 +330,18 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
       }
       Atomics.store(i32, pdeAt, 0);
       cleared += PTRS_PER_TABLE;
-      const lo = pde & ~PDE_HUGE;
-      const hi = lo + ((PTRS_PER_TABLE - 1) << PTE_PFN_SHIFT);
-      if (lo >= z.runLo && hi < z.runHi) z.count += PTRS_PER_TABLE;
-      else {
-        for (let pte = lo; pte <= hi; pte += 1 << PTE_PFN_SHIFT) {
-          if (pte >= z.runLo && pte < z.runHi) z.count++;
-          else dropPte(mem, z, pte);
+      // pages inside the current area's run are counted a stretch at a time
+      const bits = pde & PTE_BITS & ~PDE_HUGE;
+      const endPfn = ptePfn(pde) + PTRS_PER_TABLE;
+      for (let pfn = ptePfn(pde); pfn < endPfn; ) {
+        const runEnd = z.runHi >>> PTE_PFN_SHIFT;
+        if (pfn >= z.runLo >>> PTE_PFN_SHIFT && pfn < runEnd) {
+          const stop = Math.min(endPfn, runEnd);
+          z.count += stop - pfn;
+          pfn = stop;
+        } else {
+          dropPte(mem, z, (pfn << PTE_PFN_SHIFT) | bits);
+          pfn++;
         }
       }
     } else if (pde !== 0) {
