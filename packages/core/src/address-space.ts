@@ -36,7 +36,14 @@ import type { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 import type { SoftTlb } from './tlb.js';
 import { formatMaps } from './procfs.js';
-import { getUser32, putUser32, userRead, userSegments, userWrite } from './user-access.js';
+import {
+  getUser32,
+  getUser32v,
+  putUser32,
+  userRead,
+  userSegments,
+  userWrite,
+} from './user-access.js';
 import { releaseVmaSlots, Vma, vmaGet, vmaLoad } from './vma.js';
 
 /** One installed PTE, as `mm.pagemap()` reports it. */
@@ -193,6 +200,32 @@ export class AddressSpace {
    */
   getUser32(uaddr: number): number {
     return getUser32(this, uaddr);
+  }
+
+  /**
+   * Read many aligned 32-bit words at once: `out[i]` = the word at `uaddrs[i]`, as
+   * {@link AddressSpace.getUser32} reads it, but with this thread's translation cache validated
+   * once per call rather than once per word (a call that overlaps a munmap, mprotect or destroy in
+   * another thread reads its words again), so random reads cost little more than plain typed-array
+   * reads. Returns `out` (default: a new `Int32Array(uaddrs.length)`). Throws `SegmentationFault`
+   * at the first word that faults (the words before it are in `out`), `TypeError`/`RangeError` for
+   * a bad address, `TypeError` when `uaddrs` is not array-like, `RangeError` when `out` is shorter.
+   * Context: any thread, lock-free.
+   */
+  getUser32v(uaddrs: ArrayLike<number>, out?: Int32Array): Int32Array {
+    // checked at run time: callers from JavaScript may pass anything
+    const list: unknown = uaddrs;
+    if (
+      typeof list !== 'object' ||
+      list === null ||
+      typeof (list as { length?: unknown }).length !== 'number'
+    )
+      throw new TypeError('getUser32v: uaddrs must be an array-like of addresses');
+    const into = out ?? new Int32Array(uaddrs.length);
+    if (!(into instanceof Int32Array)) throw new TypeError('getUser32v: out must be an Int32Array');
+    if (into.length < uaddrs.length)
+      throw new RangeError(`getUser32v: out holds ${into.length} words, ${uaddrs.length} needed`);
+    return getUser32v(this, uaddrs, into);
   }
 
   /**

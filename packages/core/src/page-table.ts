@@ -333,7 +333,7 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
       // pages inside the current area's run are counted a stretch at a time
       const bits = pde & PTE_BITS & ~PDE_HUGE;
       const endPfn = ptePfn(pde) + PTRS_PER_TABLE;
-      for (let pfn = ptePfn(pde); pfn < endPfn; ) {
+      for (let pfn = ptePfn(pde); pfn < endPfn;) {
         const runEnd = z.runHi >>> PTE_PFN_SHIFT;
         if (pfn >= z.runLo >>> PTE_PFN_SHIFT && pfn < runEnd) {
           const stop = Math.min(endPfn, runEnd);

@@ -14,18 +14,26 @@
  * @module
  */
 import { PAGE_SHIFT, PAGE_SIZE } from './errno.js';
-import { Mm, MM_WORDS, TASK_SIZE } from './layout.js';
-import { PTE_READ, ptePfn, walkPte } from './page-table.js';
+import { Mm, MM_WORDS, PTRS_PER_TABLE, TASK_SIZE } from './layout.js';
+import { PDE_HUGE, PTE_READ, ptePfn, TABLE_SHIFT, walkPte } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 
 /** Entries (direct-mapped by page number): 64 Ki pages, 256 MiB of user space. */
 const TLB_ENTRIES = 1 << 16;
 const TLB_MASK = TLB_ENTRIES - 1;
+/** log2 of the bytes a huge entry maps (4 MiB). */
+const HPAGE_SHIFT = PAGE_SHIFT + TABLE_SHIFT;
+const HPAGE_MASK = (1 << HPAGE_SHIFT) - 1;
 
 /** The translation cache of one AddressSpace handle. */
 export class SoftTlb {
   /** Per entry, side by side (one cache line): user page + 1 (0 = empty), Int32 index of the frame. */
   private readonly entries = new Int32Array(2 * TLB_ENTRIES);
+  /**
+   * Per 4 MiB slot of user space mapped by a huge entry: the Int32 index of its first frame + 1
+   * (0 = not cached). 4 KiB for all of user space, so a cached lookup stays in the L1 cache.
+   */
+  private readonly huge = new Int32Array(TASK_SIZE / 2 ** HPAGE_SHIFT);
   private gen = -1;
   private readonly genIndex: number;
   private readonly pgdIndex: number;
@@ -48,33 +56,98 @@ export class SoftTlb {
    */
   read(uaddr: number): number | undefined {
     if (!(uaddr >= 0 && uaddr < TASK_SIZE && (uaddr & 3) === 0)) return undefined;
-    const page = uaddr >>> PAGE_SHIFT; // uaddr < 2^32
-    const e = (page & TLB_MASK) << 1;
-    const { entries } = this;
-    if (entries[e] === page + 1) {
-      const { i32 } = this.mem;
-      const value = i32[entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2)]!;
+    const { i32 } = this.mem;
+    const slot = this.huge[uaddr >>> HPAGE_SHIFT]!; // uaddr < 2^32
+    if (slot !== 0) {
+      const value = i32[slot - 1 + ((uaddr & HPAGE_MASK) >>> 2)]!;
       if (Atomics.load(i32, this.genIndex) === this.gen) return value;
+    } else {
+      const page = uaddr >>> PAGE_SHIFT;
+      const e = (page & TLB_MASK) << 1;
+      const { entries } = this;
+      if (entries[e] === page + 1) {
+        const value = i32[entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2)]!;
+        if (Atomics.load(i32, this.genIndex) === this.gen) return value;
+      }
     }
-    return this.fill(page, e) ? this.read(uaddr) : undefined;
+    return this.fill(uaddr >>> PAGE_SHIFT) ? this.read(uaddr) : undefined;
   }
 
-  /** Walk the page tables for `page` and cache a readable translation. */
-  private fill(page: number, e: number): boolean {
+  /**
+   * The generation this cache's entries were filled under (-1 before the first fill). A caller
+   * that reads `Mm.TLB_GEN` (even) equal to it before and after a run of {@link peek} calls may
+   * trust every value they returned. Context: the owning thread.
+   */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /**
+   * The aligned word at `uaddr` if an entry covers it, else `undefined`, with no generation check:
+   * see {@link generation}. Context: the owning thread, lock-free.
+   */
+  peek(uaddr: number): number | undefined {
+    if (!(uaddr >= 0 && uaddr < TASK_SIZE && (uaddr & 3) === 0)) return undefined;
+    const { i32 } = this.mem;
+    const slot = this.huge[uaddr >>> HPAGE_SHIFT]!;
+    if (slot !== 0) return i32[slot - 1 + ((uaddr & HPAGE_MASK) >>> 2)];
+    const page = uaddr >>> PAGE_SHIFT;
+    const e = (page & TLB_MASK) << 1;
+    if (this.entries[e] !== page + 1) return undefined;
+    return i32[this.entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2)];
+  }
+
+  /**
+   * {@link peek} for `uaddrs[from]`, `uaddrs[from + 1]`, … into `out`, stopping at the first word
+   * no entry covers. Returns the index it stopped at (`uaddrs.length` when all were covered).
+   * No generation check: see {@link generation}. Context: the owning thread, lock-free.
+   */
+  gather(uaddrs: ArrayLike<number>, out: Int32Array, from: number): number {
+    const { i32 } = this.mem;
+    const { huge, entries } = this;
+    const n = uaddrs.length;
+    for (let i = from; i < n; i++) {
+      const uaddr = uaddrs[i]!;
+      if (!(uaddr >= 0 && uaddr < TASK_SIZE && (uaddr & 3) === 0)) return i;
+      const slot = huge[uaddr >>> HPAGE_SHIFT]!;
+      if (slot !== 0) {
+        out[i] = i32[slot - 1 + ((uaddr & HPAGE_MASK) >>> 2)]!;
+        continue;
+      }
+      const page = uaddr >>> PAGE_SHIFT;
+      const e = (page & TLB_MASK) << 1;
+      if (entries[e] !== page + 1) return i;
+      out[i] = i32[entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2)]!;
+    }
+    return n;
+  }
+
+  /** Walk the page tables for `page` and cache a readable translation (of its 4 MiB if huge). */
+  private fill(page: number): boolean {
     const { i32 } = this.mem;
     const gen = Atomics.load(i32, this.genIndex);
     if (gen & 1) return false; // PTEs are being taken away right now: the slow path waits
     if (gen !== this.gen) {
       this.entries.fill(0);
+      this.huge.fill(0);
       this.gen = gen;
     }
     if (Atomics.load(i32, this.mmGenIndex) !== this.mmGen) return false; // destroyed or recycled
-    const pte = walkPte(i32, Atomics.load(i32, this.pgdIndex), page);
-    if ((pte & PTE_READ) === 0 || ptePfn(pte) >= this.mem.layout.totalFrames) return false;
+    const pgd = Atomics.load(i32, this.pgdIndex);
+    const pde = Atomics.load(i32, pgd * PTRS_PER_TABLE + (page >>> TABLE_SHIFT));
+    const huge = (pde & PDE_HUGE) !== 0;
+    const pte = huge ? pde : walkPte(i32, pgd, page);
+    const frames = huge ? PTRS_PER_TABLE : 1;
+    if ((pte & PTE_READ) === 0 || ptePfn(pte) + frames > this.mem.layout.totalFrames) return false;
     // a PTE seen before the generation was read again stays valid as long as the generation holds
     if (Atomics.load(i32, this.genIndex) !== gen) return false;
-    this.entries[e] = page + 1;
-    this.entries[e + 1] = ptePfn(pte) * (PAGE_SIZE / 4);
+    if (huge) {
+      this.huge[page >>> TABLE_SHIFT] = ptePfn(pde) * (PAGE_SIZE / 4) + 1;
+    } else {
+      const e = (page & TLB_MASK) << 1;
+      this.entries[e] = page + 1;
+      this.entries[e + 1] = ptePfn(pte) * (PAGE_SIZE / 4);
+    }
     return true;
   }
 }

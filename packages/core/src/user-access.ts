@@ -279,6 +279,35 @@ export function getUser32(mm: TlbRef, uaddr: number): number {
 }
 
 /**
+ * `mm.getUser32v`: the aligned words at `uaddrs[i]` into `out[i]`, as {@link getUser32} reads them,
+ * with the translation cache validated once for the whole batch instead of once per word: the TLB
+ * generation is read before and after the batch, and a batch that overlapped a munmap, mprotect or
+ * destroy (the generation moved) is read again. Every value returned was read while the mapping
+ * it came through was in place. Words the cache cannot vouch for are read through
+ * {@link getUser32} (which faults as it does; `out` then holds the words before the fault).
+ * Context: any thread, lock-free.
+ */
+export function getUser32v(mm: TlbRef, uaddrs: ArrayLike<number>, out: Int32Array): Int32Array {
+  const n = uaddrs.length;
+  mm.tlb ??= new SoftTlb(mm.mem, mm.slot, mm.gen);
+  const { tlb } = mm;
+  const { i32 } = mm.mem;
+  const tlbGen = mm.mem.mmTable + mm.slot * MM_WORDS + Mm.TLB_GEN;
+  for (;;) {
+    const before = Atomics.load(i32, tlbGen);
+    for (let i = 0; i < n;) {
+      // a run of cached words, then one word through the checked path (which fills the cache)
+      if (before === tlb.generation) i = tlb.gather(uaddrs, out, i);
+      if (i < n) {
+        out[i] = getUser32(mm, uaddrs[i]!);
+        i++;
+      }
+    }
+    if ((before & 1) === 0 && Atomics.load(i32, tlbGen) === before) return out;
+  }
+}
+
+/**
  * `mm.putUser32` (`put_user` of an aligned 32-bit word), inside a read section so that the frame
  * cannot change owner between the walk and the store. Context: any thread, lock-free.
  */

@@ -87,6 +87,64 @@ describe('getUser32 and putUser32', () => {
     k.checkInvariants();
   });
 
+  it('getUser32v reads many words as getUser32 does, through 4 KiB and huge entries alike', () => {
+    const k = Kernel.boot({ memoryBytes: 32 * MiB });
+    const kaddr = k.vmallocUser(8 * MiB)!;
+    const words = new Int32Array(2 * MiB);
+    for (let w = 0; w < words.length; w++) words[w] = (w * 2654435761) | 0;
+    k.writeKernel(kaddr, new Uint8Array(words.buffer));
+    const mm = k.createAddressSpace()!;
+    const huge = mm.mmap(0, 8 * MiB, RW, MAP_SHARED); // aligned: two huge entries
+    expect(remapPartial(mm.findVma(huge)!, huge, kaddr, 8 * MiB)).toBe(0);
+    const flat = mm.mmap(0x1000_1000, 4 * MiB, PROT_READ, MAP_SHARED | 0x10); // page tables
+    expect(remapPartial(mm.findVma(flat)!, flat, kaddr + 4 * MiB, 4 * MiB)).toBe(0);
+    const picks = Array.from({ length: 3000 }, (_, i) => ((i * 7919) % (2 * MiB)) * 4);
+    const uaddrs = picks.map((off) => (off < 4 * MiB ? huge + off : flat + off - 4 * MiB));
+    const want = picks.map((off) => words[off / 4]);
+    // twice: the first pass fills the cache, the second reads through it
+    expect([...mm.getUser32v(uaddrs)]).toEqual(want);
+    expect([...mm.getUser32v(Float64Array.from(uaddrs))]).toEqual(want);
+    expect(uaddrs.map((a) => mm.getUser32(a))).toEqual(want);
+    // the huge-mapped half, read through the other mapping's words too
+    const out = new Int32Array(uaddrs.length + 5).fill(7);
+    expect(mm.getUser32v(uaddrs, out)).toBe(out);
+    expect([...out.subarray(0, uaddrs.length)]).toEqual(want);
+    expect([...out.subarray(uaddrs.length)]).toEqual([7, 7, 7, 7, 7]);
+    expect(mm.getUser32v([]).length).toBe(0);
+    // a word changed through the kernel mapping is seen at once: the cache holds translations
+    k.writeKernel(kaddr + 4096, Uint8Array.of(5, 0, 0, 0));
+    expect([...mm.getUser32v([huge + 4096, flat - 4 * MiB + 4 * MiB])]).toEqual([5, words[MiB]]);
+    k.checkInvariants();
+  });
+
+  it('getUser32v faults at the first bad word after a munmap or split, keeping the words before', () => {
+    const k = Kernel.boot({ memoryBytes: 32 * MiB });
+    const kaddr = k.vmallocUser(4 * MiB)!;
+    k.writeKernel(kaddr + 8 * PAGE_SIZE, Uint8Array.of(1, 0, 0, 0));
+    k.writeKernel(kaddr + 10 * PAGE_SIZE, Uint8Array.of(2, 0, 0, 0));
+    const mm = k.createAddressSpace()!;
+    const u = mm.mmap(0, 4 * MiB, RW, MAP_SHARED);
+    expect(remapPartial(mm.findVma(u)!, u, kaddr, 4 * MiB)).toBe(0);
+    const uaddrs = [u + 8 * PAGE_SIZE, u + 9 * PAGE_SIZE, u + 10 * PAGE_SIZE];
+    expect([...mm.getUser32v(uaddrs)]).toEqual([1, 0, 2]); // cached as one huge entry
+    expect(mm.munmap(u + 9 * PAGE_SIZE, PAGE_SIZE)).toBe(0); // split, then a hole
+    const out = new Int32Array(3);
+    expect(fault(() => mm.getUser32v(uaddrs, out))).toMatchObject({
+      code: 'SEGV_MAPERR',
+      address: u + 9 * PAGE_SIZE,
+    });
+    expect(out[0]).toBe(1);
+    expect(mm.mprotect(u + 8 * PAGE_SIZE, PAGE_SIZE, PROT_NONE)).toBe(0);
+    expect(fault(() => mm.getUser32v([u + 8 * PAGE_SIZE]))).toMatchObject({ code: 'SEGV_ACCERR' });
+    expect(() => mm.getUser32v(5 as unknown as number[])).toThrow(TypeError);
+    expect(() => mm.getUser32v([u], new Int32Array(0))).toThrow(RangeError);
+    expect(() => mm.getUser32v([u], [0] as unknown as Int32Array)).toThrow(TypeError);
+    expect(() => mm.getUser32v([u + 2])).toThrow(RangeError);
+    mm.destroy();
+    expect(fault(() => mm.getUser32v([u + 8 * PAGE_SIZE]))).toMatchObject({ code: 'SEGV_MAPERR' });
+    k.checkInvariants();
+  });
+
   it('throw TypeError or RangeError for malformed addresses and values', () => {
     const { uaddr, mm } = mapped(1);
     expect(() => mm.getUser32('0' as unknown as number)).toThrow(TypeError);

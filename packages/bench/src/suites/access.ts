@@ -39,6 +39,7 @@ export const ACCESS = {
   segments: 'mm.segments',
   read: 'mm.read',
   getUser: 'mm.getUser32',
+  getUserV: 'mm.getUser32v',
   control: 'control: same frames, no translation',
   raw: 'raw typed array',
 } as const;
@@ -213,6 +214,8 @@ function randomGroup(
     if (view === undefined) throw new Error('access: no view for a mapped word');
     return view.byteOffset >>> 2;
   });
+  const uaddrs = Float64Array.from(offsets, (off) => uaddr + off);
+  const words = new Int32Array(RANDOM_READS);
   let expected = 0;
   for (const off of offsets) expected = (expected + rawI32[off >>> 2]!) | 0;
   const check = (s: number, row: string): void => {
@@ -243,6 +246,17 @@ function randomGroup(
           let s = 0;
           for (let j = 0; j < offsets.length; j++) s = (s + mm.getUser32(uaddr + offsets[j]!)) | 0;
           check(s, ACCESS.getUser);
+        },
+      },
+      {
+        ...common,
+        name: ACCESS.getUserV,
+        role: 'subject',
+        fn: () => {
+          mm.getUser32v(uaddrs, words);
+          let s = 0;
+          for (let j = 0; j < words.length; j++) s = (s + words[j]!) | 0;
+          check(s, ACCESS.getUserV);
         },
       },
       {
@@ -290,6 +304,12 @@ function randomGroup(
       {
         name: 'getUser32 ÷ raw',
         subject: ACCESS.getUser,
+        baseline: ACCESS.raw,
+        kind: 'throughput',
+      },
+      {
+        name: 'getUser32v ÷ raw',
+        subject: ACCESS.getUserV,
         baseline: ACCESS.raw,
         kind: 'throughput',
       },
