@@ -268,11 +268,12 @@ export class AddressSpace {
     for (const v of vmas) {
       zapPtesLocked(mem, pgd, vmaGet(mem, v, VmaWord.START), vmaGet(mem, v, VmaWord.END));
     }
+    const nrTables = mmGet(mem, slot, Mm.NR_PT);
     mmSet(mem, slot, Mm.VMA_HEAD, 0);
     mmSet(mem, slot, Mm.NR_VMAS, 0);
     mmSet(mem, slot, Mm.NR_PTES, 0);
     mmSet(mem, slot, Mm.NR_PT, 0);
-    freeTablesLocked(mem, pgd);
+    freeTablesLocked(mem, pgd, nrTables);
     tlbFlushEnd(mem, slot);
     mmUnlock(mem, slot);
     releaseVmaSlots(mem, vmas);

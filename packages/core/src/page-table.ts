@@ -397,14 +397,15 @@ export function changeProtLocked(
 }
 
 /**
- * Free every page table of a directory and the directory itself (`free_pgtables` + `pgd_free`).
- * Every PTE must already be zapped. Returns the number of frames freed.
+ * Free every page table of a directory — `nrTables` of them, the mm's `NR_PT` — and the directory
+ * itself (`free_pgtables` + `pgd_free`). Every PTE must already be zapped. Returns the number of frames freed.
  * Context: the mm's mmap_lock held, the mm already unreachable (its generation bumped).
  */
-export function freeTablesLocked(mem: PhysMem, pgdPfn: number): number {
+export function freeTablesLocked(mem: PhysMem, pgdPfn: number, nrTables: number): number {
   const { i32 } = mem;
   let freed = 0;
-  for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
+  // the scan stops once the mm's NR_PT tables are found (none at all: no scan)
+  for (let dir = 0; dir < PTRS_PER_TABLE && freed < nrTables; dir++) {
     const index = (pgdPfn << FRAME_WORD_SHIFT) + dir;
     const pde = i32[index]!; // this thread is the only writer (mmap_lock)
     if (pde === 0) continue;
