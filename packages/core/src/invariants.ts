@@ -23,6 +23,7 @@ import {
   Thread,
   THREAD_WORDS,
   ThreadState,
+  VMA_STASH_SLOTS,
   VmaWord,
 } from './layout.js';
 import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
@@ -284,7 +285,34 @@ export function checkInvariants(mem: PhysMem): void {
     usedVmas++;
     if (vmaOwner[v] === 0) fail(`VMA slot ${v} is in use but on no live address space's list`);
   }
-  if (usedVmas !== Atomics.load(i32, Hdr.NR_VMAS))
-    fail(`NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use`);
+  // NR_VMAS counts the slots off the shared pool: in use, or kept in a live thread's stash
+  let stashed = 0;
+  const inStash = new Uint8Array(layout.maxVmas);
+  for (let t = 0; t < layout.maxThreads; t++) {
+    const base = mem.threadTable + t * THREAD_WORDS;
+    const len = Atomics.load(i32, base + Thread.VMA_STASH_LEN);
+    if (len < 0 || len > VMA_STASH_SLOTS) fail(`thread slot ${t}: VMA stash length ${len}`);
+    if (len > 0 && Atomics.load(i32, base + Thread.STATE) === ThreadState.FREE)
+      fail(`free thread slot ${t} keeps ${len} VMA slots`);
+    for (let k = 0; k < len; k++) {
+      const v = Atomics.load(i32, base + Thread.VMA_STASH + k);
+      if (v < 0 || v >= layout.maxVmas || inStash[v] === 1)
+        fail(`thread slot ${t}: bad or repeated VMA slot ${v} in its stash`);
+      inStash[v] = 1;
+      if (vmaGet(mem, v, VmaWord.MM) !== 0) fail(`stashed VMA slot ${v} is in use`);
+      stashed++;
+    }
+  }
+  for (
+    let cur = Atomics.load(i32, Hdr.VMA_FREE_HEAD);
+    cur !== 0;
+    cur = vmaGet(mem, cur - 1, VmaWord.NEXT)
+  ) {
+    if (inStash[cur - 1] === 1) fail(`VMA slot ${cur - 1} is both stashed and in the pool`);
+  }
+  if (usedVmas + stashed !== Atomics.load(i32, Hdr.NR_VMAS))
+    fail(
+      `NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use + ${stashed} in stashes`,
+    );
   checkFrames(mem, refs);
 }

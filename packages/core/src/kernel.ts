@@ -42,7 +42,7 @@ import {
   vmallocToPfn,
   type VmArea,
 } from './vmalloc.js';
-import { initVmas } from './vma.js';
+import { drainVmaStash, initVmas } from './vma.js';
 
 /** Options of {@link Kernel.attach}. */
 export interface AttachOptions {
@@ -162,6 +162,12 @@ export class Kernel {
    */
   detach(): void {
     while (this.mem.rcuNesting > 0) rcuReadUnlock(this.mem);
+    // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
+    // recovery, and a recovery sees them either stashed or pooled)
+    if (this.mem.threadBase >= 0)
+      inKernel(this.mem, () => {
+        drainVmaStash(this.mem);
+      });
     detachThread(this.mem);
   }
 

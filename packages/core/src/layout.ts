@@ -46,7 +46,7 @@ import { PAGE_SIZE } from './errno.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /** Bytes in one Int32 word. */
 export const SIZEOF_WORD = 4;
@@ -273,7 +273,18 @@ export const enum Thread {
   RCU_EPOCH = 4,
   /** atomic: entries in the undo log; 0 = nothing to undo (no mutation, or committed). */
   UNDO_LEN = 5,
+  /**
+   * atomic: free VMA slots this thread keeps for itself (its `VMA_STASH` entries), so that its
+   * mmap and munmap need not touch the shared VMA pool (a per-CPU cache, as the slab allocator
+   * keeps). Only the owner changes it; a recovery reads it with the world stopped.
+   */
+  VMA_STASH_LEN = 6,
+  /** owner-written before VMA_STASH_LEN publishes them: the stashed VMA slots (8 words). */
+  VMA_STASH = 7,
 }
+
+/** VMA slots a thread may keep in its stash (`Thread.VMA_STASH` … `+ VMA_STASH_SLOTS`). */
+export const VMA_STASH_SLOTS = 8;
 /** States of a thread slot. */
 export const enum ThreadState {
   FREE = 0,

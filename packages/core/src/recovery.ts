@@ -190,8 +190,11 @@ function repairMm(mem: PhysMem, slot: number, onVma: (vma: number) => void): num
   return [pgd, ...tables];
 }
 
-/** Rebuild mm free list, VMA pool and every mm's counters; returns page-table frames by mm slot. */
-function rebuildMms(mem: PhysMem): Map<number, number[]> {
+/**
+ * Rebuild mm free list, VMA pool (around the live threads' stashes) and every mm's counters;
+ * returns page-table frames by mm slot.
+ */
+function rebuildMms(mem: PhysMem, deadSlots: Set<number>): Map<number, number[]> {
   const { i32, layout } = mem;
   const onList = new Uint8Array(layout.maxVmas);
   const tables = new Map<number, number[]>();
@@ -219,12 +222,28 @@ function rebuildMms(mem: PhysMem): Map<number, number[]> {
     Atomics.add(i32, tlbGen, Atomics.load(i32, tlbGen) & 1 ? 1 : 2);
   }
   Atomics.store(i32, Hdr.NR_MMS, live);
-  let vmaFree = 0;
+  // a live thread's stashed VMA slots stay its own; a dead thread's go back to the pool
   let used = 0;
+  for (let t = 0; t < layout.maxThreads; t++) {
+    const stashLen = threadWord(mem, t, Thread.VMA_STASH_LEN);
+    const state = Atomics.load(i32, threadWord(mem, t, Thread.STATE));
+    if (state === ThreadState.FREE || deadSlots.has(t)) {
+      Atomics.store(i32, stashLen, 0);
+      continue;
+    }
+    for (let k = 0; k < Atomics.load(i32, stashLen); k++) {
+      const v = Atomics.load(i32, threadWord(mem, t, Thread.VMA_STASH) + k);
+      if (onList[v] === 0) {
+        onList[v] = 1;
+        used++;
+      }
+    }
+  }
+  let vmaFree = 0;
   for (let v = layout.maxVmas - 1; v >= 0; v--) {
     const base = mem.vmaTable + v * VMA_WORDS;
     if (onList[v]) {
-      used++;
+      if (Atomics.load(i32, base + VmaWord.MM) !== 0) used++;
       continue;
     }
     if (Atomics.load(i32, base + VmaWord.MM) !== 0) {
@@ -377,8 +396,9 @@ export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): nu
     stopTheWorld(mem);
     for (const slot of dead.slots) undoThreadLog(mem, slot);
     rebuildAreas(mem);
-    const tables = rebuildMms(mem);
-    rebuildFrames(mem, tables, new Set(dead.slots));
+    const deadSlots = new Set(dead.slots);
+    const tables = rebuildMms(mem, deadSlots);
+    rebuildFrames(mem, tables, deadSlots);
     releaseLocks(mem, dead.tids);
     releaseThreads(mem, dead.slots);
     return marked;

@@ -71,6 +71,7 @@ export function attachThread(mem: PhysMem, userId: number): void {
     Atomics.store(i32, threadWord(mem, slot, Thread.RCU_NESTING), 0);
     Atomics.store(i32, threadWord(mem, slot, Thread.RCU_EPOCH), 0);
     Atomics.store(i32, threadWord(mem, slot, Thread.UNDO_LEN), 0);
+    Atomics.store(i32, threadWord(mem, slot, Thread.VMA_STASH_LEN), 0);
     mem.threadSlot = slot;
     mem.threadBase = threadWord(mem, slot, Thread.STATE);
     return;

@@ -16,7 +16,7 @@
  * @module
  */
 import { PAGE_SHIFT } from './errno.js';
-import { Hdr, VMA_WORDS, VmaWord } from './layout.js';
+import { Hdr, Thread, VMA_STASH_SLOTS, VMA_WORDS, VmaWord } from './layout.js';
 import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
@@ -52,12 +52,37 @@ export function initVmas(mem: PhysMem): void {
 }
 
 /**
- * Take `n` free VMA slots, all or nothing (`vm_area_alloc`); null when the pool is short.
- * Context: any thread; takes vma_pool_lock (which serialises takers; givers are lock-free).
+ * Take `n` free VMA slots, all or nothing (`vm_area_alloc`); null when the pool is short. Slots
+ * come from this thread's stash first (no shared word touched), the rest from the shared pool.
+ * Context: any thread; takes vma_pool_lock only when the stash is short (the lock serialises
+ * takers; givers are lock-free). Never waits on a lock after taking a slot off the stash, so a
+ * recovery never finds a live thread holding slots that are neither stashed nor linked.
  */
 export function reserveVmaSlots(mem: PhysMem, n: number): number[] | null {
   const out: number[] = [];
   if (n === 0) return out;
+  const stashed = stashLen(mem);
+  if (stashed < n && !refillStash(mem, n - stashed)) return null;
+  const { i32 } = mem;
+  const len = stashLen(mem);
+  if (len >= n) {
+    // this thread's own words: published for a recovery by the VMA_STASH_LEN store
+    for (let k = 0; k < n; k++) out.push(i32[mem.threadBase + Thread.VMA_STASH + len - 1 - k]!);
+    Atomics.store(i32, mem.threadBase + Thread.VMA_STASH_LEN, len - n);
+    return out;
+  }
+  // no stash (a thread without a slot): straight from the pool
+  return takeFromPool(mem, n);
+}
+
+/** Slots in this thread's stash (0 for a thread without a thread slot). */
+function stashLen(mem: PhysMem): number {
+  return mem.threadBase < 0 ? 0 : mem.i32[mem.threadBase + Thread.VMA_STASH_LEN]!;
+}
+
+/** Take `n` slots off the shared pool, all or nothing; null when it is short. */
+function takeFromPool(mem: PhysMem, n: number): number[] | null {
+  const out: number[] = [];
   const link = (slot: number): number => vmaWord(mem, slot, VmaWord.NEXT);
   spinLock(mem, Hdr.VMA_POOL_LOCK);
   while (out.length < n) {
@@ -70,21 +95,59 @@ export function reserveVmaSlots(mem: PhysMem, n: number): number[] | null {
   }
   spinUnlock(mem, Hdr.VMA_POOL_LOCK);
   if (out.length < n) return null;
+  // Hdr.NR_VMAS counts the slots off the pool: in use, or in a thread's stash
   Atomics.add(mem.i32, Hdr.NR_VMAS, n);
   return out;
 }
 
 /**
- * Give VMA slots back to the pool (`vm_area_free`); each slot's generation is bumped so that old
- * handles go stale. Context: any thread, lock-free; the slots are unreachable from any list.
+ * Move `n` slots from the pool into this thread's stash (if it has one and room). False when the
+ * pool is short; true, having done nothing, for a thread whose stash cannot take them.
+ */
+function refillStash(mem: PhysMem, n: number): boolean {
+  if (mem.threadBase < 0 || stashLen(mem) + n > VMA_STASH_SLOTS) return true;
+  const slots = takeFromPool(mem, n);
+  if (slots === null) return false;
+  for (const slot of slots) stashPush(mem, slot);
+  return true;
+}
+
+/** Append a free slot to this thread's stash (the caller checked there is room). */
+function stashPush(mem: PhysMem, slot: number): void {
+  const { i32 } = mem;
+  const len = stashLen(mem);
+  i32[mem.threadBase + Thread.VMA_STASH + len] = slot;
+  Atomics.store(i32, mem.threadBase + Thread.VMA_STASH_LEN, len + 1);
+}
+
+/** Give one slot back to the shared pool. Context: any thread, lock-free. */
+function giveToPool(mem: PhysMem, slot: number): void {
+  llistAdd(mem.i32, Hdr.VMA_FREE_HEAD, vmaWord(mem, slot, VmaWord.NEXT), slot);
+  Atomics.sub(mem.i32, Hdr.NR_VMAS, 1);
+}
+
+/**
+ * Give VMA slots back (`vm_area_free`): to this thread's stash while it has room, else to the
+ * shared pool; each slot's generation is bumped so that old handles go stale.
+ * Context: any thread, lock-free; the slots are unreachable from any list.
  */
 export function releaseVmaSlots(mem: PhysMem, slots: readonly number[]): void {
   const { i32 } = mem;
   for (const slot of slots) {
     Atomics.add(i32, vmaWord(mem, slot, VmaWord.GEN), 1);
     Atomics.store(i32, vmaWord(mem, slot, VmaWord.MM), 0);
-    llistAdd(i32, Hdr.VMA_FREE_HEAD, vmaWord(mem, slot, VmaWord.NEXT), slot);
-    Atomics.sub(i32, Hdr.NR_VMAS, 1);
+    if (mem.threadBase >= 0 && stashLen(mem) < VMA_STASH_SLOTS) stashPush(mem, slot);
+    else giveToPool(mem, slot);
+  }
+}
+
+/** Empty this thread's stash into the shared pool (at detach). Context: the owning thread. */
+export function drainVmaStash(mem: PhysMem): void {
+  const { i32 } = mem;
+  for (let len = stashLen(mem); len > 0; len--) {
+    const slot = i32[mem.threadBase + Thread.VMA_STASH + len - 1]!;
+    Atomics.store(i32, mem.threadBase + Thread.VMA_STASH_LEN, len - 1);
+    giveToPool(mem, slot);
   }
 }
 
