@@ -37,3 +37,28 @@ export function pageTablesTour(print: Print = consolePrint): void {
   mm.destroy();
   kernel.vfree(kaddr);
 }
+
+/** Run the huge-entry example: a 4 MiB-aligned mapping of a large area needs no page table. */
+export function hugeEntriesTour(print: Print = consolePrint): void {
+  const kernel = Kernel.boot({ memoryBytes: 32 * 2 ** 20 });
+  const tablesNow = (): number => kernel.stats().pageTableFrames;
+  // #region huge
+  const kaddr = kernel.vmallocUser(8 * 2 ** 20); // 8 MiB: one contiguous run on a 4 MiB boundary
+  const mm = kernel.createAddressSpace();
+  if (kaddr === null || mm === null) throw new Error('out of memory');
+  const uaddr = mm.mmap(0, 8 * 2 ** 20, PROT_READ | PROT_WRITE, MAP_SHARED); // 4 MiB-aligned
+  const vma = mm.findVma(uaddr);
+  if (vma === null) throw new Error('mmap failed');
+  print('huge remap', remapPartial(vma, uaddr, kaddr, 8 * 2 ** 20)); // 0: two huge entries
+  print('tables after remap', tablesNow()); // 1: the page directory only
+  print('pages mapped', mm.pagemap().length); // 2048: every page still reads as its own PTE
+  print('views', mm.segments(uaddr, 8 * 2 ** 20).length); // 1: one contiguous run
+
+  print('split munmap', mm.munmap(uaddr + PAGE_SIZE, PAGE_SIZE)); // 0: cuts the first entry
+  print('tables after split', tablesNow()); // 2: that 4 MiB now has a page table
+  print('pages left', mm.pagemap().length); // 2047
+  // #endregion huge
+  mm.destroy();
+  kernel.vfree(kaddr);
+}
+

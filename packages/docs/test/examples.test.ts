@@ -8,7 +8,7 @@ import { EBUSY, EFAULT, EINVAL, ENOMEM, PAGE_SIZE } from '@sabvm/core';
 import { addressSpaceTour } from '../examples/address-spaces.js';
 import { gracePeriodTour } from '../examples/grace-period.js';
 import { lifetimesTour } from '../examples/lifetimes.js';
-import { pageTablesTour } from '../examples/page-tables.js';
+import { hugeEntriesTour, pageTablesTour } from '../examples/page-tables.js';
 import type { Print } from '../examples/print.js';
 import { checkTableTour } from '../examples/remap-partial.js';
 import { userAccessTour } from '../examples/user-access.js';
@@ -117,6 +117,18 @@ describe('the examples of the site', () => {
     expect(seen.get('same frame')).toBe(true);
     expect(seen.get('pte prot')).toBe(true);
     expect(seen.get('page-table frames')).toBe(2);
+  });
+
+  test('the huge-entry tour maps 8 MiB with no page table, then splits one entry', () => {
+    const { print, seen } = collector();
+    hugeEntriesTour(print);
+    expect(seen.get('huge remap')).toBe(0);
+    expect(seen.get('tables after remap')).toBe(1);
+    expect(seen.get('pages mapped')).toBe(2048);
+    expect(seen.get('views')).toBe(1);
+    expect(seen.get('split munmap')).toBe(0);
+    expect(seen.get('tables after split')).toBe(2);
+    expect(seen.get('pages left')).toBe(2047);
   });
 
   test('a process per task maps, runs, faults on a read-only write and always tears down', async () => {
