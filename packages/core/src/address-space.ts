@@ -225,6 +225,9 @@ export class AddressSpace {
     if (!(into instanceof Int32Array)) throw new TypeError('getUser32v: out must be an Int32Array');
     if (into.length < uaddrs.length)
       throw new RangeError(`getUser32v: out holds ${into.length} words, ${uaddrs.length} needed`);
+    // a batch may be read again: its addresses must survive the writes into `out`
+    if (ArrayBuffer.isView(list) && list.buffer === into.buffer)
+      throw new TypeError('getUser32v: out must not share memory with uaddrs');
     return getUser32v(this, uaddrs, into);
   }
 

@@ -113,7 +113,6 @@ export function allocFramesAligned(
   out: Int32Array,
 ): boolean {
   if (n <= 0) return true;
-  if (!reserveFrames(mem, n)) return false;
   const { i32, frameBitmap, frameTable } = mem;
   const totalWords = mem.layout.frameBitmapWords;
   const step = align >>> 5; // bitmap words per alignment unit
@@ -121,7 +120,17 @@ export function allocFramesAligned(
   const tailMask = (1 << (n & 31)) - 1; // low bits of the word after the full ones (0: none)
   const words = fullWords + (tailMask === 0 ? 0 : 1);
   const maskOf = (k: number): number => (k < fullWords ? -1 : tailMask);
+  const looksFree = (w0: number): boolean => {
+    for (let k = 0; k < words; k++) {
+      if ((Atomics.load(i32, frameBitmap + w0 + k) & maskOf(k)) !== 0) return false;
+    }
+    return true;
+  };
   for (let w0 = 0; w0 + words <= totalWords; w0 += step) {
+    // find a candidate first: the free-frame counter is reserved only for the moment of the claim,
+    // so other threads' allocations never see memory short because of a search
+    if (!looksFree(w0)) continue;
+    if (!reserveFrames(mem, n)) return false;
     let claimed = 0;
     for (; claimed < words; claimed++) {
       const mask = maskOf(claimed);
@@ -140,10 +149,10 @@ export function allocFramesAligned(
       }
       return true;
     }
-    // give back what this attempt claimed (the reservation still covers it)
+    // lost a race for this run: give back what was claimed, then the reservation
     for (let k = 0; k < claimed; k++) Atomics.and(i32, frameBitmap + w0 + k, ~maskOf(k));
+    Atomics.add(i32, Hdr.FREE_FRAMES, n);
   }
-  Atomics.add(i32, Hdr.FREE_FRAMES, n); // no run: return the reservation
   return false;
 }
 

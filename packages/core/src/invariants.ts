@@ -290,13 +290,12 @@ export function checkInvariants(mem: PhysMem): void {
   const inStash = new Uint8Array(layout.maxVmas);
   for (let t = 0; t < layout.maxThreads; t++) {
     const base = mem.threadTable + t * THREAD_WORDS;
-    const len = Atomics.load(i32, base + Thread.VMA_STASH_LEN);
-    if (len < 0 || len > VMA_STASH_SLOTS) fail(`thread slot ${t}: VMA stash length ${len}`);
-    if (len > 0 && Atomics.load(i32, base + Thread.STATE) === ThreadState.FREE)
-      fail(`free thread slot ${t} keeps ${len} VMA slots`);
-    for (let k = 0; k < len; k++) {
-      const v = Atomics.load(i32, base + Thread.VMA_STASH + k);
-      if (v < 0 || v >= layout.maxVmas || inStash[v] === 1)
+    const free = Atomics.load(i32, base + Thread.STATE) === ThreadState.FREE;
+    for (let k = 0; k < VMA_STASH_SLOTS; k++) {
+      const v = Atomics.load(i32, base + Thread.VMA_STASH + k) - 1;
+      if (v < 0) continue;
+      if (free) fail(`free thread slot ${t} keeps VMA slot ${v} in its stash`);
+      if (v >= layout.maxVmas || inStash[v] === 1)
         fail(`thread slot ${t}: bad or repeated VMA slot ${v} in its stash`);
       inStash[v] = 1;
       if (vmaGet(mem, v, VmaWord.MM) !== 0) fail(`stashed VMA slot ${v} is in use`);

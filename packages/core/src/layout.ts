@@ -274,16 +274,17 @@ export const enum Thread {
   /** atomic: entries in the undo log; 0 = nothing to undo (no mutation, or committed). */
   UNDO_LEN = 5,
   /**
-   * atomic: free VMA slots this thread keeps for itself (its `VMA_STASH` entries), so that its
-   * mmap and munmap need not touch the shared VMA pool (a per-CPU cache, as the slab allocator
-   * keeps). Only the owner changes it; a recovery reads it with the world stopped.
+   * atomic, 8 words: this thread's **VMA stash** — free VMA slots it keeps for its own next mmap
+   * (a per-CPU cache, as the slab allocator keeps), so that mmap and munmap in its own address
+   * space touch no shared pool word. Each word is a slot + 1, or 0 (empty). Only the owner fills
+   * a word (`Atomics.store`); the owner, or a thread that finds the shared pool empty, empties
+   * one by compare-and-exchange to 0 (so a slot is taken once); a recovery reads them with the
+   * world stopped.
    */
-  VMA_STASH_LEN = 6,
-  /** owner-written before VMA_STASH_LEN publishes them: the stashed VMA slots (8 words). */
-  VMA_STASH = 7,
+  VMA_STASH = 6,
 }
 
-/** VMA slots a thread may keep in its stash (`Thread.VMA_STASH` … `+ VMA_STASH_SLOTS`). */
+/** VMA slots a thread may keep in its stash (words `Thread.VMA_STASH` … `+ VMA_STASH_SLOTS - 1`). */
 export const VMA_STASH_SLOTS = 8;
 /** States of a thread slot. */
 export const enum ThreadState {

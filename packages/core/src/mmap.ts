@@ -263,8 +263,12 @@ function unmapRangeLocked(
     const freed = unmapVmasLocked(mem, mm, s, e, spare);
     txCommit(mem);
     tlbFlushBegin(mem, mm);
-    const cleared = zapPtesLocked(mem, pgd, s, e);
-    tlbFlushEnd(mem, mm);
+    let cleared: number;
+    try {
+      cleared = zapPtesLocked(mem, pgd, s, e);
+    } finally {
+      tlbFlushEnd(mem, mm); // even after a kernel bug: the generation must not stay odd
+    }
     mmCount(mem, mm, Mm.NR_PTES, -cleared);
     releaseVmaSlots(mem, freed);
     s = e;
@@ -393,8 +397,11 @@ export function mprotectLocked(
     txCommit(mem);
     // PTEs follow their VMA; a dead thread's half-done rewrite is finished by recovery
     tlbFlushBegin(mem, mm);
-    changeProtLocked(mem, pgd, s, e, prot);
-    tlbFlushEnd(mem, mm);
+    try {
+      changeProtLocked(mem, pgd, s, e, prot);
+    } finally {
+      tlbFlushEnd(mem, mm);
+    }
     s = e;
   }
   return 0;

@@ -33,6 +33,7 @@ import {
   Thread,
   THREAD_WORDS,
   ThreadState,
+  VMA_STASH_SLOTS,
   VMA_WORDS,
   VmaWord,
 } from './layout.js';
@@ -225,18 +226,18 @@ function rebuildMms(mem: PhysMem, deadSlots: Set<number>): Map<number, number[]>
   // a live thread's stashed VMA slots stay its own; a dead thread's go back to the pool
   let used = 0;
   for (let t = 0; t < layout.maxThreads; t++) {
-    const stashLen = threadWord(mem, t, Thread.VMA_STASH_LEN);
     const state = Atomics.load(i32, threadWord(mem, t, Thread.STATE));
-    if (state === ThreadState.FREE || deadSlots.has(t)) {
-      Atomics.store(i32, stashLen, 0);
-      continue;
-    }
-    for (let k = 0; k < Atomics.load(i32, stashLen); k++) {
-      const v = Atomics.load(i32, threadWord(mem, t, Thread.VMA_STASH) + k);
-      if (onList[v] === 0) {
-        onList[v] = 1;
-        used++;
+    const dead = state === ThreadState.FREE || deadSlots.has(t);
+    for (let k = 0; k < VMA_STASH_SLOTS; k++) {
+      const at = threadWord(mem, t, Thread.VMA_STASH) + k;
+      const v = Atomics.load(i32, at) - 1;
+      if (v < 0) continue;
+      if (dead || onList[v] === 1) {
+        Atomics.store(i32, at, 0); // freed below (or linked: a stash never holds a used slot)
+        continue;
       }
+      onList[v] = 1;
+      used++;
     }
   }
   let vmaFree = 0;

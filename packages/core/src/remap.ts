@@ -46,7 +46,7 @@ import {
 } from './errno.js';
 import { Area, Hdr, Mm, VmaWord } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
-import { mmCount, mmGet, mmLiveGen, mmLockLive, mmUnlock } from './mm.js';
+import { mmCount, mmGet, mmLoad, mmUnlock, mmWord } from './mm.js';
 import { allocTablesLocked, anyPteLocked, hugeSlots, installPtesLocked } from './page-table.js';
 import { areaGet, areaOfPageLocked, areaWord, vmallocPageIndex } from './vmalloc.js';
 import { PhysMem } from './phys-mem.js';
@@ -89,9 +89,14 @@ export function remapVmallocRangePartial(
 function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
   const { mem } = vma;
   const mm = vmaLoad(mem, vma.slot, VmaWord.MM) - 1;
-  if (mm < 0 || vmaLoad(mem, vma.slot, VmaWord.GEN) !== vma.gen) return -EINVAL;
-  const mmGen = mmLiveGen(mem, mm);
-  if (mmGen === 0 || !mmLockLive(mem, mm, mmGen)) return -EINVAL;
+  if (mm < 0) return -EINVAL;
+  // lock first, then check: the VMA's generation and owner are re-read under the lock below, so
+  // a stale VMA (or an mm slot freed or reused meanwhile) is refused there
+  spinLock(mem, mmWord(mem, mm, Mm.LOCK));
+  if ((mmLoad(mem, mm, Mm.GEN) & 1) === 0) {
+    mmUnlock(mem, mm);
+    return -EINVAL;
+  }
   try {
     // under the mmap_lock a VMA of this mm cannot be freed: plain reads
     if (

@@ -33,6 +33,7 @@ import {
   Undo,
   UNDO_ENTRIES,
   UNDO_WORDS,
+  VMA_STASH_SLOTS,
 } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 
@@ -71,7 +72,8 @@ export function attachThread(mem: PhysMem, userId: number): void {
     Atomics.store(i32, threadWord(mem, slot, Thread.RCU_NESTING), 0);
     Atomics.store(i32, threadWord(mem, slot, Thread.RCU_EPOCH), 0);
     Atomics.store(i32, threadWord(mem, slot, Thread.UNDO_LEN), 0);
-    Atomics.store(i32, threadWord(mem, slot, Thread.VMA_STASH_LEN), 0);
+    for (let k = 0; k < VMA_STASH_SLOTS; k++)
+      Atomics.store(i32, threadWord(mem, slot, Thread.VMA_STASH) + k, 0);
     mem.threadSlot = slot;
     mem.threadBase = threadWord(mem, slot, Thread.STATE);
     return;

@@ -55,7 +55,8 @@ export class SoftTlb {
    * the page tables and faults as needed). Context: the owning thread, lock-free.
    */
   read(uaddr: number): number | undefined {
-    if (!(uaddr >= 0 && uaddr < TASK_SIZE && (uaddr & 3) === 0)) return undefined;
+    // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned
+    if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return undefined;
     const { i32 } = this.mem;
     const slot = this.huge[uaddr >>> HPAGE_SHIFT]!; // uaddr < 2^32
     if (slot !== 0) {
@@ -87,7 +88,8 @@ export class SoftTlb {
    * see {@link generation}. Context: the owning thread, lock-free.
    */
   peek(uaddr: number): number | undefined {
-    if (!(uaddr >= 0 && uaddr < TASK_SIZE && (uaddr & 3) === 0)) return undefined;
+    // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned
+    if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return undefined;
     const { i32 } = this.mem;
     const slot = this.huge[uaddr >>> HPAGE_SHIFT]!;
     if (slot !== 0) return i32[slot - 1 + ((uaddr & HPAGE_MASK) >>> 2)];
@@ -108,7 +110,8 @@ export class SoftTlb {
     const n = uaddrs.length;
     for (let i = from; i < n; i++) {
       const uaddr = uaddrs[i]!;
-      if (!(uaddr >= 0 && uaddr < TASK_SIZE && (uaddr & 3) === 0)) return i;
+      // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned
+      if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return i;
       const slot = huge[uaddr >>> HPAGE_SHIFT]!;
       if (slot !== 0) {
         out[i] = i32[slot - 1 + ((uaddr & HPAGE_MASK) >>> 2)]!;

@@ -299,7 +299,13 @@ export function getUser32v(mm: TlbRef, uaddrs: ArrayLike<number>, out: Int32Arra
       // a run of cached words, then one word through the checked path (which fills the cache)
       if (before === tlb.generation) i = tlb.gather(uaddrs, out, i);
       if (i < n) {
-        out[i] = getUser32(mm, uaddrs[i]!);
+        try {
+          out[i] = getUser32(mm, uaddrs[i]!);
+        } catch (error) {
+          // the words already in `out` are only good if no flush overlapped them: else read again
+          if ((before & 1) === 0 && Atomics.load(i32, tlbGen) === before) throw error;
+          break;
+        }
         i++;
       }
     }

@@ -16,7 +16,7 @@
  * @module
  */
 import { PAGE_SHIFT } from './errno.js';
-import { Hdr, Thread, VMA_STASH_SLOTS, VMA_WORDS, VmaWord } from './layout.js';
+import { Hdr, Thread, THREAD_WORDS, VMA_STASH_SLOTS, VMA_WORDS, VmaWord } from './layout.js';
 import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
@@ -52,72 +52,98 @@ export function initVmas(mem: PhysMem): void {
 }
 
 /**
- * Take `n` free VMA slots, all or nothing (`vm_area_alloc`); null when the pool is short. Slots
- * come from this thread's stash first (no shared word touched), the rest from the shared pool.
- * Context: any thread; takes vma_pool_lock only when the stash is short (the lock serialises
- * takers; givers are lock-free). Never waits on a lock after taking a slot off the stash, so a
- * recovery never finds a live thread holding slots that are neither stashed nor linked.
+ * Take `n` free VMA slots, all or nothing (`vm_area_alloc`); null when none are left. Slots come
+ * from this thread's stash when it holds `n` (no shared word touched), else from the shared pool —
+ * and, when the pool runs dry, from any thread's stash (so stashes never make a slot unavailable).
+ * Context: any thread; takes vma_pool_lock only on the pool path. A slot taken off the stash is
+ * never held across a lock wait, so a recovery never finds a live thread holding slots that are
+ * neither stashed nor linked.
  */
 export function reserveVmaSlots(mem: PhysMem, n: number): number[] | null {
-  const out: number[] = [];
-  if (n === 0) return out;
-  const stashed = stashLen(mem);
-  if (stashed < n && !refillStash(mem, n - stashed)) return null;
-  const { i32 } = mem;
-  const len = stashLen(mem);
-  if (len >= n) {
-    // this thread's own words: published for a recovery by the VMA_STASH_LEN store
-    for (let k = 0; k < n; k++) out.push(i32[mem.threadBase + Thread.VMA_STASH + len - 1 - k]!);
-    Atomics.store(i32, mem.threadBase + Thread.VMA_STASH_LEN, len - n);
-    return out;
+  if (n === 0) return [];
+  if (mem.threadBase >= 0 && stashCount(mem, mem.threadSlot) >= n) {
+    const out: number[] = [];
+    while (out.length < n) {
+      const slot = stashTake(mem, mem.threadSlot);
+      if (slot < 0) break; // another thread took from the stash meanwhile
+      out.push(slot);
+    }
+    if (out.length === n) return out;
+    for (const slot of out) if (!stashPut(mem, slot)) giveToPool(mem, slot);
   }
-  // no stash (a thread without a slot): straight from the pool
   return takeFromPool(mem, n);
 }
 
-/** Slots in this thread's stash (0 for a thread without a thread slot). */
-function stashLen(mem: PhysMem): number {
-  return mem.threadBase < 0 ? 0 : mem.i32[mem.threadBase + Thread.VMA_STASH_LEN]!;
+/** Index of word `k` of thread slot `t`'s stash. */
+function stashWord(mem: PhysMem, t: number, k: number): number {
+  return mem.threadTable + t * THREAD_WORDS + Thread.VMA_STASH + k;
 }
 
-/** Take `n` slots off the shared pool, all or nothing; null when it is short. */
-function takeFromPool(mem: PhysMem, n: number): number[] | null {
-  const out: number[] = [];
-  const link = (slot: number): number => vmaWord(mem, slot, VmaWord.NEXT);
-  spinLock(mem, Hdr.VMA_POOL_LOCK);
-  while (out.length < n) {
-    const slot = llistDelFirst(mem.i32, Hdr.VMA_FREE_HEAD, link);
-    if (slot < 0) break;
-    out.push(slot);
+/** Slots in thread slot `t`'s stash (a snapshot). */
+function stashCount(mem: PhysMem, t: number): number {
+  let n = 0;
+  for (let k = 0; k < VMA_STASH_SLOTS; k++)
+    if (Atomics.load(mem.i32, stashWord(mem, t, k)) !== 0) n++;
+  return n;
+}
+
+/** Take one slot out of thread slot `t`'s stash (compare-and-exchange to 0); -1 if empty. */
+function stashTake(mem: PhysMem, t: number): number {
+  const { i32 } = mem;
+  for (let k = 0; k < VMA_STASH_SLOTS; k++) {
+    const at = stashWord(mem, t, k);
+    const v = Atomics.load(i32, at);
+    if (v !== 0 && Atomics.compareExchange(i32, at, v, 0) === v) return v - 1;
   }
-  if (out.length < n) {
-    for (const slot of out) llistAdd(mem.i32, Hdr.VMA_FREE_HEAD, link(slot), slot);
+  return -1;
+}
+
+/** Put a free slot in this thread's stash; false when it is full (or the thread has none). */
+function stashPut(mem: PhysMem, slot: number): boolean {
+  if (mem.threadBase < 0) return false;
+  const { i32 } = mem;
+  for (let k = 0; k < VMA_STASH_SLOTS; k++) {
+    // only the owner fills a word, so an empty word stays empty until this store
+    const at = stashWord(mem, mem.threadSlot, k);
+    if (Atomics.load(i32, at) === 0) {
+      Atomics.store(i32, at, slot + 1);
+      return true;
+    }
   }
-  spinUnlock(mem, Hdr.VMA_POOL_LOCK);
-  if (out.length < n) return null;
-  // Hdr.NR_VMAS counts the slots off the pool: in use, or in a thread's stash
-  Atomics.add(mem.i32, Hdr.NR_VMAS, n);
-  return out;
+  return false;
 }
 
 /**
- * Move `n` slots from the pool into this thread's stash (if it has one and room). False when the
- * pool is short; true, having done nothing, for a thread whose stash cannot take them.
+ * Take `n` slots off the shared pool, emptying other stashes if the pool runs dry; all or nothing.
  */
-function refillStash(mem: PhysMem, n: number): boolean {
-  if (mem.threadBase < 0 || stashLen(mem) + n > VMA_STASH_SLOTS) return true;
-  const slots = takeFromPool(mem, n);
-  if (slots === null) return false;
-  for (const slot of slots) stashPush(mem, slot);
-  return true;
-}
-
-/** Append a free slot to this thread's stash (the caller checked there is room). */
-function stashPush(mem: PhysMem, slot: number): void {
+function takeFromPool(mem: PhysMem, n: number): number[] | null {
   const { i32 } = mem;
-  const len = stashLen(mem);
-  i32[mem.threadBase + Thread.VMA_STASH + len] = slot;
-  Atomics.store(i32, mem.threadBase + Thread.VMA_STASH_LEN, len + 1);
+  const pooled: number[] = [];
+  const stolen: number[] = [];
+  const link = (slot: number): number => vmaWord(mem, slot, VmaWord.NEXT);
+  spinLock(mem, Hdr.VMA_POOL_LOCK);
+  while (pooled.length < n) {
+    const slot = llistDelFirst(i32, Hdr.VMA_FREE_HEAD, link);
+    if (slot < 0) break;
+    pooled.push(slot);
+  }
+  for (let t = 0; t < mem.layout.maxThreads && pooled.length + stolen.length < n; t++) {
+    while (pooled.length + stolen.length < n) {
+      const slot = stashTake(mem, t);
+      if (slot < 0) break;
+      stolen.push(slot);
+    }
+  }
+  if (pooled.length + stolen.length < n) {
+    for (const slot of pooled) llistAdd(i32, Hdr.VMA_FREE_HEAD, link(slot), slot);
+    spinUnlock(mem, Hdr.VMA_POOL_LOCK);
+    for (const slot of stolen) giveToPool(mem, slot);
+    return null;
+  }
+  spinUnlock(mem, Hdr.VMA_POOL_LOCK);
+  // Hdr.NR_VMAS counts the slots off the pool — in use, or in a stash — so stolen ones are counted
+  if (pooled.length > 0) Atomics.add(i32, Hdr.NR_VMAS, pooled.length);
+  return [...pooled, ...stolen];
 }
 
 /** Give one slot back to the shared pool. Context: any thread, lock-free. */
@@ -136,19 +162,15 @@ export function releaseVmaSlots(mem: PhysMem, slots: readonly number[]): void {
   for (const slot of slots) {
     Atomics.add(i32, vmaWord(mem, slot, VmaWord.GEN), 1);
     Atomics.store(i32, vmaWord(mem, slot, VmaWord.MM), 0);
-    if (mem.threadBase >= 0 && stashLen(mem) < VMA_STASH_SLOTS) stashPush(mem, slot);
-    else giveToPool(mem, slot);
+    if (!stashPut(mem, slot)) giveToPool(mem, slot);
   }
 }
 
 /** Empty this thread's stash into the shared pool (at detach). Context: the owning thread. */
 export function drainVmaStash(mem: PhysMem): void {
-  const { i32 } = mem;
-  for (let len = stashLen(mem); len > 0; len--) {
-    const slot = i32[mem.threadBase + Thread.VMA_STASH + len - 1]!;
-    Atomics.store(i32, mem.threadBase + Thread.VMA_STASH_LEN, len - 1);
+  if (mem.threadBase < 0) return;
+  for (let slot = stashTake(mem, mem.threadSlot); slot >= 0; slot = stashTake(mem, mem.threadSlot))
     giveToPool(mem, slot);
-  }
 }
 
 /**

@@ -140,6 +140,11 @@ describe('getUser32 and putUser32', () => {
     expect(() => mm.getUser32v([u], new Int32Array(0))).toThrow(RangeError);
     expect(() => mm.getUser32v([u], [0] as unknown as Int32Array)).toThrow(TypeError);
     expect(() => mm.getUser32v([u + 2])).toThrow(RangeError);
+    // a cached page does not let a non-integer address through
+    expect(() => mm.getUser32v([u + 10 * PAGE_SIZE + 0.5])).toThrow(RangeError);
+    expect(() => mm.getUser32(u + 10 * PAGE_SIZE + 0.5)).toThrow(RangeError);
+    const both = new Float64Array(1).fill(u + 10 * PAGE_SIZE);
+    expect(() => mm.getUser32v(both, new Int32Array(both.buffer))).toThrow(TypeError);
     mm.destroy();
     expect(fault(() => mm.getUser32v([u + 8 * PAGE_SIZE]))).toMatchObject({ code: 'SEGV_MAPERR' });
     k.checkInvariants();

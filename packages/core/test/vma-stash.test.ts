@@ -1,6 +1,7 @@
 /**
  * Each thread keeps up to VMA_STASH_SLOTS freed VMA slots for its own next mmap (no shared word
- * touched); the slots go back to the shared pool when the thread detaches or is reaped.
+ * touched); the slots go back to the shared pool when the thread detaches or is reaped, and a
+ * thread that finds the pool empty takes them out of other threads' stashes.
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +14,14 @@ const MiB = 2 ** 20;
 /** Slots on the shared pool's free list. */
 function poolSlots(k: Kernel): number {
   return k.mem.layout.maxVmas - Atomics.load(k.mem.i32, Hdr.NR_VMAS);
+}
+
+/** Slots in thread slot `t`'s stash. */
+function stashed(k: Kernel, t: number): number {
+  let n = 0;
+  for (let i = 0; i < VMA_STASH_SLOTS; i++)
+    if (Atomics.load(k.mem.i32, threadWord(k.mem, t, Thread.VMA_STASH) + i) !== 0) n++;
+  return n;
 }
 
 /** Map `n` one-page VMAs into `mm` and return their addresses (every one must succeed). */
@@ -56,7 +65,7 @@ describe('the per-thread VMA stash', () => {
   it('serves an mmap from the slots its own munmap freed, and keeps at most VMA_STASH_SLOTS', () => {
     const k = Kernel.boot({ memoryBytes: 16 * MiB, maxVmas: 64 });
     const mm = k.createAddressSpace()!;
-    const stashLen = () => Atomics.load(k.mem.i32, k.mem.threadBase + Thread.VMA_STASH_LEN);
+    const stashLen = () => stashed(k, k.mem.threadSlot);
     const pool = poolSlots(k);
     const addrs = mapPages(mm, 12);
     expect(poolSlots(k)).toBe(pool - 12);
@@ -97,10 +106,9 @@ describe('the per-thread VMA stash', () => {
     expect(poolSlots(k)).toBe(pool - 3);
     expect(k.reapThread({ threadId })).toBe(1);
     expect(poolSlots(k)).toBe(pool);
-    let stashed = 0;
-    for (let t = 0; t < k.mem.layout.maxThreads; t++)
-      stashed += Atomics.load(k.mem.i32, threadWord(k.mem, t, Thread.VMA_STASH_LEN));
-    expect(stashed).toBe(0);
+    let total = 0;
+    for (let t = 0; t < k.mem.layout.maxThreads; t++) total += stashed(k, t);
+    expect(total).toBe(0);
     k.checkInvariants();
     // and a live thread's stash survives a recovery of another thread
     const mm = k.createAddressSpace()!;
@@ -109,7 +117,24 @@ describe('the per-thread VMA stash', () => {
     const id2 = w2.worker.threadId; // -1 once the worker has exited
     await w2.finish();
     expect(k.reapThread({ threadId: id2 })).toBe(1);
-    expect(Atomics.load(k.mem.i32, k.mem.threadBase + Thread.VMA_STASH_LEN)).toBe(2);
+    expect(stashed(k, k.mem.threadSlot)).toBe(2);
     k.checkInvariants();
+  });
+
+  it('lets a thread that finds the pool empty take the slots other threads keep', async () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB, maxVmas: 16 });
+    const w = await runWorker(k, VMA_STASH_SLOTS, true);
+    expect(poolSlots(k)).toBe(16 - VMA_STASH_SLOTS); // the worker keeps 8 of the 16
+    const mm = k.createAddressSpace()!;
+    const all = mapPages(mm, 16); // 8 from the pool, 8 out of the worker's stash
+    expect(mm.mmap(0, PAGE_SIZE, PROT_READ, MAP_SHARED)).toBe(-12);
+    let total = 0;
+    for (let t = 0; t < k.mem.layout.maxThreads; t++) total += stashed(k, t);
+    expect(total).toBe(0);
+    k.checkInvariants();
+    for (const a of all) expect(mm.munmap(a, PAGE_SIZE)).toBe(0);
+    await w.finish(); // the worker detaches with an empty stash
+    k.checkInvariants();
+    expect(poolSlots(k) + stashed(k, k.mem.threadSlot)).toBe(16);
   });
 });
