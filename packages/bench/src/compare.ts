@@ -38,7 +38,7 @@ function change(a: Range, b: Range): [string, string] {
 
 function targetCell(t: TargetResult | undefined): string {
   if (t?.value == null) return 'not run';
-  return `${t.id === '9' ? `${(t.value * 100).toFixed(3)}%` : ratio(t.value)} ${t.status}`;
+  return `${t.id.startsWith('9') ? `${(t.value * 100).toFixed(3)}%` : ratio(t.value)} ${t.status}`;
 }
 
 /** The change from run `a` to run `b`, as printable tables. Context: any thread; pure. */

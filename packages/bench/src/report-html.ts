@@ -24,7 +24,7 @@ svg .legend{font-size:12px;fill:#222}svg .grid{stroke:#e4e4e4;stroke-width:1}svg
 
 function targetsSection(targets: readonly TargetResult[]): string {
   const fmt = (t: TargetResult, v: number | null): string =>
-    v === null ? '—' : t.id === '9' ? `${(v * 100).toFixed(3)}%` : ratio(v);
+    v === null ? '—' : t.id.startsWith('9') ? `${(v * 100).toFixed(3)}%` : ratio(v);
   const rows = targets
     .map((t) => {
       const cls = t.status === 'n/a' ? 'na' : t.status;

@@ -93,7 +93,7 @@ export function suiteTable(suite: SuiteResult): string {
 
 function targetValue(t: TargetResult): string {
   if (t.value === null) return 'not run';
-  const f = (x: number): string => (t.id === '9' ? `${(x * 100).toFixed(3)}%` : ratio(x));
+  const f = (x: number): string => (t.id.startsWith('9') ? `${(x * 100).toFixed(3)}%` : ratio(x));
   return t.min === t.max
     ? f(t.value)
     : `${f(t.value)} (${f(t.min ?? t.value)}–${f(t.max ?? t.value)})`;
@@ -106,7 +106,7 @@ export function targetsTable(targets: readonly TargetResult[]): string {
     t.what,
     t.ratio,
     targetValue(t),
-    `${t.op === '>=' ? '≥' : '≤'} ${t.id === '9' ? `${t.threshold * 100}%` : ratio(t.threshold)}`,
+    `${t.op === '>=' ? '≥' : '≤'} ${t.id.startsWith('9') ? `${t.threshold * 100}%` : ratio(t.threshold)}`,
     t.informational ? `(${t.status}, info)` : t.status,
   ]);
   return [
