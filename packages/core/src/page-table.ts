@@ -200,8 +200,9 @@ export function allocTablesLocked(
 /**
  * Install PTEs mapping `[start, start + nrPages)` to the frames the kernel PTEs from
  * `kernelPage` name (`vm_insert_pages`); every PTE is empty, and the tables exist except in the
- * empty slots of `huge` (see {@link allocTablesLocked}), which get one huge entry each (an
- * `Atomics.store`, as every PDE). The range is logged for undo as one entry, then written with
+ * slots of `huge` (see {@link allocTablesLocked}), which get one huge entry each (an
+ * `Atomics.store`, as every PDE), freeing the empty page table a slot may have had. Returns the
+ * number of page tables freed (the caller takes them off the mm's NR_PT). The range is logged for undo as one entry, then written with
  * plain stores: the mmap_lock is held, and its release (an `Atomics` store) publishes them to
  * walkers, who read with `Atomics.load`. `firstPfn` is the frame of the first page when the pages
  * are one physically contiguous run, else -1.
@@ -217,37 +218,61 @@ export function installPtesLocked(
   prot: number,
   firstPfn: number,
   huge: readonly [number, number] = [0, 0],
-): void {
+): number {
   const { i32 } = mem;
   const kpt = mem.kernelPageTable + kernelPage;
   const bits = mkPte(0, prot);
   txLogNewPtes(mem, mmSlot, start, nrPages); // every PTE of the range was empty
-  for (let i = 0; i < nrPages;) {
-    const upage = start + i;
-    const dir = upage >>> TABLE_SHIFT;
-    const pde = i32[pdeIndex(pgdPfn, upage)]!; // mmap_lock held
-    if (pde === 0 && dir >= huge[0] && dir < huge[1]) {
-      // a whole aligned 4 MiB slot of one contiguous run: one huge entry for its 1024 pages
-      Atomics.store(i32, pdeIndex(pgdPfn, upage), mkPte(firstPfn + i, prot) | PDE_HUGE);
-      i += PTRS_PER_TABLE;
-      continue;
-    }
-    const base = ptePfn(pde) << FRAME_WORD_SHIFT;
-    const first = upage & TABLE_MASK;
-    const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
-    if (firstPfn >= 0) {
-      // one contiguous run: the PTEs are consecutive values, no kernel PTE to read
-      let pte = mkPte(firstPfn + i, prot);
-      for (let k = base + first, stop = base + first + n; k < stop; k++, pte += 1 << PTE_PFN_SHIFT)
-        i32[k] = pte;
-    } else {
-      // kernel PTEs of a pinned area have no writer until its vfree, which waits for this mmap_lock
-      for (let k = 0; k < n; k++) {
-        i32[base + first + k] = (i32[kpt + i + k]! & ~PTE_BITS) | bits;
+  let freed = 0;
+  let flushing = false;
+  try {
+    for (let i = 0; i < nrPages;) {
+      const upage = start + i;
+      const dir = upage >>> TABLE_SHIFT;
+      const pde = i32[pdeIndex(pgdPfn, upage)]!; // mmap_lock held
+      if (dir >= huge[0] && dir < huge[1]) {
+        // a whole aligned 4 MiB slot of one contiguous run: one huge entry for its 1024 pages.
+        // A page table already there is empty (no PTE in the range, which holds the whole slot):
+        // the entry replaces it and its frame is freed. A lock-free walker may be reading that
+        // table: the TLB generation is odd from before the swap until after the frame is gone,
+        // and every walker outside a read section validates against it
+        if (pde !== 0 && !flushing) {
+          tlbFlushBegin(mem, mmSlot);
+          flushing = true;
+        }
+        Atomics.store(i32, pdeIndex(pgdPfn, upage), mkPte(firstPfn + i, prot) | PDE_HUGE);
+        if (pde !== 0) {
+          putFrame(mem, ptePfn(pde));
+          freed++;
+        }
+        i += PTRS_PER_TABLE;
+        continue;
       }
+      const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+      const first = upage & TABLE_MASK;
+      const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
+      if (firstPfn >= 0) {
+        // one contiguous run: the PTEs are consecutive values, no kernel PTE to read
+        let pte = mkPte(firstPfn + i, prot);
+        for (
+          let k = base + first, stop = base + first + n;
+          k < stop;
+          k++, pte += 1 << PTE_PFN_SHIFT
+        )
+          i32[k] = pte;
+      } else {
+        // kernel PTEs of a pinned area have no writer until its vfree, which waits for this mmap_lock
+        for (let k = 0; k < n; k++) {
+          i32[base + first + k] = (i32[kpt + i + k]! & ~PTE_BITS) | bits;
+        }
+      }
+      i += n;
     }
-    i += n;
+  } finally {
+    if (flushing) tlbFlushEnd(mem, mmSlot);
   }
+  if (freed > 0) Atomics.sub(i32, Hdr.PT_FRAMES, freed);
+  return freed;
 }
 
 /**

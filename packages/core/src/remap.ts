@@ -156,7 +156,18 @@ function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
     // 11: install; the references are the area's MAPCOUNT taken above
     mmCount(mem, mm, Mm.NR_PT, tables);
     const prot = vmaGet(mem, vma.slot, VmaWord.PROT);
-    installPtesLocked(mem, mm, pgd, upage, kpage, nrPages, prot, firstPfn, huge);
+    const freedTables = installPtesLocked(
+      mem,
+      mm,
+      pgd,
+      upage,
+      kpage,
+      nrPages,
+      prot,
+      firstPfn,
+      huge,
+    );
+    if (freedTables > 0) mmCount(mem, mm, Mm.NR_PT, -freedTables);
     mmCount(mem, mm, Mm.NR_PTES, nrPages);
     const flags = vmaGet(mem, vma.slot, VmaWord.FLAGS);
     const remapped = flags | VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP;

@@ -98,11 +98,27 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
     if (len === 0) return [];
     throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
   }
-  const runs = walkUserRange(mem, mmLoad(mem, slot, Mm.PGD), addr, len, write);
-  if (mmLoad(mem, slot, Mm.GEN) !== gen) {
-    throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
+  // the walk is a TLB-generation read section (a seqcount): a walk that overlapped a flush — an
+  // unmap, a protection change, a page table freed under it — is walked again
+  const pgd = mmLoad(mem, slot, Mm.PGD);
+  for (;;) {
+    const before = mmLoad(mem, slot, Mm.TLB_GEN);
+    let runs: Runs | null = null;
+    let fault: unknown = null;
+    if ((before & 1) === 0) {
+      try {
+        runs = walkUserRange(mem, pgd, addr, len, write);
+      } catch (error) {
+        fault = error;
+      }
+    }
+    if ((before & 1) !== 0 || mmLoad(mem, slot, Mm.TLB_GEN) !== before) continue;
+    if (mmLoad(mem, slot, Mm.GEN) !== gen) {
+      throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
+    }
+    if (runs === null) throw fault;
+    return runs;
   }
-  return runs;
 }
 
 /**

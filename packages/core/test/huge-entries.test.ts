@@ -119,6 +119,24 @@ describe('huge directory entries', () => {
     k.checkInvariants();
   });
 
+  it('replace the empty page table of a slot with a huge entry and free the table', () => {
+    const { k, boot, kaddr, data, mm } = setup(8 * MiB);
+    const tables = k.stats().pageTableFrames;
+    // a small mapping leaves page tables in both slots; unmapped, they stay (empty)
+    const small = mapAt(mm, kaddr + PAGE_SIZE, 8 * MiB - PAGE_SIZE, 0x4000_0000);
+    expect(k.stats().pageTableFrames).toBe(tables + 2);
+    expect(mm.munmap(small, 8 * MiB - PAGE_SIZE)).toBe(0);
+    expect(k.stats().pageTableFrames).toBe(tables + 2);
+    const uaddr = mapAt(mm, kaddr, 8 * MiB, 0x4000_0000);
+    expect(k.stats().pageTableFrames).toBe(tables); // both tables freed, two huge entries
+    expect(mm.segments(uaddr, 8 * MiB)).toHaveLength(1);
+    expectBytes(mm.read(uaddr + 3 * MiB, 2 * MiB), data.subarray(3 * MiB, 5 * MiB));
+    k.checkInvariants();
+    mm.destroy();
+    k.vfree(kaddr);
+    expect(k.stats().freeFrames).toBe(boot);
+  });
+
   it('split on a partial munmap: the hole faults, the rest keeps its frames, nothing leaks', () => {
     const { k, boot, kaddr, data, mm } = setup(8 * MiB);
     const uaddr = mapAt(mm, kaddr, 8 * MiB);

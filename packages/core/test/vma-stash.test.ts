@@ -40,6 +40,9 @@ async function runWorker(k: Kernel, n: number, detach: boolean) {
   const worker = new Worker(new URL('./fixtures/vma-stash-worker.mjs', import.meta.url), {
     workerData: { handle: k.handle, n, ctl },
   });
+  // listened for from the start: a worker that exits before its last message is handled has its
+  // messages drained and 'exit' emitted in one go
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
   const messages: string[] = [];
   const next = () =>
     new Promise<string>((resolve, reject) => {
@@ -56,7 +59,7 @@ async function runWorker(k: Kernel, n: number, detach: boolean) {
       Atomics.store(ctl, 0, detach ? 1 : 2);
       Atomics.notify(ctl, 0);
       expect(await next()).toBe('done');
-      await new Promise((resolve) => worker.once('exit', resolve));
+      await exited;
     },
   };
 }
