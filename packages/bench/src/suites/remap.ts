@@ -118,9 +118,9 @@ function remapGroup(kernel: Kernel, kaddr: number, pages: number): CaseGroup {
   const batch = Math.max(1, Math.ceil(MIN_PAGES_PER_ITERATION / pages));
   const size = pages * PAGE_SIZE;
   const units = pages * batch;
-  // one address space per kind of row, made fresh for each size: page tables stay until destroy,
-  // and a slot that has one keeps it, so the "4 KiB PTEs only" rows and smaller sizes would
-  // otherwise keep the huge-entry rows from using huge entries
+  // one address space per kind of row, made fresh for each size, so that each row times only its
+  // own path (a huge-entry remap into a slot holding an empty page table, left by a "4 KiB PTEs
+  // only" row or a smaller size, would also free that table)
   let spaces: AddressSpace[] = [];
   const space = (i: number) => (): AddressSpace => {
     const mm = spaces[i];
