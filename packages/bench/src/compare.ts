@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { percent, ratio, si } from './format.js';
 import { RESULT_SCHEMA, type BenchRun, type TargetResult } from './results.js';
 import { columns } from './table.js';
+import { evaluateTargets } from './targets.js';
 
 /**
  * Read and check a run file. Throws `Error` when it cannot be read, is not JSON, or is not a
@@ -86,12 +87,16 @@ export function compareRuns(a: BenchRun, b: BenchRun): string {
       }
     }
   }
+  // both runs are judged by this build's target definitions, from the ratios each run recorded
+  // (a run made before a definition changed is then compared like for like, or shows "not run")
+  const targetsA = evaluateTargets(a.suites);
+  const targetsB = evaluateTargets(b.suites);
   const targetRows: string[][] = [['#', 'what', 'A', 'B']];
-  for (const tb of b.targets) {
+  for (const tb of targetsB) {
     targetRows.push([
       tb.id,
       tb.what,
-      targetCell(a.targets.find((t) => t.id === tb.id)),
+      targetCell(targetsA.find((t) => t.id === tb.id)),
       targetCell(tb),
     ]);
   }
@@ -103,7 +108,7 @@ export function compareRuns(a: BenchRun, b: BenchRun): string {
     '── ratios ──',
     columns(ratioRows),
     '',
-    '── targets ──',
+    '── targets (both runs judged by the current definitions) ──',
     columns(targetRows),
   );
   return out.join('\n');
