@@ -143,7 +143,7 @@ describe('--compare', () => {
     expect(text).toMatch(
       /remap +1 page +remapPartial +[\d.]+ ?[kMG]?\/s +[\d.]+ ?[kMG]?\/s +\+100\.0% +up/,
     );
-    expect(text).toContain('── targets ──');
+    expect(text).toContain('── targets (both runs judged by the current definitions) ──');
   });
 
   it('is reachable from the command line and refuses a file that is not a bench run', () => {
