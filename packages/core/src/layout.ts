@@ -29,7 +29,7 @@
  *  ├──────────────────────────────┤ mmTableOffset
  *  │ address-space table          │ MM_WORDS per mm_struct slot (mm_table_lock, then the mm's mmap_lock)
  *  ├──────────────────────────────┤ threadTableOffset
- *  │ thread table                 │ THREAD_WORDS per attachment: state, read section, undo log
+ *  │ thread table                 │ THREAD_WORDS per attachment: state, read section, VMA stash, undo log
  *  ├──────────────────────────────┤ metadataFrames * PAGE_SIZE
  *  │ frames                       │ vmalloc pages, page-table pages, free frames
  *  └──────────────────────────────┘ totalFrames * PAGE_SIZE
