@@ -268,16 +268,19 @@ export class AddressSpace {
     const pgd = mmGet(mem, slot, Mm.PGD);
     const vmas = vmaSlotsLocked(mem, slot);
     tlbFlushBegin(mem, slot);
-    for (const v of vmas) {
-      zapPtesLocked(mem, pgd, vmaGet(mem, v, VmaWord.START), vmaGet(mem, v, VmaWord.END));
+    try {
+      for (const v of vmas) {
+        zapPtesLocked(mem, pgd, vmaGet(mem, v, VmaWord.START), vmaGet(mem, v, VmaWord.END));
+      }
+      const nrTables = mmGet(mem, slot, Mm.NR_PT);
+      mmSet(mem, slot, Mm.VMA_HEAD, 0);
+      mmSet(mem, slot, Mm.NR_VMAS, 0);
+      mmSet(mem, slot, Mm.NR_PTES, 0);
+      mmSet(mem, slot, Mm.NR_PT, 0);
+      freeTablesLocked(mem, pgd, nrTables);
+    } finally {
+      tlbFlushEnd(mem, slot); // even after a kernel bug: the generation must not stay odd
     }
-    const nrTables = mmGet(mem, slot, Mm.NR_PT);
-    mmSet(mem, slot, Mm.VMA_HEAD, 0);
-    mmSet(mem, slot, Mm.NR_VMAS, 0);
-    mmSet(mem, slot, Mm.NR_PTES, 0);
-    mmSet(mem, slot, Mm.NR_PT, 0);
-    freeTablesLocked(mem, pgd, nrTables);
-    tlbFlushEnd(mem, slot);
     mmUnlock(mem, slot);
     releaseVmaSlots(mem, vmas);
     mmRelease(mem, slot);

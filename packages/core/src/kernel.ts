@@ -24,7 +24,7 @@ import {
   type Layout,
   type LayoutConfig,
 } from './layout.js';
-import { initMms, mmCreate, mmLiveGen, mmLoad } from './mm.js';
+import { initMms, mmCreate, mmLiveGen, mmLoad, mmLockLive, mmUnlock } from './mm.js';
 import { forEachPteLocked, ptePfn } from './page-table.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
@@ -407,16 +407,26 @@ export class Kernel {
           : 0;
     }
     // user PTEs of a live area's pages are counted per area (MAPCOUNT): one reference each here
+    // each address space under its mmap_lock: its page tables cannot change or be freed meanwhile
     for (let slot = 0; slot < layout.maxAddressSpaces; slot++) {
-      if (mmLiveGen(mem, slot) === 0) continue;
-      forEachPteLocked(mem, mmLoad(mem, slot, Mm.PGD), (_upage, pte) => {
-        const pfn = ptePfn(pte);
-        if (
-          pfn < n &&
-          (Atomics.load(i32, frameTable + pfn * FRAME_WORDS + Frame.OWNER) & OWNER_KIND_MASK) ===
-            FrameKind.VMALLOC
-        ) {
-          refcounts[pfn]!++;
+      const gen = mmLiveGen(mem, slot);
+      if (gen === 0) continue;
+      inKernel(mem, () => {
+        if (!mmLockLive(mem, slot, gen)) return;
+        try {
+          forEachPteLocked(mem, mmLoad(mem, slot, Mm.PGD), (_upage, pte) => {
+            const pfn = ptePfn(pte);
+            if (
+              pfn < n &&
+              (Atomics.load(i32, frameTable + pfn * FRAME_WORDS + Frame.OWNER) &
+                OWNER_KIND_MASK) ===
+                FrameKind.VMALLOC
+            ) {
+              refcounts[pfn]!++;
+            }
+          });
+        } finally {
+          mmUnlock(mem, slot);
         }
       });
     }

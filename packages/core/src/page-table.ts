@@ -531,6 +531,17 @@ export function splitHugeEdgesLocked(
 function clearNewPtes(mem: PhysMem, mmSlot: number, upage: number, count: number): void {
   const { i32 } = mem;
   const pgdPfn = i32[mem.mmTable + mmSlot * MM_WORDS + Mm.PGD]!;
+  // a lock-free walker may have cached a translation of these PTEs: they are being taken away
+  tlbFlushBegin(mem, mmSlot);
+  try {
+    clearRange(i32, pgdPfn, upage, count);
+  } finally {
+    tlbFlushEnd(mem, mmSlot);
+  }
+}
+
+/** The loop of {@link clearNewPtes}. */
+function clearRange(i32: Int32Array, pgdPfn: number, upage: number, count: number): void {
   for (let p = upage; p < upage + count; p++) {
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, p));
     if (pde & PDE_HUGE) {

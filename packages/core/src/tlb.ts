@@ -137,9 +137,15 @@ export class SoftTlb {
     }
     if (Atomics.load(i32, this.mmGenIndex) !== this.mmGen) return false; // destroyed or recycled
     const pgd = Atomics.load(i32, this.pgdIndex);
-    const pde = Atomics.load(i32, pgd * PTRS_PER_TABLE + (page >>> TABLE_SHIFT));
+    let pde: number;
+    let pte: number;
+    try {
+      pde = Atomics.load(i32, pgd * PTRS_PER_TABLE + (page >>> TABLE_SHIFT));
+      pte = (pde & PDE_HUGE) !== 0 ? pde : walkPte(i32, pgd, page);
+    } catch {
+      return false; // a table freed under the walk held garbage: the checked path sorts it out
+    }
     const huge = (pde & PDE_HUGE) !== 0;
-    const pte = huge ? pde : walkPte(i32, pgd, page);
     const frames = huge ? PTRS_PER_TABLE : 1;
     if ((pte & PTE_READ) === 0 || ptePfn(pte) + frames > this.mem.layout.totalFrames) return false;
     // a PTE seen before the generation was read again stays valid as long as the generation holds

@@ -26,6 +26,7 @@ const HPAGE_SIZE = PTRS_PER_TABLE * PAGE_SIZE;
 import type { PhysMem } from './phys-mem.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { SoftTlb } from './tlb.js';
+import { pause } from './thread.js';
 
 /** What the accessors need of an address space handle. */
 interface MmRef {
@@ -102,22 +103,53 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
   // unmap, a protection change, a page table freed under it — is walked again
   const pgd = mmLoad(mem, slot, Mm.PGD);
   for (;;) {
-    const before = mmLoad(mem, slot, Mm.TLB_GEN);
+    const before = evenTlbGen(mm, addr, write);
     let runs: Runs | null = null;
     let fault: unknown = null;
-    if ((before & 1) === 0) {
-      try {
-        runs = walkUserRange(mem, pgd, addr, len, write);
-      } catch (error) {
-        fault = error;
-      }
+    try {
+      runs = walkUserRange(mem, pgd, addr, len, write);
+    } catch (error) {
+      fault = error; // trusted only if no flush overlapped the walk
     }
-    if ((before & 1) !== 0 || mmLoad(mem, slot, Mm.TLB_GEN) !== before) continue;
+    if (mmLoad(mem, slot, Mm.TLB_GEN) !== before) continue;
     if (mmLoad(mem, slot, Mm.GEN) !== gen) {
       throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
     }
     if (runs === null) throw fault;
     return runs;
+  }
+}
+
+/** How long a walk waits for another thread's TLB flush of the same address space to end. */
+const FLUSH_WAIT_MS = 2000;
+
+/**
+ * The address space's TLB generation once it is even (no flush in progress), to open a seqcount
+ * read section. Flushes are short; one that lasts is a thread that died inside munmap or mprotect
+ * and has not been reaped yet. Throws SegmentationFault (`SEGV_MAPERR`) when the address space is
+ * destroyed meanwhile, and `Error` after {@link FLUSH_WAIT_MS} of waiting.
+ * Context: any thread, lock-free (spins, then sleeps in short slices where it may block).
+ */
+function evenTlbGen(mm: MmRef, addr: number, write: boolean): number {
+  const { mem, slot, gen } = mm;
+  const { i32 } = mem;
+  const index = mem.mmTable + slot * MM_WORDS + Mm.TLB_GEN;
+  let value = Atomics.load(i32, index);
+  if ((value & 1) === 0) return value;
+  const deadline = Date.now() + FLUSH_WAIT_MS;
+  for (let spins = 0; ; spins++) {
+    if (mmLoad(mem, slot, Mm.GEN) !== gen) {
+      throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
+    }
+    value = Atomics.load(i32, index);
+    if ((value & 1) === 0) return value;
+    if (spins > 64) pause(i32, index, value, 0.05);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `address space ${slot + 1}: a TLB flush has not ended in ${FLUSH_WAIT_MS} ms — a thread ` +
+          'died inside munmap or mprotect and was not reaped (kernel.reapThread)',
+      );
+    }
   }
 }
 
@@ -288,9 +320,16 @@ export function getUser32(mm: TlbRef, uaddr: number): number {
   const { i32 } = mm.mem;
   const tlbGen = mm.mem.mmTable + mm.slot * MM_WORDS + Mm.TLB_GEN;
   for (;;) {
-    const before = Atomics.load(i32, tlbGen);
-    const value = i32[userWordIndex(mm, uaddr, false)]!;
-    if ((before & 1) === 0 && Atomics.load(i32, tlbGen) === before) return value;
+    const before = evenTlbGen(mm, typeof uaddr === 'number' ? uaddr : 0, false);
+    let value = 0;
+    try {
+      value = i32[userWordIndex(mm, uaddr, false)]!;
+    } catch (error) {
+      // a fault (or a walk through a table freed under it) counts only if no flush overlapped
+      if (Atomics.load(i32, tlbGen) === before) throw error;
+      continue;
+    }
+    if (Atomics.load(i32, tlbGen) === before) return value;
   }
 }
 

@@ -10,6 +10,7 @@ import {
   remapPartial,
   SegmentationFault,
 } from '../src/index.js';
+import { Mm, MM_WORDS } from '../src/layout.js';
 
 const MiB = 2 ** 20;
 const RW = PROT_READ | PROT_WRITE;
@@ -148,6 +149,19 @@ describe('getUser32 and putUser32', () => {
     mm.destroy();
     expect(fault(() => mm.getUser32v([u + 8 * PAGE_SIZE]))).toMatchObject({ code: 'SEGV_MAPERR' });
     k.checkInvariants();
+  });
+
+  it('wait out a TLB flush, and name one that never ends (its thread died) instead of hanging', () => {
+    const { k, uaddr, mm } = mapped(2);
+    const tlbGen = k.mem.mmTable + (mm.id - 1) * MM_WORDS + Mm.TLB_GEN;
+    Atomics.add(k.mem.i32, tlbGen, 1); // odd: as if a thread died inside munmap
+    const t0 = performance.now();
+    expect(() => mm.segments(uaddr, 4)).toThrow(/TLB flush has not ended/);
+    expect(() => mm.getUser32(uaddr + PAGE_SIZE)).toThrow(/TLB flush has not ended/);
+    expect(performance.now() - t0).toBeGreaterThan(3500); // 2 s each
+    Atomics.add(k.mem.i32, tlbGen, 1); // the flush ends (a recovery would do this)
+    expect(mm.getUser32(uaddr + PAGE_SIZE)).toBe(0);
+    expect(mm.segments(uaddr, 4)).toHaveLength(1);
   });
 
   it('throw TypeError or RangeError for malformed addresses and values', () => {
