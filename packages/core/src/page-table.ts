@@ -294,6 +294,21 @@ function mapcountIndex(mem: PhysMem, areaSlot: number): number {
   return mem.areaTable + areaSlot * AREA_WORDS + Area.MAPCOUNT;
 }
 
+/**
+ * Callers meet a huge entry only for a range that holds its whole slot (munmap and mprotect split
+ * the entries their edges cut first); anything else is a kernel bug.
+ */
+function assertWholeSlot(
+  fn: string,
+  start: number,
+  end: number,
+  upage: number,
+  stop: number,
+): void {
+  if ((upage & TABLE_MASK) !== 0 || stop - upage !== PTRS_PER_TABLE)
+    throw new Error(`${fn}: [${start}, ${end}) cuts the huge entry of page ${upage}`);
+}
+
 /** What a zap carries from one PTE to the next: the area whose pages it is counting off. */
 interface ZapState {
   /** Area slot of the pages counted in `count`, or -1. */
@@ -350,9 +365,7 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
     const pdeAt = pdeIndex(pgdPfn, upage);
     const pde = Atomics.load(i32, pdeAt);
     if (pde & PDE_HUGE) {
-      if ((upage & TABLE_MASK) !== 0 || tableEnd - upage !== PTRS_PER_TABLE) {
-        throw new Error(`zapPtesLocked: [${start}, ${end}) cuts the huge entry of page ${upage}`);
-      }
+      assertWholeSlot('zapPtesLocked', start, end, upage, tableEnd);
       Atomics.store(i32, pdeAt, 0);
       cleared += PTRS_PER_TABLE;
       // pages inside the current area's run are counted a stretch at a time
@@ -404,11 +417,7 @@ export function changeProtLocked(
     const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
     if (pde & PDE_HUGE) {
-      if ((upage & TABLE_MASK) !== 0 || tableEnd - upage !== PTRS_PER_TABLE) {
-        throw new Error(
-          `changeProtLocked: [${start}, ${end}) cuts the huge entry of page ${upage}`,
-        );
-      }
+      assertWholeSlot('changeProtLocked', start, end, upage, tableEnd);
       Atomics.store(i32, pdeIndex(pgdPfn, upage), mkPte(ptePfn(pde), prot) | PDE_HUGE);
     } else if (pde !== 0) {
       const base = ptePfn(pde) << FRAME_WORD_SHIFT;

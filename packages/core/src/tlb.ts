@@ -55,72 +55,51 @@ export class SoftTlb {
    * the page tables and faults as needed). Context: the owning thread, lock-free.
    */
   read(uaddr: number): number | undefined {
-    // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned
-    if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return undefined;
-    const { i32 } = this.mem;
-    const slot = this.huge[uaddr >>> HPAGE_SHIFT]!; // uaddr < 2^32
-    if (slot !== 0) {
-      const value = i32[slot - 1 + ((uaddr & HPAGE_MASK) >>> 2)]!;
-      if (Atomics.load(i32, this.genIndex) === this.gen) return value;
-    } else {
-      const page = uaddr >>> PAGE_SHIFT;
-      const e = (page & TLB_MASK) << 1;
-      const { entries } = this;
-      if (entries[e] === page + 1) {
-        const value = i32[entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2)]!;
-        if (Atomics.load(i32, this.genIndex) === this.gen) return value;
-      }
+    const index = this.wordIndex(uaddr);
+    if (index >= 0) {
+      const value = this.mem.i32[index]!;
+      if (Atomics.load(this.mem.i32, this.genIndex) === this.gen) return value;
     }
+    if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return undefined;
     return this.fill(uaddr >>> PAGE_SHIFT) ? this.read(uaddr) : undefined;
   }
 
   /**
+   * The Int32 index of the aligned word at `uaddr` if an entry covers it, else -1; no generation
+   * check. Context: the owning thread.
+   */
+  private wordIndex(uaddr: number): number {
+    // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned
+    if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return -1;
+    const slot = this.huge[uaddr >>> HPAGE_SHIFT]!;
+    if (slot !== 0) return slot - 1 + ((uaddr & HPAGE_MASK) >>> 2);
+    const page = uaddr >>> PAGE_SHIFT;
+    const e = (page & TLB_MASK) << 1;
+    if (this.entries[e] !== page + 1) return -1;
+    return this.entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2);
+  }
+
+  /**
    * The generation this cache's entries were filled under (-1 before the first fill). A caller
-   * that reads `Mm.TLB_GEN` (even) equal to it before and after a run of {@link peek} calls may
-   * trust every value they returned. Context: the owning thread.
+   * that reads `Mm.TLB_GEN` (even) equal to it before and after a {@link gather} may
+   * trust every value it returned. Context: the owning thread.
    */
   get generation(): number {
     return this.gen;
   }
 
   /**
-   * The aligned word at `uaddr` if an entry covers it, else `undefined`, with no generation check:
-   * see {@link generation}. Context: the owning thread, lock-free.
-   */
-  peek(uaddr: number): number | undefined {
-    // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned
-    if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return undefined;
-    const { i32 } = this.mem;
-    const slot = this.huge[uaddr >>> HPAGE_SHIFT]!;
-    if (slot !== 0) return i32[slot - 1 + ((uaddr & HPAGE_MASK) >>> 2)];
-    const page = uaddr >>> PAGE_SHIFT;
-    const e = (page & TLB_MASK) << 1;
-    if (this.entries[e] !== page + 1) return undefined;
-    return i32[this.entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2)];
-  }
-
-  /**
-   * {@link peek} for `uaddrs[from]`, `uaddrs[from + 1]`, … into `out`, stopping at the first word
+   * The cached words at `uaddrs[from]`, `uaddrs[from + 1]`, … into `out`, stopping at the first word
    * no entry covers. Returns the index it stopped at (`uaddrs.length` when all were covered).
    * No generation check: see {@link generation}. Context: the owning thread, lock-free.
    */
   gather(uaddrs: ArrayLike<number>, out: Int32Array, from: number): number {
     const { i32 } = this.mem;
-    const { huge, entries } = this;
     const n = uaddrs.length;
     for (let i = from; i < n; i++) {
-      const uaddr = uaddrs[i]!;
-      // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned
-      if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return i;
-      const slot = huge[uaddr >>> HPAGE_SHIFT]!;
-      if (slot !== 0) {
-        out[i] = i32[slot - 1 + ((uaddr & HPAGE_MASK) >>> 2)]!;
-        continue;
-      }
-      const page = uaddr >>> PAGE_SHIFT;
-      const e = (page & TLB_MASK) << 1;
-      if (entries[e] !== page + 1) return i;
-      out[i] = i32[entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2)]!;
+      const index = this.wordIndex(uaddrs[i]!);
+      if (index < 0) return i;
+      out[i] = i32[index]!;
     }
     return n;
   }
