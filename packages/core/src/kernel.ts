@@ -164,10 +164,9 @@ export class Kernel {
     while (this.mem.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
     // recovery, and a recovery sees them either stashed or pooled)
-    if (this.mem.threadBase >= 0)
-      inKernel(this.mem, () => {
-        drainVmaStash(this.mem);
-      });
+    inKernel(this.mem, () => {
+      drainVmaStash(this.mem); // nothing to do for an attachment without a thread slot
+    });
     detachThread(this.mem);
   }
 

@@ -18,7 +18,7 @@
 import { PAGE_SIZE } from './errno.js';
 import { SegmentationFault } from './fault.js';
 import { Mm, MM_WORDS, PTRS_PER_TABLE, TASK_SIZE, VMALLOC_START } from './layout.js';
-import { mmLoad } from './mm.js';
+import { mmLoad, mmWord } from './mm.js';
 import { PDE_HUGE, PTE_READ, PTE_WRITE, ptePfn, TABLE_SHIFT, walkPte } from './page-table.js';
 
 /** Bytes one directory slot (a page table, or a huge entry) maps: 4 MiB. */
@@ -133,7 +133,7 @@ const FLUSH_WAIT_MS = 2000;
 function evenTlbGen(mm: MmRef, addr: number, write: boolean): number {
   const { mem, slot, gen } = mm;
   const { i32 } = mem;
-  const index = mem.mmTable + slot * MM_WORDS + Mm.TLB_GEN;
+  const index = mmWord(mem, slot, Mm.TLB_GEN);
   let value = Atomics.load(i32, index);
   if ((value & 1) === 0) return value;
   const deadline = Date.now() + FLUSH_WAIT_MS;
@@ -318,7 +318,7 @@ export function getUser32(mm: TlbRef, uaddr: number): number {
   const cached = mm.tlb.read(uaddr);
   if (cached !== undefined) return cached;
   const { i32 } = mm.mem;
-  const tlbGen = mm.mem.mmTable + mm.slot * MM_WORDS + Mm.TLB_GEN;
+  const tlbGen = mmWord(mm.mem, mm.slot, Mm.TLB_GEN);
   for (;;) {
     const before = evenTlbGen(mm, typeof uaddr === 'number' ? uaddr : 0, false);
     let value = 0;
@@ -347,7 +347,7 @@ export function getUser32v(mm: TlbRef, uaddrs: ArrayLike<number>, out: Int32Arra
   mm.tlb ??= new SoftTlb(mm.mem, mm.slot, mm.gen);
   const { tlb } = mm;
   const { i32 } = mm.mem;
-  const tlbGen = mm.mem.mmTable + mm.slot * MM_WORDS + Mm.TLB_GEN;
+  const tlbGen = mmWord(mm.mem, mm.slot, Mm.TLB_GEN);
   for (;;) {
     const before = Atomics.load(i32, tlbGen);
     for (let i = 0; i < n;) {

@@ -16,11 +16,11 @@
  * @module
  */
 import { PAGE_SHIFT } from './errno.js';
-import { Hdr, Thread, THREAD_WORDS, VMA_STASH_SLOTS, VMA_WORDS, VmaWord } from './layout.js';
+import { Hdr, Thread, VMA_STASH_SLOTS, VMA_WORDS, VmaWord } from './layout.js';
 import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
-import { txStore } from './thread.js';
+import { threadWord, txStore } from './thread.js';
 
 /** Index of a VMA record's word. */
 export function vmaWord(mem: PhysMem, slot: number, word: VmaWord): number {
@@ -76,7 +76,7 @@ export function reserveVmaSlots(mem: PhysMem, n: number): number[] | null {
 
 /** Index of word `k` of thread slot `t`'s stash. */
 function stashWord(mem: PhysMem, t: number, k: number): number {
-  return mem.threadTable + t * THREAD_WORDS + Thread.VMA_STASH + k;
+  return threadWord(mem, t, Thread.VMA_STASH) + k;
 }
 
 /** Slots in thread slot `t`'s stash (a snapshot). */
