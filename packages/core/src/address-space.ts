@@ -11,6 +11,7 @@
  * @module
  */
 import { EINVAL, PAGE_SHIFT, PAGE_SIZE } from './errno.js';
+import { showValue } from './fault.js';
 import { Mm, VmaWord } from './layout.js';
 import {
   mmGet,
@@ -32,9 +33,8 @@ import {
   tlbFlushEnd,
   zapPtesLocked,
 } from './page-table.js';
-import type { PhysMem } from './phys-mem.js';
+import { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
-import type { SoftTlb } from './tlb.js';
 import { formatMaps } from './procfs.js';
 import {
   getUser32,
@@ -43,6 +43,8 @@ import {
   userRead,
   userSegments,
   userWrite,
+  type TlbRef,
+  waitForCopies,
 } from './user-access.js';
 import { releaseVmaSlots, Vma, vmaGet, vmaLoad } from './vma.js';
 
@@ -64,40 +66,66 @@ export interface SegmentsOptions {
 
 /** A user address space. Get one from `kernel.createAddressSpace()` or `kernel.addressSpace(id)`. */
 export class AddressSpace {
-  /** @internal */
-  readonly mem: PhysMem;
-  /** @internal */
-  readonly slot: number;
-  /** @internal */
-  readonly gen: number;
-  /** @internal this thread's translation cache for getUser32, made on first use */
-  tlb: SoftTlb | undefined = undefined;
+  // private fields: a forged object (`Object.create(AddressSpace.prototype)`) or a handle whose
+  // fields were reassigned can never reach a kernel path with a slot it was not made for
+  readonly #mem: PhysMem;
+  readonly #slot: number;
+  readonly #gen: number;
+  /** What the accessors get: the fields above, and this thread's translation cache. */
+  readonly #ref: TlbRef;
+
+  /**
+   * @internal Throws `TypeError` unless `mem` is a kernel's memory, `slot` an address-space slot of
+   * it and `gen` a generation: a handle made by hand is refused at once, not when a lock spins.
+   */
+  constructor(mem: PhysMem, slot: number, gen: number) {
+    if (!(mem instanceof PhysMem))
+      throw new TypeError("AddressSpace: mem is not a kernel's memory");
+    if (!Number.isSafeInteger(slot) || slot < 0 || slot >= mem.layout.maxAddressSpaces)
+      throw new TypeError(
+        `AddressSpace: slot must be an integer in [0, ${mem.layout.maxAddressSpaces}), got ${showValue(slot)}`,
+      );
+    if (!Number.isSafeInteger(gen))
+      throw new TypeError(`AddressSpace: gen must be an integer, got ${showValue(gen)}`);
+    this.#mem = mem;
+    this.#slot = slot;
+    this.#gen = gen;
+    this.#ref = { mem, slot, gen, tlb: undefined };
+  }
 
   /** @internal */
-  constructor(mem: PhysMem, slot: number, gen: number) {
-    this.mem = mem;
-    this.slot = slot;
-    this.gen = gen;
+  get mem(): PhysMem {
+    return this.#mem;
+  }
+
+  /** @internal */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /** @internal */
+  get gen(): number {
+    return this.#gen;
   }
 
   /** The address space's id: a small positive integer, the key of `kernel.addressSpace(id)`. */
   get id(): number {
-    return this.slot + 1;
+    return this.#slot + 1;
   }
 
   /** True until {@link AddressSpace.destroy}. Context: any thread, lock-free snapshot. */
   get live(): boolean {
-    return mmLoad(this.mem, this.slot, Mm.GEN) === this.gen;
+    return mmLoad(this.#mem, this.#slot, Mm.GEN) === this.#gen;
   }
 
   /** Run `fn` under the mmap_lock if the mm is live, else return `dead`. */
   private locked<T>(dead: T, fn: () => T): T {
-    return inKernel(this.mem, () => {
-      if (!mmLockLive(this.mem, this.slot, this.gen)) return dead;
+    return inKernel(this.#mem, () => {
+      if (!mmLockLive(this.#mem, this.#slot, this.#gen)) return dead;
       try {
         return fn();
       } finally {
-        mmUnlock(this.mem, this.slot);
+        mmUnlock(this.#mem, this.#slot);
       }
     });
   }
@@ -110,7 +138,7 @@ export class AddressSpace {
    * VMA slot). Context: any thread; takes this mm's mmap_lock.
    */
   mmap(addr: number, length: number, prot: number, flags: number): number {
-    return this.locked(-EINVAL, () => mmapLocked(this.mem, this.slot, addr, length, prot, flags));
+    return this.locked(-EINVAL, () => mmapLocked(this.#mem, this.#slot, addr, length, prot, flags));
   }
 
   /**
@@ -120,7 +148,7 @@ export class AddressSpace {
    * takes this mm's mmap_lock.
    */
   munmap(addr: number, length: number): number {
-    return this.locked(-EINVAL, () => munmapLocked(this.mem, this.slot, addr, length));
+    return this.locked(-EINVAL, () => munmapLocked(this.#mem, this.#slot, addr, length));
   }
 
   /**
@@ -129,7 +157,7 @@ export class AddressSpace {
    * in the range, or no VMA slot for a split). Context: any thread; takes this mm's mmap_lock.
    */
   mprotect(addr: number, length: number, prot: number): number {
-    return this.locked(-EINVAL, () => mprotectLocked(this.mem, this.slot, addr, length, prot));
+    return this.locked(-EINVAL, () => mprotectLocked(this.#mem, this.#slot, addr, length, prot));
   }
 
   /**
@@ -140,17 +168,17 @@ export class AddressSpace {
     if (typeof uaddr !== 'number' || !Number.isSafeInteger(uaddr) || uaddr < 0) return null;
     const page = Math.floor(uaddr / PAGE_SIZE);
     return this.locked(null, () => {
-      const v = vmaAfterLocked(this.mem, this.slot, page);
-      if (v < 0 || vmaGet(this.mem, v, VmaWord.START) > page) return null;
-      return new Vma(this.mem, v, vmaLoad(this.mem, v, VmaWord.GEN));
+      const v = vmaAfterLocked(this.#mem, this.#slot, page);
+      if (v < 0 || vmaGet(this.#mem, v, VmaWord.START) > page) return null;
+      return new Vma(this.#mem, v, vmaLoad(this.#mem, v, VmaWord.GEN));
     });
   }
 
   /** Every VMA, by address (empty once destroyed). Context: any thread; takes the mmap_lock. */
   vmas(): Vma[] {
     return this.locked([], () =>
-      vmaSlotsLocked(this.mem, this.slot).map(
-        (v) => new Vma(this.mem, v, vmaLoad(this.mem, v, VmaWord.GEN)),
+      vmaSlotsLocked(this.#mem, this.#slot).map(
+        (v) => new Vma(this.#mem, v, vmaLoad(this.#mem, v, VmaWord.GEN)),
       ),
     );
   }
@@ -162,7 +190,7 @@ export class AddressSpace {
   pagemap(): PagemapEntry[] {
     return this.locked([], () => {
       const out: PagemapEntry[] = [];
-      forEachPteLocked(this.mem, mmGet(this.mem, this.slot, Mm.PGD), (upage, pte) => {
+      forEachPteLocked(this.#mem, mmGet(this.#mem, this.#slot, Mm.PGD), (upage, pte) => {
         out.push({ uaddr: upage * 2 ** PAGE_SHIFT, pfn: ptePfn(pte), prot: ptePprot(pte) });
       });
       return out;
@@ -171,7 +199,7 @@ export class AddressSpace {
 
   /** `/proc/<pid>/maps`: one line per VMA; `''` once destroyed. Context: takes the mmap_lock. */
   maps(): string {
-    return this.locked('', () => formatMaps(this.mem, vmaSlotsLocked(this.mem, this.slot)));
+    return this.locked('', () => formatMaps(this.#mem, vmaSlotsLocked(this.#mem, this.#slot)));
   }
 
   /**
@@ -180,7 +208,7 @@ export class AddressSpace {
    * for malformed arguments. Context: any thread, lock-free.
    */
   read(uaddr: number, length: number): Uint8Array {
-    return userRead(this, uaddr, length);
+    return userRead(this.#ref, uaddr, length);
   }
 
   /**
@@ -189,7 +217,7 @@ export class AddressSpace {
    * anything, `TypeError`/`RangeError` for malformed arguments. Context: any thread, lock-free.
    */
   write(uaddr: number, bytes: Uint8Array): void {
-    userWrite(this, uaddr, bytes);
+    userWrite(this.#ref, uaddr, bytes);
   }
 
   /**
@@ -199,7 +227,7 @@ export class AddressSpace {
    * Context: any thread, lock-free.
    */
   getUser32(uaddr: number): number {
-    return getUser32(this, uaddr);
+    return getUser32(this.#ref, uaddr);
   }
 
   /**
@@ -228,7 +256,7 @@ export class AddressSpace {
     // a batch may be read again: its addresses must survive the writes into `out`
     if (ArrayBuffer.isView(list) && list.buffer === into.buffer)
       throw new TypeError('getUser32v: out must not share memory with uaddrs');
-    return getUser32v(this, uaddrs, into);
+    return getUser32v(this.#ref, uaddrs, into);
   }
 
   /**
@@ -236,7 +264,7 @@ export class AddressSpace {
    * Throws like {@link AddressSpace.write}. Context: any thread, lock-free.
    */
   putUser32(uaddr: number, value: number): void {
-    putUser32(this, uaddr, value);
+    putUser32(this.#ref, uaddr, value);
   }
 
   /**
@@ -246,7 +274,7 @@ export class AddressSpace {
    * Context: any thread, lock-free.
    */
   segments(uaddr: number, length: number, options: SegmentsOptions = {}): Uint8Array[] {
-    return userSegments(this, uaddr, length, options.write === true);
+    return userSegments(this.#ref, uaddr, length, options.write === true);
   }
 
   /**
@@ -255,14 +283,14 @@ export class AddressSpace {
    * this mm's mmap_lock, then the VMA pool and mm table locks.
    */
   destroy(): void {
-    inKernel(this.mem, () => {
+    inKernel(this.#mem, () => {
       this.destroyIn();
     });
   }
 
   private destroyIn(): void {
     const { mem, slot } = this;
-    if (!mmLockLive(mem, slot, this.gen)) return;
+    if (!mmLockLive(mem, slot, this.#gen)) return;
     // bump the generation first: lock-free walkers and handles stop trusting the mm at once
     Atomics.add(mem.i32, mmWord(mem, slot, Mm.GEN), 1);
     const pgd = mmGet(mem, slot, Mm.PGD);
@@ -284,5 +312,7 @@ export class AddressSpace {
     mmUnlock(mem, slot);
     releaseVmaSlots(mem, vmas);
     mmRelease(mem, slot);
+    // the mm is gone for every new walk; copies checked against its PTEs before have landed
+    waitForCopies(mem, slot);
   }
 }

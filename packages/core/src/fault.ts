@@ -32,3 +32,11 @@ export class SegmentationFault extends Error {
     this.address = address;
   }
 }
+
+/**
+ * A value as an error message shows it, without converting it: a number as itself, anything else
+ * by its type (`String(x)` would run a caller's `toString` or `Symbol.toPrimitive`).
+ */
+export function showValue(value: unknown): string {
+  return typeof value === 'number' ? String(value) : `a value of type ${typeof value}`;
+}

@@ -21,6 +21,7 @@
 import { Frame, FRAME_WORDS, FrameKind, Hdr, OWNER_ID_SHIFT, OWNER_KIND_MASK } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred, releaseFrame } from './rcu.js';
+import { bug } from './bug.js';
 
 /** Owner word of a frame: a kind and an id (area slot, mm slot). */
 export function ownerTag(kind: FrameKind, id: number): number {
@@ -92,7 +93,7 @@ export function allocFrames(mem: PhysMem, n: number, owner: number, out: Int32Ar
   }
   Atomics.store(i32, Hdr.FRAME_HINT, w);
   if (got !== n || out[n - 1]! >= totalFrames) {
-    throw new Error(`allocFrames: bitmap and counter disagree (took ${got} of ${n})`);
+    bug(`allocFrames: bitmap and counter disagree (took ${got} of ${n})`);
   }
   return true;
 }
@@ -165,7 +166,7 @@ export function allocFrame(mem: PhysMem, owner: number): number {
 /** Add a reference to a frame that already has one (`get_page`). Context: any thread. */
 export function getFrame(mem: PhysMem, pfn: number): void {
   const prev = Atomics.add(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT, 1);
-  if (prev <= 0) throw new Error(`getFrame: frame ${pfn} has no reference to add to`);
+  if (prev <= 0) bug(`getFrame: frame ${pfn} has no reference to add to`);
 }
 
 /**
@@ -175,7 +176,7 @@ export function getFrame(mem: PhysMem, pfn: number): void {
 export function putFrame(mem: PhysMem, pfn: number): void {
   const prev = Atomics.sub(mem.i32, mem.frameTable + pfn * FRAME_WORDS + Frame.REFCOUNT, 1);
   if (prev === 1) releaseFrame(mem, pfn);
-  else if (prev <= 0) throw new Error(`putFrame: frame ${pfn} had no reference to drop`);
+  else if (prev <= 0) bug(`putFrame: frame ${pfn} had no reference to drop`);
 }
 
 /** References held on a frame. Context: any thread (a snapshot). */

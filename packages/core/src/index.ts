@@ -34,3 +34,4 @@ export { Vma } from './vma.js';
 export { AddressSpace, type PagemapEntry, type SegmentsOptions } from './address-space.js';
 export { remapVmallocRangePartial, remapPartial, remapVmallocRange } from './remap.js';
 export { SegmentationFault, type SegvCode } from './fault.js';
+export { KernelBug } from './bug.js';

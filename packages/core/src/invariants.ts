@@ -31,9 +31,10 @@ import { forEachPteLocked, mkPte, PDE_HUGE, ptePfn, tableFramesLocked } from './
 import type { PhysMem } from './phys-mem.js';
 import { areaGet } from './vmalloc.js';
 import { vmaGet } from './vma.js';
+import { bug } from './bug.js';
 
 function fail(message: string): never {
-  throw new Error(`checkInvariants: ${message}`);
+  bug(`checkInvariants: ${message}`);
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 import { AddressSpace } from './address-space.js';
 import { PAGE_SIZE, VM_USERMAP } from './errno.js';
+import { showValue } from './fault.js';
 import { initFrames } from './frame-alloc.js';
 import { checkInvariants } from './invariants.js';
 import {
@@ -28,7 +29,7 @@ import { initMms, mmCreate, mmLiveGen, mmLoad, mmLockLive, mmUnlock } from './mm
 import { forEachPteLocked, ptePfn } from './page-table.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
-import { attachThread, detachThread, inKernel, threadWord } from './thread.js';
+import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatMeminfo, formatVmallocinfo } from './procfs.js';
 import { readKernel, writeKernel } from './user-access.js';
@@ -158,9 +159,12 @@ export class Kernel {
 
   /**
    * Give this attachment's thread slot back (a thread that is done with the kernel). Its open
-   * read sections end. Calls through this handle afterwards throw. Context: the owning thread.
+   * read sections end. Every call through this handle (or an address space or VMA handle made
+   * from it) afterwards throws and changes nothing; a second `detach` is a no-op.
+   * Context: the owning thread.
    */
   detach(): void {
+    if (this.mem.threadSlot < 0) return; // detached already
     while (this.mem.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
     // recovery, and a recovery sees them either stashed or pooled)
@@ -178,6 +182,7 @@ export class Kernel {
    * (the dead thread's parent, typically on the worker's `exit` event).
    */
   reapThread(selector: ReapSelector): number {
+    checkAttached(this.mem);
     const { mem } = this;
     const key = 'tid' in selector ? Thread.TID : Thread.USER_ID;
     const value = 'tid' in selector ? selector.tid : selector.threadId;
@@ -190,6 +195,7 @@ export class Kernel {
    * Sections nest. Context: the owning thread, lock-free.
    */
   rcuReadLock(): void {
+    checkAttached(this.mem);
     rcuReadLock(this.mem);
   }
 
@@ -198,11 +204,13 @@ export class Kernel {
    * Context: the owning thread, lock-free.
    */
   rcuReadUnlock(): void {
+    checkAttached(this.mem);
     rcuReadUnlock(this.mem);
   }
 
   /** Run `fn` inside a read section. Context: the owning thread. */
   readSection<T>(fn: () => T): T {
+    checkAttached(this.mem);
     rcuReadLock(this.mem);
     try {
       return fn();
@@ -223,6 +231,7 @@ export class Kernel {
 
   /** A snapshot of the counters. Context: any thread, lock-free. */
   stats(): KernelStats {
+    checkAttached(this.mem);
     const { i32, layout } = this.mem;
     return {
       totalFrames: layout.totalFrames,
@@ -242,6 +251,7 @@ export class Kernel {
    * Context: a quiescent kernel (no call in flight in any thread); reads all of the metadata.
    */
   checkInvariants(): void {
+    checkAttached(this.mem);
     checkInvariants(this.mem);
   }
 
@@ -252,12 +262,14 @@ export class Kernel {
    * is kept). Context: any thread; takes vmap_area_lock briefly.
    */
   vmalloc(size: number): number | null {
+    checkAttached(this.mem);
     const pages = sizeToPages(this.mem, size);
     return pages === 0 ? null : vmallocPages(this.mem, pages, 0, AreaCaller.VMALLOC, false);
   }
 
   /** As {@link Kernel.vmalloc}, zeroed. Context: as vmalloc. */
   vzalloc(size: number): number | null {
+    checkAttached(this.mem);
     const pages = sizeToPages(this.mem, size);
     return pages === 0 ? null : vmallocPages(this.mem, pages, 0, AreaCaller.VZALLOC, true);
   }
@@ -267,6 +279,7 @@ export class Kernel {
    * spaces with `remapPartial`. Context: as vmalloc.
    */
   vmallocUser(size: number): number | null {
+    checkAttached(this.mem);
     const pages = sizeToPages(this.mem, size);
     return pages === 0
       ? null
@@ -280,6 +293,7 @@ export class Kernel {
    * Context: as vmalloc.
    */
   vmallocAligned(size: number, align: number): number | null {
+    checkAttached(this.mem);
     const pages = sizeToPages(this.mem, size);
     const powerOfTwo =
       Number.isSafeInteger(align) && align > 0 && 2 ** Math.floor(Math.log2(align)) === align;
@@ -303,16 +317,19 @@ export class Kernel {
    * the last mapping goes. Context: any thread; takes vmap_area_lock briefly.
    */
   vfree(kaddr: number | null): void {
+    checkAttached(this.mem);
     vfree(this.mem, kaddr);
   }
 
   /** The live area containing `kaddr` (guard page included), or null. Context: any thread. */
   findVmArea(kaddr: number): VmArea | null {
+    checkAttached(this.mem);
     return findVmArea(this.mem, kaddr);
   }
 
   /** Every live area, by address. Context: any thread; takes vmap_area_lock briefly. */
   vmallocAreas(): VmArea[] {
+    checkAttached(this.mem);
     return vmallocAreas(this.mem).map(({ addr, size, nrPages, flags }) => ({
       addr,
       size,
@@ -326,6 +343,7 @@ export class Kernel {
    * a hole, a freed area, not a vmalloc address). Context: any thread, lock-free.
    */
   vmallocToPfn(kaddr: number): number | null {
+    checkAttached(this.mem);
     return vmallocToPfn(this.mem, kaddr);
   }
 
@@ -335,6 +353,7 @@ export class Kernel {
    * Context: any thread, lock-free.
    */
   readKernel(kaddr: number, length: number): Uint8Array {
+    checkAttached(this.mem);
     return readKernel(this.mem, kaddr, length);
   }
 
@@ -344,16 +363,19 @@ export class Kernel {
    * Context: any thread, lock-free.
    */
   writeKernel(kaddr: number, bytes: Uint8Array): void {
+    checkAttached(this.mem);
     writeKernel(this.mem, kaddr, bytes);
   }
 
   /** `/proc/vmallocinfo`. Context: any thread; takes vmap_area_lock briefly. */
   vmallocinfo(): string {
+    checkAttached(this.mem);
     return formatVmallocinfo(this.mem);
   }
 
   /** `/proc/meminfo`. Context: any thread, lock-free. */
   meminfo(): string {
+    checkAttached(this.mem);
     return formatMeminfo(this.mem);
   }
 
@@ -362,6 +384,7 @@ export class Kernel {
    * free for its page directory. Context: any thread; takes mm_table_lock briefly.
    */
   createAddressSpace(): AddressSpace | null {
+    checkAttached(this.mem);
     const made = inKernel(this.mem, () => mmCreate(this.mem));
     return made === null ? null : new AddressSpace(this.mem, made[0], made[1]);
   }
@@ -371,14 +394,16 @@ export class Kernel {
    * address space has that id. Context: any thread, lock-free.
    */
   addressSpace(id: number): AddressSpace {
+    checkAttached(this.mem);
     const max = this.mem.layout.maxAddressSpaces;
     const gen = Number.isSafeInteger(id) && id >= 1 && id <= max ? mmLiveGen(this.mem, id - 1) : 0;
-    if (gen === 0) throw new RangeError(`no live address space has id ${String(id)}`);
+    if (gen === 0) throw new RangeError(`no live address space has id ${showValue(id)}`);
     return new AddressSpace(this.mem, id - 1, gen);
   }
 
   /** Ids of the live address spaces. Context: any thread, lock-free snapshot. */
   addressSpaceIds(): number[] {
+    checkAttached(this.mem);
     const ids: number[] = [];
     for (let slot = 0; slot < this.mem.layout.maxAddressSpaces; slot++) {
       if (mmLiveGen(this.mem, slot) !== 0) ids.push(slot + 1);
@@ -388,6 +413,7 @@ export class Kernel {
 
   /** Who owns each frame, by pfn (for pictures of memory). Context: any thread, lock-free snapshot. */
   frameSnapshot(): FrameSnapshot {
+    checkAttached(this.mem);
     const { mem } = this;
     const { i32, frameTable, layout } = mem;
     const n = layout.totalFrames;

@@ -42,11 +42,12 @@
  * @module
  */
 import { PAGE_SIZE } from './errno.js';
+import { showValue } from './fault.js';
 
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 /** Bytes in one Int32 word. */
 export const SIZEOF_WORD = 4;
@@ -282,6 +283,16 @@ export const enum Thread {
    * world stopped.
    */
   VMA_STASH = 6,
+  /**
+   * atomic, written by the owner: a sequence count, odd while this thread copies through an
+   * address space's page tables (`read`, `write`, `putUser32`). munmap, mprotect and destroy wait
+   * for an odd value seen after their flush to move on: a copy that passed its checks under the
+   * old PTEs has landed before they return (TLB shootdown). Copies run inside read sections, so a
+   * flush with no other thread in a section has nothing to wait for. Reset by recovery.
+   */
+  COPY_SEQ = 14,
+  /** atomic, written by the owner before `COPY_SEQ` turns odd: the mm slot + 1 of that copy. */
+  COPY_MM = 15,
 }
 
 /** VMA slots a thread may keep in its stash (words `Thread.VMA_STASH` … `+ VMA_STASH_SLOTS - 1`). */
@@ -370,7 +381,7 @@ function alignUp(n: number, to: number): number {
 
 function checkCount(name: string, value: number, min: number, max: number): number {
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+    throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${showValue(value)}`);
   }
   return value;
 }

@@ -15,6 +15,7 @@
 import { Hdr } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import { park, pause, unpark, waitForRecovery } from './thread.js';
+import { bug } from './bug.js';
 
 const SPINS_BEFORE_SLEEP = 64;
 /** Milliseconds per sleep slice; the holder does not notify, so a waiter re-checks this often. */
@@ -34,7 +35,7 @@ export function spinLock(mem: PhysMem, index: number): void {
         Atomics.store(i32, index, 0); // a recovery began meanwhile: let it run first
       }
     } else if (owner === tid) {
-      throw new Error(`spinLock: thread ${tid} already holds the lock at word ${index}`);
+      bug(`spinLock: thread ${tid} already holds the lock at word ${index}`);
     } else if (spins > SPINS_BEFORE_SLEEP) {
       pause(i32, index, owner, SLEEP_SLICE_MS);
     }
@@ -44,6 +45,6 @@ export function spinLock(mem: PhysMem, index: number): void {
 /** Release a lock taken by {@link spinLock}. Throws if this thread is not the owner (a kernel bug). */
 export function spinUnlock(mem: PhysMem, index: number): void {
   if (Atomics.compareExchange(mem.i32, index, mem.tid, 0) !== mem.tid) {
-    throw new Error(`spinUnlock: thread ${mem.tid} does not hold the lock at word ${index}`);
+    bug(`spinUnlock: thread ${mem.tid} does not hold the lock at word ${index}`);
   }
 }

@@ -44,8 +44,10 @@ import {
   zapPtesLocked,
 } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
+import { waitForCopies } from './user-access.js';
 import { txBegin, txCommit } from './thread.js';
 import { releaseVmaSlots, reserveVmaSlots, vmaGet, vmaSet } from './vma.js';
+import { bug } from './bug.js';
 
 /** User pages in the 4 GiB user address space. */
 const TASK_PAGES = TASK_SIZE / PAGE_SIZE;
@@ -97,7 +99,7 @@ function unlinkLocked(mem: PhysMem, mm: number, slot: number): void {
     prev = cur;
     cur = vmaGet(mem, cur - 1, VmaWord.NEXT);
   }
-  if (cur === 0) throw new Error(`unlinkLocked: VMA slot ${slot} is not on mm ${mm}'s list`);
+  if (cur === 0) bug(`unlinkLocked: VMA slot ${slot} is not on mm ${mm}'s list`);
   const next = vmaGet(mem, slot, VmaWord.NEXT);
   if (prev === 0) mmSet(mem, mm, Mm.VMA_HEAD, next);
   else vmaSet(mem, prev - 1, VmaWord.NEXT, next);
@@ -214,7 +216,7 @@ function unmapVmasLocked(
       freed.push(v);
     } else if (vs < start && ve > end) {
       const upper = spare.pop();
-      if (upper === undefined) throw new Error('unmapVmasLocked: no spare VMA slot for a split');
+      if (upper === undefined) bug('unmapVmasLocked: no spare VMA slot for a split');
       vmaSet(mem, v, VmaWord.END, start);
       const prot = vmaGet(mem, v, VmaWord.PROT);
       newVmaLocked(mem, mm, upper, end, ve, prot, vmaGet(mem, v, VmaWord.FLAGS));
@@ -273,6 +275,8 @@ function unmapRangeLocked(
     releaseVmaSlots(mem, freed);
     s = e;
   }
+  // as Linux's TLB shootdown: copies checked against the old PTEs have landed before we return
+  waitForCopies(mem, mm);
 }
 
 /** Is `n` a safe integer? */
@@ -404,6 +408,7 @@ export function mprotectLocked(
     }
     s = e;
   }
+  waitForCopies(mem, mm); // copies checked against the old protection have landed
   return 0;
 }
 

@@ -56,6 +56,7 @@ import {
 } from './layout.js';
 import { clearFrames, type PhysMem } from './phys-mem.js';
 import { registerPteUndo, txLogNewPtes } from './thread.js';
+import { bug } from './bug.js';
 
 /** PTE bit: the entry is present. */
 export const PTE_PRESENT = 0x1;
@@ -72,8 +73,6 @@ export const PTE_PFN_SHIFT = 4;
 /** log2 of {@link PTRS_PER_TABLE}. */
 export const TABLE_SHIFT = 10;
 const TABLE_MASK = PTRS_PER_TABLE - 1;
-/** Words per frame. */
-const FRAME_WORD_SHIFT = 10;
 
 /** The PTE for `pfn` granting `prot` (`mk_pte`). `PROT_WRITE` implies read, as on x86. */
 export function mkPte(pfn: number, prot: number): number {
@@ -96,12 +95,12 @@ export function ptePprot(pte: number): number {
 
 /** Int32 index of the entry for user page `upage` in the page table at `ptPfn`. */
 function pteIndex(ptPfn: number, upage: number): number {
-  return (ptPfn << FRAME_WORD_SHIFT) + (upage & TABLE_MASK);
+  return ptPfn * PTRS_PER_TABLE + (upage & TABLE_MASK);
 }
 
 /** Int32 index of the directory entry for user page `upage`. */
 function pdeIndex(pgdPfn: number, upage: number): number {
-  return (pgdPfn << FRAME_WORD_SHIFT) + (upage >>> TABLE_SHIFT);
+  return pgdPfn * PTRS_PER_TABLE + (upage >>> TABLE_SHIFT);
 }
 
 /** Pages one huge directory entry maps (4 MiB). */
@@ -148,7 +147,7 @@ export function anyPteLocked(mem: PhysMem, pgdPfn: number, start: number, end: n
     const pde = i32[pdeIndex(pgdPfn, upage)]!; // this thread is the only writer (mmap_lock)
     if (pde & PDE_HUGE) return true;
     if (pde !== 0) {
-      const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+      const base = ptePfn(pde) * PTRS_PER_TABLE;
       for (let p = upage; p < tableEnd; p++) {
         if (i32[base + (p & TABLE_MASK)] !== 0) return true;
       }
@@ -176,7 +175,7 @@ export function allocTablesLocked(
   const missing: number[] = [];
   for (let dir = start >>> TABLE_SHIFT; dir <= (end - 1) >>> TABLE_SHIFT; dir++) {
     if (dir >= huge[0] && dir < huge[1]) continue;
-    if (Atomics.load(i32, (pgdPfn << FRAME_WORD_SHIFT) + dir) === 0) missing.push(dir);
+    if (Atomics.load(i32, pgdPfn * PTRS_PER_TABLE + dir) === 0) missing.push(dir);
   }
   if (missing.length === 0) return 0;
   const pfns = new Int32Array(missing.length);
@@ -187,11 +186,7 @@ export function allocTablesLocked(
     clearFrames(mem, pt, 1);
     // an Atomics store: it orders the zeroing above before any walker that sees the entry. Not
     // logged: if the thread dies before the remap commits, the empty table stays with the mm
-    Atomics.store(
-      i32,
-      (pgdPfn << FRAME_WORD_SHIFT) + missing[i]!,
-      (pt << PTE_PFN_SHIFT) | PTE_PRESENT,
-    );
+    Atomics.store(i32, pgdPfn * PTRS_PER_TABLE + missing[i]!, (pt << PTE_PFN_SHIFT) | PTE_PRESENT);
   }
   Atomics.add(i32, Hdr.PT_FRAMES, missing.length);
   return missing.length;
@@ -248,7 +243,7 @@ export function installPtesLocked(
         i += PTRS_PER_TABLE;
         continue;
       }
-      const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+      const base = ptePfn(pde) * PTRS_PER_TABLE;
       const first = upage & TABLE_MASK;
       const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
       if (firstPfn >= 0) {
@@ -306,7 +301,7 @@ function assertWholeSlot(
   stop: number,
 ): void {
   if ((upage & TABLE_MASK) !== 0 || stop - upage !== PTRS_PER_TABLE)
-    throw new Error(`${fn}: [${start}, ${end}) cuts the huge entry of page ${upage}`);
+    bug(`${fn}: [${start}, ${end}) cuts the huge entry of page ${upage}`);
 }
 
 /** What a zap carries from one PTE to the next: the area whose pages it is counting off. */
@@ -341,8 +336,9 @@ function dropPte(mem: PhysMem, z: ZapState, pte: number): void {
     // a pinned area's record is stable: its vfree waits for this mmap_lock
     const areaBase = mem.areaTable + slot * AREA_WORDS;
     const first = i32[areaBase + Area.CONTIG]! - 1;
-    z.runLo = first < 0 ? 0 : first << PTE_PFN_SHIFT;
-    z.runHi = first < 0 ? 0 : (first + i32[areaBase + Area.NR_PAGES]!) << PTE_PFN_SHIFT;
+    // products, not shifts: a run that ends at the last frame of the largest memory ends at 2^31
+    z.runLo = first < 0 ? 0 : first * 2 ** PTE_PFN_SHIFT;
+    z.runHi = first < 0 ? 0 : (first + i32[areaBase + Area.NR_PAGES]!) * 2 ** PTE_PFN_SHIFT;
   }
   z.count++;
 }
@@ -383,7 +379,7 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
         }
       }
     } else if (pde !== 0) {
-      const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+      const base = ptePfn(pde) * PTRS_PER_TABLE;
       const last = base + ((tableEnd - 1) & TABLE_MASK);
       for (let index = base + (upage & TABLE_MASK); index <= last; index++) {
         const pte = i32[index]!; // this thread is the only writer (mmap_lock)
@@ -420,7 +416,7 @@ export function changeProtLocked(
       assertWholeSlot('changeProtLocked', start, end, upage, tableEnd);
       Atomics.store(i32, pdeIndex(pgdPfn, upage), mkPte(ptePfn(pde), prot) | PDE_HUGE);
     } else if (pde !== 0) {
-      const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+      const base = ptePfn(pde) * PTRS_PER_TABLE;
       for (let p = upage; p < tableEnd; p++) {
         const pte = i32[base + (p & TABLE_MASK)]!; // the only writer holds the mmap_lock
         if (pte !== 0) i32[base + (p & TABLE_MASK)] = mkPte(ptePfn(pte), prot);
@@ -440,7 +436,7 @@ export function freeTablesLocked(mem: PhysMem, pgdPfn: number, nrTables: number)
   let freed = 0;
   // the scan stops once the mm's NR_PT tables are found (none at all: no scan)
   for (let dir = 0; dir < PTRS_PER_TABLE && freed < nrTables; dir++) {
-    const index = (pgdPfn << FRAME_WORD_SHIFT) + dir;
+    const index = pgdPfn * PTRS_PER_TABLE + dir;
     const pde = i32[index]!; // this thread is the only writer (mmap_lock)
     if (pde === 0) continue;
     Atomics.store(i32, index, 0);
@@ -464,7 +460,7 @@ export function forEachPteLocked(
 ): void {
   const { i32 } = mem;
   for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
-    const pde = Atomics.load(i32, (pgdPfn << FRAME_WORD_SHIFT) + dir);
+    const pde = Atomics.load(i32, pgdPfn * PTRS_PER_TABLE + dir);
     if (pde === 0) continue;
     if (pde & PDE_HUGE) {
       for (let k = 0; k < PTRS_PER_TABLE; k++) {
@@ -473,7 +469,7 @@ export function forEachPteLocked(
       }
       continue;
     }
-    const base = ptePfn(pde) << FRAME_WORD_SHIFT;
+    const base = ptePfn(pde) * PTRS_PER_TABLE;
     for (let k = 0; k < PTRS_PER_TABLE; k++) {
       const pte = Atomics.load(i32, base + k);
       if (pte !== 0) visit((dir << TABLE_SHIFT) | k, pte);
@@ -485,7 +481,7 @@ export function forEachPteLocked(
 export function tableFramesLocked(mem: PhysMem, pgdPfn: number): number[] {
   const out: number[] = [];
   for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
-    const pde = Atomics.load(mem.i32, (pgdPfn << FRAME_WORD_SHIFT) + dir);
+    const pde = Atomics.load(mem.i32, pgdPfn * PTRS_PER_TABLE + dir);
     if (pde !== 0 && (pde & PDE_HUGE) === 0) out.push(ptePfn(pde));
   }
   return out;
@@ -513,7 +509,7 @@ export function splitHugeEdgesLocked(
     if ((page & TABLE_MASK) === 0 || page >>> TABLE_SHIFT >= PTRS_PER_TABLE) return;
     const dir = page >>> TABLE_SHIFT;
     if (dirs.includes(dir)) return;
-    if (i32[(pgdPfn << FRAME_WORD_SHIFT) + dir]! & PDE_HUGE) dirs.push(dir); // mmap_lock held
+    if (i32[pgdPfn * PTRS_PER_TABLE + dir]! & PDE_HUGE) dirs.push(dir); // mmap_lock held
   };
   cut(start);
   cut(end);
@@ -521,9 +517,9 @@ export function splitHugeEdgesLocked(
   const pfns = new Int32Array(dirs.length);
   if (!allocFrames(mem, dirs.length, ownerTag(FrameKind.PAGE_TABLE, mmSlot), pfns)) return -1;
   for (let i = 0; i < dirs.length; i++) {
-    const index = (pgdPfn << FRAME_WORD_SHIFT) + dirs[i]!;
+    const index = pgdPfn * PTRS_PER_TABLE + dirs[i]!;
     const lo = i32[index]! & ~PDE_HUGE;
-    const base = pfns[i]! << FRAME_WORD_SHIFT;
+    const base = pfns[i]! * PTRS_PER_TABLE;
     // plain stores into a frame no walker can reach yet; the Atomics.store below publishes them
     for (let k = 0; k < PTRS_PER_TABLE; k++) i32[base + k] = lo + (k << PTE_PFN_SHIFT);
     Atomics.store(i32, index, (pfns[i]! << PTE_PFN_SHIFT) | PTE_PRESENT);

@@ -113,6 +113,7 @@ export class PhysMem {
         },
       );
     }
+    checkViewable(buffer, layout.totalFrames * PAGE_SIZE);
     const i32 = new Int32Array(buffer, 0, PAGE_SIZE / 4);
     // init-only words: written before the buffer is shared.
     i32[Hdr.MAGIC] = SABVM_MAGIC;
@@ -171,5 +172,34 @@ export class PhysMem {
       );
     }
     return new PhysMem(buffer, layout);
+  }
+}
+
+/**
+ * Throw a `RangeError` that names the runtime's limit when one byte view cannot span `bytes` of
+ * `buffer` (Node 20's V8 caps a typed array at 2^32 elements; Node 22 and later allow far more).
+ */
+function checkViewable(buffer: SharedArrayBuffer, bytes: number): void {
+  try {
+    new Uint8Array(buffer, 0, bytes);
+    return;
+  } catch {
+    // the largest view this runtime makes: a binary search over view lengths (no allocation)
+    let lo = 0;
+    let hi = bytes;
+    while (hi - lo > PAGE_SIZE) {
+      const mid = Math.floor((lo + hi) / 2 / PAGE_SIZE) * PAGE_SIZE || PAGE_SIZE;
+      try {
+        new Uint8Array(buffer, 0, mid);
+        lo = mid;
+      } catch {
+        hi = mid;
+      }
+    }
+    throw new RangeError(
+      `memoryBytes ${bytes} is more than this runtime's typed arrays can span: one Uint8Array ` +
+        `holds at most ${lo} bytes here (${(lo / 2 ** 30).toFixed(2)} GiB), so that is the largest ` +
+        'bootable size; Node.js 22 and later allow larger typed arrays',
+    );
   }
 }

@@ -108,6 +108,15 @@ export function releaseFrame(mem: PhysMem, pfn: number): void {
     freeFrameNow(mem, pfn);
     return;
   }
+  deferFrame(mem, pfn);
+  // the readers seen above may all have left since, and the last one out may have looked at the
+  // deferred list before this frame was on it: look again (seq-cst: either this load sees no
+  // reader, or that reader's reclaim comes after the frame was added and finds it)
+  if (!othersReading(mem)) reclaimDeferred(mem);
+}
+
+/** Put a released frame on the deferred list, stamped with a new epoch. */
+function deferFrame(mem: PhysMem, pfn: number): void {
   const { i32 } = mem;
   const epoch = (Atomics.add(i32, Hdr.RCU_EPOCH, 1) + 1) & EPOCH_MASK;
   const entry = mem.frameTable + pfn * FRAME_WORDS;
@@ -133,24 +142,39 @@ function oldestReader(mem: PhysMem): number {
 /**
  * Free every deferred frame whose grace period is over; keep the others deferred.
  * Returns the number freed. Context: any thread, lock-free.
+ *
+ * The order is the grace-period rule's proof. The list is taken *before* the readers are looked
+ * at: a frame on it was released after its PTE was cleared, so a reader that can hold a view of it
+ * entered its section before that release, hence before this look, and the look sees it. (Looking
+ * first would miss a reader that enters between the look and the take, and free a frame released
+ * under its view.) Kept frames go back on the list; if the readers that held them back left
+ * meanwhile, their own reclaim may have found the list empty, so look once more and repeat.
  */
 export function reclaimDeferred(mem: PhysMem): number {
   const { i32 } = mem;
-  if (Atomics.load(i32, Hdr.DEFERRED_FRAMES) === 0) return 0;
-  const oldest = oldestReader(mem);
   let freed = 0;
-  for (let cur = llistDelAll(i32, Hdr.DEFER_HEAD); cur !== 0;) {
-    const pfn = cur - 1;
-    const entry = mem.frameTable + pfn * FRAME_WORDS;
-    cur = Atomics.load(i32, entry + Frame.LINK);
-    const epoch = Atomics.load(i32, entry + Frame.OWNER) >>> OWNER_ID_SHIFT;
-    if (oldest < 0 || epochReached(oldest, epoch)) {
-      Atomics.sub(i32, Hdr.DEFERRED_FRAMES, 1);
-      freeFrameNow(mem, pfn);
-      freed++;
-    } else {
-      llistAdd(i32, Hdr.DEFER_HEAD, entry + Frame.LINK, pfn);
+  while (Atomics.load(i32, Hdr.DEFERRED_FRAMES) > 0) {
+    const taken = llistDelAll(i32, Hdr.DEFER_HEAD);
+    if (taken === 0) break;
+    const oldest = oldestReader(mem);
+    let minKept = -1; // the oldest epoch among the frames kept back
+    for (let cur = taken; cur !== 0;) {
+      const pfn = cur - 1;
+      const entry = mem.frameTable + pfn * FRAME_WORDS;
+      cur = Atomics.load(i32, entry + Frame.LINK);
+      const epoch = Atomics.load(i32, entry + Frame.OWNER) >>> OWNER_ID_SHIFT;
+      if (oldest < 0 || epochReached(oldest, epoch)) {
+        Atomics.sub(i32, Hdr.DEFERRED_FRAMES, 1);
+        freeFrameNow(mem, pfn);
+        freed++;
+      } else {
+        if (minKept < 0 || !epochReached(epoch, minKept)) minKept = epoch;
+        llistAdd(i32, Hdr.DEFER_HEAD, entry + Frame.LINK, pfn);
+      }
     }
+    if (minKept < 0) break;
+    const now = oldestReader(mem);
+    if (now >= 0 && !epochReached(now, minKept)) break; // still held back by a live section
   }
   return freed;
 }

@@ -48,7 +48,7 @@ import {
   TABLE_SHIFT,
 } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
-import { reclaimDeferred } from './rcu.js';
+import { reclaimDeferred, releaseFrame } from './rcu.js';
 import { areaWord } from './vmalloc.js';
 import { kernelEnter, kernelExit, pause, threadWord, undoThreadLog } from './thread.js';
 import { vmaGet } from './vma.js';
@@ -259,8 +259,17 @@ function rebuildMms(mem: PhysMem, deadSlots: Set<number>): Map<number, number[]>
   return tables;
 }
 
-/** Rebuild every frame's references, owner, bitmap bit, and the free and deferred counts. */
-function rebuildFrames(mem: PhysMem, tables: Map<number, number[]>, deadSlots: Set<number>): void {
+/**
+ * Rebuild every frame's references, owner, bitmap bit, and the free and deferred counts. Returns
+ * the frames that were in use and have no reference left (a dead thread's half-done munmap or
+ * destroy, its frames in flight): they are not free yet, but released by the caller through the
+ * grace-period rule, since a live reader may still hold a view of them.
+ */
+function rebuildFrames(
+  mem: PhysMem,
+  tables: Map<number, number[]>,
+  deadSlots: Set<number>,
+): number[] {
   const { i32, layout } = mem;
   const refs = new Int32Array(layout.totalFrames);
   const owner = new Int32Array(layout.totalFrames);
@@ -311,6 +320,7 @@ function rebuildFrames(mem: PhysMem, tables: Map<number, number[]>, deadSlots: S
     nrDeferred++;
   }
   let free = 0;
+  const released: number[] = [];
   for (let pfn = layout.metadataFrames; pfn < layout.totalFrames; pfn++) {
     const entry = mem.frameTable + pfn * FRAME_WORDS;
     const current = Atomics.load(i32, entry + Frame.OWNER);
@@ -326,6 +336,13 @@ function rebuildFrames(mem: PhysMem, tables: Map<number, number[]>, deadSlots: S
       }
     }
     if (deferred[pfn]) tag = current;
+    if (n === 0 && !deferred[pfn] && kind !== FrameKind.FREE) {
+      // in use until now: keep it allocated here, the caller releases it
+      Atomics.store(i32, entry + Frame.REFCOUNT, 0);
+      Atomics.or(i32, mem.frameBitmap + (pfn >>> 5), 1 << (pfn & 31));
+      released.push(pfn);
+      continue;
+    }
     Atomics.store(i32, entry + Frame.REFCOUNT, n);
     Atomics.store(i32, entry + Frame.OWNER, n > 0 || deferred[pfn] ? tag : FrameKind.FREE);
     const bit = 1 << (pfn & 31);
@@ -340,6 +357,7 @@ function rebuildFrames(mem: PhysMem, tables: Map<number, number[]>, deadSlots: S
   let ptFrames = 0;
   for (const frames of tables.values()) ptFrames += frames.length;
   Atomics.store(i32, Hdr.PT_FRAMES, ptFrames);
+  return released;
 }
 
 /** Release every lock a dead thread holds. */
@@ -360,6 +378,8 @@ function releaseThreads(mem: PhysMem, slots: readonly number[]): void {
     const base = mem.threadTable + slot * THREAD_WORDS;
     Atomics.store(i32, base + Thread.RCU_NESTING, 0);
     Atomics.store(i32, base + Thread.UNDO_LEN, 0);
+    Atomics.store(i32, base + Thread.COPY_SEQ, 0); // its copy is over: nobody waits for it
+    Atomics.store(i32, base + Thread.COPY_MM, 0);
     Atomics.store(i32, base + Thread.STATE, ThreadState.FREE);
   }
   let readers = 0;
@@ -399,9 +419,11 @@ export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): nu
     rebuildAreas(mem);
     const deadSlots = new Set(dead.slots);
     const tables = rebuildMms(mem, deadSlots);
-    rebuildFrames(mem, tables, deadSlots);
+    const released = rebuildFrames(mem, tables, deadSlots);
     releaseLocks(mem, dead.tids);
     releaseThreads(mem, dead.slots);
+    // as any release: deferred while a live thread is inside a read section (readers recounted)
+    for (const pfn of released) releaseFrame(mem, pfn);
     return marked;
   } finally {
     Atomics.store(i32, Hdr.RECOVERY, 0);

@@ -53,10 +53,33 @@ import { PhysMem } from './phys-mem.js';
 import { kernelEnter, kernelExit, txBegin, txCommit } from './thread.js';
 import { Vma, vmaGet, vmaLoad, vmaSet } from './vma.js';
 
-/** A real `Vma` handle (not an object that only has its prototype): its slot is in its table. */
-function isVmaHandle(vma: unknown): vma is Vma {
-  if (!(vma instanceof Vma) || !(vma.mem instanceof PhysMem)) return false;
-  return Number.isSafeInteger(vma.slot) && vma.slot >= 0 && vma.slot < vma.mem.layout.maxVmas;
+/** What a remap takes from a `Vma` handle: its fields, read once. */
+interface VmaRef {
+  readonly mem: PhysMem;
+  readonly slot: number;
+  readonly gen: number;
+}
+
+/**
+ * The fields of a real `Vma` handle, each read exactly once and validated, or null. Caller code
+ * (a getter on a forged handle) runs here, before any lock is taken, and never again: a getter that
+ * throws, changes its value between reads or calls back into the kernel cannot reach a locked path.
+ */
+function vmaFields(vma: unknown): VmaRef | null {
+  if (!(vma instanceof Vma)) return null;
+  let mem: unknown;
+  let slot: unknown;
+  let gen: unknown;
+  try {
+    ({ mem, slot, gen } = vma);
+  } catch {
+    return null;
+  }
+  if (!(mem instanceof PhysMem)) return null;
+  if (typeof slot !== 'number' || !Number.isSafeInteger(slot)) return null;
+  if (slot < 0 || slot >= mem.layout.maxVmas) return null;
+  if (typeof gen !== 'number' || !Number.isSafeInteger(gen)) return null;
+  return { mem, slot, gen };
 }
 
 function isPageAligned(n: unknown): n is number {
@@ -76,17 +99,18 @@ export function remapVmallocRangePartial(
   size: number,
 ): number {
   // 1: a live VMA of a kernel (the VMA's own)
-  if (!isVmaHandle(vma)) return -EINVAL;
-  kernelEnter(vma.mem);
+  const ref = vmaFields(vma);
+  if (ref === null) return -EINVAL;
+  kernelEnter(ref.mem);
   try {
-    return remapIn(vma, uaddr, kaddr, size);
+    return remapIn(ref, uaddr, kaddr, size);
   } finally {
-    kernelExit(vma.mem);
+    kernelExit(ref.mem);
   }
 }
 
 /** The body of remapVmallocRangePartial, inside a kernel call. */
-function remapIn(vma: Vma, uaddr: number, kaddr: number, size: number): number {
+function remapIn(vma: VmaRef, uaddr: number, kaddr: number, size: number): number {
   const { mem } = vma;
   const mm = vmaLoad(mem, vma.slot, VmaWord.MM) - 1;
   if (mm < 0) return -EINVAL;
@@ -188,7 +212,8 @@ export const remapPartial: typeof remapVmallocRangePartial = remapVmallocRangePa
  * is that of {@link remapVmallocRangePartial}. Context: as remapVmallocRangePartial.
  */
 export function remapVmallocRange(vma: Vma, kaddr: number, pgoff: number): number {
-  if (!isVmaHandle(vma) || !vma.live) return -EINVAL;
+  const ref = vmaFields(vma);
+  if (ref === null) return -EINVAL;
   if (typeof pgoff !== 'number' || !Number.isSafeInteger(pgoff) || pgoff < 0) return -EINVAL;
   const offset = pgoff * PAGE_SIZE;
   if (
@@ -198,5 +223,8 @@ export function remapVmallocRange(vma: Vma, kaddr: number, pgoff: number): numbe
   ) {
     return -EINVAL;
   }
-  return remapVmallocRangePartial(vma, vma.start, kaddr + offset, vma.end - vma.start);
+  // the bounds through a handle of our own making: no caller getter runs
+  const own = new Vma(ref.mem, ref.slot, ref.gen);
+  if (!own.live) return -EINVAL;
+  return remapVmallocRangePartial(own, own.start, kaddr + offset, own.end - own.start);
 }

@@ -36,6 +36,7 @@ import {
   VMA_STASH_SLOTS,
 } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
+import { bug } from './bug.js';
 
 /** True where `Atomics.wait` may block (not on a browser's main thread). */
 export const canBlock: boolean = (() => {
@@ -72,6 +73,8 @@ export function attachThread(mem: PhysMem, userId: number): void {
     Atomics.store(i32, threadWord(mem, slot, Thread.RCU_NESTING), 0);
     Atomics.store(i32, threadWord(mem, slot, Thread.RCU_EPOCH), 0);
     Atomics.store(i32, threadWord(mem, slot, Thread.UNDO_LEN), 0);
+    Atomics.store(i32, threadWord(mem, slot, Thread.COPY_SEQ), 0);
+    Atomics.store(i32, threadWord(mem, slot, Thread.COPY_MM), 0);
     for (let k = 0; k < VMA_STASH_SLOTS; k++)
       Atomics.store(i32, threadWord(mem, slot, Thread.VMA_STASH) + k, 0);
     mem.threadSlot = slot;
@@ -101,11 +104,25 @@ export function waitForRecovery(mem: PhysMem): void {
 }
 
 /**
+ * Throw unless this attachment still owns a thread slot: calls through a detached handle would run
+ * outside the thread table, invisible to recovery, so they are refused. Context: any call.
+ */
+export function checkAttached(mem: PhysMem): void {
+  if (mem.threadBase < 0) {
+    throw new Error(
+      'this kernel handle is detached (Kernel#detach gave its thread slot back): calls through it ' +
+        'are refused; attach again with Kernel.attach(handle)',
+    );
+  }
+}
+
+/**
  * Enter a kernel call (the outermost one marks the slot `IN`). Never enters while a recovery runs.
- * Context: the owning thread.
+ * Throws, changing nothing, when the handle is detached. Context: the owning thread.
  */
 export function kernelEnter(mem: PhysMem): void {
-  if (mem.depth++ > 0 || mem.threadBase < 0) return;
+  if (mem.threadBase < 0) checkAttached(mem);
+  if (mem.depth++ > 0) return;
   const { i32 } = mem;
   for (;;) {
     Atomics.store(i32, mem.threadBase + Thread.STATE, ThreadState.IN);
@@ -172,9 +189,7 @@ function logUndo(mem: PhysMem, index: number, count: number, value: number): voi
   const { i32 } = mem;
   const len = mem.undoLen;
   if (len >= UNDO_ENTRIES)
-    throw new Error(
-      `undo log overflow (${UNDO_ENTRIES} entries): a kernel call changed too much at once`,
-    );
+    bug(`undo log overflow (${UNDO_ENTRIES} entries): a kernel call changed too much at once`);
   // plain entry words, published by the atomic store of UNDO_LEN before the change they undo
   const entry = mem.threadBase + THREAD_HEADER_WORDS + len * UNDO_WORDS;
   i32[entry + Undo.INDEX] = index;
@@ -231,7 +246,7 @@ export function undoThreadLog(mem: PhysMem, slot: number): void {
     const value = Atomics.load(i32, entry + Undo.VALUE);
     if (index < 0) {
       // new PTEs of mm -(index) - 1 from user page `value`
-      if (clearNewPtes === null) throw new Error('undoThreadLog: no PTE undo registered');
+      if (clearNewPtes === null) bug('undoThreadLog: no PTE undo registered');
       clearNewPtes(mem, -index - 1, value, count);
       continue;
     }

@@ -24,13 +24,18 @@ const TLB_MASK = TLB_ENTRIES - 1;
 /** log2 of the bytes a huge entry maps (4 MiB). */
 const HPAGE_SHIFT = PAGE_SHIFT + TABLE_SHIFT;
 const HPAGE_MASK = (1 << HPAGE_SHIFT) - 1;
+/** Int32 words per frame. */
+const WORDS_PER_PAGE = PAGE_SIZE / 4;
 
 /** The translation cache of one AddressSpace handle. */
 export class SoftTlb {
-  /** Per entry, side by side (one cache line): user page + 1 (0 = empty), Int32 index of the frame. */
+  /**
+   * Per entry, side by side (one cache line): user page + 1 (0 = empty), the frame's pfn. A pfn,
+   * not the frame's Int32 index: indexes of frames above 8 GiB do not fit in 32 bits.
+   */
   private readonly entries = new Int32Array(2 * TLB_ENTRIES);
   /**
-   * Per 4 MiB slot of user space mapped by a huge entry: the Int32 index of its first frame + 1
+   * Per 4 MiB slot of user space mapped by a huge entry: the pfn of its first frame + 1
    * (0 = not cached). 4 KiB for all of user space, so a cached lookup stays in the L1 cache.
    */
   private readonly huge = new Int32Array(TASK_SIZE / 2 ** HPAGE_SHIFT);
@@ -61,7 +66,11 @@ export class SoftTlb {
       if (Atomics.load(this.mem.i32, this.genIndex) === this.gen) return value;
     }
     if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return undefined;
-    return this.fill(uaddr >>> PAGE_SHIFT) ? this.read(uaddr) : undefined;
+    if (!this.fill(uaddr >>> PAGE_SHIFT)) return undefined;
+    const filled = this.wordIndex(uaddr);
+    if (filled < 0) return undefined;
+    const value = this.mem.i32[filled]!;
+    return Atomics.load(this.mem.i32, this.genIndex) === this.gen ? value : undefined;
   }
 
   /**
@@ -69,14 +78,15 @@ export class SoftTlb {
    * check. Context: the owning thread.
    */
   private wordIndex(uaddr: number): number {
-    // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned
-    if (uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return -1;
+    // an integer in [0, 2^32) = [0, TASK_SIZE), 4-byte aligned (a non-number is never converted:
+    // its valueOf is not run)
+    if (typeof uaddr !== 'number' || uaddr >>> 0 !== uaddr || (uaddr & 3) !== 0) return -1;
     const slot = this.huge[uaddr >>> HPAGE_SHIFT]!;
-    if (slot !== 0) return slot - 1 + ((uaddr & HPAGE_MASK) >>> 2);
+    if (slot !== 0) return (slot - 1) * WORDS_PER_PAGE + ((uaddr & HPAGE_MASK) >>> 2);
     const page = uaddr >>> PAGE_SHIFT;
     const e = (page & TLB_MASK) << 1;
     if (this.entries[e] !== page + 1) return -1;
-    return this.entries[e + 1]! + ((uaddr & (PAGE_SIZE - 1)) >>> 2);
+    return this.entries[e + 1]! * WORDS_PER_PAGE + ((uaddr & (PAGE_SIZE - 1)) >>> 2);
   }
 
   /**
@@ -130,11 +140,11 @@ export class SoftTlb {
     // a PTE seen before the generation was read again stays valid as long as the generation holds
     if (Atomics.load(i32, this.genIndex) !== gen) return false;
     if (huge) {
-      this.huge[page >>> TABLE_SHIFT] = ptePfn(pde) * (PAGE_SIZE / 4) + 1;
+      this.huge[page >>> TABLE_SHIFT] = ptePfn(pde) + 1;
     } else {
       const e = (page & TLB_MASK) << 1;
       this.entries[e] = page + 1;
-      this.entries[e + 1] = ptePfn(pte) * (PAGE_SIZE / 4);
+      this.entries[e + 1] = ptePfn(pte);
     }
     return true;
   }

@@ -17,16 +17,24 @@
  */
 import { PAGE_SIZE } from './errno.js';
 import { SegmentationFault } from './fault.js';
-import { Mm, MM_WORDS, PTRS_PER_TABLE, TASK_SIZE, VMALLOC_START } from './layout.js';
+import {
+  Mm,
+  MM_WORDS,
+  PTRS_PER_TABLE,
+  TASK_SIZE,
+  Thread,
+  ThreadState,
+  VMALLOC_START,
+} from './layout.js';
 import { mmLoad, mmWord } from './mm.js';
 import { PDE_HUGE, PTE_READ, PTE_WRITE, ptePfn, TABLE_SHIFT, walkPte } from './page-table.js';
 
 /** Bytes one directory slot (a page table, or a huge entry) maps: 4 MiB. */
 const HPAGE_SIZE = PTRS_PER_TABLE * PAGE_SIZE;
 import type { PhysMem } from './phys-mem.js';
-import { rcuReadLock, rcuReadUnlock } from './rcu.js';
+import { othersReading, rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { SoftTlb } from './tlb.js';
-import { pause } from './thread.js';
+import { checkAttached, pause, threadWord } from './thread.js';
 
 /** What the accessors need of an address space handle. */
 interface MmRef {
@@ -45,9 +53,32 @@ export function checkUnsigned(name: string, value: unknown): number {
   return value;
 }
 
+/** The intrinsic accessors of typed arrays: a caller's own properties or methods never run. */
+const TypedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
+function intrinsicGetter(name: PropertyKey): (this: unknown) => unknown {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
+  const get = Object.getOwnPropertyDescriptor(TypedArrayPrototype, name)?.get;
+  if (get === undefined)
+    throw new TypeError(`the typed-array prototype has no ${String(name)} getter`);
+  return get;
+}
+const typedArrayTag = intrinsicGetter(Symbol.toStringTag);
+const typedArrayBuffer = intrinsicGetter('buffer');
+const typedArrayByteOffset = intrinsicGetter('byteOffset');
+const typedArrayLength = intrinsicGetter('length');
+
+/**
+ * A fresh view of exactly the bytes a caller's `Uint8Array` (or `Buffer`) covers, built from the
+ * intrinsic accessors: a replaced `subarray`, `length` or `buffer` on the caller's object changes
+ * nothing the copy does. Throws `TypeError` for anything that is not a real `Uint8Array`.
+ */
 function checkBytes(bytes: unknown): Uint8Array {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
-  return bytes;
+  if (typedArrayTag.call(bytes) !== 'Uint8Array') throw new TypeError('bytes must be a Uint8Array');
+  return new Uint8Array(
+    typedArrayBuffer.call(bytes) as ArrayBufferLike,
+    typedArrayByteOffset.call(bytes) as number,
+    typedArrayLength.call(bytes) as number,
+  );
 }
 
 /** Start frame and byte count of each physically contiguous run, flattened: [pfn0, bytes0, …]. */
@@ -92,9 +123,10 @@ function translate(
 
 /** Translate a user range through `mm`'s page tables, checking the mm is live before and after. */
 function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolean): Runs {
+  const { mem, slot, gen } = mm;
+  checkAttached(mem);
   const addr = checkUnsigned('uaddr', uaddr);
   const len = checkUnsigned('length', length);
-  const { mem, slot, gen } = mm;
   if (mmLoad(mem, slot, Mm.GEN) !== gen) {
     if (len === 0) return [];
     throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
@@ -109,6 +141,7 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
     try {
       runs = walkUserRange(mem, pgd, addr, len, write);
     } catch (error) {
+      if (!(error instanceof SegmentationFault)) throw error; // a kernel bug: never retried
       fault = error; // trusted only if no flush overlapped the walk
     }
     if (mmLoad(mem, slot, Mm.TLB_GEN) !== before) continue;
@@ -232,11 +265,16 @@ function copyOut(mem: PhysMem, runs: Runs, length: number): Uint8Array {
   return out;
 }
 
+/** Copy `bytes` (a view from {@link checkBytes}: never a caller's object) into the runs. */
 function copyIn(mem: PhysMem, runs: Runs, bytes: Uint8Array): void {
+  if (runs.length === 2) {
+    mem.u8.set(bytes, runs[0]);
+    return;
+  }
   let at = 0;
   for (let i = 0; i < runs.length; i += 2) {
     const n = runs[i + 1]!;
-    mem.u8.set(bytes.subarray(at, at + n), runs[i]);
+    mem.u8.set(new Uint8Array(bytes.buffer, bytes.byteOffset + at, n), runs[i]);
     at += n;
   }
 }
@@ -252,27 +290,73 @@ export function userSegments(
 }
 
 /**
- * Run a translate-and-copy inside a read section, so that frames another thread unmaps meanwhile
- * are not handed to a new owner before the copy is done (rcu.ts).
+ * Run a translate-and-copy through `mm`'s page tables inside a read section, so that frames
+ * another thread unmaps meanwhile are not handed to a new owner before the copy is done (rcu.ts),
+ * with this thread's copy sequence count odd, so that a munmap, mprotect or destroy that changed
+ * the PTEs meanwhile waits for the copy to land before it returns ({@link waitForCopies}).
  */
-function inSection<T>(mem: PhysMem, fn: () => T): T {
+function copySection<T>(mm: MmRef, fn: () => T): T {
+  const { mem } = mm;
   rcuReadLock(mem);
+  const seq = mem.threadBase + Thread.COPY_SEQ;
+  Atomics.store(mem.i32, mem.threadBase + Thread.COPY_MM, mm.slot + 1);
+  Atomics.add(mem.i32, seq, 1); // odd: copying (after COPY_MM, before the walk)
   try {
     return fn();
   } finally {
+    Atomics.add(mem.i32, seq, 1);
     rcuReadUnlock(mem);
+  }
+}
+
+/** How long a munmap, mprotect or destroy waits for another thread's copy to land. */
+const COPY_WAIT_MS = 2000;
+
+/**
+ * The TLB shootdown's wait: return once no other thread is still in a copy through mm `slot`'s
+ * page tables that may have been checked against the PTEs this call just changed. A copy that
+ * began after the change walked the new PTEs, so only copies seen in progress now are waited for,
+ * each until its sequence count moves (no starvation). Copies run inside read sections: with no
+ * other thread in one there is nothing to scan. Throws `Error` after {@link COPY_WAIT_MS} for a copy
+ * that never ends (its thread died and was not reaped); the change itself is complete then.
+ * Context: after the TLB flush that changed the PTEs (munmap and mprotect hold the mmap_lock, as
+ * Linux's shootdown; destroy has released the dead mm).
+ */
+export function waitForCopies(mem: PhysMem, slot: number): void {
+  if (!othersReading(mem)) return;
+  const { i32 } = mem;
+  let deadline = 0;
+  for (let t = 0; t < mem.layout.maxThreads; t++) {
+    if (t === mem.threadSlot) continue;
+    const seqAt = threadWord(mem, t, Thread.COPY_SEQ);
+    const seq = Atomics.load(i32, seqAt);
+    if ((seq & 1) === 0 || Atomics.load(i32, threadWord(mem, t, Thread.COPY_MM)) !== slot + 1)
+      continue;
+    for (let spins = 0; Atomics.load(i32, seqAt) === seq; spins++) {
+      const state = Atomics.load(i32, threadWord(mem, t, Thread.STATE));
+      if (state === ThreadState.FREE || state === ThreadState.DEAD) break;
+      if (spins > 64) pause(i32, seqAt, seq, 0.05);
+      if (deadline === 0) deadline = Date.now() + COPY_WAIT_MS;
+      else if (Date.now() > deadline) {
+        throw new Error(
+          `address space ${slot + 1}: the mapping changed, but a copy through it by thread slot ` +
+            `${t} has not ended in ${COPY_WAIT_MS} ms — a thread died inside mm.read or mm.write ` +
+            'and was not reaped (kernel.reapThread)',
+        );
+      }
+    }
   }
 }
 
 /** `mm.read` (`copy_from_user`). Context: any thread, lock-free (inside a read section). */
 export function userRead(mm: MmRef, uaddr: number, length: number): Uint8Array {
-  return inSection(mm.mem, () => copyOut(mm.mem, translateUser(mm, uaddr, length, false), length));
+  return copySection(mm, () => copyOut(mm.mem, translateUser(mm, uaddr, length, false), length));
 }
 
 /** `mm.write` (`copy_to_user`). Context: any thread, lock-free (inside a read section). */
 export function userWrite(mm: MmRef, uaddr: number, bytes: Uint8Array): void {
   const src = checkBytes(bytes);
-  inSection(mm.mem, () => {
+  copySection(mm, () => {
     copyIn(mm.mem, translateUser(mm, uaddr, src.length, true), src);
   });
 }
@@ -303,7 +387,7 @@ function userWordIndex(mm: MmRef, uaddr: unknown, write: boolean): number {
 }
 
 /** An address space handle with its thread's translation cache. */
-interface TlbRef extends MmRef {
+export interface TlbRef extends MmRef {
   tlb: SoftTlb | undefined;
 }
 
@@ -314,19 +398,23 @@ interface TlbRef extends MmRef {
  * Context: any thread, lock-free.
  */
 export function getUser32(mm: TlbRef, uaddr: number): number {
+  if (typeof uaddr !== 'number') throw new TypeError(`uaddr must be a number, got ${typeof uaddr}`);
+  checkAttached(mm.mem);
   mm.tlb ??= new SoftTlb(mm.mem, mm.slot, mm.gen);
   const cached = mm.tlb.read(uaddr);
   if (cached !== undefined) return cached;
   const { i32 } = mm.mem;
   const tlbGen = mmWord(mm.mem, mm.slot, Mm.TLB_GEN);
   for (;;) {
-    const before = evenTlbGen(mm, typeof uaddr === 'number' ? uaddr : 0, false);
+    const before = evenTlbGen(mm, uaddr, false);
     let value = 0;
     try {
       value = i32[userWordIndex(mm, uaddr, false)]!;
     } catch (error) {
-      // a fault (or a walk through a table freed under it) counts only if no flush overlapped
-      if (Atomics.load(i32, tlbGen) === before) throw error;
+      // a fault (or a walk through a table freed under it) counts only if no flush overlapped;
+      // anything else is a kernel bug and is never retried
+      if (!(error instanceof SegmentationFault) || Atomics.load(i32, tlbGen) === before)
+        throw error;
       continue;
     }
     if (Atomics.load(i32, tlbGen) === before) return value;
@@ -343,13 +431,16 @@ export function getUser32(mm: TlbRef, uaddr: number): number {
  * Context: any thread, lock-free.
  */
 export function getUser32v(mm: TlbRef, uaddrs: ArrayLike<number>, out: Int32Array): Int32Array {
+  checkAttached(mm.mem);
   const n = uaddrs.length;
   mm.tlb ??= new SoftTlb(mm.mem, mm.slot, mm.gen);
   const { tlb } = mm;
   const { i32 } = mm.mem;
   const tlbGen = mmWord(mm.mem, mm.slot, Mm.TLB_GEN);
   for (;;) {
-    const before = Atomics.load(i32, tlbGen);
+    // an even generation to validate the batch against: waits out a flush, and ends with the clear
+    // error (not another retry) when the flush never ends
+    const before = evenTlbGen(mm, n > 0 && typeof uaddrs[0] === 'number' ? uaddrs[0] : 0, false);
     for (let i = 0; i < n;) {
       // a run of cached words, then one word through the checked path (which fills the cache)
       if (before === tlb.generation) i = tlb.gather(uaddrs, out, i);
@@ -358,13 +449,14 @@ export function getUser32v(mm: TlbRef, uaddrs: ArrayLike<number>, out: Int32Arra
           out[i] = getUser32(mm, uaddrs[i]!);
         } catch (error) {
           // the words already in `out` are only good if no flush overlapped them: else read again
-          if ((before & 1) === 0 && Atomics.load(i32, tlbGen) === before) throw error;
+          if (!(error instanceof SegmentationFault) || Atomics.load(i32, tlbGen) === before)
+            throw error;
           break;
         }
         i++;
       }
     }
-    if ((before & 1) === 0 && Atomics.load(i32, tlbGen) === before) return out;
+    if (Atomics.load(i32, tlbGen) === before) return out;
   }
 }
 
@@ -374,7 +466,7 @@ export function getUser32v(mm: TlbRef, uaddrs: ArrayLike<number>, out: Int32Arra
  */
 export function putUser32(mm: MmRef, uaddr: number, value: number): void {
   if (typeof value !== 'number') throw new TypeError(`value must be a number, got ${typeof value}`);
-  inSection(mm.mem, () => {
+  copySection(mm, () => {
     Atomics.store(mm.mem.i32, userWordIndex(mm, uaddr, true), value);
   });
 }

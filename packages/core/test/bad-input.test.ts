@@ -58,6 +58,23 @@ const NON_NUMBERS: readonly Bad[] = [
   ['Symbol()', Symbol('bad')],
   ['new Number(4096)', new Number(4096)],
   ['() => 4096', () => 4096],
+  // conversions that must never run: no call converts a non-number (a throw here escapes as is)
+  [
+    '{ valueOf() { throw } }',
+    {
+      valueOf(): never {
+        throw new Error('valueOf ran: a call converted a non-number');
+      },
+    },
+  ],
+  [
+    '{ [Symbol.toPrimitive]() { throw } }',
+    {
+      [Symbol.toPrimitive](): never {
+        throw new Error('Symbol.toPrimitive ran: a call converted a non-number');
+      },
+    },
+  ],
 ];
 
 /** Numbers that are not safe integers: NaN, infinities, fractions, 2^53 and above. */

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
-import { Kernel, LAYOUT_VERSION, PAGE_SIZE } from '../src/index.js';
+import {
+  Kernel,
+  KernelBug,
+  LAYOUT_VERSION,
+  MAP_SHARED,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+  remapPartial,
+} from '../src/index.js';
+import { Hdr } from '../src/layout.js';
+import { diffSnapshots, snapshot } from './helpers/reliability.js';
 
 const MiB = 2 ** 20;
 
@@ -82,5 +93,124 @@ describe('Kernel.attach', () => {
     expect(new Uint8Array(k.handle.buffer)[(before.metadataFrames + 1) * PAGE_SIZE + 7]).toBe(
       seen.byte,
     );
+  });
+});
+
+describe('Kernel#detach', () => {
+  it('refuses every later call through the handle, and through its address spaces, changing nothing', () => {
+    const k = Kernel.boot({ memoryBytes: 8 * MiB });
+    const other = Kernel.attach(k.handle);
+    const kaddr = other.vmallocUser(2 * PAGE_SIZE)!;
+    const mm = other.createAddressSpace()!;
+    const uaddr = mm.mmap(0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
+    const vma = mm.findVma(uaddr)!;
+    const before = snapshot(k);
+    other.detach();
+    other.detach(); // a second detach is a no-op
+    const detached = /detached/;
+    const calls: [string, () => unknown][] = [
+      ['vmalloc', () => other.vmalloc(PAGE_SIZE)],
+      ['vzalloc', () => other.vzalloc(PAGE_SIZE)],
+      ['vmallocUser', () => other.vmallocUser(PAGE_SIZE)],
+      ['vmallocAligned', () => other.vmallocAligned(PAGE_SIZE, PAGE_SIZE)],
+      [
+        'vfree',
+        () => {
+          other.vfree(kaddr);
+        },
+      ],
+      [
+        'vfree(null)',
+        () => {
+          other.vfree(null);
+        },
+      ],
+      ['findVmArea', () => other.findVmArea(kaddr)],
+      ['vmallocAreas', () => other.vmallocAreas()],
+      ['vmallocToPfn', () => other.vmallocToPfn(kaddr)],
+      ['readKernel', () => other.readKernel(kaddr, 4)],
+      [
+        'writeKernel',
+        () => {
+          other.writeKernel(kaddr, new Uint8Array(4));
+        },
+      ],
+      ['vmallocinfo', () => other.vmallocinfo()],
+      ['meminfo', () => other.meminfo()],
+      ['stats', () => other.stats()],
+      [
+        'checkInvariants',
+        () => {
+          other.checkInvariants();
+        },
+      ],
+      ['frameSnapshot', () => other.frameSnapshot()],
+      ['createAddressSpace', () => other.createAddressSpace()],
+      ['addressSpace', () => other.addressSpace(mm.id)],
+      ['addressSpaceIds', () => other.addressSpaceIds()],
+      [
+        'rcuReadLock',
+        () => {
+          other.rcuReadLock();
+        },
+      ],
+      [
+        'rcuReadUnlock',
+        () => {
+          other.rcuReadUnlock();
+        },
+      ],
+      ['readSection', () => other.readSection(() => 1)],
+      ['reapThread', () => other.reapThread({ tid: k.tid })],
+      ['mm.mmap', () => mm.mmap(0, PAGE_SIZE, PROT_READ, MAP_SHARED)],
+      ['mm.munmap', () => mm.munmap(uaddr, PAGE_SIZE)],
+      ['mm.mprotect', () => mm.mprotect(uaddr, PAGE_SIZE, PROT_READ)],
+      ['mm.findVma', () => mm.findVma(uaddr)],
+      ['mm.vmas', () => mm.vmas()],
+      ['mm.maps', () => mm.maps()],
+      ['mm.pagemap', () => mm.pagemap()],
+      ['mm.read', () => mm.read(uaddr, 4)],
+      [
+        'mm.write',
+        () => {
+          mm.write(uaddr, new Uint8Array(4));
+        },
+      ],
+      ['mm.segments', () => mm.segments(uaddr, 4)],
+      ['mm.getUser32', () => mm.getUser32(uaddr)],
+      ['mm.getUser32v', () => mm.getUser32v([uaddr])],
+      [
+        'mm.putUser32',
+        () => {
+          mm.putUser32(uaddr, 1);
+        },
+      ],
+      [
+        'mm.destroy',
+        () => {
+          mm.destroy();
+        },
+      ],
+      ['remapPartial', () => remapPartial(vma, uaddr, kaddr, PAGE_SIZE)],
+    ];
+    for (const [name, call] of calls) expect(call, name).toThrow(detached);
+    expect(diffSnapshots(before, snapshot(k))).toEqual([]);
+    k.checkInvariants();
+  });
+});
+
+describe('KernelBug', () => {
+  it('is what a broken invariant throws, so callers can tell a kernel bug from a fault', () => {
+    const k = Kernel.boot({ memoryBytes: 4 * MiB });
+    k.checkInvariants();
+    Atomics.add(k.mem.i32, Hdr.FREE_FRAMES, 1); // a counter that disagrees with the bitmap
+    expect(() => {
+      k.checkInvariants();
+    }).toThrow(KernelBug);
+    expect(() => {
+      k.checkInvariants();
+    }).toThrow(/checkInvariants: /);
+    Atomics.sub(k.mem.i32, Hdr.FREE_FRAMES, 1);
+    k.checkInvariants();
   });
 });

@@ -8,6 +8,10 @@ import {
   PROT_WRITE,
   remapPartial,
 } from '../src/index.js';
+import { Mm, Thread, ThreadState } from '../src/layout.js';
+import { spinLock } from '../src/lock.js';
+import { mmWord } from '../src/mm.js';
+import { threadWord } from '../src/thread.js';
 
 const MiB = 2 ** 20;
 const PAGES = 16;
@@ -149,6 +153,38 @@ describe('read sections and grace periods', () => {
     expect(k.stats().deferredFrames).toBeGreaterThanOrEqual(PAGES); // still held: nobody knows yet
     expect(k.reapThread({ threadId })).toBe(1);
     expect(k.stats().deferredFrames).toBe(0);
+    expect(k.stats().freeFrames).toBe(s.boot);
+    k.checkInvariants();
+  });
+
+  it('recovery from a thread that died inside destroy of orphan pages defers them while another thread reads them', () => {
+    const s = setup(0x6b);
+    const { k } = s;
+    k.vfree(s.kaddr); // the pages live on through the mapping alone (orphans)
+    const reader = Kernel.attach(k.handle);
+    reader.rcuReadLock();
+    const views = reader.addressSpace(s.mmId).segments(s.uaddr, PAGES * PAGE_SIZE);
+    // another attachment dies inside mm.destroy(): it holds the mmap_lock and has bumped the
+    // generation (destroy's first step), and has not zapped a PTE yet
+    const dying = Kernel.attach(k.handle);
+    const { mem } = dying;
+    const slot = s.mmId - 1;
+    Atomics.store(mem.i32, threadWord(mem, mem.threadSlot, Thread.STATE), ThreadState.IN);
+    spinLock(mem, mmWord(mem, slot, Mm.LOCK));
+    Atomics.add(mem.i32, mmWord(mem, slot, Mm.GEN), 1);
+    expect(k.reapThread({ tid: dying.tid })).toBe(1);
+    // the orphan pages (and the page directory and table a walker may be reading) are released
+    // through the grace period, not freed under the reader's views
+    expect(k.stats().deferredFrames).toBe(PAGES + 2);
+    const free = k.stats().freeFrames;
+    const grab = k.vmalloc(free * PAGE_SIZE)!;
+    k.writeKernel(grab, new Uint8Array(free * PAGE_SIZE).fill(0xee));
+    for (const v of views) expect(v.every((b) => b === 0x6b)).toBe(true);
+    k.checkInvariants();
+    reader.rcuReadUnlock(); // the last reader out frees them
+    expect(k.stats().deferredFrames).toBe(0);
+    k.vfree(grab);
+    reader.detach();
     expect(k.stats().freeFrames).toBe(s.boot);
     k.checkInvariants();
   });
