@@ -31,7 +31,7 @@ function targetsSection(targets: readonly TargetResult[]): string {
       return `<tr${t.informational ? ' class="info"' : ''}><td>${esc(t.id)}</td><td>${esc(t.what)}</td><td>${esc(t.ratio)}</td><td class="num">${fmt(t, t.value)}</td><td class="num">${fmt(t, t.min)}–${fmt(t, t.max)}</td><td class="num">${t.op === '>=' ? '≥' : '≤'} ${fmt(t, t.threshold)}</td><td class="${cls}">${t.status}${t.informational ? ' (info)' : ''}</td></tr>`;
     })
     .join('');
-  return `<h2>Targets (issue 7)</h2><p class="muted">Each figure is a ratio computed per rep pair in this run, summarised by its median (min–max over reps). Rows in italics are informational.</p><table><thead><tr><th>#</th><th>what</th><th>ratio</th><th>median</th><th>min–max</th><th>target</th><th>status</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return `<h2>Targets</h2><p class="muted">Each figure is a ratio computed per rep pair in this run, summarised by its median (min–max over reps). Rows in italics are informational.</p><table><thead><tr><th>#</th><th>what</th><th>ratio</th><th>median</th><th>min–max</th><th>target</th><th>status</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 function colorMap(suite: SuiteResult): Map<string, string> {

@@ -140,7 +140,7 @@ export interface RunConfig {
   readonly suites: readonly string[];
 }
 
-/** One of issue 7's performance targets, evaluated on this run. */
+/** One of the performance targets, evaluated on this run. */
 export interface TargetResult {
   readonly id: string;
   readonly what: string;

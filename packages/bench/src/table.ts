@@ -99,7 +99,7 @@ function targetValue(t: TargetResult): string {
     : `${f(t.value)} (${f(t.min ?? t.value)}–${f(t.max ?? t.value)})`;
 }
 
-/** The targets of issue 7 with value, threshold and PASS/MISS. Context: any; pure. */
+/** The performance targets with value, threshold and PASS/MISS. Context: any; pure. */
 export function targetsTable(targets: readonly TargetResult[]): string {
   const rows = targets.map((t) => [
     t.id,
@@ -110,7 +110,7 @@ export function targetsTable(targets: readonly TargetResult[]): string {
     t.informational ? `(${t.status}, info)` : t.status,
   ]);
   return [
-    '── targets (issue 7) ──',
+    '── targets ──',
     columns([['#', 'what', 'ratio', 'this run', 'target', 'status'], ...rows]),
   ].join('\n');
 }

@@ -1,5 +1,5 @@
 /**
- * Issue 7's performance targets, each read off one run as a named ratio with its threshold.
+ * The performance targets, each read off one run as a named ratio with its threshold.
  *
  * Every target is a ratio measured side by side in the same run (per rep pair, then the median),
  * so it can be judged on a noisy machine; PASS/MISS is decided on the median, and the min–max
@@ -26,7 +26,7 @@ type Source =
     }
   | { readonly suite: string; readonly measure: string };
 
-/** A target of issue 7. */
+/** A performance target. */
 export interface TargetSpec {
   readonly id: string;
   readonly what: string;
@@ -39,7 +39,7 @@ export interface TargetSpec {
 
 const ratioName = (subject: string, baseline: string): string => `${subject} ÷ ${baseline}`;
 
-/** The targets, in issue 7's order (7 is two conditions; 1 has a stretch goal). */
+/** The targets, in order (7 is two conditions; 1 has a stretch goal). */
 export const TARGETS: readonly TargetSpec[] = [
   {
     id: '1',

@@ -10,7 +10,7 @@ import {
 } from '../src/test-vmalloc.js';
 
 const MiB = 2 ** 20;
-/** A small loop count, as the issue asks; enough to cycle areas through the whole allocator. */
+/** A small loop count, enough to cycle areas through the whole allocator. */
 const PARAMS: TestVmallocParams = { loops: 100, junkLength: 512, busyListLength: 1500, seed: 7 };
 const ALL_CASES = TEST_VMALLOC_CASES.reduce((mask, c) => mask | c.bit, 0);
 const SUMMARY =

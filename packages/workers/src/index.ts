@@ -10,9 +10,14 @@ export {
   SabvmPool,
   taskMessageBytes,
   type PiscinaOptions,
-  type RunOptions,
   type SabvmPoolOptions,
   type TaskOptions,
 } from './pool.js';
-export { SabvmProcess, type AreaSpec, type Mapping, type ProcessRunOptions } from './process.js';
+export {
+  SabvmProcess,
+  type AreaSpec,
+  type Mapping,
+  type ProcessRunOptions,
+  type RunOptions,
+} from './process.js';
 export type { TaskMessage, TaskReply, WireError } from './protocol.js';

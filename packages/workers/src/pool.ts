@@ -16,7 +16,13 @@ import type { Worker } from 'node:worker_threads';
 import { ENOMEM, Kernel, type BootOptions } from '@sabvm/core';
 import { Piscina } from 'piscina';
 import { errorFromWire, SabvmError } from './errors.js';
-import { SabvmProcess, type AreaSpec, type Mapping } from './process.js';
+import {
+  SabvmProcess,
+  type AreaSpec,
+  type Mapping,
+  type RunOptions,
+  type TaskDispatcher,
+} from './process.js';
 import {
   claimant,
   MAX_TICKET,
@@ -60,20 +66,6 @@ export interface SabvmPoolOptions {
   readonly workerData?: unknown;
   /** Tasks that may be posted at once (queued or running); more wait for a slot. Default 1024. */
   readonly maxTasksInFlight?: number;
-}
-
-/** Options of one task run ({@link SabvmPool.run}, {@link SabvmProcess.run}). */
-export interface RunOptions<A = unknown> {
-  /** An argument for the task function: structured-cloned, so keep it small. */
-  readonly arg?: A;
-  /** Aborts the task: it is dequeued, or its thread is terminated. */
-  readonly signal?: AbortSignal;
-  /** Aborts the task after this many milliseconds. */
-  readonly timeout?: number;
-  /** Another task module than the pool's. */
-  readonly filename?: string | URL;
-  /** A named export of the task module instead of the default export. */
-  readonly name?: string;
 }
 
 /** Options of a process-per-task run ({@link SabvmPool.run}). */
@@ -129,6 +121,11 @@ export class SabvmPool {
   readonly #slotWaiters: ((slot: number) => void)[] = [];
   readonly #threadExits = new Map<number, Promise<void>>();
   readonly #processes = new Set<SabvmProcess>();
+  /** What each process of this pool gets to run its tasks: this pool's private dispatch. */
+  readonly #dispatcher: TaskDispatcher = {
+    dispatch: <R>(mmId: number, mappings: readonly Mapping[], options: RunOptions) =>
+      this.#dispatch<R>(mmId, mappings, options),
+  };
   #ticket = 0;
   #closed = false;
 
@@ -186,7 +183,7 @@ export class SabvmPool {
     const proc = this.createProcess();
     try {
       const mappings = options.areas.map((area) => proc.map(area));
-      return await this.dispatch<R>(proc.id, mappings, options);
+      return await this.#dispatch<R>(proc.id, mappings, options);
     } finally {
       proc.destroySync();
     }
@@ -210,7 +207,9 @@ export class SabvmPool {
         'no address-space slot or page-directory frame',
       );
     }
-    const proc: SabvmProcess = new SabvmProcess(this, mm, () => this.#processes.delete(proc));
+    const proc: SabvmProcess = new SabvmProcess(this.kernel, mm, this.#dispatcher, () =>
+      this.#processes.delete(proc),
+    );
     this.#processes.add(proc);
     return proc;
   }
@@ -236,9 +235,8 @@ export class SabvmPool {
    * Post one task for address space `mmId` with `mappings`; settle only when no thread touches
    * the address space for it any more. Rejects as {@link SabvmPool.run} does.
    * Context: main thread.
-   * @internal
    */
-  async dispatch<R>(mmId: number, mappings: readonly Mapping[], options: RunOptions): Promise<R> {
+  async #dispatch<R>(mmId: number, mappings: readonly Mapping[], options: RunOptions): Promise<R> {
     this.#assertOpen();
     this.#trackThreads();
     const slot = await this.#acquireSlot();

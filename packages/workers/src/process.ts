@@ -18,9 +18,9 @@ import {
   PROT_WRITE,
   remapPartial,
   type AddressSpace,
+  type Kernel,
 } from '@sabvm/core';
 import { SabvmError } from './errors.js';
-import type { RunOptions, SabvmPool } from './pool.js';
 
 /** A vmalloc area (or part of one) to map into a process. */
 export interface AreaSpec {
@@ -42,6 +42,32 @@ export interface Mapping {
   readonly prot: number;
   /** The kernel address it maps. */
   readonly kaddr: number;
+}
+
+/** Options of one task run (`SabvmPool.run`, {@link SabvmProcess.run}). */
+export interface RunOptions<A = unknown> {
+  /** An argument for the task function: structured-cloned, so keep it small. */
+  readonly arg?: A;
+  /** Aborts the task: it is dequeued, or its thread is terminated. */
+  readonly signal?: AbortSignal;
+  /** Aborts the task after this many milliseconds. */
+  readonly timeout?: number;
+  /** Another task module than the pool's. */
+  readonly filename?: string | URL;
+  /** A named export of the task module instead of the default export. */
+  readonly name?: string;
+}
+
+/**
+ * What a process needs from the pool that made it: a way to run one task. The pool gives each
+ * process a closure over its own (private) dispatch, so this module never imports `pool.ts`.
+ */
+export interface TaskDispatcher {
+  /**
+   * Post one task for address space `mmId` with `mappings`; settle only when no thread touches
+   * the address space for it any more. Rejects as `SabvmPool.run` does. Context: main thread.
+   */
+  dispatch<R>(mmId: number, mappings: readonly Mapping[], options: RunOptions): Promise<R>;
 }
 
 /** Options of {@link SabvmProcess.run}. */
@@ -68,7 +94,8 @@ export class SabvmProcess {
   readonly id: number;
   /** The address space itself, for main-thread access (`segments`, `read`, `pagemap`…). */
   readonly mm: AddressSpace;
-  readonly #pool: SabvmPool;
+  readonly #kernel: Kernel;
+  readonly #dispatcher: TaskDispatcher;
   readonly #onDestroy: () => void;
   #mappings: Mapping[] = [];
   readonly #pins = new Map<Mapping, number>();
@@ -80,8 +107,9 @@ export class SabvmProcess {
    * Use `SabvmPool.createProcess`. Context: main thread.
    * @internal
    */
-  constructor(pool: SabvmPool, mm: AddressSpace, onDestroy: () => void) {
-    this.#pool = pool;
+  constructor(kernel: Kernel, mm: AddressSpace, dispatcher: TaskDispatcher, onDestroy: () => void) {
+    this.#kernel = kernel;
+    this.#dispatcher = dispatcher;
     this.mm = mm;
     this.id = mm.id;
     this.#onDestroy = onDestroy;
@@ -109,8 +137,7 @@ export class SabvmProcess {
   map(area: AreaSpec | number): Mapping {
     this.#assertAlive();
     const spec: AreaSpec = typeof area === 'number' ? { kaddr: area } : area;
-    const kernel = this.#pool.kernel;
-    const vmArea = typeof spec.kaddr === 'number' ? kernel.findVmArea(spec.kaddr) : null;
+    const vmArea = typeof spec.kaddr === 'number' ? this.#kernel.findVmArea(spec.kaddr) : null;
     if (vmArea === null) {
       throw new SabvmError(
         'remapPartial',
@@ -173,7 +200,7 @@ export class SabvmProcess {
     const mappings = options.mappings ?? this.mappings;
     for (const m of mappings) this.#assertOwn(m, 'run');
     for (const m of mappings) this.#pins.set(m, (this.#pins.get(m) ?? 0) + 1);
-    const task = this.#pool.dispatch<R>(this.id, mappings, options);
+    const task = this.#dispatcher.dispatch<R>(this.id, mappings, options);
     this.#inFlight.add(task);
     try {
       return await task;

@@ -1,5 +1,5 @@
 /**
- * The wire protocol between the main-thread pool (`index.ts`) and the worker-side task wrapper
+ * The wire protocol between the main-thread pool (`pool.ts`) and the worker-side task wrapper
  * (`worker.ts`). Both import this module; they never import each other.
  *
  * Kernel counterpart: the system-call ABI. A task message is a register file: a handful of numbers

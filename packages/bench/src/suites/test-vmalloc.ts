@@ -242,7 +242,7 @@ function randomSizeAlign(maxLoops: number, seed: number): VmallocTestCase {
 }
 
 /**
- * The seven cases of issue 6, in the kernel's order (fix_size at 1 and 4 pages). Bound cases throw
+ * The seven cases, in the kernel's order (fix_size at 1 and 4 pages). Bound cases throw
  * from `setup` when the allocator runs out while building the busy list or the holes.
  * Context: any; pure until bound and run.
  */
