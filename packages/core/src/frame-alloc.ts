@@ -18,7 +18,15 @@
  *
  * @module
  */
-import { Frame, FRAME_WORDS, FrameKind, Hdr, OWNER_ID_SHIFT, OWNER_KIND_MASK } from './layout.js';
+import {
+  Frame,
+  FRAME_WORDS,
+  FrameKind,
+  FREE_ZEROED,
+  Hdr,
+  OWNER_ID_SHIFT,
+  OWNER_KIND_MASK,
+} from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred, releaseFrame } from './rcu.js';
 import { bug } from './bug.js';
@@ -29,7 +37,7 @@ export function ownerTag(kind: FrameKind, id: number): number {
 }
 
 /** Subtract `n` from the free-frame counter if that many are free. Context: any thread, lock-free. */
-function reserveFrames(mem: PhysMem, n: number): boolean {
+export function reserveFrames(mem: PhysMem, n: number): boolean {
   const { i32 } = mem;
   for (;;) {
     const free = Atomics.load(i32, Hdr.FREE_FRAMES);
@@ -39,15 +47,35 @@ function reserveFrames(mem: PhysMem, n: number): boolean {
 }
 
 /**
- * Take `n` frames, preferring physically contiguous runs, and write their pfns to `out[0..n)`.
- * Each frame gets refcount 1 and the given owner. Returns false, having taken nothing, when fewer
- * than `n` frames are free. Context: any thread, lock-free (never blocks).
+ * Hand the frame `pfn`, whose bitmap bit this thread just set, to `owner` with one reference.
+ * Returns true when the frame may hold old data, false when it is known to be zero (never handed
+ * out since boot: its owner word was still `FREE_ZEROED`). Context: the thread that claimed it.
  */
-export function allocFrames(mem: PhysMem, n: number, owner: number, out: Int32Array): boolean {
+export function takeFrame(mem: PhysMem, pfn: number, owner: number): boolean {
+  const entry = mem.frameTable + pfn * FRAME_WORDS;
+  const was = Atomics.exchange(mem.i32, entry + Frame.OWNER, owner);
+  Atomics.store(mem.i32, entry + Frame.REFCOUNT, 1);
+  return was !== FREE_ZEROED;
+}
+
+/**
+ * Take `n` frames, preferring physically contiguous runs, and write their pfns to `out[0..n)`.
+ * Each frame gets refcount 1 and the given owner; when `dirty` is given, `dirty[i]` is set to 1 for
+ * each frame that may hold old data and 0 for one known to be zero (pre-zeroed: never handed out
+ * since boot). Returns false, having taken nothing, when fewer than `n` frames are free.
+ * Context: any thread, lock-free (never blocks).
+ */
+export function allocFrames(
+  mem: PhysMem,
+  n: number,
+  owner: number,
+  out: Int32Array,
+  dirty: Uint8Array | null = null,
+): boolean {
   if (n <= 0) return true;
   if (!reserveFrames(mem, n) && (reclaimDeferred(mem) === 0 || !reserveFrames(mem, n)))
     return false;
-  const { i32, frameBitmap, frameTable } = mem;
+  const { i32, frameBitmap } = mem;
   const words = mem.layout.frameBitmapWords;
   const totalFrames = mem.layout.totalFrames;
   let w = Atomics.load(i32, Hdr.FRAME_HINT);
@@ -79,9 +107,8 @@ export function allocFrames(mem: PhysMem, n: number, owner: number, out: Int32Ar
           const bit = 31 - Math.clz32(bits & -bits);
           bits &= bits - 1;
           const pfn = w * 32 + bit;
-          const entry = frameTable + pfn * FRAME_WORDS;
-          Atomics.store(i32, entry + Frame.OWNER, owner);
-          Atomics.store(i32, entry + Frame.REFCOUNT, 1);
+          const wasDirty = takeFrame(mem, pfn, owner);
+          if (dirty !== null) dirty[got] = wasDirty ? 1 : 0;
           out[got++] = pfn;
         }
         if (got >= n) break;
@@ -96,65 +123,6 @@ export function allocFrames(mem: PhysMem, n: number, owner: number, out: Int32Ar
     bug(`allocFrames: bitmap and counter disagree (took ${got} of ${n})`);
   }
   return true;
-}
-
-/**
- * Take `n` physically contiguous frames whose first pfn is a multiple of `align` (a power of two,
- * at least 32), the lowest such free run, writing their pfns to `out[0..n)` — what a huge mapping
- * needs (Linux's `alloc_contig_pages`). Returns false, having taken nothing, when no such run is
- * free right now (the caller then falls back to {@link allocFrames}).
- * Context: any thread, lock-free: each bitmap word of the run is claimed by a compare-and-exchange
- * from "all of these bits clear"; a lost race gives back the words claimed so far and moves on.
- */
-export function allocFramesAligned(
-  mem: PhysMem,
-  n: number,
-  align: number,
-  owner: number,
-  out: Int32Array,
-): boolean {
-  if (n <= 0) return true;
-  const { i32, frameBitmap, frameTable } = mem;
-  const totalWords = mem.layout.frameBitmapWords;
-  const step = align >>> 5; // bitmap words per alignment unit
-  const fullWords = n >>> 5;
-  const tailMask = (1 << (n & 31)) - 1; // low bits of the word after the full ones (0: none)
-  const words = fullWords + (tailMask === 0 ? 0 : 1);
-  const maskOf = (k: number): number => (k < fullWords ? -1 : tailMask);
-  const looksFree = (w0: number): boolean => {
-    for (let k = 0; k < words; k++) {
-      if ((Atomics.load(i32, frameBitmap + w0 + k) & maskOf(k)) !== 0) return false;
-    }
-    return true;
-  };
-  for (let w0 = 0; w0 + words <= totalWords; w0 += step) {
-    // find a candidate first: the free-frame counter is reserved only for the moment of the claim,
-    // so other threads' allocations never see memory short because of a search
-    if (!looksFree(w0)) continue;
-    if (!reserveFrames(mem, n)) return false;
-    let claimed = 0;
-    for (; claimed < words; claimed++) {
-      const mask = maskOf(claimed);
-      const word = Atomics.load(i32, frameBitmap + w0 + claimed);
-      if ((word & mask) !== 0) break;
-      if (Atomics.compareExchange(i32, frameBitmap + w0 + claimed, word, word | mask) !== word)
-        break;
-    }
-    if (claimed === words) {
-      const first = w0 * 32;
-      for (let i = 0; i < n; i++) {
-        const entry = frameTable + (first + i) * FRAME_WORDS;
-        Atomics.store(i32, entry + Frame.OWNER, owner);
-        Atomics.store(i32, entry + Frame.REFCOUNT, 1);
-        out[i] = first + i;
-      }
-      return true;
-    }
-    // lost a race for this run: give back what was claimed, then the reservation
-    for (let k = 0; k < claimed; k++) Atomics.and(i32, frameBitmap + w0 + k, ~maskOf(k));
-    Atomics.add(i32, Hdr.FREE_FRAMES, n);
-  }
-  return false;
 }
 
 /** Take one frame; its pfn, or -1 when none is free. Context: any thread, lock-free. */

@@ -24,6 +24,7 @@ export {
   FRAME_PAGE_TABLE,
   FRAME_DEFERRED,
   type BootOptions,
+  type VmallocOptions,
   type AttachOptions,
   type FrameSnapshot,
   type ReapSelector,

@@ -15,6 +15,8 @@ import {
   Frame,
   FRAME_WORDS,
   FrameKind,
+  FREE_DIRTY,
+  FREE_ZEROED,
   Hdr,
   Mm,
   OWNER_ID_SHIFT,
@@ -42,6 +44,22 @@ import { bug } from './bug.js';
 
 function fail(message: string): never {
   bug(`checkInvariants: ${message}`);
+}
+
+/**
+ * A free frame's owner word says zeroed or dirty, nothing else; a zeroed one must hold zeros. Only
+ * its first and last words are probed: a full read of every free frame would cost a page fault per
+ * untouched frame of a large kernel, and a frame handed out and written without its owner word
+ * saying so is written at one end or the other by every path that writes frames.
+ */
+function checkFreeFrame(mem: PhysMem, pfn: number): void {
+  const owner = frameOwner(mem, pfn);
+  if (owner === FREE_DIRTY) return;
+  if (owner !== FREE_ZEROED) fail(`free frame ${pfn} has owner word ${owner}`);
+  const first = (pfn * PAGE_SIZE) / 4;
+  const last = first + PAGE_SIZE / 4 - 1;
+  if (mem.i32[first] !== 0 || mem.i32[last] !== 0)
+    fail(`free frame ${pfn} is marked zeroed (never handed out) but holds data`);
 }
 
 /**
@@ -88,6 +106,7 @@ function checkFrames(mem: PhysMem, expectedRefs: Int32Array): void {
       fail(`frame ${pfn}: bitmap says ${inUse ? 'used' : 'free'}, refs ${refs}`);
     if ((kind === FrameKind.FREE) !== (refs === 0))
       fail(`frame ${pfn}: owner kind ${kind}, refs ${refs}`);
+    if (kind === FrameKind.FREE) checkFreeFrame(mem, pfn);
     if (refs !== expectedRefs[pfn]) {
       fail(
         `frame ${pfn} (kind ${kind}) has ${refs} references, the structures account for ${expectedRefs[pfn]}`,

@@ -31,7 +31,7 @@ import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { PhysMem, type KernelHandle } from './phys-mem.js';
-import { formatMeminfo, formatVmallocinfo } from './procfs.js';
+import { formatBuddyinfo, formatMeminfo, formatVmallocinfo } from './procfs.js';
 import { readKernel, writeKernel } from './user-access.js';
 import {
   findVmArea,
@@ -114,6 +114,25 @@ export interface FrameSnapshot {
   readonly owners: Int32Array;
   /** References held on the frame: its area's (or its table's) and one per user PTE mapping it. */
   readonly refcounts: Int32Array;
+}
+
+/** Options of {@link Kernel.vmalloc}, {@link Kernel.vzalloc} and {@link Kernel.vmallocUser}. */
+export interface VmallocOptions {
+  /**
+   * One physically contiguous run of frames or nothing (Linux's `alloc_contig_pages`, what CMA
+   * serves): the area can then be seen through one typed array. Default false: frames anywhere,
+   * contiguous runs preferred.
+   */
+  readonly contiguous?: boolean;
+}
+
+/** `options.contiguous` as a boolean, or null for options that are not valid. */
+function contiguousOption(options: unknown): boolean | null {
+  if (options === undefined) return false;
+  if (typeof options !== 'object' || options === null) return null;
+  const { contiguous } = options as { contiguous?: unknown };
+  if (contiguous === undefined) return false;
+  return typeof contiguous === 'boolean' ? contiguous : null;
 }
 
 /** A kernel: physical memory and everything in it, seen from one thread. */
@@ -258,33 +277,53 @@ export class Kernel {
 
   /**
    * Allocate `size` bytes (rounded up to pages) of virtually contiguous kernel memory; contents
-   * unspecified. Returns the kaddr, or null for a bad size (0, negative, fractional, NaN,
-   * non-number, larger than physical memory) or when frames or vmalloc space run out (nothing
-   * is kept). Context: any thread; takes vmap_area_lock briefly.
+   * unspecified. With `{ contiguous: true }` the frames are one physically contiguous run (so one
+   * typed view can span the area), or the call returns null. Returns the kaddr, or null for a bad
+   * size (0, negative, fractional, NaN, non-number, larger than physical memory) or bad options,
+   * or when frames, a contiguous run or vmalloc space run out (nothing is kept).
+   * Context: any thread; takes vmap_area_lock briefly.
    */
-  vmalloc(size: number): number | null {
-    checkAttached(this.mem);
-    const pages = sizeToPages(this.mem, size);
-    return pages === 0 ? null : vmallocPages(this.mem, pages, 0, AreaCaller.VMALLOC, false);
+  vmalloc(size: number, options?: VmallocOptions): number | null {
+    return this.#vmalloc(size, options, 0, AreaCaller.VMALLOC, false);
   }
 
-  /** As {@link Kernel.vmalloc}, zeroed. Context: as vmalloc. */
-  vzalloc(size: number): number | null {
-    checkAttached(this.mem);
-    const pages = sizeToPages(this.mem, size);
-    return pages === 0 ? null : vmallocPages(this.mem, pages, 0, AreaCaller.VZALLOC, true);
+  /**
+   * As {@link Kernel.vmalloc}, zeroed: frames never handed out since boot are already zero and are
+   * not written; reused frames are cleared at memory bandwidth. Context: as vmalloc.
+   */
+  vzalloc(size: number, options?: VmallocOptions): number | null {
+    return this.#vmalloc(size, options, 0, AreaCaller.VZALLOC, true);
   }
 
   /**
    * As {@link Kernel.vzalloc}, and the area gets `VM_USERMAP`: it may be mapped into user address
    * spaces with `remapPartial`. Context: as vmalloc.
    */
-  vmallocUser(size: number): number | null {
+  vmallocUser(size: number, options?: VmallocOptions): number | null {
+    return this.#vmalloc(size, options, VM_USERMAP, AreaCaller.VMALLOC_USER, true);
+  }
+
+  #vmalloc(
+    size: number,
+    options: VmallocOptions | undefined,
+    flags: number,
+    caller: AreaCaller,
+    zero: boolean,
+  ): number | null {
     checkAttached(this.mem);
     const pages = sizeToPages(this.mem, size);
-    return pages === 0
-      ? null
-      : vmallocPages(this.mem, pages, VM_USERMAP, AreaCaller.VMALLOC_USER, true);
+    const contiguous = contiguousOption(options);
+    if (pages === 0 || contiguous === null) return null;
+    return vmallocPages(this.mem, pages, flags, caller, zero, 1, contiguous);
+  }
+
+  /**
+   * `/proc/buddyinfo`: free frames as a buddy allocator would hold them, counted per order
+   * (blocks of 2^0 … 2^10 frames): how fragmented free memory is. Context: any thread, lock-free.
+   */
+  buddyinfo(): string {
+    checkAttached(this.mem);
+    return formatBuddyinfo(this.mem);
   }
 
   /**

@@ -15,7 +15,7 @@
  *  ┌──────────────────────────────┐
  *  │ header (1 page)              │ config words (init-only), counters and locks, one cache line each
  *  ├──────────────────────────────┤ frameTableOffset
- *  │ frame table                  │ FRAME_WORDS per frame: refcount, owner, deferred-list link
+ *  │ frame table                  │ FRAME_WORDS per frame: refcount, owner (free: zeroed or dirty), deferred-list link
  *  ├──────────────────────────────┤ frameBitmapOffset
  *  │ frame bitmap                 │ 1 bit per frame, 1 = in use (lock-free, Atomics only)
  *  ├──────────────────────────────┤ areaTableOffset
@@ -50,7 +50,7 @@ import { showValue } from './fault.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 
 /** `log2(SIZEOF_WORD)`. */
 export const WORD_SHIFT = 2;
@@ -145,7 +145,14 @@ export const FRAME_WORDS = 3;
 export const enum Frame {
   /** atomic: references held on the frame (0 = free). */
   REFCOUNT = 0,
-  /** atomic: who owns the frame: `kind | (id << OWNER_ID_SHIFT)`, see {@link FrameKind}. */
+  /**
+   * atomic: who owns the frame: `kind | (id << OWNER_ID_SHIFT)`, see {@link FrameKind}. A free
+   * frame's id says whether it is known to hold zeros (Linux's pre-zeroed pages): `FREE_ZEROED`
+   * (0, the word's value at boot: a fresh SharedArrayBuffer is zero-filled) for a frame never
+   * handed out since boot, `FREE_DIRTY` for one released after use. Written by the frame allocator
+   * (an `Atomics.exchange` that also reads whether the frame was zeroed), by the release path
+   * (always `FREE_DIRTY`) and by recovery (which keeps a free frame's word as it was).
+   */
   OWNER = 1,
   /** atomic: on the deferred list, pfn + 1 of the next deferred frame (0 ends the list). */
   LINK = 2,
@@ -173,6 +180,10 @@ export const enum FrameKind {
 export const OWNER_KIND_MASK = 0x7;
 /** Shift of the owner id in {@link Frame.OWNER}. */
 export const OWNER_ID_SHIFT = 3;
+/** Owner word of a free frame known to hold zeros: never handed out since boot. */
+export const FREE_ZEROED = 0;
+/** Owner word of a free frame that may hold old data (it was released after use). */
+export const FREE_DIRTY: number = FrameKind.FREE | (1 << OWNER_ID_SHIFT);
 
 /**
  * Words per vmalloc area slot (`struct vmap_area` + `struct vm_struct`). Written under

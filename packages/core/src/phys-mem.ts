@@ -26,19 +26,14 @@ export interface KernelHandle {
   readonly buffer: SharedArrayBuffer;
 }
 
-/** A chunk of zeros to copy from: `set` of a zero array beats `fill` on shared memory several times over. */
-const ZEROS = new Uint8Array(64 * 1024);
-
 /**
- * Zero the frames `[firstPfn, firstPfn + count)` (`clear_page` for a run). Context: the caller owns
- * the frames and no other thread can see them yet.
+ * Zero the frames `[firstPfn, firstPfn + count)` (`clear_page` for a run): one `fill` of a 64-bit
+ * view, which V8 runs at memory bandwidth on shared memory (a byte-wise `fill`, or `set` from a
+ * zero chunk, is several times slower). Context: the caller owns the frames and no other thread
+ * can see them yet.
  */
 export function clearFrames(mem: PhysMem, firstPfn: number, count: number): void {
-  const { u8 } = mem;
-  const end = (firstPfn + count) * PAGE_SIZE;
-  for (let at = firstPfn * PAGE_SIZE; at < end; at += ZEROS.length) {
-    u8.set(end - at >= ZEROS.length ? ZEROS : ZEROS.subarray(0, end - at), at);
-  }
+  new BigInt64Array(mem.buffer, firstPfn * PAGE_SIZE, (count * PAGE_SIZE) / 8).fill(0n);
 }
 
 /**

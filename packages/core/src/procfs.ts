@@ -85,3 +85,45 @@ export function formatMaps(mem: PhysMem, vmaSlots: readonly number[]): string {
     })
     .join('');
 }
+
+/** Orders of `/proc/buddyinfo`: blocks of 2^0 … 2^10 frames (Linux's `MAX_PAGE_ORDER` 10). */
+export const BUDDY_ORDERS = 11;
+
+/**
+ * Free blocks per order as a buddy allocator would hold the free frames now: each maximal free
+ * run of the frame bitmap cut into naturally aligned blocks of 2^order frames, largest first.
+ * Context: any thread, lock-free (a snapshot of the bitmap).
+ */
+export function freeBlocksByOrder(mem: PhysMem): number[] {
+  const counts = new Array<number>(BUDDY_ORDERS).fill(0);
+  const { i32, frameBitmap } = mem;
+  const total = mem.layout.totalFrames;
+  let pfn = 0;
+  while (pfn < total) {
+    const used = (Atomics.load(i32, frameBitmap + (pfn >>> 5)) & (1 << (pfn & 31))) !== 0;
+    if (used) {
+      pfn++;
+      continue;
+    }
+    let end = pfn + 1;
+    while (end < total && (Atomics.load(i32, frameBitmap + (end >>> 5)) & (1 << (end & 31))) === 0)
+      end++;
+    for (let at = pfn; at < end;) {
+      let order = BUDDY_ORDERS - 1;
+      while (order > 0 && (at % 2 ** order !== 0 || at + 2 ** order > end)) order--;
+      counts[order]!++;
+      at += 2 ** order;
+    }
+    pfn = end;
+  }
+  return counts;
+}
+
+/**
+ * `/proc/buddyinfo`: `Node 0, zone   Normal` and the free blocks of each order 0 … 10, each
+ * printed as Linux prints them (`%6lu `). Context: any thread, lock-free.
+ */
+export function formatBuddyinfo(mem: PhysMem): string {
+  const counts = freeBlocksByOrder(mem).map((n) => `${String(n).padStart(6)} `);
+  return `Node 0, zone ${'Normal'.padStart(8)} ${counts.join('')}\n`;
+}

@@ -25,6 +25,7 @@ import {
   Frame,
   FRAME_WORDS,
   FrameKind,
+  FREE_DIRTY,
   Hdr,
   OWNER_ID_SHIFT,
   Thread,
@@ -88,10 +89,13 @@ export function othersReading(mem: PhysMem): boolean {
   return Atomics.load(mem.i32, Hdr.RCU_READERS) > (mem.current.rcuNesting > 0 ? 1 : 0);
 }
 
-/** Give a frame with no references left straight back to the pool. */
+/**
+ * Give a frame with no references left straight back to the pool, marked `FREE_DIRTY`: it was
+ * handed out, so it may hold old data and a zeroed allocation must clear it.
+ */
 export function freeFrameNow(mem: PhysMem, pfn: number): void {
   const { i32 } = mem;
-  Atomics.store(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER, FrameKind.FREE);
+  Atomics.store(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER, FREE_DIRTY);
   Atomics.and(i32, mem.frameBitmap + (pfn >>> 5), ~(1 << (pfn & 31)));
   Atomics.add(i32, Hdr.FREE_FRAMES, 1);
   // the next search starts at the lowest freed frame: memory the OS has already committed, still

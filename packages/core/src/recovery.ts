@@ -348,7 +348,8 @@ function rebuildFrames(
       continue;
     }
     Atomics.store(i32, entry + Frame.REFCOUNT, n);
-    Atomics.store(i32, entry + Frame.OWNER, n > 0 || deferred[pfn] ? tag : FrameKind.FREE);
+    // a free frame keeps its word: FREE_ZEROED (never handed out) or FREE_DIRTY
+    Atomics.store(i32, entry + Frame.OWNER, n > 0 || deferred[pfn] ? tag : current);
     const bit = 1 << (pfn & 31);
     if (n > 0 || deferred[pfn]) Atomics.or(i32, mem.frameBitmap + (pfn >>> 5), bit);
     else {

@@ -23,7 +23,8 @@
  * @module
  */
 import { PAGE_SIZE, PROT_WRITE, VM_ALLOC } from './errno.js';
-import { allocFrames, allocFramesAligned, getFrame, ownerTag, putFrame } from './frame-alloc.js';
+import { allocContig } from './contig.js';
+import { allocFrames, getFrame, ownerTag, putFrame } from './frame-alloc.js';
 import {
   Area,
   AREA_WORDS,
@@ -123,6 +124,25 @@ function findGapLocked(mem: PhysMem, need: number, alignPages: number): Gap | nu
   }
 }
 
+/**
+ * Find the highest gap of `need` pages and place the range at its top end, or null. A walk over
+ * every live area: only large areas come here. Changes nothing. Context: vmap_area_lock held.
+ */
+function findGapTopLocked(mem: PhysMem, need: number): Gap | null {
+  let best: Gap | null = null;
+  let prev = 0;
+  let prevEnd = 0;
+  let cur = mem.i32[Hdr.AREA_HEAD]!;
+  for (;;) {
+    const gapEnd = cur === 0 ? mem.layout.vmallocPages : areaGet(mem, cur - 1, Area.START);
+    if (gapEnd - prevEnd >= need) best = { start: gapEnd - need, prev, hole: 0 };
+    if (cur === 0) return best;
+    prevEnd = areaGet(mem, cur - 1, Area.START) + areaGet(mem, cur - 1, Area.NR_PAGES) + 1;
+    prev = cur;
+    cur = areaGet(mem, cur - 1, Area.NEXT);
+  }
+}
+
 /** Where {@link findGapLocked} found room, and the largest hole it skipped below it. */
 interface Gap {
   readonly start: number;
@@ -137,25 +157,11 @@ function isRun(pfns: Int32Array): boolean {
   return true;
 }
 
-/** Call `visit(firstPfn, count)` for each physically contiguous run of `pfns`. */
-export function forEachRun(
-  pfns: ArrayLike<number>,
-  visit: (firstPfn: number, count: number) => void,
-): void {
-  let i = 0;
-  while (i < pfns.length) {
-    const first = pfns[i]!;
-    let n = 1;
-    while (i + n < pfns.length && pfns[i + n] === first + n) n++;
-    visit(first, n);
-    i += n;
-  }
-}
-
 /**
  * Allocate an area of `nrPages` backed pages (`__vmalloc_node_range`): frames first (lock-free,
- * contiguous runs preferred), then the address range under vmap_area_lock. Returns the kaddr, or
- * null with everything taken on the way given back. Context: any thread; takes vmap_area_lock.
+ * contiguous runs preferred, or one run only with `contiguous`), then the address range under
+ * vmap_area_lock. Returns the kaddr, or null with everything taken on the way given back.
+ * Context: any thread; takes vmap_area_lock.
  */
 export function vmallocPages(
   mem: PhysMem,
@@ -164,8 +170,50 @@ export function vmallocPages(
   caller: AreaCaller,
   zero: boolean,
   alignPages = 1,
+  contiguous = false,
 ): number | null {
-  return inKernel(mem, () => vmallocPagesIn(mem, nrPages, flags, caller, zero, alignPages));
+  return inKernel(mem, () =>
+    vmallocPagesIn(mem, nrPages, flags, caller, zero, alignPages, contiguous),
+  );
+}
+
+/**
+ * Take the frames of a new area. An area of 4 MiB or more gets one run starting on a 4 MiB
+ * boundary when one is free, so that user mappings of it can use huge entries (page-table.ts);
+ * large runs come from the top of memory, small allocations from the bottom (contig.ts), so churn
+ * among small areas leaves long runs free. `contiguous`: one run or nothing (`alloc_contig_pages`).
+ */
+function takeAreaFrames(
+  mem: PhysMem,
+  nrPages: number,
+  contiguous: boolean,
+  owner: number,
+  pfns: Int32Array,
+  dirty: Uint8Array | null,
+): boolean {
+  const large = nrPages >= HPAGE_PAGES;
+  if (large && allocContig(mem, nrPages, HPAGE_PAGES, true, owner, pfns, dirty)) return true;
+  if (contiguous) return allocContig(mem, nrPages, 1, large, owner, pfns, dirty);
+  return allocFrames(mem, nrPages, owner, pfns, dirty);
+}
+
+/**
+ * Zero the frames of `pfns` that may hold old data (`dirty[i]` 1), one `fill` per physically
+ * contiguous run; frames never handed out since boot are already zero and are not touched.
+ */
+function zeroDirtyFrames(mem: PhysMem, pfns: Int32Array, dirty: Uint8Array): void {
+  let i = 0;
+  while (i < pfns.length) {
+    if (dirty[i] === 0) {
+      i++;
+      continue;
+    }
+    const first = pfns[i]!;
+    let n = 1;
+    while (i + n < pfns.length && dirty[i + n] === 1 && pfns[i + n] === first + n) n++;
+    clearFrames(mem, first, n);
+    i += n;
+  }
 }
 
 function vmallocPagesIn(
@@ -175,26 +223,22 @@ function vmallocPagesIn(
   caller: AreaCaller,
   zero: boolean,
   alignPages: number,
+  contiguous: boolean,
 ): number | null {
   const { i32 } = mem;
   const pfns = new Int32Array(nrPages);
+  const dirty = zero ? new Uint8Array(nrPages) : null;
   // in flight until linked: a recovery keeps them while this thread lives, frees them if it dies
   const inflight = ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.current.slot));
-  // an area of 4 MiB or more gets one contiguous run starting on a 4 MiB boundary when one is
-  // free, so that user mappings of it can use huge entries (page-table.ts); else frames anywhere
-  if (
-    !(nrPages >= HPAGE_PAGES && allocFramesAligned(mem, nrPages, HPAGE_PAGES, inflight, pfns)) &&
-    !allocFrames(mem, nrPages, inflight, pfns)
-  ) {
-    return null;
-  }
-  if (zero) {
-    forEachRun(pfns, (first, n) => {
-      clearFrames(mem, first, n);
-    });
-  }
+  if (!takeAreaFrames(mem, nrPages, contiguous, inflight, pfns, dirty)) return null;
+  if (dirty !== null) zeroDirtyFrames(mem, pfns, dirty);
   spinLock(mem, Hdr.VMAP_LOCK);
-  const gap = findGapLocked(mem, nrPages + 1, alignPages);
+  // large areas take the highest fitting range, small ones the lowest (as their frames do), so
+  // churn among small areas leaves long ranges of the vmalloc space free too
+  const top = nrPages >= HPAGE_PAGES && alignPages === 1;
+  const gap = top
+    ? findGapTopLocked(mem, nrPages + 1)
+    : findGapLocked(mem, nrPages + 1, alignPages);
   const slot = Atomics.load(i32, Hdr.AREA_FREE_HEAD) - 1;
   if (gap === null || slot < 0) {
     spinUnlock(mem, Hdr.VMAP_LOCK);
@@ -202,10 +246,13 @@ function vmallocPagesIn(
     return null;
   }
   const { start, prev } = gap;
-  // the search cache changes only with a placed area: it then vouches for every hole below it
-  i32[Hdr.FREE_CACHE] = slot + 1;
-  i32[Hdr.CACHED_HOLE] = gap.hole;
-  i32[Hdr.CACHED_ALIGN] = alignPages;
+  if (!top) {
+    // the search cache changes only with a placed area: it then vouches for every hole below it
+    // (an area placed from the top only makes holes smaller: the cache stays an upper bound)
+    i32[Hdr.FREE_CACHE] = slot + 1;
+    i32[Hdr.CACHED_HOLE] = gap.hole;
+    i32[Hdr.CACHED_ALIGN] = alignPages;
+  }
   // NR_PAGES is written last: until then the slot is not live, and a recovery treats the area as
   // never made (see recovery.ts), so this path needs no undo log.
   Atomics.store(i32, Hdr.AREA_FREE_HEAD, areaGet(mem, slot, Area.NEXT));
@@ -221,10 +268,14 @@ function vmallocPagesIn(
     nrPages > 0 && pfns[nrPages - 1] === pfns[0]! + nrPages - 1 && isRun(pfns) ? pfns[0]! + 1 : 0,
   );
   const owner = ownerTag(FrameKind.VMALLOC, slot);
+  // Plain stores: the frames are this thread's own (in flight), and no thread has this range's
+  // kaddrs before this call returns; the area goes live with the NR_PAGES store below and the
+  // lock's release (both Atomics), which publish these words to every thread that can name them.
+  const { frameTable, kernelPageTable } = mem;
   for (let i = 0; i < nrPages; i++) {
     const pfn = pfns[i]!;
-    Atomics.store(i32, mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER, owner);
-    Atomics.store(i32, mem.kernelPageTable + start + i, mkPte(pfn, PROT_WRITE));
+    i32[frameTable + pfn * FRAME_WORDS + Frame.OWNER] = owner;
+    i32[kernelPageTable + start + i] = mkPte(pfn, PROT_WRITE);
   }
   // the area map covers the guard page too: findVmArea reports it as part of the area
   i32.fill(slot + 1, mem.areaMap + start, mem.areaMap + start + nrPages + 1);

@@ -462,6 +462,26 @@ function buildCases(w: World): Case[] {
       add(`kernel.${fn}(${label})`, () => k[fn](any(value)), returns(null));
     }
   }
+  // the options of the vmalloc family: anything but an object with a boolean `contiguous` → null
+  for (const fn of ['vmalloc', 'vzalloc', 'vmallocUser'] as const) {
+    for (const [label, value] of [
+      ['null', null],
+      ['true', true],
+      ["'contiguous'", 'contiguous'],
+      ['1', 1],
+      ['{ contiguous: 1 }', { contiguous: 1 }],
+      ["{ contiguous: 'yes' }", { contiguous: 'yes' }],
+      ['{ contiguous: null }', { contiguous: null }],
+    ] as const) {
+      add(`kernel.${fn}(PAGE_SIZE, ${label})`, () => k[fn](P, any(value)), returns(null));
+    }
+    // a contiguous run larger than any free run: null, nothing taken
+    add(
+      `kernel.${fn}(all free frames + 1 page, { contiguous: true })`,
+      () => k[fn]((k.stats().freeFrames + 1) * P, { contiguous: true }),
+      returns(null),
+    );
+  }
   for (const [label, value] of [...MALFORMED, ...tooBig]) {
     add(
       `kernel.vmallocAligned(${label}, PAGE_SIZE)`,
