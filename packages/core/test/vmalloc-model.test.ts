@@ -11,7 +11,12 @@ interface ModelArea {
 type Model = Map<number, ModelArea>;
 
 type Op =
-  | { kind: 'alloc'; which: 'vmalloc' | 'vzalloc' | 'vmallocUser'; pages: number }
+  | {
+      kind: 'alloc';
+      which: 'vmalloc' | 'vzalloc' | 'vmallocUser';
+      pages: number;
+      contiguous: boolean;
+    }
   | { kind: 'free'; pick: number }
   | { kind: 'badFree'; pick: number; offset: number }
   | { kind: 'write'; pick: number; at: number; bytes: Uint8Array };
@@ -23,6 +28,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     kind: fc.constant('alloc' as const),
     which: fc.constantFrom('vmalloc' as const, 'vzalloc' as const, 'vmallocUser' as const),
     pages: fc.integer({ min: 1, max: MAX_PAGES }),
+    contiguous: fc.boolean(),
   }),
   fc.record({ kind: fc.constant('free' as const), pick: fc.nat() }),
   fc.record({
@@ -60,8 +66,14 @@ function nth(model: Model, pick: number): [number, ModelArea] | undefined {
 function step(k: Kernel, model: Model, op: Op): void {
   switch (op.kind) {
     case 'alloc': {
-      const kaddr = k[op.which](op.pages * PAGE_SIZE - 1); // rounding up to pages is part of it
+      // rounding up to pages is part of it
+      const kaddr = k[op.which](op.pages * PAGE_SIZE - 1, { contiguous: op.contiguous });
       if (kaddr === null) return; // out of memory is allowed; the comparison below checks nothing leaked
+      if (op.contiguous) {
+        const first = k.vmallocToPfn(kaddr)!;
+        for (let i = 1; i < op.pages; i++)
+          expect(k.vmallocToPfn(kaddr + i * PAGE_SIZE)).toBe(first + i);
+      }
       expect(model.has(kaddr)).toBe(false);
       // lowest-address first fit, guard pages included, whatever the search cache remembers
       expect(kaddr).toBe(lowestFit(k, model, op.pages + 1));
