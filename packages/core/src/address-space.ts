@@ -26,7 +26,7 @@ import {
 import { mmapLocked, mprotectLocked, munmapLocked, vmaAfterLocked } from './mmap.js';
 import { freeTablesLocked, zapPtesLocked } from './page-table.js';
 import { forEachPteLocked, ptePfn, ptePprot, tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
-import { PhysMem } from './phys-mem.js';
+import { inspectAsJson, PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 import { formatMaps } from './procfs.js';
 import {
@@ -109,6 +109,11 @@ export class AddressSpace {
   /** True until {@link AddressSpace.destroy}. Context: any thread, lock-free snapshot. */
   get live(): boolean {
     return mmLoad(this.#mem, this.#slot, Mm.GEN) === this.#gen;
+  }
+
+  /** A small plain form for `JSON.stringify`: its id and whether it is live. */
+  toJSON(): { type: 'AddressSpace'; id: number; live: boolean } {
+    return { type: 'AddressSpace', id: this.id, live: this.live };
   }
 
   /** Run `fn` under the mmap_lock if the mm is live, else return `dead`. */
@@ -309,3 +314,4 @@ export class AddressSpace {
     waitForCopies(mem, slot);
   }
 }
+inspectAsJson(AddressSpace);

@@ -7,6 +7,9 @@
  * @module
  */
 
+/** The detail of a fault through an address space that was destroyed. */
+export const MM_DESTROYED = 'the address space was destroyed';
+
 /** `si_code` of a {@link SegmentationFault}. */
 export type SegvCode = 'SEGV_MAPERR' | 'SEGV_ACCERR';
 
@@ -21,11 +24,15 @@ export class SegmentationFault extends Error {
   /** The first faulting address (`si_addr`). */
   readonly address: number;
 
-  constructor(code: SegvCode, address: number, access: 'read' | 'write' = 'read') {
+  /**
+   * @param detail - why, when more is known than the code says (for example
+   *   {@link MM_DESTROYED}); appended to the message in parentheses.
+   */
+  constructor(code: SegvCode, address: number, access: 'read' | 'write' = 'read', detail?: string) {
     super(
       `segmentation fault (${code}): ${access} at 0x${address.toString(16)} ${
         code === 'SEGV_MAPERR' ? 'has no mapping' : 'is not permitted by the mapping'
-      }`,
+      }${detail === undefined ? '' : ` (${detail})`}`,
     );
     this.name = 'SegmentationFault';
     this.code = code;

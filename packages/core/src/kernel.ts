@@ -30,7 +30,7 @@ import { forEachPteLocked, ptePfn } from './pgtable.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
-import { PhysMem, type KernelHandle } from './phys-mem.js';
+import { inspectAsJson, PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatBuddyinfo, formatMeminfo, formatVmallocinfo } from './procfs.js';
 import { readKernel, writeKernel } from './user-access.js';
 import {
@@ -247,6 +247,19 @@ export class Kernel {
   /** The memory map of this kernel. */
   get layout(): Layout {
     return this.mem.layout;
+  }
+
+  /**
+   * A small plain form for `JSON.stringify` (the handle's own fields reach all of physical
+   * memory, which would serialize as one enormous object): the size and this attachment's id.
+   */
+  toJSON(): { type: 'Kernel'; totalFrames: number; tid: number; attached: boolean } {
+    return {
+      type: 'Kernel',
+      totalFrames: this.mem.layout.totalFrames,
+      tid: this.mem.tid,
+      attached: this.mem.current.slot >= 0,
+    };
   }
 
   /** A snapshot of the counters. Context: any thread, lock-free. */
@@ -501,3 +514,4 @@ export class Kernel {
     return { kinds, owners, refcounts };
   }
 }
+inspectAsJson(Kernel);

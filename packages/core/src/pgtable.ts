@@ -34,7 +34,7 @@
  */
 import { PROT_READ, PROT_WRITE } from './errno.js';
 import { pause } from './cpu-relax.js';
-import { SegmentationFault } from './fault.js';
+import { MM_DESTROYED, SegmentationFault } from './fault.js';
 import { Mm, MM_WORDS, PTRS_PER_TABLE, TABLE_SHIFT } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 
@@ -320,7 +320,7 @@ export function evenTlbGen(mm: MmRef, addr: number, write: boolean): number {
   const deadline = Date.now() + FLUSH_WAIT_MS;
   for (let spins = 0; ; spins++) {
     if (Atomics.load(i32, mmIndex(mem, slot, Mm.GEN)) !== gen) {
-      throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
+      throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read', MM_DESTROYED);
     }
     value = Atomics.load(i32, index);
     if ((value & 1) === 0) return value;
@@ -365,7 +365,7 @@ export function validatedWalk<T>(
     }
     if (Atomics.load(i32, tlbGen) !== before) continue;
     if (Atomics.load(i32, mmIndex(mem, slot, Mm.GEN)) !== gen) {
-      throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
+      throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read', MM_DESTROYED);
     }
     return result;
   }

@@ -18,6 +18,22 @@ import {
 } from './layout.js';
 
 /**
+ * Make `util.inspect` and `console.log` print a class's instances as their small `toJSON()` form:
+ * a method under Node's `util.inspect.custom` symbol, taken from the global symbol registry (core
+ * imports no `node:` module), set on the prototype (a computed class member would not survive
+ * `isolatedDeclarations`).
+ */
+export function inspectAsJson(ctor: { readonly prototype: { toJSON(): unknown } }): void {
+  Object.defineProperty(ctor.prototype, Symbol.for('nodejs.util.inspect.custom'), {
+    value(this: { toJSON(): unknown }): unknown {
+      return this.toJSON();
+    },
+    configurable: true,
+    writable: true,
+  });
+}
+
+/**
  * What a thread needs to attach to a kernel: structured-cloneable, so it can travel in
  * `workerData` or `postMessage`.
  */
@@ -94,6 +110,11 @@ export class PhysMem {
     undoLen: 0,
     rcuNesting: 0,
   };
+
+  /** A small plain form for `JSON.stringify`: never the views over all of memory. */
+  toJSON(): { type: 'PhysMem'; bytes: number } {
+    return { type: 'PhysMem', bytes: this.buffer.byteLength };
+  }
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout) {
     this.buffer = buffer;
@@ -189,6 +210,7 @@ export class PhysMem {
     return new PhysMem(buffer, layout);
   }
 }
+inspectAsJson(PhysMem);
 
 /**
  * Throw a `RangeError` that names the runtime's limit when one byte view cannot span `bytes` of

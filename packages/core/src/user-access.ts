@@ -16,7 +16,7 @@
  * @module
  */
 import { PAGE_SIZE } from './errno.js';
-import { SegmentationFault } from './fault.js';
+import { MM_DESTROYED, SegmentationFault } from './fault.js';
 import { Mm, TASK_SIZE, Thread, ThreadState, VMALLOC_START } from './layout.js';
 import { mmLoad } from './mm.js';
 import {
@@ -120,7 +120,7 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
   const len = checkUnsigned('length', length);
   if (mmLoad(mem, slot, Mm.GEN) !== gen) {
     if (len === 0) return [];
-    throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
+    throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read', MM_DESTROYED);
   }
   const pgd = mmLoad(mem, slot, Mm.PGD);
   return validatedWalk(mm, addr, write, () => walkUserRange(mem, pgd, addr, len, write));
@@ -297,9 +297,9 @@ function userWordIndex(mm: MmRef, uaddr: unknown, write: boolean): number {
     throw new RangeError(`uaddr must be a 4-byte-aligned non-negative safe integer, got ${uaddr}`);
   }
   const { mem, slot, gen } = mm;
-  if (uaddr >= TASK_SIZE || mmLoad(mem, slot, Mm.GEN) !== gen) {
-    throw new SegmentationFault('SEGV_MAPERR', uaddr, access);
-  }
+  if (uaddr >= TASK_SIZE) throw new SegmentationFault('SEGV_MAPERR', uaddr, access);
+  if (mmLoad(mem, slot, Mm.GEN) !== gen)
+    throw new SegmentationFault('SEGV_MAPERR', uaddr, access, MM_DESTROYED);
   const page = Math.floor(uaddr / PAGE_SIZE);
   const pte = walkPte(mem, mmLoad(mem, slot, Mm.PGD), page);
   if (pte === 0 || !pteInMemory(mem, pte, 1))

@@ -19,7 +19,7 @@ import { PAGE_SHIFT } from './errno.js';
 import { Hdr, Thread, VMA_STASH_SLOTS, VMA_WORDS, VmaWord } from './layout.js';
 import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
-import type { PhysMem } from './phys-mem.js';
+import { inspectAsJson, type PhysMem } from './phys-mem.js';
 import { threadWord } from './thread.js';
 import { txStore } from './undo.js';
 
@@ -230,4 +230,14 @@ export class Vma {
   get mmId(): number {
     return vmaLoad(this.mem, this.slot, VmaWord.MM);
   }
+
+  /**
+   * A small plain form for `JSON.stringify` (the handle's own fields reach all of physical
+   * memory): its bounds, protection and flags while live, `{ live: false }` once stale.
+   */
+  toJSON(): { type: 'Vma'; live: boolean; start?: number; end?: number; prot?: number } {
+    if (!this.live) return { type: 'Vma', live: false };
+    return { type: 'Vma', live: true, start: this.start, end: this.end, prot: this.prot };
+  }
 }
+inspectAsJson(Vma);
