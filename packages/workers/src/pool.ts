@@ -11,6 +11,7 @@
  * @module
  */
 import { fileURLToPath } from 'node:url';
+import { inspect } from 'node:util';
 import { serialize } from 'node:v8';
 import type { Worker } from 'node:worker_threads';
 import { ENOMEM, Kernel, type BootOptions } from '@sabvm/core';
@@ -70,8 +71,11 @@ export interface SabvmPoolOptions {
 
 /** Options of a process-per-task run ({@link SabvmPool.run}). */
 export interface TaskOptions<A = unknown> extends RunOptions<A> {
-  /** The vmalloc areas (from `kernel.vmallocUser`) to map into the task's address space. */
-  readonly areas: readonly (AreaSpec | number)[];
+  /**
+   * The vmalloc areas (from `kernel.vmallocUser`) to map into the task's address space, in order;
+   * none (the default) runs a task with no mappings.
+   */
+  readonly areas?: readonly (AreaSpec | number)[];
 }
 
 const DEFAULT_MAX_TASKS_IN_FLIGHT = 1024;
@@ -80,12 +84,36 @@ function toPath(filename: string | URL): string {
   return filename instanceof URL ? fileURLToPath(filename) : filename;
 }
 
-function combineSignals(signal?: AbortSignal, timeout?: number): AbortSignal | undefined {
-  const signals: AbortSignal[] = [];
-  if (signal !== undefined) signals.push(signal);
-  if (timeout !== undefined) signals.push(AbortSignal.timeout(timeout));
-  if (signals.length <= 1) return signals[0];
-  return AbortSignal.any(signals);
+function combineSignals(
+  signal: AbortSignal | undefined,
+  timeout: AbortSignal | undefined,
+): AbortSignal | undefined {
+  if (signal === undefined) return timeout;
+  if (timeout === undefined) return signal;
+  return AbortSignal.any([signal, timeout]);
+}
+
+/** The error of a task stopped by its `timeout`: it says so, and what became of the task. */
+function timeoutError(options: RunOptions, cause: unknown): Error {
+  const task = options.name === undefined ? 'the default export' : `'${options.name}'`;
+  const error = new Error(
+    `SabvmPool: the task (${task}) did not settle within its timeout of ${String(options.timeout)} ms; ` +
+      'it was aborted (its thread stopped if it had started) and its address space destroyed',
+    { cause },
+  );
+  error.name = 'TimeoutError';
+  return error;
+}
+
+/** Why `createAddressSpace` returned null: which resource ran out. */
+function noAddressSpace(kernel: Kernel): string {
+  const { addressSpaces, freeFrames } = kernel.stats();
+  const slots = kernel.layout.maxAddressSpaces;
+  if (addressSpaces >= slots) {
+    return `no address-space slot: all ${slots} are in use (destroy processes, or boot the kernel with a larger maxAddressSpaces)`;
+  }
+  if (freeFrames === 0) return 'no free frame for the page directory: physical memory is full';
+  return 'no address-space slot or page-directory frame was free at that moment';
 }
 
 function kernelOf({ kernel, boot }: SabvmPoolOptions): Kernel {
@@ -182,7 +210,7 @@ export class SabvmPool {
   async run<R = unknown, A = unknown>(options: TaskOptions<A>): Promise<R> {
     const proc = this.createProcess();
     try {
-      const mappings = options.areas.map((area) => proc.map(area));
+      const mappings = (options.areas ?? []).map((area) => proc.map(area));
       return await this.#dispatch<R>(proc.id, mappings, options);
     } finally {
       proc.destroySync();
@@ -200,18 +228,23 @@ export class SabvmPool {
   createProcess(): SabvmProcess {
     this.#assertOpen();
     const mm = this.kernel.createAddressSpace();
-    if (mm === null) {
-      throw new SabvmError(
-        'createAddressSpace',
-        -ENOMEM,
-        'no address-space slot or page-directory frame',
-      );
-    }
+    if (mm === null)
+      throw new SabvmError('createAddressSpace', -ENOMEM, noAddressSpace(this.kernel));
     const proc: SabvmProcess = new SabvmProcess(this.kernel, mm, this.#dispatcher, () =>
       this.#processes.delete(proc),
     );
     this.#processes.add(proc);
     return proc;
+  }
+
+  /** A small plain form for `JSON.stringify`: the kernel's and Piscina's sizes, not memory. */
+  toJSON(): { type: 'SabvmPool'; kernel: object; threads: number; processes: number } {
+    return {
+      type: 'SabvmPool',
+      kernel: this.kernel.toJSON(),
+      threads: this.piscina.threads.length,
+      processes: this.#processes.size,
+    };
   }
 
   /** Live long-lived processes of this pool. Context: main thread. */
@@ -247,7 +280,9 @@ export class SabvmPool {
         regs: encodeRegs(mmId, slot, ticket, mappings),
         arg: options.arg,
       };
-      const signal = combineSignals(options.signal, options.timeout);
+      const timeout =
+        options.timeout === undefined ? undefined : AbortSignal.timeout(options.timeout);
+      const signal = combineSignals(options.signal, timeout);
       Atomics.store(this.#slots, slot, ticket);
       let reply: unknown;
       try {
@@ -256,6 +291,10 @@ export class SabvmPool {
           ...(options.filename === undefined ? {} : { filename: toPath(options.filename) }),
           ...(options.name === undefined ? {} : { name: options.name }),
         });
+      } catch (error) {
+        if (timeout?.aborted === true && options.signal?.aborted !== true)
+          throw timeoutError(options, error);
+        throw error;
       } finally {
         await this.#quiesce(slot, ticket);
       }
@@ -331,6 +370,16 @@ export class SabvmPool {
     return this.#ticket;
   }
 }
+
+// `util.inspect` and `console.log` print the small form too (set on the prototype: a computed
+// class member would not survive isolatedDeclarations)
+Object.defineProperty(SabvmPool.prototype, inspect.custom, {
+  value(this: SabvmPool): object {
+    return this.toJSON();
+  },
+  configurable: true,
+  writable: true,
+});
 
 /**
  * Bytes of the task object that a run with these mappings posts through Piscina, serialized as

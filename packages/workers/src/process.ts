@@ -17,9 +17,12 @@ import {
   PROT_READ,
   PROT_WRITE,
   remapPartial,
+  VM_USERMAP,
   type AddressSpace,
   type Kernel,
+  type VmArea,
 } from '@sabvm/core';
+import { inspect } from 'node:util';
 import { SabvmError } from './errors.js';
 
 /** A vmalloc area (or part of one) to map into a process. */
@@ -84,6 +87,30 @@ function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
 
+/** A kaddr for a message: hex when it is a number, its type otherwise. */
+function showAddress(kaddr: unknown): string {
+  return typeof kaddr === 'number' && Number.isSafeInteger(kaddr) && kaddr >= 0
+    ? hex(kaddr)
+    : `of type ${typeof kaddr} (${String(kaddr)})`;
+}
+
+/**
+ * The rule of `remapPartial`'s table (KERNEL-CONTRACT.md) that mapping `length` bytes at `kaddr`
+ * of `area` breaks, said in words with a hint, or null when it breaks none of the area's rules.
+ */
+function remapRule(area: VmArea, kaddr: number, length: number): string | null {
+  if (!Number.isSafeInteger(length) || length <= 0)
+    return `length ${String(length)} is not a positive whole number of bytes`;
+  if (kaddr % PAGE_SIZE !== 0)
+    return `kaddr ${hex(kaddr)} is not page-aligned (a multiple of ${PAGE_SIZE}); the area starts at ${hex(area.addr)}`;
+  if ((area.flags & VM_USERMAP) === 0)
+    return `the area at ${hex(area.addr)} has no VM_USERMAP: it came from vmalloc or vzalloc; allocate it with kernel.vmallocUser to map it into a process`;
+  const backed = area.nrPages * PAGE_SIZE;
+  if (kaddr - area.addr + pageRound(length) > backed)
+    return `[${hex(kaddr)}, ${hex(kaddr + length)}) runs past the end of the area at ${hex(area.addr)} (${backed} backed bytes)`;
+  return null;
+}
+
 /**
  * A long-lived user process: an address space that outlives tasks. Several tasks, on any thread of
  * the pool, may use it in turn or at once; mappings may be added and removed between them. Made by
@@ -115,6 +142,14 @@ export class SabvmProcess {
     this.#onDestroy = onDestroy;
   }
 
+  /**
+   * A small plain form for `JSON.stringify` and `util.inspect`: its id, whether it is alive, and
+   * its mappings (numbers only — never the kernel, whose memory would serialize whole).
+   */
+  toJSON(): { type: 'SabvmProcess'; id: number; alive: boolean; mappings: readonly Mapping[] } {
+    return { type: 'SabvmProcess', id: this.id, alive: this.alive, mappings: this.mappings };
+  }
+
   /** `false` once {@link SabvmProcess.destroy} has begun. Context: any. */
   get alive(): boolean {
     return !this.#dying && !this.#dead;
@@ -142,11 +177,13 @@ export class SabvmProcess {
       throw new SabvmError(
         'remapPartial',
         -EINVAL,
-        `no vmalloc area contains ${String(spec.kaddr)}`,
+        `no live vmalloc area contains kaddr ${showAddress(spec.kaddr)} (freed, never allocated, or not a kernel address)`,
       );
     }
     const length = spec.length ?? vmArea.nrPages * PAGE_SIZE - (spec.kaddr - vmArea.addr);
     const prot = spec.prot ?? PROT_READ | PROT_WRITE;
+    const rule = remapRule(vmArea, spec.kaddr, length);
+    if (rule !== null) throw new SabvmError('remapPartial', -EINVAL, rule);
     const uaddr = this.mm.mmap(0, length, prot, MAP_SHARED);
     if (uaddr < 0) throw new SabvmError('mmap', uaddr, `${length} bytes, prot ${prot}`);
     const vma = this.mm.findVma(uaddr);
@@ -267,3 +304,13 @@ export class SabvmProcess {
     }
   }
 }
+
+// `util.inspect` and `console.log` print the small form too (set on the prototype: a computed
+// class member would not survive isolatedDeclarations)
+Object.defineProperty(SabvmProcess.prototype, inspect.custom, {
+  value(this: SabvmProcess): object {
+    return this.toJSON();
+  },
+  configurable: true,
+  writable: true,
+});

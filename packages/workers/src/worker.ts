@@ -37,6 +37,9 @@ import {
   type TaskReply,
   type WireError,
 } from './protocol.js';
+import { asType, checkAlignment, checkType, hex, type TypedArrayConstructor } from './typed.js';
+
+export type { TypedArrayConstructor } from './typed.js';
 
 /** `PROT_WRITE`, as in `@sabvm/core` (kept local: this module needs no other constant). */
 const PROT_WRITE_BIT = 2;
@@ -59,11 +62,36 @@ export interface MappedRange {
    * range.
    * Context: the task's thread; lock-free page-table walk.
    */
-  segments(options?: {
-    readonly write?: boolean;
-    readonly offset?: number;
-    readonly length?: number;
-  }): Uint8Array[];
+  segments(options?: SegmentOptions): Uint8Array[];
+  /**
+   * The same views as typed arrays of `options.type` (`Float32Array`, …), one per physically
+   * contiguous run. The sub-range must start and end on a multiple of the element size (runs
+   * break only at page boundaries, so no element straddles two views). Throws as `segments`, plus
+   * `TypeError` for a type that is not a typed-array constructor and `RangeError` for a misaligned
+   * sub-range.
+   */
+  segments<T extends TypedArrayConstructor>(
+    options: SegmentOptions & { readonly type: T },
+  ): InstanceType<T>[];
+  /**
+   * One zero-copy typed array (`Float32Array`, …) over `[uaddr + offset, uaddr + offset + length)`
+   * (default: the whole range) — when that memory is one physically contiguous run. Throws
+   * `Error` when it is several runs (it says how many, and that an area allocated with
+   * `kernel.vmallocUser(size, { contiguous: true })` is always one), `RangeError` for a sub-range
+   * that is outside the range or not a multiple of the element size, and `segments`' faults.
+   * Context: the task's thread; lock-free page-table walk.
+   */
+  view<T extends TypedArrayConstructor>(Type: T, options?: SegmentOptions): InstanceType<T>;
+}
+
+/** Which part of a range, and for what access (`segments`, `view`). */
+export interface SegmentOptions {
+  /** Views for writing: a read-only mapping throws `SegmentationFault` (`SEGV_ACCERR`). */
+  readonly write?: boolean;
+  /** Byte offset in the range; default 0. */
+  readonly offset?: number;
+  /** Bytes from `offset`; default: to the end of the range. */
+  readonly length?: number;
 }
 
 /** What a task function receives. */
@@ -102,6 +130,9 @@ function threadState(): ThreadState {
       '@sabvm/workers/worker: this thread was not started by a SabvmPool (no kernel in workerData)',
     );
   }
+  // a fault thrown deep in the kernel's page-table walk is ten frames down before it reaches the
+  // task's own code: keep enough frames that the stack sent to the caller names the task's line
+  if (Error.stackTraceLimit < 32) Error.stackTraceLimit = 32;
   thread = {
     kernel: Kernel.attach(data.handle, { threadId }),
     slots: new Int32Array(data.slots),
@@ -145,9 +176,39 @@ class UserRange implements MappedRange {
     return (this.prot & PROT_WRITE_BIT) !== 0;
   }
 
+  segments(options?: SegmentOptions): Uint8Array[];
+  segments<T extends TypedArrayConstructor>(
+    options: SegmentOptions & { readonly type: T },
+  ): InstanceType<T>[];
   segments(
-    options: { readonly write?: boolean; readonly offset?: number; readonly length?: number } = {},
-  ): Uint8Array[] {
+    options: SegmentOptions & { readonly type?: TypedArrayConstructor } = {},
+  ): ArrayBufferView[] {
+    const { type } = options;
+    if (type === undefined) return this.#bytes(options, 'segments');
+    checkType(type, 'segments');
+    const [start, length] = this.#subRange(options, 'segments');
+    checkAlignment(type, start, length, 'segments');
+    return this.#bytes(options, 'segments').map((bytes) => asType(type, bytes));
+  }
+
+  view<T extends TypedArrayConstructor>(Type: T, options: SegmentOptions = {}): InstanceType<T> {
+    checkType(Type, 'view');
+    const [start, length] = this.#subRange(options, 'view');
+    checkAlignment(Type, start, length, 'view');
+    const runs = this.#bytes(options, 'view');
+    if (runs.length > 1) {
+      throw new Error(
+        `view: [${hex(start)}, ${hex(start + length)}) is ${runs.length} physically separate runs ` +
+          `of frames, and one ${Type.name} can only cover one; allocate the area with ` +
+          `kernel.vmallocUser(size, { contiguous: true }) to get one run, or use ` +
+          `segments({ type: ${Type.name} }) to work run by run`,
+      );
+    }
+    return asType(Type, runs[0] ?? new Uint8Array(0));
+  }
+
+  /** `[user address, length]` of the sub-range, checked against the range. */
+  #subRange(options: SegmentOptions, call: string): [number, number] {
     const offset = options.offset ?? 0;
     const length = options.length ?? this.length - offset;
     if (
@@ -158,10 +219,15 @@ class UserRange implements MappedRange {
       offset + length > this.length
     ) {
       throw new RangeError(
-        `segments: [${offset}, ${offset + length}) is outside the range of ${this.length} bytes`,
+        `${call}: [${String(offset)}, ${String(offset + length)}) is outside the range of ${this.length} bytes at ${hex(this.uaddr)}`,
       );
     }
-    return this.#mm.segments(this.uaddr + offset, length, { write: options.write ?? false });
+    return [this.uaddr + offset, length];
+  }
+
+  #bytes(options: SegmentOptions, call: string): Uint8Array[] {
+    const [start, length] = this.#subRange(options, call);
+    return this.#mm.segments(start, length, { write: options.write ?? false });
   }
 }
 
@@ -180,6 +246,36 @@ function decodeRanges(mm: AddressSpace, regs: Float64Array): MappedRange[] {
     );
   }
   return ranges;
+}
+
+/**
+ * Where `value` holds a view over `buffer` (itself, or inside arrays and plain objects down to a
+ * few levels), described for an error message; null when it holds none.
+ */
+function kernelViewIn(
+  value: unknown,
+  buffer: SharedArrayBuffer,
+  path: string,
+  depth: number,
+): string | null {
+  if (ArrayBuffer.isView(value)) {
+    return value.buffer === buffer ? `a ${value.constructor.name} (${path})` : null;
+  }
+  if (value === buffer) return `the kernel's SharedArrayBuffer (${path})`;
+  if (depth >= 4 || typeof value !== 'object' || value === null) return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length && i < 1024; i++) {
+      const found = kernelViewIn(value[i], buffer, `${path}[${i}]`, depth + 1);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return null;
+  for (const [key, item] of Object.entries(value)) {
+    const found = kernelViewIn(item, buffer, `${path}.${key}`, depth + 1);
+    if (found !== null) return found;
+  }
+  return null;
 }
 
 /**
@@ -239,6 +335,14 @@ export function defineTask<A = unknown, R = unknown>(fn: TaskFunction<A, R>): Ta
     try {
       const mm = kernel.addressSpace(regs[REG_MM] ?? 0);
       const value = await fn({ kernel, mm, ranges: decodeRanges(mm, regs), arg: message.arg as A });
+      const leak = kernelViewIn(value, kernel.handle.buffer, 'the result', 0);
+      if (leak !== null) {
+        throw new TypeError(
+          `the task returned ${leak}: a view over the kernel's physical memory, which would hand ` +
+            'the caller all of it once cloned; return an address or a number, or a copy ' +
+            '(view.slice())',
+        );
+      }
       return { ok: true, value };
     } catch (error) {
       return { ok: false, error: toWire(error) };

@@ -141,7 +141,12 @@ describe('SabvmPool.run: a process per task', () => {
       arg: { flag: flag.buffer },
       timeout: 50,
     });
-    await expect(task).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(task).rejects.toMatchObject({
+      name: 'TimeoutError',
+      message: expect.stringMatching(
+        /the task \('spinForever'\) did not settle within its timeout of 50 ms; it was aborted/,
+      ) as unknown,
+    });
     expect(Atomics.load(flag, 0)).toBe(1);
     expectNoProcessLeft(r);
   });
