@@ -1,8 +1,9 @@
 /**
  * A port of the kernel's vmalloc self-test module, `lib/test_vmalloc.c`.
  *
- * Published as the subpath `@sabvm/core/test-vmalloc` so that tests (in any thread) and the bench
- * run the very same cases. Each case returns 0 on success and -1 on failure, as in the kernel;
+ * Test-only: compiled into `dist` for the tests' worker threads (which import it by path), but
+ * neither exported by the package nor shipped in its tarball (the bench has its own port, over
+ * its allocator interface). Each case returns 0 on success and -1 on failure, as in the kernel;
  * {@link runTestVmalloc} runs the cases selected by a `runTestMask` (the kernel's `run_test_mask`
  * bit per case), times them and reports them in the kernel's `Summary:` line format.
  *

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { serialize } from 'node:v8';
 import type { Worker } from 'node:worker_threads';
-import { ENOMEM, Kernel, type BootOptions } from '@sabvm/core';
+import { ENOMEM, Kernel, SegmentationFault, type BootOptions } from '@sabvm/core';
 import { Piscina } from 'piscina';
 import { errorFromWire, SabvmError } from './errors.js';
 import {
@@ -24,6 +24,7 @@ import {
   type RunOptions,
   type TaskDispatcher,
 } from './process.js';
+import { firstChangedPage, snapshotReadOnly } from './ro-check.js';
 import {
   claimant,
   MAX_TICKET,
@@ -67,6 +68,14 @@ export interface SabvmPoolOptions {
   readonly workerData?: unknown;
   /** Tasks that may be posted at once (queued or running); more wait for a slot. Default 1024. */
   readonly maxTasksInFlight?: number;
+  /**
+   * Check read-only mappings around each task: hash their pages before the task and after it,
+   * and fail a task that changed one with a `SegmentationFault` (`SEGV_ACCERR`, the first changed
+   * page's address, the task's name). JavaScript cannot refuse a store through a view of a
+   * read-only mapping; this finds it afterwards. It costs a read of those pages twice per task
+   * (see the bench's `workloads` suite for the figure per MiB). Default false.
+   */
+  readonly readOnlyCheck?: boolean;
 }
 
 /** Options of a process-per-task run ({@link SabvmPool.run}). */
@@ -154,6 +163,7 @@ export class SabvmPool {
     dispatch: <R>(mmId: number, mappings: readonly Mapping[], options: RunOptions) =>
       this.#dispatch<R>(mmId, mappings, options),
   };
+  readonly #readOnlyCheck: boolean;
   #ticket = 0;
   #closed = false;
 
@@ -171,6 +181,10 @@ export class SabvmPool {
     if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
       throw new TypeError('SabvmPool: maxTasksInFlight must be a positive integer');
     }
+    if (options.readOnlyCheck !== undefined && typeof options.readOnlyCheck !== 'boolean') {
+      throw new TypeError('SabvmPool: readOnlyCheck must be a boolean');
+    }
+    this.#readOnlyCheck = options.readOnlyCheck ?? false;
     this.kernel = kernelOf(options);
     const slots = new SharedArrayBuffer(maxInFlight * Int32Array.BYTES_PER_ELEMENT);
     this.#slots = new Int32Array(slots);
@@ -280,6 +294,7 @@ export class SabvmPool {
         regs: encodeRegs(mmId, slot, ticket, mappings),
         arg: options.arg,
       };
+      const before = this.#readOnlyCheck ? snapshotReadOnly(this.kernel, mmId, mappings) : null;
       const timeout =
         options.timeout === undefined ? undefined : AbortSignal.timeout(options.timeout);
       const signal = combineSignals(options.signal, timeout);
@@ -301,7 +316,19 @@ export class SabvmPool {
       if (!isTaskReply(reply)) {
         throw new TypeError('SabvmPool: the task export was not made with defineTask()');
       }
-      if (reply.ok) return reply.value as R;
+      if (reply.ok) {
+        const changed = before === null ? null : firstChangedPage(this.kernel, mmId, before);
+        if (changed !== null) {
+          const task = options.name === undefined ? 'the default export' : `'${options.name}'`;
+          throw new SegmentationFault(
+            'SEGV_ACCERR',
+            changed,
+            'write',
+            `task ${task} wrote through a view of a read-only mapping: found by readOnlyCheck`,
+          );
+        }
+        return reply.value as R;
+      }
       if ('error' in reply) throw errorFromWire(reply.error);
       throw new Error('SabvmPool: the task was cancelled before it started');
     } finally {
