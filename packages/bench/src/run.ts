@@ -17,6 +17,7 @@ import { remapSuite } from './suites/remap.js';
 import { scalingSuite } from './suites/scaling.js';
 import type { Suite } from './suites/suite.js';
 import { vmallocSuite } from './suites/vmalloc.js';
+import { workloadsSuite } from './suites/workloads.js';
 import { runHeader, suiteTable, targetsTable } from './table.js';
 import { evaluateTargets } from './targets.js';
 
@@ -28,6 +29,7 @@ export const SUITES: readonly Suite[] = [
   handoffSuite,
   scalingSuite,
   metadataSuite,
+  workloadsSuite,
 ];
 
 /** Options of {@link runBench}. */

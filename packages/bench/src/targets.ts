@@ -13,6 +13,7 @@ import { METADATA } from './suites/metadata.js';
 import { REMAP_ROWS, remapGroupName } from './suites/remap.js';
 import { SCALING } from './suites/scaling.js';
 import { VMALLOC_ROWS } from './suites/vmalloc.js';
+import { WORKLOADS } from './suites/workloads.js';
 import type { SuiteResult, TargetResult } from './results.js';
 import { spread } from './stats.js';
 
@@ -222,6 +223,55 @@ export const TARGETS: readonly TargetSpec[] = [
     threshold: 0.01,
     informational: true,
     source: { suite: 'metadata', measure: METADATA.huge },
+  },
+  {
+    id: '10',
+    what: 'tensor normalisation end to end (allocate, fill, two parallel passes by 2 workers, check)',
+    ratio: 'sabvm time ÷ raw SharedArrayBuffer time',
+    op: '<=',
+    threshold: 1.05,
+    source: { suite: 'workloads', group: WORKLOADS.tensor, ratio: WORKLOADS.ratio },
+  },
+  {
+    id: '11',
+    what: 'read-only table shared by 200 tasks, a typed view in each',
+    ratio: 'sabvm time per task ÷ raw SharedArrayBuffer time per task',
+    op: '<=',
+    threshold: 1.1,
+    source: { suite: 'workloads', group: WORKLOADS.table, ratio: WORKLOADS.ratio },
+  },
+  {
+    id: '12',
+    what: 'vmallocUser(128 MiB) on never-used frames',
+    ratio: 'milliseconds (best of fresh kernels)',
+    op: '<=',
+    threshold: 1,
+    source: { suite: 'workloads', measure: WORKLOADS.fresh },
+  },
+  {
+    id: '13',
+    what: 'after churn of small areas to 60% occupancy, 16 MiB areas that are one physical run',
+    ratio: 'fraction of trials',
+    op: '>=',
+    threshold: 0.95,
+    source: { suite: 'workloads', measure: WORKLOADS.churn },
+  },
+  {
+    id: '13 (contiguous)',
+    what: 'vmallocUser(16 MiB, { contiguous: true }) after the same churn: areas returned split',
+    ratio: 'count',
+    op: '<=',
+    threshold: 0,
+    source: { suite: 'workloads', measure: WORKLOADS.contigSplit },
+  },
+  {
+    id: '14',
+    what: "the pool's readOnlyCheck (hash of read-only mappings before and after each task)",
+    ratio: 'ms per MiB mapped read-only',
+    op: '<=',
+    threshold: 1,
+    informational: true,
+    source: { suite: 'workloads', measure: WORKLOADS.roCheck },
   },
 ];
 

@@ -25,11 +25,25 @@ interface MappingHashes {
 /** Hashes of the read-only mappings of one task, taken before it ran. */
 export type ReadOnlySnapshot = readonly MappingHashes[];
 
-/** FNV-1a over the words of `[from, to)` of `words`, one 32-bit word at a time. */
+/**
+ * A hash of the words `[from, to)` of `words`: four FNV-1a lanes over interleaved words (four
+ * independent multiply chains run about twice as fast as one), folded into one.
+ */
 function hashWords(words: Int32Array, from: number, to: number): number {
-  let h = 0x811c9dc5;
-  for (let i = from; i < to; i++) h = Math.imul(h ^ words[i]!, 0x01000193);
-  return h;
+  const P = 0x01000193;
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  let c = 0x2b7e1516;
+  let d = 0x28aed2a6;
+  let i = from;
+  for (; i + 4 <= to; i += 4) {
+    a = Math.imul(a ^ words[i]!, P);
+    b = Math.imul(b ^ words[i + 1]!, P);
+    c = Math.imul(c ^ words[i + 2]!, P);
+    d = Math.imul(d ^ words[i + 3]!, P);
+  }
+  for (; i < to; i++) a = Math.imul(a ^ words[i]!, P);
+  return a ^ Math.imul(b, 3) ^ Math.imul(c, 5) ^ Math.imul(d, 7);
 }
 
 /** Per-page hashes of `[uaddr, uaddr + length)` of address space `mmId`, read zero-copy. */
