@@ -88,6 +88,7 @@ const guideSidebar: DefaultTheme.SidebarItem[] = [
     items: [
       { text: 'Getting started', link: '/guide/getting-started' },
       { text: 'Workers and process models', link: '/guide/workers' },
+      { text: 'Typed views and contiguity', link: '/guide/views' },
       { text: 'Benchmarks', link: '/guide/bench' },
       { text: 'Hosting the site', link: '/guide/hosting' },
     ],

@@ -31,6 +31,19 @@ async function compiled<T>(name: string): Promise<T> {
 }
 
 describe('the examples of the site', () => {
+  test('the views tour: one typed view of a contiguous area, runs of a scattered one, the read-only check', async () => {
+    const { viewsTour } = await compiled<typeof import('../examples/views.js')>('views');
+    const { print, seen } = collector();
+    await viewsTour(print);
+    expect(seen.get('elements scaled')).toBe(2 ** 20);
+    expect(String(seen.get('view of a scattered area'))).toMatch(
+      /is 4 physically separate runs .*vmallocUser\(size, \{ contiguous: true \}\)/,
+    );
+    expect(seen.get('sum run by run')).toBe(0);
+    expect(String(seen.get('buddyinfo'))).toMatch(/^Node 0, zone {3}Normal( +\d+){11} \n$/);
+    expect(seen.get('caught')).toBe('SEGV_ACCERR');
+  });
+
   test('getting started maps a buffer into a Piscina task that upper-cases it in place', async () => {
     const { gettingStarted } =
       await compiled<typeof import('../examples/getting-started.js')>('getting-started');
