@@ -3,7 +3,8 @@
  * one worked run by run, the fragmentation view, and the read-only check.
  */
 import { Kernel, PAGE_SIZE, PROT_READ, SegmentationFault } from '@sabvm/core';
-import { SabvmPool } from '@sabvm/workers';
+import { bindTasks, SabvmPool } from '@sabvm/workers';
+import type * as viewTasks from './views.task.js';
 import { consolePrint, type Print } from './print.js';
 
 /** Run the example. */
@@ -16,7 +17,9 @@ export async function viewsTour(print: Print = consolePrint): Promise<void> {
   // One physically contiguous run (alloc_contig_pages), or null: one typed array spans it.
   const tensor = kernel.vmallocUser(4 * 2 ** 20, { contiguous: true });
   if (tensor === null) throw new Error('no contiguous run of 4 MiB free');
-  print('elements scaled', await pool.run({ areas: [tensor], name: 'scale', arg: 2 })); // 1048576
+  // Typed tasks: names, arguments and results come from the task module's own types.
+  const tasks = bindTasks<typeof viewTasks>(pool); // tasks.scal(…) or arg: 'two' would not compile
+  print('elements scaled', await tasks.scale({ areas: [tensor], arg: 2 })); // 1048576
 
   // An area built from scattered frames: view() says how to get one run; segments({ type }) works.
   const hold = Array.from({ length: 8 }, () => kernel.vmalloc(PAGE_SIZE));

@@ -21,3 +21,11 @@ export {
   type RunOptions,
 } from './process.js';
 export type { TaskMessage, TaskReply, WireError } from './protocol.js';
+export {
+  bindTasks,
+  type BoundOptions,
+  type BoundTasks,
+  type TaskArg,
+  type TaskName,
+  type TaskResult,
+} from './typed-tasks.js';

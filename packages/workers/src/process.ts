@@ -75,8 +75,16 @@ export interface TaskDispatcher {
 
 /** Options of {@link SabvmProcess.run}. */
 export interface ProcessRunOptions<A = unknown> extends RunOptions<A> {
-  /** The mappings the task receives, in order; default: all of the process's, by address. */
+  /**
+   * The mappings the task receives, in order; default: all of the process's, by address (none when
+   * `areas` is given).
+   */
   readonly mappings?: readonly Mapping[];
+  /**
+   * Areas to map for this task alone, after `mappings` — the same shape as `SabvmPool.run`'s
+   * `areas`; they are unmapped when the task settles.
+   */
+  readonly areas?: readonly (AreaSpec | number)[];
 }
 
 function pageRound(length: number): number {
@@ -234,7 +242,28 @@ export class SabvmProcess {
    */
   async run<R = unknown, A = unknown>(options: ProcessRunOptions<A> = {}): Promise<R> {
     this.#assertAlive();
-    const mappings = options.mappings ?? this.mappings;
+    const temporary = this.#mapAll(options.areas ?? []);
+    try {
+      const given = options.mappings ?? (options.areas === undefined ? this.mappings : []);
+      return await this.#run<R>([...given, ...temporary], options);
+    } finally {
+      if (this.alive) for (const m of temporary) this.unmap(m);
+    }
+  }
+
+  /** Map every area of `areas`, or none: a failure unmaps the ones made, then throws. */
+  #mapAll(areas: readonly (AreaSpec | number)[]): Mapping[] {
+    const made: Mapping[] = [];
+    try {
+      for (const a of areas) made.push(this.map(a));
+    } catch (error) {
+      for (const m of made) this.unmap(m);
+      throw error;
+    }
+    return made;
+  }
+
+  async #run<R>(mappings: readonly Mapping[], options: RunOptions): Promise<R> {
     for (const m of mappings) this.#assertOwn(m, 'run');
     for (const m of mappings) this.#pins.set(m, (this.#pins.get(m) ?? 0) + 1);
     const task = this.#dispatcher.dispatch<R>(this.id, mappings, options);

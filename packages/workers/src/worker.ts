@@ -110,7 +110,15 @@ export interface TaskContext<A = unknown> {
 export type TaskFunction<A = unknown, R = unknown> = (context: TaskContext<A>) => R | Promise<R>;
 
 /** The function Piscina calls with each task message (what `defineTask` returns). */
-export type TaskHandler<R = unknown> = (message: TaskMessage) => Promise<TaskReply<R>>;
+export type TaskHandler<R = unknown, A = unknown> = ((
+  message: TaskMessage,
+) => Promise<TaskReply<R>>) & {
+  /**
+   * Never set: the argument type of the task, carried for `bindTasks` (a phantom field).
+   * @internal
+   */
+  readonly __arg?: A;
+};
 
 interface ThreadState {
   readonly kernel: Kernel;
@@ -319,7 +327,7 @@ function toWire(error: unknown): WireError {
  * when the caller reads them; return numbers or copies.
  * Context: called by Piscina in a pool thread; `fn` may block that thread (it owns it).
  */
-export function defineTask<A = unknown, R = unknown>(fn: TaskFunction<A, R>): TaskHandler<R> {
+export function defineTask<A = unknown, R = unknown>(fn: TaskFunction<A, R>): TaskHandler<R, A> {
   return async (message: TaskMessage): Promise<TaskReply<R>> => {
     const { kernel, slots } = threadState();
     const { regs } = message;

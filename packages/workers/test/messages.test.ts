@@ -4,13 +4,13 @@
  */
 import { Kernel, PAGE_SIZE } from '@sabvm/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SabvmPool } from '../src/index.js';
+import { SabvmPool, type AreaSpec } from '../src/index.js';
 import { MiB, TASKS, area, expectNoProcessLeft, rig } from './harness.js';
 
 const r = rig(16 * MiB, 1);
 afterAll(() => r.pool.close());
 
-async function failure(areas: Parameters<SabvmPool['run']>[0]['areas']): Promise<Error> {
+async function failure(areas: readonly (AreaSpec | number)[]): Promise<Error> {
   return await r.pool.run({ areas }).then(
     () => new Error('resolved'),
     (e: unknown) => e as Error,
