@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Kernel, PAGE_SIZE } from '../src/index.js';
-import { frameOwner } from '../src/frame-alloc.js';
-import { FREE_DIRTY, FREE_ZEROED } from '../src/layout.js';
+import { allocFrames, frameOwner, ownerTag } from '../src/frame-alloc.js';
+import { FrameKind, FREE_DIRTY, FREE_ZEROED } from '../src/layout.js';
 
 const MiB = 2 ** 20;
 const P = PAGE_SIZE;
@@ -78,6 +78,27 @@ describe('pre-zeroed frames', () => {
     // zeroing 128 MiB of fresh memory faults in 32768 pages: hundreds of ms; this bound leaves
     // room for a loaded machine (the bench measures the figure itself)
     expect(ms).toBeLessThan(100);
+  });
+
+  it("stay tracked through a recovery: a dead thread's frames come back dirty, untouched ones stay zeroed", () => {
+    const k = Kernel.boot({ memoryBytes: 4 * MiB });
+    const dead = Kernel.attach(k.handle);
+    const out = new Int32Array(3);
+    const inflight = ownerTag(FrameKind.INFLIGHT, dead.mem.current.slot);
+    expect(allocFrames(dead.mem, 3, inflight, out)).toBe(true);
+    const used = k.vmalloc(P)!; // a frame used and freed before the recovery: dirty
+    const usedPfn = k.vmallocToPfn(used)!;
+    k.vfree(used);
+    const free = k.stats().freeFrames;
+    expect(k.reapThread({ tid: dead.tid })).toBe(1);
+    expect(k.stats().freeFrames).toBe(free + 3);
+    for (const pfn of [...out, usedPfn]) expect(frameOwner(k.mem, pfn)).toBe(FREE_DIRTY);
+    expect(frameOwner(k.mem, k.stats().totalFrames - 1)).toBe(FREE_ZEROED);
+    k.checkInvariants();
+    // and the dirty frames are cleared when a zeroed allocation reuses them
+    new Uint8Array(k.handle.buffer, out[0]! * P, P).fill(7);
+    const kaddr = k.vzalloc(k.stats().freeFrames * P)!;
+    expect(k.readKernel(kaddr, k.findVmArea(kaddr)!.nrPages * P).every((b) => b === 0)).toBe(true);
   });
 
   it('are checked: a frame marked zeroed that holds data breaks the invariants', () => {
