@@ -55,7 +55,7 @@ export const LAYOUT_VERSION = 5;
 /** `log2(SIZEOF_WORD)`. */
 export const WORD_SHIFT = 2;
 /** Bytes in one Int32 word. */
-export const SIZEOF_WORD: number = 2 ** WORD_SHIFT;
+export const SIZEOF_WORD: number = 1 << WORD_SHIFT;
 /** Bytes in one cache line; hot header words each get their own line (16 words). */
 export const SIZEOF_CACHE_LINE = 64;
 
@@ -328,11 +328,11 @@ export const enum Undo {
 /** `log2(PTRS_PER_TABLE)`: a page directory or page table is one frame of Int32 entries. */
 export const TABLE_SHIFT: number = PAGE_SHIFT - WORD_SHIFT;
 /** Entries in one page directory or page table: 1024. */
-export const PTRS_PER_TABLE: number = 2 ** TABLE_SHIFT;
+export const PTRS_PER_TABLE: number = 1 << TABLE_SHIFT;
 /** `log2(HPAGE_SIZE)`: what one directory entry maps (a page table's pages, or a huge entry). */
 export const HPAGE_SHIFT: number = PAGE_SHIFT + TABLE_SHIFT;
 /** Bytes one directory entry maps: 4 MiB. */
-export const HPAGE_SIZE: number = 2 ** HPAGE_SHIFT;
+export const HPAGE_SIZE: number = 1 << HPAGE_SHIFT;
 /** Pages one directory entry maps (a huge entry's frames): 1024. */
 export const HPAGE_PAGES: number = PTRS_PER_TABLE;
 /** End (exclusive) of user addresses: a page directory's worth, 4 GiB. */
