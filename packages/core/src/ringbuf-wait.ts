@@ -57,7 +57,9 @@ const FALLBACK_POLL_MS = 4;
 
 /** A valid timeout: a number that is not NaN (negative and Infinity mean no limit). */
 function timeoutOf(options: unknown): number | null {
-  const t = (options as PollOptions | null | undefined)?.timeoutMs ?? -1;
+  if (typeof options !== 'object' || options === null) return null;
+  const t = (options as PollOptions).timeoutMs;
+  if (t === undefined) return -1;
   return typeof t === 'number' && !Number.isNaN(t) ? t : null;
 }
 

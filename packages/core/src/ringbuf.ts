@@ -63,7 +63,7 @@ export const BPF_RB_CONS_POS = 2;
 export const BPF_RB_PROD_POS = 3;
 
 /** What `consume` and `poll` call for each record: a negative return stops consumption. */
-export type RingCallback = (data: Uint8Array) => number | void;
+export type RingCallback = (data: Uint8Array) => unknown;
 
 /** The words of one ring as some thread reaches them (all indexes into `mem.i32`/`mem.u8`). */
 export interface RingRef {
@@ -210,13 +210,13 @@ export function ringCommit(
 }
 
 /** The flags a commit or output accepts. */
-export function validCommitFlags(flags: unknown): flags is number {
+export function validCommitFlags(flags: unknown): flags is number | undefined {
   return (
     flags === undefined ||
-    (typeof flags === 'number' &&
-      Number.isInteger(flags) &&
-      (flags & ~(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP)) === 0 &&
-      flags >= 0)
+    flags === 0 ||
+    flags === BPF_RB_NO_WAKEUP ||
+    flags === BPF_RB_FORCE_WAKEUP ||
+    flags === (BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP)
   );
 }
 

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import {
   BPF_RB_AVAIL_DATA,
   BPF_RB_CONS_POS,
@@ -206,6 +208,22 @@ describe('wake-up', () => {
     expect(await polled).toBe(1);
     expect(got).toEqual([42]);
     expect(await rb.poll(() => undefined, { timeoutMs: 10 })).toBe(0); // nothing: timed out
+  });
+
+  it('keeps a Node process alive while a poll waits (a pending waitAsync alone does not)', () => {
+    // the script's only pending work is the poll: without the timer it holds, Node would exit
+    // at once with an unsettled top-level await (exit code 13) and print nothing
+    const script = `
+      import { Kernel } from '@sabvm/core';
+      const rb = Kernel.boot({ memoryBytes: 2 ** 24 }).ringbufCreate(8192);
+      const t0 = Date.now();
+      const n = await rb.poll(() => undefined, { timeoutMs: 300 });
+      console.log(n, Date.now() - t0 >= 290);`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+    });
+    expect(out.trim()).toBe('0 true');
   });
 
   it('frees the area only once a poll waiting on it has returned', async () => {
