@@ -53,4 +53,5 @@ export {
 } from './layout.js';
 export { RingOps, RingRecord } from './ringbuf-ops.js';
 export { RingBuf } from './ringbuf-area.js';
+export { UserRingBuf, type RingRole } from './ringbuf-user.js';
 export type { PollOptions } from './ringbuf-wait.js';

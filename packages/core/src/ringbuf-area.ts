@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { PAGE_SIZE, VM_USERMAP } from './errno.js';
+import { EINVAL, PAGE_SIZE, VM_USERMAP } from './errno.js';
 import {
   Area,
   AreaCaller,
@@ -27,7 +27,9 @@ import {
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
-import { ringPut, ringWake, type RingRef } from './ringbuf.js';
+import type { AddressSpace } from './address-space.js';
+import { ringLive, ringPut, ringWake, type RingRef } from './ringbuf.js';
+import { ringbufMmap, type RingRole } from './ringbuf-user.js';
 import { RingOps } from './ringbuf-ops.js';
 import { inKernel } from './thread.js';
 import { bug } from './bug.js';
@@ -86,6 +88,20 @@ export class RingBuf extends RingOps {
 
   protected consumerRef(): RingRef {
     return this.#ref;
+  }
+
+  protected readerRef(): RingRef {
+    return this.#ref;
+  }
+
+  /**
+   * Map the ring into user address space `mm` for its consumer or a producer, with the page
+   * protections Linux gives each (`ringbuf_map_mmap_kern`/`_user`); open it there with
+   * `UserRingBuf.open(mm, uaddr, rb.dataBytes)`. Returns the user address or -errno.
+   * Context: any attached thread; takes the mm's mmap_lock.
+   */
+  mmap(mm: AddressSpace, role: RingRole): number {
+    return ringLive(this.#ref) ? ringbufMmap(mm, this.#ref.kaddr, this.#ref.size, role) : -EINVAL;
   }
 
   protected get ringSize(): number {

@@ -93,6 +93,8 @@ export abstract class RingOps {
   protected abstract producerRef(): RingRef;
   /** The ring as the consumer reaches it (a user producer's mapping faults here). */
   protected abstract consumerRef(): RingRef;
+  /** The ring for reading only (`query`). */
+  protected abstract readerRef(): RingRef;
   /** Bytes of the data area, any view of the ring. */
   protected abstract get ringSize(): number;
 
@@ -163,7 +165,7 @@ export abstract class RingOps {
 
   /** `bpf_ringbuf_query`: `BPF_RB_AVAIL_DATA`, `_RING_SIZE`, `_CONS_POS` or `_PROD_POS`; else -EINVAL. */
   query(what: number): number {
-    return ringQuery(this.consumerRef(), what);
+    return ringQuery(this.readerRef(), what);
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
-import { Kernel, PAGE_SIZE, type RingBuf } from '../src/index.js';
+import { Kernel, PAGE_SIZE, UserRingBuf, type RingOps, type RingBuf } from '../src/index.js';
 import { MiB, mulberry32, sharedInts } from './helpers/reliability.js';
 import { readRecord } from './helpers/ring-helpers.js';
 
@@ -25,9 +25,10 @@ function startProducer(
   mode: Mode,
   count: number,
   len: number,
+  user?: { mmId: number; uaddr: number; dataBytes: number },
 ): Producer {
   const worker = new Worker(new URL('./fixtures/ring-producer.mjs', import.meta.url), {
-    workerData: { handle: k.handle, kaddr: rb.kaddr, id, count, len, mode, ctl },
+    workerData: { handle: k.handle, kaddr: rb.kaddr, id, count, len, mode, ctl, user },
   });
   const done = new Promise((resolve, reject) => {
     worker.once('message', resolve);
@@ -46,7 +47,7 @@ function waitFor(ctl: Int32Array, i: number, target: number): void {
 }
 
 /** Consume with poll until `done()`, checking each producer's records arrive in order, intact. */
-async function consumeUntil(rb: RingBuf, next: number[], done: () => boolean): Promise<void> {
+async function consumeUntil(rb: RingOps, next: number[], done: () => boolean): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (!done()) {
     if (Date.now() > deadline) throw new Error(`the consumer stalled at ${next.join(',')}`);
@@ -87,6 +88,29 @@ describe('a ring with producer threads', () => {
       rb.free();
     });
   }
+});
+
+describe('a ring with user-process producers', () => {
+  it('delivers every record of 2 producers writing through their own mappings to a user consumer', async () => {
+    const k = Kernel.boot({ memoryBytes: 64 * MiB });
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    const cm = k.createAddressSpace()!;
+    const consumer = UserRingBuf.open(cm, rb.mmap(cm, 'consumer'), rb.dataBytes);
+    const count = 10_000;
+    const ctl = sharedInts(4);
+    const running = [0, 1].map((id) => {
+      const mm = k.createAddressSpace()!;
+      const user = { mmId: mm.id, uaddr: rb.mmap(mm, 'producer'), dataBytes: rb.dataBytes };
+      return startProducer(k, rb, ctl, id, id === 0 ? 'reserve' : 'output', count, 64, user);
+    });
+    waitFor(ctl, 0, 2);
+    Atomics.store(ctl, 1, 1);
+    Atomics.notify(ctl, 1);
+    const next = [0, 0];
+    await consumeUntil(consumer, next, () => next[0] === count && next[1] === count);
+    for (const p of running) expect(await p.done).toBe('done');
+    k.checkInvariants();
+  });
 });
 
 describe('a producer thread that dies holding a reservation', () => {
