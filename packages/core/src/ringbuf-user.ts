@@ -34,6 +34,7 @@ import { remapPartial } from './remap.js';
 
 /** Who maps a ring: its consumer, or a producer. */
 export type RingRole = 'consumer' | 'producer';
+const ROLES: readonly unknown[] = ['consumer', 'producer'];
 
 /**
  * Map the ring whose area is at `kaddr` (`dataBytes` of data) into `mm` for `role`: one VMA range

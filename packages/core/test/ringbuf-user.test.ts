@@ -83,9 +83,9 @@ describe('a ring mapped into user processes', () => {
     const pm = k.createAddressSpace()!;
     const cu = rb.mmap(cm, 'consumer');
     const pu = rb.mmap(pm, 'producer');
-    expectFault(() => cm.write(cu + PAGE_SIZE, new Uint8Array(4)), 'SEGV_ACCERR');
-    expectFault(() => cm.write(cu + 2 * PAGE_SIZE, new Uint8Array(4)), 'SEGV_ACCERR');
-    expectFault(() => pm.write(pu, new Uint8Array(4)), 'SEGV_ACCERR');
+    expectFault(() => { cm.write(cu + PAGE_SIZE, new Uint8Array(4)); }, 'SEGV_ACCERR');
+    expectFault(() => { cm.write(cu + 2 * PAGE_SIZE, new Uint8Array(4)); }, 'SEGV_ACCERR');
+    expectFault(() => { pm.write(pu, new Uint8Array(4)); }, 'SEGV_ACCERR');
     const consumer = UserRingBuf.open(cm, cu, DATA);
     const producer = UserRingBuf.open(pm, pu, DATA);
     expectFault(() => consumer.reserve(8), 'SEGV_ACCERR');
@@ -101,9 +101,10 @@ describe('a ring mapped into user processes', () => {
     const uaddr = rb.mmap(mm, 'consumer');
     expect(() => UserRingBuf.open(mm, uaddr, 3 * PAGE_SIZE)).toThrow(RangeError);
     expect(() => UserRingBuf.open(mm, -1, DATA)).toThrow(RangeError);
-    expect(() => UserRingBuf.open({} as AddressSpace, uaddr, DATA)).toThrow(TypeError);
+    const notAnMm: unknown = {};
+    expect(() => UserRingBuf.open(notAnMm as AddressSpace, uaddr, DATA)).toThrow(TypeError);
     expect(rb.mmap(mm, 'reader' as 'consumer')).toBe(-EINVAL);
-    expect(rb.mmap({} as AddressSpace, 'consumer')).toBe(-EINVAL);
+    expect(rb.mmap(notAnMm as AddressSpace, 'consumer')).toBe(-EINVAL);
   });
 
   it("keeps a freed ring's frames for its user mappings until the last is unmapped", () => {
