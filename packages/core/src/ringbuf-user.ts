@@ -49,7 +49,7 @@ export function ringbufMmap(
   dataBytes: number,
   role: RingRole,
 ): number {
-  if (!(mm instanceof AddressSpace) || (role !== 'consumer' && role !== 'producer')) return -EINVAL;
+  if (!(mm instanceof AddressSpace) || !ROLES.includes(role)) return -EINVAL;
   const total = 2 * PAGE_SIZE + dataBytes;
   const uaddr = mm.mmap(0, total, PROT_READ, MAP_SHARED);
   if (uaddr < 0) return uaddr;

@@ -83,9 +83,15 @@ describe('a ring mapped into user processes', () => {
     const pm = k.createAddressSpace()!;
     const cu = rb.mmap(cm, 'consumer');
     const pu = rb.mmap(pm, 'producer');
-    expectFault(() => { cm.write(cu + PAGE_SIZE, new Uint8Array(4)); }, 'SEGV_ACCERR');
-    expectFault(() => { cm.write(cu + 2 * PAGE_SIZE, new Uint8Array(4)); }, 'SEGV_ACCERR');
-    expectFault(() => { pm.write(pu, new Uint8Array(4)); }, 'SEGV_ACCERR');
+    expectFault(() => {
+      cm.write(cu + PAGE_SIZE, new Uint8Array(4));
+    }, 'SEGV_ACCERR');
+    expectFault(() => {
+      cm.write(cu + 2 * PAGE_SIZE, new Uint8Array(4));
+    }, 'SEGV_ACCERR');
+    expectFault(() => {
+      pm.write(pu, new Uint8Array(4));
+    }, 'SEGV_ACCERR');
     const consumer = UserRingBuf.open(cm, cu, DATA);
     const producer = UserRingBuf.open(pm, pu, DATA);
     expectFault(() => consumer.reserve(8), 'SEGV_ACCERR');
