@@ -25,7 +25,7 @@ import {
   type RingCallback,
   type RingRef,
 } from './ringbuf.js';
-import { canBlock } from './thread.js';
+import { canBlock } from './cpu-relax.js';
 
 /** Options of `poll`/`pollSync`. */
 export interface PollOptions {

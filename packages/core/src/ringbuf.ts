@@ -160,7 +160,7 @@ export function ringReserve(r: RingRef, len: number): number {
     spinUnlock(mem, r.resvLock);
     return -1;
   }
-  const owner = mem.threadSlot << RINGBUF_OWNER_SHIFT;
+  const owner = mem.current.slot << RINGBUF_OWNER_SHIFT;
   let at = start;
   if (tail < total) {
     // the tail cannot hold the record: skip it as a discarded record, place the record at 0
@@ -304,5 +304,5 @@ export function checkRecordLen(r: RingRef, len: unknown): number {
 
 /** Throw unless this thread is attached (a producer's header names its thread slot). */
 export function checkProducer(r: RingRef): void {
-  if (r.mem.threadSlot < 0) checkAttached(r.mem);
+  if (r.mem.current.slot < 0) checkAttached(r.mem);
 }
