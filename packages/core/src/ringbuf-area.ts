@@ -21,14 +21,12 @@ import {
   RINGBUF_MAGIC,
   RINGBUF_MAX_DATA_SZ,
   RINGBUF_META_PAGES,
-  RingCons,
   RingMeta,
-  RingProd,
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
 import type { AddressSpace } from './address-space.js';
-import { ringLive, ringPut, ringWake, type RingRef } from './ringbuf.js';
+import { ringLive, ringPut, ringRefAt, ringWake, type RingRef } from './ringbuf.js';
 import { ringbufMmap, type RingRole } from './ringbuf-user.js';
 import { RingOps } from './ringbuf-ops.js';
 import { inKernel } from './thread.js';
@@ -43,24 +41,7 @@ export function kernelRingRef(
   dataPages: number,
 ): RingRef {
   const meta = pfn * PTRS_PER_TABLE;
-  const cons = meta + PTRS_PER_TABLE;
-  const prod = cons + PTRS_PER_TABLE;
-  return {
-    mem,
-    kaddr,
-    magic: meta + RingMeta.MAGIC,
-    refs: meta + RingMeta.REFS,
-    consPos: cons + RingCons.CONSUMER_POS,
-    consLock: cons + RingCons.CONSUMER_LOCK,
-    waiters: cons + RingCons.WAITERS,
-    prodPos: prod + RingProd.PRODUCER_POS,
-    pendPos: prod + RingProd.PENDING_POS,
-    resvLock: prod + RingProd.RESV_LOCK,
-    wakeSeq: prod + RingProd.WAKE_SEQ,
-    prodWaiters: prod + RingProd.PRODUCER_WAITERS,
-    data: (pfn + RINGBUF_META_PAGES) * PAGE_SIZE,
-    size: dataPages * PAGE_SIZE,
-  };
+  return ringRefAt(mem, kaddr, meta, meta + PTRS_PER_TABLE, dataPages * PAGE_SIZE);
 }
 
 /**

@@ -27,9 +27,9 @@
 import { EINVAL, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE } from './errno.js';
 import { AddressSpace } from './address-space.js';
 import { checkUnsigned } from './user-access.js';
-import { RINGBUF_MAX_DATA_SZ, RingCons, RingProd } from './layout.js';
+import { RINGBUF_MAX_DATA_SZ } from './layout.js';
 import { RingOps } from './ringbuf-ops.js';
-import type { RingRef } from './ringbuf.js';
+import { ringRefAt, type RingRef } from './ringbuf.js';
 import { remapPartial } from './remap.js';
 
 /** Who maps a ring: its consumer, or a producer. */
@@ -113,23 +113,7 @@ export class UserRingBuf extends RingOps {
         `dataBytes must be a power of two of at least 2 pages, got ${dataBytes}`,
       );
     const cons = physWord(mm, uaddr, 2 * PAGE_SIZE + dataBytes, false);
-    const prod = cons + PAGE_SIZE / 4;
-    const ref: RingRef = {
-      mem: mm.mem,
-      kaddr: -1,
-      magic: -1,
-      refs: -1,
-      consPos: cons + RingCons.CONSUMER_POS,
-      consLock: cons + RingCons.CONSUMER_LOCK,
-      waiters: cons + RingCons.WAITERS,
-      prodPos: prod + RingProd.PRODUCER_POS,
-      pendPos: prod + RingProd.PENDING_POS,
-      resvLock: prod + RingProd.RESV_LOCK,
-      wakeSeq: prod + RingProd.WAKE_SEQ,
-      prodWaiters: prod + RingProd.PRODUCER_WAITERS,
-      data: cons * 4 + 2 * PAGE_SIZE,
-      size: dataBytes,
-    };
+    const ref = ringRefAt(mm.mem, -1, -1, cons, dataBytes);
     return new UserRingBuf(mm, uaddr, ref);
   }
 

@@ -33,7 +33,7 @@
  *
  * @module
  */
-import { EBUSY, EINVAL, PAGE_SHIFT } from './errno.js';
+import { EBUSY, EINVAL, PAGE_SHIFT, PAGE_SIZE } from './errno.js';
 import {
   RINGBUF_BUSY_BIT,
   RINGBUF_DISCARD_BIT,
@@ -42,6 +42,9 @@ import {
   RINGBUF_MAGIC,
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
+  RingCons,
+  RingMeta,
+  RingProd,
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
@@ -86,6 +89,37 @@ export interface RingRef {
   readonly data: number;
   /** Bytes in the data area (a power of two). */
   readonly size: number;
+}
+
+/**
+ * The words of a ring whose consumer page starts at Int32 index `cons` of physical memory (the
+ * producer page and the data follow it, as one contiguous run). `meta` is the meta page's Int32
+ * index, or -1 for a user mapping (which has none); `kaddr` is -1 there too.
+ */
+export function ringRefAt(
+  mem: PhysMem,
+  kaddr: number,
+  meta: number,
+  cons: number,
+  size: number,
+): RingRef {
+  const prod = cons + PAGE_SIZE / 4;
+  return {
+    mem,
+    kaddr,
+    magic: meta < 0 ? -1 : meta + RingMeta.MAGIC,
+    refs: meta < 0 ? -1 : meta + RingMeta.REFS,
+    consPos: cons + RingCons.CONSUMER_POS,
+    consLock: cons + RingCons.CONSUMER_LOCK,
+    waiters: cons + RingCons.WAITERS,
+    prodPos: prod + RingProd.PRODUCER_POS,
+    pendPos: prod + RingProd.PENDING_POS,
+    resvLock: prod + RingProd.RESV_LOCK,
+    wakeSeq: prod + RingProd.WAKE_SEQ,
+    prodWaiters: prod + RingProd.PRODUCER_WAITERS,
+    data: cons * 4 + 2 * PAGE_SIZE,
+    size,
+  };
 }
 
 /** Largest record (bytes, header excluded) a ring of `size` data bytes takes: half, less the header. */
