@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { cpuRelax } from './cpu-relax.js';
 import { Hdr } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import { park, pause, unpark, waitForRecovery } from './thread.js';
@@ -37,6 +38,8 @@ export function spinLock(mem: PhysMem, index: number): void {
       throw new Error(`spinLock: thread ${tid} already holds the lock at word ${index}`);
     } else if (spins > SPINS_BEFORE_SLEEP) {
       pause(i32, index, owner, SLEEP_SLICE_MS);
+    } else {
+      cpuRelax();
     }
   }
 }

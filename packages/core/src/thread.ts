@@ -36,6 +36,7 @@ import {
   VMA_STASH_SLOTS,
 } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
+import { cpuRelax } from './cpu-relax.js';
 
 /** True where `Atomics.wait` may block (not on a browser's main thread). */
 export const canBlock: boolean = (() => {
@@ -50,6 +51,7 @@ export const canBlock: boolean = (() => {
 /** Sleep up to `ms` while `i32[index]` still holds `value` (spin where blocking is not allowed). */
 export function pause(i32: Int32Array, index: number, value: number, ms: number): void {
   if (canBlock) Atomics.wait(i32, index, value, ms);
+  else cpuRelax(); // a browser's main thread may not sleep: it spins
 }
 
 /** Int32 index of a thread slot's word. */

@@ -27,6 +27,7 @@ import type { PhysMem } from './phys-mem.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { SoftTlb } from './tlb.js';
 import { pause } from './thread.js';
+import { cpuRelax } from './cpu-relax.js';
 
 /** What the accessors need of an address space handle. */
 interface MmRef {
@@ -144,6 +145,7 @@ function evenTlbGen(mm: MmRef, addr: number, write: boolean): number {
     value = Atomics.load(i32, index);
     if ((value & 1) === 0) return value;
     if (spins > 64) pause(i32, index, value, 0.05);
+    else cpuRelax();
     if (Date.now() > deadline) {
       throw new Error(
         `address space ${slot + 1}: a TLB flush has not ended in ${FLUSH_WAIT_MS} ms — a thread ` +
