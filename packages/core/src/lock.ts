@@ -6,8 +6,9 @@
  * is an `Atomics.store`, so everything written under the lock is visible to the next owner.
  *
  * A waiter parks its thread slot (it has changed nothing yet in this call, see `thread.ts`), spins
- * briefly, then sleeps in short `Atomics.wait` slices where the thread may block (Node threads);
- * a browser main thread, which may not block, keeps spinning. No lock is taken while a recovery
+ * briefly (each turn a `cpuRelax()`: `Atomics.pause` where the runtime has it), then sleeps in
+ * short `Atomics.wait` slices where the thread may block (Node threads); a browser main thread,
+ * which may not block, keeps spinning. No lock is taken while a recovery
  * from a dead thread runs, and the owner id lets that recovery release a dead owner's locks.
  *
  * @module
