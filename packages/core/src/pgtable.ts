@@ -33,7 +33,7 @@
  * @module
  */
 import { PROT_READ, PROT_WRITE } from './errno.js';
-import { pause } from './cpu-relax.js';
+import { cpuRelax, pause } from './cpu-relax.js';
 import { SegmentationFault } from './fault.js';
 import { Mm, MM_WORDS, PTRS_PER_TABLE, TABLE_SHIFT } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
@@ -324,6 +324,7 @@ export function evenTlbGen(mm: MmRef, addr: number, write: boolean): number {
     value = Atomics.load(i32, index);
     if ((value & 1) === 0) return value;
     if (spins > 64) pause(i32, index, value, 0.05);
+    else cpuRelax();
     if (Date.now() > deadline) {
       throw new Error(
         `address space ${slot + 1}: a TLB flush has not ended in ${FLUSH_WAIT_MS} ms — a thread ` +

@@ -31,7 +31,7 @@ import {
 import type { PhysMem } from './phys-mem.js';
 import { othersReading, rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { SoftTlb } from './tlb.js';
-import { pause } from './cpu-relax.js';
+import { cpuRelax, pause } from './cpu-relax.js';
 import { checkAttached, threadWord } from './thread.js';
 
 /** Validate an address or length argument: `TypeError` for a non-number, `RangeError` otherwise. */
@@ -266,6 +266,7 @@ export function waitForCopies(mem: PhysMem, slot: number): void {
       const state = Atomics.load(i32, threadWord(mem, t, Thread.STATE));
       if (state === ThreadState.FREE || state === ThreadState.DEAD) break;
       if (spins > 64) pause(i32, seqAt, seq, 0.05);
+      else cpuRelax();
       if (deadline === 0) deadline = Date.now() + COPY_WAIT_MS;
       else if (Date.now() > deadline) {
         throw new Error(
