@@ -38,6 +38,7 @@ import {
   tableFramesLocked,
 } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
+import { checkRings } from './ringbuf-check.js';
 import { areaGet } from './vmalloc.js';
 import { vmaGet } from './vma.js';
 import { bug } from './bug.js';
@@ -340,4 +341,5 @@ export function checkInvariants(mem: PhysMem): void {
       `NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use + ${stashed} in stashes`,
     );
   checkFrames(mem, refs);
+  checkRings(mem);
 }

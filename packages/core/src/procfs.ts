@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_SHARED } from './errno.js';
+import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_SHARED, VM_USERMAP } from './errno.js';
 import { AreaCaller, Hdr, VmaWord } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import { vmallocAreas } from './vmalloc.js';
@@ -22,6 +22,7 @@ const CALLER_NAMES: Record<AreaCaller, string> = {
   [AreaCaller.VMALLOC]: 'vmalloc',
   [AreaCaller.VZALLOC]: 'vzalloc',
   [AreaCaller.VMALLOC_USER]: 'vmalloc_user',
+  [AreaCaller.RINGBUF]: 'bpf_ringbuf_area_alloc',
 };
 
 /**
@@ -31,7 +32,7 @@ const CALLER_NAMES: Record<AreaCaller, string> = {
 export function formatVmallocinfo(mem: PhysMem): string {
   return vmallocAreas(mem)
     .map((a) => {
-      const user = a.caller === AreaCaller.VMALLOC_USER ? ' user' : '';
+      const user = a.flags & VM_USERMAP ? ' user' : '';
       return `${hex16(a.addr)}-${hex16(a.addr + a.size)} ${String(a.size).padStart(7)} ${CALLER_NAMES[a.caller]} pages=${a.nrPages} vmalloc${user}\n`;
     })
     .join('');
