@@ -157,6 +157,82 @@ export function allocFramesAligned(
   return false;
 }
 
+/**
+ * Take `n` physically contiguous frames anywhere (no alignment), writing their pfns to `out[0..n)`:
+ * a slab of several frames, or a large kmalloc (`alloc_pages` of an order, without the buddy
+ * allocator's alignment). Returns false, having taken nothing, when no free run of `n` frames is
+ * found. Context: any thread, lock-free: the search reads the bitmap with plain loads (a hint),
+ * then each word of the run is claimed by a compare-and-exchange; a lost race gives back what it
+ * claimed and searches on.
+ */
+export function allocFramesContig(
+  mem: PhysMem,
+  n: number,
+  owner: number,
+  out: Int32Array,
+): boolean {
+  if (n <= 1) return allocFrames(mem, n, owner, out);
+  const { i32, frameBitmap } = mem;
+  const words = mem.layout.frameBitmapWords;
+  if (!reserveFrames(mem, n) && (reclaimDeferred(mem) === 0 || !reserveFrames(mem, n)))
+    return false;
+  let run = 0;
+  for (let w = 0; w < words; w++) {
+    const word = i32[frameBitmap + w]!;
+    if (word === -1) {
+      run = 0;
+      continue;
+    }
+    if (word === 0 && run + 32 < n) {
+      run += 32;
+      continue;
+    }
+    for (let b = 0; b < 32; b++) {
+      if (word & (1 << b)) {
+        run = 0;
+        continue;
+      }
+      if (++run < n) continue;
+      const first = w * 32 + b - n + 1;
+      if (claimRun(mem, first, n, owner, out)) return true;
+      run = 0;
+    }
+  }
+  Atomics.add(i32, Hdr.FREE_FRAMES, n); // no run: give the reservation back
+  return false;
+}
+
+/** Claim the frames `[first, first + n)` if all are free; the caller has reserved `n`. */
+function claimRun(mem: PhysMem, first: number, n: number, owner: number, out: Int32Array): boolean {
+  const { i32, frameBitmap, frameTable } = mem;
+  const end = first + n;
+  const maskOf = (w: number): number => {
+    const lo = Math.max(first, w * 32) - w * 32;
+    const hi = Math.min(end, w * 32 + 32) - w * 32; // exclusive, 1..32
+    return (hi === 32 ? -1 : (1 << hi) - 1) & ~((1 << lo) - 1);
+  };
+  const firstWord = first >>> 5;
+  const lastWord = (end - 1) >>> 5;
+  let w = firstWord;
+  for (; w <= lastWord; w++) {
+    const mask = maskOf(w);
+    const word = Atomics.load(i32, frameBitmap + w);
+    if ((word & mask) !== 0) break;
+    if (Atomics.compareExchange(i32, frameBitmap + w, word, word | mask) !== word) break;
+  }
+  if (w <= lastWord) {
+    for (let k = firstWord; k < w; k++) Atomics.and(i32, frameBitmap + k, ~maskOf(k));
+    return false;
+  }
+  for (let i = 0; i < n; i++) {
+    const entry = frameTable + (first + i) * FRAME_WORDS;
+    Atomics.store(i32, entry + Frame.OWNER, owner);
+    Atomics.store(i32, entry + Frame.REFCOUNT, 1);
+    out[i] = first + i;
+  }
+  return true;
+}
+
 /** Take one frame; its pfn, or -1 when none is free. Context: any thread, lock-free. */
 export function allocFrame(mem: PhysMem, owner: number): number {
   const out = new Int32Array(1);

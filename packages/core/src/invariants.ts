@@ -29,6 +29,7 @@ import {
 import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
 import { forEachPteLocked, mkPte, PDE_HUGE, ptePfn, tableFramesLocked } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
+import { checkSlabs } from './slab-check.js';
 import { areaGet } from './vmalloc.js';
 import { vmaGet } from './vma.js';
 import { bug } from './bug.js';
@@ -314,5 +315,6 @@ export function checkInvariants(mem: PhysMem): void {
     fail(
       `NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use + ${stashed} in stashes`,
     );
+  checkSlabs(mem, refs);
   checkFrames(mem, refs);
 }

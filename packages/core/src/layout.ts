@@ -30,10 +30,22 @@
  *  │ address-space table          │ MM_WORDS per mm_struct slot (mm_table_lock, then the mm's mmap_lock)
  *  ├──────────────────────────────┤ threadTableOffset
  *  │ thread table                 │ THREAD_WORDS per attachment: state, read section, VMA stash, undo log
+ *  ├──────────────────────────────┤ cacheTableOffset
+ *  │ slab cache table             │ CACHE_WORDS per kmem_cache: list_lock + partial list, geometry, name
  *  ├──────────────────────────────┤ metadataFrames * PAGE_SIZE
- *  │ frames                       │ vmalloc pages, page-table pages, free frames
+ *  │ frames                       │ vmalloc pages, page-table pages, slabs, free frames
  *  └──────────────────────────────┘ totalFrames * PAGE_SIZE
  * ```
+ *
+ * Kernel virtual addresses (all disjoint):
+ *
+ * ```
+ *  0 ─ user space (TASK_SIZE = 2^32) ─┤ … ├─ KMALLOC_START = 2^43: the direct map ─┤ … ├─ VMALLOC_START = 2^44 …
+ *                                          kaddr = KMALLOC_START + pfn * PAGE_SIZE + offset (kmalloc objects only)
+ * ```
+ *
+ * A slab keeps its descriptor in its own first frame (no per-frame table: metadata stays under 1%),
+ * see {@link Slab}.
  *
  * Every shared word is accessed either only through `Atomics`, or under the named lock (and then
  * still through `Atomics`, so lock-free readers see whole values), or only before the buffer is
@@ -47,7 +59,7 @@ import { showValue } from './fault.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 
 /** Bytes in one Int32 word. */
 export const SIZEOF_WORD = 4;
@@ -132,6 +144,14 @@ export const enum Hdr {
   DEFER_HEAD = 192,
   /** atomic: frames on the deferred list. */
   DEFERRED_FRAMES = 208,
+  /** the slab_mutex word: kmemCacheCreate and destroy (the cache table's GEN, geometry and name). */
+  KMEM_LOCK = 224,
+  /** atomic: the sequence number of the last slab made; each slab's {@link Slab.SEQ} is unique. */
+  SLAB_SEQ = 240,
+  /** atomic: frames held by slabs of every cache (`Slab:` in meminfo). */
+  SLAB_FRAMES = 241,
+  /** atomic: frames held by kmalloc allocations larger than the largest size class. */
+  KMALLOC_LARGE_FRAMES = 242,
 }
 
 /** Words per frame-table entry. */
@@ -163,6 +183,11 @@ export const enum FrameKind {
    * live area has refcount 1 (the area's) and its PTEs are counted in the area's MAPCOUNT.
    */
   ORPHAN = 6,
+  /**
+   * a frame of a slab or of a large kmalloc; id = `cache | frameIndex << SLAB_FRAME_SHIFT` (see
+   * slab.ts): the frame's place in its slab finds the slab's first frame, which holds the descriptor.
+   */
+  SLAB = 7,
 }
 /** Bits of {@link Frame.OWNER} that hold the {@link FrameKind}. */
 export const OWNER_KIND_MASK = 0x7;
@@ -320,6 +345,90 @@ export const enum Undo {
   VALUE = 2,
 }
 
+/**
+ * Slab descriptor word offsets, from the first word of a slab's first frame (`struct slab`, which
+ * Linux keeps in `struct page`; here on the slab itself, so no per-frame table is needed). The
+ * descriptor is followed by the **alloc bitmap** (bitmapWords words, one bit per object: 1 =
+ * allocated, not on the free list) and the **remote bitmap** (as many words: 1 = freed by a thread
+ * that is not the holder, not yet taken back). Objects follow from the cache's OFFSET.
+ *
+ * Who writes what. The **holder** of a slab is the thread whose active slab it is (FROZEN names
+ * it), or nobody: an unowned slab's private words do not change until a thread takes it.
+ * - FREELIST, INUSE, the alloc bitmap: the holder only, with **plain** loads and stores (nothing
+ *   else reads them while the slab is frozen, except a remote free that tests one alloc bit of a
+ *   live object, which the holder cannot change);
+ * - the remote bitmap: `Atomics.or` by any freeing thread; `Atomics.and` by the holder when it
+ *   takes remote frees back;
+ * - FROZEN, LISTED: atomic; NEXT, PREV, ON_LIST: the cache's list_lock; SEQ: init-only per slab.
+ */
+export const enum Slab {
+  /** atomic: thread slot + 1 of the holder (its active slab), 0 = unowned. Written under list_lock. */
+  FROZEN = 0,
+  /** atomic: 1 while on the partial list, or while a freeing thread is about to put it there. */
+  LISTED = 1,
+  /** init-only per slab: a number unique to this slab's life (a stale freer compares it). */
+  SEQ = 2,
+  /** list_lock: first frame pfn + 1 of the next slab on the cache's partial list. */
+  NEXT = 3,
+  /** list_lock: first frame pfn + 1 of the previous slab on the partial list. */
+  PREV = 4,
+  /** list_lock: 1 while on the partial list. */
+  ON_LIST = 5,
+  /** holder, plain: the first free object, `(index + 1) << 16 | byte offset in the slab`; 0 = none. */
+  FREELIST = 6,
+  /** holder, plain: objects not on the free list (allocated or remote-freed). */
+  INUSE = 7,
+}
+/** Words of a slab descriptor before its bitmaps. */
+export const SLAB_HEADER_WORDS = 8;
+
+/** Slab caches: kmalloc-8 … kmalloc-8k, then those of `kmemCacheCreate`. */
+export const KMEM_CACHES = 64;
+/** Words per cache record (`struct kmem_cache`), three cache lines. */
+export const CACHE_WORDS = 48;
+/** Cache record word offsets. Line 0 is the list_lock's; line 1 is read-mostly. */
+export const enum Cache {
+  /** the cache's list_lock word (`kmem_cache_node.list_lock`). */
+  LOCK = 0,
+  /** list_lock: first frame pfn + 1 of the first partial slab, 0 if none. */
+  PARTIAL = 1,
+  /** list_lock: slabs on the partial list. */
+  NR_PARTIAL = 2,
+  /** atomic: slabs of this cache. */
+  NR_SLABS = 3,
+  /** atomic, changed under slab_mutex: odd = live; bumped by create and destroy. */
+  GEN = 16,
+  /** slab_mutex, fixed while live: the object size asked for (what `ksize` reports). */
+  SIZE = 17,
+  /** slab_mutex, fixed while live: bytes from one object to the next. */
+  STRIDE = 18,
+  /** slab_mutex, fixed while live: object alignment in bytes. */
+  ALIGN = 19,
+  /** slab_mutex, fixed while live: objects per slab. */
+  OBJS = 20,
+  /** slab_mutex, fixed while live: frames per slab (physically contiguous). */
+  FRAMES = 21,
+  /** slab_mutex, fixed while live: words of each bitmap. */
+  BITMAP_WORDS = 22,
+  /** slab_mutex, fixed while live: byte offset of the first object in the slab. */
+  OFFSET = 23,
+  /** slab_mutex, fixed while live: objects in the first frame (all of them when larger than a page). */
+  FIRST_OBJS = 24,
+  /** slab_mutex, fixed while live: objects in each later frame. */
+  PER_FRAME = 25,
+  /** slab_mutex, fixed while live: the name, NUL-padded ASCII (up to 31 bytes). */
+  NAME = 32,
+}
+/** Words of a cache name (31 characters and a NUL). */
+export const CACHE_NAME_WORDS = 8;
+
+/**
+ * Start of the kmalloc range: the direct map (Linux's `PAGE_OFFSET`), where a kmalloc object's
+ * kaddr is `KMALLOC_START` + its physical byte address. Above every user address and below the
+ * vmalloc range, as on x86-64.
+ */
+export const KMALLOC_START: number = 2 ** 43;
+
 /** Start of the vmalloc range (kernel virtual addresses), disjoint from every user address. */
 export const VMALLOC_START: number = 2 ** 44;
 /** End (exclusive) of user addresses: a 4 GiB user address space. */
@@ -369,6 +478,7 @@ export interface Layout {
   readonly vmaTableOffset: number;
   readonly mmTableOffset: number;
   readonly threadTableOffset: number;
+  readonly cacheTableOffset: number;
   /** Bytes of metadata, rounded up to whole frames. */
   readonly metadataBytes: number;
   /** Frames taken by the metadata: pfns `[0, metadataFrames)`. */
@@ -468,8 +578,12 @@ export function computeLayout(config: LayoutConfig): Layout {
     mmTableOffset + maxAddressSpaces * MM_WORDS * SIZEOF_WORD,
     SIZEOF_CACHE_LINE,
   );
-  const metadataBytes = alignUp(
+  const cacheTableOffset = alignUp(
     threadTableOffset + maxThreads * THREAD_WORDS * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const metadataBytes = alignUp(
+    cacheTableOffset + KMEM_CACHES * CACHE_WORDS * SIZEOF_WORD,
     PAGE_SIZE,
   );
   const metadataFrames = metadataBytes / PAGE_SIZE;
@@ -495,6 +609,7 @@ export function computeLayout(config: LayoutConfig): Layout {
     vmaTableOffset,
     mmTableOffset,
     threadTableOffset,
+    cacheTableOffset,
     metadataBytes,
     metadataFrames,
   };

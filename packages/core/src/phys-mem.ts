@@ -67,6 +67,8 @@ export class PhysMem {
   readonly mmTable: number;
   /** Int32 index of thread slot 0. */
   readonly threadTable: number;
+  /** Int32 index of slab cache record 0. */
+  readonly cacheTable: number;
   /** This attachment's thread slot, set by `attachThread` (-1 until then). */
   threadSlot = -1;
   /** Int32 index of this attachment's thread slot (set with `threadSlot`). */
@@ -93,6 +95,7 @@ export class PhysMem {
     this.vmaTable = wordIndex(layout.vmaTableOffset);
     this.mmTable = wordIndex(layout.mmTableOffset);
     this.threadTable = wordIndex(layout.threadTableOffset);
+    this.cacheTable = wordIndex(layout.cacheTableOffset);
     this.tid = Atomics.add(this.i32, Hdr.NEXT_TID, 1);
   }
 

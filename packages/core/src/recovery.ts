@@ -49,6 +49,7 @@ import {
 } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred, releaseFrame } from './rcu.js';
+import { recoverSlabs, slabFrameRefs } from './slab-check.js';
 import { areaWord } from './vmalloc.js';
 import { kernelEnter, kernelExit, pause, threadWord, undoThreadLog } from './thread.js';
 import { vmaGet } from './vma.js';
@@ -277,6 +278,7 @@ function rebuildFrames(
     refs[pfn] = 1;
     owner[pfn] = FrameKind.META;
   }
+  slabFrameRefs(mem, refs, owner);
   for (
     let cur = Atomics.load(i32, Hdr.AREA_HEAD);
     cur !== 0;
@@ -416,8 +418,9 @@ export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): nu
     if (dead.slots.length === 0) return 0;
     stopTheWorld(mem);
     for (const slot of dead.slots) undoThreadLog(mem, slot);
-    rebuildAreas(mem);
     const deadSlots = new Set(dead.slots);
+    recoverSlabs(mem, deadSlots, dead.tids);
+    rebuildAreas(mem);
     const tables = rebuildMms(mem, deadSlots);
     const released = rebuildFrames(mem, tables, deadSlots);
     releaseLocks(mem, dead.tids);

@@ -1,0 +1,257 @@
+/**
+ * The per-thread side of the slab allocator: each attachment's active slab per cache, and the
+ * allocation and free paths.
+ *
+ * Kernel counterpart: `struct kmem_cache_cpu` and the fast paths of `mm/slub.c`
+ * (`slab_alloc_node`, `do_slab_free`), with mimalloc's local/remote split.
+ *
+ * The active slabs live in this object (plain JavaScript, one per attachment) and in each slab's
+ * FROZEN word (shared), which is what a recovery reads. The fast paths — allocation from the
+ * active slab, and a free of an object of a slab this thread holds — touch only words the holder
+ * alone writes, with plain loads and stores, and no `Atomics`; they are not kernel calls (a
+ * recovery may run beside them: it never touches a live thread's held slabs). A free into a slab
+ * held by another thread, or by none, is one `Atomics.or` and one `Atomics.load`; everything else
+ * (taking remote frees back, changing slabs, listing and discarding) is a kernel call.
+ *
+ * @module
+ */
+import { PAGE_SIZE } from './errno.js';
+import {
+  Cache,
+  CACHE_WORDS,
+  FRAME_WORDS,
+  Frame,
+  FrameKind,
+  KMALLOC_START,
+  KMEM_CACHES,
+  OWNER_ID_SHIFT,
+  OWNER_KIND_MASK,
+  Slab,
+  SLAB_HEADER_WORDS,
+} from './layout.js';
+import { spinLock, spinUnlock } from './lock.js';
+import type { PhysMem } from './phys-mem.js';
+import {
+  cacheWord,
+  collectRemote,
+  deactivateSlabLocked,
+  newSlab,
+  objIndex,
+  PAGE_WORDS,
+  resolveSlab,
+  SLAB_CACHE_MASK,
+  SLAB_FRAME_SHIFT,
+  SLAB_LARGE,
+  takePartialLocked,
+} from './slab.js';
+import { inKernel } from './thread.js';
+
+/** What {@link SlabCpu.free} found. */
+export const enum FreeResult {
+  /** freed */
+  FREED = 0,
+  /** not a live object (of that cache): nothing changed */
+  BAD = 1,
+  /** a large kmalloc (whole pages): the caller frees it */
+  LARGE = 2,
+}
+
+/** One attachment's slab state (`kmem_cache_cpu` for every cache). */
+export class SlabCpu {
+  readonly mem: PhysMem;
+  private readonly i32: Int32Array;
+  /** First pfn + 1 of this thread's active slab, per cache; 0 = none. */
+  readonly active: Int32Array = new Int32Array(KMEM_CACHES);
+  /** The cache generation each active slab was taken under (a destroyed cache's slab is stale). */
+  readonly activeGen: Int32Array = new Int32Array(KMEM_CACHES);
+  /** Int32 index of frame 0's owner word. */
+  private readonly owners: number;
+  /** Bytes of physical memory. */
+  private readonly limit: number;
+  /** Int32 index of cache record 0. */
+  private readonly caches: number;
+  /** This attachment's thread slot + 1: the FROZEN value of the slabs it holds. */
+  private readonly me: number;
+  /** Per cache: the stride `inverse` was computed for, and 1 / stride. */
+  private readonly strideOf: Int32Array = new Int32Array(KMEM_CACHES);
+  private readonly inverse: Float64Array = new Float64Array(KMEM_CACHES);
+  /** After a free: the first pfn of the large kmalloc it found (FreeResult.LARGE). */
+  largeHead = -1;
+
+  /** Context: the attaching thread, once it has its thread slot. */
+  constructor(mem: PhysMem) {
+    this.mem = mem;
+    this.i32 = mem.i32;
+    this.owners = mem.frameTable + Frame.OWNER;
+    this.limit = mem.layout.totalFrames * PAGE_SIZE;
+    this.caches = mem.cacheTable;
+    this.me = mem.threadSlot + 1;
+  }
+
+  private setStride(cache: number, stride: number): void {
+    this.strideOf[cache] = stride;
+    this.inverse[cache] = 1 / stride;
+  }
+
+  /**
+   * A new object of `cache` (generation `gen`): its kaddr, or 0 when memory is short.
+   * Context: the owning thread; lock-free unless the active slab is used up.
+   */
+  alloc(cache: number, gen: number): number {
+    const s = this.active[cache]!;
+    if (s !== 0 && this.activeGen[cache] === gen) {
+      const i32 = this.i32;
+      const base = (s - 1) * PAGE_WORDS;
+      const link = i32[base + Slab.FREELIST]!;
+      if (link !== 0) {
+        const off = link & 0xffff;
+        const idx = (link >>> 16) - 1;
+        i32[base + Slab.FREELIST] = i32[base + (off >>> 2)]!;
+        i32[base + SLAB_HEADER_WORDS + (idx >>> 5)]! |= 1 << (idx & 31);
+        i32[base + Slab.INUSE]!++;
+        return KMALLOC_START + (s - 1) * PAGE_SIZE + off;
+      }
+    }
+    return this.allocSlow(cache, gen);
+  }
+
+  /**
+   * Free the object at `kaddr`; with `only` ≥ 0, only an object of that cache. Changes nothing
+   * and returns BAD for anything that is not a live object. Context: the owning thread; lock-free
+   * unless the free empties or first frees into a slab nobody holds.
+   */
+  free(kaddr: number, only: number): FreeResult {
+    const off = kaddr - KMALLOC_START;
+    if (!(off >= 0 && off < this.limit)) return FreeResult.BAD;
+    const i32 = this.i32;
+    const pfn = Math.floor(off / PAGE_SIZE);
+    const tag = i32[this.owners + pfn * FRAME_WORDS]!;
+    if ((tag & OWNER_KIND_MASK) !== FrameKind.SLAB) return FreeResult.BAD;
+    const id = tag >>> OWNER_ID_SHIFT;
+    const cache = id & SLAB_CACHE_MASK;
+    const j = id >>> SLAB_FRAME_SHIFT;
+    if (cache === SLAB_LARGE) {
+      if (only >= 0 || j !== 0 || off !== pfn * PAGE_SIZE) return FreeResult.BAD;
+      this.largeHead = pfn;
+      return FreeResult.LARGE;
+    }
+    if (only >= 0 && cache !== only) return FreeResult.BAD;
+    const head = pfn - j;
+    const slabOff = off - head * PAGE_SIZE;
+    const g = this.caches + cache * CACHE_WORDS;
+    const stride = i32[g + Cache.STRIDE]!;
+    let idx: number;
+    if (j === 0 || stride > PAGE_SIZE) {
+      // obj_to_index by a reciprocal (as SLUB's reciprocal_divide); exact for object starts
+      if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
+      const rel = slabOff - i32[g + Cache.OFFSET]!;
+      idx = (rel * this.inverse[cache]! + 0.5) | 0;
+      if (rel < 0 || idx * stride !== rel || idx >= i32[g + Cache.FIRST_OBJS]!)
+        return FreeResult.BAD;
+    } else {
+      idx = objIndex(i32, g, j, slabOff, false);
+      if (idx < 0) return FreeResult.BAD;
+    }
+    const base = head * PAGE_WORDS;
+    const aw = base + SLAB_HEADER_WORDS + (idx >>> 5);
+    const bw = i32[g + Cache.BITMAP_WORDS]!;
+    const bit = 1 << (idx & 31);
+    if ((i32[aw]! & bit) === 0 || (i32[aw + bw]! & bit) !== 0) return FreeResult.BAD;
+    if (i32[base + Slab.FROZEN] === this.me) {
+      // local: only this thread writes these words (see the module comment)
+      i32[base + (slabOff >>> 2)] = i32[base + Slab.FREELIST]!;
+      i32[base + Slab.FREELIST] = ((idx + 1) << 16) | slabOff;
+      i32[aw]! &= ~bit;
+      i32[base + Slab.INUSE]!--;
+      return FreeResult.FREED;
+    }
+    return this.freeRemote(cache, head, aw, bw, bit);
+  }
+
+  /** A free into a slab this thread does not hold (`__slab_free`). */
+  private freeRemote(cache: number, head: number, aw: number, bw: number, bit: number): FreeResult {
+    const i32 = this.i32;
+    const base = head * PAGE_WORDS;
+    const seq = i32[base + Slab.SEQ]!; // read while the object is live: the slab cannot go
+    const old = Atomics.or(i32, aw + bw, bit);
+    if ((old & bit) !== 0) return FreeResult.BAD; // another thread freed it first
+    // the bit first, then FROZEN (both seq-cst): either the holder's collect sees the bit, or
+    // this free sees the slab unowned and does the unowned work
+    if (Atomics.load(i32, base + Slab.FROZEN) !== 0) return FreeResult.FREED;
+    let resolve =
+      i32[base + Slab.LISTED] === 0 && Atomics.compareExchange(i32, base + Slab.LISTED, 0, 1) === 0;
+    // every object of this word freed: look at the others (seq-cst: the last freer sees all bits)
+    if (!resolve && (i32[aw]! & ~(old | bit)) === 0) resolve = this.allFreed(base, bw);
+    if (resolve) {
+      inKernel(this.mem, () => {
+        resolveSlab(this.mem, cache, head, seq);
+      });
+    }
+    return FreeResult.FREED;
+  }
+
+  private allFreed(base: number, bw: number): boolean {
+    const i32 = this.i32;
+    for (let w = 0; w < bw; w++) {
+      const at = base + SLAB_HEADER_WORDS + w;
+      if ((i32[at]! & ~Atomics.load(i32, at + bw)) !== 0) return false;
+    }
+    return true;
+  }
+
+  /** The active slab is used up (or there is none): take remote frees back, or change slabs. */
+  private allocSlow(cache: number, gen: number): number {
+    const { mem } = this;
+    return inKernel(mem, () => {
+      let s = this.activeGen[cache] === gen ? this.active[cache]! : 0;
+      if (s === 0) this.active[cache] = 0; // none, or a destroyed cache's: not ours to touch
+      if (s !== 0 && collectRemote(mem, cache, s - 1) > 0) return this.alloc(cache, gen);
+      const lock = cacheWord(mem, cache, Cache.LOCK);
+      spinLock(mem, lock);
+      try {
+        if (s !== 0) {
+          this.active[cache] = 0;
+          deactivateSlabLocked(mem, cache, s - 1);
+        }
+        s = takePartialLocked(mem, cache) + 1;
+      } finally {
+        spinUnlock(mem, lock);
+      }
+      if (s === 0) s = newSlab(mem, cache) + 1;
+      if (s === 0) return 0;
+      this.active[cache] = s;
+      this.activeGen[cache] = gen;
+      return this.alloc(cache, gen);
+    });
+  }
+
+  /**
+   * Let go of this thread's active slabs (all, or only the empty ones): a detaching thread, or
+   * `stats()`, which wants a thread's cached empty slabs counted free (`kmem_cache_shrink`).
+   * Context: the owning thread; a kernel call per slab let go.
+   */
+  flush(onlyEmpty: boolean, liveGen: (cache: number) => number): void {
+    const { mem, i32 } = this;
+    for (let cache = 0; cache < KMEM_CACHES; cache++) {
+      const s = this.active[cache]!;
+      if (s === 0) continue;
+      const base = (s - 1) * PAGE_WORDS;
+      if (this.activeGen[cache] !== liveGen(cache)) {
+        this.active[cache] = 0; // the cache was destroyed, and its slabs with it
+        continue;
+      }
+      if (onlyEmpty && i32[base + Slab.INUSE] !== 0) continue;
+      this.active[cache] = 0;
+      inKernel(mem, () => {
+        const lock = cacheWord(mem, cache, Cache.LOCK);
+        spinLock(mem, lock);
+        try {
+          if (Atomics.load(i32, base + Slab.FROZEN) === mem.threadSlot + 1)
+            deactivateSlabLocked(mem, cache, s - 1);
+        } finally {
+          spinUnlock(mem, lock);
+        }
+      });
+    }
+  }
+}
