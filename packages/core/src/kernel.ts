@@ -511,7 +511,7 @@ export class Kernel {
     Type?: T,
   ): InstanceType<T> {
     checkAttached(this.mem);
-    return kernelView(this.mem, kaddr, len, (Type ?? Uint8Array) as T);
+    return kernelView(this.mem, kaddr, len, (Type === undefined ? Uint8Array : Type) as T);
   }
 
   /**

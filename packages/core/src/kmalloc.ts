@@ -266,7 +266,8 @@ export function kmemCacheCreate(
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) return null;
   if (size > KMALLOC_MAX_CACHE_SIZE) return null;
   if (options !== undefined && (typeof options !== 'object' || options === null)) return null;
-  const align = (options as KmemCacheOptions | undefined)?.align ?? KMALLOC_MIN_ALIGN;
+  const given = (options as KmemCacheOptions | undefined)?.align;
+  const align = given === undefined ? KMALLOC_MIN_ALIGN : given;
   if (
     typeof align !== 'number' ||
     !Number.isSafeInteger(align) ||
