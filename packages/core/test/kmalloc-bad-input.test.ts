@@ -147,8 +147,20 @@ function buildCases(): Case[] {
       );
     add(`kmemCache(${label})`, (w) => w.k.kmemCache(any(value)), returns(null));
     if (value !== null) {
-      add(`kfree(${label})`, (w) => w.k.kfree(any(value)), BAD_FREE);
-      add(`cache.free(${label})`, (w) => w.cache.free(any(value)), BAD_FREE);
+      add(
+        `kfree(${label})`,
+        (w) => {
+          w.k.kfree(any(value));
+        },
+        BAD_FREE,
+      );
+      add(
+        `cache.free(${label})`,
+        (w) => {
+          w.cache.free(any(value));
+        },
+        BAD_FREE,
+      );
       add(`krealloc(${label}, 8)`, (w) => w.k.krealloc(any(value), 8), returns(null));
       add(`view(${label}, 8)`, (w) => w.k.view(any(value), 8), throws(TypeError, RangeError));
       if (value !== 0)
@@ -167,8 +179,20 @@ function buildCases(): Case[] {
     returns(null),
   );
   for (const [label, at] of DEAD_ADDRESSES) {
-    add(`kfree(${label})`, (w) => w.k.kfree(any(at(w))), BAD_FREE);
-    add(`cache.free(${label})`, (w) => w.cache.free(any(at(w))), BAD_FREE);
+    add(
+      `kfree(${label})`,
+      (w) => {
+        w.k.kfree(any(at(w)));
+      },
+      BAD_FREE,
+    );
+    add(
+      `cache.free(${label})`,
+      (w) => {
+        w.cache.free(any(at(w)));
+      },
+      BAD_FREE,
+    );
     add(`ksize(${label})`, (w) => w.k.ksize(any(at(w))), returns(0));
     add(`krealloc(${label}, 8)`, (w) => w.k.krealloc(any(at(w)), 8), returns(null));
   }
@@ -177,7 +201,13 @@ function buildCases(): Case[] {
   )) {
     add(`view(${label}, 8)`, (w) => w.k.view(any(at(w)), 8), throws(RangeError));
   }
-  add('kfree(null)', (w) => w.k.kfree(null), returns(undefined));
+  add(
+    'kfree(null)',
+    (w) => {
+      w.k.kfree(null);
+    },
+    returns(undefined),
+  );
   add('view(obj, 72) (past its end)', (w) => w.k.view(w.obj, 72), throws(RangeError));
   add(
     'view(obj + 4, 8, Float64Array) (unaligned)',
@@ -202,12 +232,36 @@ function buildCases(): Case[] {
     (w) => w.k.view(w.area, 2 * PAGE_SIZE),
     throws(RangeError),
   );
-  add('cache.free(an object of another cache)', (w) => w.other.free(w.cached), BAD_FREE);
-  add('cache.free(a kmalloc object)', (w) => w.cache.free(w.obj), BAD_FREE);
-  add('cache.free(a large kmalloc)', (w) => w.cache.free(w.large), BAD_FREE);
+  add(
+    'cache.free(an object of another cache)',
+    (w) => {
+      w.other.free(w.cached);
+    },
+    BAD_FREE,
+  );
+  add(
+    'cache.free(a kmalloc object)',
+    (w) => {
+      w.cache.free(w.obj);
+    },
+    BAD_FREE,
+  );
+  add(
+    'cache.free(a large kmalloc)',
+    (w) => {
+      w.cache.free(w.large);
+    },
+    BAD_FREE,
+  );
   add('cache.destroy() with a live object', (w) => w.cache.destroy(), returns(-EBUSY));
   add('destroyed cache: alloc()', (w) => w.dead.alloc(), returns(null));
-  add('destroyed cache: free(a live object)', (w) => w.dead.free(w.cached), BAD_FREE);
+  add(
+    'destroyed cache: free(a live object)',
+    (w) => {
+      w.dead.free(w.cached);
+    },
+    BAD_FREE,
+  );
   add('destroyed cache: destroy()', (w) => w.dead.destroy(), returns(-EINVAL));
   add('kmemCache(a kmalloc cache id)', (w) => w.k.kmemCache(0), returns(null));
   add('kmemCache(a destroyed cache id)', (w) => w.k.kmemCache(w.dead.id), returns(null));

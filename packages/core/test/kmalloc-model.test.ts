@@ -127,7 +127,7 @@ class World {
         return;
       case 'krealloc': {
         const hit = this.nth(op.pick);
-        if (hit === undefined || hit[1].cache !== null) return;
+        if (hit?.[1].cache !== null) return;
         const [kaddr, obj] = hit;
         const moved = k.krealloc(kaddr, op.size);
         if (moved === null) return;
