@@ -199,6 +199,14 @@ export class SlabCpu {
     return true;
   }
 
+  /** True when a slab has remote frees to take back (a hint: plain loads). */
+  private hasRemote(cache: number, base: number): boolean {
+    const i32 = this.i32;
+    const bw = i32[this.caches + cache * CACHE_WORDS + Cache.BITMAP_WORDS]!;
+    for (let w = 0; w < bw; w++) if (i32[base + SLAB_HEADER_WORDS + bw + w] !== 0) return true;
+    return false;
+  }
+
   /** The active slab is used up (or there is none): take remote frees back, or change slabs. */
   private allocSlow(cache: number, gen: number): number {
     const { mem } = this;
@@ -240,7 +248,12 @@ export class SlabCpu {
         this.active[cache] = 0; // the cache was destroyed, and its slabs with it
         continue;
       }
-      if (onlyEmpty && i32[base + Slab.INUSE] !== 0) continue;
+      if (onlyEmpty && i32[base + Slab.INUSE] !== 0) {
+        // empty once the remote frees are taken back?
+        if (!this.hasRemote(cache, base)) continue;
+        inKernel(mem, () => collectRemote(mem, cache, s - 1));
+        if (i32[base + Slab.INUSE] !== 0) continue;
+      }
       this.active[cache] = 0;
       inKernel(mem, () => {
         const lock = cacheWord(mem, cache, Cache.LOCK);
