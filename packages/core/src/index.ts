@@ -10,7 +10,7 @@ export {
   computeLayout,
   LAYOUT_VERSION,
   SABVM_MAGIC,
-  KMALLOC_START,
+  KMALLOC_END,
   TASK_SIZE,
   VMALLOC_START,
   type Layout,

@@ -13,7 +13,7 @@
  * @module
  */
 import { PAGE_SIZE } from './errno.js';
-import { KMALLOC_START, VMALLOC_START } from './layout.js';
+import { VMALLOC_START } from './layout.js';
 import { findObject } from './kmalloc.js';
 import type { PhysMem } from './phys-mem.js';
 import { vmallocPageIndex, vmallocToPfn } from './vmalloc.js';
@@ -46,7 +46,7 @@ const TYPES: ReadonlySet<unknown> = new Set<unknown>([
   BigUint64Array,
 ]);
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
+const hex = (n: number): string => (n < 0 ? `-0x${(-n).toString(16)}` : `0x${n.toString(16)}`);
 
 /**
  * A view of `len` bytes of kernel memory at `kaddr`, as `Type`. Throws `TypeError` for a kaddr or
@@ -65,12 +65,12 @@ export function kernelView<T extends TypedArrayConstructor>(
   if (!TYPES.has(Type)) throw new TypeError('kernel.view: Type must be a typed-array constructor');
   if (typeof kaddr !== 'number') throw new TypeError('kernel.view: kaddr must be a number');
   if (typeof len !== 'number') throw new TypeError('kernel.view: len must be a number');
-  if (!Number.isSafeInteger(kaddr) || kaddr < 0)
-    throw new RangeError(`kernel.view: kaddr ${kaddr} is not a non-negative safe integer`);
+  if (!Number.isSafeInteger(kaddr))
+    throw new RangeError(`kernel.view: kaddr ${kaddr} is not a safe integer`);
   if (!Number.isSafeInteger(len) || len < 0)
     throw new RangeError(`kernel.view: len ${len} is not a non-negative safe integer (bytes)`);
   const bpe = Type.BYTES_PER_ELEMENT;
-  if (len % bpe !== 0 || kaddr % bpe !== 0)
+  if (len % bpe !== 0 || ((kaddr % bpe) + bpe) % bpe !== 0)
     throw new RangeError(
       `kernel.view: ${Type.name} needs an address and a length (bytes) that are multiples of ${bpe}; got ${hex(kaddr)} and ${len}`,
     );
@@ -85,16 +85,16 @@ export function kernelView<T extends TypedArrayConstructor>(
 
 /** The physical byte address of `[kaddr, kaddr + len)` inside one live kmalloc object. */
 function kmallocPhys(mem: PhysMem, kaddr: number, len: number): number {
-  const obj = kaddr >= KMALLOC_START ? findObject(mem, kaddr, true) : null;
+  const obj = kaddr < 0 ? findObject(mem, kaddr, true) : null;
   if (obj === null) {
     throw new RangeError(
       `kernel.view: ${hex(kaddr)} is not inside a live kmalloc object or a vmalloc area (freed, never allocated, or not a kernel address)`,
     );
   }
-  const at = kaddr - KMALLOC_START;
+  const at = kaddr - mem.layout.kmallocStart;
   if (at + len > obj.start + obj.size) {
     throw new RangeError(
-      `kernel.view: [${hex(kaddr)}, ${hex(kaddr + len)}) runs past the end of its object (${obj.size} bytes at ${hex(KMALLOC_START + obj.start)})`,
+      `kernel.view: [${hex(kaddr)}, ${hex(kaddr + len)}) runs past the end of its object (${obj.size} bytes at ${hex(mem.layout.kmallocStart + obj.start)})`,
     );
   }
   return at;

@@ -456,7 +456,8 @@ export class Kernel {
    */
   kmalloc(size: number): number | null {
     if (this.mem.threadBase < 0) checkAttached(this.mem);
-    return kmalloc(this.slab, size, false);
+    const kaddr = this.slab.kmallocFast(size);
+    return kaddr !== 0 ? kaddr : kmalloc(this.slab, size, false);
   }
 
   /** As {@link Kernel.kmalloc}, zeroed (`kzalloc`): all {@link Kernel.ksize} bytes. */
@@ -490,7 +491,7 @@ export class Kernel {
    */
   kfree(kaddr: number | null): void {
     if (this.mem.threadBase < 0) checkAttached(this.mem);
-    kfree(this.slab, kaddr);
+    if (typeof kaddr !== 'number' || !this.slab.kfreeFast(kaddr)) kfree(this.slab, kaddr);
   }
 
   /** The usable size of the live object at `kaddr` (`ksize`), or 0. Context: any thread. */
@@ -511,7 +512,9 @@ export class Kernel {
     Type?: T,
   ): InstanceType<T> {
     checkAttached(this.mem);
-    return kernelView(this.mem, kaddr, len, (Type === undefined ? Uint8Array : Type) as T);
+    // only an absent Type means Uint8Array: null is refused as any other non-constructor
+    if (Type === undefined) return kernelView(this.mem, kaddr, len, Uint8Array as T);
+    return kernelView(this.mem, kaddr, len, Type);
   }
 
   /**

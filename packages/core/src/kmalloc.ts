@@ -8,7 +8,7 @@
  * Sizes 1 … KMALLOC_MAX_CACHE_SIZE (8 KiB) come from the kmalloc caches (`kmalloc-8` …
  * `kmalloc-8k`); larger sizes get whole, physically contiguous pages (`kmalloc_large`), whose
  * first frame's tag marks them (frame LINK word: the page count). Every kaddr is in the kmalloc
- * range, `KMALLOC_START` + the physical byte address, so a view of an object is one view.
+ * range, `layout.kmallocStart` + the physical byte address, so a view of an object is one view.
  *
  * @module
  */
@@ -20,7 +20,6 @@ import {
   FRAME_WORDS,
   FrameKind,
   Hdr,
-  KMALLOC_START,
   KMEM_CACHES,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
@@ -45,37 +44,8 @@ import {
   slabTag,
   writeCache,
 } from './slab.js';
-import { FreeResult, type SlabCpu } from './slab-cpu.js';
+import { FreeResult, SIZE_INDEX, type SlabCpu } from './slab-cpu.js';
 import { checkAttached, inKernel } from './thread.js';
-
-/** kmalloc cache of sizes 1 … 192, by `(size + 7) >> 3` (`kmalloc_size_index`). */
-const SIZE_INDEX = Int8Array.of(
-  0,
-  0,
-  1,
-  2,
-  2,
-  3,
-  3,
-  3,
-  3,
-  4,
-  4,
-  4,
-  4,
-  5,
-  5,
-  5,
-  5,
-  6,
-  6,
-  6,
-  6,
-  6,
-  6,
-  6,
-  6,
-);
 
 /** The kmalloc cache for `size` bytes, 1 … 8192 (`kmalloc_index`). */
 export function kmallocIndex(size: number): number {
@@ -104,7 +74,7 @@ export function kmalloc(cpu: SlabCpu, size: unknown, zero: boolean): number | nu
     const kaddr = cpu.alloc(cache, 1);
     if (kaddr === 0) return null;
     if (zero) {
-      const at = kaddr - KMALLOC_START;
+      const at = kaddr - cpu.mem.layout.kmallocStart;
       cpu.mem.u8.fill(0, at, at + KMALLOC_SIZES[cache]!);
     }
     return kaddr;
@@ -133,7 +103,7 @@ function kmallocLarge(mem: PhysMem, size: unknown, zero: boolean): number | null
       );
     Atomics.add(i32, Hdr.KMALLOC_LARGE_FRAMES, pages);
     Atomics.store(i32, mem.frameTable + head * FRAME_WORDS + Frame.OWNER, slabTag(SLAB_LARGE, 0));
-    return KMALLOC_START + head * PAGE_SIZE;
+    return mem.layout.kmallocStart + head * PAGE_SIZE;
   });
 }
 
@@ -181,7 +151,7 @@ export interface KObject {
  */
 export function findObject(mem: PhysMem, kaddr: unknown, interior: boolean): KObject | null {
   if (typeof kaddr !== 'number') return null;
-  const off = kaddr - KMALLOC_START;
+  const off = kaddr - mem.layout.kmallocStart;
   if (!(off >= 0 && off < mem.layout.totalFrames * PAGE_SIZE)) return null;
   const { i32 } = mem;
   const pfn = Math.floor(off / PAGE_SIZE);
@@ -230,7 +200,7 @@ export function krealloc(cpu: SlabCpu, kaddr: unknown, newSize: unknown): number
   if (newSize <= obj.size) return kaddr as number;
   const moved = kmalloc(cpu, newSize, false);
   if (moved === null) return null;
-  cpu.mem.u8.copyWithin(moved - KMALLOC_START, obj.start, obj.start + obj.size);
+  cpu.mem.u8.copyWithin(moved - cpu.mem.layout.kmallocStart, obj.start, obj.start + obj.size);
   kfree(cpu, kaddr);
   return moved;
 }
@@ -266,8 +236,9 @@ export function kmemCacheCreate(
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) return null;
   if (size > KMALLOC_MAX_CACHE_SIZE) return null;
   if (options !== undefined && (typeof options !== 'object' || options === null)) return null;
-  const given = (options as KmemCacheOptions | undefined)?.align;
-  const align = given === undefined ? KMALLOC_MIN_ALIGN : given;
+  let align: unknown = KMALLOC_MIN_ALIGN; // only an absent align means the default, not null
+  if ((options as KmemCacheOptions | undefined)?.align !== undefined)
+    align = (options as KmemCacheOptions).align;
   if (
     typeof align !== 'number' ||
     !Number.isSafeInteger(align) ||

@@ -40,8 +40,8 @@
  * Kernel virtual addresses (all disjoint):
  *
  * ```
- *  0 ─ user space (TASK_SIZE = 2^32) ─┤ … ├─ KMALLOC_START = 2^43: the direct map ─┤ … ├─ VMALLOC_START = 2^44 …
- *                                          kaddr = KMALLOC_START + pfn * PAGE_SIZE + offset (kmalloc objects only)
+ *  kmallocStart = −memory ─ the direct map ─┤ 0 ─ user space ─┤ TASK_SIZE = 2^32 … VMALLOC_START = 2^44 ─ vmalloc …
+ *  kaddr = kmallocStart + pfn * PAGE_SIZE + offset (kmalloc objects only)
  * ```
  *
  * A slab keeps its descriptor in its own first frame (no per-frame table: metadata stays under 1%),
@@ -423,11 +423,16 @@ export const enum Cache {
 export const CACHE_NAME_WORDS = 8;
 
 /**
- * Start of the kmalloc range: the direct map (Linux's `PAGE_OFFSET`), where a kmalloc object's
- * kaddr is `KMALLOC_START` + its physical byte address. Above every user address and below the
- * vmalloc range, as on x86-64.
+ * End (exclusive) of the kmalloc range. The kmalloc range is the direct map (Linux's
+ * `PAGE_OFFSET` region) and sits at the top of the address space: it ends at 0 and starts at
+ * {@link Layout.kmallocStart} = −(bytes of physical memory), so a kmalloc object's kaddr is
+ * `kmallocStart` + its physical byte address, a negative number — as kernel addresses are on
+ * x86-64 read as signed integers (the direct map starts at 0xffff888000000000). Below user space
+ * (`[0, TASK_SIZE)`) and far from the vmalloc range. A JavaScript reason too: for up to 1 GiB of
+ * physical memory every kaddr is a small integer (no boxed double on the fast path), and up to
+ * 2 GiB it fits an `Int32Array` slot, so shared structures can link objects with 4-byte kaddrs.
  */
-export const KMALLOC_START: number = 2 ** 43;
+export const KMALLOC_END = 0;
 
 /** Start of the vmalloc range (kernel virtual addresses), disjoint from every user address. */
 export const VMALLOC_START: number = 2 ** 44;
@@ -479,6 +484,8 @@ export interface Layout {
   readonly mmTableOffset: number;
   readonly threadTableOffset: number;
   readonly cacheTableOffset: number;
+  /** Start of the kmalloc range: −(totalFrames × PAGE_SIZE); it ends at {@link KMALLOC_END}. */
+  readonly kmallocStart: number;
   /** Bytes of metadata, rounded up to whole frames. */
   readonly metadataBytes: number;
   /** Frames taken by the metadata: pfns `[0, metadataFrames)`. */
@@ -610,6 +617,7 @@ export function computeLayout(config: LayoutConfig): Layout {
     mmTableOffset,
     threadTableOffset,
     cacheTableOffset,
+    kmallocStart: -totalFrames * PAGE_SIZE,
     metadataBytes,
     metadataFrames,
   };

@@ -22,7 +22,6 @@ import {
   FRAME_WORDS,
   Frame,
   FrameKind,
-  KMALLOC_START,
   KMEM_CACHES,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
@@ -33,6 +32,7 @@ import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
 import {
   cacheWord,
+  KMALLOC_MAX_CACHE_SIZE,
   collectRemote,
   deactivateSlabLocked,
   newSlab,
@@ -45,6 +45,37 @@ import {
   takePartialLocked,
 } from './slab.js';
 import { inKernel } from './thread.js';
+
+/** kmalloc cache of sizes 1 … 192, by `(size + 7) >> 3` (`kmalloc_size_index`). */
+export const SIZE_INDEX: Int8Array = Int8Array.of(
+  0,
+  0,
+  1,
+  2,
+  2,
+  3,
+  3,
+  3,
+  3,
+  4,
+  4,
+  4,
+  4,
+  5,
+  5,
+  5,
+  5,
+  6,
+  6,
+  6,
+  6,
+  6,
+  6,
+  6,
+  6,
+);
+/** Shift of the frame index in a slab frame's owner word (kind, cache, then frame index). */
+const FRAME_INDEX_SHIFT = OWNER_ID_SHIFT + SLAB_FRAME_SHIFT;
 
 /** What {@link SlabCpu.free} found. */
 export const enum FreeResult {
@@ -68,6 +99,8 @@ export class SlabCpu {
   private readonly owners: number;
   /** Bytes of physical memory. */
   private readonly limit: number;
+  /** The kaddr of physical byte 0 (`layout.kmallocStart`). */
+  private readonly start: number;
   /** Int32 index of cache record 0. */
   private readonly caches: number;
   /** This attachment's thread slot + 1: the FROZEN value of the slabs it holds. */
@@ -84,6 +117,7 @@ export class SlabCpu {
     this.i32 = mem.i32;
     this.owners = mem.frameTable + Frame.OWNER;
     this.limit = mem.layout.totalFrames * PAGE_SIZE;
+    this.start = mem.layout.kmallocStart;
     this.caches = mem.cacheTable;
     this.me = mem.threadSlot + 1;
   }
@@ -91,6 +125,67 @@ export class SlabCpu {
   private setStride(cache: number, stride: number): void {
     this.strideOf[cache] = stride;
     this.inverse[cache] = 1 / stride;
+  }
+
+  /**
+   * `kmalloc` served from this thread's active slab: the kaddr, or 0 when this path cannot serve
+   * it (a size that is not 1 … 8192, no free object in the active slab): the caller then takes the
+   * general path. Context: the owning thread; plain loads and stores only.
+   */
+  kmallocFast(size: number): number {
+    if (
+      typeof size !== 'number' ||
+      !(size > 0 && size <= KMALLOC_MAX_CACHE_SIZE) ||
+      (size | 0) !== size
+    )
+      return 0;
+    const cache = size <= 192 ? SIZE_INDEX[(size + 7) >>> 3]! : 31 - Math.clz32(size - 1);
+    const s = this.active[cache]!;
+    if (s === 0 || this.activeGen[cache] !== 1) return 0;
+    const i32 = this.i32;
+    const base = (s - 1) * PAGE_WORDS;
+    const link = i32[base + Slab.FREELIST]!;
+    if (link === 0) return 0;
+    const off = link & 0xffff;
+    const idx = (link >>> 16) - 1;
+    i32[base + Slab.FREELIST] = i32[base + (off >>> 2)]!;
+    i32[base + SLAB_HEADER_WORDS + (idx >>> 5)]! |= 1 << (idx & 31);
+    i32[base + Slab.INUSE]!++;
+    return this.start + (s - 1) * PAGE_SIZE + off;
+  }
+
+  /**
+   * `kfree` of an object in the first frame of a slab this thread holds: true when freed; false
+   * when this path cannot tell (anything else, good or bad), and the caller takes the general path.
+   * Context: the owning thread; plain loads and stores only.
+   */
+  kfreeFast(kaddr: number): boolean {
+    const off = kaddr - this.start;
+    if (!(off >= 0 && off < this.limit)) return false;
+    const i32 = this.i32;
+    const pfn = (off / PAGE_SIZE) | 0;
+    const tag = i32[this.owners + pfn * FRAME_WORDS]!;
+    // the first frame of a slab: kind SLAB, frame index 0
+    if ((tag & OWNER_KIND_MASK) !== FrameKind.SLAB || tag >>> FRAME_INDEX_SHIFT !== 0) return false;
+    const base = pfn * PAGE_WORDS;
+    if (i32[base + Slab.FROZEN] !== this.me) return false;
+    const cache = tag >>> OWNER_ID_SHIFT;
+    const g = this.caches + cache * CACHE_WORDS;
+    const stride = i32[g + Cache.STRIDE]!;
+    if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
+    const slabOff = off - pfn * PAGE_SIZE;
+    const rel = slabOff - i32[g + Cache.OFFSET]!;
+    const idx = (rel * this.inverse[cache]! + 0.5) | 0;
+    if (rel < 0 || idx * stride !== rel || idx >= i32[g + Cache.FIRST_OBJS]!) return false;
+    const aw = base + SLAB_HEADER_WORDS + (idx >>> 5);
+    const bit = 1 << (idx & 31);
+    if ((i32[aw]! & bit) === 0 || (i32[aw + i32[g + Cache.BITMAP_WORDS]!]! & bit) !== 0)
+      return false;
+    i32[base + (slabOff >>> 2)] = i32[base + Slab.FREELIST]!;
+    i32[base + Slab.FREELIST] = ((idx + 1) << 16) | slabOff;
+    i32[aw]! &= ~bit;
+    i32[base + Slab.INUSE]!--;
+    return true;
   }
 
   /**
@@ -109,7 +204,7 @@ export class SlabCpu {
         i32[base + Slab.FREELIST] = i32[base + (off >>> 2)]!;
         i32[base + SLAB_HEADER_WORDS + (idx >>> 5)]! |= 1 << (idx & 31);
         i32[base + Slab.INUSE]!++;
-        return KMALLOC_START + (s - 1) * PAGE_SIZE + off;
+        return this.start + (s - 1) * PAGE_SIZE + off;
       }
     }
     return this.allocSlow(cache, gen);
@@ -121,7 +216,7 @@ export class SlabCpu {
    * unless the free empties or first frees into a slab nobody holds.
    */
   free(kaddr: number, only: number): FreeResult {
-    const off = kaddr - KMALLOC_START;
+    const off = kaddr - this.start;
     if (!(off >= 0 && off < this.limit)) return FreeResult.BAD;
     const i32 = this.i32;
     const pfn = Math.floor(off / PAGE_SIZE);

@@ -6,7 +6,7 @@
  * the kernel called and in a second kernel next to it.
  */
 import { describe, expect, it } from 'vitest';
-import { EBUSY, EINVAL, KMALLOC_START, Kernel, PAGE_SIZE, type KmemCache } from '../src/index.js';
+import { EBUSY, EINVAL, KMALLOC_END, Kernel, PAGE_SIZE, type KmemCache } from '../src/index.js';
 import { MiB, diffSnapshots, snapshot } from './helpers/reliability.js';
 
 type Bad = readonly [label: string, value: unknown];
@@ -110,11 +110,11 @@ const DEAD_ADDRESSES: readonly [string, (w: World) => unknown][] = [
   ['a live object + 0.5', (w) => w.obj + 0.5],
   ['the second page of a large kmalloc', (w) => w.large + PAGE_SIZE],
   ['a vmalloc area', (w) => w.area],
-  ['KMALLOC_START (metadata)', () => KMALLOC_START],
-  ['a slab descriptor', (w) => w.obj - ((w.obj - KMALLOC_START) % PAGE_SIZE)],
-  ['the end of the kmalloc range', (w) => KMALLOC_START + w.k.stats().totalFrames * PAGE_SIZE],
+  ['the start of the kmalloc range (metadata)', (w) => w.k.layout.kmallocStart],
+  ['a slab descriptor', (w) => w.obj - ((w.obj - w.k.layout.kmallocStart) % PAGE_SIZE)],
+  ['the end of the kmalloc range', () => KMALLOC_END],
   ['a user address', () => 0x10000],
-  ['0', () => 0],
+  ['below the kmalloc range', (w) => w.k.layout.kmallocStart - 8],
   ["another kernel's object", (w) => w.foreign],
 ];
 

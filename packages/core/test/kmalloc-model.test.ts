@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Kernel, KMALLOC_START, PAGE_SIZE, type KmemCache } from '../src/index.js';
+import { Kernel, PAGE_SIZE, type KmemCache } from '../src/index.js';
 
 interface ModelObject {
   /** The size asked for: ksize may be larger. */
@@ -150,7 +150,7 @@ class World {
       }
       case 'badFree': {
         const hit = this.nth(op.pick);
-        const at = hit === undefined ? KMALLOC_START + op.offset * 8 : hit[0] + op.offset;
+        const at = hit === undefined ? k.layout.kmallocStart + op.offset * 8 : hit[0] + op.offset;
         if (this.model.has(at)) return; // that is a good free
         k.kfree(at);
         this.badFrees++;
