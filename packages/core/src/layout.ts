@@ -354,7 +354,7 @@ export const enum Undo {
  *
  * Who writes what. The **holder** of a slab is the thread whose active slab it is (FROZEN names
  * it), or nobody: an unowned slab's private words do not change until a thread takes it.
- * - FREELIST, INUSE, the alloc bitmap: the holder only, with **plain** loads and stores (nothing
+ * - FREELIST, the alloc bitmap: the holder only, with **plain** loads and stores (nothing
  *   else reads them while the slab is frozen, except a remote free that tests one alloc bit of a
  *   live object, which the holder cannot change);
  * - the remote bitmap: `Atomics.or` by any freeing thread; `Atomics.and` by the holder when it
@@ -376,11 +376,13 @@ export const enum Slab {
   ON_LIST = 5,
   /** holder, plain: the first free object, `(index + 1) << 16 | byte offset in the slab`; 0 = none. */
   FREELIST = 6,
-  /** holder, plain: objects not on the free list (allocated or remote-freed). */
-  INUSE = 7,
+  /** init-only per slab: the cache's stride `| OFFSET << 16` (on the slab: the free path reads one line). */
+  GEOMETRY = 7,
+  /** init-only per slab: the cache's FIRST_OBJS `| BITMAP_WORDS << 16`. */
+  SHAPE = 8,
 }
 /** Words of a slab descriptor before its bitmaps. */
-export const SLAB_HEADER_WORDS = 8;
+export const SLAB_HEADER_WORDS = 9;
 
 /** Slab caches: kmalloc-8 … kmalloc-8k, then those of `kmemCacheCreate`. */
 export const KMEM_CACHES = 64;

@@ -6,7 +6,7 @@
  *
  * The truth of a slab is its first frame's owner tag (the slab exists), its cache's geometry, and
  * its two bitmaps (which object is allocated, which was freed remotely). Everything else — free
- * lists, INUSE, the partial lists and the counters — follows from them, which is how recovery
+ * lists, the partial lists and the counters — follows from them, which is how recovery
  * rebuilds what a dead thread left half-written.
  *
  * @module
@@ -79,28 +79,23 @@ export function slabFrameRefs(mem: PhysMem, refs: Int32Array, owner: Int32Array)
   }
 }
 
-/** Rebuild a dead holder's free list and INUSE from the alloc bitmap (the truth). */
+/** Rebuild a dead holder's free list from the alloc bitmap (the truth). */
 function rebuildPrivate(mem: PhysMem, cache: number, head: number): void {
   const { i32 } = mem;
   const g = cacheWord(mem, cache, 0);
   const base = head * PAGE_WORDS;
   const bw = i32[g + Cache.BITMAP_WORDS]!;
   let link = 0;
-  let inuse = 0;
   for (let idx = i32[g + Cache.OBJS]! - 1; idx >= 0; idx--) {
     const w = base + SLAB_HEADER_WORDS + (idx >>> 5);
     const bit = 1 << (idx & 31);
-    if (i32[w]! & bit) {
-      inuse++;
-      continue;
-    }
+    if (i32[w]! & bit) continue;
     Atomics.and(i32, w + bw, ~bit); // a collect that died between its two steps: free wins
     const off = objOffset(i32, g, idx);
     i32[base + off / 4] = link;
     link = ((idx + 1) << 16) | off;
   }
   i32[base + Slab.FREELIST] = link;
-  i32[base + Slab.INUSE] = inuse;
 }
 
 /**
@@ -158,7 +153,7 @@ function fail(message: string): never {
   bug(`checkInvariants: ${message}`);
 }
 
-/** Check one slab: bitmaps, free list, INUSE, holder and list state. Returns its live objects. */
+/** Check one slab: geometry, bitmaps, free list, holder and list state. */
 function checkSlab(mem: PhysMem, cache: number, head: number, heldBy: Set<string>): void {
   const { i32 } = mem;
   const g = cacheWord(mem, cache, 0);
@@ -176,8 +171,11 @@ function checkSlab(mem: PhysMem, cache: number, head: number, heldBy: Set<string
     allocated += a;
     remote += r;
   }
-  if (i32[base + Slab.INUSE] !== allocated)
-    fail(`${what}: INUSE is ${i32[base + Slab.INUSE]}, ${allocated} objects are allocated`);
+  if (
+    i32[base + Slab.GEOMETRY] !== (i32[g + Cache.STRIDE]! | (i32[g + Cache.OFFSET]! << 16)) ||
+    i32[base + Slab.SHAPE] !== (i32[g + Cache.FIRST_OBJS]! | (bw << 16))
+  )
+    fail(`${what}: its geometry words are not its cache's`);
   const seen = new Uint8Array(objs);
   let free = 0;
   for (let link = i32[base + Slab.FREELIST]!; link !== 0; free++) {

@@ -42,6 +42,7 @@ import {
   SLAB_CACHE_MASK,
   SLAB_FRAME_SHIFT,
   SLAB_LARGE,
+  slabInuse,
   takePartialLocked,
 } from './slab.js';
 import { inKernel } from './thread.js';
@@ -150,7 +151,6 @@ export class SlabCpu {
     const idx = (link >>> 16) - 1;
     i32[base + Slab.FREELIST] = i32[base + (off >>> 2)]!;
     i32[base + SLAB_HEADER_WORDS + (idx >>> 5)]! |= 1 << (idx & 31);
-    i32[base + Slab.INUSE]!++;
     return this.start + (s - 1) * PAGE_SIZE + off;
   }
 
@@ -169,22 +169,22 @@ export class SlabCpu {
     if ((tag & OWNER_KIND_MASK) !== FrameKind.SLAB || tag >>> FRAME_INDEX_SHIFT !== 0) return false;
     const base = pfn * PAGE_WORDS;
     if (i32[base + Slab.FROZEN] !== this.me) return false;
+    // the geometry is on the slab's own descriptor line
+    const geometry = i32[base + Slab.GEOMETRY]!;
+    const shape = i32[base + Slab.SHAPE]!;
+    const stride = geometry & 0xffff;
     const cache = tag >>> OWNER_ID_SHIFT;
-    const g = this.caches + cache * CACHE_WORDS;
-    const stride = i32[g + Cache.STRIDE]!;
     if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
     const slabOff = off - pfn * PAGE_SIZE;
-    const rel = slabOff - i32[g + Cache.OFFSET]!;
+    const rel = slabOff - (geometry >>> 16);
     const idx = (rel * this.inverse[cache]! + 0.5) | 0;
-    if (rel < 0 || idx * stride !== rel || idx >= i32[g + Cache.FIRST_OBJS]!) return false;
+    if (rel < 0 || idx * stride !== rel || idx >= (shape & 0xffff)) return false;
     const aw = base + SLAB_HEADER_WORDS + (idx >>> 5);
     const bit = 1 << (idx & 31);
-    if ((i32[aw]! & bit) === 0 || (i32[aw + i32[g + Cache.BITMAP_WORDS]!]! & bit) !== 0)
-      return false;
+    if ((i32[aw]! & bit) === 0 || (i32[aw + (shape >>> 16)]! & bit) !== 0) return false;
     i32[base + (slabOff >>> 2)] = i32[base + Slab.FREELIST]!;
     i32[base + Slab.FREELIST] = ((idx + 1) << 16) | slabOff;
     i32[aw]! &= ~bit;
-    i32[base + Slab.INUSE]!--;
     return true;
   }
 
@@ -203,7 +203,6 @@ export class SlabCpu {
         const idx = (link >>> 16) - 1;
         i32[base + Slab.FREELIST] = i32[base + (off >>> 2)]!;
         i32[base + SLAB_HEADER_WORDS + (idx >>> 5)]! |= 1 << (idx & 31);
-        i32[base + Slab.INUSE]!++;
         return this.start + (s - 1) * PAGE_SIZE + off;
       }
     }
@@ -257,7 +256,6 @@ export class SlabCpu {
       i32[base + (slabOff >>> 2)] = i32[base + Slab.FREELIST]!;
       i32[base + Slab.FREELIST] = ((idx + 1) << 16) | slabOff;
       i32[aw]! &= ~bit;
-      i32[base + Slab.INUSE]!--;
       return FreeResult.FREED;
     }
     return this.freeRemote(cache, head, aw, bw, bit);
@@ -343,11 +341,11 @@ export class SlabCpu {
         this.active[cache] = 0; // the cache was destroyed, and its slabs with it
         continue;
       }
-      if (onlyEmpty && i32[base + Slab.INUSE] !== 0) {
+      if (onlyEmpty && slabInuse(mem, cache, s - 1) !== 0) {
         // empty once the remote frees are taken back?
         if (!this.hasRemote(cache, base)) continue;
         inKernel(mem, () => collectRemote(mem, cache, s - 1));
-        if (i32[base + Slab.INUSE] !== 0) continue;
+        if (slabInuse(mem, cache, s - 1) !== 0) continue;
       }
       this.active[cache] = 0;
       inKernel(mem, () => {

@@ -15,7 +15,7 @@
  *   ┌──────────┬──────────┬───────────┬─────┬─────┬───┬─────┐ ┌─────┬─────┬───┬─────┐
  *   │descriptor│alloc bits│remote bits│obj 0│obj 1│ … │ pad │ │obj k│  …  │   │ pad │
  *   └──────────┴──────────┴───────────┴─────┴─────┴───┴─────┘ └─────┴─────┴───┴─────┘
- *   ▲ FROZEN LISTED SEQ NEXT PREV ON_LIST FREELIST INUSE        (objects never cross a frame)
+ *   ▲ FROZEN LISTED SEQ NEXT PREV ON_LIST FREELIST GEOMETRY SHAPE  (objects never cross a frame)
  * ```
  *
  * Every object is in exactly one state, read off the two bitmaps:
@@ -27,7 +27,7 @@
  *
  * The **holder** is the thread whose active slab it is (`FROZEN` = its thread slot + 1, SLUB's
  * frozen cpu slab). It allocates and frees with plain loads and stores: nothing else writes the
- * free list, INUSE or the alloc bitmap while FROZEN names it (a remote free only reads the alloc bit
+ * free list or the alloc bitmap while FROZEN names it (a remote free only reads the alloc bit
  * of a live object, which the holder cannot change), so no store can be lost. Another thread's
  * free sets the object's remote bit with one `Atomics.or` (whose old value makes a double free
  * count once), then reads FROZEN: the holder takes remote frees back in bulk when its free list is
@@ -257,8 +257,17 @@ export function collectRemote(mem: PhysMem, cache: number, head: number): number
     }
     Atomics.and(i32, rw, ~r);
   }
-  i32[base + Slab.INUSE]! -= taken;
   return taken;
+}
+
+/** Objects of a slab not on its free list: allocated or remote-freed (popcount of the alloc bits). */
+export function slabInuse(mem: PhysMem, cache: number, head: number): number {
+  const { i32 } = mem;
+  const bw = i32[cacheWord(mem, cache, Cache.BITMAP_WORDS)]!;
+  const base = slabBase(head) + SLAB_HEADER_WORDS;
+  let n = 0;
+  for (let w = 0; w < bw; w++) for (let bits = i32[base + w]!; bits !== 0; bits &= bits - 1) n++;
+  return n;
 }
 
 /** True when every allocated object of an unowned slab has been freed remotely. */
@@ -294,7 +303,8 @@ export function newSlab(mem: PhysMem, cache: number): number {
   i32[base + Slab.NEXT] = 0;
   i32[base + Slab.PREV] = 0;
   i32[base + Slab.ON_LIST] = 0;
-  i32[base + Slab.INUSE] = 0;
+  i32[base + Slab.GEOMETRY] = i32[g + Cache.STRIDE]! | (i32[g + Cache.OFFSET]! << 16);
+  i32[base + Slab.SHAPE] = i32[g + Cache.FIRST_OBJS]! | (bw << 16);
   i32.fill(0, base + SLAB_HEADER_WORDS, base + SLAB_HEADER_WORDS + 2 * bw);
   let link = 0;
   for (let idx = i32[g + Cache.OBJS]! - 1; idx >= 0; idx--) {
@@ -372,7 +382,7 @@ export function deactivateSlabLocked(mem: PhysMem, cache: number, head: number):
   Atomics.store(i32, base + Slab.LISTED, 0);
   Atomics.store(i32, base + Slab.FROZEN, 0); // from here, frees take the unowned path
   collectRemote(mem, cache, head);
-  if (i32[base + Slab.INUSE] === 0) discardSlabLocked(mem, cache, head);
+  if (slabInuse(mem, cache, head) === 0) discardSlabLocked(mem, cache, head);
   else if (i32[base + Slab.FREELIST] !== 0) {
     if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head);
   }
