@@ -24,15 +24,8 @@ import {
   vmaSlotsLocked,
 } from './mm.js';
 import { mmapLocked, mprotectLocked, munmapLocked, vmaAfterLocked } from './mmap.js';
-import {
-  forEachPteLocked,
-  freeTablesLocked,
-  ptePfn,
-  ptePprot,
-  tlbFlushBegin,
-  tlbFlushEnd,
-  zapPtesLocked,
-} from './page-table.js';
+import { freeTablesLocked, zapPtesLocked } from './page-table.js';
+import { forEachPteLocked, ptePfn, ptePprot, tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
 import { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 import { formatMaps } from './procfs.js';

@@ -7,10 +7,10 @@
  * @module
  */
 
-/** Bytes in one page (and one physical frame). */
-export const PAGE_SIZE = 4096;
 /** `log2(PAGE_SIZE)`. */
 export const PAGE_SHIFT = 12;
+/** Bytes in one page (and one physical frame): 4096. */
+export const PAGE_SIZE: number = 2 ** PAGE_SHIFT;
 
 /** Operation not permitted (`MAP_FIXED` at address 0). */
 export const EPERM = 1;

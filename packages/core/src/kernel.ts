@@ -26,7 +26,7 @@ import {
   type LayoutConfig,
 } from './layout.js';
 import { initMms, mmCreate, mmLiveGen, mmLoad, mmLockLive, mmUnlock } from './mm.js';
-import { forEachPteLocked, ptePfn } from './page-table.js';
+import { forEachPteLocked, ptePfn } from './pgtable.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
@@ -191,8 +191,8 @@ export class Kernel {
    * Context: the owning thread.
    */
   detach(): void {
-    if (this.mem.threadSlot < 0) return; // detached already
-    while (this.mem.rcuNesting > 0) rcuReadUnlock(this.mem);
+    if (this.mem.current.slot < 0) return; // detached already
+    while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the active slabs go back to their caches (empty ones to the page allocator)
     this.slab.flush(false, (cache) => cacheGen(this.mem, cache));
     // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
@@ -207,7 +207,8 @@ export class Kernel {
    * Recover from a thread that died (a terminated or crashed worker): every other thread is held
    * outside the kernel meanwhile; the dead thread's half-done call is undone or completed, its locks
    * are released, its read sections end and the frames it held in flight are freed. Returns the
-   * number of attachments reaped (0 if none matched). Context: a live thread outside kernel calls
+   * number of attachments reaped: the ones that matched, plus any an earlier interrupted recovery
+   * left marked dead (0 when there were none). Context: a live thread outside kernel calls
    * (the dead thread's parent, typically on the worker's `exit` event).
    */
   reapThread(selector: ReapSelector): number {
@@ -455,7 +456,7 @@ export class Kernel {
    * Context: any thread; no Atomics on the fast path (this thread's active slab).
    */
   kmalloc(size: number): number | null {
-    if (this.mem.threadBase < 0) checkAttached(this.mem);
+    if (this.mem.current.base < 0) checkAttached(this.mem);
     const kaddr = this.slab.kmallocFast(size);
     return kaddr !== 0 ? kaddr : kmalloc(this.slab, size, false);
   }
@@ -490,7 +491,7 @@ export class Kernel {
    * one `Atomics.or` and one `Atomics.load` otherwise.
    */
   kfree(kaddr: number | null): void {
-    if (this.mem.threadBase < 0) checkAttached(this.mem);
+    if (this.mem.current.base < 0) checkAttached(this.mem);
     if (typeof kaddr !== 'number' || !this.slab.kfreeFast(kaddr)) kfree(this.slab, kaddr);
   }
 
@@ -543,7 +544,10 @@ export class Kernel {
     return formatSlabinfo(this.mem);
   }
 
-  /** Who owns each frame, by pfn (for pictures of memory). Context: any thread, lock-free snapshot. */
+  /**
+   * Who owns each frame, by pfn (for pictures of memory). Context: any thread; reads the frame table
+   * lock-free, then takes each live address space's mmap_lock in turn to count its PTEs.
+   */
   frameSnapshot(): FrameSnapshot {
     checkAttached(this.mem);
     const { mem } = this;

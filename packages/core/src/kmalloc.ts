@@ -90,7 +90,7 @@ function kmallocLarge(mem: PhysMem, size: unknown, zero: boolean): number | null
   const { i32 } = mem;
   return inKernel(mem, () => {
     const pfns = new Int32Array(pages);
-    if (!allocFramesContig(mem, pages, ownerTag(FrameKind.INFLIGHT, mem.threadSlot), pfns))
+    if (!allocFramesContig(mem, pages, ownerTag(FrameKind.INFLIGHT, mem.current.slot), pfns))
       return null;
     const head = pfns[0]!;
     if (zero) clearFrames(mem, head, pages);
@@ -112,7 +112,7 @@ function kfreeLarge(mem: PhysMem, head: number): boolean {
   const { i32 } = mem;
   return inKernel(mem, () => {
     const tagAt = mem.frameTable + head * FRAME_WORDS + Frame.OWNER;
-    const mine = ownerTag(FrameKind.INFLIGHT, mem.threadSlot);
+    const mine = ownerTag(FrameKind.INFLIGHT, mem.current.slot);
     if (
       Atomics.compareExchange(i32, tagAt, slabTag(SLAB_LARGE, 0), mine) !== slabTag(SLAB_LARGE, 0)
     )
@@ -349,7 +349,7 @@ export class KmemCache {
   /** `kmem_cache_alloc`: an object's kaddr, or null (memory short, or the cache destroyed). */
   alloc(): number | null {
     const cpu = this.#cpu;
-    if (cpu.mem.threadBase < 0) checkAttached(cpu.mem);
+    if (cpu.mem.current.base < 0) checkAttached(cpu.mem);
     if (cpu.mem.i32[this.#genAt] !== this.#gen) return null;
     const kaddr = cpu.alloc(this.#slot, this.#gen);
     return kaddr === 0 ? null : kaddr;
@@ -361,7 +361,7 @@ export class KmemCache {
    */
   free(kaddr: number | null): void {
     const cpu = this.#cpu;
-    if (cpu.mem.threadBase < 0) checkAttached(cpu.mem);
+    if (cpu.mem.current.base < 0) checkAttached(cpu.mem);
     if (kaddr !== null && cpu.mem.i32[this.#genAt] !== this.#gen) {
       Atomics.add(cpu.mem.i32, Hdr.BAD_FREES, 1);
       return;

@@ -47,13 +47,16 @@
  * A slab keeps its descriptor in its own first frame (no per-frame table: metadata stays under 1%),
  * see {@link Slab}.
  *
- * Every shared word is accessed either only through `Atomics`, or under the named lock (and then
- * still through `Atomics`, so lock-free readers see whole values), or only before the buffer is
- * shared (init-only). The comment next to each index says which.
+ * Every shared word is accessed either only through `Atomics`, or under the named lock, or only
+ * before the buffer is shared (init-only). The comment next to each index says which. Under a lock,
+ * a word that lock-free readers also read is written with `Atomics` (they see it whole and in
+ * order); a word only holders read may be written with plain stores (PTEs, VMA and mm records
+ * logged by `txStore`), which the lock's release, an `Atomics.store`, publishes to the next holder
+ * and, for PTEs, to lock-free walkers that validate against the TLB generation (pgtable.ts).
  *
  * @module
  */
-import { PAGE_SIZE } from './errno.js';
+import { PAGE_SHIFT, PAGE_SIZE } from './errno.js';
 import { showValue } from './fault.js';
 
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
@@ -61,97 +64,99 @@ export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
 export const LAYOUT_VERSION = 6;
 
+/** `log2(SIZEOF_WORD)`. */
+export const WORD_SHIFT = 2;
 /** Bytes in one Int32 word. */
-export const SIZEOF_WORD = 4;
-/** Bytes in one cache line; hot header words each get their own line. */
+export const SIZEOF_WORD: number = 2 ** WORD_SHIFT;
+/** Bytes in one cache line; hot header words each get their own line (16 words). */
 export const SIZEOF_CACHE_LINE = 64;
 
 /**
- * Header word indices (Int32 index from byte 0). Config words (line 0) are init-only; every hot
- * word starts its own 64-byte cache line (16 words), and a lock shares its line only with the
- * words it guards.
+ * Header word indices (Int32 index from byte 0), each derived from the one before it. Config words
+ * (line 0) are init-only; every hot word starts its own 64-byte cache line (`+ 16` words), and a
+ * lock shares its line only with the words it guards (`+ 1`).
  */
 export const enum Hdr {
   /** init-only: {@link SABVM_MAGIC}. */
   MAGIC = 0,
   /** init-only: {@link LAYOUT_VERSION}. */
-  VERSION = 1,
+  VERSION = MAGIC + 1,
   /** init-only: frames of physical memory, metadata included. */
-  TOTAL_FRAMES = 2,
+  TOTAL_FRAMES = VERSION + 1,
   /** init-only: area slots in the vmalloc area table. */
-  MAX_AREAS = 3,
+  MAX_AREAS = TOTAL_FRAMES + 1,
   /** init-only: VMA slots. */
-  MAX_VMAS = 4,
+  MAX_VMAS = MAX_AREAS + 1,
   /** init-only: address-space (mm) slots. */
-  MAX_MMS = 5,
+  MAX_MMS = MAX_VMAS + 1,
   /** init-only: pages in the vmalloc address range. */
-  VMALLOC_PAGES = 6,
+  VMALLOC_PAGES = MAX_MMS + 1,
   /** init-only: frames taken by the metadata, from pfn 0. */
-  METADATA_FRAMES = 7,
+  METADATA_FRAMES = VMALLOC_PAGES + 1,
   /** init-only: thread slots (attachments) in the thread table. */
-  MAX_THREADS = 8,
+  MAX_THREADS = METADATA_FRAMES + 1,
   /** atomic (Atomics.add): the next thread id handed out by `attach`; also the lock owner id. */
   NEXT_TID = 16,
   /** atomic: frames whose bitmap bit is clear and not reserved by an allocation in flight. */
-  FREE_FRAMES = 32,
+  FREE_FRAMES = NEXT_TID + 16,
   /** atomic: bitmap word where the next frame search starts. */
-  FRAME_HINT = 48,
+  FRAME_HINT = FREE_FRAMES + 16,
   /** atomic: `vfree` calls that freed nothing (unknown, interior or dead address). */
-  BAD_FREES = 64,
+  BAD_FREES = FRAME_HINT + 16,
   /** atomic: page-table frames (page directories and page tables) in use. */
-  PT_FRAMES = 80,
+  PT_FRAMES = BAD_FREES + 16,
   /** the vmap_area_lock word: 0 free, else the owner's thread id. */
-  VMAP_LOCK = 96,
+  VMAP_LOCK = PT_FRAMES + 16,
   /** vmap_area_lock: slot + 1 of the lowest live area (the sorted vmap_area_list), 0 if none. */
-  AREA_HEAD = 97,
+  AREA_HEAD = VMAP_LOCK + 1,
   /** vmap_area_lock: slot + 1 of the first free area slot, 0 if none. */
-  AREA_FREE_HEAD = 98,
+  AREA_FREE_HEAD = AREA_HEAD + 1,
   /** vmap_area_lock: live areas. */
-  NR_AREAS = 99,
+  NR_AREAS = AREA_FREE_HEAD + 1,
   /** vmap_area_lock: backed pages over all live areas (guard pages excluded). */
-  VMALLOC_USED_PAGES = 100,
+  VMALLOC_USED_PAGES = NR_AREAS + 1,
   /**
    * vmap_area_lock: slot + 1 of the area after which the next first-fit search may start
    * (`free_vmap_cache`), 0 = from the lowest address.
    */
-  FREE_CACHE = 101,
+  FREE_CACHE = VMALLOC_USED_PAGES + 1,
   /** vmap_area_lock: the largest hole below FREE_CACHE that a search skipped (`cached_hole_size`). */
-  CACHED_HOLE = 102,
+  CACHED_HOLE = FREE_CACHE + 1,
   /** vmap_area_lock: the alignment (pages) of the search that set FREE_CACHE (`cached_align`). */
-  CACHED_ALIGN = 103,
+  CACHED_ALIGN = CACHED_HOLE + 1,
   /** the vma_pool_lock word. */
-  VMA_POOL_LOCK = 112,
+  VMA_POOL_LOCK = VMAP_LOCK + 16,
   /** vma_pool_lock: slot + 1 of the first free VMA slot. */
-  VMA_FREE_HEAD = 113,
+  VMA_FREE_HEAD = VMA_POOL_LOCK + 1,
   /** vma_pool_lock: VMA slots in use. */
-  NR_VMAS = 114,
+  NR_VMAS = VMA_FREE_HEAD + 1,
   /** the mm_table_lock word. */
-  MM_TABLE_LOCK = 128,
+  MM_TABLE_LOCK = VMA_POOL_LOCK + 16,
   /** mm_table_lock: live address spaces. */
-  NR_MMS = 129,
+  NR_MMS = MM_TABLE_LOCK + 1,
   /** mm_table_lock: slot + 1 of the first free mm slot, 0 if none. */
-  MM_FREE_HEAD = 130,
+  MM_FREE_HEAD = NR_MMS + 1,
   /**
    * atomic: 0, or the thread id of the thread recovering from dead threads (stop-the-world:
    * while it is set no thread enters the kernel or takes a lock).
    */
-  RECOVERY = 144,
+  RECOVERY = MM_TABLE_LOCK + 16,
   /** atomic: the grace-period epoch; bumped by every deferred release. */
-  RCU_EPOCH = 160,
+  RCU_EPOCH = RECOVERY + 16,
   /** atomic: threads inside a read section now. */
-  RCU_READERS = 176,
+  RCU_READERS = RCU_EPOCH + 16,
   /** atomic (lock-free list): pfn + 1 of the first deferred frame, linked through `Frame.LINK`. */
-  DEFER_HEAD = 192,
+  DEFER_HEAD = RCU_READERS + 16,
   /** atomic: frames on the deferred list. */
-  DEFERRED_FRAMES = 208,
+  DEFERRED_FRAMES = DEFER_HEAD + 16,
   /** the slab_mutex word: kmemCacheCreate and destroy (the cache table's GEN, geometry and name). */
-  KMEM_LOCK = 224,
+  KMEM_LOCK = DEFERRED_FRAMES + 16,
   /** atomic: the sequence number of the last slab made; each slab's {@link Slab.SEQ} is unique. */
-  SLAB_SEQ = 240,
+  SLAB_SEQ = KMEM_LOCK + 16,
   /** atomic: frames held by slabs of every cache (`Slab:` in meminfo). */
-  SLAB_FRAMES = 241,
+  SLAB_FRAMES = SLAB_SEQ + 1,
   /** atomic: frames held by kmalloc allocations larger than the largest size class. */
-  KMALLOC_LARGE_FRAMES = 242,
+  KMALLOC_LARGE_FRAMES = SLAB_FRAMES + 1,
 }
 
 /** Words per frame-table entry. */
@@ -436,12 +441,20 @@ export const CACHE_NAME_WORDS = 8;
  */
 export const KMALLOC_END = 0;
 
+/** `log2(PTRS_PER_TABLE)`: a page directory or page table is one frame of Int32 entries. */
+export const TABLE_SHIFT: number = PAGE_SHIFT - WORD_SHIFT;
+/** Entries in one page directory or page table: 1024. */
+export const PTRS_PER_TABLE: number = 2 ** TABLE_SHIFT;
+/** `log2(HPAGE_SIZE)`: what one directory entry maps (a page table's pages, or a huge entry). */
+export const HPAGE_SHIFT: number = PAGE_SHIFT + TABLE_SHIFT;
+/** Bytes one directory entry maps: 4 MiB. */
+export const HPAGE_SIZE: number = 2 ** HPAGE_SHIFT;
+/** Pages one directory entry maps (a huge entry's frames): 1024. */
+export const HPAGE_PAGES: number = PTRS_PER_TABLE;
+/** End (exclusive) of user addresses: a page directory's worth, 4 GiB. */
+export const TASK_SIZE: number = 2 ** (HPAGE_SHIFT + TABLE_SHIFT);
 /** Start of the vmalloc range (kernel virtual addresses), disjoint from every user address. */
 export const VMALLOC_START: number = 2 ** 44;
-/** End (exclusive) of user addresses: a 4 GiB user address space. */
-export const TASK_SIZE: number = 2 ** 32;
-/** Entries in one page directory or page table (one frame of Int32 entries). */
-export const PTRS_PER_TABLE: number = PAGE_SIZE / SIZEOF_WORD;
 /** Largest frame count a PTE can name (`pfn << PTE_PFN_SHIFT` must fit an Int32). */
 export const MAX_FRAMES: number = 2 ** 27;
 

@@ -14,7 +14,8 @@
  */
 import { Hdr } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
-import { park, pause, unpark, waitForRecovery } from './thread.js';
+import { pause } from './cpu-relax.js';
+import { park, unpark, waitForRecovery } from './thread.js';
 import { bug } from './bug.js';
 
 const SPINS_BEFORE_SLEEP = 64;

@@ -125,7 +125,7 @@ export function recoverSlabs(mem: PhysMem, deadSlots: Set<number>, deadTids: Set
     if (holder >= 0 && !deadSlots.has(holder)) continue; // a live thread's active slab
     if (holder >= 0) rebuildPrivate(mem, cache, head);
     Atomics.store(i32, base + Slab.LISTED, 0);
-    Atomics.store(i32, base + Slab.FROZEN, mem.threadSlot + 1);
+    Atomics.store(i32, base + Slab.FROZEN, mem.current.slot + 1);
     deactivateSlabLocked(mem, cache, head); // lists it, discards it when empty, or leaves it full
     if (
       Atomics.load(i32, mem.frameTable + head * FRAME_WORDS + Frame.OWNER) === slabTag(cache, 0) &&

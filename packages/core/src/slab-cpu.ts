@@ -120,7 +120,7 @@ export class SlabCpu {
     this.limit = mem.layout.totalFrames * PAGE_SIZE;
     this.start = mem.layout.kmallocStart;
     this.caches = mem.cacheTable;
-    this.me = mem.threadSlot + 1;
+    this.me = mem.current.slot + 1;
   }
 
   private setStride(cache: number, stride: number): void {
@@ -352,7 +352,7 @@ export class SlabCpu {
         const lock = cacheWord(mem, cache, Cache.LOCK);
         spinLock(mem, lock);
         try {
-          if (Atomics.load(i32, base + Slab.FROZEN) === mem.threadSlot + 1)
+          if (Atomics.load(i32, base + Slab.FROZEN) === mem.current.slot + 1)
             deactivateSlabLocked(mem, cache, s - 1);
         } finally {
           spinUnlock(mem, lock);

@@ -292,12 +292,12 @@ export function newSlab(mem: PhysMem, cache: number): number {
   const g = cacheWord(mem, cache, 0);
   const frames = i32[g + Cache.FRAMES]!;
   const pfns = new Int32Array(frames);
-  if (!allocFramesContig(mem, frames, ownerTag(FrameKind.INFLIGHT, mem.threadSlot), pfns))
+  if (!allocFramesContig(mem, frames, ownerTag(FrameKind.INFLIGHT, mem.current.slot), pfns))
     return -1;
   const head = pfns[0]!;
   const base = slabBase(head);
   const bw = i32[g + Cache.BITMAP_WORDS]!;
-  Atomics.store(i32, base + Slab.FROZEN, mem.threadSlot + 1);
+  Atomics.store(i32, base + Slab.FROZEN, mem.current.slot + 1);
   Atomics.store(i32, base + Slab.LISTED, 0);
   i32[base + Slab.SEQ] = Atomics.add(i32, Hdr.SLAB_SEQ, 1) + 1;
   i32[base + Slab.NEXT] = 0;
@@ -362,7 +362,7 @@ export function discardSlabLocked(mem: PhysMem, cache: number, head: number): vo
   Atomics.store(
     i32,
     mem.frameTable + head * FRAME_WORDS + Frame.OWNER,
-    ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.threadSlot)),
+    ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.current.slot)),
   );
   Atomics.store(i32, slabBase(head) + Slab.FROZEN, 0);
   Atomics.sub(i32, cacheWord(mem, cache, Cache.NR_SLABS), 1);
@@ -401,7 +401,7 @@ export function takePartialLocked(mem: PhysMem, cache: number): number {
     const base = slabBase(first);
     unlinkPartialLocked(mem, cache, first);
     Atomics.store(i32, base + Slab.LISTED, 0);
-    Atomics.store(i32, base + Slab.FROZEN, mem.threadSlot + 1);
+    Atomics.store(i32, base + Slab.FROZEN, mem.current.slot + 1);
     collectRemote(mem, cache, first);
     if (i32[base + Slab.FREELIST] !== 0) return first;
     deactivateSlabLocked(mem, cache, first); // full after all

@@ -33,12 +33,12 @@ import {
   FrameKind,
   Hdr,
   Mm,
-  PTRS_PER_TABLE,
+  HPAGE_PAGES,
   VMALLOC_START,
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import { lockAllMms, mmGet, mmUnlock } from './mm.js';
-import { forEachPteLocked, mkPte, ptePfn } from './page-table.js';
+import { forEachPteLocked, mkPte, ptePfn } from './pgtable.js';
 import { clearFrames, type PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 
@@ -179,13 +179,11 @@ function vmallocPagesIn(
   const { i32 } = mem;
   const pfns = new Int32Array(nrPages);
   // in flight until linked: a recovery keeps them while this thread lives, frees them if it dies
-  const inflight = ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.threadSlot));
+  const inflight = ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.current.slot));
   // an area of 4 MiB or more gets one contiguous run starting on a 4 MiB boundary when one is
   // free, so that user mappings of it can use huge entries (page-table.ts); else frames anywhere
   if (
-    !(
-      nrPages >= PTRS_PER_TABLE && allocFramesAligned(mem, nrPages, PTRS_PER_TABLE, inflight, pfns)
-    ) &&
+    !(nrPages >= HPAGE_PAGES && allocFramesAligned(mem, nrPages, HPAGE_PAGES, inflight, pfns)) &&
     !allocFrames(mem, nrPages, inflight, pfns)
   ) {
     return null;
