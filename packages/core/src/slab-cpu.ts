@@ -167,13 +167,15 @@ export class SlabCpu {
     const tag = i32[this.owners + pfn * FRAME_WORDS]!;
     // the first frame of a slab: kind SLAB, frame index 0
     if ((tag & OWNER_KIND_MASK) !== FrameKind.SLAB || tag >>> FRAME_INDEX_SHIFT !== 0) return false;
+    // (the first frame of a large kmalloc holds data, not a descriptor: never read it as one)
+    const cache = tag >>> OWNER_ID_SHIFT;
+    if (cache === SLAB_LARGE) return false;
     const base = pfn * PAGE_WORDS;
     if (i32[base + Slab.FROZEN] !== this.me) return false;
     // the geometry is on the slab's own descriptor line
     const geometry = i32[base + Slab.GEOMETRY]!;
     const shape = i32[base + Slab.SHAPE]!;
     const stride = geometry & 0xffff;
-    const cache = tag >>> OWNER_ID_SHIFT;
     if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
     const slabOff = off - pfn * PAGE_SIZE;
     const rel = slabOff - (geometry >>> 16);

@@ -290,3 +290,20 @@ describe('slab caches', () => {
     expect(k.kmemCacheCreate('x'.repeat(31), 8)).not.toBeNull();
   });
 });
+
+describe('kfree of a large kmalloc', () => {
+  it('never reads a large allocation’s data as a slab descriptor, even data that looks like one', () => {
+    const k = boot();
+    const large = k.kmalloc(3 * PAGE_SIZE)!;
+    const words = k.view(large, 64, Int32Array);
+    // what a slab of 64-byte objects held by this thread would hold in its first words
+    words.set([1, 0, 0, 0, 0, 0, 0, 64 | (64 << 16), 63 | (2 << 16), -1, -1, 0, 0]);
+    const before = k.view(large, 3 * PAGE_SIZE).slice();
+    k.kfree(large + 64);
+    expect(k.stats().badFrees).toBe(1);
+    expect(k.view(large, 3 * PAGE_SIZE)).toEqual(before);
+    k.kfree(large);
+    expect(k.stats().kmallocLargeFrames).toBe(0);
+    k.checkInvariants();
+  });
+});
