@@ -43,6 +43,7 @@ import {
   SLAB_FRAME_SHIFT,
   SLAB_LARGE,
   slabInuse,
+  slabTag,
   takePartialLocked,
 } from './slab.js';
 import { inKernel } from './thread.js';
@@ -233,6 +234,8 @@ export class SlabCpu {
     }
     if (only >= 0 && cache !== only) return FreeResult.BAD;
     const head = pfn - j;
+    if (j !== 0 && i32[this.owners + head * FRAME_WORDS] !== slabTag(cache, 0))
+      return FreeResult.BAD; // no slab starts there: nothing to read a descriptor from
     const slabOff = off - head * PAGE_SIZE;
     const g = this.caches + cache * CACHE_WORDS;
     const stride = i32[g + Cache.STRIDE]!;
