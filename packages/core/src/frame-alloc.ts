@@ -114,7 +114,7 @@ export function allocFramesAligned(
   out: Int32Array,
 ): boolean {
   if (n <= 0) return true;
-  const { i32, frameBitmap, frameTable } = mem;
+  const { i32, frameBitmap } = mem;
   const totalWords = mem.layout.frameBitmapWords;
   const step = align >>> 5; // bitmap words per alignment unit
   const fullWords = n >>> 5;
@@ -141,13 +141,7 @@ export function allocFramesAligned(
         break;
     }
     if (claimed === words) {
-      const first = w0 * 32;
-      for (let i = 0; i < n; i++) {
-        const entry = frameTable + (first + i) * FRAME_WORDS;
-        Atomics.store(i32, entry + Frame.OWNER, owner);
-        Atomics.store(i32, entry + Frame.REFCOUNT, 1);
-        out[i] = first + i;
-      }
+      giveRun(mem, w0 * 32, n, owner, out);
       return true;
     }
     // lost a race for this run: give back what was claimed, then the reservation
@@ -204,7 +198,7 @@ export function allocFramesContig(
 
 /** Claim the frames `[first, first + n)` if all are free; the caller has reserved `n`. */
 function claimRun(mem: PhysMem, first: number, n: number, owner: number, out: Int32Array): boolean {
-  const { i32, frameBitmap, frameTable } = mem;
+  const { i32, frameBitmap } = mem;
   const end = first + n;
   const maskOf = (w: number): number => {
     const lo = Math.max(first, w * 32) - w * 32;
@@ -224,13 +218,19 @@ function claimRun(mem: PhysMem, first: number, n: number, owner: number, out: In
     for (let k = firstWord; k < w; k++) Atomics.and(i32, frameBitmap + k, ~maskOf(k));
     return false;
   }
+  giveRun(mem, first, n, owner, out);
+  return true;
+}
+
+/** The frames `[first, first + n)`, claimed in the bitmap: one reference each, `owner`, into `out`. */
+function giveRun(mem: PhysMem, first: number, n: number, owner: number, out: Int32Array): void {
+  const { i32, frameTable } = mem;
   for (let i = 0; i < n; i++) {
     const entry = frameTable + (first + i) * FRAME_WORDS;
     Atomics.store(i32, entry + Frame.OWNER, owner);
     Atomics.store(i32, entry + Frame.REFCOUNT, 1);
     out[i] = first + i;
   }
-  return true;
 }
 
 /** Take one frame; its pfn, or -1 when none is free. Context: any thread, lock-free. */

@@ -1,40 +1,26 @@
 /**
- * The shared words between the `kmalloc` suite's main thread and its workers (one protocol
- * module, imported by both sides, which never import each other).
+ * What the `kmalloc` suite's main thread and its two workers share besides the crew's control words
+ * (crew-protocol.ts): two more words and a ring of kaddrs for the cross-thread rows.
  *
  * ```
- *  ctl: Int32Array over a SharedArrayBuffer
- *  ┌────┬──────┬───────┬─────────┬──────┬──────┬─────┬───┬───────┬──────┬──────┐
- *  │ GO │ STOP │ READY │ ARRIVED │ DONE │ MODE │ OPS │ K │ ERROR │ HEAD │ TAIL │
- *  └────┴──────┴───────┴─────────┴──────┴──────┴─────┴───┴───────┴──────┴──────┘
- *  times: Float64Array, [start, end] per thread, ms since the epoch (timeOrigin + now)
- *  ring:  Float64Array, RING_BATCHES × BATCH kaddrs, from the allocating to the freeing thread
+ *  ctl: … ERROR │ HEAD │ TAIL │      (after the crew's words)
+ *  ring: Float64Array, RING_BATCHES × BATCH kaddrs, from the allocating to the freeing thread
  * ```
- * Main writes MODE, OPS, K, zeroes ARRIVED, DONE, HEAD and TAIL, then bumps GO and notifies.
- * Workers: READY once at start; per round ARRIVED (the start barrier), DONE at the end. In the
- * cross-thread mode worker 0 allocates batches into the ring and bumps HEAD; worker 1 frees them
- * and bumps TAIL (each waits on the other's word with `Atomics.wait`). ERROR: -1 when a worker
- * failed (an allocation returned null, or it threw).
+ * In the cross-thread mode worker 0 allocates batches into the ring and bumps HEAD; worker 1 frees
+ * them and bumps TAIL; each waits on the other's word with `Atomics.wait`. Main zeroes both before
+ * a round.
  *
  * @module
  */
 import type { KernelHandle } from '@sabvm/core';
+import { Ctl } from './crew-protocol.js';
 
-/** Word indices of the control array. */
-export const KCtl = {
-  GO: 0,
-  STOP: 1,
-  READY: 2,
-  ARRIVED: 3,
-  DONE: 4,
-  MODE: 5,
-  OPS: 6,
-  K: 7,
-  ERROR: 8,
-  HEAD: 9,
-  TAIL: 10,
-  WORDS: 11,
-} as const;
+/** Word indices of the suite's own control words. */
+export const KCtl: { readonly HEAD: number; readonly TAIL: number; readonly WORDS: number } = {
+  HEAD: Ctl.WORDS,
+  TAIL: Ctl.WORDS + 1,
+  WORDS: Ctl.WORDS + 2,
+};
 
 /** MODE values. */
 export const KMode = {
@@ -51,7 +37,7 @@ export const RING_BATCHES = 16;
 /** The object size every row allocates. */
 export const OBJECT_SIZE = 64;
 
-/** What each worker gets in `workerData`. */
+/** What each worker gets in `workerData` (the crew adds `ctl` and `times`). */
 export interface KmallocWorkerData {
   readonly handle: KernelHandle;
   readonly index: number;

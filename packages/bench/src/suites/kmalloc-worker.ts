@@ -7,6 +7,8 @@
  */
 import { workerData } from 'node:worker_threads';
 import { Kernel } from '@sabvm/core';
+import { Ctl } from './crew-protocol.js';
+import { serveRounds } from './crew-worker.js';
 import {
   BATCH,
   KCtl,
@@ -19,11 +21,10 @@ import {
 const data = workerData as KmallocWorkerData;
 const kernel = Kernel.attach(data.handle);
 const ctl = new Int32Array(data.ctl);
-const times = new Float64Array(data.times);
 const ring = new Float64Array(data.ring);
 
 function fail(): void {
-  Atomics.store(ctl, KCtl.ERROR, -1);
+  Atomics.store(ctl, Ctl.ERROR, -1);
 }
 
 /** OPS pairs of kmalloc(64) + kfree. */
@@ -40,7 +41,7 @@ function own(ops: number): void {
 
 /** Wait until `ctl[index]` differs from `seen` (the other side moved). */
 function waitMove(index: number, seen: number): void {
-  while (Atomics.load(ctl, index) === seen && Atomics.load(ctl, KCtl.ERROR) === 0) {
+  while (Atomics.load(ctl, index) === seen && Atomics.load(ctl, Ctl.ERROR) === 0) {
     Atomics.wait(ctl, index, seen, 20);
   }
 }
@@ -51,7 +52,7 @@ function produce(ops: number): void {
     let tail = Atomics.load(ctl, KCtl.TAIL);
     while (batch - tail >= RING_BATCHES) {
       waitMove(KCtl.TAIL, tail);
-      if (Atomics.load(ctl, KCtl.ERROR) !== 0) return;
+      if (Atomics.load(ctl, Ctl.ERROR) !== 0) return;
       tail = Atomics.load(ctl, KCtl.TAIL);
     }
     const base = (batch % RING_BATCHES) * BATCH;
@@ -74,7 +75,7 @@ function consume(ops: number): void {
     let head = Atomics.load(ctl, KCtl.HEAD);
     while (head <= batch) {
       waitMove(KCtl.HEAD, head);
-      if (Atomics.load(ctl, KCtl.ERROR) !== 0) return;
+      if (Atomics.load(ctl, Ctl.ERROR) !== 0) return;
       head = Atomics.load(ctl, KCtl.HEAD);
     }
     const base = (batch % RING_BATCHES) * BATCH;
@@ -84,35 +85,10 @@ function consume(ops: number): void {
   }
 }
 
-function round(): void {
-  const k = Atomics.load(ctl, KCtl.K);
-  if (data.index >= k) return;
-  const ops = Atomics.load(ctl, KCtl.OPS);
-  const mode = Atomics.load(ctl, KCtl.MODE);
-  Atomics.add(ctl, KCtl.ARRIVED, 1);
-  while (Atomics.load(ctl, KCtl.ARRIVED) < k) {
-    // start barrier: spin until every participant has arrived
-  }
-  times[data.index * 2] = performance.timeOrigin + performance.now();
-  try {
-    if (mode === KMode.OWN) own(ops);
-    else if (data.index === 0) produce(ops);
-    else consume(ops);
-  } catch {
-    fail();
-  }
-  times[data.index * 2 + 1] = performance.timeOrigin + performance.now();
-  Atomics.add(ctl, KCtl.DONE, 1);
-  Atomics.notify(ctl, KCtl.DONE);
-}
-
-Atomics.add(ctl, KCtl.READY, 1);
-Atomics.notify(ctl, KCtl.READY);
-let seen = 0;
-for (;;) {
-  Atomics.wait(ctl, KCtl.GO, seen);
-  seen = Atomics.load(ctl, KCtl.GO);
-  if (Atomics.load(ctl, KCtl.STOP) !== 0) break;
-  round();
-}
+serveRounds(data.ctl, data.times, data.index, (mode, ops) => {
+  if (mode === KMode.OWN) own(ops);
+  else if (data.index === 0) produce(ops);
+  else consume(ops);
+  return Atomics.load(ctl, Ctl.ERROR);
+});
 kernel.detach();

@@ -7,12 +7,12 @@
  *
  * @module
  */
-import { Worker } from 'node:worker_threads';
 import { Kernel, PAGE_SIZE } from '@sabvm/core';
 import { MemPool } from '@thi.ng/malloc';
 import { SuiteBench, type BenchCase } from '../harness.js';
 import { checkIntegrity } from '../integrity.js';
 import type { GroupResult, Integrity, Measure } from '../results.js';
+import { Crew } from './crew.js';
 import { KCtl, KMode, OBJECT_SIZE, RING_BATCHES, BATCH } from './kmalloc-protocol.js';
 import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 import { workerUrl } from './worker-url.js';
@@ -47,84 +47,28 @@ const PAIRS = 1000;
 /** Live objects of the memory measure. */
 const MILLION = 1_000_000;
 
-type WaitAsync = (
-  i32: Int32Array,
-  index: number,
-  value: number,
-) => { async: false; value: string } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
-
-/** The main side of the two workers: start them, run rounds, stop them. */
+/** The two workers: a crew whose rounds also zero the ring's HEAD and TAIL. */
 class Pair {
-  readonly ctl = new Int32Array(new SharedArrayBuffer(KCtl.WORDS * 4));
-  private readonly times = new Float64Array(new SharedArrayBuffer(2 * 2 * 8));
-  private readonly exited: Promise<void>[] = [];
-  private failure: Error | null = null;
+  private readonly crew: Crew;
 
   constructor(kernel: Kernel) {
     const ring = new SharedArrayBuffer(RING_BATCHES * BATCH * 8);
     const url = workerUrl('./kmalloc-worker.js', import.meta.url);
-    for (let index = 0; index < 2; index++) {
-      const worker = new Worker(url, {
-        workerData: {
-          handle: kernel.handle,
-          index,
-          ctl: this.ctl.buffer,
-          times: this.times.buffer,
-          ring,
-        },
-      });
-      this.exited.push(
-        new Promise((resolve) => {
-          worker.on('error', (e: Error) => {
-            this.failure ??= e;
-            Atomics.store(this.ctl, KCtl.ERROR, -1);
-            Atomics.notify(this.ctl, KCtl.DONE);
-            Atomics.notify(this.ctl, KCtl.READY);
-          });
-          worker.on('exit', () => {
-            resolve();
-          });
-        }),
-      );
-    }
-  }
-
-  private async until(index: number, target: number): Promise<void> {
-    for (;;) {
-      const now = Atomics.load(this.ctl, index);
-      if (now >= target) return;
-      if (this.failure !== null) throw this.failure;
-      const r = waitAsync(this.ctl, index, now);
-      if (r.async) await r.value;
-    }
+    const datas = [0, 1].map((index) => ({ handle: kernel.handle, index, ring }));
+    this.crew = new Crew(url, datas, KCtl.WORDS);
   }
 
   ready(): Promise<void> {
-    return this.until(KCtl.READY, 2);
+    return this.crew.ready();
   }
 
   /** One round: first start → last end, in ms. */
-  async round(mode: number, k: number, ops: number): Promise<number> {
-    const { ctl } = this;
-    for (const w of [KCtl.ARRIVED, KCtl.DONE, KCtl.HEAD, KCtl.TAIL]) Atomics.store(ctl, w, 0);
-    Atomics.store(ctl, KCtl.MODE, mode);
-    Atomics.store(ctl, KCtl.OPS, ops);
-    Atomics.store(ctl, KCtl.K, k);
-    Atomics.add(ctl, KCtl.GO, 1);
-    Atomics.notify(ctl, KCtl.GO);
-    await this.until(KCtl.DONE, k);
-    if (Atomics.load(ctl, KCtl.ERROR) !== 0)
-      throw this.failure ?? new Error('kmalloc: a worker failed (an allocation returned null)');
-    const t = this.times;
-    return k === 1 ? t[1]! - t[0]! : Math.max(t[1]!, t[3]!) - Math.min(t[0]!, t[2]!);
+  round(mode: number, k: number, ops: number): Promise<number> {
+    return this.crew.round(mode, k, ops, [KCtl.HEAD, KCtl.TAIL]);
   }
 
-  async stop(): Promise<void> {
-    Atomics.store(this.ctl, KCtl.STOP, 1);
-    Atomics.add(this.ctl, KCtl.GO, 1);
-    Atomics.notify(this.ctl, KCtl.GO);
-    await Promise.all(this.exited);
+  stop(): Promise<void> {
+    return this.crew.stop();
   }
 }
 
