@@ -323,7 +323,7 @@ export class KmemCache {
     this.#cpu = cpu;
     this.#slot = slot;
     this.#gen = gen;
-    this.#genAt = cacheWord(cpu.mem, slot, Cache.GEN);
+    this.#genAt = cacheWord(cpu.mem, slot, Cache.GEN) | 0; // an Int32 index (not a boxed double)
   }
 
   /** The cache's id: `kernel.kmemCache(id)` finds it from any attached thread. */

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { PAGE_SIZE } from './errno.js';
+import { PAGE_SHIFT, PAGE_SIZE } from './errno.js';
 import {
   Cache,
   CACHE_WORDS,
@@ -47,6 +47,7 @@ import {
   takePartialLocked,
 } from './slab.js';
 import { inKernel } from './thread.js';
+import { bug } from './bug.js';
 
 /** kmalloc cache of sizes 1 … 192, by `(size + 7) >> 3` (`kmalloc_size_index`). */
 export const SIZE_INDEX: Int8Array = Int8Array.of(
@@ -79,6 +80,30 @@ export const SIZE_INDEX: Int8Array = Int8Array.of(
 /** Shift of the frame index in a slab frame's owner word (kind, cache, then frame index). */
 const FRAME_INDEX_SHIFT = OWNER_ID_SHIFT + SLAB_FRAME_SHIFT;
 
+/**
+ * The layout values the fast paths below write as literals, checked once when the module loads:
+ * a change to layout.ts that they miss fails at once instead of corrupting memory.
+ */
+export const FAST_PATH_CONSTANTS: readonly (readonly [number, number])[] = [
+  [PAGE_SIZE, 4096],
+  [PAGE_SHIFT, 12],
+  [PAGE_WORDS, 1024],
+  [FRAME_WORDS, 3],
+  [OWNER_KIND_MASK, 7],
+  [FrameKind.SLAB, 7],
+  [OWNER_ID_SHIFT, 3],
+  [FRAME_INDEX_SHIFT, 10],
+  [SLAB_LARGE, 127],
+  [Slab.FROZEN, 0],
+  [Slab.FREELIST, 6],
+  [Slab.GEOMETRY, 7],
+  [Slab.SHAPE, 8],
+  [SLAB_HEADER_WORDS, 9],
+  [KMALLOC_MAX_CACHE_SIZE, 8192],
+];
+if (FAST_PATH_CONSTANTS.some(([real, literal]) => real !== literal))
+  bug('slab-cpu: a fast-path literal disagrees with layout.ts');
+
 /** What {@link SlabCpu.free} found. */
 export const enum FreeResult {
   /** freed */
@@ -103,6 +128,8 @@ export class SlabCpu {
   private readonly limit: number;
   /** The kaddr of physical byte 0 (`layout.kmallocStart`). */
   private readonly start: number;
+  /** Physical byte offsets fit an Int32 (up to 2 GiB of memory): pfn by a shift. */
+  private readonly shiftable: boolean;
   /** Int32 index of cache record 0. */
   private readonly caches: number;
   /** This attachment's thread slot + 1: the FROZEN value of the slabs it holds. */
@@ -110,6 +137,8 @@ export class SlabCpu {
   /** Per cache: the stride `inverse` was computed for, and 1 / stride. */
   private readonly strideOf: Int32Array = new Int32Array(KMEM_CACHES);
   private readonly inverse: Float64Array = new Float64Array(KMEM_CACHES);
+  /** {@link SIZE_INDEX}, as a field: read on the fast path. */
+  private readonly sizeIndex: Int8Array = SIZE_INDEX;
   /** After a free: the first pfn of the large kmalloc it found (FreeResult.LARGE). */
   largeHead = -1;
 
@@ -117,11 +146,16 @@ export class SlabCpu {
   constructor(mem: PhysMem) {
     this.mem = mem;
     this.i32 = mem.i32;
-    this.owners = mem.frameTable + Frame.OWNER;
-    this.limit = mem.layout.totalFrames * PAGE_SIZE;
-    this.start = mem.layout.kmallocStart;
-    this.caches = mem.cacheTable;
-    this.me = mem.current.slot + 1;
+    const limit = mem.layout.totalFrames * PAGE_SIZE;
+    this.shiftable = limit <= 2 ** 31;
+    // `| 0` where the values fit an Int32: numbers computed by divisions (Math.floor, wordIndex)
+    // may be boxed doubles, and a field holding one makes every use on the fast path a float op
+    const int = (n: number): number => (this.shiftable ? n | 0 : n);
+    this.owners = int(mem.frameTable + Frame.OWNER);
+    this.limit = int(limit);
+    this.start = int(mem.layout.kmallocStart);
+    this.caches = int(mem.cacheTable);
+    this.me = (mem.current.slot + 1) | 0;
   }
 
   private setStride(cache: number, stride: number): void {
@@ -135,24 +169,21 @@ export class SlabCpu {
    * general path. Context: the owning thread; plain loads and stores only.
    */
   kmallocFast(size: number): number {
-    if (
-      typeof size !== 'number' ||
-      !(size > 0 && size <= KMALLOC_MAX_CACHE_SIZE) ||
-      (size | 0) !== size
-    )
-      return 0;
-    const cache = size <= 192 ? SIZE_INDEX[(size + 7) >>> 3]! : 31 - Math.clz32(size - 1);
+    // literals, not imported constants: an imported binding costs a load and a TDZ check per use
+    // on this path (checked against layout.ts when the module loads, see FAST_PATH_CONSTANTS)
+    if (typeof size !== 'number' || !(size > 0 && size <= 8192) || (size | 0) !== size) return 0;
+    const cache = size <= 192 ? this.sizeIndex[(size + 7) >> 3]! : 31 - Math.clz32(size - 1);
     const s = this.active[cache]!;
     if (s === 0 || this.activeGen[cache] !== 1) return 0;
     const i32 = this.i32;
-    const base = (s - 1) * PAGE_WORDS;
-    const link = i32[base + Slab.FREELIST]!;
+    const base = (s - 1) * 1024; // PAGE_WORDS
+    const link = i32[base + 6]!; // Slab.FREELIST
     if (link === 0) return 0;
     const off = link & 0xffff;
-    const idx = (link >>> 16) - 1;
-    i32[base + Slab.FREELIST] = i32[base + (off >>> 2)]!;
-    i32[base + SLAB_HEADER_WORDS + (idx >>> 5)]! |= 1 << (idx & 31);
-    return this.start + (s - 1) * PAGE_SIZE + off;
+    const idx = (link >> 16) - 1;
+    i32[base + 6] = i32[base + (off >> 2)]!;
+    i32[base + 9 + (idx >> 5)]! |= 1 << (idx & 31); // SLAB_HEADER_WORDS: the alloc bitmap
+    return this.start + (s - 1) * 4096 + off;
   }
 
   /**
@@ -164,29 +195,30 @@ export class SlabCpu {
     const off = kaddr - this.start;
     if (!(off >= 0 && off < this.limit)) return false;
     const i32 = this.i32;
-    const pfn = (off / PAGE_SIZE) | 0;
-    const tag = i32[this.owners + pfn * FRAME_WORDS]!;
-    // the first frame of a slab: kind SLAB, frame index 0
-    if ((tag & OWNER_KIND_MASK) !== FrameKind.SLAB || tag >>> FRAME_INDEX_SHIFT !== 0) return false;
-    // (the first frame of a large kmalloc holds data, not a descriptor: never read it as one)
-    const cache = tag >>> OWNER_ID_SHIFT;
-    if (cache === SLAB_LARGE) return false;
-    const base = pfn * PAGE_WORDS;
-    if (i32[base + Slab.FROZEN] !== this.me) return false;
-    // the geometry is on the slab's own descriptor line
-    const geometry = i32[base + Slab.GEOMETRY]!;
-    const shape = i32[base + Slab.SHAPE]!;
+    // a shift where offsets fit an Int32 (memory up to 2 GiB), not a float division
+    const pfn = this.shiftable ? off >> 12 : Math.floor(off / 4096);
+    const tag = i32[this.owners + pfn * 3]!; // FRAME_WORDS
+    // the first frame of a slab: kind SLAB (7), frame index 0 (the bits from 10 up)
+    if ((tag & 7) !== 7 || tag >> 10 !== 0) return false;
+    // (the first frame of a large kmalloc, cache 127, holds data, not a descriptor)
+    const cache = tag >> 3;
+    if (cache === 127) return false;
+    const base = pfn * 1024;
+    if (i32[base]! !== this.me) return false; // Slab.FROZEN
+    // the geometry is on the slab's own descriptor line: Slab.GEOMETRY, Slab.SHAPE
+    const geometry = i32[base + 7]!;
+    const shape = i32[base + 8]!;
     const stride = geometry & 0xffff;
     if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
-    const slabOff = off - pfn * PAGE_SIZE;
-    const rel = slabOff - (geometry >>> 16);
+    const slabOff = off - pfn * 4096;
+    const rel = slabOff - (geometry >> 16);
     const idx = (rel * this.inverse[cache]! + 0.5) | 0;
     if (rel < 0 || idx * stride !== rel || idx >= (shape & 0xffff)) return false;
-    const aw = base + SLAB_HEADER_WORDS + (idx >>> 5);
+    const aw = base + 9 + (idx >> 5);
     const bit = 1 << (idx & 31);
-    if ((i32[aw]! & bit) === 0 || (i32[aw + (shape >>> 16)]! & bit) !== 0) return false;
-    i32[base + (slabOff >>> 2)] = i32[base + Slab.FREELIST]!;
-    i32[base + Slab.FREELIST] = ((idx + 1) << 16) | slabOff;
+    if ((i32[aw]! & bit) === 0 || (i32[aw + (shape >> 16)]! & bit) !== 0) return false;
+    i32[base + (slabOff >> 2)] = i32[base + 6]!;
+    i32[base + 6] = ((idx + 1) << 16) | slabOff;
     i32[aw]! &= ~bit;
     return true;
   }

@@ -11,6 +11,7 @@ import {
   VMALLOC_START,
 } from '../src/index.js';
 import { KMALLOC_SIZES, slabGeometry } from '../src/slab.js';
+import { FAST_PATH_CONSTANTS } from '../src/slab-cpu.js';
 
 const MiB = 2 ** 20;
 const boot = (mib = 16): Kernel => Kernel.boot({ memoryBytes: mib * MiB });
@@ -19,6 +20,13 @@ const boot = (mib = 16): Kernel => Kernel.boot({ memoryBytes: mib * MiB });
 function classOf(size: number): number {
   return KMALLOC_SIZES.find((c) => c >= size)!;
 }
+
+describe('the fast paths', () => {
+  it('write as literals exactly the layout values they stand for', () => {
+    for (const [real, literal] of FAST_PATH_CONSTANTS) expect(literal).toBe(real);
+    expect(FAST_PATH_CONSTANTS.length).toBeGreaterThanOrEqual(15);
+  });
+});
 
 describe('kmalloc size classes', () => {
   it('gives every size from 1 to 8 KiB the smallest kmalloc class that fits, as ksize reports', () => {
