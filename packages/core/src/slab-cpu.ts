@@ -22,6 +22,7 @@ import {
   FRAME_WORDS,
   Frame,
   FrameKind,
+  Hdr,
   KMEM_CACHES,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
@@ -95,6 +96,8 @@ export const FAST_PATH_CONSTANTS: readonly (readonly [number, number])[] = [
   [FRAME_INDEX_SHIFT, 10],
   [SLAB_LARGE, 127],
   [Slab.FROZEN, 0],
+  [Slab.LISTED, 1],
+  [Slab.SEQ, 2],
   [Slab.FREELIST, 6],
   [Slab.GEOMETRY, 7],
   [Slab.SHAPE, 8],
@@ -137,6 +140,8 @@ export class SlabCpu {
   /** Per cache: the stride `inverse` was computed for, and 1 / stride. */
   private readonly strideOf: Int32Array = new Int32Array(KMEM_CACHES);
   private readonly inverse: Float64Array = new Float64Array(KMEM_CACHES);
+  /** Per cache: log2(stride) for a power-of-two stride, else -1. */
+  private readonly strideShift: Int8Array = new Int8Array(KMEM_CACHES);
   /** {@link SIZE_INDEX}, as a field: read on the fast path. */
   private readonly sizeIndex: Int8Array = SIZE_INDEX;
   /** After a free: the first pfn of the large kmalloc it found (FreeResult.LARGE). */
@@ -161,6 +166,7 @@ export class SlabCpu {
   private setStride(cache: number, stride: number): void {
     this.strideOf[cache] = stride;
     this.inverse[cache] = 1 / stride;
+    this.strideShift[cache] = (stride & (stride - 1)) === 0 ? 31 - Math.clz32(stride) : -1;
   }
 
   /**
@@ -187,9 +193,11 @@ export class SlabCpu {
   }
 
   /**
-   * `kfree` of an object in the first frame of a slab this thread holds: true when freed; false
-   * when this path cannot tell (anything else, good or bad), and the caller takes the general path.
-   * Context: the owning thread; plain loads and stores only.
+   * `kfree` of an object in the first frame of a slab: true when handled (freed, or a free that
+   * lost a race with another free of the object, counted as a bad free); false when this path
+   * cannot tell (anything else, good or bad), and the caller takes the general path.
+   * Context: the owning thread; plain loads and stores only for a slab this thread holds, one
+   * `Atomics.or` and one `Atomics.load` for another (see freeRemote).
    */
   kfreeFast(kaddr: number): boolean {
     const off = kaddr - this.start;
@@ -204,19 +212,29 @@ export class SlabCpu {
     const cache = tag >> 3;
     if (cache === 127) return false;
     const base = pfn * 1024;
-    if (i32[base]! !== this.me) return false; // Slab.FROZEN
-    // the geometry is on the slab's own descriptor line: Slab.GEOMETRY, Slab.SHAPE
+    // the geometry is on the slab's own descriptor line: Slab.GEOMETRY, Slab.SHAPE (init-only
+    // for the slab's life, and the slab lives while the object does)
     const geometry = i32[base + 7]!;
     const shape = i32[base + 8]!;
     const stride = geometry & 0xffff;
     if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
     const slabOff = off - pfn * 4096;
     const rel = slabOff - (geometry >> 16);
-    const idx = (rel * this.inverse[cache]! + 0.5) | 0;
+    // obj_to_index: a shift for a power-of-two stride, else a reciprocal (exact for object starts)
+    const shift = this.strideShift[cache]!;
+    const idx = shift >= 0 ? rel >> shift : (rel * this.inverse[cache]! + 0.5) | 0;
     if (rel < 0 || idx * stride !== rel || idx >= (shape & 0xffff)) return false;
     const aw = base + 9 + (idx >> 5);
+    const bw = shape >> 16;
     const bit = 1 << (idx & 31);
-    if ((i32[aw]! & bit) === 0 || (i32[aw + (shape >> 16)]! & bit) !== 0) return false;
+    if ((i32[aw]! & bit) === 0 || (i32[aw + bw]! & bit) !== 0) return false;
+    // another thread's slab, or nobody's: a remote free (one that lost a race with another free
+    // of the object is a bad free, counted here: retrying could free a new object at that address)
+    if (i32[base]! !== this.me) {
+      if (this.freeRemote(cache, pfn, aw, bw, bit) === FreeResult.BAD)
+        Atomics.add(i32, Hdr.BAD_FREES, 1);
+      return true;
+    }
     i32[base + (slabOff >> 2)] = i32[base + 6]!;
     i32[base + 6] = ((idx + 1) << 16) | slabOff;
     i32[aw]! &= ~bit;
@@ -301,15 +319,14 @@ export class SlabCpu {
   /** A free into a slab this thread does not hold (`__slab_free`). */
   private freeRemote(cache: number, head: number, aw: number, bw: number, bit: number): FreeResult {
     const i32 = this.i32;
-    const base = head * PAGE_WORDS;
-    const seq = i32[base + Slab.SEQ]!; // read while the object is live: the slab cannot go
+    const base = head * 1024; // literals as on the fast path: Slab.SEQ 2, FROZEN 0, LISTED 1
+    const seq = i32[base + 2]!; // read while the object is live: the slab cannot go
     const old = Atomics.or(i32, aw + bw, bit);
     if ((old & bit) !== 0) return FreeResult.BAD; // another thread freed it first
     // the bit first, then FROZEN (both seq-cst): either the holder's collect sees the bit, or
     // this free sees the slab unowned and does the unowned work
-    if (Atomics.load(i32, base + Slab.FROZEN) !== 0) return FreeResult.FREED;
-    let resolve =
-      i32[base + Slab.LISTED] === 0 && Atomics.compareExchange(i32, base + Slab.LISTED, 0, 1) === 0;
+    if (Atomics.load(i32, base) !== 0) return FreeResult.FREED;
+    let resolve = i32[base + 1] === 0 && Atomics.compareExchange(i32, base + 1, 0, 1) === 0;
     // every object of this word freed: look at the others (seq-cst: the last freer sees all bits)
     if (!resolve && (i32[aw]! & ~(old | bit)) === 0) resolve = this.allFreed(base, bw);
     if (resolve) {
