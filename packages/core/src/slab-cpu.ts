@@ -230,11 +230,7 @@ export class SlabCpu {
     if ((i32[aw]! & bit) === 0 || (i32[aw + bw]! & bit) !== 0) return false;
     // another thread's slab, or nobody's: a remote free (one that lost a race with another free
     // of the object is a bad free, counted here: retrying could free a new object at that address)
-    if (i32[base]! !== this.me) {
-      if (this.freeRemote(cache, pfn, aw, bw, bit) === FreeResult.BAD)
-        Atomics.add(i32, Hdr.BAD_FREES, 1);
-      return true;
-    }
+    if (i32[base]! !== this.me) return this.remoteFree(cache, pfn, aw, bw, bit);
     i32[base + (slabOff >> 2)] = i32[base + 6]!;
     i32[base + 6] = ((idx + 1) << 16) | slabOff;
     i32[aw]! &= ~bit;
@@ -317,6 +313,13 @@ export class SlabCpu {
   }
 
   /** A free into a slab this thread does not hold (`__slab_free`). */
+  /** {@link SlabCpu.freeRemote} for the fast path, which counts a lost race itself: true. */
+  private remoteFree(cache: number, head: number, aw: number, bw: number, bit: number): boolean {
+    if (this.freeRemote(cache, head, aw, bw, bit) === FreeResult.BAD)
+      Atomics.add(this.i32, Hdr.BAD_FREES, 1);
+    return true;
+  }
+
   private freeRemote(cache: number, head: number, aw: number, bw: number, bit: number): FreeResult {
     const i32 = this.i32;
     const base = head * 1024; // literals as on the fast path: Slab.SEQ 2, FROZEN 0, LISTED 1
