@@ -37,6 +37,7 @@ import {
 } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { checkSlabs } from './slab-check.js';
+import { checkRings } from './ringbuf-check.js';
 import { areaGet } from './vmalloc.js';
 import { vmaGet } from './vma.js';
 import { bug } from './bug.js';
@@ -323,4 +324,5 @@ export function checkInvariants(mem: PhysMem): void {
     );
   checkSlabs(mem, refs);
   checkFrames(mem, refs);
+  checkRings(mem);
 }

@@ -29,6 +29,7 @@ import { initMms, mmCreate, mmLiveGen, mmLoad, mmLockLive, mmUnlock } from './mm
 import { forEachPteLocked, ptePfn } from './pgtable.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
+import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatMeminfo, formatVmallocinfo } from './procfs.js';
@@ -402,6 +403,22 @@ export class Kernel {
   writeKernel(kaddr: number, bytes: Uint8Array): void {
     checkAttached(this.mem);
     writeKernel(this.mem, kaddr, bytes);
+  }
+
+  /**
+   * A BPF ring buffer of `dataBytes` data bytes (a power of two, at least 2 pages): a `VM_USERMAP`
+   * area of one contiguous run of frames. Null for a bad size or when no such run is free.
+   * Context: any thread; takes vmap_area_lock briefly.
+   */
+  ringbufCreate(dataBytes: number): RingBuf | null {
+    checkAttached(this.mem);
+    return ringbufCreate(this.mem, dataBytes);
+  }
+
+  /** The live ring whose area starts at `kaddr`, from any attached thread, or null. */
+  ringbuf(kaddr: number): RingBuf | null {
+    checkAttached(this.mem);
+    return ringbufLookup(this.mem, kaddr);
   }
 
   /** `/proc/vmallocinfo`. Context: any thread; takes vmap_area_lock briefly. */

@@ -62,12 +62,12 @@ import { showValue } from './fault.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
 /** `log2(SIZEOF_WORD)`. */
 export const WORD_SHIFT = 2;
 /** Bytes in one Int32 word. */
-export const SIZEOF_WORD: number = 2 ** WORD_SHIFT;
+export const SIZEOF_WORD: number = 1 << WORD_SHIFT;
 /** Bytes in one cache line; hot header words each get their own line (16 words). */
 export const SIZEOF_CACHE_LINE = 64;
 
@@ -233,6 +233,8 @@ export const enum AreaCaller {
   VMALLOC = 0,
   VZALLOC = 1,
   VMALLOC_USER = 2,
+  /** `kernel.ringbufCreate`: a BPF ring buffer (ringbuf.ts), `bpf_ringbuf_area_alloc` in Linux. */
+  RINGBUF = 3,
 }
 
 /** Words per VMA slot (`struct vm_area_struct`). */
@@ -444,11 +446,11 @@ export const KMALLOC_END = 0;
 /** `log2(PTRS_PER_TABLE)`: a page directory or page table is one frame of Int32 entries. */
 export const TABLE_SHIFT: number = PAGE_SHIFT - WORD_SHIFT;
 /** Entries in one page directory or page table: 1024. */
-export const PTRS_PER_TABLE: number = 2 ** TABLE_SHIFT;
+export const PTRS_PER_TABLE: number = 1 << TABLE_SHIFT;
 /** `log2(HPAGE_SIZE)`: what one directory entry maps (a page table's pages, or a huge entry). */
 export const HPAGE_SHIFT: number = PAGE_SHIFT + TABLE_SHIFT;
 /** Bytes one directory entry maps: 4 MiB. */
-export const HPAGE_SIZE: number = 2 ** HPAGE_SHIFT;
+export const HPAGE_SIZE: number = 1 << HPAGE_SHIFT;
 /** Pages one directory entry maps (a huge entry's frames): 1024. */
 export const HPAGE_PAGES: number = PTRS_PER_TABLE;
 /** End (exclusive) of user addresses: a page directory's worth, 4 GiB. */
@@ -642,3 +644,102 @@ export function computeLayout(config: LayoutConfig): Layout {
 export function wordIndex(byteOffset: number): number {
   return byteOffset / SIZEOF_WORD;
 }
+
+/**
+ * A BPF ring buffer (`struct bpf_ringbuf`, `kernel/bpf/ringbuf.c`): one `VM_USERMAP` vmalloc area
+ * whose frames are one physically contiguous run, {@link RINGBUF_META_PAGES} pages of positions
+ * then the data pages (`dataBytes`, a power of two). Each position page is its own page, as in
+ * Linux, so that a user mapping can give it its own protection (ringbuf-user.ts):
+ *
+ * ```
+ *   kaddr (area page 0)
+ *   ┌────────────────────────────────────────┐
+ *   │ meta page (kernel only, never mapped)  │ MAGIC, DATA_PAGES, REFS
+ *   ├────────────────────────────────────────┤ RINGBUF_PGOFF: a user mapping starts here
+ *   │ consumer page                          │ line 0: CONSUMER_POS
+ *   │   (written by the consumer)            │ line 1: CONSUMER_LOCK, WAITERS
+ *   ├────────────────────────────────────────┤
+ *   │ producer page                          │ line 0: PRODUCER_POS, PENDING_POS, RESV_LOCK
+ *   │   (written by producers)               │ line 1: WAKE_SEQ, PRODUCER_WAITERS
+ *   ├────────────────────────────────────────┤ RINGBUF_META_PAGES
+ *   │ data: │hdr│record│pad│hdr│record│ …    │ dataBytes; records 8-byte aligned, never wrapping
+ *   └────────────────────────────────────────┘
+ * ```
+ *
+ * Positions are byte counts modulo 2^32 in one Int32 word each (Linux: 64-bit `unsigned long`):
+ * the data offset of a position is `pos & (dataBytes - 1)`, distances are `(a - b) >>> 0`, and
+ * because `dataBytes <= RINGBUF_MAX_DATA_SZ` (2^30) no distance between live positions reaches
+ * 2^31, so the wrap of a word at 4 GiB of traffic is invisible.
+ */
+export const RINGBUF_META_PAGES = 3;
+/** Page of the consumer position: a user mapping of a ring starts here (Linux's `RINGBUF_PGOFF`). */
+export const RINGBUF_PGOFF = 1;
+/** Largest data area of a ring (bytes): keeps every position distance below 2^31. */
+export const RINGBUF_MAX_DATA_SZ: number = 2 ** 30;
+/** `"RBUF"` as a little-endian word: a live ring's meta page starts with it. */
+export const RINGBUF_MAGIC = 0x46554252;
+
+/** Meta page words (Int32 index from the page start). */
+export const enum RingMeta {
+  /** atomic: {@link RINGBUF_MAGIC} while the ring is live, 0 once `free` began. */
+  MAGIC = 0,
+  /** init-only: data pages (`dataBytes / PAGE_SIZE`). */
+  DATA_PAGES = 1,
+  /**
+   * atomic: references to the area: 1 for the ring until `free`, plus one per poll or wait in
+   * progress through a kernel handle. Whoever drops it to 0 vfrees the area.
+   */
+  REFS = 2,
+}
+
+/** Consumer page words (Int32 index from the page start); only the consumer writes them. */
+export const enum RingCons {
+  /** atomic, written by the consumer holding CONSUMER_LOCK: bytes consumed (mod 2^32). */
+  CONSUMER_POS = 0,
+  /** atomic (compare-and-exchange): 0, or the tid of the thread consuming now (one at a time). */
+  CONSUMER_LOCK = 16,
+  /** atomic: consumers asleep on `WAKE_SEQ` (producers notify only when it is not 0). */
+  WAITERS = 17,
+}
+
+/** Producer page words (Int32 index from the page start); only producers write them. */
+export const enum RingProd {
+  /** atomic store under RESV_LOCK, read lock-free: bytes reserved (mod 2^32). */
+  PRODUCER_POS = 0,
+  /** RESV_LOCK: every record before it is committed (Linux's `pending_pos`). */
+  PENDING_POS = 1,
+  /** the reservation lock (`rb->spinlock`): 0 free, else the owner's tid. */
+  RESV_LOCK = 2,
+  /** atomic (Atomics.add by a waking producer): consumers wait on it for a wake-up. */
+  WAKE_SEQ = 16,
+  /** atomic: producers asleep on `CONSUMER_POS` for room (`reserveWait`). */
+  PRODUCER_WAITERS = 17,
+}
+
+/**
+ * A record header (`struct bpf_ringbuf_hdr`), 8 bytes before each record, 8-byte aligned:
+ *
+ * ```
+ *   0                        4                          8
+ *   ┌─┬─┬────────────────────┬────────────┬─────────────┬──────────────────────┐
+ *   │B│D│ len (30 bits)      │owner (12)  │ pg_off (20) │ len bytes, pad to 8  │
+ *   └─┴─┴────────────────────┴────────────┴─────────────┴──────────────────────┘
+ * ```
+ *
+ * Word 0 is atomic: written `len | BUSY` under RESV_LOCK by the reserving producer, then
+ * exchanged once, lock-free, to commit (BUSY cleared, DISCARD set for a discard). Word 1 is
+ * written once with word 0: the page offset of the header from the ring's kaddr (as Linux) in its
+ * low 20 bits, and the reserving thread's slot in its top 12 bits, by which reaping a dead thread
+ * finds its open records (a sabvm addition; Linux keeps the full 32 bits for pg_off).
+ */
+export const RINGBUF_HDR_SZ = 8;
+/** Header word 0: the record is reserved and not yet committed. */
+export const RINGBUF_BUSY_BIT: number = 2 ** 31;
+/** Header word 0: the record was discarded (or is the skipped tail before a wrap). */
+export const RINGBUF_DISCARD_BIT: number = 2 ** 30;
+/** Header word 0: the length bits. */
+export const RINGBUF_LEN_MASK: number = RINGBUF_DISCARD_BIT - 1;
+/** Header word 1: the page-offset bits. */
+export const RINGBUF_PG_OFF_MASK: number = 2 ** 20 - 1;
+/** Header word 1: shift of the owner's thread slot. */
+export const RINGBUF_OWNER_SHIFT = 20;

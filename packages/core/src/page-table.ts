@@ -45,7 +45,6 @@ import {
   pdeIsHuge,
   hugePte,
   pdeSlotIndex,
-  pfnBound,
   PTE_PFN_STEP,
   ptePfn,
   pteIndex,
@@ -82,9 +81,8 @@ export function anyPteLocked(mem: PhysMem, pgdPfn: number, start: number, end: n
     const pde = i32[pdeIndex(pgdPfn, upage)]!; // this thread is the only writer (mmap_lock)
     if (pdeIsHuge(pde)) return true;
     if (pde !== 0) {
-      for (let p = upage; p < tableEnd; p++) {
-        if (i32[pteIndex(pde, p)] !== 0) return true;
-      }
+      const at = pteIndex(pde, upage); // the slot's PTEs from upage on are consecutive words
+      for (let k = at, stop = at + (tableEnd - upage); k < stop; k++) if (i32[k] !== 0) return true;
     }
     upage = tableEnd;
   }
@@ -180,8 +178,9 @@ export function installPtesLocked(
       const n = Math.min(nrPages - i, slotEnd(upage) - upage);
       if (firstPfn >= 0) {
         // one contiguous run: the PTEs are consecutive values, no kernel PTE to read
+        const step = PTE_PFN_STEP;
         let pte = mkPte(firstPfn + i, prot);
-        for (let k = at, stop = at + n; k < stop; k++, pte += PTE_PFN_STEP) i32[k] = pte;
+        for (let k = at, stop = at + n; k < stop; k++, pte += step) i32[k] = pte;
       } else {
         // kernel PTEs of a pinned area have no writer until its vfree, which waits for this mmap_lock
         for (let k = 0; k < n; k++) i32[at + k] = pteWithProt(i32[kpt + i + k]!, prot);
@@ -221,9 +220,9 @@ interface ZapState {
   area: number;
   /** Pages of `area` cleared and not yet taken off its MAPCOUNT. */
   count: number;
-  /** `area`'s frames as a range of PTE values, if it is one contiguous run (else empty). */
-  runLo: number;
-  runHi: number;
+  /** `area`'s frames `[runFirst, runEnd)`, if they are one contiguous run (else empty). */
+  runFirst: number;
+  runEnd: number;
 }
 
 /**
@@ -246,8 +245,8 @@ function dropPte(mem: PhysMem, z: ZapState, pfn: number): void {
     // a pinned area's record is stable: its vfree waits for this mmap_lock
     const areaBase = mem.areaTable + slot * AREA_WORDS;
     const first = i32[areaBase + Area.CONTIG]! - 1;
-    z.runLo = first < 0 ? 0 : pfnBound(first);
-    z.runHi = first < 0 ? 0 : pfnBound(first + i32[areaBase + Area.NR_PAGES]!);
+    z.runFirst = first < 0 ? 0 : first;
+    z.runEnd = first < 0 ? 0 : first + i32[areaBase + Area.NR_PAGES]!;
   }
   z.count++;
 }
@@ -263,7 +262,7 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
   const { i32 } = mem;
   let cleared = 0;
   // a PTE inside the current area's contiguous run needs no frame-table lookup
-  const z: ZapState = { area: -1, count: 0, runLo: 0, runHi: 0 };
+  const z: ZapState = { area: -1, count: 0, runFirst: 0, runEnd: 0 };
   for (let upage = start; upage < end;) {
     const tableEnd = Math.min(end, slotEnd(upage));
     const pdeAt = pdeIndex(pgdPfn, upage);
@@ -275,8 +274,8 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
       // pages inside the current area's run are counted a stretch at a time
       const endPfn = ptePfn(pde) + PTRS_PER_TABLE;
       for (let pfn = ptePfn(pde); pfn < endPfn;) {
-        const runEnd = ptePfn(z.runHi);
-        if (pfn >= ptePfn(z.runLo) && pfn < runEnd) {
+        const runEnd = z.runEnd;
+        if (pfn >= z.runFirst && pfn < runEnd) {
           const stop = Math.min(endPfn, runEnd);
           z.count += stop - pfn;
           pfn = stop;
@@ -292,8 +291,9 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
         if (pte === 0) continue;
         i32[index] = 0;
         cleared++;
-        if (pte >= z.runLo && pte < z.runHi) z.count++;
-        else dropPte(mem, z, ptePfn(pte));
+        const pfn = ptePfn(pte);
+        if (pfn >= z.runFirst && pfn < z.runEnd) z.count++;
+        else dropPte(mem, z, pfn);
       }
     }
     upage = tableEnd;

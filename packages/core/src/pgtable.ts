@@ -33,7 +33,7 @@
  * @module
  */
 import { PROT_READ, PROT_WRITE } from './errno.js';
-import { pause } from './cpu-relax.js';
+import { cpuRelax, pause } from './cpu-relax.js';
 import { SegmentationFault } from './fault.js';
 import { Mm, MM_WORDS, PTRS_PER_TABLE, TABLE_SHIFT } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
@@ -54,7 +54,7 @@ const PTE_PROT_BITS = PTE_PRESENT | PTE_READ | PTE_WRITE;
 /** Shift of the pfn in an entry: the bits above {@link PDE_HUGE}. */
 export const PTE_PFN_SHIFT = 4;
 /** The difference between the PTEs of two consecutive frames with the same bits. */
-export const PTE_PFN_STEP: number = 2 ** PTE_PFN_SHIFT;
+export const PTE_PFN_STEP = 16; // 2 ** PTE_PFN_SHIFT, a literal so that it folds into loops
 /** Page index within its directory slot. */
 const TABLE_MASK = PTRS_PER_TABLE - 1;
 
@@ -64,9 +64,13 @@ function protBits(prot: number): number {
   return prot & PROT_READ ? PTE_PRESENT | PTE_READ : PTE_PRESENT;
 }
 
-/** The PTE for `pfn` granting `prot` (`mk_pte`). */
+/**
+ * The PTE for `pfn` granting `prot` (`mk_pte`). Entry values are Int32 arithmetic: a pfn is below
+ * `MAX_FRAMES` (2^27), so `pfn << PTE_PFN_SHIFT` never passes 2^31 (unlike word *indexes* of
+ * frames, which are products below).
+ */
 export function mkPte(pfn: number, prot: number): number {
-  return pfn * PTE_PFN_STEP + protBits(prot);
+  return (pfn << PTE_PFN_SHIFT) | protBits(prot);
 }
 
 /** The huge directory entry mapping the 1024 frames from `pfn` with `prot` (`pfn_pmd`). */
@@ -76,7 +80,7 @@ export function mkHugePde(pfn: number, prot: number): number {
 
 /** The directory entry naming the page table in frame `pfn` (`pmd_populate`). */
 export function mkTablePde(pfn: number): number {
-  return pfn * PTE_PFN_STEP + PTE_PRESENT;
+  return (pfn << PTE_PFN_SHIFT) | PTE_PRESENT;
 }
 
 /** The same entry granting `prot` instead (`pte_modify`); a huge entry stays huge. */
@@ -87,11 +91,6 @@ export function pteWithProt(pte: number, prot: number): number {
 /** The frame an entry points to (`pte_pfn`, `pmd_pfn`). */
 export function ptePfn(pte: number): number {
   return pte >>> PTE_PFN_SHIFT;
-}
-
-/** The smallest entry value naming `pfn`: entries naming `[a, b)` lie in `[pfnBound(a), pfnBound(b))`. */
-export function pfnBound(pfn: number): number {
-  return pfn * PTE_PFN_STEP;
 }
 
 /** The `PROT_*` a present PTE grants (`PROT_READ | PROT_WRITE` for a writable one). */
@@ -120,7 +119,7 @@ export function pdeIsHuge(pde: number): boolean {
  * permission bits, the pfn advanced by the page's place in the slot.
  */
 export function hugePte(pde: number, upage: number): number {
-  return (pde & ~PDE_HUGE) + (upage & TABLE_MASK) * PTE_PFN_STEP;
+  return (pde & ~PDE_HUGE) + ((upage & TABLE_MASK) << PTE_PFN_SHIFT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,6 +324,7 @@ export function evenTlbGen(mm: MmRef, addr: number, write: boolean): number {
     value = Atomics.load(i32, index);
     if ((value & 1) === 0) return value;
     if (spins > 64) pause(i32, index, value, 0.05);
+    else cpuRelax();
     if (Date.now() > deadline) {
       throw new Error(
         `address space ${slot + 1}: a TLB flush has not ended in ${FLUSH_WAIT_MS} ms — a thread ` +

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_SHARED } from './errno.js';
+import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_SHARED, VM_USERMAP } from './errno.js';
 import { AreaCaller, Cache, Hdr, KMEM_CACHES, VmaWord } from './layout.js';
 import { cacheGen, liveObjects, slabsOf } from './kmalloc.js';
 import type { PhysMem } from './phys-mem.js';
@@ -25,6 +25,7 @@ const CALLER_NAMES: Record<AreaCaller, string> = {
   [AreaCaller.VMALLOC]: 'vmalloc',
   [AreaCaller.VZALLOC]: 'vzalloc',
   [AreaCaller.VMALLOC_USER]: 'vmalloc_user',
+  [AreaCaller.RINGBUF]: 'bpf_ringbuf_area_alloc',
 };
 
 /**
@@ -34,7 +35,7 @@ const CALLER_NAMES: Record<AreaCaller, string> = {
 export function formatVmallocinfo(mem: PhysMem): string {
   return vmallocAreas(mem)
     .map((a) => {
-      const user = a.caller === AreaCaller.VMALLOC_USER ? ' user' : '';
+      const user = a.flags & VM_USERMAP ? ' user' : '';
       return `${hex16(a.addr)}-${hex16(a.addr + a.size)} ${String(a.size).padStart(7)} ${CALLER_NAMES[a.caller]} pages=${a.nrPages} vmalloc${user}\n`;
     })
     .join('');

@@ -52,6 +52,7 @@ import {
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred, releaseFrame } from './rcu.js';
 import { recoverSlabs, slabFrameRefs } from './slab-check.js';
+import { reapRings } from './ringbuf-check.js';
 import { areaWord } from './vmalloc.js';
 import { pause } from './cpu-relax.js';
 import { kernelEnter, kernelExit, threadWord } from './thread.js';
@@ -425,6 +426,7 @@ export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): nu
     const tables = rebuildMms(mem, deadSlots);
     const released = rebuildFrames(mem, tables, deadSlots);
     releaseLocks(mem, dead.tids);
+    reapRings(mem, deadSlots, dead.tids); // their open ring records are discarded
     releaseThreads(mem, dead.slots);
     // as any release: deferred while a live thread is inside a read section (readers recounted)
     for (const pfn of released) releaseFrame(mem, pfn);

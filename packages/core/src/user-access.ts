@@ -16,7 +16,7 @@
  * @module
  */
 import { PAGE_SIZE } from './errno.js';
-import { SegmentationFault } from './fault.js';
+import { SegmentationFault, type SegvCode } from './fault.js';
 import { Mm, TASK_SIZE, Thread, ThreadState, VMALLOC_START } from './layout.js';
 import { mmLoad } from './mm.js';
 import {
@@ -31,7 +31,7 @@ import {
 import type { PhysMem } from './phys-mem.js';
 import { othersReading, rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { SoftTlb } from './tlb.js';
-import { pause } from './cpu-relax.js';
+import { cpuRelax, pause } from './cpu-relax.js';
 import { checkAttached, threadWord } from './thread.js';
 
 /** Validate an address or length argument: `TypeError` for a non-number, `RangeError` otherwise. */
@@ -150,13 +150,17 @@ function walkUserRange(
   }
   let runStart = -1;
   let runLen = 0;
+  let faultAt = -1;
+  let code: SegvCode = 'SEGV_MAPERR';
   const first = Math.floor(addr / PAGE_SIZE);
   walkRange(mem, pgd, first, Math.ceil(end / PAGE_SIZE), (upage, pte, nrPages) => {
     const at = Math.max(addr, upage * PAGE_SIZE); // the first byte of the range in these pages
-    if (pte === 0 || !pteInMemory(mem, pte, nrPages))
-      throw new SegmentationFault('SEGV_MAPERR', at, write ? 'write' : 'read');
-    if (!pteAllows(pte, write))
-      throw new SegmentationFault('SEGV_ACCERR', at, write ? 'write' : 'read');
+    if (pte === 0 || !pteInMemory(mem, pte, nrPages) || !pteAllows(pte, write)) {
+      // thrown below, out of the walk: the fault's stack then starts near the caller's frame
+      faultAt = at;
+      if (pte !== 0 && pteInMemory(mem, pte, nrPages)) code = 'SEGV_ACCERR';
+      return false;
+    }
     const stop = Math.min(end, (upage + nrPages) * PAGE_SIZE);
     const phys = ptePfn(pte) * PAGE_SIZE + (at - upage * PAGE_SIZE);
     if (runStart >= 0 && runStart + runLen === phys) runLen += stop - at;
@@ -167,6 +171,7 @@ function walkUserRange(
     }
     return true;
   });
+  if (faultAt >= 0) throw new SegmentationFault(code, faultAt, write ? 'write' : 'read');
   runs.push(runStart, runLen);
   return runs;
 }
@@ -261,6 +266,7 @@ export function waitForCopies(mem: PhysMem, slot: number): void {
       const state = Atomics.load(i32, threadWord(mem, t, Thread.STATE));
       if (state === ThreadState.FREE || state === ThreadState.DEAD) break;
       if (spins > 64) pause(i32, seqAt, seq, 0.05);
+      else cpuRelax();
       if (deadline === 0) deadline = Date.now() + COPY_WAIT_MS;
       else if (Date.now() > deadline) {
         throw new Error(
