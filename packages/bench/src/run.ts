@@ -12,6 +12,7 @@ import { reportHtml } from './report-html.js';
 import { RESULT_SCHEMA, type BenchRun, type RunConfig, type SuiteResult } from './results.js';
 import { accessSuite } from './suites/access.js';
 import { handoffSuite } from './suites/handoff.js';
+import { kmallocSuite } from './suites/kmalloc.js';
 import { metadataSuite } from './suites/metadata.js';
 import { remapSuite } from './suites/remap.js';
 import { scalingSuite } from './suites/scaling.js';
@@ -30,6 +31,7 @@ export const SUITES: readonly Suite[] = [
   scalingSuite,
   metadataSuite,
   workloadsSuite,
+  kmallocSuite,
 ];
 
 /** Options of {@link runBench}. */

@@ -10,6 +10,7 @@ export {
   computeLayout,
   LAYOUT_VERSION,
   SABVM_MAGIC,
+  KMALLOC_END,
   TASK_SIZE,
   VMALLOC_START,
   type Layout,
@@ -23,6 +24,7 @@ export {
   FRAME_VMALLOC,
   FRAME_PAGE_TABLE,
   FRAME_DEFERRED,
+  FRAME_SLAB,
   type BootOptions,
   type VmallocOptions,
   type AttachOptions,
@@ -36,6 +38,9 @@ export { AddressSpace, type PagemapEntry, type SegmentsOptions } from './address
 export { remapVmallocRangePartial, remapPartial, remapVmallocRange } from './remap.js';
 export { SegmentationFault, type SegvCode } from './fault.js';
 export { KernelBug } from './bug.js';
+export { KmemCache, type KmemCacheOptions } from './kmalloc.js';
+export type { TypedArrayConstructor } from './kernel-view.js';
+export { KMALLOC_MAX_CACHE_SIZE } from './slab.js';
 export {
   BPF_RB_NO_WAKEUP,
   BPF_RB_FORCE_WAKEUP,

@@ -38,6 +38,7 @@ import {
   tableFramesLocked,
 } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
+import { checkSlabs } from './slab-check.js';
 import { checkRings } from './ringbuf-check.js';
 import { areaGet } from './vmalloc.js';
 import { vmaGet } from './vma.js';
@@ -340,6 +341,7 @@ export function checkInvariants(mem: PhysMem): void {
     fail(
       `NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use + ${stashed} in stashes`,
     );
+  checkSlabs(mem, refs);
   checkFrames(mem, refs);
   checkRings(mem);
 }

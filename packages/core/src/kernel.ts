@@ -33,6 +33,7 @@ import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { inspectAsJson, PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatBuddyinfo, formatMeminfo, formatVmallocinfo } from './procfs.js';
+import { KMEM_CACHES } from './layout.js';
 import { readKernel, writeKernel } from './user-access.js';
 import {
   findVmArea,
@@ -45,6 +46,21 @@ import {
   type VmArea,
 } from './vmalloc.js';
 import { drainVmaStash, initVmas } from './vma.js';
+import {
+  cacheGen,
+  kcalloc,
+  kfree,
+  kmalloc,
+  KmemCache,
+  kmemCacheCreate,
+  krealloc,
+  ksize,
+  type KmemCacheOptions,
+} from './kmalloc.js';
+import { kernelView, type TypedArrayConstructor } from './kernel-view.js';
+import { formatSlabinfo } from './procfs.js';
+import { initSlab, NR_KMALLOC_CACHES } from './slab.js';
+import { SlabCpu } from './slab-cpu.js';
 
 /** Options of {@link Kernel.attach}. */
 export interface AttachOptions {
@@ -82,6 +98,10 @@ export interface KernelStats {
   readonly pageTableFrames: number;
   /** Live address spaces. */
   readonly addressSpaces: number;
+  /** Frames held by slabs (kmalloc and `kmemCacheCreate` caches). */
+  readonly slabFrames: number;
+  /** Frames held by kmalloc allocations larger than 8 KiB (whole pages). */
+  readonly kmallocLargeFrames: number;
 }
 
 /** Frame owner kinds of {@link FrameSnapshot.kinds}. */
@@ -95,6 +115,8 @@ export const FRAME_PAGE_TABLE = 3;
 
 /** Frame owner kind: released while another thread was in a read section, not free yet. */
 export const FRAME_DEFERRED = 4;
+/** Frame owner kind: a slab, or a large kmalloc (owner = cache id + 1, 128 for a large kmalloc). */
+export const FRAME_SLAB = 5;
 
 /** The public kind of each internal {@link FrameKind}. */
 const PUBLIC_KIND: Record<number, number> = {
@@ -105,6 +127,7 @@ const PUBLIC_KIND: Record<number, number> = {
   [FrameKind.INFLIGHT]: FRAME_VMALLOC,
   [FrameKind.DEFERRED]: FRAME_DEFERRED,
   [FrameKind.ORPHAN]: FRAME_VMALLOC,
+  [FrameKind.SLAB]: FRAME_SLAB,
 };
 
 /** Who owns each frame, indexed by pfn (`kernel.frameSnapshot()`). */
@@ -140,6 +163,8 @@ function contiguousOption(options: unknown): boolean | null {
 export class Kernel {
   /** @internal */
   readonly mem: PhysMem;
+  /** @internal this attachment's active slabs */
+  readonly slab: SlabCpu;
 
   private constructor(mem: PhysMem, options: AttachOptions) {
     this.mem = mem;
@@ -148,6 +173,7 @@ export class Kernel {
       mem,
       typeof threadId === 'number' && Number.isSafeInteger(threadId) ? threadId : -1,
     );
+    this.slab = new SlabCpu(mem);
   }
 
   /**
@@ -161,6 +187,7 @@ export class Kernel {
     initVmalloc(mem);
     initVmas(mem);
     initMms(mem);
+    initSlab(mem);
     return new Kernel(mem, options);
   }
 
@@ -186,6 +213,8 @@ export class Kernel {
   detach(): void {
     if (this.mem.current.slot < 0) return; // detached already
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
+    // the active slabs go back to their caches (empty ones to the page allocator)
+    this.slab.flush(false, (cache) => cacheGen(this.mem, cache));
     // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
     // recovery, and a recovery sees them either stashed or pooled)
     inKernel(this.mem, () => {
@@ -263,9 +292,14 @@ export class Kernel {
     };
   }
 
-  /** A snapshot of the counters. Context: any thread, lock-free. */
+  /**
+   * A snapshot of the counters. This thread's active slabs that hold no object are given back
+   * first (`kmem_cache_shrink` of its own slabs), so that a thread that freed everything it
+   * allocated sees the frames free. Context: any thread, lock-free unless it has such slabs.
+   */
   stats(): KernelStats {
     checkAttached(this.mem);
+    this.slab.flush(true, (cache) => cacheGen(this.mem, cache));
     const { i32, layout } = this.mem;
     return {
       totalFrames: layout.totalFrames,
@@ -277,6 +311,8 @@ export class Kernel {
       vmallocPages: Atomics.load(i32, Hdr.VMALLOC_USED_PAGES),
       pageTableFrames: Atomics.load(i32, Hdr.PT_FRAMES),
       addressSpaces: Atomics.load(i32, Hdr.NR_MMS),
+      slabFrames: Atomics.load(i32, Hdr.SLAB_FRAMES),
+      kmallocLargeFrames: Atomics.load(i32, Hdr.KMALLOC_LARGE_FRAMES),
     };
   }
 
@@ -482,6 +518,102 @@ export class Kernel {
   }
 
   /**
+   * Allocate `size` bytes of kernel memory (`kmalloc`): an object of the smallest kmalloc cache that
+   * fits (`kmalloc-8` … `kmalloc-8k`), or whole contiguous pages above 8 KiB; contents unspecified.
+   * Returns its kaddr (in the kmalloc range, 8-byte aligned), or null for a bad size (0, negative,
+   * fractional, NaN, non-number, larger than physical memory) or when memory is short.
+   * Context: any thread; no Atomics on the fast path (this thread's active slab).
+   */
+  kmalloc(size: number): number | null {
+    if (this.mem.current.base < 0) checkAttached(this.mem);
+    const kaddr = this.slab.kmallocFast(size);
+    return kaddr !== 0 ? kaddr : kmalloc(this.slab, size, false);
+  }
+
+  /** As {@link Kernel.kmalloc}, zeroed (`kzalloc`): all {@link Kernel.ksize} bytes. */
+  kzalloc(size: number): number | null {
+    checkAttached(this.mem);
+    return kmalloc(this.slab, size, true);
+  }
+
+  /** `n * size` zeroed bytes (`kcalloc`); null when the product overflows, else as kzalloc. */
+  kcalloc(n: number, size: number): number | null {
+    checkAttached(this.mem);
+    return kcalloc(this.slab, n, size);
+  }
+
+  /**
+   * Resize an object (`krealloc`): the same kaddr when `newSize` fits its {@link Kernel.ksize},
+   * else a new object holding its bytes (the old one is freed). Null — the old object unchanged
+   * and still live — for a bad size, a kaddr that is not a live object, or memory short.
+   * `kaddr` null allocates. Context: any thread.
+   */
+  krealloc(kaddr: number | null, newSize: number): number | null {
+    checkAttached(this.mem);
+    return krealloc(this.slab, kaddr, newSize);
+  }
+
+  /**
+   * Free a kmalloc object (`kfree`), from any thread. `null` is a no-op; anything that is not a
+   * live object (unknown, interior, freed, not a number) changes nothing and is counted in
+   * `stats().badFrees`. Context: any thread; no Atomics when this thread holds the object's slab,
+   * one `Atomics.or` and one `Atomics.load` otherwise.
+   */
+  kfree(kaddr: number | null): void {
+    if (this.mem.current.base < 0) checkAttached(this.mem);
+    if (typeof kaddr !== 'number' || !this.slab.kfreeFast(kaddr)) kfree(this.slab, kaddr);
+  }
+
+  /** The usable size of the live object at `kaddr` (`ksize`), or 0. Context: any thread. */
+  ksize(kaddr: number): number {
+    checkAttached(this.mem);
+    return ksize(this.mem, kaddr);
+  }
+
+  /**
+   * A zero-copy view of `len` bytes of kernel memory at `kaddr`, as `Type` (default `Uint8Array`):
+   * inside one live kmalloc object, or a range of a live vmalloc area whose frames are one physically
+   * contiguous run. Throws `TypeError`/`RangeError` for malformed arguments, and a `RangeError`
+   * that says which when the memory is not live or not one run. Context: any thread, lock-free.
+   */
+  view<T extends TypedArrayConstructor = Uint8ArrayConstructor>(
+    kaddr: number,
+    len: number,
+    Type?: T,
+  ): InstanceType<T> {
+    checkAttached(this.mem);
+    // only an absent Type means Uint8Array: null is refused as any other non-constructor
+    if (Type === undefined) return kernelView(this.mem, kaddr, len, Uint8Array as T);
+    return kernelView(this.mem, kaddr, len, Type);
+  }
+
+  /**
+   * A new slab cache of `size`-byte objects (`kmem_cache_create`), 1 … 8192 bytes, aligned to
+   * `options.align` (a power of two up to PAGE_SIZE; at least 8). Null for a bad name (1 … 31
+   * printable ASCII characters, no space), size or alignment, or when all caches are taken.
+   * Context: any thread; takes slab_mutex.
+   */
+  kmemCacheCreate(name: string, size: number, options?: KmemCacheOptions): KmemCache | null {
+    checkAttached(this.mem);
+    const made = kmemCacheCreate(this.mem, name, size, options);
+    return made === null ? null : new KmemCache(this.slab, made[0], made[1]);
+  }
+
+  /** The live cache with this id (`cache.id`), from any attached thread, or null. */
+  kmemCache(id: number): KmemCache | null {
+    checkAttached(this.mem);
+    if (!Number.isSafeInteger(id) || id < NR_KMALLOC_CACHES || id >= KMEM_CACHES) return null;
+    const gen = cacheGen(this.mem, id);
+    return gen === 0 ? null : new KmemCache(this.slab, id, gen);
+  }
+
+  /** `/proc/slabinfo` (version 2.1). Context: any thread, lock-free snapshot. */
+  slabinfo(): string {
+    checkAttached(this.mem);
+    return formatSlabinfo(this.mem);
+  }
+
+  /**
    * Who owns each frame, by pfn (for pictures of memory). Context: any thread; reads the frame table
    * lock-free, then takes each live address space's mmap_lock in turn to count its PTEs.
    */
@@ -502,7 +634,9 @@ export class Kernel {
       owners[pfn] =
         kind === FrameKind.VMALLOC || kind === FrameKind.PAGE_TABLE
           ? (owner >>> OWNER_ID_SHIFT) + 1
-          : 0;
+          : kind === FrameKind.SLAB
+            ? ((owner >>> OWNER_ID_SHIFT) & 127) + 1
+            : 0;
     }
     // user PTEs of a live area's pages are counted per area (MAPCOUNT): one reference each here
     // each address space under its mmap_lock: its page tables cannot change or be freed meanwhile

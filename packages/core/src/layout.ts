@@ -30,10 +30,22 @@
  *  │ address-space table          │ MM_WORDS per mm_struct slot (mm_table_lock, then the mm's mmap_lock)
  *  ├──────────────────────────────┤ threadTableOffset
  *  │ thread table                 │ THREAD_WORDS per attachment: state, read section, VMA stash, undo log
+ *  ├──────────────────────────────┤ cacheTableOffset
+ *  │ slab cache table             │ CACHE_WORDS per kmem_cache: list_lock + partial list, geometry, name
  *  ├──────────────────────────────┤ metadataFrames * PAGE_SIZE
- *  │ frames                       │ vmalloc pages, page-table pages, free frames
+ *  │ frames                       │ vmalloc pages, page-table pages, slabs, free frames
  *  └──────────────────────────────┘ totalFrames * PAGE_SIZE
  * ```
+ *
+ * Kernel virtual addresses (all disjoint):
+ *
+ * ```
+ *  kmallocStart = −memory ─ the direct map ─┤ 0 ─ user space ─┤ TASK_SIZE = 2^32 … VMALLOC_START = 2^44 ─ vmalloc …
+ *  kaddr = kmallocStart + pfn * PAGE_SIZE + offset (kmalloc objects only)
+ * ```
+ *
+ * A slab keeps its descriptor in its own first frame (no per-frame table: metadata stays under 1%),
+ * see {@link Slab}.
  *
  * Every shared word is accessed either only through `Atomics`, or under the named lock, or only
  * before the buffer is shared (init-only). The comment next to each index says which. Under a lock,
@@ -137,6 +149,14 @@ export const enum Hdr {
   DEFER_HEAD = RCU_READERS + 16,
   /** atomic: frames on the deferred list. */
   DEFERRED_FRAMES = DEFER_HEAD + 16,
+  /** the slab_mutex word: kmemCacheCreate and destroy (the cache table's GEN, geometry and name). */
+  KMEM_LOCK = DEFERRED_FRAMES + 16,
+  /** atomic: the sequence number of the last slab made; each slab's {@link Slab.SEQ} is unique. */
+  SLAB_SEQ = KMEM_LOCK + 16,
+  /** atomic: frames held by slabs of every cache (`Slab:` in meminfo). */
+  SLAB_FRAMES = SLAB_SEQ + 1,
+  /** atomic: frames held by kmalloc allocations larger than the largest size class. */
+  KMALLOC_LARGE_FRAMES = SLAB_FRAMES + 1,
 }
 
 /** Words per frame-table entry. */
@@ -175,6 +195,11 @@ export const enum FrameKind {
    * live area has refcount 1 (the area's) and its PTEs are counted in the area's MAPCOUNT.
    */
   ORPHAN = 6,
+  /**
+   * a frame of a slab or of a large kmalloc; id = `cache | frameIndex << SLAB_FRAME_SHIFT` (see
+   * slab.ts): the frame's place in its slab finds the slab's first frame, which holds the descriptor.
+   */
+  SLAB = 7,
 }
 /** Bits of {@link Frame.OWNER} that hold the {@link FrameKind}. */
 export const OWNER_KIND_MASK = 0x7;
@@ -338,6 +363,97 @@ export const enum Undo {
   VALUE = 2,
 }
 
+/**
+ * Slab descriptor word offsets, from the first word of a slab's first frame (`struct slab`, which
+ * Linux keeps in `struct page`; here on the slab itself, so no per-frame table is needed). The
+ * descriptor is followed by the **alloc bitmap** (bitmapWords words, one bit per object: 1 =
+ * allocated, not on the free list) and the **remote bitmap** (as many words: 1 = freed by a thread
+ * that is not the holder, not yet taken back). Objects follow from the cache's OFFSET.
+ *
+ * Who writes what. The **holder** of a slab is the thread whose active slab it is (FROZEN names
+ * it), or nobody: an unowned slab's private words do not change until a thread takes it.
+ * - FREELIST, the alloc bitmap: the holder only, with **plain** loads and stores (nothing
+ *   else reads them while the slab is frozen, except a remote free that tests one alloc bit of a
+ *   live object, which the holder cannot change);
+ * - the remote bitmap: `Atomics.or` by any freeing thread; `Atomics.and` by the holder when it
+ *   takes remote frees back;
+ * - FROZEN, LISTED: atomic; NEXT, PREV, ON_LIST: the cache's list_lock; SEQ: init-only per slab.
+ */
+export const enum Slab {
+  /** atomic: thread slot + 1 of the holder (its active slab), 0 = unowned. Written under list_lock. */
+  FROZEN = 0,
+  /** atomic: 1 while on the partial list, or while a freeing thread is about to put it there. */
+  LISTED = 1,
+  /** init-only per slab: a number unique to this slab's life (a stale freer compares it). */
+  SEQ = 2,
+  /** list_lock: first frame pfn + 1 of the next slab on the cache's partial list. */
+  NEXT = 3,
+  /** list_lock: first frame pfn + 1 of the previous slab on the partial list. */
+  PREV = 4,
+  /** list_lock: 1 while on the partial list. */
+  ON_LIST = 5,
+  /** holder, plain: the first free object, `(index + 1) << 16 | byte offset in the slab`; 0 = none. */
+  FREELIST = 6,
+  /** init-only per slab: the cache's stride `| OFFSET << 16` (on the slab: the free path reads one line). */
+  GEOMETRY = 7,
+  /** init-only per slab: the cache's FIRST_OBJS `| BITMAP_WORDS << 16`. */
+  SHAPE = 8,
+}
+/** Words of a slab descriptor before its bitmaps. */
+export const SLAB_HEADER_WORDS = 9;
+
+/** Slab caches: kmalloc-8 … kmalloc-8k, then those of `kmemCacheCreate`. */
+export const KMEM_CACHES = 64;
+/** Words per cache record (`struct kmem_cache`), three cache lines. */
+export const CACHE_WORDS = 48;
+/** Cache record word offsets. Line 0 is the list_lock's; line 1 is read-mostly. */
+export const enum Cache {
+  /** the cache's list_lock word (`kmem_cache_node.list_lock`). */
+  LOCK = 0,
+  /** list_lock: first frame pfn + 1 of the first partial slab, 0 if none. */
+  PARTIAL = 1,
+  /** list_lock: slabs on the partial list. */
+  NR_PARTIAL = 2,
+  /** atomic: slabs of this cache. */
+  NR_SLABS = 3,
+  /** atomic, changed under slab_mutex: odd = live; bumped by create and destroy. */
+  GEN = 16,
+  /** slab_mutex, fixed while live: the object size asked for (what `ksize` reports). */
+  SIZE = 17,
+  /** slab_mutex, fixed while live: bytes from one object to the next. */
+  STRIDE = 18,
+  /** slab_mutex, fixed while live: object alignment in bytes. */
+  ALIGN = 19,
+  /** slab_mutex, fixed while live: objects per slab. */
+  OBJS = 20,
+  /** slab_mutex, fixed while live: frames per slab (physically contiguous). */
+  FRAMES = 21,
+  /** slab_mutex, fixed while live: words of each bitmap. */
+  BITMAP_WORDS = 22,
+  /** slab_mutex, fixed while live: byte offset of the first object in the slab. */
+  OFFSET = 23,
+  /** slab_mutex, fixed while live: objects in the first frame (all of them when larger than a page). */
+  FIRST_OBJS = 24,
+  /** slab_mutex, fixed while live: objects in each later frame. */
+  PER_FRAME = 25,
+  /** slab_mutex, fixed while live: the name, NUL-padded ASCII (up to 31 bytes). */
+  NAME = 32,
+}
+/** Words of a cache name (31 characters and a NUL). */
+export const CACHE_NAME_WORDS = 8;
+
+/**
+ * End (exclusive) of the kmalloc range. The kmalloc range is the direct map (Linux's
+ * `PAGE_OFFSET` region) and sits at the top of the address space: it ends at 0 and starts at
+ * {@link Layout.kmallocStart} = −(bytes of physical memory), so a kmalloc object's kaddr is
+ * `kmallocStart` + its physical byte address, a negative number — as kernel addresses are on
+ * x86-64 read as signed integers (the direct map starts at 0xffff888000000000). Below user space
+ * (`[0, TASK_SIZE)`) and far from the vmalloc range. A JavaScript reason too: for up to 1 GiB of
+ * physical memory every kaddr is a small integer (no boxed double on the fast path), and up to
+ * 2 GiB it fits an `Int32Array` slot, so shared structures can link objects with 4-byte kaddrs.
+ */
+export const KMALLOC_END = 0;
+
 /** `log2(PTRS_PER_TABLE)`: a page directory or page table is one frame of Int32 entries. */
 export const TABLE_SHIFT: number = PAGE_SHIFT - WORD_SHIFT;
 /** Entries in one page directory or page table: 1024. */
@@ -395,6 +511,9 @@ export interface Layout {
   readonly vmaTableOffset: number;
   readonly mmTableOffset: number;
   readonly threadTableOffset: number;
+  readonly cacheTableOffset: number;
+  /** Start of the kmalloc range: −(totalFrames × PAGE_SIZE); it ends at {@link KMALLOC_END}. */
+  readonly kmallocStart: number;
   /** Bytes of metadata, rounded up to whole frames. */
   readonly metadataBytes: number;
   /** Frames taken by the metadata: pfns `[0, metadataFrames)`. */
@@ -494,8 +613,12 @@ export function computeLayout(config: LayoutConfig): Layout {
     mmTableOffset + maxAddressSpaces * MM_WORDS * SIZEOF_WORD,
     SIZEOF_CACHE_LINE,
   );
-  const metadataBytes = alignUp(
+  const cacheTableOffset = alignUp(
     threadTableOffset + maxThreads * THREAD_WORDS * SIZEOF_WORD,
+    SIZEOF_CACHE_LINE,
+  );
+  const metadataBytes = alignUp(
+    cacheTableOffset + KMEM_CACHES * CACHE_WORDS * SIZEOF_WORD,
     PAGE_SIZE,
   );
   const metadataFrames = metadataBytes / PAGE_SIZE;
@@ -521,6 +644,8 @@ export function computeLayout(config: LayoutConfig): Layout {
     vmaTableOffset,
     mmTableOffset,
     threadTableOffset,
+    cacheTableOffset,
+    kmallocStart: -totalFrames * PAGE_SIZE,
     metadataBytes,
     metadataFrames,
   };

@@ -101,6 +101,8 @@ export class PhysMem {
   readonly mmTable: number;
   /** Int32 index of thread slot 0. */
   readonly threadTable: number;
+  /** Int32 index of slab cache record 0. */
+  readonly cacheTable: number;
   /** This attachment's own mutable state (`current`): never shared, never read by another thread. */
   readonly current: Current = {
     slot: -1,
@@ -129,6 +131,7 @@ export class PhysMem {
     this.vmaTable = wordIndex(layout.vmaTableOffset);
     this.mmTable = wordIndex(layout.mmTableOffset);
     this.threadTable = wordIndex(layout.threadTableOffset);
+    this.cacheTable = wordIndex(layout.cacheTableOffset);
     this.tid = Atomics.add(this.i32, Hdr.NEXT_TID, 1);
   }
 

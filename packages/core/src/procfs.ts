@@ -2,13 +2,16 @@
  * Introspection in the kernel's own text formats.
  *
  * Kernel counterparts: `/proc/meminfo` (`fs/proc/meminfo.c`), `/proc/vmallocinfo`
- * (`mm/vmalloc.c`: `s_show`) and `/proc/<pid>/maps` (`fs/proc/task_mmu.c`: `show_map_vma`).
+ * (`mm/vmalloc.c`: `s_show`), `/proc/<pid>/maps` (`fs/proc/task_mmu.c`: `show_map_vma`) and
+ * `/proc/slabinfo` (`mm/slab_common.c`: `cache_show`).
  *
  * @module
  */
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_SHARED, VM_USERMAP } from './errno.js';
-import { AreaCaller, Hdr, VmaWord } from './layout.js';
+import { AreaCaller, Cache, Hdr, KMEM_CACHES, VmaWord } from './layout.js';
+import { cacheGen, liveObjects, slabsOf } from './kmalloc.js';
 import type { PhysMem } from './phys-mem.js';
+import { cacheName, cacheWord, NR_KMALLOC_CACHES } from './slab.js';
 import { vmallocAreas } from './vmalloc.js';
 import { vmaGet } from './vma.js';
 
@@ -54,6 +57,7 @@ export function formatMeminfo(mem: PhysMem): string {
     meminfoLine('MemFree', free),
     meminfoLine('MemAvailable', free),
     meminfoLine('Reserved', layout.metadataFrames),
+    meminfoLine('Slab', Atomics.load(i32, Hdr.SLAB_FRAMES)),
     meminfoLine('PageTables', pageTables),
     meminfoLine('VmallocTotal', layout.vmallocPages),
     meminfoLine('VmallocUsed', vmallocUsed),
@@ -127,4 +131,35 @@ export function freeBlocksByOrder(mem: PhysMem): number[] {
 export function formatBuddyinfo(mem: PhysMem): string {
   const counts = freeBlocksByOrder(mem).map((n) => `${String(n).padStart(6)} `);
   return `Node 0, zone ${'Normal'.padStart(8)} ${counts.join('')}\n`;
+}
+
+/** The `/proc/slabinfo` header lines (version 2.1). */
+export const SLABINFO_HEADER: string =
+  'slabinfo - version: 2.1\n' +
+  '# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n';
+
+/**
+ * `/proc/slabinfo`, version 2.1: a line per live cache, the newest `kmemCacheCreate` caches first,
+ * then `kmalloc-8k` … `kmalloc-8`, as Linux lists them. `active_objs` counts allocated objects
+ * (remote-freed ones are free); the tunables are 0, as SLUB prints them. Context: any thread,
+ * lock-free: a snapshot (a scan of the frame table).
+ */
+export function formatSlabinfo(mem: PhysMem): string {
+  const { i32 } = mem;
+  const pad = (v: number, n: number): string => String(v).padStart(n);
+  let out = SLABINFO_HEADER;
+  for (let cache = KMEM_CACHES - 1; cache >= 0; cache--) {
+    if (cache >= NR_KMALLOC_CACHES && cacheGen(mem, cache) === 0) continue;
+    const heads = slabsOf(mem, cache);
+    let active = 0;
+    for (const head of heads) active += liveObjects(mem, cache, head);
+    const perSlab = i32[cacheWord(mem, cache, Cache.OBJS)]!;
+    const name = cacheName(mem, cache).padEnd(17);
+    out +=
+      `${name} ${pad(active, 6)} ${pad(heads.length * perSlab, 6)} ${pad(i32[cacheWord(mem, cache, Cache.STRIDE)]!, 6)}` +
+      ` ${pad(perSlab, 4)} ${pad(i32[cacheWord(mem, cache, Cache.FRAMES)]!, 4)}` +
+      ` : tunables ${pad(0, 4)} ${pad(0, 4)} ${pad(0, 4)}` +
+      ` : slabdata ${pad(heads.length, 6)} ${pad(heads.length, 6)} ${pad(0, 6)}\n`;
+  }
+  return out;
 }

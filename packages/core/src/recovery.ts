@@ -51,6 +51,7 @@ import {
 } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred, releaseFrame } from './rcu.js';
+import { recoverSlabs, slabFrameRefs } from './slab-check.js';
 import { reapRings } from './ringbuf-check.js';
 import { areaWord } from './vmalloc.js';
 import { pause } from './cpu-relax.js';
@@ -282,6 +283,7 @@ function rebuildFrames(
     refs[pfn] = 1;
     owner[pfn] = FrameKind.META;
   }
+  slabFrameRefs(mem, refs, owner);
   for (
     let cur = Atomics.load(i32, Hdr.AREA_HEAD);
     cur !== 0;
@@ -419,8 +421,9 @@ export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): nu
     if (dead.slots.length === 0) return 0;
     stopTheWorld(mem);
     for (const slot of dead.slots) undoThreadLog(mem, slot);
-    rebuildAreas(mem);
     const deadSlots = new Set(dead.slots);
+    recoverSlabs(mem, deadSlots, dead.tids);
+    rebuildAreas(mem);
     const tables = rebuildMms(mem, deadSlots);
     const released = rebuildFrames(mem, tables, deadSlots);
     releaseLocks(mem, dead.tids);

@@ -223,7 +223,9 @@ describe('threads that die inside kernel calls', () => {
         k.checkInvariants();
         expect(k.stats().freeFrames).toBe(boot);
       }
-      console.log(`orphan unmaps: ${ORPHAN_ROUNDS} threads killed, ${inside} inside the kernel call`);
+      console.log(
+        `orphan unmaps: ${ORPHAN_ROUNDS} threads killed, ${inside} inside the kernel call`,
+      );
     },
     LONG ? 900_000 : undefined,
   );

@@ -61,4 +61,3 @@ export function hugeEntriesTour(print: Print = consolePrint): void {
   mm.destroy();
   kernel.vfree(kaddr);
 }
-

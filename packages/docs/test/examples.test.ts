@@ -7,6 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { EBUSY, EFAULT, EINVAL, ENOMEM, PAGE_SIZE } from '@sabvm/core';
 import { addressSpaceTour } from '../examples/address-spaces.js';
 import { gracePeriodTour } from '../examples/grace-period.js';
+import { kmallocTour } from '../examples/kmalloc.js';
 import { lifetimesTour } from '../examples/lifetimes.js';
 import { hugeEntriesTour, pageTablesTour } from '../examples/page-tables.js';
 import type { Print } from '../examples/print.js';
@@ -172,6 +173,32 @@ describe('the examples of the site', () => {
     expect(seen.get('deferred')).toBe(4);
     expect(seen.get('deferred after')).toBe(0);
     expect(seen.get('free again')).toBe(4);
+  });
+
+  test('the kmalloc tour sizes objects by class, views them in place and gets every frame back', () => {
+    const { print, seen } = collector();
+    kmallocTour(print);
+    expect(seen.get('ksize')).toBe(32);
+    expect(seen.get('kaddr is negative')).toBe(true);
+    expect(seen.get('same cache from its id')).toBe('point_cache');
+    expect(String(seen.get('slabinfo'))).toMatch(/^point_cache +1 +\d+ +24 /);
+    expect(seen.get('badFrees')).toBe(1);
+    expect(seen.get('destroy while in use')).toBe(-EBUSY);
+    expect(seen.get('destroy')).toBe(0);
+    expect(seen.get('all frames back')).toBe(true);
+  });
+
+  test('a hash table of kmalloc nodes is read by two workers and shrunk by a third', async () => {
+    const { kmallocHashTour, KEYS, valueOf } =
+      await compiled<typeof import('../examples/kmalloc-hash.js')>('kmalloc-hash');
+    const { print, seen } = collector();
+    await kmallocHashTour(print);
+    let sum = 0;
+    for (let key = 0; key < KEYS; key++) sum += valueOf(key);
+    expect(seen.get('sum of values read by the workers')).toBe(sum);
+    expect(seen.get('removed by the worker')).toBe(KEYS / 2);
+    expect(seen.get('left for the main thread to free')).toBe(KEYS / 2);
+    expect(seen.get('all frames back')).toBe(true);
   });
 
   test('the threads tour sees a worker thread write the frames with no copy', async () => {

@@ -6,6 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import {
   FRAME_DEFERRED,
+  FRAME_SLAB,
   FRAME_FREE,
   FRAME_META,
   FRAME_PAGE_TABLE,
@@ -68,6 +69,7 @@ describe('the picture of memory', () => {
     expect(FRAME_KIND_NAMES[FRAME_VMALLOC]).toBe('vmalloc');
     expect(FRAME_KIND_NAMES[FRAME_PAGE_TABLE]).toBe('page-table');
     expect(FRAME_KIND_NAMES[FRAME_DEFERRED]).toBe('deferred');
+    expect(FRAME_KIND_NAMES[FRAME_SLAB]).toBe('slab');
   });
 
   test('measures how much of a frame holds data by sampling its bytes', () => {

@@ -14,12 +14,11 @@ import {
   remapPartial,
   type AddressSpace,
 } from '@sabvm/core';
-import { Ctl, ERROR_THROWN, Mode, type ScalingWorkerData } from './scaling-protocol.js';
+import { serveRounds } from './crew-worker.js';
+import { Mode, type ScalingWorkerData } from './scaling-protocol.js';
 
 const data = workerData as ScalingWorkerData;
 const kernel = Kernel.attach(data.handle);
-const ctl = new Int32Array(data.ctl);
-const times = new Float64Array(data.times);
 const own = kernel.addressSpace(data.ownMm);
 const shared = kernel.addressSpace(data.sharedMm);
 
@@ -34,38 +33,11 @@ function mapUnmap(mm: AddressSpace): number {
   return rc !== 0 ? rc : un;
 }
 
-function round(): void {
-  const k = Atomics.load(ctl, Ctl.K);
-  if (data.index >= k) return;
-  const mm = Atomics.load(ctl, Ctl.MODE) === Mode.OWN ? own : shared;
-  const ops = Atomics.load(ctl, Ctl.OPS);
-  Atomics.add(ctl, Ctl.ARRIVED, 1);
-  while (Atomics.load(ctl, Ctl.ARRIVED) < k) {
-    // Start barrier: spin until every participant has arrived, so all start together.
+serveRounds(data.ctl, data.times, data.index, (mode, ops) => {
+  const mm = mode === Mode.OWN ? own : shared;
+  for (let i = 0; i < ops; i++) {
+    const rc = mapUnmap(mm);
+    if (rc !== 0) return rc;
   }
-  times[data.index * 2] = performance.timeOrigin + performance.now();
-  try {
-    for (let i = 0; i < ops; i++) {
-      const rc = mapUnmap(mm);
-      if (rc !== 0) {
-        Atomics.compareExchange(ctl, Ctl.ERROR, 0, rc);
-        break;
-      }
-    }
-  } catch {
-    Atomics.compareExchange(ctl, Ctl.ERROR, 0, ERROR_THROWN);
-  }
-  times[data.index * 2 + 1] = performance.timeOrigin + performance.now();
-  Atomics.add(ctl, Ctl.DONE, 1);
-  Atomics.notify(ctl, Ctl.DONE);
-}
-
-Atomics.add(ctl, Ctl.READY, 1);
-Atomics.notify(ctl, Ctl.READY);
-let seen = 0;
-for (;;) {
-  Atomics.wait(ctl, Ctl.GO, seen);
-  seen = Atomics.load(ctl, Ctl.GO);
-  if (Atomics.load(ctl, Ctl.STOP) !== 0) break;
-  round();
-}
+  return 0;
+});

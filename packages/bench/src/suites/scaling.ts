@@ -10,12 +10,12 @@
  * @module
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { Kernel, PAGE_SIZE } from '@sabvm/core';
 import { SuiteBench, type BenchCase } from '../harness.js';
 import { checkIntegrity } from '../integrity.js';
 import type { GroupResult } from '../results.js';
-import { Ctl, Mode, type ScalingWorkerData } from './scaling-protocol.js';
+import { Crew } from './crew.js';
+import { Mode } from './scaling-protocol.js';
 import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 import { workerUrl } from './worker-url.js';
 
@@ -42,91 +42,6 @@ export const scalingSuite: Suite = {
   run: runScaling,
 };
 
-type WaitAsync = (
-  i32: Int32Array,
-  index: number,
-  value: number,
-) => { async: false; value: string } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
-
-/** The main side of the worker threads: start them, run rounds, stop them. */
-class Crew {
-  readonly ctl = new Int32Array(new SharedArrayBuffer(Ctl.WORDS * 4));
-  readonly times: Float64Array;
-  private readonly workers: Worker[] = [];
-  private readonly exited: Promise<void>[] = [];
-  private failure: Error | null = null;
-
-  constructor(datas: Omit<ScalingWorkerData, 'ctl' | 'times'>[]) {
-    const timesSab = new SharedArrayBuffer(datas.length * 2 * 8);
-    this.times = new Float64Array(timesSab);
-    const url = workerUrl('./scaling-worker.js', import.meta.url);
-    for (const d of datas) {
-      const worker = new Worker(url, {
-        workerData: { ...d, ctl: this.ctl.buffer, times: timesSab },
-      });
-      this.workers.push(worker);
-      this.exited.push(
-        new Promise((resolve) => {
-          worker.on('error', (e: Error) => {
-            this.failure ??= e;
-            Atomics.store(this.ctl, Ctl.ERROR, -1);
-            Atomics.notify(this.ctl, Ctl.DONE);
-            Atomics.notify(this.ctl, Ctl.READY);
-          });
-          worker.on('exit', () => {
-            resolve();
-          });
-        }),
-      );
-    }
-  }
-
-  /** Wait until `ctl[index] >= target` without blocking the event loop. */
-  private async until(index: number, target: number): Promise<void> {
-    for (;;) {
-      const now = Atomics.load(this.ctl, index);
-      if (now >= target) return;
-      if (this.failure !== null) throw this.failure;
-      const r = waitAsync(this.ctl, index, now);
-      if (r.async) await r.value;
-    }
-  }
-
-  async ready(): Promise<void> {
-    await this.until(Ctl.READY, this.workers.length);
-  }
-
-  /** One round: `k` threads, `ops` operations each. Returns the first-start → last-end time. */
-  async round(mode: number, k: number, ops: number): Promise<number> {
-    const { ctl } = this;
-    Atomics.store(ctl, Ctl.ARRIVED, 0);
-    Atomics.store(ctl, Ctl.DONE, 0);
-    Atomics.store(ctl, Ctl.MODE, mode);
-    Atomics.store(ctl, Ctl.OPS, ops);
-    Atomics.store(ctl, Ctl.K, k);
-    Atomics.add(ctl, Ctl.GO, 1);
-    Atomics.notify(ctl, Ctl.GO);
-    await this.until(Ctl.DONE, k);
-    const error = Atomics.load(ctl, Ctl.ERROR);
-    if (error !== 0) throw this.failure ?? new Error(`scaling: a worker failed with ${error}`);
-    let start = Number.POSITIVE_INFINITY;
-    let end = 0;
-    for (let i = 0; i < k; i++) {
-      start = Math.min(start, this.times[2 * i] ?? Number.NaN);
-      end = Math.max(end, this.times[2 * i + 1] ?? Number.NaN);
-    }
-    return end - start;
-  }
-
-  async stop(): Promise<void> {
-    Atomics.store(this.ctl, Ctl.STOP, 1);
-    Atomics.add(this.ctl, Ctl.GO, 1);
-    Atomics.notify(this.ctl, Ctl.GO);
-    await Promise.all(this.exited);
-  }
-}
-
 async function runScaling(ctx: SuiteContext): Promise<SuiteOutput> {
   const cores = availableParallelism();
   const threadCounts = [...new Set([2, cores])].sort((a, b) => a - b);
@@ -147,6 +62,7 @@ async function runScaling(ctx: SuiteContext): Promise<SuiteOutput> {
       throw new Error('scaling: could not set up address spaces and areas');
     }
     crew = new Crew(
+      workerUrl('./scaling-worker.js', import.meta.url),
       own.map((mm, index) => ({
         handle: kernel.handle,
         index,

@@ -35,6 +35,7 @@ export const KIND_COLOURS: Readonly<Record<FrameKindName, string>> = {
   'page-table': '#f0a030',
   'in-flight': '#c9cdf5',
   deferred: '#9fd8cb',
+  slab: '#d98c6a',
 };
 /** Colour of a vmalloc frame whose area was freed while a user mapping still pins it. */
 export const ORPHAN_COLOUR = '#b9a7d8';

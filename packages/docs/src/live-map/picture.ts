@@ -17,8 +17,9 @@ const PAGE_BYTES = 4096;
 
 /**
  * Owner kinds of `kernel.frameSnapshot().kinds`, by value: `FRAME_FREE` 0, `FRAME_META` 1,
- * `FRAME_VMALLOC` 2, `FRAME_PAGE_TABLE` 3 and `FRAME_DEFERRED` 4 (released but held back by a grace
- * period). Frames a kernel call has in flight are reported as vmalloc frames with owner 0.
+ * `FRAME_VMALLOC` 2, `FRAME_PAGE_TABLE` 3, `FRAME_DEFERRED` 4 (released but held back by a grace
+ * period) and `FRAME_SLAB` 5 (a slab of kmalloc objects, or a large kmalloc). Frames a kernel call
+ * has in flight are reported as vmalloc frames with owner 0.
  */
 export const FRAME_KIND_NAMES: readonly FrameKindName[] = [
   'free',
@@ -26,13 +27,15 @@ export const FRAME_KIND_NAMES: readonly FrameKindName[] = [
   'vmalloc',
   'page-table',
   'deferred',
+  'slab',
 ];
 
 /**
  * What owns a frame: nothing, the kernel's metadata, a vmalloc area, a page table, a kernel call
- * in flight, or a grace period (released, not reusable yet).
+ * in flight, a grace period (released, not reusable yet), or a slab cache.
  */
-export type FrameKindName = 'free' | 'meta' | 'vmalloc' | 'page-table' | 'in-flight' | 'deferred';
+export type FrameKindName =
+  'free' | 'meta' | 'vmalloc' | 'page-table' | 'in-flight' | 'deferred' | 'slab';
 
 /** Per-frame arrays of `kernel.frameSnapshot()`, indexed by pfn. */
 export interface FrameSnapshotView {
@@ -265,6 +268,7 @@ export function countKinds(picture: MemoryPicture): Record<FrameKindName, number
     'page-table': 0,
     'in-flight': 0,
     deferred: 0,
+    slab: 0,
   };
   for (const frame of picture.frames) counts[frame.kind]++;
   return counts;

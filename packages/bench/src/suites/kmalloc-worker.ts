@@ -1,0 +1,94 @@
+/**
+ * Worker of the `kmalloc` suite: attaches the kernel and, each round, either allocates and frees
+ * its own 64-byte objects, or (cross-thread mode) allocates objects for the other worker to free,
+ * or frees the objects the other worker allocated.
+ *
+ * @module
+ */
+import { workerData } from 'node:worker_threads';
+import { Kernel } from '@sabvm/core';
+import { Ctl } from './crew-protocol.js';
+import { serveRounds } from './crew-worker.js';
+import {
+  BATCH,
+  KCtl,
+  KMode,
+  OBJECT_SIZE,
+  RING_BATCHES,
+  type KmallocWorkerData,
+} from './kmalloc-protocol.js';
+
+const data = workerData as KmallocWorkerData;
+const kernel = Kernel.attach(data.handle);
+const ctl = new Int32Array(data.ctl);
+const ring = new Float64Array(data.ring);
+
+function fail(): void {
+  Atomics.store(ctl, Ctl.ERROR, -1);
+}
+
+/** OPS pairs of kmalloc(64) + kfree. */
+function own(ops: number): void {
+  for (let i = 0; i < ops; i++) {
+    const kaddr = kernel.kmalloc(OBJECT_SIZE);
+    if (kaddr === null) {
+      fail();
+      return;
+    }
+    kernel.kfree(kaddr);
+  }
+}
+
+/** Wait until `ctl[index]` differs from `seen` (the other side moved). */
+function waitMove(index: number, seen: number): void {
+  while (Atomics.load(ctl, index) === seen && Atomics.load(ctl, Ctl.ERROR) === 0) {
+    Atomics.wait(ctl, index, seen, 20);
+  }
+}
+
+/** Allocate OPS objects into the ring, a batch at a time. */
+function produce(ops: number): void {
+  for (let batch = 0; batch * BATCH < ops; batch++) {
+    let tail = Atomics.load(ctl, KCtl.TAIL);
+    while (batch - tail >= RING_BATCHES) {
+      waitMove(KCtl.TAIL, tail);
+      if (Atomics.load(ctl, Ctl.ERROR) !== 0) return;
+      tail = Atomics.load(ctl, KCtl.TAIL);
+    }
+    const base = (batch % RING_BATCHES) * BATCH;
+    for (let i = 0; i < BATCH; i++) {
+      const kaddr = kernel.kmalloc(OBJECT_SIZE);
+      if (kaddr === null) {
+        fail();
+        return;
+      }
+      ring[base + i] = kaddr;
+    }
+    Atomics.store(ctl, KCtl.HEAD, batch + 1);
+    Atomics.notify(ctl, KCtl.HEAD);
+  }
+}
+
+/** Free the OPS objects the producer puts in the ring. */
+function consume(ops: number): void {
+  for (let batch = 0; batch * BATCH < ops; batch++) {
+    let head = Atomics.load(ctl, KCtl.HEAD);
+    while (head <= batch) {
+      waitMove(KCtl.HEAD, head);
+      if (Atomics.load(ctl, Ctl.ERROR) !== 0) return;
+      head = Atomics.load(ctl, KCtl.HEAD);
+    }
+    const base = (batch % RING_BATCHES) * BATCH;
+    for (let i = 0; i < BATCH; i++) kernel.kfree(ring[base + i]!);
+    Atomics.store(ctl, KCtl.TAIL, batch + 1);
+    Atomics.notify(ctl, KCtl.TAIL);
+  }
+}
+
+serveRounds(data.ctl, data.times, data.index, (mode, ops) => {
+  if (mode === KMode.OWN) own(ops);
+  else if (data.index === 0) produce(ops);
+  else consume(ops);
+  return Atomics.load(ctl, Ctl.ERROR);
+});
+kernel.detach();

@@ -1,0 +1,420 @@
+/**
+ * The per-thread side of the slab allocator: each attachment's active slab per cache, and the
+ * allocation and free paths.
+ *
+ * Kernel counterpart: `struct kmem_cache_cpu` and the fast paths of `mm/slub.c`
+ * (`slab_alloc_node`, `do_slab_free`), with mimalloc's local/remote split.
+ *
+ * The active slabs live in this object (plain JavaScript, one per attachment) and in each slab's
+ * FROZEN word (shared), which is what a recovery reads. The fast paths — allocation from the
+ * active slab, and a free of an object of a slab this thread holds — touch only words the holder
+ * alone writes, with plain loads and stores, and no `Atomics`; they are not kernel calls (a
+ * recovery may run beside them: it never touches a live thread's held slabs). A free into a slab
+ * held by another thread, or by none, is one `Atomics.or` and one `Atomics.load`; everything else
+ * (taking remote frees back, changing slabs, listing and discarding) is a kernel call.
+ *
+ * @module
+ */
+import { PAGE_SHIFT, PAGE_SIZE } from './errno.js';
+import {
+  Cache,
+  CACHE_WORDS,
+  FRAME_WORDS,
+  Frame,
+  FrameKind,
+  Hdr,
+  KMEM_CACHES,
+  OWNER_ID_SHIFT,
+  OWNER_KIND_MASK,
+  Slab,
+  SLAB_HEADER_WORDS,
+} from './layout.js';
+import { spinLock, spinUnlock } from './lock.js';
+import type { PhysMem } from './phys-mem.js';
+import {
+  cacheWord,
+  KMALLOC_MAX_CACHE_SIZE,
+  collectRemote,
+  deactivateSlabLocked,
+  newSlab,
+  objIndex,
+  PAGE_WORDS,
+  resolveSlab,
+  SLAB_CACHE_MASK,
+  SLAB_FRAME_SHIFT,
+  SLAB_LARGE,
+  slabInuse,
+  slabTag,
+  takePartialLocked,
+} from './slab.js';
+import { inKernel } from './thread.js';
+import { bug } from './bug.js';
+
+/** kmalloc cache of sizes 1 … 192, by `(size + 7) >> 3` (`kmalloc_size_index`). */
+export const SIZE_INDEX: Int8Array = Int8Array.of(
+  0,
+  0,
+  1,
+  2,
+  2,
+  3,
+  3,
+  3,
+  3,
+  4,
+  4,
+  4,
+  4,
+  5,
+  5,
+  5,
+  5,
+  6,
+  6,
+  6,
+  6,
+  6,
+  6,
+  6,
+  6,
+);
+/** Shift of the frame index in a slab frame's owner word (kind, cache, then frame index). */
+const FRAME_INDEX_SHIFT = OWNER_ID_SHIFT + SLAB_FRAME_SHIFT;
+
+/**
+ * The layout values the fast paths below write as literals, checked once when the module loads:
+ * a change to layout.ts that they miss fails at once instead of corrupting memory.
+ */
+export const FAST_PATH_CONSTANTS: readonly (readonly [number, number])[] = [
+  [PAGE_SIZE, 4096],
+  [PAGE_SHIFT, 12],
+  [PAGE_WORDS, 1024],
+  [FRAME_WORDS, 3],
+  [OWNER_KIND_MASK, 7],
+  [FrameKind.SLAB, 7],
+  [OWNER_ID_SHIFT, 3],
+  [FRAME_INDEX_SHIFT, 10],
+  [SLAB_LARGE, 127],
+  [Slab.FROZEN, 0],
+  [Slab.LISTED, 1],
+  [Slab.SEQ, 2],
+  [Slab.FREELIST, 6],
+  [Slab.GEOMETRY, 7],
+  [Slab.SHAPE, 8],
+  [SLAB_HEADER_WORDS, 9],
+  [KMALLOC_MAX_CACHE_SIZE, 8192],
+];
+if (FAST_PATH_CONSTANTS.some(([real, literal]) => real !== literal))
+  bug('slab-cpu: a fast-path literal disagrees with layout.ts');
+
+/** What {@link SlabCpu.free} found. */
+export const enum FreeResult {
+  /** freed */
+  FREED = 0,
+  /** not a live object (of that cache): nothing changed */
+  BAD = 1,
+  /** a large kmalloc (whole pages): the caller frees it */
+  LARGE = 2,
+}
+
+/** One attachment's slab state (`kmem_cache_cpu` for every cache). */
+export class SlabCpu {
+  readonly mem: PhysMem;
+  private readonly i32: Int32Array;
+  /** First pfn + 1 of this thread's active slab, per cache; 0 = none. */
+  readonly active: Int32Array = new Int32Array(KMEM_CACHES);
+  /** The cache generation each active slab was taken under (a destroyed cache's slab is stale). */
+  readonly activeGen: Int32Array = new Int32Array(KMEM_CACHES);
+  /** Int32 index of frame 0's owner word. */
+  private readonly owners: number;
+  /** Bytes of physical memory. */
+  private readonly limit: number;
+  /** The kaddr of physical byte 0 (`layout.kmallocStart`). */
+  private readonly start: number;
+  /** Physical byte offsets fit an Int32 (up to 2 GiB of memory): pfn by a shift. */
+  private readonly shiftable: boolean;
+  /** Int32 index of cache record 0. */
+  private readonly caches: number;
+  /** This attachment's thread slot + 1: the FROZEN value of the slabs it holds. */
+  private readonly me: number;
+  /** Per cache: the stride `inverse` was computed for, and 1 / stride. */
+  private readonly strideOf: Int32Array = new Int32Array(KMEM_CACHES);
+  private readonly inverse: Float64Array = new Float64Array(KMEM_CACHES);
+  /** Per cache: log2(stride) for a power-of-two stride, else -1. */
+  private readonly strideShift: Int8Array = new Int8Array(KMEM_CACHES);
+  /** {@link SIZE_INDEX}, as a field: read on the fast path. */
+  private readonly sizeIndex: Int8Array = SIZE_INDEX;
+  /** After a free: the first pfn of the large kmalloc it found (FreeResult.LARGE). */
+  largeHead = -1;
+
+  /** Context: the attaching thread, once it has its thread slot. */
+  constructor(mem: PhysMem) {
+    this.mem = mem;
+    this.i32 = mem.i32;
+    const limit = mem.layout.totalFrames * PAGE_SIZE;
+    this.shiftable = limit <= 2 ** 31;
+    // `| 0` where the values fit an Int32: numbers computed by divisions (Math.floor, wordIndex)
+    // may be boxed doubles, and a field holding one makes every use on the fast path a float op
+    const int = (n: number): number => (this.shiftable ? n | 0 : n);
+    this.owners = int(mem.frameTable + Frame.OWNER);
+    this.limit = int(limit);
+    this.start = int(mem.layout.kmallocStart);
+    this.caches = int(mem.cacheTable);
+    this.me = (mem.current.slot + 1) | 0;
+  }
+
+  private setStride(cache: number, stride: number): void {
+    this.strideOf[cache] = stride;
+    this.inverse[cache] = 1 / stride;
+    this.strideShift[cache] = (stride & (stride - 1)) === 0 ? 31 - Math.clz32(stride) : -1;
+  }
+
+  /**
+   * `kmalloc` served from this thread's active slab: the kaddr, or 0 when this path cannot serve
+   * it (a size that is not 1 … 8192, no free object in the active slab): the caller then takes the
+   * general path. Context: the owning thread; plain loads and stores only.
+   */
+  kmallocFast(size: number): number {
+    // literals, not imported constants: an imported binding costs a load and a TDZ check per use
+    // on this path (checked against layout.ts when the module loads, see FAST_PATH_CONSTANTS)
+    if (typeof size !== 'number' || !(size > 0 && size <= 8192) || (size | 0) !== size) return 0;
+    const cache = size <= 192 ? this.sizeIndex[(size + 7) >> 3]! : 31 - Math.clz32(size - 1);
+    const s = this.active[cache]!;
+    if (s === 0 || this.activeGen[cache] !== 1) return 0;
+    const i32 = this.i32;
+    const base = (s - 1) * 1024; // PAGE_WORDS
+    const link = i32[base + 6]!; // Slab.FREELIST
+    if (link === 0) return 0;
+    const off = link & 0xffff;
+    const idx = (link >> 16) - 1;
+    i32[base + 6] = i32[base + (off >> 2)]!;
+    i32[base + 9 + (idx >> 5)]! |= 1 << (idx & 31); // SLAB_HEADER_WORDS: the alloc bitmap
+    return this.start + (s - 1) * 4096 + off;
+  }
+
+  /**
+   * `kfree` of an object in the first frame of a slab: true when handled (freed, or a free that
+   * lost a race with another free of the object, counted as a bad free); false when this path
+   * cannot tell (anything else, good or bad), and the caller takes the general path.
+   * Context: the owning thread; plain loads and stores only for a slab this thread holds, one
+   * `Atomics.or` and one `Atomics.load` for another (see freeRemote).
+   */
+  kfreeFast(kaddr: number): boolean {
+    const off = kaddr - this.start;
+    if (!(off >= 0 && off < this.limit)) return false;
+    const i32 = this.i32;
+    // a shift where offsets fit an Int32 (memory up to 2 GiB), not a float division
+    const pfn = this.shiftable ? off >> 12 : Math.floor(off / 4096);
+    const tag = i32[this.owners + pfn * 3]!; // FRAME_WORDS
+    // the first frame of a slab: kind SLAB (7), frame index 0 (the bits from 10 up)
+    if ((tag & 7) !== 7 || tag >> 10 !== 0) return false;
+    // (the first frame of a large kmalloc, cache 127, holds data, not a descriptor)
+    const cache = tag >> 3;
+    if (cache === 127) return false;
+    const base = pfn * 1024;
+    // the geometry is on the slab's own descriptor line: Slab.GEOMETRY, Slab.SHAPE (init-only
+    // for the slab's life, and the slab lives while the object does)
+    const geometry = i32[base + 7]!;
+    const shape = i32[base + 8]!;
+    const stride = geometry & 0xffff;
+    if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
+    const slabOff = off - pfn * 4096;
+    const rel = slabOff - (geometry >> 16);
+    // obj_to_index: a shift for a power-of-two stride, else a reciprocal (exact for object starts)
+    const shift = this.strideShift[cache]!;
+    const idx = shift >= 0 ? rel >> shift : (rel * this.inverse[cache]! + 0.5) | 0;
+    if (rel < 0 || idx * stride !== rel || idx >= (shape & 0xffff)) return false;
+    const aw = base + 9 + (idx >> 5);
+    const bw = shape >> 16;
+    const bit = 1 << (idx & 31);
+    if ((i32[aw]! & bit) === 0 || (i32[aw + bw]! & bit) !== 0) return false;
+    // another thread's slab, or nobody's: a remote free (one that lost a race with another free
+    // of the object is a bad free, counted here: retrying could free a new object at that address)
+    if (i32[base]! !== this.me) return this.remoteFree(cache, pfn, aw, bw, bit);
+    i32[base + (slabOff >> 2)] = i32[base + 6]!;
+    i32[base + 6] = ((idx + 1) << 16) | slabOff;
+    i32[aw]! &= ~bit;
+    return true;
+  }
+
+  /**
+   * A new object of `cache` (generation `gen`): its kaddr, or 0 when memory is short.
+   * Context: the owning thread; lock-free unless the active slab is used up.
+   */
+  alloc(cache: number, gen: number): number {
+    const s = this.active[cache]!;
+    if (s !== 0 && this.activeGen[cache] === gen) {
+      const i32 = this.i32;
+      const base = (s - 1) * PAGE_WORDS;
+      const link = i32[base + Slab.FREELIST]!;
+      if (link !== 0) {
+        const off = link & 0xffff;
+        const idx = (link >>> 16) - 1;
+        i32[base + Slab.FREELIST] = i32[base + (off >>> 2)]!;
+        i32[base + SLAB_HEADER_WORDS + (idx >>> 5)]! |= 1 << (idx & 31);
+        return this.start + (s - 1) * PAGE_SIZE + off;
+      }
+    }
+    return this.allocSlow(cache, gen);
+  }
+
+  /**
+   * Free the object at `kaddr`; with `only` ≥ 0, only an object of that cache. Changes nothing
+   * and returns BAD for anything that is not a live object. Context: the owning thread; lock-free
+   * unless the free empties or first frees into a slab nobody holds.
+   */
+  free(kaddr: number, only: number): FreeResult {
+    const off = kaddr - this.start;
+    if (!(off >= 0 && off < this.limit)) return FreeResult.BAD;
+    const i32 = this.i32;
+    const pfn = Math.floor(off / PAGE_SIZE);
+    const tag = i32[this.owners + pfn * FRAME_WORDS]!;
+    if ((tag & OWNER_KIND_MASK) !== FrameKind.SLAB) return FreeResult.BAD;
+    const id = tag >>> OWNER_ID_SHIFT;
+    const cache = id & SLAB_CACHE_MASK;
+    const j = id >>> SLAB_FRAME_SHIFT;
+    if (cache === SLAB_LARGE) {
+      if (only >= 0 || j !== 0 || off !== pfn * PAGE_SIZE) return FreeResult.BAD;
+      this.largeHead = pfn;
+      return FreeResult.LARGE;
+    }
+    if (only >= 0 && cache !== only) return FreeResult.BAD;
+    const head = pfn - j;
+    if (j !== 0 && i32[this.owners + head * FRAME_WORDS] !== slabTag(cache, 0))
+      return FreeResult.BAD; // no slab starts there: nothing to read a descriptor from
+    const slabOff = off - head * PAGE_SIZE;
+    const g = this.caches + cache * CACHE_WORDS;
+    const stride = i32[g + Cache.STRIDE]!;
+    let idx: number;
+    if (j === 0 || stride > PAGE_SIZE) {
+      // obj_to_index by a reciprocal (as SLUB's reciprocal_divide); exact for object starts
+      if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
+      const rel = slabOff - i32[g + Cache.OFFSET]!;
+      idx = (rel * this.inverse[cache]! + 0.5) | 0;
+      if (rel < 0 || idx * stride !== rel || idx >= i32[g + Cache.FIRST_OBJS]!)
+        return FreeResult.BAD;
+    } else {
+      idx = objIndex(i32, g, j, slabOff, false);
+      if (idx < 0) return FreeResult.BAD;
+    }
+    const base = head * PAGE_WORDS;
+    const aw = base + SLAB_HEADER_WORDS + (idx >>> 5);
+    const bw = i32[g + Cache.BITMAP_WORDS]!;
+    const bit = 1 << (idx & 31);
+    if ((i32[aw]! & bit) === 0 || (i32[aw + bw]! & bit) !== 0) return FreeResult.BAD;
+    if (i32[base + Slab.FROZEN] === this.me) {
+      // local: only this thread writes these words (see the module comment)
+      i32[base + (slabOff >>> 2)] = i32[base + Slab.FREELIST]!;
+      i32[base + Slab.FREELIST] = ((idx + 1) << 16) | slabOff;
+      i32[aw]! &= ~bit;
+      return FreeResult.FREED;
+    }
+    return this.freeRemote(cache, head, aw, bw, bit);
+  }
+
+  /** A free into a slab this thread does not hold (`__slab_free`). */
+  /** {@link SlabCpu.freeRemote} for the fast path, which counts a lost race itself: true. */
+  private remoteFree(cache: number, head: number, aw: number, bw: number, bit: number): boolean {
+    if (this.freeRemote(cache, head, aw, bw, bit) === FreeResult.BAD)
+      Atomics.add(this.i32, Hdr.BAD_FREES, 1);
+    return true;
+  }
+
+  private freeRemote(cache: number, head: number, aw: number, bw: number, bit: number): FreeResult {
+    const i32 = this.i32;
+    const base = head * 1024; // literals as on the fast path: Slab.SEQ 2, FROZEN 0, LISTED 1
+    const seq = i32[base + 2]!; // read while the object is live: the slab cannot go
+    const old = Atomics.or(i32, aw + bw, bit);
+    if ((old & bit) !== 0) return FreeResult.BAD; // another thread freed it first
+    // the bit first, then FROZEN (both seq-cst): either the holder's collect sees the bit, or
+    // this free sees the slab unowned and does the unowned work
+    if (Atomics.load(i32, base) !== 0) return FreeResult.FREED;
+    let resolve = i32[base + 1] === 0 && Atomics.compareExchange(i32, base + 1, 0, 1) === 0;
+    // every object of this word freed: look at the others (seq-cst: the last freer sees all bits)
+    if (!resolve && (i32[aw]! & ~(old | bit)) === 0) resolve = this.allFreed(base, bw);
+    if (resolve) {
+      inKernel(this.mem, () => {
+        resolveSlab(this.mem, cache, head, seq);
+      });
+    }
+    return FreeResult.FREED;
+  }
+
+  private allFreed(base: number, bw: number): boolean {
+    const i32 = this.i32;
+    for (let w = 0; w < bw; w++) {
+      const at = base + SLAB_HEADER_WORDS + w;
+      if ((i32[at]! & ~Atomics.load(i32, at + bw)) !== 0) return false;
+    }
+    return true;
+  }
+
+  /** True when a slab has remote frees to take back (a hint: plain loads). */
+  private hasRemote(cache: number, base: number): boolean {
+    const i32 = this.i32;
+    const bw = i32[this.caches + cache * CACHE_WORDS + Cache.BITMAP_WORDS]!;
+    for (let w = 0; w < bw; w++) if (i32[base + SLAB_HEADER_WORDS + bw + w] !== 0) return true;
+    return false;
+  }
+
+  /** The active slab is used up (or there is none): take remote frees back, or change slabs. */
+  private allocSlow(cache: number, gen: number): number {
+    const { mem } = this;
+    return inKernel(mem, () => {
+      let s = this.activeGen[cache] === gen ? this.active[cache]! : 0;
+      if (s === 0) this.active[cache] = 0; // none, or a destroyed cache's: not ours to touch
+      if (s !== 0 && collectRemote(mem, cache, s - 1) > 0) return this.alloc(cache, gen);
+      const lock = cacheWord(mem, cache, Cache.LOCK);
+      spinLock(mem, lock);
+      try {
+        if (s !== 0) {
+          this.active[cache] = 0;
+          deactivateSlabLocked(mem, cache, s - 1);
+        }
+        s = takePartialLocked(mem, cache) + 1;
+      } finally {
+        spinUnlock(mem, lock);
+      }
+      if (s === 0) s = newSlab(mem, cache) + 1;
+      if (s === 0) return 0;
+      this.active[cache] = s;
+      this.activeGen[cache] = gen;
+      return this.alloc(cache, gen);
+    });
+  }
+
+  /**
+   * Let go of this thread's active slabs (all, or only the empty ones): a detaching thread, or
+   * `stats()`, which wants a thread's cached empty slabs counted free (`kmem_cache_shrink`).
+   * Context: the owning thread; a kernel call per slab let go.
+   */
+  flush(onlyEmpty: boolean, liveGen: (cache: number) => number): void {
+    const { mem, i32 } = this;
+    for (let cache = 0; cache < KMEM_CACHES; cache++) {
+      const s = this.active[cache]!;
+      if (s === 0) continue;
+      const base = (s - 1) * PAGE_WORDS;
+      if (this.activeGen[cache] !== liveGen(cache)) {
+        this.active[cache] = 0; // the cache was destroyed, and its slabs with it
+        continue;
+      }
+      if (onlyEmpty && slabInuse(mem, cache, s - 1) !== 0) {
+        // empty once the remote frees are taken back?
+        if (!this.hasRemote(cache, base)) continue;
+        inKernel(mem, () => collectRemote(mem, cache, s - 1));
+        if (slabInuse(mem, cache, s - 1) !== 0) continue;
+      }
+      this.active[cache] = 0;
+      inKernel(mem, () => {
+        const lock = cacheWord(mem, cache, Cache.LOCK);
+        spinLock(mem, lock);
+        try {
+          if (Atomics.load(i32, base + Slab.FROZEN) === mem.current.slot + 1)
+            deactivateSlabLocked(mem, cache, s - 1);
+        } finally {
+          spinUnlock(mem, lock);
+        }
+      });
+    }
+  }
+}

@@ -1,0 +1,317 @@
+import { describe, expect, it } from 'vitest';
+import {
+  EBUSY,
+  EINVAL,
+  FRAME_SLAB,
+  KMALLOC_MAX_CACHE_SIZE,
+  KMALLOC_END,
+  Kernel,
+  PAGE_SIZE,
+  TASK_SIZE,
+  VMALLOC_START,
+} from '../src/index.js';
+import { KMALLOC_SIZES, slabGeometry } from '../src/slab.js';
+import { FAST_PATH_CONSTANTS } from '../src/slab-cpu.js';
+
+const MiB = 2 ** 20;
+const boot = (mib = 16): Kernel => Kernel.boot({ memoryBytes: mib * MiB });
+
+/** The kmalloc class a size lands in, by the table of Linux's size classes. */
+function classOf(size: number): number {
+  return KMALLOC_SIZES.find((c) => c >= size)!;
+}
+
+describe('the fast paths', () => {
+  it('write as literals exactly the layout values they stand for', () => {
+    for (const [real, literal] of FAST_PATH_CONSTANTS) expect(literal).toBe(real);
+    expect(FAST_PATH_CONSTANTS.length).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe('kmalloc size classes', () => {
+  it('gives every size from 1 to 8 KiB the smallest kmalloc class that fits, as ksize reports', () => {
+    const k = boot();
+    for (let size = 1; size <= KMALLOC_MAX_CACHE_SIZE; size += size < 256 ? 1 : 61) {
+      const kaddr = k.kmalloc(size)!;
+      expect(k.ksize(kaddr), `size ${size}`).toBe(classOf(size));
+      k.kfree(kaddr);
+    }
+    expect(k.stats().badFrees).toBe(0);
+    k.checkInvariants();
+  });
+
+  it('puts objects in the kmalloc range, 8-byte aligned, disjoint from user space and vmalloc', () => {
+    const k = boot();
+    const area = k.vmalloc(PAGE_SIZE)!;
+    for (const size of [1, 8, 13, 64, 96, 192, 2048, 5000, 8192, 3 * PAGE_SIZE]) {
+      const kaddr = k.kmalloc(size)!;
+      expect(Math.abs(kaddr % 8)).toBe(0); // kaddrs are negative: -0 is fine
+      expect(kaddr).toBeGreaterThanOrEqual(k.layout.kmallocStart);
+      expect(kaddr + k.ksize(kaddr)).toBeLessThanOrEqual(KMALLOC_END);
+      expect(k.layout.kmallocStart).toBe(-k.stats().totalFrames * PAGE_SIZE);
+      // below every user address (0 … TASK_SIZE) and the vmalloc range
+      expect(KMALLOC_END).toBeLessThanOrEqual(0);
+      expect(VMALLOC_START).toBeGreaterThan(TASK_SIZE);
+      expect(k.findVmArea(kaddr)).toBeNull();
+    }
+    expect(k.ksize(area)).toBe(0);
+  });
+
+  it('never lets an object of at most a page straddle a frame boundary', () => {
+    for (const size of [...KMALLOC_SIZES, 24, 40, 100, 200, 700, 1500, 3000, 4000]) {
+      const g = slabGeometry(size, 8);
+      if (g.stride > PAGE_SIZE) continue;
+      for (let idx = 0; idx < g.objs; idx++) {
+        const off =
+          idx < g.firstObjs
+            ? g.offset + idx * g.stride
+            : PAGE_SIZE * (1 + Math.floor((idx - g.firstObjs) / g.perFrame)) +
+              ((idx - g.firstObjs) % g.perFrame) * g.stride;
+        expect(Math.floor(off / PAGE_SIZE), `size ${size} object ${idx}`).toBe(
+          Math.floor((off + size - 1) / PAGE_SIZE),
+        );
+      }
+    }
+  });
+
+  it('wastes at most an eighth of a slab for every kmalloc class', () => {
+    for (const size of KMALLOC_SIZES) {
+      const g = slabGeometry(size, 8);
+      expect(g.objs * g.stride, `kmalloc-${size}`).toBeGreaterThanOrEqual(
+        (7 / 8) * g.frames * PAGE_SIZE,
+      );
+    }
+  });
+
+  it('serves sizes above 8 KiB as whole contiguous pages and counts them apart', () => {
+    const k = boot();
+    const before = k.stats();
+    const kaddr = k.kmalloc(KMALLOC_MAX_CACHE_SIZE + 1)!;
+    expect(k.ksize(kaddr)).toBe(3 * PAGE_SIZE);
+    expect(k.stats().kmallocLargeFrames).toBe(3);
+    expect(k.view(kaddr, 3 * PAGE_SIZE)).toHaveLength(3 * PAGE_SIZE);
+    expect(k.frameSnapshot().kinds[(kaddr - k.layout.kmallocStart) / PAGE_SIZE]).toBe(FRAME_SLAB);
+    k.kfree(kaddr);
+    expect(k.stats()).toEqual(before);
+    k.checkInvariants();
+  });
+});
+
+describe('kzalloc, kcalloc and krealloc', () => {
+  it('zeroes what kzalloc and kcalloc hand out, even memory that held data', () => {
+    const k = boot();
+    for (const size of [8, 64, 200, 4096, 8192, 20000]) {
+      const dirty = k.kmalloc(size)!;
+      k.view(dirty, k.ksize(dirty)).fill(0xee);
+      k.kfree(dirty);
+      const z = k.kzalloc(size)!;
+      expect(
+        k.view(z, k.ksize(z)).every((b) => b === 0),
+        `kzalloc(${size})`,
+      ).toBe(true);
+      k.kfree(z);
+    }
+    const c = k.kcalloc(10, 12)!;
+    expect(k.ksize(c)).toBe(128);
+    expect(k.view(c, 120).every((b) => b === 0)).toBe(true);
+  });
+
+  it('returns null from kcalloc when n * size overflows, and allocates nothing', () => {
+    const k = boot();
+    const before = k.stats();
+    expect(k.kcalloc(2 ** 30, 2 ** 30)).toBeNull();
+    expect(k.kcalloc(Number.MAX_SAFE_INTEGER, 2)).toBeNull();
+    expect(k.kcalloc(-1, 8)).toBeNull();
+    expect(k.stats()).toEqual(before);
+  });
+
+  it('keeps the object when the new size fits, and moves the bytes when it does not', () => {
+    const k = boot();
+    const a = k.kmalloc(40)!;
+    k.view(a, 40).set(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(k.krealloc(a, 64)).toBe(a);
+    const b = k.krealloc(a, 1000)!;
+    expect(b).not.toBe(a);
+    expect(k.ksize(a)).toBe(0);
+    expect([...k.view(b, 40)]).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    const c = k.krealloc(null, 16)!;
+    expect(k.ksize(c)).toBe(16);
+    k.kfree(b);
+    k.kfree(c);
+    expect(k.stats().badFrees).toBe(0);
+  });
+
+  it('leaves the old object live and unchanged when krealloc fails', () => {
+    const k = boot(1);
+    const a = k.kmalloc(32)!;
+    k.view(a, 32).fill(7);
+    expect(k.krealloc(a, 64 * MiB)).toBeNull();
+    expect(k.krealloc(a, 0)).toBeNull();
+    expect(k.ksize(a)).toBe(32);
+    expect(k.view(a, 32).every((b) => b === 7)).toBe(true);
+  });
+});
+
+describe('kfree', () => {
+  it('counts a double free, an interior pointer and a vmalloc address as bad frees and changes nothing', () => {
+    const k = boot();
+    const a = k.kmalloc(64)!;
+    const b = k.kmalloc(64)!;
+    const area = k.vmalloc(PAGE_SIZE)!;
+    k.kfree(a);
+    const before = k.slabinfo();
+    k.kfree(a);
+    k.kfree(b + 8);
+    k.kfree(area);
+    k.kfree(k.layout.kmallocStart);
+    k.kfree(null);
+    expect(k.stats().badFrees).toBe(4);
+    expect(k.slabinfo()).toBe(before);
+    expect(k.ksize(b)).toBe(64);
+    k.checkInvariants();
+  });
+
+  it('returns every frame when every object is freed, so stats() is back at its boot values', () => {
+    const k = boot();
+    const first = k.stats();
+    const objs: number[] = [];
+    for (let i = 0; i < 5000; i++) objs.push(k.kmalloc(1 + ((i * 7919) % 9000))!);
+    expect(k.stats().slabFrames).toBeGreaterThan(0);
+    k.checkInvariants();
+    for (let i = objs.length - 1; i >= 0; i -= 2) k.kfree(objs[i]!);
+    for (let i = objs.length - 2; i >= 0; i -= 2) k.kfree(objs[i]!);
+    expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
+});
+
+describe('kernel.view', () => {
+  it('views a kmalloc object, or part of it, in place as any typed array', () => {
+    const k = boot();
+    const a = k.kmalloc(64)!;
+    const f = k.view(a, 64, Float64Array);
+    f[3] = 1.5;
+    expect(k.view(a + 24, 8, Float64Array)[0]).toBe(1.5);
+    expect(k.view(a, 0)).toHaveLength(0);
+    expect(() => k.view(a + 4, 8, Float64Array)).toThrow(/multiples of 8/);
+    expect(() => k.view(a, 65)).toThrow(/runs past the end of its object/);
+    k.kfree(a);
+    expect(() => k.view(a, 8)).toThrow(/not inside a live kmalloc object/);
+  });
+
+  it('views a vmalloc range that is one physical run, and says so when a range is not', () => {
+    const k = boot();
+    const area = k.vmalloc(4 * PAGE_SIZE)!;
+    const v = k.view(area + 100, 3 * PAGE_SIZE, Uint8Array);
+    v[0] = 42;
+    expect(k.readKernel(area + 100, 1)[0]).toBe(42);
+    expect(() => k.view(area, 5 * PAGE_SIZE)).toThrow(/not backed by a live vmalloc area/);
+    // an area built from scattered frames: free every other page of a fragmenting area first
+    const holes = Array.from({ length: 64 }, () => k.vmalloc(PAGE_SIZE)!);
+    for (let i = 0; i < holes.length; i += 2) k.vfree(holes[i]!);
+    const split = k.vmalloc(8 * PAGE_SIZE)!;
+    expect(() => k.view(split, 8 * PAGE_SIZE)).toThrow(/not one physically contiguous run/);
+    k.vfree(area);
+    expect(() => k.view(area, 8)).toThrow(/not backed by a live vmalloc area/);
+  });
+});
+
+describe('slab caches', () => {
+  it('allocates aligned objects of its size, finds the cache by id, and refuses destroy while one is live', () => {
+    const k = boot();
+    const first = k.stats();
+    const cache = k.kmemCacheCreate('node_cache', 40, { align: 64 })!;
+    expect(cache.name).toBe('node_cache');
+    expect(k.kmemCache(cache.id)?.name).toBe('node_cache');
+    const objs = Array.from({ length: 200 }, () => cache.alloc()!);
+    for (const o of objs) {
+      expect(Math.abs(o % 64)).toBe(0);
+      expect(k.ksize(o)).toBe(40);
+    }
+    expect(new Set(objs).size).toBe(objs.length);
+    expect(cache.destroy()).toBe(-EBUSY);
+    for (const o of objs.slice(1)) cache.free(o);
+    expect(cache.destroy()).toBe(-EBUSY);
+    k.kfree(objs[0]!);
+    expect(cache.destroy()).toBe(0);
+    expect(cache.destroy()).toBe(-EINVAL);
+    expect(cache.alloc()).toBeNull();
+    expect(k.kmemCache(cache.id)).toBeNull();
+    expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
+
+  it('counts a free of another cache’s object through cache.free as a bad free', () => {
+    const k = boot();
+    const a = k.kmemCacheCreate('a', 64)!;
+    const b = k.kmemCacheCreate('b', 64)!;
+    const x = a.alloc()!;
+    b.free(x);
+    b.free(null);
+    expect(k.stats().badFrees).toBe(1);
+    expect(k.ksize(x)).toBe(64);
+    a.free(x);
+    expect(k.stats().badFrees).toBe(1);
+  });
+
+  it('lists every cache in /proc/slabinfo version 2.1 with its active and total objects', () => {
+    const k = boot();
+    const cache = k.kmemCacheCreate('my_objects', 100)!;
+    const objs = Array.from({ length: 50 }, () => cache.alloc()!);
+    const kobjs = Array.from({ length: 3 }, () => k.kmalloc(64)!);
+    const text = k.slabinfo();
+    const lines = text.trimEnd().split('\n');
+    expect(lines[0]).toBe('slabinfo - version: 2.1');
+    expect(lines[1]).toMatch(
+      /^# name +<active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>/,
+    );
+    const row = (name: string): number[] => {
+      const line = lines.find((l) => l.startsWith(`${name} `))!;
+      expect(line).toMatch(
+        /^\S+ +\d+ +\d+ +\d+ +\d+ +\d+ : tunables +0 +0 +0 : slabdata +\d+ +\d+ +0$/,
+      );
+      return line
+        .split(/[ :]+/)
+        .slice(1)
+        .filter((x) => /^\d+$/.test(x))
+        .map(Number);
+    };
+    const [active, total, objsize, perSlab, pages, , , , slabs] = row('my_objects');
+    expect([active, objsize]).toEqual([50, 104]);
+    expect(total).toBe(slabs! * perSlab!);
+    expect(pages).toBe(slabGeometry(100, 8).frames);
+    expect(row('kmalloc-64')[0]).toBe(3);
+    expect(lines.filter((l) => l.startsWith('kmalloc-'))).toHaveLength(KMALLOC_SIZES.length);
+    for (const o of objs) cache.free(o);
+    for (const o of kobjs) k.kfree(o);
+  });
+
+  it('refuses bad names, sizes and alignments with null', () => {
+    const k = boot();
+    expect(k.kmemCacheCreate('has space', 8)).toBeNull();
+    expect(k.kmemCacheCreate('', 8)).toBeNull();
+    expect(k.kmemCacheCreate('x'.repeat(32), 8)).toBeNull();
+    expect(k.kmemCacheCreate('ok', 0)).toBeNull();
+    expect(k.kmemCacheCreate('ok', KMALLOC_MAX_CACHE_SIZE + 1)).toBeNull();
+    expect(k.kmemCacheCreate('ok', 8, { align: 3 })).toBeNull();
+    expect(k.kmemCacheCreate('ok', 8, { align: 2 * PAGE_SIZE })).toBeNull();
+    expect(k.kmemCacheCreate('x'.repeat(31), 8)).not.toBeNull();
+  });
+});
+
+describe('kfree of a large kmalloc', () => {
+  it('never reads a large allocation’s data as a slab descriptor, even data that looks like one', () => {
+    const k = boot();
+    const large = k.kmalloc(3 * PAGE_SIZE)!;
+    const words = k.view(large, 64, Int32Array);
+    // what a slab of 64-byte objects held by this thread would hold in its first words
+    words.set([1, 0, 0, 0, 0, 0, 0, 64 | (64 << 16), 63 | (2 << 16), -1, -1, 0, 0]);
+    const before = k.view(large, 3 * PAGE_SIZE).slice();
+    k.kfree(large + 64);
+    expect(k.stats().badFrees).toBe(1);
+    expect(k.view(large, 3 * PAGE_SIZE)).toEqual(before);
+    k.kfree(large);
+    expect(k.stats().kmallocLargeFrames).toBe(0);
+    k.checkInvariants();
+  });
+});
