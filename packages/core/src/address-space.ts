@@ -11,7 +11,7 @@
  * @module
  */
 import { EINVAL, PAGE_SHIFT, PAGE_SIZE } from './errno.js';
-import { showValue } from './fault.js';
+import { SegmentationFault, showValue } from './fault.js';
 import { Mm, VmaWord } from './layout.js';
 import {
   mmGet,
@@ -33,6 +33,7 @@ import {
   tlbFlushEnd,
   zapPtesLocked,
 } from './page-table.js';
+import { decideUserFault } from './page-fault.js';
 import { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 import { formatMaps } from './procfs.js';
@@ -47,6 +48,9 @@ import {
   waitForCopies,
 } from './user-access.js';
 import { releaseVmaSlots, Vma, vmaGet, vmaLoad } from './vma.js';
+
+/** Times an access runs again after its fault turned out to be a race with a change. */
+const MAX_FAULT_RETRIES = 16;
 
 /** One installed PTE, as `mm.pagemap()` reports it. */
 export interface PagemapEntry {
@@ -131,6 +135,24 @@ export class AddressSpace {
   }
 
   /**
+   * Run a user access. The lock-free walk stops at the first page that faults; that fault is then
+   * decided by the VMA under the mmap_lock (page-fault.ts): `SEGV_MAPERR`, `SEGV_ACCERR` or
+   * `BusError`, or no fault at all when the walk raced with a change (then the access runs again).
+   */
+  #access<T>(write: boolean, fn: () => T): T {
+    for (let tries = 0; ; tries++) {
+      try {
+        return fn();
+      } catch (error) {
+        // a fault the VMA keeps answering "mapped" is a kernel bug: the walk's own fault stands
+        if (!(error instanceof SegmentationFault) || tries >= MAX_FAULT_RETRIES) throw error;
+        const decided = decideUserFault(this.#mem, this.#slot, this.#gen, error.address, write);
+        if (decided !== null) throw decided;
+      }
+    }
+  }
+
+  /**
    * Reserve a VMA of `length` bytes with no pages in it (a driver's remap fills it). `addr` 0 picks
    * a free range (top-down); `MAP_FIXED` maps exactly at `addr`, replacing what is there.
    * Returns the user address, or `-EINVAL` (bad flags, length, protection or alignment,
@@ -203,31 +225,37 @@ export class AddressSpace {
   }
 
   /**
-   * Copy `length` bytes from user memory (`copy_from_user`). Throws `SegmentationFault` at the
-   * first unmapped (`SEGV_MAPERR`) or `PROT_NONE` (`SEGV_ACCERR`) byte, `TypeError`/`RangeError`
-   * for malformed arguments. Context: any thread, lock-free.
+   * Copy `length` bytes from user memory (`copy_from_user`). At the first byte that faults it
+   * throws `SegmentationFault` (`SEGV_MAPERR` where no VMA is, `SEGV_ACCERR` in a `PROT_NONE`
+   * VMA) or `BusError` (`BUS_ADRERR`: inside a VMA, on a page with no PTE);
+   * `TypeError`/`RangeError` for malformed arguments. Context: any thread, lock-free (a fault is
+   * decided under the mmap_lock).
    */
   read(uaddr: number, length: number): Uint8Array {
-    return userRead(this.#ref, uaddr, length);
+    return this.#access(false, () => userRead(this.#ref, uaddr, length));
   }
 
   /**
-   * Copy `bytes` into user memory (`copy_to_user`). Throws `SegmentationFault` at the first
-   * unmapped byte (`SEGV_MAPERR`) or page without `PROT_WRITE` (`SEGV_ACCERR`) before writing
-   * anything, `TypeError`/`RangeError` for malformed arguments. Context: any thread, lock-free.
+   * Copy `bytes` into user memory (`copy_to_user`). Before writing anything, throws
+   * `SegmentationFault` at the first byte with no VMA (`SEGV_MAPERR`) or in a VMA without
+   * `PROT_WRITE` (`SEGV_ACCERR`), or `BusError` at the first page of a VMA with no PTE
+   * (`BUS_ADRERR`); `TypeError`/`RangeError` for malformed arguments. Context: any thread,
+   * lock-free (a fault is decided under the mmap_lock).
    */
   write(uaddr: number, bytes: Uint8Array): void {
-    userWrite(this.#ref, uaddr, bytes);
+    this.#access(true, () => {
+      userWrite(this.#ref, uaddr, bytes);
+    });
   }
 
   /**
    * Read the aligned 32-bit word at `uaddr` (`get_user`): one page-table walk, no copy, no
-   * allocation. Throws `SegmentationFault` like {@link AddressSpace.read}, `TypeError`/`RangeError`
+   * allocation. Throws `SegmentationFault` or `BusError` like {@link AddressSpace.read}, `TypeError`/`RangeError`
    * for an address that is not a 4-byte-aligned non-negative safe integer.
    * Context: any thread, lock-free.
    */
   getUser32(uaddr: number): number {
-    return getUser32(this.#ref, uaddr);
+    return this.#access(false, () => getUser32(this.#ref, uaddr));
   }
 
   /**
@@ -236,8 +264,8 @@ export class AddressSpace {
    * once per call rather than once per word (a call that overlaps a munmap, mprotect or destroy in
    * another thread reads its words again), so random reads cost little more than plain typed-array
    * reads. Returns `out` (default: a new `Int32Array(uaddrs.length)`). Throws `SegmentationFault`
-   * at the first word that faults (the words before it are in `out`), `TypeError`/`RangeError` for
-   * a bad address, `TypeError` when `uaddrs` is not array-like, `RangeError` when `out` is shorter.
+   * or `BusError` at the first word that faults (the words before it are in `out`),
+   * `TypeError`/`RangeError` for a bad address, `TypeError` when `uaddrs` is not array-like, `RangeError` when `out` is shorter.
    * Context: any thread, lock-free.
    */
   getUser32v(uaddrs: ArrayLike<number>, out?: Int32Array): Int32Array {
@@ -256,7 +284,7 @@ export class AddressSpace {
     // a batch may be read again: its addresses must survive the writes into `out`
     if (ArrayBuffer.isView(list) && list.buffer === into.buffer)
       throw new TypeError('getUser32v: out must not share memory with uaddrs');
-    return getUser32v(this.#ref, uaddrs, into);
+    return this.#access(false, () => getUser32v(this.#ref, uaddrs, into));
   }
 
   /**
@@ -264,7 +292,9 @@ export class AddressSpace {
    * Throws like {@link AddressSpace.write}. Context: any thread, lock-free.
    */
   putUser32(uaddr: number, value: number): void {
-    putUser32(this.#ref, uaddr, value);
+    this.#access(true, () => {
+      putUser32(this.#ref, uaddr, value);
+    });
   }
 
   /**
@@ -274,7 +304,8 @@ export class AddressSpace {
    * Context: any thread, lock-free.
    */
   segments(uaddr: number, length: number, options: SegmentsOptions = {}): Uint8Array[] {
-    return userSegments(this.#ref, uaddr, length, options.write === true);
+    const write = options.write === true;
+    return this.#access(write, () => userSegments(this.#ref, uaddr, length, write));
   }
 
   /**

@@ -62,10 +62,13 @@ export function validProt(prot: unknown): prot is number {
   return typeof prot === 'number' && Number.isInteger(prot) && prot >= 0 && prot <= KNOWN_PROT;
 }
 
-/** The `VM_*` VMA flags of a protection (`calc_vm_prot_bits`). */
-function protFlags(prot: number): number {
+/**
+ * The `VM_*` VMA flags of a protection (`calc_vm_prot_bits`): `PROT_WRITE` alone is `VM_WRITE`
+ * without `VM_READ` (its PTEs still let reads through, as on x86).
+ */
+export function protFlags(prot: number): number {
   let flags = 0;
-  if (prot & (PROT_READ | PROT_WRITE)) flags |= VM_READ;
+  if (prot & PROT_READ) flags |= VM_READ;
   if (prot & PROT_WRITE) flags |= VM_WRITE;
   return flags;
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_SHARED } from './errno.js';
+import { PAGE_SIZE, VM_READ, VM_SHARED, VM_WRITE } from './errno.js';
 import { AreaCaller, Hdr, VmaWord } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import { vmallocAreas } from './vmalloc.js';
@@ -74,11 +74,11 @@ export function formatMaps(mem: PhysMem, vmaSlots: readonly number[]): string {
     .map((v) => {
       const start = vmaGet(mem, v, VmaWord.START) * PAGE_SIZE;
       const end = vmaGet(mem, v, VmaWord.END) * PAGE_SIZE;
-      const prot = vmaGet(mem, v, VmaWord.PROT);
       const flags = vmaGet(mem, v, VmaWord.FLAGS);
+      // from the VMA's flags, as show_map_vma: a PROT_WRITE-only VMA (VM_WRITE alone) is -w-s
       const perms =
-        (prot & (PROT_READ | PROT_WRITE) ? 'r' : '-') +
-        (prot & PROT_WRITE ? 'w' : '-') +
+        (flags & VM_READ ? 'r' : '-') +
+        (flags & VM_WRITE ? 'w' : '-') +
         '-' +
         (flags & VM_SHARED ? 's' : 'p');
       return `${hex8(start)}-${hex8(end)} ${perms} 00000000 00:00 0 \n`;

@@ -33,6 +33,8 @@ import {
   PROT_READ,
   PROT_WRITE,
   SegmentationFault,
+  BusError,
+  type BusCode,
   TASK_SIZE,
   VMALLOC_START,
   VM_ALLOC,
@@ -552,7 +554,7 @@ function pattern(length: number, seed: number): Uint8Array {
 // Expected outcomes of accesses
 
 interface Fault {
-  readonly code: SegvCode;
+  readonly code: SegvCode | BusCode;
   readonly address: number;
 }
 /** `[page, byte offset in it, bytes]` for each page an access touches. */
@@ -564,12 +566,14 @@ function userAccess(mm: MMm, uaddr: number, len: number, write: boolean): Fault 
   for (let a = uaddr; a < uaddr + len;) {
     const u = Math.floor(a / P);
     const n = Math.min(uaddr + len, (u + 1) * P) - a;
-    const page = u < TASK_PAGES ? mm.ptes.get(u) : undefined;
-    if (page === undefined) return { code: 'SEGV_MAPERR', address: a };
-    const prot = vmaAt(mm, u)!.prot;
-    if (write ? (prot & PROT_WRITE) === 0 : prot === PROT_NONE) {
+    // decided by the VMA (arch/x86/mm/fault.c); a permitted access to a page with no PTE: SIGBUS
+    const vma = u < TASK_PAGES ? vmaAt(mm, u) : undefined;
+    if (vma === undefined) return { code: 'SEGV_MAPERR', address: a };
+    if (write ? (vma.prot & PROT_WRITE) === 0 : vma.prot === PROT_NONE) {
       return { code: 'SEGV_ACCERR', address: a };
     }
+    const page = mm.ptes.get(u);
+    if (page === undefined) return { code: 'BUS_ADRERR', address: a };
     pieces.push([page, a - u * P, n]);
     a += n;
   }
@@ -622,7 +626,7 @@ function attempt<T>(fn: () => T): { value: T } | { fault: Fault } {
   try {
     return { value: fn() };
   } catch (e) {
-    if (!(e instanceof SegmentationFault)) throw e;
+    if (!(e instanceof SegmentationFault) && !(e instanceof BusError)) throw e;
     return { fault: { code: e.code, address: e.address } };
   }
 }

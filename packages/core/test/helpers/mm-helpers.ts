@@ -6,6 +6,7 @@
  */
 import { expect } from 'vitest';
 import {
+  BusError,
   Kernel,
   MAP_FIXED,
   MAP_SHARED,
@@ -158,6 +159,19 @@ export function expectSegv(fn: () => unknown, code: SegvCode, address: number): 
   expect(caught).toBeInstanceOf(SegmentationFault);
   const fault = caught as SegmentationFault;
   expect({ code: fault.code, address: fault.address }).toEqual({ code, address });
+}
+
+/** Run `fn`, expect a `BusError` (`BUS_ADRERR`) at this address: a VMA's page with no PTE. */
+export function expectBus(fn: () => unknown, address: number): void {
+  let caught: unknown = null;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(BusError);
+  const fault = caught as BusError;
+  expect({ code: fault.code, address: fault.address }).toEqual({ code: 'BUS_ADRERR', address });
 }
 
 /** The frames behind a vmalloc range, page by page (null where nothing is mapped). */
