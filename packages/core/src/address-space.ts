@@ -23,7 +23,8 @@ import {
   mmWord,
   vmaSlotsLocked,
 } from './mm.js';
-import { mmapLocked, mprotectLocked, munmapLocked, vmaAfterLocked } from './mmap.js';
+import { mmapLocked, munmapLocked } from './mmap.js';
+import { mprotectLocked } from './mprotect.js';
 import {
   forEachPteLocked,
   freeTablesLocked,
@@ -47,6 +48,7 @@ import {
   type TlbRef,
   waitForCopies,
 } from './user-access.js';
+import { vmaAfterLocked } from './vma-list.js';
 import { releaseVmaSlots, Vma, vmaGet, vmaLoad } from './vma.js';
 
 /** Times an access runs again after its fault turned out to be a race with a change. */

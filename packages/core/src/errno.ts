@@ -50,6 +50,8 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 /** Map exactly at `addr`, replacing what is there. */
 export const MAP_FIXED = 0x10;
+/** Map exactly at `addr` like `MAP_FIXED`, but `-EEXIST` (nothing changes) if anything is there. */
+export const MAP_FIXED_NOREPLACE = 0x100000;
 
 /** `VmArea.flags`: the area was made by the vmalloc family. */
 export const VM_ALLOC = 0x2;

@@ -31,6 +31,7 @@ import { forEachPteLocked, mkPte, PDE_HUGE, ptePfn, tableFramesLocked } from './
 import type { PhysMem } from './phys-mem.js';
 import { areaGet } from './vmalloc.js';
 import { vmaGet } from './vma.js';
+import { mergeableLocked } from './vma-merge.js';
 import { bug } from './bug.js';
 
 function fail(message: string): never {
@@ -221,6 +222,7 @@ function checkMm(
     prevEnd = e;
     ranges.push([s, e, vmaGet(mem, v, VmaWord.PROT)]);
   }
+  checkMerged(mem, slot, vmas);
   let ptes = 0;
   let r = 0;
   forEachPteLocked(mem, pgd, (upage, pte) => {
@@ -243,6 +245,14 @@ function checkMm(
   if (ptes !== mmGet(mem, slot, Mm.NR_PTES))
     fail(`mm ${slot + 1}: NR_PTES is ${mmGet(mem, slot, Mm.NR_PTES)}, found ${ptes}`);
   return 1 + tables.length;
+}
+
+/** No two neighbours of mm `slot` that should be one VMA are left apart (vma-merge.ts). */
+function checkMerged(mem: PhysMem, slot: number, vmas: readonly number[]): void {
+  for (let i = 1; i < vmas.length; i++) {
+    if (mergeableLocked(mem, vmas[i - 1]!, vmas[i]!))
+      fail(`mm ${slot + 1}: VMA slots ${vmas[i - 1]} and ${vmas[i]} should have merged`);
+  }
 }
 
 /** The whole check: locks free, areas, address spaces, VMA pool, then every frame's references. */

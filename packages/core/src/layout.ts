@@ -47,7 +47,7 @@ import { showValue } from './fault.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 
 /** Bytes in one Int32 word. */
 export const SIZEOF_WORD = 4;
@@ -132,6 +132,11 @@ export const enum Hdr {
   DEFER_HEAD = 192,
   /** atomic: frames on the deferred list. */
   DEFERRED_FRAMES = 208,
+  /**
+   * atomic (`Atomics.store` by `kernel.maxMapCount = n`, read by every call that adds VMAs): the
+   * most VMAs one address space may hold (`vm.max_map_count`); set at boot.
+   */
+  MAX_MAP_COUNT = 224,
 }
 
 /** Words per frame-table entry. */
@@ -206,7 +211,7 @@ export const enum AreaCaller {
 }
 
 /** Words per VMA slot (`struct vm_area_struct`). */
-export const VMA_WORDS = 8;
+export const VMA_WORDS = 9;
 /** VMA record word offsets. */
 export const enum VmaWord {
   /** atomic: bumped when the slot is freed, so old `Vma` handles go stale. */
@@ -223,6 +228,14 @@ export const enum VmaWord {
   FLAGS = 5,
   /** live: owner's mmap_lock, slot + 1 of the next VMA by address; free: vma_pool_lock, free list. */
   NEXT = 6,
+  /**
+   * owner's mmap_lock: the mapped object (Linux's `vm_file`/`anon_vma` for a shared mapping): an
+   * id the mmap that made the VMA took from `Mm.NEXT_ANON`, kept by every piece split off it and
+   * by a move. Only VMAs of one object can merge.
+   */
+  ANON = 7,
+  /** owner's mmap_lock: `vm_pgoff`, the VMA's first page as an offset into its object. */
+  PGOFF = 8,
 }
 
 /** Words per address-space slot (`struct mm_struct`), one cache line. */
@@ -250,6 +263,8 @@ export const enum Mm {
    * a permission (munmap, mprotect, destroy), so per-thread translation caches know to drop theirs.
    */
   TLB_GEN = 8,
+  /** mmap_lock: the last object id an mmap of this address space took (`VmaWord.ANON`). */
+  NEXT_ANON = 9,
 }
 
 /** Words of a thread slot's header; the undo log follows. */

@@ -24,7 +24,7 @@ import { PAGE_SIZE, PROT_NONE, PROT_WRITE } from './errno.js';
 import { BusError, SegmentationFault } from './fault.js';
 import { Mm, TASK_SIZE, VmaWord } from './layout.js';
 import { mmGet, mmLockLive, mmUnlock } from './mm.js';
-import { vmaAfterLocked } from './mmap.js';
+import { vmaAfterLocked } from './vma-list.js';
 import { PTE_READ, PTE_WRITE, ptePfn, walkPte } from './page-table.js';
 import type { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';

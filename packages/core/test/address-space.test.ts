@@ -100,7 +100,7 @@ describe('AddressSpace.mmap', () => {
     ['MAP_FIXED without MAP_SHARED', MAP_FIXED],
     ['an unknown bit (0x20)', MAP_SHARED | 0x20],
     ['an unknown bit (0x4)', MAP_SHARED | 0x4],
-    ['an unknown high bit', MAP_SHARED | 0x100000],
+    ['an unknown high bit', MAP_SHARED | 0x200000],
     ['MAP_SHARED plus 2^32 (bitwise operators would drop the high bit)', 2 ** 32 + MAP_SHARED],
     ['MAP_SHARED plus 2^40', 2 ** 40 + MAP_SHARED],
     ['a negative number', -1],

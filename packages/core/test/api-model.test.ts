@@ -27,6 +27,8 @@ import {
   EPERM,
   Kernel,
   MAP_FIXED,
+  MAP_FIXED_NOREPLACE,
+  EEXIST,
   MAP_SHARED,
   PAGE_SIZE,
   PROT_NONE,
@@ -84,12 +86,17 @@ interface MArea {
   readonly pages: MPage[];
 }
 
-/** A VMA record (pages); `dead` once wholly unmapped or its address space destroyed. */
+/**
+ * A VMA record (pages); `dead` once wholly unmapped, merged into the VMA below it, or its address
+ * space destroyed. `anon` names the mmap that made it, `pgoff` its first page's offset there.
+ */
 interface MVma {
   start: number;
   end: number;
   prot: number;
   flags: number;
+  anon: number;
+  pgoff: number;
   dead: boolean;
 }
 
@@ -117,6 +124,9 @@ class Model {
   readonly mms: MMm[] = [];
   readonly handles: MHandle[] = [];
   badFrees = 0;
+  anons = 0;
+  /** `kernel.maxMapCount`. */
+  maxMapCount: number = BOOT.maxVmas;
 
   constructor(
     readonly k: Kernel,
@@ -189,8 +199,45 @@ function vmaAt(mm: MMm, upage: number): MVma | undefined {
   return mm.vmas.find((v) => v.start <= upage && upage < v.end);
 }
 
+/** calc_vm_prot_bits: PROT_WRITE alone is VM_WRITE without VM_READ. */
 function protFlags(prot: number): number {
-  return (prot & (PROT_READ | PROT_WRITE) ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0);
+  return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0);
+}
+
+/** A piece of `v` from page `at` on: same object, the offset advanced. */
+function pieceOf(v: MVma, start: number, end: number, prot = v.prot, flags = v.flags): MVma {
+  return { start, end, prot, flags, anon: v.anon, pgoff: v.pgoff + (start - v.start), dead: false };
+}
+
+/** mm/vma.c is_mergeable_vma: one object, contiguous in it, same prot and flags, not special. */
+function mergeable(a: MVma, b: MVma): boolean {
+  return (
+    a.end === b.start &&
+    a.anon === b.anon &&
+    a.pgoff + (a.end - a.start) === b.pgoff &&
+    a.prot === b.prot &&
+    a.flags === b.flags &&
+    (a.flags & (VM_MIXEDMAP | VM_DONTEXPAND)) === 0
+  );
+}
+
+/** How often the programs met the rules this file checks: each must be exercised. */
+const seen = { merges: 0, eexist: 0, mapCountRefusals: 0 };
+
+/** Merge every mergeable pair; the lower record survives, the upper one's handles go stale. */
+function mergeModel(mm: MMm): void {
+  for (let i = 1; i < mm.vmas.length;) {
+    const a = mm.vmas[i - 1]!;
+    const b = mm.vmas[i]!;
+    if (!mergeable(a, b)) {
+      i++;
+      continue;
+    }
+    a.end = b.end;
+    b.dead = true;
+    mm.vmas.splice(i, 1);
+    seen.merges++;
+  }
 }
 
 function addVma(model: Model, mm: MMm, v: MVma): void {
@@ -216,11 +263,12 @@ function unmapModel(model: Model, mm: MMm, s: number, e: number): void {
       v.dead = true;
       mm.vmas = mm.vmas.filter((x) => x !== v);
     } else if (v.start < s && v.end > e) {
-      split.push({ start: e, end: v.end, prot: v.prot, flags: v.flags, dead: false });
+      split.push(pieceOf(v, e, v.end));
       v.end = s;
     } else if (v.start < s) {
       v.end = s;
     } else {
+      v.pgoff += e - v.start;
       v.start = e;
     }
   }
@@ -250,12 +298,15 @@ type Op =
   | {
       k: 'mmap';
       mm: number;
-      mode: 'any' | 'hint' | 'fixed';
+      mode: 'any' | 'hint' | 'fixed' | 'noreplace';
       at: AddrSpec;
       pages: number;
       shave: number;
       prot: number;
+      /** Bytes below the page a hint names: an unaligned hint, rounded up to that page. */
+      hintOff: number;
     }
+  | { k: 'limit'; n: number }
   | {
       k: 'munmap';
       mm: number;
@@ -273,6 +324,8 @@ type Op =
       pages: number;
       shave: number;
       prot: number;
+      /** Take the protection of a neighbour of the VMA the range starts in (so that it may merge). */
+      copy: boolean;
     }
   | {
       k: 'remap';
@@ -342,6 +395,7 @@ const protArb = fc.constantFrom(
   PROT_READ | PROT_WRITE,
   PROT_READ,
   PROT_NONE,
+  PROT_WRITE,
 );
 const shaveArb = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: P - 1 }));
 
@@ -383,12 +437,22 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       k: fc.constant('mmap' as const),
       mm: fc.nat(),
-      mode: fc.constantFrom('any' as const, 'hint' as const, 'fixed' as const),
+      mode: fc.constantFrom(
+        'any' as const,
+        'hint' as const,
+        'fixed' as const,
+        'noreplace' as const,
+      ),
       at: addrArb,
       pages: fc.integer({ min: 1, max: 12 }),
       shave: shaveArb,
       prot: protArb,
+      hintOff: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: P - 1 })),
     }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant('limit' as const), n: fc.integer({ min: 1, max: 24 }) }),
   },
   {
     weight: 3,
@@ -406,7 +470,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   {
-    weight: 3,
+    weight: 6,
     arbitrary: fc.record({
       k: fc.constant('mprotect' as const),
       mm: fc.nat(),
@@ -415,6 +479,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       pages: fc.integer({ min: 0, max: 8 }),
       shave: shaveArb,
       prot: protArb,
+      copy: fc.boolean(),
     }),
   },
   {
@@ -746,29 +811,44 @@ function stepReattach(model: Model, mm: MMm): void {
 
 function stepMmap(model: Model, mm: MMm, op: Extract<Op, { k: 'mmap' }>): void {
   const page = op.mode === 'any' ? 0 : resolvePage(mm, op.at);
-  const flags = op.mode === 'fixed' ? MAP_SHARED | MAP_FIXED : MAP_SHARED;
-  const got = mm.handle.mmap(page * P, op.pages * P - op.shave, op.prot, flags);
+  const flags =
+    op.mode === 'fixed'
+      ? MAP_SHARED | MAP_FIXED
+      : op.mode === 'noreplace'
+        ? MAP_SHARED | MAP_FIXED_NOREPLACE
+        : MAP_SHARED;
+  // a hint may be unaligned: rounded up, it names `page`
+  const addr = op.mode === 'hint' && page > 0 ? page * P - op.hintOff : page * P;
+  const got = mm.handle.mmap(addr, op.pages * P - op.shave, op.prot, flags);
   if (!mm.live) {
     expect(got).toBe(-EINVAL);
     return;
   }
   const free = (s: number, n: number): boolean =>
     s >= 1 && s + n <= TASK_PAGES && mm.vmas.every((v) => s + n <= v.start || s >= v.end);
+  const roomFor = (n: number): boolean =>
+    model.freeVmaSlots() >= n && mm.vmas.length + n <= model.maxMapCount;
   let start: number;
-  if (op.mode === 'fixed') {
+  if (op.mode === 'fixed' || op.mode === 'noreplace') {
     const splits = mm.vmas.some((v) => v.start < page && v.end > page + op.pages) ? 1 : 0;
     const want =
       page === 0
         ? -EPERM
-        : page + op.pages > TASK_PAGES || model.freeVmaSlots() < 1 + splits
+        : page + op.pages > TASK_PAGES
           ? -ENOMEM
-          : page * P;
-    expect(got, 'mmap MAP_FIXED').toBe(want);
+          : op.mode === 'noreplace' && !free(page, op.pages)
+            ? -EEXIST
+            : !roomFor(1 + splits)
+              ? -ENOMEM
+              : page * P;
+    expect(got, `mmap ${op.mode}`).toBe(want);
+    if (got === -EEXIST) seen.eexist++;
+    if (got === -ENOMEM && model.freeVmaSlots() >= 1 + splits) seen.mapCountRefusals++;
     if (got < 0) return;
     unmapModel(model, mm, page, page + op.pages);
     start = page;
   } else {
-    if (model.freeVmaSlots() < 1) {
+    if (!roomFor(1)) {
       expect(got, 'mmap with no VMA slot').toBe(-ENOMEM);
       return;
     }
@@ -782,6 +862,8 @@ function stepMmap(model: Model, mm: MMm, op: Extract<Op, { k: 'mmap' }>): void {
     end: start + op.pages,
     prot: op.prot,
     flags: VM_SHARED | protFlags(op.prot),
+    anon: ++model.anons,
+    pgoff: 0,
     dead: false,
   });
 }
@@ -794,15 +876,29 @@ function stepMunmap(model: Model, mm: MMm, op: Extract<Op, { k: 'munmap' }>): vo
   const want =
     !mm.live || op.unaligned || length <= 0 || e > TASK_PAGES
       ? -EINVAL
-      : splits && model.freeVmaSlots() < 1
+      : splits && (model.freeVmaSlots() < 1 || mm.vmas.length + 1 > model.maxMapCount)
         ? -ENOMEM
         : 0;
   expect(got, 'munmap').toBe(want);
   if (got === 0) unmapModel(model, mm, s, e);
 }
 
-function stepMprotect(model: Model, mm: MMm, op: Extract<Op, { k: 'mprotect' }>): void {
-  const [s, e] = resolveRange(mm, op.fit, op.at, op.pages);
+function stepMprotect(model: Model, mm: MMm, given: Extract<Op, { k: 'mprotect' }>): void {
+  let [s, e] = resolveRange(mm, given.fit, given.at, given.pages);
+  let op = given;
+  if (op.copy) {
+    // a whole VMA set to the protection of a piece of the same mmap next to it: they merge (if
+    // nothing else differs)
+    const i = mm.vmas.findIndex((v) => v.start <= s && s < v.end);
+    const v = mm.vmas[i];
+    const near = [mm.vmas[i - 1], mm.vmas[i + 1]].find(
+      (n) => v !== undefined && n?.anon === v.anon && (n.end === v.start || n.start === v.end),
+    );
+    if (v !== undefined && near !== undefined) {
+      op = { ...op, prot: near.prot, shave: 0 };
+      [s, e] = [v.start, v.end];
+    }
+  }
   const length = e === s ? 0 : (e - s) * P - op.shave;
   const got = mm.handle.mprotect(s * P, length, op.prot);
   if (!mm.live) {
@@ -813,6 +909,8 @@ function stepMprotect(model: Model, mm: MMm, op: Extract<Op, { k: 'mprotect' }>)
     expect(got, 'mprotect of length 0').toBe(0);
     return;
   }
+  // only VMAs whose protection changes are touched (mprotect_fixup returns early otherwise)
+  const changes = (v: MVma): boolean => v.prot !== op.prot;
   let covered = s;
   let cuts = 0;
   let hole = e > TASK_PAGES;
@@ -820,40 +918,41 @@ function stepMprotect(model: Model, mm: MMm, op: Extract<Op, { k: 'mprotect' }>)
     if (v.end <= s || v.start >= e) continue;
     if (v.start > covered) hole = true;
     covered = v.end;
+    if (!changes(v)) continue;
     if (v.start < s) cuts++;
     if (v.end > e) cuts++;
   }
   if (covered < e) hole = true;
-  const want = hole || model.freeVmaSlots() < cuts ? -ENOMEM : 0;
+  const want =
+    hole || model.freeVmaSlots() < cuts || (cuts > 0 && mm.vmas.length + cuts > model.maxMapCount)
+      ? -ENOMEM
+      : 0;
   expect(got, 'mprotect').toBe(want);
   if (got !== 0) return;
   const added: MVma[] = [];
+  const flags = (v: MVma): number => (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(op.prot);
   for (const v of [...mm.vmas]) {
-    if (v.end <= s || v.start >= e) continue;
-    const { end: oldEnd, prot: oldProt, flags: oldFlags } = v;
-    if (v.start < s) {
+    if (v.end <= s || v.start >= e || !changes(v)) continue;
+    const old = { ...v };
+    if (old.start < s) {
       v.end = s; // the record keeps the lower part
-      added.push({
-        start: s,
-        end: Math.min(oldEnd, e),
-        prot: oldProt,
-        flags: oldFlags,
-        dead: false,
-      });
+      added.push(pieceOf(old, s, Math.min(old.end, e), op.prot, flags(old)));
     } else {
-      v.end = Math.min(oldEnd, e);
-    }
-    if (oldEnd > e)
-      added.push({ start: e, end: oldEnd, prot: oldProt, flags: oldFlags, dead: false });
-  }
-  // pieces inside [s, e) get the new protection and its VM_READ/VM_WRITE flags
-  for (const v of [...mm.vmas, ...added]) {
-    if (v.start >= s && v.end <= e) {
+      v.end = Math.min(old.end, e);
+      v.flags = flags(old);
       v.prot = op.prot;
-      v.flags = (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(op.prot);
     }
+    if (old.end > e) added.push(pieceOf(old, e, old.end));
   }
-  for (const v of added) addVma(model, mm, v);
+  // merged first: a piece merged away at once never had a handle to give out
+  mm.vmas.push(...added);
+  mm.vmas.sort((x, y) => x.start - y.start);
+  mergeModel(mm);
+  for (const v of added) {
+    if (v.dead) continue;
+    mm.vmas = mm.vmas.filter((x) => x !== v);
+    addVma(model, mm, v);
+  }
 }
 
 /** The contract's check table of remapVmallocRangePartial, on the model. */
@@ -1051,7 +1150,11 @@ function step(model: Model, op: Op): void {
   else if (op.k === 'remapRange') stepRemapRange(model, op);
   else if (op.k === 'kaccess') stepKaccess(model, op);
   else if (op.k === 'query') stepQuery(model, pickMm(model, op.mm), op);
-  else {
+  else if (op.k === 'limit') {
+    model.k.maxMapCount = op.n;
+    model.maxMapCount = op.n;
+    expect(model.k.maxMapCount).toBe(op.n);
+  } else {
     const mm = pickMm(model, op.mm);
     if (mm === undefined) return;
     if (op.k === 'destroy') stepDestroy(model, mm);
@@ -1079,8 +1182,14 @@ function parseMaps(text: string): [number, number, string][] {
     });
 }
 
-function perms(prot: number): string {
-  return `${prot === PROT_NONE ? '-' : 'r'}${prot & PROT_WRITE ? 'w' : '-'}s`;
+/** What a PTE of a VMA with `prot` grants: PROT_WRITE implies read, as on x86. */
+function ptePprot(prot: number): number {
+  return prot & PROT_WRITE ? PROT_READ | PROT_WRITE : prot;
+}
+
+/** show_map_vma: r and w from VM_READ and VM_WRITE (PROT_WRITE alone is -w-s). */
+function perms(flags: number): string {
+  return `${flags & VM_READ ? 'r' : '-'}${flags & VM_WRITE ? 'w' : '-'}s`;
 }
 
 function compare(model: Model): void {
@@ -1123,7 +1232,7 @@ function compare(model: Model): void {
   for (const mm of model.mms) {
     const vmas = mm.vmas.map((v) => [v.start * P, v.end * P, v.prot, v.flags]);
     expect(parseMaps(mm.handle.maps()), `maps of mm ${mm.id}`).toEqual(
-      mm.vmas.map((v) => [v.start * P, v.end * P, perms(v.prot)]),
+      mm.vmas.map((v) => [v.start * P, v.end * P, perms(v.flags)]),
     );
     expect(
       mm.handle.vmas().map((v) => [v.start, v.end, v.prot, v.flags]),
@@ -1131,7 +1240,7 @@ function compare(model: Model): void {
     ).toEqual(vmas);
     const ptes = [...mm.ptes]
       .sort((a, b) => a[0] - b[0])
-      .map(([u, page]) => ({ uaddr: u * P, pfn: page.pfn, prot: vmaAt(mm, u)!.prot }));
+      .map(([u, page]) => ({ uaddr: u * P, pfn: page.pfn, prot: ptePprot(vmaAt(mm, u)!.prot) }));
     expect(mm.handle.pagemap(), `pagemap of mm ${mm.id}`).toEqual(ptes);
   }
   for (const h of model.handles) {
@@ -1183,7 +1292,8 @@ function runProgram(ops: readonly Op[]): void {
 
 afterAll(() => {
   console.log(
-    `api-model: ${programs} programs, ${steps} steps, each step compared with the model and checkInvariants()`,
+    `api-model: ${programs} programs, ${steps} steps, each step compared with the model and checkInvariants(); ` +
+      `${seen.merges} VMA merges, ${seen.eexist} MAP_FIXED_NOREPLACE refusals, ${seen.mapCountRefusals} refusals by maxMapCount`,
   );
 });
 

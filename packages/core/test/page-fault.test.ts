@@ -57,9 +57,19 @@ function readers(mm: AddressSpace, uaddr: number): [string, () => unknown][] {
 }
 function writers(mm: AddressSpace, uaddr: number): [string, () => unknown][] {
   return [
-    ['write', () => mm.write(uaddr, new Uint8Array(8))],
+    [
+      'write',
+      () => {
+        mm.write(uaddr, new Uint8Array(8));
+      },
+    ],
     ['segments write', () => mm.segments(uaddr, 8, { write: true })],
-    ['putUser32', () => mm.putUser32(uaddr, 7)],
+    [
+      'putUser32',
+      () => {
+        mm.putUser32(uaddr, 7);
+      },
+    ],
   ];
 }
 
@@ -83,7 +93,11 @@ describe('a fault is decided by the VMA', () => {
     expect(remapPartial(vma, uaddr, kaddr, 2 * P)).toBe(0);
     const from = uaddr + 2 * P - 4;
     expect(faultOf(() => mm.read(from, 8))).toEqual(bus(uaddr + 2 * P));
-    expect(faultOf(() => mm.write(from, new Uint8Array(8)))).toEqual(bus(uaddr + 2 * P));
+    expect(
+      faultOf(() => {
+        mm.write(from, new Uint8Array(8));
+      }),
+    ).toEqual(bus(uaddr + 2 * P));
     expect(faultOf(() => mm.segments(from, 8))).toEqual(bus(uaddr + 2 * P));
     expect(faultOf(() => mm.getUser32v([uaddr, uaddr + 3 * P]))).toEqual(bus(uaddr + 3 * P));
   });
@@ -109,9 +123,11 @@ describe('a fault is decided by the VMA', () => {
   it('the page of the VMA after an mprotect is decided by its new protection', () => {
     const { mm, uaddr } = setupMapping({ vmaPages: 3 });
     expect(mm.mprotect(uaddr + P, P, PROT_READ)).toBe(0);
-    expect(faultOf(() => mm.write(uaddr + P, new Uint8Array(1)))).toEqual(
-      segv('SEGV_ACCERR', uaddr + P),
-    );
+    expect(
+      faultOf(() => {
+        mm.write(uaddr + P, new Uint8Array(1));
+      }),
+    ).toEqual(segv('SEGV_ACCERR', uaddr + P));
     expect(faultOf(() => mm.read(uaddr + P, 1))).toEqual(bus(uaddr + P));
   });
 
