@@ -25,6 +25,7 @@ import {
 } from './mm.js';
 import { mmapLocked, munmapLocked } from './mmap.js';
 import { mprotectLocked } from './mprotect.js';
+import { mremapLocked } from './mremap.js';
 import {
   forEachPteLocked,
   freeTablesLocked,
@@ -182,6 +183,22 @@ export class AddressSpace {
    */
   mprotect(addr: number, length: number, prot: number): number {
     return this.locked(-EINVAL, () => mprotectLocked(this.#mem, this.#slot, addr, length, prot));
+  }
+
+  /**
+   * Shrink, grow or move the mapping at `oldAddr` (`mremap`): `MREMAP_MAYMOVE` lets it move,
+   * `MREMAP_FIXED` moves it to exactly `newAddr` (replacing what is there), `MREMAP_DONTUNMAP`
+   * moves it and leaves the old VMA in place, empty. A move carries the PTEs: no data is copied,
+   * the frames stay; a remapped (`VM_DONTEXPAND`) VMA may move or shrink but not grow. Returns the
+   * new address, or `-EINVAL` (bad flags, lengths or addresses, destroyed address space), `-EFAULT`
+   * (no VMA at `oldAddr`, a range across VMAs, growing a `VM_DONTEXPAND` VMA), `-ENOMEM` (no room,
+   * no VMA slot or frame, the VMA limit), `-EPERM` (`MREMAP_FIXED` to 0), with nothing changed.
+   * Context: any thread; takes this mm's mmap_lock.
+   */
+  mremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr?: number): number {
+    return this.locked(-EINVAL, () =>
+      mremapLocked(this.#mem, this.#slot, oldAddr, oldLen, newLen, flags, newAddr),
+    );
   }
 
   /**

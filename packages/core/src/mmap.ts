@@ -111,7 +111,7 @@ export function unmapSlotsNeeded(mem: PhysMem, mm: number, start: number, end: n
  * the caller. `spare` holds the slot a middle split needs. Returns the VMA slots to release.
  * Context: the mm's mmap_lock held, inside a transaction.
  */
-function unmapVmasLocked(
+export function unmapVmasLocked(
   mem: PhysMem,
   mm: number,
   start: number,
@@ -257,7 +257,7 @@ export function mmapLocked(
  * boundary, if that range is free; else the highest free range (slot-aligned for a length of
  * whole 4 MiB slots, when one is). -1 when nothing is free.
  */
-function hintedAreaLocked(mem: PhysMem, mm: number, addr: number, pages: number): number {
+export function hintedAreaLocked(mem: PhysMem, mm: number, addr: number, pages: number): number {
   const hint = Math.ceil(addr / PAGE_SIZE);
   if (
     hint >= FIRST_USER_PAGE &&
