@@ -24,6 +24,7 @@ import {
   vmaSlotsLocked,
 } from './mm.js';
 import { mmapLocked, munmapLocked } from './mmap.js';
+import { madviseLocked, mincoreLocked } from './madvise.js';
 import { mprotectLocked } from './mprotect.js';
 import { mremapLocked } from './mremap.js';
 import {
@@ -38,7 +39,7 @@ import {
 import { decideUserFault } from './page-fault.js';
 import { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
-import { formatMaps } from './procfs.js';
+import { formatMaps, formatSmaps } from './procfs.js';
 import {
   getUser32,
   getUser32v,
@@ -202,6 +203,30 @@ export class AddressSpace {
   }
 
   /**
+   * Advise about `[addr, addr + len)` (`madvise`): `MADV_NORMAL`, `MADV_RANDOM`, `MADV_SEQUENTIAL`
+   * set the VMAs' read-ahead flags (`VM_RAND_READ`, `VM_SEQ_READ`; they split and merge VMAs as
+   * mprotect does), `MADV_WILLNEED` changes nothing, `MADV_DONTNEED` zaps the range's PTEs (the
+   * VMAs stay; frame references drop as for munmap). Returns 0, or `-EINVAL` (unknown advice,
+   * unaligned address, malformed length, destroyed address space), `-ENOMEM` (a hole in the range,
+   * no VMA slot or frame, the VMA limit), with nothing changed. Context: any thread; takes this
+   * mm's mmap_lock.
+   */
+  madvise(addr: number, len: number, advice: number): number {
+    return this.locked(-EINVAL, () => madviseLocked(this.#mem, this.#slot, addr, len, advice));
+  }
+
+  /**
+   * Which pages of `[addr, addr + len)` have a PTE (`mincore`): one byte per page, 1 where mapped.
+   * Returns `-EINVAL` for an unaligned address, a malformed length or a destroyed address space,
+   * `-ENOMEM` when the range has a hole. Context: any thread; takes this mm's mmap_lock.
+   */
+  mincore(addr: number, len: number): Uint8Array | number {
+    return this.locked<Uint8Array | number>(-EINVAL, () =>
+      mincoreLocked(this.#mem, this.#slot, addr, len),
+    );
+  }
+
+  /**
    * The VMA containing `uaddr`, or null (also for an address that is not a non-negative safe
    * integer, or a destroyed address space). Context: any thread; takes this mm's mmap_lock.
    */
@@ -241,6 +266,21 @@ export class AddressSpace {
   /** `/proc/<pid>/maps`: one line per VMA; `''` once destroyed. Context: takes the mmap_lock. */
   maps(): string {
     return this.locked('', () => formatMaps(this.#mem, vmaSlotsLocked(this.#mem, this.#slot)));
+  }
+
+  /**
+   * `/proc/<pid>/smaps`: each VMA's maps line, then `Size:`, `KernelPageSize:`, `MMUPageSize:`,
+   * `Rss:` (pages with a PTE) and `VmFlags:` with Linux's two-letter codes; `''` once destroyed.
+   * Context: any thread; takes this mm's mmap_lock.
+   */
+  smaps(): string {
+    return this.locked('', () =>
+      formatSmaps(
+        this.#mem,
+        vmaSlotsLocked(this.#mem, this.#slot),
+        mmGet(this.#mem, this.#slot, Mm.PGD),
+      ),
+    );
   }
 
   /**
