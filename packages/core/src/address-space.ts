@@ -27,16 +27,9 @@ import { mmapLocked, munmapLocked } from './mmap.js';
 import { madviseLocked, mincoreLocked } from './madvise.js';
 import { mprotectLocked } from './mprotect.js';
 import { mremapLocked } from './mremap.js';
-import {
-  forEachPteLocked,
-  freeTablesLocked,
-  ptePfn,
-  ptePprot,
-  tlbFlushBegin,
-  tlbFlushEnd,
-  zapPtesLocked,
-} from './page-table.js';
+import { freeTablesLocked, zapPtesLocked } from './page-table.js';
 import { decideUserFault } from './page-fault.js';
+import { forEachPteLocked, ptePfn, ptePprot, tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
 import { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 import { formatMaps, formatSmaps } from './procfs.js';

@@ -7,10 +7,10 @@
  * @module
  */
 
-/** Bytes in one page (and one physical frame). */
-export const PAGE_SIZE = 4096;
 /** `log2(PAGE_SIZE)`. */
 export const PAGE_SHIFT = 12;
+/** Bytes in one page (and one physical frame): 4096 (a shift, so that it is an Int32, not a double). */
+export const PAGE_SIZE: number = 1 << PAGE_SHIFT;
 
 /** Operation not permitted (`MAP_FIXED` at address 0). */
 export const EPERM = 1;

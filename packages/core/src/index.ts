@@ -35,3 +35,23 @@ export { AddressSpace, type PagemapEntry, type SegmentsOptions } from './address
 export { remapVmallocRangePartial, remapPartial, remapVmallocRange } from './remap.js';
 export { BusError, SegmentationFault, type BusCode, type SegvCode } from './fault.js';
 export { KernelBug } from './bug.js';
+export {
+  BPF_RB_NO_WAKEUP,
+  BPF_RB_FORCE_WAKEUP,
+  BPF_RB_AVAIL_DATA,
+  BPF_RB_RING_SIZE,
+  BPF_RB_CONS_POS,
+  BPF_RB_PROD_POS,
+  type RingCallback,
+} from './ringbuf.js';
+export {
+  RINGBUF_HDR_SZ,
+  RINGBUF_BUSY_BIT,
+  RINGBUF_DISCARD_BIT,
+  RINGBUF_META_PAGES,
+  RINGBUF_PGOFF,
+} from './layout.js';
+export { RingOps, RingRecord } from './ringbuf-ops.js';
+export { RingBuf } from './ringbuf-area.js';
+export { UserRingBuf, type RingRole } from './ringbuf-user.js';
+export type { PollOptions } from './ringbuf-wait.js';

@@ -18,7 +18,6 @@ import {
   Hdr,
   Mm,
   OWNER_ID_SHIFT,
-  PTRS_PER_TABLE,
   TASK_SIZE,
   Thread,
   THREAD_WORDS,
@@ -27,8 +26,17 @@ import {
   VmaWord,
 } from './layout.js';
 import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
-import { forEachPteLocked, mkPte, PDE_HUGE, ptePfn, tableFramesLocked } from './page-table.js';
+import {
+  forEachPde,
+  forEachPteLocked,
+  mkPte,
+  pdeIsHuge,
+  ptePfn,
+  slotAligned,
+  tableFramesLocked,
+} from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
+import { checkRings } from './ringbuf-check.js';
 import { areaGet } from './vmalloc.js';
 import { vmaGet } from './vma.js';
 import { mergeableLocked } from './vma-merge.js';
@@ -201,12 +209,11 @@ function checkMm(
     refs[pt]!++;
   }
   if (tables.length !== mmGet(mem, slot, Mm.NR_PT)) fail(`mm ${slot + 1}: NR_PT is wrong`);
-  for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
-    const pde = Atomics.load(mem.i32, pgd * PTRS_PER_TABLE + dir);
+  forEachPde(mem, pgd, (dir, pde) => {
     // a huge entry maps an aligned run of 1024 frames (its pages are checked one by one below)
-    if (pde & PDE_HUGE && ptePfn(pde) % PTRS_PER_TABLE !== 0)
+    if (pdeIsHuge(pde) && !slotAligned(ptePfn(pde)))
       fail(`mm ${slot + 1}: huge entry of slot ${dir} names unaligned frame ${ptePfn(pde)}`);
-  }
+  });
   const vmas = vmaSlotsLocked(mem, slot);
   if (vmas.length !== mmGet(mem, slot, Mm.NR_VMAS)) fail(`mm ${slot + 1}: NR_VMAS is wrong`);
   let prevEnd = 1;
@@ -325,4 +332,5 @@ export function checkInvariants(mem: PhysMem): void {
       `NR_VMAS is ${Atomics.load(i32, Hdr.NR_VMAS)}, ${usedVmas} in use + ${stashed} in stashes`,
     );
   checkFrames(mem, refs);
+  checkRings(mem);
 }

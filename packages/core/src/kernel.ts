@@ -26,9 +26,10 @@ import {
   type LayoutConfig,
 } from './layout.js';
 import { initMms, mmCreate, mmLiveGen, mmLoad, mmLockLive, mmUnlock } from './mm.js';
-import { forEachPteLocked, ptePfn } from './page-table.js';
+import { forEachPteLocked, ptePfn } from './pgtable.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
+import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatMeminfo, formatVmallocinfo } from './procfs.js';
@@ -164,8 +165,8 @@ export class Kernel {
    * Context: the owning thread.
    */
   detach(): void {
-    if (this.mem.threadSlot < 0) return; // detached already
-    while (this.mem.rcuNesting > 0) rcuReadUnlock(this.mem);
+    if (this.mem.current.slot < 0) return; // detached already
+    while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
     // recovery, and a recovery sees them either stashed or pooled)
     inKernel(this.mem, () => {
@@ -178,7 +179,8 @@ export class Kernel {
    * Recover from a thread that died (a terminated or crashed worker): every other thread is held
    * outside the kernel meanwhile; the dead thread's half-done call is undone or completed, its locks
    * are released, its read sections end and the frames it held in flight are freed. Returns the
-   * number of attachments reaped (0 if none matched). Context: a live thread outside kernel calls
+   * number of attachments reaped: the ones that matched, plus any an earlier interrupted recovery
+   * left marked dead (0 when there were none). Context: a live thread outside kernel calls
    * (the dead thread's parent, typically on the worker's `exit` event).
    */
   reapThread(selector: ReapSelector): number {
@@ -390,6 +392,22 @@ export class Kernel {
     writeKernel(this.mem, kaddr, bytes);
   }
 
+  /**
+   * A BPF ring buffer of `dataBytes` data bytes (a power of two, at least 2 pages): a `VM_USERMAP`
+   * area of one contiguous run of frames. Null for a bad size or when no such run is free.
+   * Context: any thread; takes vmap_area_lock briefly.
+   */
+  ringbufCreate(dataBytes: number): RingBuf | null {
+    checkAttached(this.mem);
+    return ringbufCreate(this.mem, dataBytes);
+  }
+
+  /** The live ring whose area starts at `kaddr`, from any attached thread, or null. */
+  ringbuf(kaddr: number): RingBuf | null {
+    checkAttached(this.mem);
+    return ringbufLookup(this.mem, kaddr);
+  }
+
   /** `/proc/vmallocinfo`. Context: any thread; takes vmap_area_lock briefly. */
   vmallocinfo(): string {
     checkAttached(this.mem);
@@ -434,7 +452,10 @@ export class Kernel {
     return ids;
   }
 
-  /** Who owns each frame, by pfn (for pictures of memory). Context: any thread, lock-free snapshot. */
+  /**
+   * Who owns each frame, by pfn (for pictures of memory). Context: any thread; reads the frame table
+   * lock-free, then takes each live address space's mmap_lock in turn to count its PTEs.
+   */
   frameSnapshot(): FrameSnapshot {
     checkAttached(this.mem);
     const { mem } = this;

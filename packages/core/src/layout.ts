@@ -35,108 +35,113 @@
  *  └──────────────────────────────┘ totalFrames * PAGE_SIZE
  * ```
  *
- * Every shared word is accessed either only through `Atomics`, or under the named lock (and then
- * still through `Atomics`, so lock-free readers see whole values), or only before the buffer is
- * shared (init-only). The comment next to each index says which.
+ * Every shared word is accessed either only through `Atomics`, or under the named lock, or only
+ * before the buffer is shared (init-only). The comment next to each index says which. Under a lock,
+ * a word that lock-free readers also read is written with `Atomics` (they see it whole and in
+ * order); a word only holders read may be written with plain stores (PTEs, VMA and mm records
+ * logged by `txStore`), which the lock's release, an `Atomics.store`, publishes to the next holder
+ * and, for PTEs, to lock-free walkers that validate against the TLB generation (pgtable.ts).
  *
  * @module
  */
-import { PAGE_SIZE } from './errno.js';
+import { PAGE_SHIFT, PAGE_SIZE } from './errno.js';
 import { showValue } from './fault.js';
 
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
+/** `log2(SIZEOF_WORD)`. */
+export const WORD_SHIFT = 2;
 /** Bytes in one Int32 word. */
-export const SIZEOF_WORD = 4;
-/** Bytes in one cache line; hot header words each get their own line. */
+export const SIZEOF_WORD: number = 1 << WORD_SHIFT;
+/** Bytes in one cache line; hot header words each get their own line (16 words). */
 export const SIZEOF_CACHE_LINE = 64;
 
 /**
- * Header word indices (Int32 index from byte 0). Config words (line 0) are init-only; every hot
- * word starts its own 64-byte cache line (16 words), and a lock shares its line only with the
- * words it guards.
+ * Header word indices (Int32 index from byte 0), each derived from the one before it. Config words
+ * (line 0) are init-only; every hot word starts its own 64-byte cache line (`+ 16` words), and a
+ * lock shares its line only with the words it guards (`+ 1`).
  */
 export const enum Hdr {
   /** init-only: {@link SABVM_MAGIC}. */
   MAGIC = 0,
   /** init-only: {@link LAYOUT_VERSION}. */
-  VERSION = 1,
+  VERSION = MAGIC + 1,
   /** init-only: frames of physical memory, metadata included. */
-  TOTAL_FRAMES = 2,
+  TOTAL_FRAMES = VERSION + 1,
   /** init-only: area slots in the vmalloc area table. */
-  MAX_AREAS = 3,
+  MAX_AREAS = TOTAL_FRAMES + 1,
   /** init-only: VMA slots. */
-  MAX_VMAS = 4,
+  MAX_VMAS = MAX_AREAS + 1,
   /** init-only: address-space (mm) slots. */
-  MAX_MMS = 5,
+  MAX_MMS = MAX_VMAS + 1,
   /** init-only: pages in the vmalloc address range. */
-  VMALLOC_PAGES = 6,
+  VMALLOC_PAGES = MAX_MMS + 1,
   /** init-only: frames taken by the metadata, from pfn 0. */
-  METADATA_FRAMES = 7,
+  METADATA_FRAMES = VMALLOC_PAGES + 1,
   /** init-only: thread slots (attachments) in the thread table. */
-  MAX_THREADS = 8,
+  MAX_THREADS = METADATA_FRAMES + 1,
   /** atomic (Atomics.add): the next thread id handed out by `attach`; also the lock owner id. */
   NEXT_TID = 16,
   /** atomic: frames whose bitmap bit is clear and not reserved by an allocation in flight. */
-  FREE_FRAMES = 32,
+  FREE_FRAMES = NEXT_TID + 16,
   /** atomic: bitmap word where the next frame search starts. */
-  FRAME_HINT = 48,
+  FRAME_HINT = FREE_FRAMES + 16,
   /** atomic: `vfree` calls that freed nothing (unknown, interior or dead address). */
-  BAD_FREES = 64,
+  BAD_FREES = FRAME_HINT + 16,
   /** atomic: page-table frames (page directories and page tables) in use. */
-  PT_FRAMES = 80,
+  PT_FRAMES = BAD_FREES + 16,
   /** the vmap_area_lock word: 0 free, else the owner's thread id. */
-  VMAP_LOCK = 96,
+  VMAP_LOCK = PT_FRAMES + 16,
   /** vmap_area_lock: slot + 1 of the lowest live area (the sorted vmap_area_list), 0 if none. */
-  AREA_HEAD = 97,
+  AREA_HEAD = VMAP_LOCK + 1,
   /** vmap_area_lock: slot + 1 of the first free area slot, 0 if none. */
-  AREA_FREE_HEAD = 98,
+  AREA_FREE_HEAD = AREA_HEAD + 1,
   /** vmap_area_lock: live areas. */
-  NR_AREAS = 99,
+  NR_AREAS = AREA_FREE_HEAD + 1,
   /** vmap_area_lock: backed pages over all live areas (guard pages excluded). */
-  VMALLOC_USED_PAGES = 100,
+  VMALLOC_USED_PAGES = NR_AREAS + 1,
   /**
    * vmap_area_lock: slot + 1 of the area after which the next first-fit search may start
    * (`free_vmap_cache`), 0 = from the lowest address.
    */
-  FREE_CACHE = 101,
+  FREE_CACHE = VMALLOC_USED_PAGES + 1,
   /** vmap_area_lock: the largest hole below FREE_CACHE that a search skipped (`cached_hole_size`). */
-  CACHED_HOLE = 102,
+  CACHED_HOLE = FREE_CACHE + 1,
   /** vmap_area_lock: the alignment (pages) of the search that set FREE_CACHE (`cached_align`). */
-  CACHED_ALIGN = 103,
+  CACHED_ALIGN = CACHED_HOLE + 1,
   /** the vma_pool_lock word. */
-  VMA_POOL_LOCK = 112,
+  VMA_POOL_LOCK = VMAP_LOCK + 16,
   /** vma_pool_lock: slot + 1 of the first free VMA slot. */
-  VMA_FREE_HEAD = 113,
+  VMA_FREE_HEAD = VMA_POOL_LOCK + 1,
   /** vma_pool_lock: VMA slots in use. */
-  NR_VMAS = 114,
+  NR_VMAS = VMA_FREE_HEAD + 1,
   /** the mm_table_lock word. */
-  MM_TABLE_LOCK = 128,
+  MM_TABLE_LOCK = VMA_POOL_LOCK + 16,
   /** mm_table_lock: live address spaces. */
-  NR_MMS = 129,
+  NR_MMS = MM_TABLE_LOCK + 1,
   /** mm_table_lock: slot + 1 of the first free mm slot, 0 if none. */
-  MM_FREE_HEAD = 130,
+  MM_FREE_HEAD = NR_MMS + 1,
   /**
    * atomic: 0, or the thread id of the thread recovering from dead threads (stop-the-world:
    * while it is set no thread enters the kernel or takes a lock).
    */
-  RECOVERY = 144,
+  RECOVERY = MM_TABLE_LOCK + 16,
   /** atomic: the grace-period epoch; bumped by every deferred release. */
-  RCU_EPOCH = 160,
+  RCU_EPOCH = RECOVERY + 16,
   /** atomic: threads inside a read section now. */
-  RCU_READERS = 176,
+  RCU_READERS = RCU_EPOCH + 16,
   /** atomic (lock-free list): pfn + 1 of the first deferred frame, linked through `Frame.LINK`. */
-  DEFER_HEAD = 192,
+  DEFER_HEAD = RCU_READERS + 16,
   /** atomic: frames on the deferred list. */
-  DEFERRED_FRAMES = 208,
+  DEFERRED_FRAMES = DEFER_HEAD + 16,
   /**
    * atomic (`Atomics.store` by `kernel.maxMapCount = n`, read by every call that adds VMAs): the
    * most VMAs one address space may hold (`vm.max_map_count`); set at boot.
    */
-  MAX_MAP_COUNT = 224,
+  MAX_MAP_COUNT = DEFERRED_FRAMES + 16,
 }
 
 /** Words per frame-table entry. */
@@ -208,6 +213,8 @@ export const enum AreaCaller {
   VMALLOC = 0,
   VZALLOC = 1,
   VMALLOC_USER = 2,
+  /** `kernel.ringbufCreate`: a BPF ring buffer (ringbuf.ts), `bpf_ringbuf_area_alloc` in Linux. */
+  RINGBUF = 3,
 }
 
 /** Words per VMA slot (`struct vm_area_struct`). */
@@ -335,12 +342,20 @@ export const enum Undo {
   VALUE = 2,
 }
 
+/** `log2(PTRS_PER_TABLE)`: a page directory or page table is one frame of Int32 entries. */
+export const TABLE_SHIFT: number = PAGE_SHIFT - WORD_SHIFT;
+/** Entries in one page directory or page table: 1024. */
+export const PTRS_PER_TABLE: number = 1 << TABLE_SHIFT;
+/** `log2(HPAGE_SIZE)`: what one directory entry maps (a page table's pages, or a huge entry). */
+export const HPAGE_SHIFT: number = PAGE_SHIFT + TABLE_SHIFT;
+/** Bytes one directory entry maps: 4 MiB. */
+export const HPAGE_SIZE: number = 1 << HPAGE_SHIFT;
+/** Pages one directory entry maps (a huge entry's frames): 1024. */
+export const HPAGE_PAGES: number = PTRS_PER_TABLE;
+/** End (exclusive) of user addresses: a page directory's worth, 4 GiB. */
+export const TASK_SIZE: number = 2 ** (HPAGE_SHIFT + TABLE_SHIFT);
 /** Start of the vmalloc range (kernel virtual addresses), disjoint from every user address. */
 export const VMALLOC_START: number = 2 ** 44;
-/** End (exclusive) of user addresses: a 4 GiB user address space. */
-export const TASK_SIZE: number = 2 ** 32;
-/** Entries in one page directory or page table (one frame of Int32 entries). */
-export const PTRS_PER_TABLE: number = PAGE_SIZE / SIZEOF_WORD;
 /** Largest frame count a PTE can name (`pfn << PTE_PFN_SHIFT` must fit an Int32). */
 export const MAX_FRAMES: number = 2 ** 27;
 
@@ -519,3 +534,102 @@ export function computeLayout(config: LayoutConfig): Layout {
 export function wordIndex(byteOffset: number): number {
   return byteOffset / SIZEOF_WORD;
 }
+
+/**
+ * A BPF ring buffer (`struct bpf_ringbuf`, `kernel/bpf/ringbuf.c`): one `VM_USERMAP` vmalloc area
+ * whose frames are one physically contiguous run, {@link RINGBUF_META_PAGES} pages of positions
+ * then the data pages (`dataBytes`, a power of two). Each position page is its own page, as in
+ * Linux, so that a user mapping can give it its own protection (ringbuf-user.ts):
+ *
+ * ```
+ *   kaddr (area page 0)
+ *   ┌────────────────────────────────────────┐
+ *   │ meta page (kernel only, never mapped)  │ MAGIC, DATA_PAGES, REFS
+ *   ├────────────────────────────────────────┤ RINGBUF_PGOFF: a user mapping starts here
+ *   │ consumer page                          │ line 0: CONSUMER_POS
+ *   │   (written by the consumer)            │ line 1: CONSUMER_LOCK, WAITERS
+ *   ├────────────────────────────────────────┤
+ *   │ producer page                          │ line 0: PRODUCER_POS, PENDING_POS, RESV_LOCK
+ *   │   (written by producers)               │ line 1: WAKE_SEQ, PRODUCER_WAITERS
+ *   ├────────────────────────────────────────┤ RINGBUF_META_PAGES
+ *   │ data: │hdr│record│pad│hdr│record│ …    │ dataBytes; records 8-byte aligned, never wrapping
+ *   └────────────────────────────────────────┘
+ * ```
+ *
+ * Positions are byte counts modulo 2^32 in one Int32 word each (Linux: 64-bit `unsigned long`):
+ * the data offset of a position is `pos & (dataBytes - 1)`, distances are `(a - b) >>> 0`, and
+ * because `dataBytes <= RINGBUF_MAX_DATA_SZ` (2^30) no distance between live positions reaches
+ * 2^31, so the wrap of a word at 4 GiB of traffic is invisible.
+ */
+export const RINGBUF_META_PAGES = 3;
+/** Page of the consumer position: a user mapping of a ring starts here (Linux's `RINGBUF_PGOFF`). */
+export const RINGBUF_PGOFF = 1;
+/** Largest data area of a ring (bytes): keeps every position distance below 2^31. */
+export const RINGBUF_MAX_DATA_SZ: number = 2 ** 30;
+/** `"RBUF"` as a little-endian word: a live ring's meta page starts with it. */
+export const RINGBUF_MAGIC = 0x46554252;
+
+/** Meta page words (Int32 index from the page start). */
+export const enum RingMeta {
+  /** atomic: {@link RINGBUF_MAGIC} while the ring is live, 0 once `free` began. */
+  MAGIC = 0,
+  /** init-only: data pages (`dataBytes / PAGE_SIZE`). */
+  DATA_PAGES = 1,
+  /**
+   * atomic: references to the area: 1 for the ring until `free`, plus one per poll or wait in
+   * progress through a kernel handle. Whoever drops it to 0 vfrees the area.
+   */
+  REFS = 2,
+}
+
+/** Consumer page words (Int32 index from the page start); only the consumer writes them. */
+export const enum RingCons {
+  /** atomic, written by the consumer holding CONSUMER_LOCK: bytes consumed (mod 2^32). */
+  CONSUMER_POS = 0,
+  /** atomic (compare-and-exchange): 0, or the tid of the thread consuming now (one at a time). */
+  CONSUMER_LOCK = 16,
+  /** atomic: consumers asleep on `WAKE_SEQ` (producers notify only when it is not 0). */
+  WAITERS = 17,
+}
+
+/** Producer page words (Int32 index from the page start); only producers write them. */
+export const enum RingProd {
+  /** atomic store under RESV_LOCK, read lock-free: bytes reserved (mod 2^32). */
+  PRODUCER_POS = 0,
+  /** RESV_LOCK: every record before it is committed (Linux's `pending_pos`). */
+  PENDING_POS = 1,
+  /** the reservation lock (`rb->spinlock`): 0 free, else the owner's tid. */
+  RESV_LOCK = 2,
+  /** atomic (Atomics.add by a waking producer): consumers wait on it for a wake-up. */
+  WAKE_SEQ = 16,
+  /** atomic: producers asleep on `CONSUMER_POS` for room (`reserveWait`). */
+  PRODUCER_WAITERS = 17,
+}
+
+/**
+ * A record header (`struct bpf_ringbuf_hdr`), 8 bytes before each record, 8-byte aligned:
+ *
+ * ```
+ *   0                        4                          8
+ *   ┌─┬─┬────────────────────┬────────────┬─────────────┬──────────────────────┐
+ *   │B│D│ len (30 bits)      │owner (12)  │ pg_off (20) │ len bytes, pad to 8  │
+ *   └─┴─┴────────────────────┴────────────┴─────────────┴──────────────────────┘
+ * ```
+ *
+ * Word 0 is atomic: written `len | BUSY` under RESV_LOCK by the reserving producer, then
+ * exchanged once, lock-free, to commit (BUSY cleared, DISCARD set for a discard). Word 1 is
+ * written once with word 0: the page offset of the header from the ring's kaddr (as Linux) in its
+ * low 20 bits, and the reserving thread's slot in its top 12 bits, by which reaping a dead thread
+ * finds its open records (a sabvm addition; Linux keeps the full 32 bits for pg_off).
+ */
+export const RINGBUF_HDR_SZ = 8;
+/** Header word 0: the record is reserved and not yet committed. */
+export const RINGBUF_BUSY_BIT: number = 2 ** 31;
+/** Header word 0: the record was discarded (or is the skipped tail before a wrap). */
+export const RINGBUF_DISCARD_BIT: number = 2 ** 30;
+/** Header word 0: the length bits. */
+export const RINGBUF_LEN_MASK: number = RINGBUF_DISCARD_BIT - 1;
+/** Header word 1: the page-offset bits. */
+export const RINGBUF_PG_OFF_MASK: number = 2 ** 20 - 1;
+/** Header word 1: shift of the owner's thread slot. */
+export const RINGBUF_OWNER_SHIFT = 20;

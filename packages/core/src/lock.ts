@@ -6,15 +6,17 @@
  * is an `Atomics.store`, so everything written under the lock is visible to the next owner.
  *
  * A waiter parks its thread slot (it has changed nothing yet in this call, see `thread.ts`), spins
- * briefly, then sleeps in short `Atomics.wait` slices where the thread may block (Node threads);
- * a browser main thread, which may not block, keeps spinning. No lock is taken while a recovery
+ * briefly (each turn a `cpuRelax()`: `Atomics.pause` where the runtime has it), then sleeps in
+ * short `Atomics.wait` slices where the thread may block (Node threads); a browser main thread,
+ * which may not block, keeps spinning. No lock is taken while a recovery
  * from a dead thread runs, and the owner id lets that recovery release a dead owner's locks.
  *
  * @module
  */
+import { cpuRelax, pause } from './cpu-relax.js';
 import { Hdr } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
-import { park, pause, unpark, waitForRecovery } from './thread.js';
+import { park, unpark, waitForRecovery } from './thread.js';
 import { bug } from './bug.js';
 
 const SPINS_BEFORE_SLEEP = 64;
@@ -38,6 +40,8 @@ export function spinLock(mem: PhysMem, index: number): void {
       bug(`spinLock: thread ${tid} already holds the lock at word ${index}`);
     } else if (spins > SPINS_BEFORE_SLEEP) {
       pause(i32, index, owner, SLEEP_SLICE_MS);
+    } else {
+      cpuRelax();
     }
   }
 }

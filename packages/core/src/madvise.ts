@@ -34,7 +34,8 @@ import { Mm, VmaWord } from './layout.js';
 import { mmCount, mmGet } from './mm.js';
 import { isSafe, splitEdgesLocked } from './mmap.js';
 import { modifyRangeLocked } from './mprotect.js';
-import { tlbFlushBegin, tlbFlushEnd, walkPte, zapPtesLocked } from './page-table.js';
+import { zapPtesLocked } from './page-table.js';
+import { tlbFlushBegin, tlbFlushEnd, walkPte } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { waitForCopies } from './user-access.js';
 import { overlappingLocked, TASK_PAGES } from './vma-list.js';
@@ -124,6 +125,6 @@ export function mincoreLocked(
   if (!coveredLocked(mem, mm, start, end)) return -ENOMEM;
   const out = new Uint8Array(end - start);
   const pgd = mmGet(mem, mm, Mm.PGD);
-  for (let p = start; p < end; p++) out[p - start] = walkPte(mem.i32, pgd, p) !== 0 ? 1 : 0;
+  for (let p = start; p < end; p++) out[p - start] = walkPte(mem, pgd, p) !== 0 ? 1 : 0;
   return out;
 }

@@ -6,9 +6,9 @@
  *
  * ```
  *   mm slot (MM_WORDS, one cache line)
- *   ┌─────┬──────┬─────┬──────────┬─────────┬───────┬─────────┬───────────┐
- *   │ GEN │ LOCK │ PGD │ VMA_HEAD │ NR_VMAS │ NR_PT │ NR_PTES │ NEXT_FREE │
- *   └─────┴──────┴─────┴──────────┴─────────┴───────┴─────────┴───────────┘
+ *   ┌─────┬──────┬─────┬──────────┬─────────┬───────┬─────────┬───────────┬─────────┐
+ *   │ GEN │ LOCK │ PGD │ VMA_HEAD │ NR_VMAS │ NR_PT │ NR_PTES │ NEXT_FREE │ TLB_GEN │
+ *   └─────┴──────┴─────┴──────────┴─────────┴───────┴─────────┴───────────┴─────────┘
  * ```
  * - `GEN` (atomic): even = free, odd = live; bumped at create and at destroy. Handles and lock-free
  *   walkers compare it, so a destroyed or recycled address space is never trusted.
@@ -16,6 +16,8 @@
  *   only under it.
  * - `NEXT_FREE`: the free list, an llist (slots taken under **mm_table_lock**, given back
  *   lock-free).
+ * - `TLB_GEN` (atomic, changed under the mmap_lock): a seqcount, odd while a munmap, mprotect or
+ *   destroy takes pages or permissions away; lock-free walkers validate against it (pgtable.ts).
  *
  * @module
  */
@@ -24,7 +26,7 @@ import { FrameKind, Hdr, Mm, MM_WORDS, VmaWord } from './layout.js';
 import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
 import { clearFrames, type PhysMem } from './phys-mem.js';
-import { txStore } from './thread.js';
+import { txStore } from './undo.js';
 import { vmaGet } from './vma.js';
 
 /** Index of an mm record's word. */

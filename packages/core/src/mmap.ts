@@ -37,18 +37,13 @@ import {
   VM_SHARED,
   VM_WRITE,
 } from './errno.js';
-import { Mm, TASK_SIZE, VmaWord } from './layout.js';
+import { HPAGE_PAGES, Mm, TASK_SIZE, VmaWord } from './layout.js';
 import { mmCount, mmGet } from './mm.js';
-import {
-  HPAGE_PAGES,
-  splitHugeEdgesLocked,
-  tlbFlushBegin,
-  tlbFlushEnd,
-  zapPtesLocked,
-} from './page-table.js';
+import { splitHugeEdgesLocked, zapPtesLocked } from './page-table.js';
+import { tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { waitForCopies } from './user-access.js';
-import { txBegin, txCommit } from './thread.js';
+import { txBegin, txCommit } from './undo.js';
 import {
   FIRST_USER_PAGE,
   mapCountAllowsLocked,

@@ -19,19 +19,11 @@
  * @module
  */
 import { putFrame } from './frame-alloc.js';
-import { Hdr, PTRS_PER_TABLE } from './layout.js';
-import {
-  allocTablesLocked,
-  HPAGE_PAGES,
-  hugePte,
-  PDE_HUGE,
-  ptePfn,
-  TABLE_SHIFT,
-  tlbFlushBegin,
-  tlbFlushEnd,
-} from './page-table.js';
+import { HPAGE_PAGES, Hdr, PTRS_PER_TABLE, TABLE_SHIFT } from './layout.js';
+import { allocTablesLocked } from './page-table.js';
+import { hugePte, PDE_HUGE, ptePfn, tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
-import { txLogNewPtes } from './thread.js';
+import { txLogNewPtes } from './undo.js';
 
 const TABLE_MASK = PTRS_PER_TABLE - 1;
 

@@ -15,12 +15,13 @@
  * @module
  */
 import { EINVAL, ENOMEM, PAGE_SIZE, VM_READ, VM_WRITE } from './errno.js';
-import { Mm, VmaWord } from './layout.js';
+import { HPAGE_PAGES, Mm, VmaWord } from './layout.js';
 import { mmGet } from './mm.js';
 import { chunkEnd, isSafe, protFlags, splitEdgesLocked, validProt } from './mmap.js';
-import { changeProtLocked, HPAGE_PAGES, tlbFlushBegin, tlbFlushEnd } from './page-table.js';
+import { changeProtLocked } from './page-table.js';
+import { tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
-import { txBegin, txCommit } from './thread.js';
+import { txBegin, txCommit } from './undo.js';
 import { waitForCopies } from './user-access.js';
 import {
   mapCountAllowsLocked,

@@ -35,7 +35,7 @@ import {
   PAGE_SIZE,
   VM_DONTEXPAND,
 } from './errno.js';
-import { Hdr, Mm, TASK_SIZE, VmaWord } from './layout.js';
+import { HPAGE_PAGES, Hdr, Mm, TASK_SIZE, VmaWord } from './layout.js';
 import { mmCount, mmGet, vmaSlotsLocked } from './mm.js';
 import {
   hintedAreaLocked,
@@ -53,9 +53,9 @@ import {
   moveTablesLocked,
   moveTablesNeeded,
 } from './move-ptes.js';
-import { HPAGE_PAGES, tlbFlushBegin, tlbFlushEnd } from './page-table.js';
+import { tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
-import { txBegin, txCommit } from './thread.js';
+import { txBegin, txCommit } from './undo.js';
 import { waitForCopies } from './user-access.js';
 import {
   mapCountAllowsLocked,

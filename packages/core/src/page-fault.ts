@@ -25,7 +25,7 @@ import { BusError, SegmentationFault } from './fault.js';
 import { Mm, TASK_SIZE, VmaWord } from './layout.js';
 import { mmGet, mmLockLive, mmUnlock } from './mm.js';
 import { vmaAfterLocked } from './vma-list.js';
-import { PTE_READ, PTE_WRITE, ptePfn, walkPte } from './page-table.js';
+import { PTE_READ, PTE_WRITE, ptePfn, walkPte } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 import { vmaGet } from './vma.js';
@@ -55,7 +55,7 @@ export function decideUserFault(
       const prot = vmaGet(mem, v, VmaWord.PROT);
       if (write ? (prot & PROT_WRITE) === 0 : prot === PROT_NONE)
         return new SegmentationFault('SEGV_ACCERR', address, access);
-      const pte = walkPte(mem.i32, mmGet(mem, slot, Mm.PGD), page);
+      const pte = walkPte(mem, mmGet(mem, slot, Mm.PGD), page);
       const granted = pte & (write ? PTE_WRITE : PTE_READ);
       if (pte !== 0 && granted !== 0 && ptePfn(pte) < mem.layout.totalFrames) return null;
       return new BusError('BUS_ADRERR', address, access);

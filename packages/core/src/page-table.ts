@@ -1,45 +1,29 @@
 /**
- * Page tables: the PTE format, the kernel page table of the vmalloc range, and the two-level user
- * page tables of each address space.
+ * Page tables, changed: the kernel page table of the vmalloc range is written by vmalloc.ts; this
+ * module allocates, fills, zaps, re-protects, splits and frees the two-level user page tables of
+ * each address space. The format of their entries, their indexes and every walk that reads them
+ * live in pgtable.ts.
  *
- * Kernel counterparts: `arch/x86/include/asm/pgtable.h` (`mk_pte`, `pte_present`, `pte_pfn`),
- * `mm/memory.c` (`__pte_alloc`, `zap_pte_range`, `free_pgtables`) and `mm/mprotect.c`
- * (`change_pte_range`).
+ * Kernel counterparts: `mm/memory.c` (`__pte_alloc`, `vm_insert_pages`, `zap_pte_range`,
+ * `free_pgtables`), `mm/mprotect.c` (`change_pte_range`) and `mm/huge_memory.c`
+ * (`split_huge_pmd`).
  *
- * A user address space is 4 GiB of pages: the **page directory** (one frame, 1024 entries) points
- * to **page tables** (one frame each, 1024 PTEs, 4 MiB of user space). Table frames are frames of
- * physical memory like any other, taken from the frame allocator and zeroed before they are
- * published.
+ * Table frames are frames of physical memory like any other, taken from the frame allocator and
+ * zeroed before they are published. **Huge entries** (x86's `_PAGE_PSE`, Linux's PMD mappings):
+ * `remapPartial` installs one wherever a directory slot is wholly inside the range, still empty
+ * (or holding an empty table), and the frames behind it are one aligned contiguous run (vmalloc
+ * gives large areas such runs, and `mmap` aligns lengths that are multiples of 4 MiB); 64 MiB then
+ * costs 16 entry writes instead of 16384. Accounting (`Mm.NR_PTES`, the areas' MAPCOUNT) counts
+ * pages, not entries. An munmap or mprotect that cuts a huge entry first splits it into a page
+ * table holding the same 1024 PTEs ({@link splitHugeEdgesLocked}), so zaps and protection changes
+ * only ever meet huge entries that they cover whole.
  *
- * ```
- *   PTE / PDE word (Int32)
- *   ┌──────────────────────────────┬───┬───┬───┬───┐
- *   │ pfn (27 bits)                │ H │ W │ R │ P │
- *   └──────────────────────────────┴───┴───┴───┴───┘
- *    31                           4   3   2   1   0
- * ```
- *
- * **Huge entries** (x86's `_PAGE_PSE`, Linux's PMD mappings): a directory entry with H set maps its
- * whole 4 MiB slot directly — 1024 physically contiguous frames starting at its pfn, which is a
- * multiple of 1024 — with no page table. `remapPartial` installs one wherever a directory slot is
- * wholly inside the range, still empty, and the frames behind it are one aligned contiguous run
- * (vmalloc gives large areas such runs, and `mmap` aligns lengths that are multiples of 4 MiB);
- * 64 MiB then costs 16 entry writes instead of 16384. Every walker reads a huge entry as the 1024
- * PTEs it stands for ({@link walkPte}, {@link forEachPteLocked}), so translation, accounting
- * (`Mm.NR_PTES` and the areas' MAPCOUNT count pages, not entries) and recovery see pages either
- * way. An munmap or mprotect that cuts a huge entry first splits it into a page table holding the
- * same 1024 PTEs ({@link splitHugeEdgesLocked}, Linux's `split_huge_pmd`), so zaps and
- * protection changes only ever meet huge entries that they cover whole.
- *
- * Every PTE and PDE is written only under the address space's mmap_lock (PDEs with `Atomics.store`,
- * PTEs with plain stores published by the lock's release, an `Atomics` store) and read lock-free
- * only through `Atomics.load`; an aligned Int32 store never tears, so a concurrent walker sees an
- * entry either absent (0) or complete. A PTE with P set and R, W clear is a `PROT_NONE` PTE: it keeps its frame but grants
- * nothing.
+ * Every entry is written only under the address space's mmap_lock: directory entries with
+ * `Atomics.store`, PTEs with plain stores published by the lock's release (an `Atomics` store);
+ * lock-free walkers read with `Atomics.load` (pgtable.ts).
  *
  * @module
  */
-import { PROT_READ, PROT_WRITE } from './errno.js';
 import { allocFrames, ownerTag, putFrame } from './frame-alloc.js';
 import {
   Area,
@@ -48,83 +32,33 @@ import {
   FRAME_WORDS,
   FrameKind,
   Hdr,
-  Mm,
-  MM_WORDS,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
   PTRS_PER_TABLE,
 } from './layout.js';
+import {
+  dirOf,
+  mkHugePde,
+  mkPte,
+  mkTablePde,
+  pdeIndex,
+  pdeIsHuge,
+  hugePte,
+  pdeSlotIndex,
+  PTE_PFN_STEP,
+  ptePfn,
+  pteIndex,
+  pteWithProt,
+  slotAligned,
+  slotEnd,
+  slotStart,
+  tableBase,
+  tlbFlushBegin,
+  tlbFlushEnd,
+} from './pgtable.js';
 import { clearFrames, type PhysMem } from './phys-mem.js';
-import { registerPteUndo, txLogNewPtes } from './thread.js';
+import { txLogNewPtes } from './undo.js';
 import { bug } from './bug.js';
-
-/** PTE bit: the entry is present. */
-export const PTE_PRESENT = 0x1;
-/** PTE bit: reads allowed. */
-export const PTE_READ = 0x2;
-/** PTE bit: writes allowed. */
-export const PTE_WRITE = 0x4;
-/** PDE bit: a huge entry, mapping its 4 MiB directory slot directly (x86 `_PAGE_PSE`). */
-export const PDE_HUGE = 0x8;
-/** The permission and presence bits of a PTE. */
-const PTE_BITS = 0xf;
-/** Shift of the pfn in a PTE. */
-export const PTE_PFN_SHIFT = 4;
-/** log2 of {@link PTRS_PER_TABLE}. */
-export const TABLE_SHIFT = 10;
-const TABLE_MASK = PTRS_PER_TABLE - 1;
-
-/** The PTE for `pfn` granting `prot` (`mk_pte`). `PROT_WRITE` implies read, as on x86. */
-export function mkPte(pfn: number, prot: number): number {
-  let bits = PTE_PRESENT;
-  if (prot & PROT_WRITE) bits |= PTE_READ | PTE_WRITE;
-  else if (prot & PROT_READ) bits |= PTE_READ;
-  return (pfn << PTE_PFN_SHIFT) | bits;
-}
-
-/** The frame a present PTE points to (`pte_pfn`). */
-export function ptePfn(pte: number): number {
-  return pte >>> PTE_PFN_SHIFT;
-}
-
-/** The `PROT_*` a present PTE grants (`PROT_READ | PROT_WRITE` for a writable one). */
-export function ptePprot(pte: number): number {
-  if (pte & PTE_WRITE) return PROT_READ | PROT_WRITE;
-  return pte & PTE_READ ? PROT_READ : 0;
-}
-
-/** Int32 index of the entry for user page `upage` in the page table at `ptPfn`. */
-function pteIndex(ptPfn: number, upage: number): number {
-  return ptPfn * PTRS_PER_TABLE + (upage & TABLE_MASK);
-}
-
-/** Int32 index of the directory entry for user page `upage`. */
-function pdeIndex(pgdPfn: number, upage: number): number {
-  return pgdPfn * PTRS_PER_TABLE + (upage >>> TABLE_SHIFT);
-}
-
-/** Pages one huge directory entry maps (4 MiB). */
-export const HPAGE_PAGES: number = PTRS_PER_TABLE;
-
-/**
- * The PTE that huge directory entry `pde` stands for at user page `upage` of its slot: the same
- * permission bits, the pfn advanced by the page's place in the slot.
- */
-export function hugePte(pde: number, upage: number): number {
-  return (pde & ~PDE_HUGE) | ((upage & TABLE_MASK) << PTE_PFN_SHIFT);
-}
-
-/**
- * The PTE of user page `upage`, or 0 (`follow_pte`; a huge entry answers for each of its pages).
- * Context: any thread, lock-free; the caller validates the address space's generation around the
- * walk.
- */
-export function walkPte(i32: Int32Array, pgdPfn: number, upage: number): number {
-  const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
-  if (pde === 0) return 0;
-  if (pde & PDE_HUGE) return hugePte(pde, upage);
-  return Atomics.load(i32, pteIndex(ptePfn(pde), upage));
-}
 
 /**
  * The directory slots `[first, end)` that a remap of `[start, start + nrPages)` may fill with huge
@@ -133,9 +67,9 @@ export function walkPte(i32: Int32Array, pgdPfn: number, upage: number): number 
  * whose entry is still empty get one; a slot that already has a page table keeps it.)
  */
 export function hugeSlots(start: number, nrPages: number, firstPfn: number): [number, number] {
-  if (firstPfn < 0 || ((firstPfn - start) & TABLE_MASK) !== 0) return [0, 0];
-  const first = (start + TABLE_MASK) >>> TABLE_SHIFT;
-  const end = (start + nrPages) >>> TABLE_SHIFT;
+  if (firstPfn < 0 || !slotAligned(firstPfn - start)) return [0, 0];
+  const first = dirOf(start + PTRS_PER_TABLE - 1);
+  const end = dirOf(start + nrPages);
   return first < end ? [first, end] : [0, 0];
 }
 
@@ -143,14 +77,12 @@ export function hugeSlots(start: number, nrPages: number, firstPfn: number): [nu
 export function anyPteLocked(mem: PhysMem, pgdPfn: number, start: number, end: number): boolean {
   const { i32 } = mem;
   for (let upage = start; upage < end;) {
-    const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
+    const tableEnd = Math.min(end, slotEnd(upage));
     const pde = i32[pdeIndex(pgdPfn, upage)]!; // this thread is the only writer (mmap_lock)
-    if (pde & PDE_HUGE) return true;
+    if (pdeIsHuge(pde)) return true;
     if (pde !== 0) {
-      const base = ptePfn(pde) * PTRS_PER_TABLE;
-      for (let p = upage; p < tableEnd; p++) {
-        if (i32[base + (p & TABLE_MASK)] !== 0) return true;
-      }
+      const at = pteIndex(pde, upage); // the slot's PTEs from upage on are consecutive words
+      for (let k = at, stop = at + (tableEnd - upage); k < stop; k++) if (i32[k] !== 0) return true;
     }
     upage = tableEnd;
   }
@@ -173,9 +105,9 @@ export function allocTablesLocked(
 ): number {
   const { i32 } = mem;
   const missing: number[] = [];
-  for (let dir = start >>> TABLE_SHIFT; dir <= (end - 1) >>> TABLE_SHIFT; dir++) {
+  for (let dir = dirOf(start); dir <= dirOf(end - 1); dir++) {
     if (dir >= huge[0] && dir < huge[1]) continue;
-    if (Atomics.load(i32, pgdPfn * PTRS_PER_TABLE + dir) === 0) missing.push(dir);
+    if (Atomics.load(i32, pdeSlotIndex(pgdPfn, dir)) === 0) missing.push(dir);
   }
   if (missing.length === 0) return 0;
   const pfns = new Int32Array(missing.length);
@@ -186,7 +118,7 @@ export function allocTablesLocked(
     clearFrames(mem, pt, 1);
     // an Atomics store: it orders the zeroing above before any walker that sees the entry. Not
     // logged: if the thread dies before the remap commits, the empty table stays with the mm
-    Atomics.store(i32, pgdPfn * PTRS_PER_TABLE + missing[i]!, (pt << PTE_PFN_SHIFT) | PTE_PRESENT);
+    Atomics.store(i32, pdeSlotIndex(pgdPfn, missing[i]!), mkTablePde(pt));
   }
   Atomics.add(i32, Hdr.PT_FRAMES, missing.length);
   return missing.length;
@@ -216,14 +148,13 @@ export function installPtesLocked(
 ): number {
   const { i32 } = mem;
   const kpt = mem.kernelPageTable + kernelPage;
-  const bits = mkPte(0, prot);
   txLogNewPtes(mem, mmSlot, start, nrPages); // every PTE of the range was empty
   let freed = 0;
   let flushing = false;
   try {
     for (let i = 0; i < nrPages;) {
       const upage = start + i;
-      const dir = upage >>> TABLE_SHIFT;
+      const dir = dirOf(upage);
       const pde = i32[pdeIndex(pgdPfn, upage)]!; // mmap_lock held
       if (dir >= huge[0] && dir < huge[1]) {
         // a whole aligned 4 MiB slot of one contiguous run: one huge entry for its 1024 pages.
@@ -235,7 +166,7 @@ export function installPtesLocked(
           tlbFlushBegin(mem, mmSlot);
           flushing = true;
         }
-        Atomics.store(i32, pdeIndex(pgdPfn, upage), mkPte(firstPfn + i, prot) | PDE_HUGE);
+        Atomics.store(i32, pdeIndex(pgdPfn, upage), mkHugePde(firstPfn + i, prot));
         if (pde !== 0) {
           putFrame(mem, ptePfn(pde));
           freed++;
@@ -243,23 +174,16 @@ export function installPtesLocked(
         i += PTRS_PER_TABLE;
         continue;
       }
-      const base = ptePfn(pde) * PTRS_PER_TABLE;
-      const first = upage & TABLE_MASK;
-      const n = Math.min(nrPages - i, PTRS_PER_TABLE - first);
+      const at = pteIndex(pde, upage);
+      const n = Math.min(nrPages - i, slotEnd(upage) - upage);
       if (firstPfn >= 0) {
         // one contiguous run: the PTEs are consecutive values, no kernel PTE to read
+        const step = PTE_PFN_STEP;
         let pte = mkPte(firstPfn + i, prot);
-        for (
-          let k = base + first, stop = base + first + n;
-          k < stop;
-          k++, pte += 1 << PTE_PFN_SHIFT
-        )
-          i32[k] = pte;
+        for (let k = at, stop = at + n; k < stop; k++, pte += step) i32[k] = pte;
       } else {
         // kernel PTEs of a pinned area have no writer until its vfree, which waits for this mmap_lock
-        for (let k = 0; k < n; k++) {
-          i32[base + first + k] = (i32[kpt + i + k]! & ~PTE_BITS) | bits;
-        }
+        for (let k = 0; k < n; k++) i32[at + k] = pteWithProt(i32[kpt + i + k]!, prot);
       }
       i += n;
     }
@@ -268,20 +192,6 @@ export function installPtesLocked(
   }
   if (freed > 0) Atomics.sub(i32, Hdr.PT_FRAMES, freed);
   return freed;
-}
-
-/**
- * Begin taking pages or permissions away from an mm (`inc_mm_tlb_gen`): its TLB generation turns
- * odd, so translation caches stop trusting their entries before any frame is released.
- * Context: the mm's mmap_lock held.
- */
-export function tlbFlushBegin(mem: PhysMem, mmSlot: number): void {
-  Atomics.add(mem.i32, mem.mmTable + mmSlot * MM_WORDS + Mm.TLB_GEN, 1);
-}
-
-/** End a {@link tlbFlushBegin}: the TLB generation is even again. Context: as tlbFlushBegin. */
-export function tlbFlushEnd(mem: PhysMem, mmSlot: number): void {
-  Atomics.add(mem.i32, mem.mmTable + mmSlot * MM_WORDS + Mm.TLB_GEN, 1);
 }
 
 /** Index of an area's MAPCOUNT word. */
@@ -300,7 +210,7 @@ function assertWholeSlot(
   upage: number,
   stop: number,
 ): void {
-  if ((upage & TABLE_MASK) !== 0 || stop - upage !== PTRS_PER_TABLE)
+  if (!slotAligned(upage) || stop - upage !== PTRS_PER_TABLE)
     bug(`${fn}: [${start}, ${end}) cuts the huge entry of page ${upage}`);
 }
 
@@ -310,18 +220,17 @@ interface ZapState {
   area: number;
   /** Pages of `area` cleared and not yet taken off its MAPCOUNT. */
   count: number;
-  /** `area`'s frames as a range of PTE values, if it is one contiguous run (else empty). */
-  runLo: number;
-  runHi: number;
+  /** `area`'s frames `[runFirst, runEnd)`, if they are one contiguous run (else empty). */
+  runFirst: number;
+  runEnd: number;
 }
 
 /**
  * Drop what one cleared PTE outside the current run held: a page of a live area is counted for its
  * area (switching areas flushes the count), an orphan page loses its reference.
  */
-function dropPte(mem: PhysMem, z: ZapState, pte: number): void {
+function dropPte(mem: PhysMem, z: ZapState, pfn: number): void {
   const { i32 } = mem;
-  const pfn = ptePfn(pte);
   // a mapped frame's owner changes only when vfree orphans its area, with every mmap_lock held
   const owner = i32[mem.frameTable + pfn * FRAME_WORDS + Frame.OWNER]!;
   if ((owner & OWNER_KIND_MASK) !== FrameKind.VMALLOC) {
@@ -336,9 +245,8 @@ function dropPte(mem: PhysMem, z: ZapState, pte: number): void {
     // a pinned area's record is stable: its vfree waits for this mmap_lock
     const areaBase = mem.areaTable + slot * AREA_WORDS;
     const first = i32[areaBase + Area.CONTIG]! - 1;
-    // products, not shifts: a run that ends at the last frame of the largest memory ends at 2^31
-    z.runLo = first < 0 ? 0 : first * 2 ** PTE_PFN_SHIFT;
-    z.runHi = first < 0 ? 0 : (first + i32[areaBase + Area.NR_PAGES]!) * 2 ** PTE_PFN_SHIFT;
+    z.runFirst = first < 0 ? 0 : first;
+    z.runEnd = first < 0 ? 0 : first + i32[areaBase + Area.NR_PAGES]!;
   }
   z.count++;
 }
@@ -354,40 +262,38 @@ export function zapPtesLocked(mem: PhysMem, pgdPfn: number, start: number, end: 
   const { i32 } = mem;
   let cleared = 0;
   // a PTE inside the current area's contiguous run needs no frame-table lookup
-  // (PTE = pfn << PTE_PFN_SHIFT | bits, bits < 1 << PTE_PFN_SHIFT)
-  const z: ZapState = { area: -1, count: 0, runLo: 0, runHi: 0 };
+  const z: ZapState = { area: -1, count: 0, runFirst: 0, runEnd: 0 };
   for (let upage = start; upage < end;) {
-    const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
+    const tableEnd = Math.min(end, slotEnd(upage));
     const pdeAt = pdeIndex(pgdPfn, upage);
     const pde = Atomics.load(i32, pdeAt);
-    if (pde & PDE_HUGE) {
+    if (pdeIsHuge(pde)) {
       assertWholeSlot('zapPtesLocked', start, end, upage, tableEnd);
       Atomics.store(i32, pdeAt, 0);
       cleared += PTRS_PER_TABLE;
       // pages inside the current area's run are counted a stretch at a time
-      const bits = pde & PTE_BITS & ~PDE_HUGE;
       const endPfn = ptePfn(pde) + PTRS_PER_TABLE;
       for (let pfn = ptePfn(pde); pfn < endPfn;) {
-        const runEnd = z.runHi >>> PTE_PFN_SHIFT;
-        if (pfn >= z.runLo >>> PTE_PFN_SHIFT && pfn < runEnd) {
+        const runEnd = z.runEnd;
+        if (pfn >= z.runFirst && pfn < runEnd) {
           const stop = Math.min(endPfn, runEnd);
           z.count += stop - pfn;
           pfn = stop;
         } else {
-          dropPte(mem, z, (pfn << PTE_PFN_SHIFT) | bits);
+          dropPte(mem, z, pfn);
           pfn++;
         }
       }
     } else if (pde !== 0) {
-      const base = ptePfn(pde) * PTRS_PER_TABLE;
-      const last = base + ((tableEnd - 1) & TABLE_MASK);
-      for (let index = base + (upage & TABLE_MASK); index <= last; index++) {
+      const last = pteIndex(pde, tableEnd - 1);
+      for (let index = pteIndex(pde, upage); index <= last; index++) {
         const pte = i32[index]!; // this thread is the only writer (mmap_lock)
         if (pte === 0) continue;
         i32[index] = 0;
         cleared++;
-        if (pte >= z.runLo && pte < z.runHi) z.count++;
-        else dropPte(mem, z, pte);
+        const pfn = ptePfn(pte);
+        if (pfn >= z.runFirst && pfn < z.runEnd) z.count++;
+        else dropPte(mem, z, pfn);
       }
     }
     upage = tableEnd;
@@ -410,16 +316,16 @@ export function changeProtLocked(
 ): void {
   const { i32 } = mem;
   for (let upage = start; upage < end;) {
-    const tableEnd = Math.min(end, ((upage >>> TABLE_SHIFT) + 1) << TABLE_SHIFT);
+    const tableEnd = Math.min(end, slotEnd(upage));
     const pde = Atomics.load(i32, pdeIndex(pgdPfn, upage));
-    if (pde & PDE_HUGE) {
+    if (pdeIsHuge(pde)) {
       assertWholeSlot('changeProtLocked', start, end, upage, tableEnd);
-      Atomics.store(i32, pdeIndex(pgdPfn, upage), mkPte(ptePfn(pde), prot) | PDE_HUGE);
+      Atomics.store(i32, pdeIndex(pgdPfn, upage), pteWithProt(pde, prot));
     } else if (pde !== 0) {
-      const base = ptePfn(pde) * PTRS_PER_TABLE;
       for (let p = upage; p < tableEnd; p++) {
-        const pte = i32[base + (p & TABLE_MASK)]!; // the only writer holds the mmap_lock
-        if (pte !== 0) i32[base + (p & TABLE_MASK)] = mkPte(ptePfn(pte), prot);
+        const at = pteIndex(pde, p);
+        const pte = i32[at]!; // the only writer holds the mmap_lock
+        if (pte !== 0) i32[at] = pteWithProt(pte, prot);
       }
     }
     upage = tableEnd;
@@ -436,55 +342,17 @@ export function freeTablesLocked(mem: PhysMem, pgdPfn: number, nrTables: number)
   let freed = 0;
   // the scan stops once the mm's NR_PT tables are found (none at all: no scan)
   for (let dir = 0; dir < PTRS_PER_TABLE && freed < nrTables; dir++) {
-    const index = pgdPfn * PTRS_PER_TABLE + dir;
+    const index = pdeSlotIndex(pgdPfn, dir);
     const pde = i32[index]!; // this thread is the only writer (mmap_lock)
     if (pde === 0) continue;
     Atomics.store(i32, index, 0);
-    if (pde & PDE_HUGE) continue; // not a table (and zapped already: never met here)
+    if (pdeIsHuge(pde)) continue; // not a table (and zapped already: never met here)
     putFrame(mem, ptePfn(pde));
     freed++;
   }
   putFrame(mem, pgdPfn);
   Atomics.sub(i32, Hdr.PT_FRAMES, freed + 1);
   return freed + 1;
-}
-
-/**
- * Visit every present PTE of a directory, in address order (a huge entry as the 1024 PTEs it stands
- * for). Context: the mm's mmap_lock held.
- */
-export function forEachPteLocked(
-  mem: PhysMem,
-  pgdPfn: number,
-  visit: (upage: number, pte: number) => void,
-): void {
-  const { i32 } = mem;
-  for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
-    const pde = Atomics.load(i32, pgdPfn * PTRS_PER_TABLE + dir);
-    if (pde === 0) continue;
-    if (pde & PDE_HUGE) {
-      for (let k = 0; k < PTRS_PER_TABLE; k++) {
-        const upage = (dir << TABLE_SHIFT) | k;
-        visit(upage, hugePte(pde, upage));
-      }
-      continue;
-    }
-    const base = ptePfn(pde) * PTRS_PER_TABLE;
-    for (let k = 0; k < PTRS_PER_TABLE; k++) {
-      const pte = Atomics.load(i32, base + k);
-      if (pte !== 0) visit((dir << TABLE_SHIFT) | k, pte);
-    }
-  }
-}
-
-/** The page-table frames a directory points to. Context: the mm's mmap_lock held. */
-export function tableFramesLocked(mem: PhysMem, pgdPfn: number): number[] {
-  const out: number[] = [];
-  for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
-    const pde = Atomics.load(mem.i32, pgdPfn * PTRS_PER_TABLE + dir);
-    if (pde !== 0 && (pde & PDE_HUGE) === 0) out.push(ptePfn(pde));
-  }
-  return out;
 }
 
 /**
@@ -506,10 +374,9 @@ export function splitHugeEdgesLocked(
   const { i32 } = mem;
   const dirs: number[] = [];
   const cut = (page: number): void => {
-    if ((page & TABLE_MASK) === 0 || page >>> TABLE_SHIFT >= PTRS_PER_TABLE) return;
-    const dir = page >>> TABLE_SHIFT;
-    if (dirs.includes(dir)) return;
-    if (i32[pgdPfn * PTRS_PER_TABLE + dir]! & PDE_HUGE) dirs.push(dir); // mmap_lock held
+    const dir = dirOf(page);
+    if (slotAligned(page) || dir >= PTRS_PER_TABLE || dirs.includes(dir)) return;
+    if (pdeIsHuge(i32[pdeSlotIndex(pgdPfn, dir)]!)) dirs.push(dir); // mmap_lock held
   };
   cut(start);
   cut(end);
@@ -517,43 +384,14 @@ export function splitHugeEdgesLocked(
   const pfns = new Int32Array(dirs.length);
   if (!allocFrames(mem, dirs.length, ownerTag(FrameKind.PAGE_TABLE, mmSlot), pfns)) return -1;
   for (let i = 0; i < dirs.length; i++) {
-    const index = pgdPfn * PTRS_PER_TABLE + dirs[i]!;
-    const lo = i32[index]! & ~PDE_HUGE;
-    const base = pfns[i]! * PTRS_PER_TABLE;
+    const index = pdeSlotIndex(pgdPfn, dirs[i]!);
+    const pde = i32[index]!;
+    const base = tableBase(pfns[i]!);
+    const first = slotStart(dirs[i]!);
     // plain stores into a frame no walker can reach yet; the Atomics.store below publishes them
-    for (let k = 0; k < PTRS_PER_TABLE; k++) i32[base + k] = lo + (k << PTE_PFN_SHIFT);
-    Atomics.store(i32, index, (pfns[i]! << PTE_PFN_SHIFT) | PTE_PRESENT);
+    for (let k = 0; k < PTRS_PER_TABLE; k++) i32[base + k] = hugePte(pde, first + k);
+    Atomics.store(i32, index, mkTablePde(pfns[i]!));
   }
   Atomics.add(i32, Hdr.PT_FRAMES, dirs.length);
   return dirs.length;
 }
-
-/**
- * Clear the PTEs of `[upage, upage + count)` in mm `mmSlot` without touching references: undoing
- * a remap that never committed (the area's pin is recounted by whoever undoes it).
- * Context: the undoing thread holds the mm's mmap_lock, or recovery runs with the world stopped.
- */
-function clearNewPtes(mem: PhysMem, mmSlot: number, upage: number, count: number): void {
-  const { i32 } = mem;
-  const pgdPfn = i32[mem.mmTable + mmSlot * MM_WORDS + Mm.PGD]!;
-  // a lock-free walker may have cached a translation of these PTEs: they are being taken away
-  tlbFlushBegin(mem, mmSlot);
-  try {
-    clearRange(i32, pgdPfn, upage, count);
-  } finally {
-    tlbFlushEnd(mem, mmSlot);
-  }
-}
-
-/** The loop of {@link clearNewPtes}. */
-function clearRange(i32: Int32Array, pgdPfn: number, upage: number, count: number): void {
-  for (let p = upage; p < upage + count; p++) {
-    const pde = Atomics.load(i32, pdeIndex(pgdPfn, p));
-    if (pde & PDE_HUGE) {
-      // a huge entry of the remap covers its whole slot, inside the logged range
-      Atomics.store(i32, pdeIndex(pgdPfn, p), 0);
-      p |= TABLE_MASK;
-    } else if (pde !== 0) Atomics.store(i32, pteIndex(ptePfn(pde), p), 0);
-  }
-}
-registerPteUndo(clearNewPtes);

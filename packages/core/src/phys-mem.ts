@@ -41,7 +41,30 @@ export function clearFrames(mem: PhysMem, firstPfn: number, count: number): void
   }
 }
 
-/** One thread's view of physical memory. Plain JavaScript state here is per thread and read-only. */
+/**
+ * The per-thread mutable state of one attachment (Linux's `current`): plain JavaScript fields that
+ * only the owning thread reads and writes. Each mirrors, or indexes, words of its thread slot.
+ */
+export interface Current {
+  /** This attachment's thread slot, set by `attachThread` (-1 until then, and after detach). */
+  slot: number;
+  /** Int32 index of this attachment's thread slot (set with `slot`). */
+  base: number;
+  /** Nesting depth of kernel calls in this attachment (only the outermost marks the slot). */
+  depth: number;
+  /** True while this attachment logs its changes for undo (`txBegin` … `txCommit`). */
+  txActive: boolean;
+  /** Entries in this attachment's undo log (mirrors its slot's `UNDO_LEN`). */
+  undoLen: number;
+  /** Read-section nesting of this attachment (mirrors its slot's `RCU_NESTING`). */
+  rcuNesting: number;
+}
+
+/**
+ * One thread's view of physical memory: the buffer, its views and the region bases, all read-only
+ * and the same in every thread (derived from the layout), plus this attachment's id; what changes
+ * per thread is in {@link PhysMem.current}.
+ */
 export class PhysMem {
   readonly buffer: SharedArrayBuffer;
   readonly layout: Layout;
@@ -67,18 +90,15 @@ export class PhysMem {
   readonly mmTable: number;
   /** Int32 index of thread slot 0. */
   readonly threadTable: number;
-  /** This attachment's thread slot, set by `attachThread` (-1 until then). */
-  threadSlot = -1;
-  /** Int32 index of this attachment's thread slot (set with `threadSlot`). */
-  threadBase = -1;
-  /** Nesting depth of kernel calls in this attachment (only the outermost marks the slot). */
-  depth = 0;
-  /** True while this attachment logs its changes for undo (`txBegin` … `txCommit`). */
-  txActive = false;
-  /** Entries in this attachment's undo log (mirrors its slot's `UNDO_LEN`). */
-  undoLen = 0;
-  /** Read-section nesting of this attachment (mirrors its slot's `RCU_NESTING`). */
-  rcuNesting = 0;
+  /** This attachment's own mutable state (`current`): never shared, never read by another thread. */
+  readonly current: Current = {
+    slot: -1,
+    base: -1,
+    depth: 0,
+    txActive: false,
+    undoLen: 0,
+    rcuNesting: 0,
+  };
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout) {
     this.buffer = buffer;

@@ -16,10 +16,11 @@ import {
   VM_READ,
   VM_SEQ_READ,
   VM_SHARED,
+  VM_USERMAP,
   VM_WRITE,
 } from './errno.js';
 import { AreaCaller, Hdr, VmaWord } from './layout.js';
-import { forEachPteLocked } from './page-table.js';
+import { forEachPteLocked } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { vmallocAreas } from './vmalloc.js';
 import { vmaGet } from './vma.js';
@@ -34,6 +35,7 @@ const CALLER_NAMES: Record<AreaCaller, string> = {
   [AreaCaller.VMALLOC]: 'vmalloc',
   [AreaCaller.VZALLOC]: 'vzalloc',
   [AreaCaller.VMALLOC_USER]: 'vmalloc_user',
+  [AreaCaller.RINGBUF]: 'bpf_ringbuf_area_alloc',
 };
 
 /**
@@ -43,7 +45,7 @@ const CALLER_NAMES: Record<AreaCaller, string> = {
 export function formatVmallocinfo(mem: PhysMem): string {
   return vmallocAreas(mem)
     .map((a) => {
-      const user = a.caller === AreaCaller.VMALLOC_USER ? ' user' : '';
+      const user = a.flags & VM_USERMAP ? ' user' : '';
       return `${hex16(a.addr)}-${hex16(a.addr + a.size)} ${String(a.size).padStart(7)} ${CALLER_NAMES[a.caller]} pages=${a.nrPages} vmalloc${user}\n`;
     })
     .join('');

@@ -44,20 +44,20 @@ function epochReached(a: number, b: number): boolean {
 
 /** Enter a read section (`rcu_read_lock`); sections nest. Context: the owning thread, lock-free. */
 export function rcuReadLock(mem: PhysMem): void {
-  if (mem.threadBase < 0) throw new Error('rcuReadLock: this kernel handle is detached');
+  if (mem.current.base < 0) throw new Error('rcuReadLock: this kernel handle is detached');
   // a kernel call of its own: a recovery, which recounts readers, never sees it half done
   kernelEnter(mem);
   try {
-    if (mem.rcuNesting++ > 0) {
-      Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, mem.rcuNesting);
+    if (mem.current.rcuNesting++ > 0) {
+      Atomics.store(mem.i32, mem.current.base + Thread.RCU_NESTING, mem.current.rcuNesting);
       return;
     }
     Atomics.store(
       mem.i32,
-      mem.threadBase + Thread.RCU_EPOCH,
+      mem.current.base + Thread.RCU_EPOCH,
       Atomics.load(mem.i32, Hdr.RCU_EPOCH) & EPOCH_MASK,
     );
-    Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, 1);
+    Atomics.store(mem.i32, mem.current.base + Thread.RCU_NESTING, 1);
     Atomics.add(mem.i32, Hdr.RCU_READERS, 1);
   } finally {
     kernelExit(mem);
@@ -69,13 +69,13 @@ export function rcuReadLock(mem: PhysMem): void {
  * other section still holds back. Throws when no section is open. Context: the owning thread.
  */
 export function rcuReadUnlock(mem: PhysMem): void {
-  if (mem.rcuNesting === 0)
+  if (mem.current.rcuNesting === 0)
     throw new Error('rcuReadUnlock: no read section is open in this thread');
   kernelEnter(mem);
   try {
-    mem.rcuNesting--;
-    Atomics.store(mem.i32, mem.threadBase + Thread.RCU_NESTING, mem.rcuNesting);
-    if (mem.rcuNesting > 0) return;
+    mem.current.rcuNesting--;
+    Atomics.store(mem.i32, mem.current.base + Thread.RCU_NESTING, mem.current.rcuNesting);
+    if (mem.current.rcuNesting > 0) return;
     Atomics.sub(mem.i32, Hdr.RCU_READERS, 1);
     if (Atomics.load(mem.i32, Hdr.DEFERRED_FRAMES) > 0) reclaimDeferred(mem);
   } finally {
@@ -85,7 +85,7 @@ export function rcuReadUnlock(mem: PhysMem): void {
 
 /** True when a thread other than this one is inside a read section now. */
 export function othersReading(mem: PhysMem): boolean {
-  return Atomics.load(mem.i32, Hdr.RCU_READERS) > (mem.rcuNesting > 0 ? 1 : 0);
+  return Atomics.load(mem.i32, Hdr.RCU_READERS) > (mem.current.rcuNesting > 0 ? 1 : 0);
 }
 
 /** Give a frame with no references left straight back to the pool. */

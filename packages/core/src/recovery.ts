@@ -38,19 +38,24 @@ import {
   VmaWord,
 } from './layout.js';
 import { mmGet, mmLiveGen, mmWord, vmaSlotsLocked } from './mm.js';
+import { splitHugeEdgesLocked } from './page-table.js';
 import {
   forEachPteLocked,
-  mkPte,
-  PDE_HUGE,
+  pdeIsHuge,
+  pdeSlotIndex,
   ptePfn,
-  splitHugeEdgesLocked,
+  pteIndex,
+  pteWithProt,
+  slotStart,
   tableFramesLocked,
-  TABLE_SHIFT,
-} from './page-table.js';
+} from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred, releaseFrame } from './rcu.js';
+import { reapRings } from './ringbuf-check.js';
 import { areaWord } from './vmalloc.js';
-import { kernelEnter, kernelExit, pause, threadWord, undoThreadLog } from './thread.js';
+import { pause } from './cpu-relax.js';
+import { kernelEnter, kernelExit, threadWord } from './thread.js';
+import { undoThreadLog } from './undo.js';
 import { vmaGet } from './vma.js';
 
 /** Claim the right to recover (one recovery at a time). Context: a thread outside kernel calls. */
@@ -66,7 +71,7 @@ function claimRecovery(mem: PhysMem): void {
 function stopTheWorld(mem: PhysMem): void {
   const { i32 } = mem;
   for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
-    if (slot === mem.threadSlot) continue;
+    if (slot === mem.current.slot) continue;
     const state = threadWord(mem, slot, Thread.STATE);
     while (Atomics.load(i32, state) === ThreadState.IN) pause(i32, state, ThreadState.IN, 1);
   }
@@ -147,14 +152,14 @@ function repairMm(mem: PhysMem, slot: number, onVma: (vma: number) => void): num
     return ranges[r];
   };
   for (let dir = 0; dir < PTRS_PER_TABLE; dir++) {
-    const pdeAt = pgd * PTRS_PER_TABLE + dir;
+    const pdeAt = pdeSlotIndex(pgd, dir);
     let pde = Atomics.load(i32, pdeAt);
-    const lo = dir << TABLE_SHIFT;
-    if (pde & PDE_HUGE) {
+    const lo = slotStart(dir);
+    if (pdeIsHuge(pde)) {
       const range = rangeAfter(lo);
       if (range !== undefined && range[0] <= lo && range[1] >= lo + PTRS_PER_TABLE) {
         // inside one VMA: a dead mprotect's rewrite, completed
-        Atomics.store(i32, pdeAt, mkPte(ptePfn(pde), range[2]) | PDE_HUGE);
+        Atomics.store(i32, pdeAt, pteWithProt(pde, range[2]));
         ptes += PTRS_PER_TABLE;
         continue;
       }
@@ -171,15 +176,15 @@ function repairMm(mem: PhysMem, slot: number, onVma: (vma: number) => void): num
       pde = Atomics.load(i32, pdeAt);
     }
     if (pde === 0) continue;
-    const base = ptePfn(pde) * PTRS_PER_TABLE;
-    for (let k = 0; k < PTRS_PER_TABLE; k++) {
-      const pte = Atomics.load(i32, base + k);
+    for (let upage = lo; upage < lo + PTRS_PER_TABLE; upage++) {
+      const at = pteIndex(pde, upage);
+      const pte = Atomics.load(i32, at);
       if (pte === 0) continue;
-      const range = rangeAfter(lo + k);
-      if (range === undefined || lo + k < range[0]) {
-        Atomics.store(i32, base + k, 0); // outside every VMA: a dead munmap's zap, completed
+      const range = rangeAfter(upage);
+      if (range === undefined || upage < range[0]) {
+        Atomics.store(i32, at, 0); // outside every VMA: a dead munmap's zap, completed
       } else {
-        Atomics.store(i32, base + k, mkPte(ptePfn(pte), range[2])); // a dead mprotect's rewrite
+        Atomics.store(i32, at, pteWithProt(pte, range[2])); // a dead mprotect's rewrite
         ptes++;
       }
     }
@@ -396,21 +401,18 @@ function releaseThreads(mem: PhysMem, slots: readonly number[]): void {
 
 /**
  * Declare the threads that `isDead(slot)` selects dead and recover from them. Returns how many
- * were reaped. Context: a live attached thread outside any kernel call; stops every other thread
+ * were reaped: those selected, and any an earlier interrupted recovery left marked dead. Context: a live attached thread outside any kernel call; stops every other thread
  * at its next kernel entry or lock wait until done.
  */
 export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): number {
   const { i32 } = mem;
   claimRecovery(mem);
   try {
-    let marked = 0;
     for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
-      if (slot === mem.threadSlot || !isDead(slot)) continue;
+      if (slot === mem.current.slot || !isDead(slot)) continue;
       const state = threadWord(mem, slot, Thread.STATE);
       const s = Atomics.load(i32, state);
-      if (s === ThreadState.FREE || s === ThreadState.DEAD) continue;
-      Atomics.store(i32, state, ThreadState.DEAD);
-      marked++;
+      if (s !== ThreadState.FREE) Atomics.store(i32, state, ThreadState.DEAD);
     }
     const dead = deadThreads(mem);
     if (dead.slots.length === 0) return 0;
@@ -421,10 +423,11 @@ export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): nu
     const tables = rebuildMms(mem, deadSlots);
     const released = rebuildFrames(mem, tables, deadSlots);
     releaseLocks(mem, dead.tids);
+    reapRings(mem, deadSlots, dead.tids); // their open ring records are discarded
     releaseThreads(mem, dead.slots);
     // as any release: deferred while a live thread is inside a read section (readers recounted)
     for (const pfn of released) releaseFrame(mem, pfn);
-    return marked;
+    return dead.slots.length;
   } finally {
     Atomics.store(i32, Hdr.RECOVERY, 0);
     // the dead threads' sections are over: free what they held back, as a kernel call of its own

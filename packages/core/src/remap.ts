@@ -50,7 +50,8 @@ import { mmCount, mmGet, mmLoad, mmUnlock, mmWord } from './mm.js';
 import { allocTablesLocked, anyPteLocked, hugeSlots, installPtesLocked } from './page-table.js';
 import { areaGet, areaOfPageLocked, areaWord, vmallocPageIndex } from './vmalloc.js';
 import { PhysMem } from './phys-mem.js';
-import { kernelEnter, kernelExit, txBegin, txCommit } from './thread.js';
+import { kernelEnter, kernelExit } from './thread.js';
+import { txBegin, txCommit } from './undo.js';
 import { Vma, vmaGet, vmaLoad, vmaSet } from './vma.js';
 
 /** What a remap takes from a `Vma` handle: its fields, read once. */

@@ -14,16 +14,14 @@
  * @module
  */
 import { PAGE_SHIFT, PAGE_SIZE } from './errno.js';
-import { Mm, MM_WORDS, PTRS_PER_TABLE, TASK_SIZE } from './layout.js';
-import { PDE_HUGE, PTE_READ, ptePfn, TABLE_SHIFT, walkPte } from './page-table.js';
+import { HPAGE_PAGES, HPAGE_SHIFT, HPAGE_SIZE, Mm, MM_WORDS, TASK_SIZE } from './layout.js';
+import { dirOf, pdeIsHuge, pteAllows, pteInMemory, ptePfn, walkPde, walkPte } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 
 /** Entries (direct-mapped by page number): 64 Ki pages, 256 MiB of user space. */
 const TLB_ENTRIES = 1 << 16;
 const TLB_MASK = TLB_ENTRIES - 1;
-/** log2 of the bytes a huge entry maps (4 MiB). */
-const HPAGE_SHIFT = PAGE_SHIFT + TABLE_SHIFT;
-const HPAGE_MASK = (1 << HPAGE_SHIFT) - 1;
+const HPAGE_MASK = HPAGE_SIZE - 1;
 /** Int32 words per frame. */
 const WORDS_PER_PAGE = PAGE_SIZE / 4;
 
@@ -126,21 +124,16 @@ export class SoftTlb {
     }
     if (Atomics.load(i32, this.mmGenIndex) !== this.mmGen) return false; // destroyed or recycled
     const pgd = Atomics.load(i32, this.pgdIndex);
-    let pde: number;
-    let pte: number;
-    try {
-      pde = Atomics.load(i32, pgd * PTRS_PER_TABLE + (page >>> TABLE_SHIFT));
-      pte = (pde & PDE_HUGE) !== 0 ? pde : walkPte(i32, pgd, page);
-    } catch {
-      return false; // a table freed under the walk held garbage: the checked path sorts it out
-    }
-    const huge = (pde & PDE_HUGE) !== 0;
-    const frames = huge ? PTRS_PER_TABLE : 1;
-    if ((pte & PTE_READ) === 0 || ptePfn(pte) + frames > this.mem.layout.totalFrames) return false;
+    const pde = walkPde(this.mem, pgd, page);
+    const huge = pdeIsHuge(pde);
+    const pte = huge ? pde : walkPte(this.mem, pgd, page);
+    // garbage from a table freed under the walk fails these checks: the checked path sorts it out
+    if (pte === 0 || !pteAllows(pte, false) || !pteInMemory(this.mem, pte, huge ? HPAGE_PAGES : 1))
+      return false;
     // a PTE seen before the generation was read again stays valid as long as the generation holds
     if (Atomics.load(i32, this.genIndex) !== gen) return false;
     if (huge) {
-      this.huge[page >>> TABLE_SHIFT] = ptePfn(pde) + 1;
+      this.huge[dirOf(page)] = ptePfn(pde) + 1;
     } else {
       const e = (page & TLB_MASK) << 1;
       this.entries[e] = page + 1;

@@ -16,32 +16,23 @@
  * @module
  */
 import { PAGE_SIZE } from './errno.js';
-import { SegmentationFault } from './fault.js';
+import { SegmentationFault, type SegvCode } from './fault.js';
+import { Mm, TASK_SIZE, Thread, ThreadState, VMALLOC_START } from './layout.js';
+import { mmLoad } from './mm.js';
 import {
-  Mm,
-  MM_WORDS,
-  PTRS_PER_TABLE,
-  TASK_SIZE,
-  Thread,
-  ThreadState,
-  VMALLOC_START,
-} from './layout.js';
-import { mmLoad, mmWord } from './mm.js';
-import { PDE_HUGE, PTE_READ, PTE_WRITE, ptePfn, TABLE_SHIFT, walkPte } from './page-table.js';
-
-/** Bytes one directory slot (a page table, or a huge entry) maps: 4 MiB. */
-const HPAGE_SIZE = PTRS_PER_TABLE * PAGE_SIZE;
+  pteAllows,
+  pteInMemory,
+  ptePfn,
+  validatedWalk,
+  walkPte,
+  walkRange,
+  type MmRef,
+} from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { othersReading, rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { SoftTlb } from './tlb.js';
-import { checkAttached, pause, threadWord } from './thread.js';
-
-/** What the accessors need of an address space handle. */
-interface MmRef {
-  readonly mem: PhysMem;
-  readonly slot: number;
-  readonly gen: number;
-}
+import { cpuRelax, pause } from './cpu-relax.js';
+import { checkAttached, threadWord } from './thread.js';
 
 /** Validate an address or length argument: `TypeError` for a non-number, `RangeError` otherwise. */
 export function checkUnsigned(name: string, value: unknown): number {
@@ -104,7 +95,7 @@ function translate(
     const pageEnd = Math.min(end, (page + 1) * PAGE_SIZE);
     const pte = lookup(page);
     if (pte === 0) throw new SegmentationFault('SEGV_MAPERR', a, write ? 'write' : 'read');
-    if ((pte & (write ? PTE_WRITE : PTE_READ)) === 0) {
+    if (!pteAllows(pte, write)) {
       throw new SegmentationFault('SEGV_ACCERR', a, write ? 'write' : 'read');
     }
     const phys = ptePfn(pte) * PAGE_SIZE + (a - page * PAGE_SIZE);
@@ -131,66 +122,15 @@ function translateUser(mm: MmRef, uaddr: unknown, length: unknown, write: boolea
     if (len === 0) return [];
     throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
   }
-  // the walk is a TLB-generation read section (a seqcount): a walk that overlapped a flush — an
-  // unmap, a protection change, a page table freed under it — is walked again
   const pgd = mmLoad(mem, slot, Mm.PGD);
-  for (;;) {
-    const before = evenTlbGen(mm, addr, write);
-    let runs: Runs | null = null;
-    let fault: unknown = null;
-    try {
-      runs = walkUserRange(mem, pgd, addr, len, write);
-    } catch (error) {
-      if (!(error instanceof SegmentationFault)) throw error; // a kernel bug: never retried
-      fault = error; // trusted only if no flush overlapped the walk
-    }
-    if (mmLoad(mem, slot, Mm.TLB_GEN) !== before) continue;
-    if (mmLoad(mem, slot, Mm.GEN) !== gen) {
-      throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
-    }
-    if (runs === null) throw fault;
-    return runs;
-  }
-}
-
-/** How long a walk waits for another thread's TLB flush of the same address space to end. */
-const FLUSH_WAIT_MS = 2000;
-
-/**
- * The address space's TLB generation once it is even (no flush in progress), to open a seqcount
- * read section. Flushes are short; one that lasts is a thread that died inside munmap or mprotect
- * and has not been reaped yet. Throws SegmentationFault (`SEGV_MAPERR`) when the address space is
- * destroyed meanwhile, and `Error` after {@link FLUSH_WAIT_MS} of waiting.
- * Context: any thread, lock-free (spins, then sleeps in short slices where it may block).
- */
-function evenTlbGen(mm: MmRef, addr: number, write: boolean): number {
-  const { mem, slot, gen } = mm;
-  const { i32 } = mem;
-  const index = mmWord(mem, slot, Mm.TLB_GEN);
-  let value = Atomics.load(i32, index);
-  if ((value & 1) === 0) return value;
-  const deadline = Date.now() + FLUSH_WAIT_MS;
-  for (let spins = 0; ; spins++) {
-    if (mmLoad(mem, slot, Mm.GEN) !== gen) {
-      throw new SegmentationFault('SEGV_MAPERR', addr, write ? 'write' : 'read');
-    }
-    value = Atomics.load(i32, index);
-    if ((value & 1) === 0) return value;
-    if (spins > 64) pause(i32, index, value, 0.05);
-    if (Date.now() > deadline) {
-      throw new Error(
-        `address space ${slot + 1}: a TLB flush has not ended in ${FLUSH_WAIT_MS} ms — a thread ` +
-          'died inside munmap or mprotect and was not reaped (kernel.reapThread)',
-      );
-    }
-  }
+  return validatedWalk(mm, addr, write, () => walkUserRange(mem, pgd, addr, len, write));
 }
 
 /**
- * The page-table walk of {@link translateUser}, one directory slot at a time: a huge entry turns
- * the whole part of the range in its 4 MiB into one run with one load; a page table is read entry
- * by entry, merging physically adjacent pages into runs. Throws SegmentationFault at the first bad
- * page. Context: any thread, lock-free (every entry read with `Atomics.load`).
+ * The page-table walk of {@link translateUser} ({@link walkRange}): a huge entry turns the whole
+ * part of the range in its 4 MiB into one run; PTEs of a page table merge into runs where their
+ * frames are adjacent. Throws SegmentationFault at the first bad page.
+ * Context: any thread, lock-free, inside a {@link validatedWalk}.
  */
 function walkUserRange(
   mem: PhysMem,
@@ -201,47 +141,37 @@ function walkUserRange(
 ): Runs {
   const runs: Runs = [];
   if (length === 0) return runs;
-  const { i32 } = mem;
-  const need = write ? PTE_WRITE : PTE_READ;
-  const totalFrames = mem.layout.totalFrames;
   const end = addr + length;
-  const fault = (code: 'SEGV_MAPERR' | 'SEGV_ACCERR', at: number): never => {
-    throw new SegmentationFault(code, at, write ? 'write' : 'read');
-  };
+  if (end > TASK_SIZE) {
+    // the walk covers user space only: fault at the first page past it, unless one before faults
+    const inside = Math.max(addr, TASK_SIZE);
+    if (addr < TASK_SIZE) walkUserRange(mem, pgd, addr, TASK_SIZE - addr, write);
+    throw new SegmentationFault('SEGV_MAPERR', inside, write ? 'write' : 'read');
+  }
   let runStart = -1;
   let runLen = 0;
-  const add = (phys: number, n: number): void => {
-    if (runStart >= 0 && runStart + runLen === phys) runLen += n;
+  let faultAt = -1;
+  let code: SegvCode = 'SEGV_MAPERR';
+  const first = Math.floor(addr / PAGE_SIZE);
+  walkRange(mem, pgd, first, Math.ceil(end / PAGE_SIZE), (upage, pte, nrPages) => {
+    const at = Math.max(addr, upage * PAGE_SIZE); // the first byte of the range in these pages
+    if (pte === 0 || !pteInMemory(mem, pte, nrPages) || !pteAllows(pte, write)) {
+      // thrown below, out of the walk: the fault's stack then starts near the caller's frame
+      faultAt = at;
+      if (pte !== 0 && pteInMemory(mem, pte, nrPages)) code = 'SEGV_ACCERR';
+      return false;
+    }
+    const stop = Math.min(end, (upage + nrPages) * PAGE_SIZE);
+    const phys = ptePfn(pte) * PAGE_SIZE + (at - upage * PAGE_SIZE);
+    if (runStart >= 0 && runStart + runLen === phys) runLen += stop - at;
     else {
       if (runStart >= 0) runs.push(runStart, runLen);
       runStart = phys;
-      runLen = n;
+      runLen = stop - at;
     }
-  };
-  for (let a = addr; a < end;) {
-    if (a >= TASK_SIZE) fault('SEGV_MAPERR', a);
-    const page = Math.floor(a / PAGE_SIZE); // < 2^20: 32-bit arithmetic below is exact
-    const dir = page >>> TABLE_SHIFT;
-    const slotEnd = Math.min(end, (dir + 1) * HPAGE_SIZE);
-    const pde = Atomics.load(i32, pgd * PTRS_PER_TABLE + dir);
-    if (pde === 0) fault('SEGV_MAPERR', a);
-    if (pde & PDE_HUGE) {
-      if (ptePfn(pde) + PTRS_PER_TABLE > totalFrames) fault('SEGV_MAPERR', a);
-      if ((pde & need) === 0) fault('SEGV_ACCERR', a);
-      add(ptePfn(pde) * PAGE_SIZE + (a - dir * HPAGE_SIZE), slotEnd - a);
-      a = slotEnd;
-      continue;
-    }
-    const table = ptePfn(pde) * PTRS_PER_TABLE;
-    for (let p = page; a < slotEnd; p++) {
-      const pageEnd = Math.min(slotEnd, (p + 1) * PAGE_SIZE);
-      const pte = Atomics.load(i32, table + (p & (PTRS_PER_TABLE - 1)));
-      if (pte === 0 || ptePfn(pte) >= totalFrames) fault('SEGV_MAPERR', a);
-      if ((pte & need) === 0) fault('SEGV_ACCERR', a);
-      add(ptePfn(pte) * PAGE_SIZE + (a - p * PAGE_SIZE), pageEnd - a);
-      a = pageEnd;
-    }
-  }
+    return true;
+  });
+  if (faultAt >= 0) throw new SegmentationFault(code, faultAt, write ? 'write' : 'read');
   runs.push(runStart, runLen);
   return runs;
 }
@@ -298,8 +228,8 @@ export function userSegments(
 function copySection<T>(mm: MmRef, fn: () => T): T {
   const { mem } = mm;
   rcuReadLock(mem);
-  const seq = mem.threadBase + Thread.COPY_SEQ;
-  Atomics.store(mem.i32, mem.threadBase + Thread.COPY_MM, mm.slot + 1);
+  const seq = mem.current.base + Thread.COPY_SEQ;
+  Atomics.store(mem.i32, mem.current.base + Thread.COPY_MM, mm.slot + 1);
   Atomics.add(mem.i32, seq, 1); // odd: copying (after COPY_MM, before the walk)
   try {
     return fn();
@@ -327,7 +257,7 @@ export function waitForCopies(mem: PhysMem, slot: number): void {
   const { i32 } = mem;
   let deadline = 0;
   for (let t = 0; t < mem.layout.maxThreads; t++) {
-    if (t === mem.threadSlot) continue;
+    if (t === mem.current.slot) continue;
     const seqAt = threadWord(mem, t, Thread.COPY_SEQ);
     const seq = Atomics.load(i32, seqAt);
     if ((seq & 1) === 0 || Atomics.load(i32, threadWord(mem, t, Thread.COPY_MM)) !== slot + 1)
@@ -336,6 +266,7 @@ export function waitForCopies(mem: PhysMem, slot: number): void {
       const state = Atomics.load(i32, threadWord(mem, t, Thread.STATE));
       if (state === ThreadState.FREE || state === ThreadState.DEAD) break;
       if (spins > 64) pause(i32, seqAt, seq, 0.05);
+      else cpuRelax();
       if (deadline === 0) deadline = Date.now() + COPY_WAIT_MS;
       else if (Date.now() > deadline) {
         throw new Error(
@@ -372,17 +303,14 @@ function userWordIndex(mm: MmRef, uaddr: unknown, write: boolean): number {
     throw new RangeError(`uaddr must be a 4-byte-aligned non-negative safe integer, got ${uaddr}`);
   }
   const { mem, slot, gen } = mm;
-  const { i32 } = mem;
-  const mmBase = mem.mmTable + slot * MM_WORDS;
-  if (uaddr >= TASK_SIZE || Atomics.load(i32, mmBase + Mm.GEN) !== gen) {
+  if (uaddr >= TASK_SIZE || mmLoad(mem, slot, Mm.GEN) !== gen) {
     throw new SegmentationFault('SEGV_MAPERR', uaddr, access);
   }
   const page = Math.floor(uaddr / PAGE_SIZE);
-  const pte = walkPte(i32, Atomics.load(i32, mmBase + Mm.PGD), page);
-  if (pte === 0 || ptePfn(pte) >= mem.layout.totalFrames)
+  const pte = walkPte(mem, mmLoad(mem, slot, Mm.PGD), page);
+  if (pte === 0 || !pteInMemory(mem, pte, 1))
     throw new SegmentationFault('SEGV_MAPERR', uaddr, access);
-  if ((pte & (write ? PTE_WRITE : PTE_READ)) === 0)
-    throw new SegmentationFault('SEGV_ACCERR', uaddr, access);
+  if (!pteAllows(pte, write)) throw new SegmentationFault('SEGV_ACCERR', uaddr, access);
   return ptePfn(pte) * (PAGE_SIZE / 4) + ((uaddr - page * PAGE_SIZE) >> 2);
 }
 
@@ -404,30 +332,16 @@ export function getUser32(mm: TlbRef, uaddr: number): number {
   const cached = mm.tlb.read(uaddr);
   if (cached !== undefined) return cached;
   const { i32 } = mm.mem;
-  const tlbGen = mmWord(mm.mem, mm.slot, Mm.TLB_GEN);
-  for (;;) {
-    const before = evenTlbGen(mm, uaddr, false);
-    let value = 0;
-    try {
-      value = i32[userWordIndex(mm, uaddr, false)]!;
-    } catch (error) {
-      // a fault (or a walk through a table freed under it) counts only if no flush overlapped;
-      // anything else is a kernel bug and is never retried
-      if (!(error instanceof SegmentationFault) || Atomics.load(i32, tlbGen) === before)
-        throw error;
-      continue;
-    }
-    if (Atomics.load(i32, tlbGen) === before) return value;
-  }
+  return validatedWalk(mm, uaddr, false, () => i32[userWordIndex(mm, uaddr, false)]!);
 }
 
 /**
  * `mm.getUser32v`: the aligned words at `uaddrs[i]` into `out[i]`, as {@link getUser32} reads them,
- * with the translation cache validated once for the whole batch instead of once per word: the TLB
- * generation is read before and after the batch, and a batch that overlapped a munmap, mprotect or
- * destroy (the generation moved) is read again. Every value returned was read while the mapping
- * it came through was in place. Words the cache cannot vouch for are read through
- * {@link getUser32} (which faults as it does; `out` then holds the words before the fault).
+ * with the translation cache validated once for the whole batch instead of once per word: the
+ * batch is one {@link validatedWalk}, so a batch that overlapped a munmap, mprotect or destroy (the
+ * generation moved) is read again. Every value returned was read while the mapping it came
+ * through was in place. Words the cache cannot vouch for are read through {@link getUser32}
+ * (which faults as it does; `out` then holds the words before the fault).
  * Context: any thread, lock-free.
  */
 export function getUser32v(mm: TlbRef, uaddrs: ArrayLike<number>, out: Int32Array): Int32Array {
@@ -435,29 +349,18 @@ export function getUser32v(mm: TlbRef, uaddrs: ArrayLike<number>, out: Int32Arra
   const n = uaddrs.length;
   mm.tlb ??= new SoftTlb(mm.mem, mm.slot, mm.gen);
   const { tlb } = mm;
-  const { i32 } = mm.mem;
-  const tlbGen = mmWord(mm.mem, mm.slot, Mm.TLB_GEN);
-  for (;;) {
-    // an even generation to validate the batch against: waits out a flush, and ends with the clear
-    // error (not another retry) when the flush never ends
-    const before = evenTlbGen(mm, n > 0 && typeof uaddrs[0] === 'number' ? uaddrs[0] : 0, false);
+  const first = n > 0 && typeof uaddrs[0] === 'number' ? uaddrs[0] : 0;
+  return validatedWalk(mm, first, false, (before) => {
     for (let i = 0; i < n;) {
       // a run of cached words, then one word through the checked path (which fills the cache)
       if (before === tlb.generation) i = tlb.gather(uaddrs, out, i);
       if (i < n) {
-        try {
-          out[i] = getUser32(mm, uaddrs[i]!);
-        } catch (error) {
-          // the words already in `out` are only good if no flush overlapped them: else read again
-          if (!(error instanceof SegmentationFault) || Atomics.load(i32, tlbGen) === before)
-            throw error;
-          break;
-        }
+        out[i] = getUser32(mm, uaddrs[i]!);
         i++;
       }
     }
-    if (Atomics.load(i32, tlbGen) === before) return out;
-  }
+    return out;
+  });
 }
 
 /**

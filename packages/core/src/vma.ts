@@ -23,7 +23,8 @@ export const DEFAULT_MAX_MAP_COUNT = 65530;
 import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
-import { threadWord, txStore } from './thread.js';
+import { threadWord } from './thread.js';
+import { txStore } from './undo.js';
 
 /** Index of a VMA record's word. */
 export function vmaWord(mem: PhysMem, slot: number, word: VmaWord): number {
@@ -66,10 +67,10 @@ export function initVmas(mem: PhysMem): void {
  */
 export function reserveVmaSlots(mem: PhysMem, n: number): number[] | null {
   if (n === 0) return [];
-  if (mem.threadBase >= 0 && stashCount(mem, mem.threadSlot) >= n) {
+  if (mem.current.base >= 0 && stashCount(mem, mem.current.slot) >= n) {
     const out: number[] = [];
     while (out.length < n) {
-      const slot = stashTake(mem, mem.threadSlot);
+      const slot = stashTake(mem, mem.current.slot);
       if (slot < 0) break; // another thread took from the stash meanwhile
       out.push(slot);
     }
@@ -105,11 +106,11 @@ function stashTake(mem: PhysMem, t: number): number {
 
 /** Put a free slot in this thread's stash; false when it is full (or the thread has none). */
 function stashPut(mem: PhysMem, slot: number): boolean {
-  if (mem.threadBase < 0) return false;
+  if (mem.current.base < 0) return false;
   const { i32 } = mem;
   for (let k = 0; k < VMA_STASH_SLOTS; k++) {
     // only the owner fills a word, so an empty word stays empty until this store
-    const at = stashWord(mem, mem.threadSlot, k);
+    const at = stashWord(mem, mem.current.slot, k);
     if (Atomics.load(i32, at) === 0) {
       Atomics.store(i32, at, slot + 1);
       return true;
@@ -173,8 +174,12 @@ export function releaseVmaSlots(mem: PhysMem, slots: readonly number[]): void {
 
 /** Empty this thread's stash into the shared pool (at detach). Context: the owning thread. */
 export function drainVmaStash(mem: PhysMem): void {
-  if (mem.threadBase < 0) return;
-  for (let slot = stashTake(mem, mem.threadSlot); slot >= 0; slot = stashTake(mem, mem.threadSlot))
+  if (mem.current.base < 0) return;
+  for (
+    let slot = stashTake(mem, mem.current.slot);
+    slot >= 0;
+    slot = stashTake(mem, mem.current.slot)
+  )
     giveToPool(mem, slot);
 }
 

@@ -33,12 +33,12 @@ import {
   FrameKind,
   Hdr,
   Mm,
-  PTRS_PER_TABLE,
+  HPAGE_PAGES,
   VMALLOC_START,
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import { lockAllMms, mmGet, mmUnlock } from './mm.js';
-import { forEachPteLocked, mkPte, ptePfn } from './page-table.js';
+import { forEachPteLocked, mkPte, ptePfn } from './pgtable.js';
 import { clearFrames, type PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 
@@ -164,8 +164,29 @@ export function vmallocPages(
   caller: AreaCaller,
   zero: boolean,
   alignPages = 1,
+  contig = false,
 ): number | null {
-  return inKernel(mem, () => vmallocPagesIn(mem, nrPages, flags, caller, zero, alignPages));
+  return inKernel(mem, () => vmallocPagesIn(mem, nrPages, flags, caller, zero, alignPages, contig));
+}
+
+/**
+ * Take the frames of a new area: with `contig`, one physically contiguous run (starting on a
+ * bitmap word, 32 frames) or nothing; else contiguous runs preferred, as described below.
+ */
+function allocAreaFrames(
+  mem: PhysMem,
+  pfns: Int32Array,
+  inflight: number,
+  contig: boolean,
+): boolean {
+  const nrPages = pfns.length;
+  if (contig) return allocFramesAligned(mem, nrPages, 32, inflight, pfns);
+  // an area of 4 MiB or more gets one contiguous run starting on a 4 MiB boundary when one is
+  // free, so that user mappings of it can use huge entries (pgtable.ts); else frames anywhere
+  return (
+    (nrPages >= HPAGE_PAGES && allocFramesAligned(mem, nrPages, HPAGE_PAGES, inflight, pfns)) ||
+    allocFrames(mem, nrPages, inflight, pfns)
+  );
 }
 
 function vmallocPagesIn(
@@ -175,21 +196,13 @@ function vmallocPagesIn(
   caller: AreaCaller,
   zero: boolean,
   alignPages: number,
+  contig: boolean,
 ): number | null {
   const { i32 } = mem;
   const pfns = new Int32Array(nrPages);
   // in flight until linked: a recovery keeps them while this thread lives, frees them if it dies
-  const inflight = ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.threadSlot));
-  // an area of 4 MiB or more gets one contiguous run starting on a 4 MiB boundary when one is
-  // free, so that user mappings of it can use huge entries (page-table.ts); else frames anywhere
-  if (
-    !(
-      nrPages >= PTRS_PER_TABLE && allocFramesAligned(mem, nrPages, PTRS_PER_TABLE, inflight, pfns)
-    ) &&
-    !allocFrames(mem, nrPages, inflight, pfns)
-  ) {
-    return null;
-  }
+  const inflight = ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.current.slot));
+  if (!allocAreaFrames(mem, pfns, inflight, contig)) return null;
   if (zero) {
     forEachRun(pfns, (first, n) => {
       clearFrames(mem, first, n);

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
-import { Kernel, PAGE_SIZE } from '../src/index.js';
+import {
+  Kernel,
+  MAP_SHARED,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+  remapPartial,
+} from '../src/index.js';
 import { Hdr, Thread, ThreadState } from '../src/layout.js';
 import { threadWord } from '../src/thread.js';
 
@@ -8,6 +15,7 @@ const MiB = 2 ** 20;
 const LONG = process.env.SABVM_LONG === '1';
 const ROUNDS = LONG ? 400 : 24;
 const WORKERS = 3;
+const ORPHAN_ROUNDS = LONG ? 200 : 12;
 
 interface Running {
   worker: Worker;
@@ -75,6 +83,38 @@ function deathSite(
   throw new Error(`no thread slot for threadId ${threadId}`);
 }
 
+interface Fixture {
+  worker: Worker;
+  ctl: Int32Array;
+  exited: Promise<number>;
+}
+
+/** Start fixture `script` on kernel `k` with a fresh control array (ctl[0..1]). */
+function runFixture(script: string, k: Kernel, data: Record<string, unknown>): Fixture {
+  const ctl = new Int32Array(new SharedArrayBuffer(8));
+  const worker = new Worker(new URL(`./fixtures/${script}`, import.meta.url), {
+    workerData: { handle: k.handle, ctl, ...data },
+  });
+  const exited = new Promise<number>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', resolve);
+  });
+  return { worker, ctl, exited };
+}
+
+function waitFor(ctl: Int32Array, value: number): void {
+  const deadline = Date.now() + 20_000;
+  while (Atomics.load(ctl, 0) !== value) {
+    if (Date.now() > deadline) throw new Error(`worker stuck at ${Atomics.load(ctl, 0)}`);
+    Atomics.wait(ctl, 0, Atomics.load(ctl, 0), 50);
+  }
+}
+
+function signal(ctl: Int32Array, value: number): void {
+  Atomics.store(ctl, 0, value);
+  Atomics.notify(ctl, 0);
+}
+
 describe('threads that die inside kernel calls', () => {
   it(
     `never wedge the kernel nor leak: ${ROUNDS} rounds, one of ${WORKERS} workers terminated at a random point each`,
@@ -123,6 +163,69 @@ describe('threads that die inside kernel calls', () => {
       );
       // most deaths land inside the kernel: the workers do little else
       expect(inKernel).toBeGreaterThan(ROUNDS / 4);
+    },
+    LONG ? 900_000 : undefined,
+  );
+
+  it(
+    `never free orphan pages under a reader when a thread dies inside munmap or destroy: ${ORPHAN_ROUNDS} rounds`,
+    async () => {
+      const pages = 4095; // not a multiple of 1024: 4 KiB PTEs, a zap that takes a while
+      const length = pages * PAGE_SIZE;
+      const k = Kernel.boot({ memoryBytes: 32 * MiB });
+      const boot = k.stats().freeFrames;
+      let inside = 0;
+      for (let round = 0; round < ORPHAN_ROUNDS; round++) {
+        const pattern = 0x40 + (round % 64);
+        const kaddr = k.vmallocUser(length)!;
+        k.writeKernel(kaddr, new Uint8Array(length).fill(pattern));
+        const mm = k.createAddressSpace()!;
+        const uaddr = mm.mmap(0, length, PROT_READ | PROT_WRITE, MAP_SHARED);
+        expect(remapPartial(mm.findVma(uaddr)!, uaddr, kaddr, length)).toBe(0);
+        k.vfree(kaddr); // orphans: the mapping holds the only references
+        const reader = runFixture('rcu-reader.mjs', k, {
+          mmId: mm.id,
+          uaddr,
+          length,
+          pattern,
+          die: false,
+        });
+        waitFor(reader.ctl, 1); // inside its section, holding views of every page
+        const victim = runFixture('orphan-unmapper.mjs', k, {
+          mmId: mm.id,
+          uaddr,
+          length,
+          destroy: round % 2 === 1,
+        });
+        waitFor(victim.ctl, 1);
+        signal(victim.ctl, 2);
+        // kill it somewhere in the call: a spin of a few hundred microseconds
+        const until = performance.now() + ((round * 37) % 10) * 0.1;
+        while (performance.now() < until);
+        const threadId = victim.worker.threadId;
+        await victim.worker.terminate();
+        if (deathSite(k, threadId).inKernel) inside++;
+        k.reapThread({ threadId });
+        // a new owner takes every free frame and scribbles on it
+        const free = k.stats().freeFrames;
+        const grab = free > 0 ? k.vmalloc(free * PAGE_SIZE) : null;
+        if (grab !== null) k.writeKernel(grab, new Uint8Array(free * PAGE_SIZE).fill(0xee));
+        signal(reader.ctl, 2);
+        waitFor(reader.ctl, 3);
+        expect(Atomics.load(reader.ctl, 1), `round ${round}: bytes changed under the reader`).toBe(
+          0,
+        );
+        signal(reader.ctl, 5);
+        await reader.exited;
+        if (grab !== null) k.vfree(grab);
+        k.checkInvariants();
+        for (const id of k.addressSpaceIds()) k.addressSpace(id).destroy();
+        k.checkInvariants();
+        expect(k.stats().freeFrames).toBe(boot);
+      }
+      console.log(
+        `orphan unmaps: ${ORPHAN_ROUNDS} threads killed, ${inside} inside the kernel call`,
+      );
     },
     LONG ? 900_000 : undefined,
   );

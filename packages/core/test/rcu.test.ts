@@ -169,7 +169,7 @@ describe('read sections and grace periods', () => {
     const dying = Kernel.attach(k.handle);
     const { mem } = dying;
     const slot = s.mmId - 1;
-    Atomics.store(mem.i32, threadWord(mem, mem.threadSlot, Thread.STATE), ThreadState.IN);
+    Atomics.store(mem.i32, threadWord(mem, mem.current.slot, Thread.STATE), ThreadState.IN);
     spinLock(mem, mmWord(mem, slot, Mm.LOCK));
     Atomics.add(mem.i32, mmWord(mem, slot, Mm.GEN), 1);
     expect(k.reapThread({ tid: dying.tid })).toBe(1);

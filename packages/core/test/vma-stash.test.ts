@@ -68,7 +68,7 @@ describe('the per-thread VMA stash', () => {
   it('serves an mmap from the slots its own munmap freed, and keeps at most VMA_STASH_SLOTS', () => {
     const k = Kernel.boot({ memoryBytes: 16 * MiB, maxVmas: 64 });
     const mm = k.createAddressSpace()!;
-    const stashLen = () => stashed(k, k.mem.threadSlot);
+    const stashLen = () => stashed(k, k.mem.current.slot);
     const pool = poolSlots(k);
     const addrs = mapPages(mm, 12);
     expect(poolSlots(k)).toBe(pool - 12);
@@ -120,7 +120,7 @@ describe('the per-thread VMA stash', () => {
     const id2 = w2.worker.threadId; // -1 once the worker has exited
     await w2.finish();
     expect(k.reapThread({ threadId: id2 })).toBe(1);
-    expect(stashed(k, k.mem.threadSlot)).toBe(2);
+    expect(stashed(k, k.mem.current.slot)).toBe(2);
     k.checkInvariants();
   });
 
@@ -138,6 +138,6 @@ describe('the per-thread VMA stash', () => {
     for (const a of all) expect(mm.munmap(a, PAGE_SIZE)).toBe(0);
     await w.finish(); // the worker detaches with an empty stash
     k.checkInvariants();
-    expect(poolSlots(k) + stashed(k, k.mem.threadSlot)).toBe(16);
+    expect(poolSlots(k) + stashed(k, k.mem.current.slot)).toBe(16);
   });
 });

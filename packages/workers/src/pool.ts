@@ -13,7 +13,7 @@
 import { fileURLToPath } from 'node:url';
 import { serialize } from 'node:v8';
 import type { Worker } from 'node:worker_threads';
-import { ENOMEM, Kernel, type BootOptions } from '@sabvm/core';
+import { EINVAL, ENOMEM, Kernel, PAGE_SIZE, type BootOptions, type RingBuf } from '@sabvm/core';
 import { Piscina } from 'piscina';
 import { errorFromWire, SabvmError } from './errors.js';
 import {
@@ -66,6 +66,12 @@ export interface SabvmPoolOptions {
   readonly workerData?: unknown;
   /** Tasks that may be posted at once (queued or running); more wait for a slot. Default 1024. */
   readonly maxTasksInFlight?: number;
+  /**
+   * Give the pool a ring buffer of this many data bytes (a power of two, at least 2 pages) that
+   * every task can write to (`poolRing()` in the task) and the main thread reads
+   * ({@link SabvmPool.ring}): results, logs, progress, with no message per record.
+   */
+  readonly ringBytes?: number;
 }
 
 /** Options of a process-per-task run ({@link SabvmPool.run}). */
@@ -94,6 +100,22 @@ function kernelOf({ kernel, boot }: SabvmPoolOptions): Kernel {
   throw new TypeError('SabvmPool: give exactly one of `kernel` and `boot`');
 }
 
+/** The pool's ring: none without `ringBytes`; `SabvmError` when it cannot be made. */
+function poolRingOf(kernel: Kernel, ringBytes: number | undefined): RingBuf | null {
+  if (ringBytes === undefined) return null;
+  const ring = kernel.ringbufCreate(ringBytes);
+  if (ring !== null) return ring;
+  const valid =
+    Number.isSafeInteger(ringBytes) &&
+    ringBytes >= 2 * PAGE_SIZE &&
+    (ringBytes & (ringBytes - 1)) === 0;
+  throw new SabvmError(
+    'ringbufCreate',
+    valid ? -ENOMEM : -EINVAL,
+    `the pool's ring of ${String(ringBytes)} bytes`,
+  );
+}
+
 function isTaskReply(value: unknown): value is TaskReply<unknown> {
   return (
     typeof value === 'object' &&
@@ -116,6 +138,11 @@ export class SabvmPool {
   readonly kernel: Kernel;
   /** The underlying Piscina pool (events, `threads`, …); post sabvm tasks through this class. */
   readonly piscina: Piscina;
+  /**
+   * The pool's ring (option `ringBytes`), or null: every task may produce into it, the main thread
+   * consumes it (`await pool.ring.poll(cb)`). Freed by {@link SabvmPool.close}.
+   */
+  readonly ring: RingBuf | null;
   readonly #slots: Int32Array;
   readonly #freeSlots: number[] = [];
   readonly #slotWaiters: ((slot: number) => void)[] = [];
@@ -147,7 +174,13 @@ export class SabvmPool {
     const slots = new SharedArrayBuffer(maxInFlight * Int32Array.BYTES_PER_ELEMENT);
     this.#slots = new Int32Array(slots);
     for (let slot = maxInFlight - 1; slot >= 0; slot--) this.#freeSlots.push(slot);
-    const data: PoolWorkerData = { handle: this.kernel.handle, slots, user: options.workerData };
+    this.ring = poolRingOf(this.kernel, options.ringBytes);
+    const data: PoolWorkerData = {
+      handle: this.kernel.handle,
+      slots,
+      user: options.workerData,
+      ring: this.ring?.kaddr ?? -1,
+    };
     this.piscina = new Piscina({
       ...options.piscina,
       filename: toPath(options.filename),
@@ -229,6 +262,7 @@ export class SabvmPool {
     this.#closed = true;
     await this.piscina.close();
     await Promise.all([...this.#processes].map((proc) => proc.destroy()));
+    this.ring?.free(); // a poll still waiting on it returns
   }
 
   /**

@@ -66,6 +66,8 @@ export interface PoolWorkerData {
   readonly slots: SharedArrayBuffer;
   /** The user's own `workerData`, passed through unchanged. */
   readonly user: unknown;
+  /** kaddr of the pool's ring (`SabvmPool.ring`), or -1 when it has none. */
+  readonly ring: number;
 }
 
 /** The task object posted through Piscina for every sabvm task. */

@@ -18,7 +18,7 @@
  */
 import { inspect } from 'node:util';
 import { threadId, workerData } from 'node:worker_threads';
-import { Kernel, type AddressSpace } from '@sabvm/core';
+import { BPF_RB_RING_SIZE, Kernel, type AddressSpace, type RingBuf } from '@sabvm/core';
 import {
   claimedBy,
   RANGE_LENGTH,
@@ -88,6 +88,10 @@ interface ThreadState {
   readonly kernel: Kernel;
   readonly slots: Int32Array;
   readonly user: unknown;
+  /** kaddr of the pool's ring, or -1. */
+  readonly ring: number;
+  /** Rings this thread opened, by kaddr: one handle each. */
+  readonly rings: Map<number, RingBuf>;
 }
 
 let thread: ThreadState | undefined;
@@ -106,6 +110,8 @@ function threadState(): ThreadState {
     kernel: Kernel.attach(data.handle, { threadId }),
     slots: new Int32Array(data.slots),
     user: data.user,
+    ring: data.ring,
+    rings: new Map(),
   };
   return thread;
 }
@@ -126,6 +132,33 @@ export function currentKernel(): Kernel {
  */
 export function poolWorkerData(): unknown {
   return threadState().user;
+}
+
+/**
+ * A producer (or the consumer) on the ring whose area is at `kaddr` — a ring the task was given,
+ * say as `arg`, from `kernel.ringbufCreate` on the main thread: `openRing(arg.ring).output(bytes)`.
+ * The handle is made once per thread. Throws `Error` when `kaddr` is not a live ring, or outside a
+ * `SabvmPool` thread. Context: a pool thread.
+ */
+export function openRing(kaddr: number): RingBuf {
+  const state = threadState();
+  const cached = state.rings.get(kaddr);
+  if (cached !== undefined && cached.query(BPF_RB_RING_SIZE) > 0) return cached;
+  const ring = state.kernel.ringbuf(kaddr);
+  if (ring === null) throw new Error(`openRing: ${String(kaddr)} is not the kaddr of a live ring`);
+  state.rings.set(kaddr, ring);
+  return ring;
+}
+
+/**
+ * The pool's ring (`SabvmPool` option `ringBytes`), which the main thread reads as `pool.ring`:
+ * write results, logs or progress to it with `output` or `reserve`/`submit`. Throws `Error` when
+ * the pool has no ring. Context: a pool thread.
+ */
+export function poolRing(): RingBuf {
+  const { ring } = threadState();
+  if (ring < 0) throw new Error('poolRing: this pool has no ring (give SabvmPool a ringBytes)');
+  return openRing(ring);
 }
 
 class UserRange implements MappedRange {

@@ -1,0 +1,171 @@
+/**
+ * Rings and dead threads, rings and the invariant checker: both walk the records between the
+ * positions.
+ *
+ * Kernel counterparts: none in Linux (a BPF program cannot die holding a reservation: the verifier
+ * proves every reservation is committed); here a worker thread can be terminated anywhere, so
+ * reaping it discards its open records (`reapRings`), as the robust-futex list releases a dead
+ * thread's locks. `checkRings` is the ring's share of `CONFIG_DEBUG_VM`.
+ *
+ * @module
+ */
+import { PAGE_SIZE } from './errno.js';
+import {
+  Area,
+  AreaCaller,
+  Hdr,
+  RINGBUF_BUSY_BIT,
+  RINGBUF_DISCARD_BIT,
+  RINGBUF_HDR_SZ,
+  RINGBUF_LEN_MASK,
+  RINGBUF_MAGIC,
+  RINGBUF_META_PAGES,
+  RINGBUF_OWNER_SHIFT,
+  RINGBUF_PG_OFF_MASK,
+  RingMeta,
+  Thread,
+  ThreadState,
+  PTRS_PER_TABLE,
+  VMALLOC_START,
+} from './layout.js';
+import { spinLock, spinUnlock } from './lock.js';
+import type { PhysMem } from './phys-mem.js';
+import { ringWake, type RingRef } from './ringbuf.js';
+import { kernelRingRef } from './ringbuf-area.js';
+import { threadWord } from './thread.js';
+import { areaGet } from './vmalloc.js';
+import { bug } from './bug.js';
+
+/** Every live ring, through the kernel mapping. Context: the area list is stable (recovery, check). */
+function liveRings(mem: PhysMem): RingRef[] {
+  const { i32 } = mem;
+  const rings: RingRef[] = [];
+  for (
+    let cur = Atomics.load(i32, Hdr.AREA_HEAD);
+    cur !== 0;
+    cur = areaGet(mem, cur - 1, Area.NEXT)
+  ) {
+    const slot = cur - 1;
+    if (areaGet(mem, slot, Area.CALLER) !== (AreaCaller.RINGBUF as number)) continue;
+    const contig = areaGet(mem, slot, Area.CONTIG);
+    if (contig === 0) bug(`ring area slot ${slot} is not one contiguous run`);
+    const meta = (contig - 1) * PTRS_PER_TABLE;
+    if (Atomics.load(i32, meta + RingMeta.MAGIC) !== RINGBUF_MAGIC) continue; // being freed
+    const kaddr = VMALLOC_START + areaGet(mem, slot, Area.START) * PAGE_SIZE;
+    const dataPages = areaGet(mem, slot, Area.NR_PAGES) - RINGBUF_META_PAGES;
+    rings.push(kernelRingRef(mem, kaddr, contig - 1, dataPages));
+  }
+  return rings;
+}
+
+/** One record header as a walk meets it. */
+interface Header {
+  /** Data offset of the header. */
+  readonly at: number;
+  /** Position of the header (mod 2^32). */
+  readonly pos: number;
+  readonly word: number;
+  readonly word1: number;
+}
+
+/**
+ * Visit the headers from position `from` to `to`; returns null when the records land exactly on
+ * `to`, else what is wrong (a header that cannot be one, a record past the end or past `to`).
+ */
+function walkRecords(
+  r: RingRef,
+  from: number,
+  to: number,
+  visit: (h: Header) => void,
+): string | null {
+  const { i32 } = r.mem;
+  const mask = r.size - 1;
+  let pos = from;
+  while (pos !== to) {
+    const at = pos & mask;
+    const word = Atomics.load(i32, (r.data + at) >> 2);
+    const word1 = Atomics.load(i32, ((r.data + at) >> 2) + 1);
+    const len = word & RINGBUF_LEN_MASK;
+    if (len > r.size - at - RINGBUF_HDR_SZ) return `the record at offset ${at} runs past the end`;
+    const step = (len + RINGBUF_HDR_SZ + 7) & ~7;
+    if ((to - pos) >>> 0 < step) return `the record at offset ${at} runs past position ${to >>> 0}`;
+    visit({ at, pos, word, word1 });
+    pos = (pos + step) | 0;
+  }
+  return null;
+}
+
+/**
+ * Discard the open records of the dead thread slots in every ring, release ring locks held by dead
+ * tids, and wake each consumer that was held back. Context: recovery, the world stopped (producers
+ * and consumers outside kernel calls may still run: the walk holds each ring's reservation lock).
+ */
+export function reapRings(mem: PhysMem, deadSlots: Set<number>, deadTids: Set<number>): void {
+  const { i32 } = mem;
+  for (const r of liveRings(mem)) {
+    for (const lock of [r.resvLock, r.consLock]) {
+      const owner = Atomics.load(i32, lock);
+      if (owner !== 0 && deadTids.has(owner)) Atomics.compareExchange(i32, lock, owner, 0);
+    }
+    spinLock(mem, r.resvLock);
+    let discarded = 0;
+    // every record before PENDING_POS is committed; the ones after it are intact (no reservation
+    // passes PENDING_POS + size) even where the consumer has read them
+    walkRecords(r, Atomics.load(i32, r.pendPos), Atomics.load(i32, r.prodPos), (h) => {
+      if (!(h.word & RINGBUF_BUSY_BIT) || !deadSlots.has(h.word1 >>> RINGBUF_OWNER_SHIFT)) return;
+      const word = (r.data + h.at) >> 2;
+      Atomics.compareExchange(i32, word, h.word, (h.word & RINGBUF_LEN_MASK) | RINGBUF_DISCARD_BIT);
+      discarded++;
+    });
+    spinUnlock(mem, r.resvLock);
+    if (discarded > 0) ringWake(r);
+  }
+}
+
+function fail(message: string): never {
+  bug(`checkInvariants: ${message}`);
+}
+
+/** Check one ring: positions, locks, and every header from the older position to the producer's. */
+function checkRing(mem: PhysMem, r: RingRef): void {
+  const { i32 } = mem;
+  const name = `ring 0x${r.kaddr.toString(16)}`;
+  const mask = r.size - 1;
+  const cons = Atomics.load(i32, r.consPos);
+  const prod = Atomics.load(i32, r.prodPos);
+  const pend = Atomics.load(i32, r.pendPos);
+  if (Atomics.load(i32, r.resvLock) !== 0) fail(`${name}: the reservation lock is held`);
+  if (Atomics.load(i32, r.consLock) !== 0) fail(`${name}: the consumer lock is held`);
+  if ((cons | prod | pend) & 7) fail(`${name}: a position is not 8-byte aligned`);
+  if ((prod - cons) >>> 0 > mask)
+    fail(`${name}: the producer is a ring or more ahead of the consumer`);
+  if ((prod - pend) >>> 0 > mask) fail(`${name}: PENDING_POS is not within a ring of the producer`);
+  // from whichever of the consumer and pending positions is older, through the other, to prod
+  const consFirst = (prod - cons) >>> 0 >= (prod - pend) >>> 0;
+  const [from, via] = consFirst ? [cons, pend] : [pend, cons];
+  let passed = from === via || via === prod;
+  const problem = walkRecords(r, from, prod, (h) => {
+    if (h.pos === via) passed = true;
+    if ((h.word1 & RINGBUF_PG_OFF_MASK) !== RINGBUF_META_PAGES + Math.floor(h.at / PAGE_SIZE))
+      fail(`${name}: the header at offset ${h.at} has a wrong page offset`);
+    if (!(h.word & RINGBUF_BUSY_BIT)) return;
+    if ((prod - h.pos) >>> 0 > (prod - pend) >>> 0)
+      fail(`${name}: a busy record lies before PENDING_POS`);
+    const slot = h.word1 >>> RINGBUF_OWNER_SHIFT;
+    const state =
+      slot < mem.layout.maxThreads
+        ? Atomics.load(i32, threadWord(mem, slot, Thread.STATE))
+        : ThreadState.FREE;
+    if (state === ThreadState.FREE || state === ThreadState.DEAD)
+      fail(
+        `${name}: the busy record at offset ${h.at} belongs to thread slot ${slot}, not attached`,
+      );
+  });
+  if (problem !== null) fail(`${name}: ${problem}`);
+  if (!passed) fail(`${name}: position ${via >>> 0} is not on a record boundary`);
+}
+
+/** Check every live ring. Context: a quiescent kernel (`checkInvariants`). */
+export function checkRings(mem: PhysMem): void {
+  for (const r of liveRings(mem)) checkRing(mem, r);
+}

@@ -1,0 +1,201 @@
+/**
+ * The calls every ring handle has (a `RingBuf` through the kernel mapping, a `UserRingBuf` through
+ * a user process's mapping), and the reserved record.
+ *
+ * Kernel counterparts: the BPF helpers `bpf_ringbuf_reserve`, `bpf_ringbuf_submit`,
+ * `bpf_ringbuf_discard`, `bpf_ringbuf_output`, `bpf_ringbuf_query` (`kernel/bpf/ringbuf.c`) and
+ * libbpf's `ring_buffer__consume`/`ring_buffer__poll` (`tools/lib/bpf/ringbuf.c`).
+ *
+ * Kernel-style calls answer bad input with `null` or `-EINVAL` and change nothing.
+ *
+ * @module
+ */
+import { EAGAIN, EINVAL } from './errno.js';
+import { RINGBUF_HDR_SZ } from './layout.js';
+import {
+  checkProducer,
+  checkRecordLen,
+  maxRecordBytes,
+  recordOffset,
+  ringCommit,
+  ringConsume,
+  ringLive,
+  ringQuery,
+  ringReserve,
+  validCommitFlags,
+  type RingCallback,
+  type RingRef,
+} from './ringbuf.js';
+import { pollAsync, pollSync, waitForRoom, type PollOptions } from './ringbuf-wait.js';
+
+/** The intrinsic typed-array getters: a caller's own `length` or tag never decides a copy's size. */
+const TypedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
+function intrinsic(name: PropertyKey): (this: unknown) => unknown {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
+  const get = Object.getOwnPropertyDescriptor(TypedArrayPrototype, name)?.get;
+  if (get === undefined) throw new TypeError(`no typed-array ${String(name)} getter`);
+  return get;
+}
+const tagOf = intrinsic(Symbol.toStringTag);
+const lengthOf = intrinsic('length');
+
+/** Bytes of a real `Uint8Array` (or `Buffer`), or -1 for anything else. */
+function bytesLength(bytes: unknown): number {
+  return tagOf.call(bytes) === 'Uint8Array' ? (lengthOf.call(bytes) as number) : -1;
+}
+
+/**
+ * A reserved record (`bpf_ringbuf_reserve`'s sample): write its bytes in place through
+ * {@link RingRecord.data}, then {@link RingRecord.submit} or {@link RingRecord.discard} it once.
+ * Until then it holds back every record reserved after it.
+ */
+export class RingRecord {
+  /** The record's bytes, one view over the ring's frames (contents not zeroed). */
+  readonly data: Uint8Array;
+  readonly #ring: RingRef;
+  readonly #at: number;
+  readonly #start: number;
+  #open = true;
+
+  /** @internal */
+  constructor(ring: RingRef, start: number, len: number) {
+    this.#ring = ring;
+    this.#start = start;
+    this.#at = recordOffset(ring, start, len);
+    this.data = new Uint8Array(ring.mem.buffer, ring.data + this.#at + RINGBUF_HDR_SZ, len);
+  }
+
+  /**
+   * Commit the record for the consumer (`bpf_ringbuf_submit`). `flags`: 0, `BPF_RB_NO_WAKEUP` or
+   * `BPF_RB_FORCE_WAKEUP`. Returns 0, or -EINVAL (bad flags, or committed already) changing
+   * nothing. Do not touch `data` afterwards. Context: any thread, lock-free.
+   */
+  submit(flags?: number): number {
+    return this.#commit(flags, false);
+  }
+
+  /** Commit the record as discarded: the consumer skips it (`bpf_ringbuf_discard`). As submit. */
+  discard(flags?: number): number {
+    return this.#commit(flags, true);
+  }
+
+  #commit(flags: unknown, discard: boolean): number {
+    if (!this.#open || !validCommitFlags(flags)) return -EINVAL;
+    this.#open = false;
+    ringCommit(this.#ring, this.#at, this.#start, flags ?? 0, discard);
+    return 0;
+  }
+}
+
+/** The producer and consumer calls of a ring handle. */
+export abstract class RingOps {
+  /** The ring as a producer reaches it (a user consumer's mapping faults here). */
+  protected abstract producerRef(): RingRef;
+  /** The ring as the consumer reaches it (a user producer's mapping faults here). */
+  protected abstract consumerRef(): RingRef;
+  /** The ring for reading only (`query`). */
+  protected abstract readerRef(): RingRef;
+  /** Bytes of the data area, any view of the ring. */
+  protected abstract get ringSize(): number;
+
+  /** Bytes in the data area (`BPF_RB_RING_SIZE`). */
+  get dataBytes(): number {
+    return this.ringSize;
+  }
+
+  /**
+   * The largest record this ring takes: half the data area less the 8-byte header (records never
+   * wrap, see the ring buffer guide; Linux's limit is the whole area).
+   */
+  get maxRecordBytes(): number {
+    return maxRecordBytes(this.ringSize);
+  }
+
+  /**
+   * Reserve a record of `len` bytes (`bpf_ringbuf_reserve`). Null when the ring is full, `len` is
+   * not an integer in `[0, maxRecordBytes]`, `flags` is not 0 (as Linux) or the ring was freed.
+   * Context: any attached thread; takes the ring's reservation lock briefly.
+   */
+  reserve(len: number, flags?: number): RingRecord | null {
+    const r = this.producerRef();
+    checkProducer(r);
+    if (checkRecordLen(r, len) < 0 || (flags !== undefined && flags !== 0) || !ringLive(r))
+      return null;
+    const start = ringReserve(r, len);
+    return start < 0 ? null : new RingRecord(r, start, len);
+  }
+
+  /**
+   * Copy `bytes` into a new record and submit it (`bpf_ringbuf_output`). Returns 0, -EAGAIN when
+   * the ring is full, -EINVAL for bytes that are not a Uint8Array or longer than
+   * `maxRecordBytes` (Linux: -EAGAIN), bad flags or a freed ring. Context: as reserve.
+   */
+  output(bytes: Uint8Array, flags?: number): number {
+    const r = this.producerRef();
+    checkProducer(r);
+    const len = checkRecordLen(r, bytesLength(bytes));
+    if (len < 0 || !validCommitFlags(flags) || !ringLive(r)) return -EINVAL;
+    const start = ringReserve(r, len);
+    if (start < 0) return -EAGAIN;
+    const at = recordOffset(r, start, len);
+    r.mem.u8.set(bytes, r.data + at + RINGBUF_HDR_SZ);
+    ringCommit(r, at, start, flags ?? 0, false);
+    return 0;
+  }
+
+  /**
+   * As {@link RingOps.reserve}, but waits up to `timeoutMs` (negative: no limit) for the consumer
+   * to make room when the ring is full (back-pressure, with `Atomics.wait` on the consumer
+   * position). On a thread that may not block it does not wait. Context: a worker thread.
+   */
+  reserveWait(len: number, timeoutMs: number): RingRecord | null {
+    let rec = this.reserve(len);
+    if (rec !== null || checkRecordLen(this.producerRef(), len) < 0) return rec;
+    waitForRoom(this.producerRef(), timeoutMs, () => (rec = this.reserve(len)) !== null);
+    return rec;
+  }
+
+  /** As {@link RingOps.output}, waiting for room as {@link RingOps.reserveWait} does. */
+  outputWait(bytes: Uint8Array, flags: number | undefined, timeoutMs: number): number {
+    let ret = this.output(bytes, flags);
+    if (ret !== -EAGAIN) return ret;
+    waitForRoom(this.producerRef(), timeoutMs, () => (ret = this.output(bytes, flags)) !== -EAGAIN);
+    return ret;
+  }
+
+  /** `bpf_ringbuf_query`: `BPF_RB_AVAIL_DATA`, `_RING_SIZE`, `_CONS_POS` or `_PROD_POS`; else -EINVAL. */
+  query(what: number): number {
+    return ringQuery(this.readerRef(), what);
+  }
+
+  /**
+   * Hand every committed record to `cb`, in reservation order (`ring_buffer__consume`); the view is
+   * valid until `cb` returns. Returns how many records `cb` got, or the negative number `cb`
+   * returned (it stops there), -EBUSY while another thread consumes, -EINVAL for a `cb` that is not
+   * a function or a freed ring. Context: the consumer (one at a time), never blocks.
+   */
+  consume(cb: RingCallback): number {
+    if (typeof cb !== 'function') return -EINVAL;
+    return ringConsume(this.consumerRef(), cb);
+  }
+
+  /**
+   * Consume, and when nothing was ready wait up to `timeoutMs` (negative: no limit) for a wake-up,
+   * then consume (`ring_buffer__poll`). Resolves to the count as {@link RingOps.consume}; 0 on
+   * timeout. Waits with `Atomics.waitAsync` (no core spins) and keeps a Node process alive while it
+   * waits. Context: any thread, the consumer.
+   */
+  poll(cb: RingCallback, options: PollOptions = {}): Promise<number> {
+    if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
+    return pollAsync(this.consumerRef(), cb, options);
+  }
+
+  /**
+   * As {@link RingOps.poll}, blocking the thread with `Atomics.wait` (a worker thread). On a thread
+   * that may not block it returns -EAGAIN when nothing was ready.
+   */
+  pollSync(cb: RingCallback, options: PollOptions = {}): number {
+    if (typeof cb !== 'function') return -EINVAL;
+    return pollSync(this.consumerRef(), cb, options);
+  }
+}

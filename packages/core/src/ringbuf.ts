@@ -1,0 +1,342 @@
+/**
+ * The BPF ring buffer's data path: reserve, commit (submit or discard), consume, query, wake-up.
+ *
+ * Kernel counterparts: `kernel/bpf/ringbuf.c` (`__bpf_ringbuf_reserve`, `bpf_ringbuf_commit`,
+ * `bpf_ringbuf_query`) for producers and libbpf's `ringbuf.c` (`ringbuf_process_ring`) for the
+ * consumer. The memory layout is in layout.ts (`RingMeta`, `RingCons`, `RingProd`, the record
+ * header); the area itself (create, look up, free, reaping, invariants) is in ringbuf-area.ts, the
+ * waiting calls in ringbuf-wait.ts and user-process mappings in ringbuf-user.ts. All of them work
+ * on a {@link RingRef}: the Int32 indexes of the position words and the byte index of the data,
+ * found once through the kernel mapping (a `RingBuf`) or through a user mapping (a `UserRingBuf`).
+ *
+ * Ordering, as Linux's:
+ * - reservation is serialised by `RESV_LOCK`: under it a producer advances `PENDING_POS` over
+ *   committed records, checks room against `CONSUMER_POS` and `PENDING_POS`, writes the header
+ *   `len | BUSY` and then publishes `PRODUCER_POS` (the commit point of a reservation);
+ * - submit and discard are one lock-free exchange of the header word (BUSY off, DISCARD on for a
+ *   discard), then the wake-up check;
+ * - the consumer reads `PRODUCER_POS`, then each header at `CONSUMER_POS`: a BUSY record stops it
+ *   (it holds back every record after it); it stores `CONSUMER_POS` after each record, after the
+ *   callback, so a record's bytes stay put while the callback runs.
+ *
+ * **Records never wrap (a JavaScript choice).** Linux maps the data pages twice, back to back, so
+ * a record that runs past the end continues at the start in one virtual range; one JavaScript view
+ * cannot span two runs of a buffer. Here a record that would cross the end is placed at offset 0
+ * instead, and the tail it skips becomes a discarded record (its header `(tail - 8) | DISCARD`),
+ * written in the same reservation. So a record with its header may take at most half of the data
+ * area ({@link maxRecordBytes}): then every empty ring has room for it wherever its positions are.
+ *
+ * **Wake-up, as Linux's.** A commit wakes the consumer only when the consumer has caught up with
+ * the committed record (`CONSUMER_POS` is at it, or at the skipped tail before it), or with
+ * `BPF_RB_FORCE_WAKEUP`; `BPF_RB_NO_WAKEUP` suppresses it. Waking bumps `WAKE_SEQ` and notifies it
+ * only when a consumer sleeps (`WAITERS`), so a busy consumer costs producers one load per commit.
+ *
+ * @module
+ */
+import { EBUSY, EINVAL, PAGE_SHIFT, PAGE_SIZE } from './errno.js';
+import {
+  RINGBUF_BUSY_BIT,
+  RINGBUF_DISCARD_BIT,
+  RINGBUF_HDR_SZ,
+  RINGBUF_LEN_MASK,
+  RINGBUF_MAGIC,
+  RINGBUF_META_PAGES,
+  RINGBUF_OWNER_SHIFT,
+  RingCons,
+  RingMeta,
+  RingProd,
+} from './layout.js';
+import { spinLock, spinUnlock } from './lock.js';
+import type { PhysMem } from './phys-mem.js';
+import { checkAttached } from './thread.js';
+import { vfree } from './vmalloc.js';
+import { bug } from './bug.js';
+
+/** `bpf_ringbuf_submit`/`_discard`/`_output` flag: do not wake the consumer. */
+export const BPF_RB_NO_WAKEUP = 1;
+/** `bpf_ringbuf_submit`/`_discard`/`_output` flag: wake the consumer even if it is busy. */
+export const BPF_RB_FORCE_WAKEUP = 2;
+/** `rb.query`: bytes reserved and not yet consumed (`producer - consumer`). */
+export const BPF_RB_AVAIL_DATA = 0;
+/** `rb.query`: bytes in the data area. */
+export const BPF_RB_RING_SIZE = 1;
+/** `rb.query`: the consumer position (bytes, modulo 2^32). */
+export const BPF_RB_CONS_POS = 2;
+/** `rb.query`: the producer position (bytes, modulo 2^32). */
+export const BPF_RB_PROD_POS = 3;
+
+/** What `consume` and `poll` call for each record: a negative return stops consumption. */
+export type RingCallback = (data: Uint8Array) => unknown;
+
+/** The words of one ring as some thread reaches them (all indexes into `mem.i32`/`mem.u8`). */
+export interface RingRef {
+  readonly mem: PhysMem;
+  /** The ring's kaddr, or -1 (a user mapping). */
+  readonly kaddr: number;
+  /** Int32 index of the meta page's MAGIC, or -1 (a user mapping has no meta page). */
+  readonly magic: number;
+  /** Int32 index of the meta page's REFS, or -1. */
+  readonly refs: number;
+  readonly consPos: number;
+  readonly consLock: number;
+  readonly waiters: number;
+  readonly prodPos: number;
+  readonly pendPos: number;
+  readonly resvLock: number;
+  readonly wakeSeq: number;
+  readonly prodWaiters: number;
+  /** Byte index of data offset 0 in physical memory. */
+  readonly data: number;
+  /** Bytes in the data area (a power of two). */
+  readonly size: number;
+}
+
+/**
+ * The words of a ring whose consumer page starts at Int32 index `cons` of physical memory (the
+ * producer page and the data follow it, as one contiguous run). `meta` is the meta page's Int32
+ * index, or -1 for a user mapping (which has none); `kaddr` is -1 there too.
+ */
+export function ringRefAt(
+  mem: PhysMem,
+  kaddr: number,
+  meta: number,
+  cons: number,
+  size: number,
+): RingRef {
+  const prod = cons + PAGE_SIZE / 4;
+  return {
+    mem,
+    kaddr,
+    magic: meta < 0 ? -1 : meta + RingMeta.MAGIC,
+    refs: meta < 0 ? -1 : meta + RingMeta.REFS,
+    consPos: cons + RingCons.CONSUMER_POS,
+    consLock: cons + RingCons.CONSUMER_LOCK,
+    waiters: cons + RingCons.WAITERS,
+    prodPos: prod + RingProd.PRODUCER_POS,
+    pendPos: prod + RingProd.PENDING_POS,
+    resvLock: prod + RingProd.RESV_LOCK,
+    wakeSeq: prod + RingProd.WAKE_SEQ,
+    prodWaiters: prod + RingProd.PRODUCER_WAITERS,
+    data: cons * 4 + 2 * PAGE_SIZE,
+    size,
+  };
+}
+
+/** Largest record (bytes, header excluded) a ring of `size` data bytes takes: half, less the header. */
+export function maxRecordBytes(size: number): number {
+  return size / 2 - RINGBUF_HDR_SZ;
+}
+
+/** Bytes a record of `len` takes with its header, 8-byte aligned (`round_up(len + 8, 8)`). */
+function recordBytes(len: number): number {
+  return (len + RINGBUF_HDR_SZ + 7) & ~7;
+}
+
+/** True unless the ring was freed (a kernel handle checks its meta page; a user mapping cannot). */
+export function ringLive(r: RingRef): boolean {
+  return r.magic < 0 || Atomics.load(r.mem.i32, r.magic) === RINGBUF_MAGIC;
+}
+
+/**
+ * Take a reference on the ring for a wait (a freed ring's area stays until the wait ends). False
+ * for a freed ring. A user mapping keeps its frames alive itself: nothing to count.
+ * Context: any thread.
+ */
+export function ringGet(r: RingRef): boolean {
+  if (r.refs < 0) return true;
+  if (!ringLive(r)) return false;
+  Atomics.add(r.mem.i32, r.refs, 1);
+  return true;
+}
+
+/** Drop a reference taken by {@link ringGet} or the ring's own; the last one frees the area. */
+export function ringPut(r: RingRef): void {
+  if (r.refs >= 0 && Atomics.sub(r.mem.i32, r.refs, 1) === 1) vfree(r.mem, r.kaddr);
+}
+
+/** Wake the consumer: bump WAKE_SEQ, notify it if a consumer sleeps. Context: lock-free. */
+export function ringWake(r: RingRef): void {
+  const { i32 } = r.mem;
+  Atomics.add(i32, r.wakeSeq, 1);
+  if (Atomics.load(i32, r.waiters) !== 0) Atomics.notify(i32, r.wakeSeq);
+}
+
+/**
+ * Reserve a record of `len` bytes (`__bpf_ringbuf_reserve`); `len` is valid (0 … maxRecordBytes).
+ * Returns the data offset where the reservation starts (the record's header, or the tail skipped
+ * before a record placed at offset 0: see {@link recordOffset}), or -1 when the ring is full.
+ * Context: any attached thread; takes RESV_LOCK.
+ */
+export function ringReserve(r: RingRef, len: number): number {
+  const { mem, size } = r;
+  const { i32 } = mem;
+  const mask = size - 1;
+  const dataWord = r.data >> 2;
+  const total = recordBytes(len);
+  const cons = Atomics.load(i32, r.consPos);
+  spinLock(mem, r.resvLock);
+  let pend = Atomics.load(i32, r.pendPos);
+  const prod = Atomics.load(i32, r.prodPos);
+  // PENDING_POS passes the records committed since (Linux's pending_pos loop)
+  while (pend !== prod) {
+    const word = Atomics.load(i32, dataWord + ((pend & mask) >> 2));
+    if (word & RINGBUF_BUSY_BIT) break;
+    pend = (pend + recordBytes(word & RINGBUF_LEN_MASK)) | 0;
+  }
+  Atomics.store(i32, r.pendPos, pend);
+  const start = prod & mask;
+  const tail = size - start;
+  const need = tail < total ? tail + total : total;
+  const next = (prod + need) | 0;
+  // room: the producer stays less than a whole ring ahead of the consumer and of the oldest
+  // uncommitted record (unsigned distances; a consumer position that is garbage means "full")
+  if ((next - cons) >>> 0 > mask || (next - pend) >>> 0 > mask) {
+    spinUnlock(mem, r.resvLock);
+    return -1;
+  }
+  const owner = mem.current.slot << RINGBUF_OWNER_SHIFT;
+  let at = start;
+  if (tail < total) {
+    // the tail cannot hold the record: skip it as a discarded record, place the record at 0
+    Atomics.store(i32, dataWord + (at >> 2), (tail - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT);
+    Atomics.store(i32, dataWord + (at >> 2) + 1, pgOff(at) | owner);
+    at = 0;
+  }
+  Atomics.store(i32, dataWord + (at >> 2) + 1, pgOff(at) | owner);
+  Atomics.store(i32, dataWord + (at >> 2), len | RINGBUF_BUSY_BIT);
+  Atomics.store(i32, r.prodPos, next); // publish: the consumer may now read up to `next`
+  spinUnlock(mem, r.resvLock);
+  return start;
+}
+
+/** Page offset of the header at data offset `at`, from the ring's first page (Linux's `pg_off`). */
+function pgOff(at: number): number {
+  return RINGBUF_META_PAGES + (at >> PAGE_SHIFT);
+}
+
+/** Data offset of the record whose reservation began at `start` (see {@link ringReserve}). */
+export function recordOffset(r: RingRef, start: number, len: number): number {
+  return r.size - start < recordBytes(len) ? 0 : start;
+}
+
+/**
+ * Commit the record at data offset `at`, reserved from `start` (`bpf_ringbuf_commit`): one
+ * exchange of its header word, then the wake-up check. Context: the reserving thread, lock-free.
+ */
+export function ringCommit(
+  r: RingRef,
+  at: number,
+  start: number,
+  flags: number,
+  discard: boolean,
+): void {
+  const { i32 } = r.mem;
+  const word = (r.data + at) >> 2;
+  const len = Atomics.load(i32, word);
+  Atomics.exchange(i32, word, (len & RINGBUF_LEN_MASK) | (discard ? RINGBUF_DISCARD_BIT : 0));
+  if (flags & BPF_RB_FORCE_WAKEUP) {
+    ringWake(r);
+    return;
+  }
+  if (flags & BPF_RB_NO_WAKEUP) return;
+  const cons = Atomics.load(i32, r.consPos) & (r.size - 1);
+  if (cons === at || cons === start) ringWake(r);
+}
+
+/** The flags a commit or output accepts. */
+export function validCommitFlags(flags: unknown): flags is number | undefined {
+  return (
+    flags === undefined ||
+    flags === 0 ||
+    flags === BPF_RB_NO_WAKEUP ||
+    flags === BPF_RB_FORCE_WAKEUP ||
+    flags === (BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP)
+  );
+}
+
+/**
+ * Consume every committed record in order (`ring_buffer__consume`): `cb(view)` for each that was
+ * not discarded. Returns the records handed to `cb`, or the negative number `cb` returned (the
+ * record counts as consumed), `-EBUSY` when another thread is consuming, `-EINVAL` for a freed
+ * ring. The view is valid only until `cb` returns. Context: the consumer, lock-free for producers.
+ */
+export function ringConsume(r: RingRef, cb: RingCallback): number {
+  const { mem, size } = r;
+  const { i32 } = mem;
+  if (!ringLive(r)) return -EINVAL;
+  if (Atomics.compareExchange(i32, r.consLock, 0, mem.tid) !== 0) return -EBUSY;
+  const mask = size - 1;
+  const quarter = size >>> 2;
+  let cons = Atomics.load(i32, r.consPos);
+  let told = cons;
+  let count = 0;
+  try {
+    for (let more = true; more;) {
+      more = false;
+      const prod = Atomics.load(i32, r.prodPos);
+      while (cons !== prod) {
+        const at = cons & mask;
+        const word = Atomics.load(i32, (r.data + at) >> 2);
+        if (word & RINGBUF_BUSY_BIT) return count; // holds back every record after it
+        const len = word & RINGBUF_LEN_MASK;
+        if (len > size - at - RINGBUF_HDR_SZ)
+          bug(
+            `ring at byte ${r.data}: the record at offset ${at} runs past the end (${len} bytes)`,
+          );
+        more = true;
+        cons = (cons + recordBytes(len)) | 0;
+        if ((word & RINGBUF_DISCARD_BIT) === 0) {
+          count++;
+          const ret = cb(new Uint8Array(mem.buffer, r.data + at + RINGBUF_HDR_SZ, len));
+          if (typeof ret === 'number' && ret < 0) {
+            Atomics.store(i32, r.consPos, cons);
+            return ret;
+          }
+        }
+        Atomics.store(i32, r.consPos, cons);
+        // room for producers that wait for it, a quarter of the ring at a time
+        if ((cons - told) >>> 0 >= quarter && Atomics.load(i32, r.prodWaiters) !== 0) {
+          told = cons;
+          Atomics.notify(i32, r.consPos);
+        }
+      }
+    }
+    return count;
+  } finally {
+    if (cons !== told && Atomics.load(i32, r.prodWaiters) !== 0) Atomics.notify(i32, r.consPos);
+    Atomics.store(i32, r.consLock, 0);
+  }
+}
+
+/** `bpf_ringbuf_query`: one of `BPF_RB_*`, or -EINVAL. Context: any thread, lock-free. */
+export function ringQuery(r: RingRef, what: unknown): number {
+  if (!ringLive(r)) return -EINVAL;
+  const { i32 } = r.mem;
+  switch (what) {
+    case BPF_RB_AVAIL_DATA:
+      return (Atomics.load(i32, r.prodPos) - Atomics.load(i32, r.consPos)) >>> 0;
+    case BPF_RB_RING_SIZE:
+      return r.size;
+    case BPF_RB_CONS_POS:
+      return Atomics.load(i32, r.consPos) >>> 0;
+    case BPF_RB_PROD_POS:
+      return Atomics.load(i32, r.prodPos) >>> 0;
+    default:
+      return -EINVAL; // stronger than Linux, which answers 0
+  }
+}
+
+/** A valid record length for this ring, or -1. */
+export function checkRecordLen(r: RingRef, len: unknown): number {
+  return typeof len === 'number' &&
+    Number.isSafeInteger(len) &&
+    len >= 0 &&
+    len <= maxRecordBytes(r.size)
+    ? len
+    : -1;
+}
+
+/** Throw unless this thread is attached (a producer's header names its thread slot). */
+export function checkProducer(r: RingRef): void {
+  if (r.mem.current.slot < 0) checkAttached(r.mem);
+}

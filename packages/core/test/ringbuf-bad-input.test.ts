@@ -1,0 +1,158 @@
+/**
+ * Bad input to every ring call: the kernel-style answer (`null`, `-EINVAL`) and no change to any
+ * piece of state (counters, areas, every frame's owner, references and bytes, so the ring's
+ * positions and headers too).
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  BPF_RB_FORCE_WAKEUP,
+  BPF_RB_NO_WAKEUP,
+  EINVAL,
+  Kernel,
+  PAGE_SIZE,
+  VMALLOC_START,
+  type RingBuf,
+} from '../src/index.js';
+import { MiB, expectUnchangedSince, snapshot } from './helpers/reliability.js';
+import { positionPages } from './helpers/ring-helpers.js';
+
+const BAD_NUMBERS: unknown[] = [
+  -1,
+  1.5,
+  NaN,
+  Infinity,
+  -Infinity,
+  '8',
+  8n,
+  null,
+  undefined,
+  {},
+  [8],
+  2 ** 53,
+];
+const BAD_FLAGS: unknown[] = [4, -1, 1.5, NaN, '1', 1n, null, {}, 3 | 8, 2 ** 32 + 1];
+
+/** A kernel with a ring holding one submitted and one reserved record, and the other records. */
+function setup(): { k: Kernel; rb: RingBuf } {
+  const k = Kernel.boot({ memoryBytes: 16 * MiB });
+  const rb = k.ringbufCreate(4 * PAGE_SIZE)!;
+  expect(rb.output(new Uint8Array([1, 2, 3]))).toBe(0);
+  expect(rb.reserve(16)).not.toBeNull();
+  return { k, rb };
+}
+
+/** Call `fn` with `value` where its type says a number goes (the point is that it is not one). */
+function call<T>(fn: (v: number) => T, value: unknown): T {
+  return fn(value as number);
+}
+
+describe('bad input to the ring calls', () => {
+  it('ringbufCreate refuses sizes that are not a power of two of at least 2 pages', () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const before = snapshot(k);
+    const sizes = [
+      ...BAD_NUMBERS,
+      0,
+      PAGE_SIZE,
+      3 * PAGE_SIZE,
+      2 * PAGE_SIZE + 8,
+      2 ** 31,
+      32 * MiB,
+    ];
+    for (const size of sizes) expect(call((v) => k.ringbufCreate(v), size)).toBeNull();
+    expectUnchangedSince(k, before);
+  });
+
+  it('kernel.ringbuf refuses anything but the base of a live ring', () => {
+    const { k, rb } = setup();
+    const plain = k.vmallocUser(PAGE_SIZE)!;
+    const before = snapshot(k);
+    const kaddrs = [
+      ...BAD_NUMBERS,
+      0,
+      VMALLOC_START - PAGE_SIZE,
+      rb.kaddr + 1,
+      rb.kaddr + PAGE_SIZE,
+      rb.kaddr - PAGE_SIZE,
+      plain,
+    ];
+    for (const kaddr of kaddrs) expect(call((v) => k.ringbuf(v), kaddr)).toBeNull();
+    expectUnchangedSince(k, before);
+  });
+
+  it('reserve answers null for bad lengths and flags, and changes nothing', () => {
+    const { k, rb } = setup();
+    const before = snapshot(k);
+    for (const len of [...BAD_NUMBERS, rb.maxRecordBytes + 1])
+      expect(call((v) => rb.reserve(v), len)).toBeNull();
+    for (const flags of [...BAD_FLAGS, BPF_RB_NO_WAKEUP, BPF_RB_FORCE_WAKEUP])
+      expect(call((v) => rb.reserve(8, v), flags)).toBeNull(); // as Linux: reserve takes no flag
+    expectUnchangedSince(k, before);
+  });
+
+  it('output answers -EINVAL for what is not a Uint8Array, too long, or bad flags', () => {
+    const { k, rb } = setup();
+    const before = snapshot(k);
+    const fake = Object.create(Uint8Array.prototype) as Uint8Array;
+    const lying = new Uint8Array(4);
+    Object.defineProperty(lying, 'length', { value: 2 ** 20 });
+    for (const bytes of [
+      ...BAD_NUMBERS,
+      'abc',
+      [1, 2],
+      new Int8Array(4),
+      new DataView(new ArrayBuffer(4)),
+      fake,
+    ])
+      expect(rb.output(bytes as Uint8Array)).toBe(-EINVAL);
+    expect(rb.output(new Uint8Array(rb.maxRecordBytes + 1))).toBe(-EINVAL);
+    for (const flags of BAD_FLAGS)
+      expect(call((v) => rb.output(new Uint8Array(4), v), flags)).toBe(-EINVAL);
+    expectUnchangedSince(k, before);
+    // a Uint8Array whose own `length` lies is copied by its real length
+    expect(rb.output(lying)).toBe(0);
+  });
+
+  it('submit and discard answer -EINVAL for bad flags and leave the record open', () => {
+    const { k, rb } = setup();
+    const rec = rb.reserve(8)!;
+    const before = snapshot(k);
+    for (const flags of BAD_FLAGS) {
+      expect(call((v) => rec.submit(v), flags)).toBe(-EINVAL);
+      expect(call((v) => rec.discard(v), flags)).toBe(-EINVAL);
+    }
+    expectUnchangedSince(k, before);
+    expect(rec.submit(BPF_RB_NO_WAKEUP)).toBe(0);
+    const after = snapshot(k);
+    expect(rec.submit()).toBe(-EINVAL); // committed already
+    expect(rec.discard()).toBe(-EINVAL);
+    expectUnchangedSince(k, after);
+  });
+
+  it('query, consume, poll and pollSync answer -EINVAL for bad arguments, and change nothing', async () => {
+    const { k, rb } = setup();
+    const before = snapshot(k);
+    for (const what of [...BAD_NUMBERS, 4, -0.5])
+      expect(call((v) => rb.query(v), what)).toBe(-EINVAL);
+    for (const cb of [null, undefined, 1, 'f', {}])
+      expect(rb.consume(cb as () => void)).toBe(-EINVAL);
+    expect(await rb.poll(null as unknown as () => void)).toBe(-EINVAL);
+    for (const timeoutMs of [NaN, '1', null, {}]) {
+      const options = { timeoutMs } as unknown as { timeoutMs: number };
+      expect(await rb.poll(() => undefined, options)).toBe(-EINVAL);
+      expect(rb.pollSync(() => undefined, options)).toBe(-EINVAL);
+    }
+    expectUnchangedSince(k, before);
+  });
+
+  it('a consumer position moved past a busy record does not let producers overwrite it', () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    const busy = rb.reserve(100)!;
+    busy.data.fill(0xee);
+    // a consumer that writes garbage: CONSUMER_POS jumps a whole ring ahead
+    k.writeKernel(positionPages(rb).cons, new Uint8Array(new Int32Array([2 * PAGE_SIZE]).buffer));
+    while (rb.output(new Uint8Array(200).fill(1)) === 0);
+    expect(busy.data.every((b) => b === 0xee)).toBe(true);
+  });
+});

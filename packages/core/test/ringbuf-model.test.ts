@@ -1,0 +1,188 @@
+/**
+ * Model-based test of the ring buffer: random sequences of reserve, output, submit, discard and
+ * consume against a simple queue of records, from positions that start anywhere (near 2^32 too),
+ * so rings fill up, wrap around the data area and wrap their 32-bit position words.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  BPF_RB_AVAIL_DATA,
+  BPF_RB_CONS_POS,
+  BPF_RB_PROD_POS,
+  EAGAIN,
+  Kernel,
+  PAGE_SIZE,
+  type RingBuf,
+  type RingRecord,
+} from '../src/index.js';
+import { MiB } from './helpers/reliability.js';
+import { fillRecord, readRecord, setPositions } from './helpers/ring-helpers.js';
+
+/** One record in the model: where its reservation began, its bytes with the header, its state. */
+interface ModelRecord {
+  seq: number;
+  /** position where its reservation began (the skipped tail's, if any) */
+  start: number;
+  /** bytes it took: skipped tail + header + data, 8-byte aligned */
+  bytes: number;
+  /** the tail skipped before it (0: none) */
+  pad: number;
+  len: number;
+  state: 'busy' | 'submitted' | 'discarded';
+  handle: RingRecord | null;
+}
+
+type Op =
+  | { kind: 'reserve'; len: number }
+  | { kind: 'output'; len: number }
+  | { kind: 'commit'; pick: number; discard: boolean }
+  | { kind: 'consume' };
+
+function opArb(size: number): fc.Arbitrary<Op> {
+  const len = fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: size / 2 - 8 }));
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('reserve' as const), len }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('output' as const), len }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant('commit' as const),
+        pick: fc.nat(),
+        discard: fc.boolean(),
+      }),
+    },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('consume' as const) }) },
+  );
+}
+
+/** The model: records from the consumer position on, in reservation order. */
+class Model {
+  records: ModelRecord[] = [];
+  seq = 0;
+  constructor(
+    readonly size: number,
+    public cons: number,
+    public prod: number,
+  ) {}
+
+  /** Bytes a reservation of `len` takes at the producer position (the tail too, if it wraps). */
+  need(len: number): number {
+    const total = Math.ceil((len + 8) / 8) * 8;
+    const tail = this.size - (this.prod % this.size);
+    return tail < total ? tail + total : total;
+  }
+
+  /** Where the oldest busy record is (after the tail it skipped), or the producer position. */
+  pending(): number {
+    const busy = this.records.find((r) => r.state === 'busy');
+    return busy === undefined ? this.prod : busy.start + busy.pad;
+  }
+
+  /** Linux's room check: less than a whole ring ahead of the consumer and of the oldest busy one. */
+  fits(len: number): boolean {
+    const next = this.prod + this.need(len);
+    return next - this.cons <= this.size - 1 && next - this.pending() <= this.size - 1;
+  }
+
+  add(len: number, state: ModelRecord['state'], handle: RingRecord | null): ModelRecord {
+    const bytes = this.need(len);
+    const pad = bytes - Math.ceil((len + 8) / 8) * 8;
+    const rec = { seq: this.seq++, start: this.prod, bytes, pad, len, state, handle };
+    this.records.push(rec);
+    this.prod += rec.bytes;
+    return rec;
+  }
+}
+
+function step(rb: RingBuf, m: Model, op: Op): void {
+  switch (op.kind) {
+    case 'reserve': {
+      const rec = rb.reserve(op.len);
+      expect(rec !== null, `reserve(${op.len}) at prod ${m.prod}`).toBe(m.fits(op.len));
+      if (rec === null) return;
+      expect(rec.data.length).toBe(op.len);
+      fillRecord(rec.data, 1, m.seq);
+      m.add(op.len, 'busy', rec);
+      return;
+    }
+    case 'output': {
+      const bytes = new Uint8Array(op.len);
+      fillRecord(bytes, 1, m.seq);
+      const fits = m.fits(op.len);
+      expect(rb.output(bytes)).toBe(fits ? 0 : -EAGAIN);
+      if (fits) m.add(op.len, 'submitted', null);
+      return;
+    }
+    case 'commit': {
+      const busy = m.records.filter((r) => r.state === 'busy');
+      const rec = busy[op.pick % Math.max(1, busy.length)];
+      if (rec === undefined) return;
+      expect(op.discard ? rec.handle!.discard() : rec.handle!.submit()).toBe(0);
+      expect(rec.handle!.submit()).toBe(-22); // once only
+      rec.state = op.discard ? 'discarded' : 'submitted';
+      return;
+    }
+    case 'consume': {
+      // a record's identity: its seq where it has room for one, else its length
+      const id = (seq: number, len: number): number => (len >= 8 ? seq : -1 - len);
+      const expected: number[] = [];
+      while (m.records.length > 0 && m.records[0]!.state !== 'busy') {
+        const rec = m.records.shift()!;
+        m.cons = rec.start + rec.bytes;
+        if (rec.state === 'submitted') expected.push(id(rec.seq, rec.len));
+      }
+      // the consumer passes the tail a busy record skipped, and stops at the record
+      const head = m.records[0];
+      if (head !== undefined) m.cons = head.start + head.pad;
+      const got: number[] = [];
+      const n = rb.consume((v) => {
+        got.push(id(v.length >= 8 ? readRecord(v)[1] : 0, v.length));
+      });
+      expect(got).toEqual(expected);
+      expect(n).toBe(expected.length);
+    }
+  }
+}
+
+describe('the ring buffer against a queue model', () => {
+  it('agrees on every reservation, commit and consumed record, across wrap-around and full rings', () => {
+    const size = 2 * PAGE_SIZE;
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const boot = k.stats().freeFrames;
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.constant(0),
+          fc.integer({ min: 2 ** 29 - 64, max: 2 ** 29 - 1 }).map((p) => p * 8), // near 2^32
+          fc.nat({ max: 2 ** 29 - 1 }).map((p) => p * 8),
+        ),
+        fc.array(opArb(size), { minLength: 1, maxLength: 120 }),
+        (startPos, ops) => {
+          const rb = k.ringbufCreate(size)!;
+          setPositions(k, rb, startPos);
+          const m = new Model(size, startPos, startPos);
+          try {
+            for (const op of ops) {
+              step(rb, m, op);
+              expect(rb.query(BPF_RB_PROD_POS)).toBe(m.prod % 2 ** 32);
+              expect(rb.query(BPF_RB_CONS_POS)).toBe(m.cons % 2 ** 32);
+              expect(rb.query(BPF_RB_AVAIL_DATA)).toBe(m.prod - m.cons);
+            }
+            for (const rec of m.records) {
+              if (rec.state !== 'busy') continue;
+              expect(rec.handle!.submit()).toBe(0);
+              rec.state = 'submitted';
+            }
+            step(rb, m, { kind: 'consume' });
+            expect(m.records).toEqual([]);
+            k.checkInvariants();
+          } finally {
+            rb.free();
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    expect(k.stats().freeFrames).toBe(boot);
+  });
+});

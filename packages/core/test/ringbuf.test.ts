@@ -1,0 +1,250 @@
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  BPF_RB_AVAIL_DATA,
+  BPF_RB_CONS_POS,
+  BPF_RB_FORCE_WAKEUP,
+  BPF_RB_NO_WAKEUP,
+  BPF_RB_PROD_POS,
+  BPF_RB_RING_SIZE,
+  EAGAIN,
+  EBUSY,
+  Kernel,
+  PAGE_SIZE,
+  RINGBUF_HDR_SZ,
+  RINGBUF_META_PAGES,
+  VM_USERMAP,
+} from '../src/index.js';
+import { MiB } from './helpers/reliability.js';
+import { fillRecord, readRecord, setPositions, wakeSeq } from './helpers/ring-helpers.js';
+
+const DATA = 4 * PAGE_SIZE;
+
+function boot(): Kernel {
+  return Kernel.boot({ memoryBytes: 16 * MiB });
+}
+
+/** Every record the consumer gets now, copied. */
+function drain(rb: ReturnType<Kernel['ringbufCreate']>): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  expect(rb!.consume((v) => void out.push(v.slice()))).toBe(out.length);
+  return out;
+}
+
+describe('a ring buffer area', () => {
+  it('is a VM_USERMAP area of meta pages and data pages on one contiguous run of frames', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const area = k.findVmArea(rb.kaddr)!;
+    expect(area.addr).toBe(rb.kaddr);
+    expect(area.nrPages).toBe(RINGBUF_META_PAGES + DATA / PAGE_SIZE);
+    expect(area.flags & VM_USERMAP).toBe(VM_USERMAP);
+    const first = k.vmallocToPfn(rb.kaddr)!;
+    for (let p = 0; p < area.nrPages; p++)
+      expect(k.vmallocToPfn(rb.kaddr + p * PAGE_SIZE)).toBe(first + p);
+    expect(rb.dataBytes).toBe(DATA);
+    expect(rb.query(BPF_RB_RING_SIZE)).toBe(DATA);
+    expect(rb.maxRecordBytes).toBe(DATA / 2 - RINGBUF_HDR_SZ);
+    k.checkInvariants();
+  });
+
+  it('shows in /proc/vmallocinfo as bpf_ringbuf_area_alloc, a user-mappable area', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const line = k.vmallocinfo().split('\n')[0]!;
+    expect(line).toContain(`0x${rb.kaddr.toString(16).padStart(16, '0')}`);
+    expect(line).toMatch(/bpf_ringbuf_area_alloc pages=7 vmalloc user$/);
+  });
+
+  it('is the same ring from kernel.ringbuf(kaddr), and gone from it once freed', () => {
+    const k = boot();
+    const boot0 = k.stats();
+    const rb = k.ringbufCreate(DATA)!;
+    const same = k.ringbuf(rb.kaddr)!;
+    expect(same.output(new Uint8Array([7, 8]))).toBe(0);
+    expect(drain(rb)).toEqual([new Uint8Array([7, 8])]);
+    expect(k.ringbuf(rb.kaddr + PAGE_SIZE)).toBeNull();
+    expect(k.ringbuf(k.vmallocUser(PAGE_SIZE)!)).toBeNull(); // an area, not a ring
+    same.free();
+    expect(k.ringbuf(rb.kaddr)).toBeNull();
+    expect(rb.reserve(8)).toBeNull();
+    expect(rb.output(new Uint8Array(1))).toBe(-22);
+    rb.free(); // a second free is a no-op
+    expect(k.stats().vmallocAreas).toBe(boot0.vmallocAreas + 1);
+    k.checkInvariants();
+  });
+});
+
+describe('producers and the consumer', () => {
+  it('deliver submitted records in reservation order and skip discarded ones', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const a = rb.reserve(3)!;
+    const b = rb.reserve(5)!;
+    const c = rb.reserve(0)!;
+    a.data.set([1, 2, 3]);
+    b.data.set([4, 4, 4, 4, 4]);
+    expect(b.discard()).toBe(0);
+    expect(c.submit()).toBe(0);
+    // a is still busy: it holds back everything after it, as in Linux
+    expect(drain(rb)).toEqual([]);
+    expect(a.submit()).toBe(0);
+    expect(drain(rb)).toEqual([new Uint8Array([1, 2, 3]), new Uint8Array(0)]);
+    expect(rb.query(BPF_RB_AVAIL_DATA)).toBe(0);
+    // 8-byte headers, records rounded up to 8 bytes: 16 + 16 + 8
+    expect(rb.query(BPF_RB_PROD_POS)).toBe(40);
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(40);
+    k.checkInvariants();
+  });
+
+  it('refuse a reservation when the ring is full, and take it again once the consumer caught up', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const len = 1000; // 1008 bytes each with its header
+    let made = 0;
+    while (rb.output(new Uint8Array(len).fill(made)) === 0) made++;
+    // Linux keeps the producer less than a whole ring ahead of the consumer
+    expect(made).toBe(Math.floor((DATA - 1) / 1008));
+    expect(rb.output(new Uint8Array(len))).toBe(-EAGAIN);
+    expect(rb.reserve(len)).toBeNull();
+    expect(rb.query(BPF_RB_AVAIL_DATA)).toBe(made * 1008);
+    expect(drain(rb).map((v) => v[0])).toEqual([...Array(made).keys()]);
+    expect(rb.output(new Uint8Array(len))).toBe(0);
+    k.checkInvariants();
+  });
+
+  it('place a record that would cross the end at offset 0, skipping the tail as a discarded record', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const big = DATA / 2 - RINGBUF_HDR_SZ; // the largest record: half the ring with its header
+    expect(rb.output(new Uint8Array(big).fill(1))).toBe(0);
+    expect(rb.output(new Uint8Array(100).fill(2))).toBe(0); // 112 bytes: ends at DATA/2 + 112
+    expect(drain(rb).length).toBe(2);
+    // DATA/2 - 112 bytes are left before the end: a half-ring record does not fit there
+    const rec = rb.reserve(big)!;
+    expect(rec.data.byteLength).toBe(big);
+    expect(rec.data.byteOffset).toBe(k.vmallocToPfn(rb.kaddr)! * PAGE_SIZE + 3 * PAGE_SIZE + 8);
+    fillRecord(rec.data, 9, 9);
+    rec.submit();
+    expect(rb.query(BPF_RB_PROD_POS)).toBe(DATA + DATA / 2); // the tail, then the record at 0
+    const got = drain(rb);
+    expect(got.map(readRecord)).toEqual([[9, 9]]);
+    expect(rb.reserve(big + 1)).toBeNull();
+    k.checkInvariants();
+  });
+
+  it('keep working when the 32-bit positions wrap past 2^32', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    setPositions(k, rb, 2 ** 32 - 3 * 1024);
+    let seq = 0;
+    let next = 0;
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 5; i++) {
+        const rec = rb.reserve(100 + ((round * 5 + i) % 200))!;
+        fillRecord(rec.data, 1, seq++);
+        rec.submit();
+      }
+      rb.consume((v) => {
+        expect(readRecord(v)).toEqual([1, next++]);
+      });
+      k.checkInvariants();
+    }
+    expect(next).toBe(seq);
+    expect(rb.query(BPF_RB_PROD_POS)).toBeLessThan(2 ** 31); // it wrapped
+  });
+
+  it('stop consuming where the callback returns a negative number, and resume after it', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    for (let i = 0; i < 3; i++) rb.output(new Uint8Array([i]));
+    expect(rb.consume((v) => (v[0] === 1 ? -5 : 0))).toBe(-5);
+    expect(drain(rb)).toEqual([new Uint8Array([2])]);
+  });
+
+  it('have one consumer at a time: a consume inside a consume is refused with -EBUSY', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    rb.output(new Uint8Array(1));
+    let inner = 0;
+    expect(rb.consume(() => void (inner = rb.consume(() => undefined)))).toBe(1);
+    expect(inner).toBe(-EBUSY);
+  });
+});
+
+describe('wake-up', () => {
+  it('happens when the consumer has caught up with the record, not while it is behind', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    let seq = wakeSeq(k, rb);
+    rb.output(new Uint8Array(4)); // the consumer is at this record: wake it
+    expect(wakeSeq(k, rb)).toBe(++seq);
+    rb.output(new Uint8Array(4)); // the consumer has not read the first: it is busy, no wake-up
+    expect(wakeSeq(k, rb)).toBe(seq);
+    drain(rb);
+    rb.output(new Uint8Array(4), BPF_RB_NO_WAKEUP);
+    expect(wakeSeq(k, rb)).toBe(seq);
+    rb.output(new Uint8Array(4), BPF_RB_FORCE_WAKEUP);
+    expect(wakeSeq(k, rb)).toBe(++seq);
+  });
+
+  it('happens for a record placed at 0 when the consumer waits at the skipped tail', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    rb.output(new Uint8Array(DATA / 2 + 64));
+    drain(rb); // the consumer waits near the end
+    const seq = wakeSeq(k, rb);
+    rb.output(new Uint8Array(DATA / 2 - 8));
+    expect(wakeSeq(k, rb)).toBe(seq + 1);
+  });
+
+  it('reaches a poll waiting with Atomics.waitAsync', async () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const got: number[] = [];
+    const polled = rb.poll((v) => void got.push(v[0]!), { timeoutMs: 10_000 });
+    rb.output(new Uint8Array([42]));
+    expect(await polled).toBe(1);
+    expect(got).toEqual([42]);
+    expect(await rb.poll(() => undefined, { timeoutMs: 10 })).toBe(0); // nothing: timed out
+  });
+
+  it('keeps a Node process alive while a poll waits (a pending waitAsync alone does not)', () => {
+    // the script's only pending work is the poll: without the timer it holds, Node would exit
+    // at once with an unsettled top-level await (exit code 13) and print nothing
+    const script = `
+      import { Kernel } from '@sabvm/core';
+      const rb = Kernel.boot({ memoryBytes: 2 ** 24 }).ringbufCreate(8192);
+      const t0 = Date.now();
+      const n = await rb.poll(() => undefined, { timeoutMs: 300 });
+      console.log(n, Date.now() - t0 >= 290);`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+    });
+    expect(out.trim()).toBe('0 true');
+  });
+
+  it('frees the area only once a poll waiting on it has returned', async () => {
+    const k = boot();
+    const boot0 = k.stats().freeFrames;
+    const rb = k.ringbufCreate(DATA)!;
+    const polled = rb.poll(() => undefined, { timeoutMs: -1 });
+    rb.free();
+    expect(await polled).toBe(-22);
+    expect(k.stats().freeFrames).toBe(boot0);
+    k.checkInvariants();
+  });
+
+  it('lets reserveWait give up after its timeout on a full ring', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    while (rb.output(new Uint8Array(500)) === 0);
+    const t0 = Date.now();
+    expect(rb.reserveWait(500, 30)).toBeNull();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(25);
+    drain(rb);
+    expect(rb.outputWait(new Uint8Array(500), 0, 30)).toBe(0);
+  });
+});

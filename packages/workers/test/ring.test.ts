@@ -1,0 +1,73 @@
+import { Kernel, PAGE_SIZE } from '@sabvm/core';
+import { describe, expect, it } from 'vitest';
+import { SabvmError, SabvmPool } from '../src/index.js';
+import { MiB, TASKS } from './harness.js';
+
+/** Poll `ring` until every producer id in `next` has sent `count` records, checking their order. */
+async function collect(
+  ring: NonNullable<SabvmPool['ring']>,
+  next: number[],
+  count: number,
+): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (next.some((n) => n < count)) {
+    if (Date.now() > deadline) throw new Error(`the ring stalled at ${next.join(',')}`);
+    await ring.poll(
+      (v) => {
+        const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+        const id = dv.getUint32(0, true);
+        expect(dv.getUint32(4, true)).toBe(next[id]);
+        next[id]!++;
+      },
+      { timeoutMs: 100 },
+    );
+  }
+}
+
+describe('rings and the pool', () => {
+  it('hands the main thread a ring that every task of the pool writes to', async () => {
+    const pool = new SabvmPool({
+      boot: { memoryBytes: 32 * MiB },
+      filename: TASKS,
+      piscina: { minThreads: 2, maxThreads: 2 },
+      ringBytes: 4 * PAGE_SIZE, // small: the tasks wait for room while the main thread polls
+    });
+    const ring = pool.ring!;
+    const count = 5000;
+    const tasks = [0, 1, 2].map((id) =>
+      pool.run({ areas: [], name: 'produce', arg: { id, count } }),
+    );
+    const next = [0, 0, 0];
+    await collect(ring, next, count);
+    expect(await Promise.all(tasks)).toEqual([count, count, count]);
+    expect(ring.consume(() => undefined)).toBe(0);
+    await pool.close();
+    expect(pool.kernel.ringbuf(ring.kaddr)).toBeNull(); // close frees it
+  });
+
+  it('lets a task open a producer on a ring it was given by kaddr', async () => {
+    const kernel = Kernel.boot({ memoryBytes: 32 * MiB });
+    const pool = new SabvmPool({ kernel, filename: TASKS, piscina: { maxThreads: 1 } });
+    const ring = kernel.ringbufCreate(2 * PAGE_SIZE)!;
+    const task = pool.run({
+      areas: [],
+      name: 'produce',
+      arg: { id: 0, count: 2000, ring: ring.kaddr },
+    });
+    const next = [0];
+    await collect(ring, next, 2000);
+    expect(await task).toBe(2000);
+    await expect(
+      pool.run({ areas: [], name: 'produce', arg: { id: 0, count: 1, ring: 12345 } }),
+    ).rejects.toThrow(/not the kaddr of a live ring/);
+    await pool.close();
+    ring.free();
+  });
+
+  it('refuses a ring size that is not a power of two of at least 2 pages', () => {
+    const make = (ringBytes: number) =>
+      new SabvmPool({ boot: { memoryBytes: 32 * MiB }, filename: TASKS, ringBytes });
+    expect(() => make(3 * PAGE_SIZE)).toThrow(SabvmError);
+    expect(() => make(3 * PAGE_SIZE)).toThrow(/EINVAL/);
+  });
+});
