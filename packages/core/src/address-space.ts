@@ -11,7 +11,7 @@
  * @module
  */
 import { EINVAL, PAGE_SHIFT, PAGE_SIZE } from './errno.js';
-import { SegmentationFault, showValue } from './fault.js';
+import { showValue } from './fault.js';
 import { Mm, VmaWord } from './layout.js';
 import {
   mmGet,
@@ -28,7 +28,7 @@ import { madviseLocked, mincoreLocked } from './madvise.js';
 import { mprotectLocked } from './mprotect.js';
 import { mremapLocked } from './mremap.js';
 import { freeTablesLocked, zapPtesLocked } from './page-table.js';
-import { decideUserFault } from './page-fault.js';
+import { refault } from './page-fault.js';
 import { forEachPteLocked, ptePfn, ptePprot, tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
 import { PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
@@ -45,9 +45,6 @@ import {
 } from './user-access.js';
 import { vmaAfterLocked } from './vma-list.js';
 import { releaseVmaSlots, Vma, vmaGet, vmaLoad } from './vma.js';
-
-/** Times an access runs again after its fault turned out to be a race with a change. */
-const MAX_FAULT_RETRIES = 16;
 
 /** One installed PTE, as `mm.pagemap()` reports it. */
 export interface PagemapEntry {
@@ -131,22 +128,9 @@ export class AddressSpace {
     });
   }
 
-  /**
-   * Run a user access. The lock-free walk stops at the first page that faults; that fault is then
-   * decided by the VMA under the mmap_lock (page-fault.ts): `SEGV_MAPERR`, `SEGV_ACCERR` or
-   * `BusError`, or no fault at all when the walk raced with a change (then the access runs again).
-   */
-  #access<T>(write: boolean, fn: () => T): T {
-    for (let tries = 0; ; tries++) {
-      try {
-        return fn();
-      } catch (error) {
-        // a fault the VMA keeps answering "mapped" is a kernel bug: the walk's own fault stands
-        if (!(error instanceof SegmentationFault) || tries >= MAX_FAULT_RETRIES) throw error;
-        const decided = decideUserFault(this.#mem, this.#slot, this.#gen, error.address, write);
-        if (decided !== null) throw decided;
-      }
-    }
+  /** A user access faulted: decide the fault by the VMA, or run the access `again` (page-fault.ts). */
+  #refault<T>(error: unknown, write: boolean, again: () => T): T {
+    return refault(this.#mem, this.#slot, this.#gen, error, write, again);
   }
 
   /**
@@ -284,7 +268,11 @@ export class AddressSpace {
    * decided under the mmap_lock).
    */
   read(uaddr: number, length: number): Uint8Array {
-    return this.#access(false, () => userRead(this.#ref, uaddr, length));
+    try {
+      return userRead(this.#ref, uaddr, length);
+    } catch (error) {
+      return this.#refault(error, false, () => userRead(this.#ref, uaddr, length));
+    }
   }
 
   /**
@@ -295,9 +283,13 @@ export class AddressSpace {
    * lock-free (a fault is decided under the mmap_lock).
    */
   write(uaddr: number, bytes: Uint8Array): void {
-    this.#access(true, () => {
+    try {
       userWrite(this.#ref, uaddr, bytes);
-    });
+    } catch (error) {
+      this.#refault(error, true, () => {
+        userWrite(this.#ref, uaddr, bytes);
+      });
+    }
   }
 
   /**
@@ -307,7 +299,11 @@ export class AddressSpace {
    * Context: any thread, lock-free.
    */
   getUser32(uaddr: number): number {
-    return this.#access(false, () => getUser32(this.#ref, uaddr));
+    try {
+      return getUser32(this.#ref, uaddr);
+    } catch (error) {
+      return this.#refault(error, false, () => getUser32(this.#ref, uaddr));
+    }
   }
 
   /**
@@ -336,7 +332,11 @@ export class AddressSpace {
     // a batch may be read again: its addresses must survive the writes into `out`
     if (ArrayBuffer.isView(list) && list.buffer === into.buffer)
       throw new TypeError('getUser32v: out must not share memory with uaddrs');
-    return this.#access(false, () => getUser32v(this.#ref, uaddrs, into));
+    try {
+      return getUser32v(this.#ref, uaddrs, into);
+    } catch (error) {
+      return this.#refault(error, false, () => getUser32v(this.#ref, uaddrs, into));
+    }
   }
 
   /**
@@ -344,9 +344,13 @@ export class AddressSpace {
    * Throws like {@link AddressSpace.write}. Context: any thread, lock-free.
    */
   putUser32(uaddr: number, value: number): void {
-    this.#access(true, () => {
+    try {
       putUser32(this.#ref, uaddr, value);
-    });
+    } catch (error) {
+      this.#refault(error, true, () => {
+        putUser32(this.#ref, uaddr, value);
+      });
+    }
   }
 
   /**
@@ -357,7 +361,11 @@ export class AddressSpace {
    */
   segments(uaddr: number, length: number, options: SegmentsOptions = {}): Uint8Array[] {
     const write = options.write === true;
-    return this.#access(write, () => userSegments(this.#ref, uaddr, length, write));
+    try {
+      return userSegments(this.#ref, uaddr, length, write);
+    } catch (error) {
+      return this.#refault(error, write, () => userSegments(this.#ref, uaddr, length, write));
+    }
   }
 
   /**

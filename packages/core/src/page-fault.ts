@@ -64,3 +64,34 @@ export function decideUserFault(
     }
   });
 }
+
+/** Times an access runs again after its fault turned out to be a race with a change. */
+const MAX_FAULT_RETRIES = 16;
+
+/**
+ * A user access of mm `slot` faulted with `error`. The lock-free walk stopped at the first page
+ * that faults; that fault is decided now by the VMA ({@link decideUserFault}) and thrown, or, when
+ * the walk raced with a change and the page is mapped after all, the access runs `again`. Only
+ * the fault path comes here: the accessors' own paths allocate nothing more.
+ * Context: any thread, outside a copy section; takes the mmap_lock.
+ */
+export function refault<T>(
+  mem: PhysMem,
+  slot: number,
+  gen: number,
+  error: unknown,
+  write: boolean,
+  again: () => T,
+): T {
+  for (let tries = 0; ; tries++) {
+    // a fault the VMA keeps answering "mapped" is a kernel bug: the walk's own fault stands
+    if (!(error instanceof SegmentationFault) || tries >= MAX_FAULT_RETRIES) throw error;
+    const decided = decideUserFault(mem, slot, gen, error.address, write);
+    if (decided !== null) throw decided;
+    try {
+      return again();
+    } catch (next) {
+      error = next;
+    }
+  }
+}
