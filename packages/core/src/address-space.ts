@@ -23,12 +23,16 @@ import {
   mmWord,
   vmaSlotsLocked,
 } from './mm.js';
-import { mmapLocked, mprotectLocked, munmapLocked, vmaAfterLocked } from './mmap.js';
+import { mmapLocked, munmapLocked } from './mmap.js';
+import { madviseLocked, mincoreLocked } from './madvise.js';
+import { mprotectLocked } from './mprotect.js';
+import { mremapLocked } from './mremap.js';
 import { freeTablesLocked, zapPtesLocked } from './page-table.js';
+import { refault } from './page-fault.js';
 import { forEachPteLocked, ptePfn, ptePprot, tlbFlushBegin, tlbFlushEnd } from './pgtable.js';
 import { inspectAsJson, PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
-import { formatMaps } from './procfs.js';
+import { formatMaps, formatSmaps } from './procfs.js';
 import {
   getUser32,
   getUser32v,
@@ -39,6 +43,7 @@ import {
   type TlbRef,
   waitForCopies,
 } from './user-access.js';
+import { vmaAfterLocked } from './vma-list.js';
 import { releaseVmaSlots, Vma, vmaGet, vmaLoad } from './vma.js';
 
 /** One installed PTE, as `mm.pagemap()` reports it. */
@@ -128,6 +133,11 @@ export class AddressSpace {
     });
   }
 
+  /** A user access faulted: decide the fault by the VMA, or run the access `again` (page-fault.ts). */
+  #refault<T>(error: unknown, write: boolean, again: () => T): T {
+    return refault(this.#mem, this.#slot, this.#gen, error, write, again);
+  }
+
   /**
    * Reserve a VMA of `length` bytes with no pages in it (a driver's remap fills it). `addr` 0 picks
    * a free range (top-down); `MAP_FIXED` maps exactly at `addr`, replacing what is there.
@@ -156,6 +166,46 @@ export class AddressSpace {
    */
   mprotect(addr: number, length: number, prot: number): number {
     return this.locked(-EINVAL, () => mprotectLocked(this.#mem, this.#slot, addr, length, prot));
+  }
+
+  /**
+   * Shrink, grow or move the mapping at `oldAddr` (`mremap`): `MREMAP_MAYMOVE` lets it move,
+   * `MREMAP_FIXED` moves it to exactly `newAddr` (replacing what is there), `MREMAP_DONTUNMAP`
+   * moves it and leaves the old VMA in place, empty. A move carries the PTEs: no data is copied,
+   * the frames stay; a remapped (`VM_DONTEXPAND`) VMA may move or shrink but not grow. Returns the
+   * new address, or `-EINVAL` (bad flags, lengths or addresses, destroyed address space), `-EFAULT`
+   * (no VMA at `oldAddr`, a range across VMAs, growing a `VM_DONTEXPAND` VMA), `-ENOMEM` (no room,
+   * no VMA slot or frame, the VMA limit), `-EPERM` (`MREMAP_FIXED` to 0), with nothing changed.
+   * Context: any thread; takes this mm's mmap_lock.
+   */
+  mremap(oldAddr: number, oldLen: number, newLen: number, flags: number, newAddr?: number): number {
+    return this.locked(-EINVAL, () =>
+      mremapLocked(this.#mem, this.#slot, oldAddr, oldLen, newLen, flags, newAddr),
+    );
+  }
+
+  /**
+   * Advise about `[addr, addr + len)` (`madvise`): `MADV_NORMAL`, `MADV_RANDOM`, `MADV_SEQUENTIAL`
+   * set the VMAs' read-ahead flags (`VM_RAND_READ`, `VM_SEQ_READ`; they split and merge VMAs as
+   * mprotect does), `MADV_WILLNEED` changes nothing, `MADV_DONTNEED` zaps the range's PTEs (the
+   * VMAs stay; frame references drop as for munmap). Returns 0, or `-EINVAL` (unknown advice,
+   * unaligned address, malformed length, destroyed address space), `-ENOMEM` (a hole in the range,
+   * no VMA slot or frame, the VMA limit), with nothing changed. Context: any thread; takes this
+   * mm's mmap_lock.
+   */
+  madvise(addr: number, len: number, advice: number): number {
+    return this.locked(-EINVAL, () => madviseLocked(this.#mem, this.#slot, addr, len, advice));
+  }
+
+  /**
+   * Which pages of `[addr, addr + len)` have a PTE (`mincore`): one byte per page, 1 where mapped.
+   * Returns `-EINVAL` for an unaligned address, a malformed length or a destroyed address space,
+   * `-ENOMEM` when the range has a hole. Context: any thread; takes this mm's mmap_lock.
+   */
+  mincore(addr: number, len: number): Uint8Array | number {
+    return this.locked<Uint8Array | number>(-EINVAL, () =>
+      mincoreLocked(this.#mem, this.#slot, addr, len),
+    );
   }
 
   /**
@@ -201,31 +251,64 @@ export class AddressSpace {
   }
 
   /**
-   * Copy `length` bytes from user memory (`copy_from_user`). Throws `SegmentationFault` at the
-   * first unmapped (`SEGV_MAPERR`) or `PROT_NONE` (`SEGV_ACCERR`) byte, `TypeError`/`RangeError`
-   * for malformed arguments. Context: any thread, lock-free.
+   * `/proc/<pid>/smaps`: each VMA's maps line, then `Size:`, `KernelPageSize:`, `MMUPageSize:`,
+   * `Rss:` (pages with a PTE) and `VmFlags:` with Linux's two-letter codes; `''` once destroyed.
+   * Context: any thread; takes this mm's mmap_lock.
    */
-  read(uaddr: number, length: number): Uint8Array {
-    return userRead(this.#ref, uaddr, length);
+  smaps(): string {
+    return this.locked('', () =>
+      formatSmaps(
+        this.#mem,
+        vmaSlotsLocked(this.#mem, this.#slot),
+        mmGet(this.#mem, this.#slot, Mm.PGD),
+      ),
+    );
   }
 
   /**
-   * Copy `bytes` into user memory (`copy_to_user`). Throws `SegmentationFault` at the first
-   * unmapped byte (`SEGV_MAPERR`) or page without `PROT_WRITE` (`SEGV_ACCERR`) before writing
-   * anything, `TypeError`/`RangeError` for malformed arguments. Context: any thread, lock-free.
+   * Copy `length` bytes from user memory (`copy_from_user`). At the first byte that faults it
+   * throws `SegmentationFault` (`SEGV_MAPERR` where no VMA is, `SEGV_ACCERR` in a `PROT_NONE`
+   * VMA) or `BusError` (`BUS_ADRERR`: inside a VMA, on a page with no PTE);
+   * `TypeError`/`RangeError` for malformed arguments. Context: any thread, lock-free (a fault is
+   * decided under the mmap_lock).
+   */
+  read(uaddr: number, length: number): Uint8Array {
+    try {
+      return userRead(this.#ref, uaddr, length);
+    } catch (error) {
+      return this.#refault(error, false, () => userRead(this.#ref, uaddr, length));
+    }
+  }
+
+  /**
+   * Copy `bytes` into user memory (`copy_to_user`). Before writing anything, throws
+   * `SegmentationFault` at the first byte with no VMA (`SEGV_MAPERR`) or in a VMA without
+   * `PROT_WRITE` (`SEGV_ACCERR`), or `BusError` at the first page of a VMA with no PTE
+   * (`BUS_ADRERR`); `TypeError`/`RangeError` for malformed arguments. Context: any thread,
+   * lock-free (a fault is decided under the mmap_lock).
    */
   write(uaddr: number, bytes: Uint8Array): void {
-    userWrite(this.#ref, uaddr, bytes);
+    try {
+      userWrite(this.#ref, uaddr, bytes);
+    } catch (error) {
+      this.#refault(error, true, () => {
+        userWrite(this.#ref, uaddr, bytes);
+      });
+    }
   }
 
   /**
    * Read the aligned 32-bit word at `uaddr` (`get_user`): one page-table walk, no copy, no
-   * allocation. Throws `SegmentationFault` like {@link AddressSpace.read}, `TypeError`/`RangeError`
+   * allocation. Throws `SegmentationFault` or `BusError` like {@link AddressSpace.read}, `TypeError`/`RangeError`
    * for an address that is not a 4-byte-aligned non-negative safe integer.
    * Context: any thread, lock-free.
    */
   getUser32(uaddr: number): number {
-    return getUser32(this.#ref, uaddr);
+    try {
+      return getUser32(this.#ref, uaddr);
+    } catch (error) {
+      return this.#refault(error, false, () => getUser32(this.#ref, uaddr));
+    }
   }
 
   /**
@@ -234,8 +317,8 @@ export class AddressSpace {
    * once per call rather than once per word (a call that overlaps a munmap, mprotect or destroy in
    * another thread reads its words again), so random reads cost little more than plain typed-array
    * reads. Returns `out` (default: a new `Int32Array(uaddrs.length)`). Throws `SegmentationFault`
-   * at the first word that faults (the words before it are in `out`), `TypeError`/`RangeError` for
-   * a bad address, `TypeError` when `uaddrs` is not array-like, `RangeError` when `out` is shorter.
+   * or `BusError` at the first word that faults (the words before it are in `out`),
+   * `TypeError`/`RangeError` for a bad address, `TypeError` when `uaddrs` is not array-like, `RangeError` when `out` is shorter.
    * Context: any thread, lock-free.
    */
   getUser32v(uaddrs: ArrayLike<number>, out?: Int32Array): Int32Array {
@@ -254,7 +337,11 @@ export class AddressSpace {
     // a batch may be read again: its addresses must survive the writes into `out`
     if (ArrayBuffer.isView(list) && list.buffer === into.buffer)
       throw new TypeError('getUser32v: out must not share memory with uaddrs');
-    return getUser32v(this.#ref, uaddrs, into);
+    try {
+      return getUser32v(this.#ref, uaddrs, into);
+    } catch (error) {
+      return this.#refault(error, false, () => getUser32v(this.#ref, uaddrs, into));
+    }
   }
 
   /**
@@ -262,7 +349,13 @@ export class AddressSpace {
    * Throws like {@link AddressSpace.write}. Context: any thread, lock-free.
    */
   putUser32(uaddr: number, value: number): void {
-    putUser32(this.#ref, uaddr, value);
+    try {
+      putUser32(this.#ref, uaddr, value);
+    } catch (error) {
+      this.#refault(error, true, () => {
+        putUser32(this.#ref, uaddr, value);
+      });
+    }
   }
 
   /**
@@ -272,7 +365,12 @@ export class AddressSpace {
    * Context: any thread, lock-free.
    */
   segments(uaddr: number, length: number, options: SegmentsOptions = {}): Uint8Array[] {
-    return userSegments(this.#ref, uaddr, length, options.write === true);
+    const write = options.write === true;
+    try {
+      return userSegments(this.#ref, uaddr, length, write);
+    } catch (error) {
+      return this.#refault(error, write, () => userSegments(this.#ref, uaddr, length, write));
+    }
   }
 
   /**

@@ -50,6 +50,8 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 /** Map exactly at `addr`, replacing what is there. */
 export const MAP_FIXED = 0x10;
+/** Map exactly at `addr` like `MAP_FIXED`, but `-EEXIST` (nothing changes) if anything is there. */
+export const MAP_FIXED_NOREPLACE = 0x100000;
 
 /** `VmArea.flags`: the area was made by the vmalloc family. */
 export const VM_ALLOC = 0x2;
@@ -70,3 +72,26 @@ export const VM_DONTEXPAND = 0x40000;
 export const VM_DONTDUMP = 0x4000000;
 /** `Vma.flags`: set by a remap; the VMA holds PTEs to kernel-owned frames. */
 export const VM_MIXEDMAP = 0x10000000;
+
+/** `mremap` flag: the mapping may move to a new address. */
+export const MREMAP_MAYMOVE = 1;
+/** `mremap` flag: move to exactly `newAddr` (with `MREMAP_MAYMOVE`), replacing what is there. */
+export const MREMAP_FIXED = 2;
+/** `mremap` flag: move (same length), leaving the old VMA in place, empty. */
+export const MREMAP_DONTUNMAP = 4;
+
+/** `madvise` advice: no special treatment. */
+export const MADV_NORMAL = 0;
+/** `madvise` advice: expect random access (`VM_RAND_READ`). */
+export const MADV_RANDOM = 1;
+/** `madvise` advice: expect sequential access (`VM_SEQ_READ`). */
+export const MADV_SEQUENTIAL = 2;
+/** `madvise` advice: expect access soon (a hint; nothing changes). */
+export const MADV_WILLNEED = 3;
+/** `madvise` advice: zap the PTEs of the range; the VMA stays (references drop as for munmap). */
+export const MADV_DONTNEED = 4;
+
+/** `Vma.flags`: `MADV_SEQUENTIAL` was given. */
+export const VM_SEQ_READ = 0x8000;
+/** `Vma.flags`: `MADV_RANDOM` was given. */
+export const VM_RAND_READ = 0x10000;

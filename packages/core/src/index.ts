@@ -36,7 +36,7 @@ export type { VmArea } from './vmalloc.js';
 export { Vma } from './vma.js';
 export { AddressSpace, type PagemapEntry, type SegmentsOptions } from './address-space.js';
 export { remapVmallocRangePartial, remapPartial, remapVmallocRange } from './remap.js';
-export { SegmentationFault, type SegvCode } from './fault.js';
+export { BusError, SegmentationFault, type BusCode, type SegvCode } from './fault.js';
 export { KernelBug } from './bug.js';
 export { KmemCache, type KmemCacheOptions } from './kmalloc.js';
 export type { TypedArrayConstructor } from './kernel-view.js';

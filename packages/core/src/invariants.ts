@@ -42,6 +42,7 @@ import { checkSlabs } from './slab-check.js';
 import { checkRings } from './ringbuf-check.js';
 import { areaGet } from './vmalloc.js';
 import { vmaGet } from './vma.js';
+import { mergeableLocked } from './vma-merge.js';
 import { bug } from './bug.js';
 
 function fail(message: string): never {
@@ -248,6 +249,7 @@ function checkMm(
     prevEnd = e;
     ranges.push([s, e, vmaGet(mem, v, VmaWord.PROT)]);
   }
+  checkMerged(mem, slot, vmas);
   let ptes = 0;
   let r = 0;
   forEachPteLocked(mem, pgd, (upage, pte) => {
@@ -270,6 +272,14 @@ function checkMm(
   if (ptes !== mmGet(mem, slot, Mm.NR_PTES))
     fail(`mm ${slot + 1}: NR_PTES is ${mmGet(mem, slot, Mm.NR_PTES)}, found ${ptes}`);
   return 1 + tables.length;
+}
+
+/** No two neighbours of mm `slot` that should be one VMA are left apart (vma-merge.ts). */
+function checkMerged(mem: PhysMem, slot: number, vmas: readonly number[]): void {
+  for (let i = 1; i < vmas.length; i++) {
+    if (mergeableLocked(mem, vmas[i - 1]!, vmas[i]!))
+      fail(`mm ${slot + 1}: VMA slots ${vmas[i - 1]} and ${vmas[i]} should have merged`);
+  }
 }
 
 /** The whole check: locks free, areas, address spaces, VMA pool, then every frame's references. */

@@ -269,6 +269,29 @@ export class Kernel {
     }
   }
 
+  /**
+   * The most VMAs one address space may hold (`vm.max_map_count`): default 65530, or the VMA
+   * pool's size if that is smaller. An mmap, munmap, mprotect, mremap or madvise that needs new
+   * VMAs beyond it returns `-ENOMEM`. Context: any thread, lock-free (an `Atomics` word).
+   */
+  get maxMapCount(): number {
+    checkAttached(this.mem);
+    return Atomics.load(this.mem.i32, Hdr.MAX_MAP_COUNT);
+  }
+
+  /**
+   * Set the VMA limit (as `sysctl vm.max_map_count`). Throws `TypeError` for a non-number and
+   * `RangeError` for anything but an integer in [1, 2^31 - 1]; lowering it below what an address
+   * space holds only refuses that address space new VMAs. Context: any thread.
+   */
+  set maxMapCount(n: number) {
+    checkAttached(this.mem);
+    if (typeof n !== 'number') throw new TypeError(`maxMapCount must be a number, got ${typeof n}`);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 0x7fffffff)
+      throw new RangeError(`maxMapCount must be an integer in [1, 2^31 - 1], got ${n}`);
+    Atomics.store(this.mem.i32, Hdr.MAX_MAP_COUNT, n);
+  }
+
   /** What another thread needs to {@link Kernel.attach}: structured-cloneable. */
   get handle(): KernelHandle {
     return { buffer: this.mem.buffer };

@@ -62,7 +62,7 @@ import { showValue } from './fault.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 7;
+export const LAYOUT_VERSION = 8;
 
 /** `log2(SIZEOF_WORD)`. */
 export const WORD_SHIFT = 2;
@@ -157,6 +157,11 @@ export const enum Hdr {
   SLAB_FRAMES = SLAB_SEQ + 1,
   /** atomic: frames held by kmalloc allocations larger than the largest size class. */
   KMALLOC_LARGE_FRAMES = SLAB_FRAMES + 1,
+  /**
+   * atomic (`Atomics.store` by `kernel.maxMapCount = n`, read by every call that adds VMAs): the
+   * most VMAs one address space may hold (`vm.max_map_count`); set at boot.
+   */
+  MAX_MAP_COUNT = KMALLOC_LARGE_FRAMES + 16,
 }
 
 /** Words per frame-table entry. */
@@ -249,7 +254,7 @@ export const enum AreaCaller {
 }
 
 /** Words per VMA slot (`struct vm_area_struct`). */
-export const VMA_WORDS = 8;
+export const VMA_WORDS = 9;
 /** VMA record word offsets. */
 export const enum VmaWord {
   /** atomic: bumped when the slot is freed, so old `Vma` handles go stale. */
@@ -266,6 +271,14 @@ export const enum VmaWord {
   FLAGS = 5,
   /** live: owner's mmap_lock, slot + 1 of the next VMA by address; free: vma_pool_lock, free list. */
   NEXT = 6,
+  /**
+   * owner's mmap_lock: the mapped object (Linux's `vm_file`/`anon_vma` for a shared mapping): an
+   * id the mmap that made the VMA took from `Mm.NEXT_ANON`, kept by every piece split off it and
+   * by a move. Only VMAs of one object can merge.
+   */
+  ANON = 7,
+  /** owner's mmap_lock: `vm_pgoff`, the VMA's first page as an offset into its object. */
+  PGOFF = 8,
 }
 
 /** Words per address-space slot (`struct mm_struct`), one cache line. */
@@ -293,6 +306,8 @@ export const enum Mm {
    * a permission (munmap, mprotect, destroy), so per-thread translation caches know to drop theirs.
    */
   TLB_GEN = 8,
+  /** mmap_lock: the last object id an mmap of this address space took (`VmaWord.ANON`). */
+  NEXT_ANON = 9,
 }
 
 /** Words of a thread slot's header; the undo log follows. */

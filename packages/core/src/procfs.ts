@@ -2,14 +2,27 @@
  * Introspection in the kernel's own text formats.
  *
  * Kernel counterparts: `/proc/meminfo` (`fs/proc/meminfo.c`), `/proc/vmallocinfo`
- * (`mm/vmalloc.c`: `s_show`), `/proc/<pid>/maps` (`fs/proc/task_mmu.c`: `show_map_vma`) and
- * `/proc/slabinfo` (`mm/slab_common.c`: `cache_show`).
+ * (`mm/vmalloc.c`: `s_show`), `/proc/<pid>/maps` and `/proc/<pid>/smaps` (`fs/proc/task_mmu.c`:
+ * `show_map_vma`, `show_smap`, `show_smap_vma_flags`) and `/proc/slabinfo` (`mm/slab_common.c`:
+ * `cache_show`).
  *
  * @module
  */
-import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_SHARED, VM_USERMAP } from './errno.js';
+import {
+  PAGE_SIZE,
+  VM_DONTDUMP,
+  VM_DONTEXPAND,
+  VM_MIXEDMAP,
+  VM_RAND_READ,
+  VM_READ,
+  VM_SEQ_READ,
+  VM_SHARED,
+  VM_USERMAP,
+  VM_WRITE,
+} from './errno.js';
 import { AreaCaller, Cache, Hdr, KMEM_CACHES, VmaWord } from './layout.js';
 import { cacheGen, liveObjects, slabsOf } from './kmalloc.js';
+import { forEachPteLocked } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
 import { cacheName, cacheWord, NR_KMALLOC_CACHES } from './slab.js';
 import { vmallocAreas } from './vmalloc.js';
@@ -70,23 +83,66 @@ function hex8(n: number): string {
   return n.toString(16).padStart(8, '0');
 }
 
+/** The `/proc/<pid>/maps` line of VMA slot `v`. Context: the mm's mmap_lock held. */
+function mapsLine(mem: PhysMem, v: number): string {
+  const start = vmaGet(mem, v, VmaWord.START) * PAGE_SIZE;
+  const end = vmaGet(mem, v, VmaWord.END) * PAGE_SIZE;
+  const flags = vmaGet(mem, v, VmaWord.FLAGS);
+  // from the VMA's flags, as show_map_vma: a PROT_WRITE-only VMA (VM_WRITE alone) is -w-s
+  const perms =
+    (flags & VM_READ ? 'r' : '-') +
+    (flags & VM_WRITE ? 'w' : '-') +
+    '-' +
+    (flags & VM_SHARED ? 's' : 'p');
+  return `${hex8(start)}-${hex8(end)} ${perms} 00000000 00:00 0 \n`;
+}
+
 /**
  * `/proc/<pid>/maps` lines for VMA slots: `start-end perms offset dev inode`, with `s` for shared
  * mappings. Context: the mm's mmap_lock held.
  */
 export function formatMaps(mem: PhysMem, vmaSlots: readonly number[]): string {
+  return vmaSlots.map((v) => mapsLine(mem, v)).join('');
+}
+
+/** `show_smap_vma_flags`' two-letter codes of the `VM_*` flags sabvm sets, in bit order. */
+const VM_FLAG_CODES: readonly [number, string][] = [
+  [VM_READ, 'rd'],
+  [VM_WRITE, 'wr'],
+  [VM_SHARED, 'sh'],
+  [VM_SEQ_READ, 'sr'],
+  [VM_RAND_READ, 'rr'],
+  [VM_DONTEXPAND, 'de'],
+  [VM_DONTDUMP, 'dd'],
+  [VM_MIXEDMAP, 'mm'],
+];
+
+/**
+ * `/proc/<pid>/smaps`: each VMA's maps line, then `Size:`, `KernelPageSize:`, `MMUPageSize:`,
+ * `Rss:` (its pages with a PTE in the page directory `pgd`) and `VmFlags:`.
+ * Context: the mm's mmap_lock held.
+ */
+export function formatSmaps(mem: PhysMem, vmaSlots: readonly number[], pgd: number): string {
+  const ends = vmaSlots.map((v) => vmaGet(mem, v, VmaWord.END));
+  const rss = vmaSlots.map(() => 0);
+  let at = 0;
+  forEachPteLocked(mem, pgd, (upage) => {
+    while (at < ends.length && ends[at]! <= upage) at++;
+    if (at < rss.length) rss[at]!++;
+  });
   return vmaSlots
-    .map((v) => {
-      const start = vmaGet(mem, v, VmaWord.START) * PAGE_SIZE;
-      const end = vmaGet(mem, v, VmaWord.END) * PAGE_SIZE;
-      const prot = vmaGet(mem, v, VmaWord.PROT);
+    .map((v, i) => {
+      const pages = vmaGet(mem, v, VmaWord.END) - vmaGet(mem, v, VmaWord.START);
       const flags = vmaGet(mem, v, VmaWord.FLAGS);
-      const perms =
-        (prot & (PROT_READ | PROT_WRITE) ? 'r' : '-') +
-        (prot & PROT_WRITE ? 'w' : '-') +
-        '-' +
-        (flags & VM_SHARED ? 's' : 'p');
-      return `${hex8(start)}-${hex8(end)} ${perms} 00000000 00:00 0 \n`;
+      const codes = VM_FLAG_CODES.filter(([bit]) => flags & bit).map(([, code]) => `${code} `);
+      return (
+        mapsLine(mem, v) +
+        meminfoLine('Size', pages) +
+        meminfoLine('KernelPageSize', 1) +
+        meminfoLine('MMUPageSize', 1) +
+        meminfoLine('Rss', rss[i] ?? 0) +
+        `VmFlags: ${codes.join('')}\n`
+      );
     })
     .join('');
 }

@@ -17,6 +17,9 @@
  */
 import { PAGE_SHIFT } from './errno.js';
 import { Hdr, Thread, VMA_STASH_SLOTS, VMA_WORDS, VmaWord } from './layout.js';
+
+/** `vm.max_map_count`'s default in Linux (`DEFAULT_MAX_MAP_COUNT` in `include/linux/mm.h`). */
+export const DEFAULT_MAX_MAP_COUNT = 65530;
 import { llistAdd, llistDelFirst } from './llist.js';
 import { spinLock, spinUnlock } from './lock.js';
 import { inspectAsJson, type PhysMem } from './phys-mem.js';
@@ -43,13 +46,15 @@ export function vmaSet(mem: PhysMem, slot: number, word: VmaWord, value: number)
   txStore(mem, vmaWord(mem, slot, word), value);
 }
 
-/** Boot-time setup: every VMA slot on the free list. Context: boot, before sharing. */
+/** Boot-time setup: every VMA slot on the free list, the VMA limit. Context: boot, before sharing. */
 export function initVmas(mem: PhysMem): void {
   const { maxVmas } = mem.layout;
   for (let slot = 0; slot < maxVmas; slot++) {
     mem.i32[vmaWord(mem, slot, VmaWord.NEXT)] = slot + 1 < maxVmas ? slot + 2 : 0;
   }
   mem.i32[Hdr.VMA_FREE_HEAD] = 1;
+  // vm.max_map_count: Linux's default, or every slot of a smaller pool
+  mem.i32[Hdr.MAX_MAP_COUNT] = Math.min(DEFAULT_MAX_MAP_COUNT, maxVmas);
 }
 
 /**

@@ -27,12 +27,26 @@ import {
   EPERM,
   Kernel,
   MAP_FIXED,
+  MADV_DONTNEED,
+  MADV_NORMAL,
+  MADV_RANDOM,
+  MADV_SEQUENTIAL,
+  MADV_WILLNEED,
+  MREMAP_DONTUNMAP,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
+  VM_RAND_READ,
+  VM_SEQ_READ,
+  MAP_FIXED_NOREPLACE,
+  EEXIST,
   MAP_SHARED,
   PAGE_SIZE,
   PROT_NONE,
   PROT_READ,
   PROT_WRITE,
   SegmentationFault,
+  BusError,
+  type BusCode,
   TASK_SIZE,
   VMALLOC_START,
   VM_ALLOC,
@@ -82,12 +96,17 @@ interface MArea {
   readonly pages: MPage[];
 }
 
-/** A VMA record (pages); `dead` once wholly unmapped or its address space destroyed. */
+/**
+ * A VMA record (pages); `dead` once wholly unmapped, merged into the VMA below it, or its address
+ * space destroyed. `anon` names the mmap that made it, `pgoff` its first page's offset there.
+ */
 interface MVma {
   start: number;
   end: number;
   prot: number;
   flags: number;
+  anon: number;
+  pgoff: number;
   dead: boolean;
 }
 
@@ -115,6 +134,9 @@ class Model {
   readonly mms: MMm[] = [];
   readonly handles: MHandle[] = [];
   badFrees = 0;
+  anons = 0;
+  /** `kernel.maxMapCount`. */
+  maxMapCount: number = BOOT.maxVmas;
 
   constructor(
     readonly k: Kernel,
@@ -187,8 +209,53 @@ function vmaAt(mm: MMm, upage: number): MVma | undefined {
   return mm.vmas.find((v) => v.start <= upage && upage < v.end);
 }
 
+/** calc_vm_prot_bits: PROT_WRITE alone is VM_WRITE without VM_READ. */
 function protFlags(prot: number): number {
-  return (prot & (PROT_READ | PROT_WRITE) ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0);
+  return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0);
+}
+
+/** A piece of `v` from page `at` on: same object, the offset advanced. */
+function pieceOf(v: MVma, start: number, end: number, prot = v.prot, flags = v.flags): MVma {
+  return { start, end, prot, flags, anon: v.anon, pgoff: v.pgoff + (start - v.start), dead: false };
+}
+
+/** mm/vma.c is_mergeable_vma: one object, contiguous in it, same prot and flags, not special. */
+function mergeable(a: MVma, b: MVma): boolean {
+  return (
+    a.end === b.start &&
+    a.anon === b.anon &&
+    a.pgoff + (a.end - a.start) === b.pgoff &&
+    a.prot === b.prot &&
+    a.flags === b.flags &&
+    (a.flags & (VM_MIXEDMAP | VM_DONTEXPAND)) === 0
+  );
+}
+
+/** How often the programs met the rules this file checks: each must be exercised. */
+const seen = {
+  merges: 0,
+  eexist: 0,
+  mapCountRefusals: 0,
+  moves: 0,
+  movedPtes: 0,
+  mremaps: 0,
+  dontneed: 0,
+};
+
+/** Merge every mergeable pair; the lower record survives, the upper one's handles go stale. */
+function mergeModel(mm: MMm): void {
+  for (let i = 1; i < mm.vmas.length;) {
+    const a = mm.vmas[i - 1]!;
+    const b = mm.vmas[i]!;
+    if (!mergeable(a, b)) {
+      i++;
+      continue;
+    }
+    a.end = b.end;
+    b.dead = true;
+    mm.vmas.splice(i, 1);
+    seen.merges++;
+  }
 }
 
 function addVma(model: Model, mm: MMm, v: MVma): void {
@@ -200,7 +267,7 @@ function addVma(model: Model, mm: MMm, v: MVma): void {
 }
 
 /** munmap's effect on the model: zap, then shrink, split or drop the VMAs (the record keeps the lower part). */
-function unmapModel(model: Model, mm: MMm, s: number, e: number): void {
+function unmapModel(model: Model, mm: MMm, s: number, e: number, collect?: MVma[]): void {
   for (const [u, page] of [...mm.ptes]) {
     if (u >= s && u < e) {
       mm.ptes.delete(u);
@@ -214,15 +281,23 @@ function unmapModel(model: Model, mm: MMm, s: number, e: number): void {
       v.dead = true;
       mm.vmas = mm.vmas.filter((x) => x !== v);
     } else if (v.start < s && v.end > e) {
-      split.push({ start: e, end: v.end, prot: v.prot, flags: v.flags, dead: false });
+      split.push(pieceOf(v, e, v.end));
       v.end = s;
     } else if (v.start < s) {
       v.end = s;
     } else {
+      v.pgoff += e - v.start;
       v.start = e;
     }
   }
-  for (const v of split) addVma(model, mm, v);
+  if (collect === undefined) {
+    for (const v of split) addVma(model, mm, v);
+    return;
+  }
+  // handles later, once the call's merges are done
+  collect.push(...split);
+  mm.vmas.push(...split);
+  mm.vmas.sort((a, b) => a.start - b.start);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,11 +323,34 @@ type Op =
   | {
       k: 'mmap';
       mm: number;
-      mode: 'any' | 'hint' | 'fixed';
+      mode: 'any' | 'hint' | 'fixed' | 'noreplace';
       at: AddrSpec;
       pages: number;
       shave: number;
       prot: number;
+      /** Bytes below the page a hint names: an unaligned hint, rounded up to that page. */
+      hintOff: number;
+    }
+  | { k: 'limit'; n: number }
+  | {
+      k: 'madvise';
+      mm: number;
+      fit: boolean;
+      at: AddrSpec;
+      pages: number;
+      shave: number;
+      advice: number;
+    }
+  | {
+      k: 'mremap';
+      mm: number;
+      fit: boolean;
+      at: AddrSpec;
+      oldPages: number;
+      newPages: number;
+      shave: number;
+      how: 'plain' | 'maymove' | 'fixed' | 'dontunmap';
+      to: AddrSpec;
     }
   | {
       k: 'munmap';
@@ -271,6 +369,8 @@ type Op =
       pages: number;
       shave: number;
       prot: number;
+      /** Take the protection of a neighbour of the VMA the range starts in (so that it may merge). */
+      copy: boolean;
     }
   | {
       k: 'remap';
@@ -340,6 +440,7 @@ const protArb = fc.constantFrom(
   PROT_READ | PROT_WRITE,
   PROT_READ,
   PROT_NONE,
+  PROT_WRITE,
 );
 const shaveArb = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: P - 1 }));
 
@@ -381,11 +482,62 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       k: fc.constant('mmap' as const),
       mm: fc.nat(),
-      mode: fc.constantFrom('any' as const, 'hint' as const, 'fixed' as const),
+      mode: fc.constantFrom(
+        'any' as const,
+        'hint' as const,
+        'fixed' as const,
+        'noreplace' as const,
+      ),
       at: addrArb,
       pages: fc.integer({ min: 1, max: 12 }),
       shave: shaveArb,
       prot: protArb,
+      hintOff: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: P - 1 })),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant('limit' as const), n: fc.integer({ min: 1, max: 24 }) }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant('madvise' as const),
+      mm: fc.nat(),
+      fit: mostly,
+      at: addrArb,
+      pages: fc.integer({ min: 0, max: 8 }),
+      shave: shaveArb,
+      advice: fc.constantFrom(
+        MADV_NORMAL,
+        MADV_RANDOM,
+        MADV_SEQUENTIAL,
+        MADV_WILLNEED,
+        MADV_DONTNEED,
+        MADV_DONTNEED,
+        7,
+      ),
+    }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      k: fc.constant('mremap' as const),
+      mm: fc.nat(),
+      fit: mostly,
+      at: addrArb,
+      oldPages: fc.integer({ min: 1, max: 6 }),
+      newPages: fc.integer({ min: 1, max: 8 }),
+      shave: shaveArb,
+      how: fc.constantFrom(
+        'plain' as const,
+        'maymove' as const,
+        'maymove' as const,
+        'fixed' as const,
+        'fixed' as const,
+        'dontunmap' as const,
+      ),
+      to: addrArb,
     }),
   },
   {
@@ -404,7 +556,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   {
-    weight: 3,
+    weight: 6,
     arbitrary: fc.record({
       k: fc.constant('mprotect' as const),
       mm: fc.nat(),
@@ -413,6 +565,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       pages: fc.integer({ min: 0, max: 8 }),
       shave: shaveArb,
       prot: protArb,
+      copy: fc.boolean(),
     }),
   },
   {
@@ -552,7 +705,7 @@ function pattern(length: number, seed: number): Uint8Array {
 // Expected outcomes of accesses
 
 interface Fault {
-  readonly code: SegvCode;
+  readonly code: SegvCode | BusCode;
   readonly address: number;
 }
 /** `[page, byte offset in it, bytes]` for each page an access touches. */
@@ -564,12 +717,14 @@ function userAccess(mm: MMm, uaddr: number, len: number, write: boolean): Fault 
   for (let a = uaddr; a < uaddr + len;) {
     const u = Math.floor(a / P);
     const n = Math.min(uaddr + len, (u + 1) * P) - a;
-    const page = u < TASK_PAGES ? mm.ptes.get(u) : undefined;
-    if (page === undefined) return { code: 'SEGV_MAPERR', address: a };
-    const prot = vmaAt(mm, u)!.prot;
-    if (write ? (prot & PROT_WRITE) === 0 : prot === PROT_NONE) {
+    // decided by the VMA (arch/x86/mm/fault.c); a permitted access to a page with no PTE: SIGBUS
+    const vma = u < TASK_PAGES ? vmaAt(mm, u) : undefined;
+    if (vma === undefined) return { code: 'SEGV_MAPERR', address: a };
+    if (write ? (vma.prot & PROT_WRITE) === 0 : vma.prot === PROT_NONE) {
       return { code: 'SEGV_ACCERR', address: a };
     }
+    const page = mm.ptes.get(u);
+    if (page === undefined) return { code: 'BUS_ADRERR', address: a };
     pieces.push([page, a - u * P, n]);
     a += n;
   }
@@ -622,7 +777,7 @@ function attempt<T>(fn: () => T): { value: T } | { fault: Fault } {
   try {
     return { value: fn() };
   } catch (e) {
-    if (!(e instanceof SegmentationFault)) throw e;
+    if (!(e instanceof SegmentationFault) && !(e instanceof BusError)) throw e;
     return { fault: { code: e.code, address: e.address } };
   }
 }
@@ -742,29 +897,44 @@ function stepReattach(model: Model, mm: MMm): void {
 
 function stepMmap(model: Model, mm: MMm, op: Extract<Op, { k: 'mmap' }>): void {
   const page = op.mode === 'any' ? 0 : resolvePage(mm, op.at);
-  const flags = op.mode === 'fixed' ? MAP_SHARED | MAP_FIXED : MAP_SHARED;
-  const got = mm.handle.mmap(page * P, op.pages * P - op.shave, op.prot, flags);
+  const flags =
+    op.mode === 'fixed'
+      ? MAP_SHARED | MAP_FIXED
+      : op.mode === 'noreplace'
+        ? MAP_SHARED | MAP_FIXED_NOREPLACE
+        : MAP_SHARED;
+  // a hint may be unaligned: rounded up, it names `page`
+  const addr = op.mode === 'hint' && page > 0 ? page * P - op.hintOff : page * P;
+  const got = mm.handle.mmap(addr, op.pages * P - op.shave, op.prot, flags);
   if (!mm.live) {
     expect(got).toBe(-EINVAL);
     return;
   }
   const free = (s: number, n: number): boolean =>
     s >= 1 && s + n <= TASK_PAGES && mm.vmas.every((v) => s + n <= v.start || s >= v.end);
+  const roomFor = (n: number): boolean =>
+    model.freeVmaSlots() >= n && mm.vmas.length + n <= model.maxMapCount;
   let start: number;
-  if (op.mode === 'fixed') {
+  if (op.mode === 'fixed' || op.mode === 'noreplace') {
     const splits = mm.vmas.some((v) => v.start < page && v.end > page + op.pages) ? 1 : 0;
     const want =
       page === 0
         ? -EPERM
-        : page + op.pages > TASK_PAGES || model.freeVmaSlots() < 1 + splits
+        : page + op.pages > TASK_PAGES
           ? -ENOMEM
-          : page * P;
-    expect(got, 'mmap MAP_FIXED').toBe(want);
+          : op.mode === 'noreplace' && !free(page, op.pages)
+            ? -EEXIST
+            : !roomFor(1 + splits)
+              ? -ENOMEM
+              : page * P;
+    expect(got, `mmap ${op.mode}`).toBe(want);
+    if (got === -EEXIST) seen.eexist++;
+    if (got === -ENOMEM && model.freeVmaSlots() >= 1 + splits) seen.mapCountRefusals++;
     if (got < 0) return;
     unmapModel(model, mm, page, page + op.pages);
     start = page;
   } else {
-    if (model.freeVmaSlots() < 1) {
+    if (!roomFor(1)) {
       expect(got, 'mmap with no VMA slot').toBe(-ENOMEM);
       return;
     }
@@ -778,6 +948,8 @@ function stepMmap(model: Model, mm: MMm, op: Extract<Op, { k: 'mmap' }>): void {
     end: start + op.pages,
     prot: op.prot,
     flags: VM_SHARED | protFlags(op.prot),
+    anon: ++model.anons,
+    pgoff: 0,
     dead: false,
   });
 }
@@ -790,15 +962,29 @@ function stepMunmap(model: Model, mm: MMm, op: Extract<Op, { k: 'munmap' }>): vo
   const want =
     !mm.live || op.unaligned || length <= 0 || e > TASK_PAGES
       ? -EINVAL
-      : splits && model.freeVmaSlots() < 1
+      : splits && (model.freeVmaSlots() < 1 || mm.vmas.length + 1 > model.maxMapCount)
         ? -ENOMEM
         : 0;
   expect(got, 'munmap').toBe(want);
   if (got === 0) unmapModel(model, mm, s, e);
 }
 
-function stepMprotect(model: Model, mm: MMm, op: Extract<Op, { k: 'mprotect' }>): void {
-  const [s, e] = resolveRange(mm, op.fit, op.at, op.pages);
+function stepMprotect(model: Model, mm: MMm, given: Extract<Op, { k: 'mprotect' }>): void {
+  let [s, e] = resolveRange(mm, given.fit, given.at, given.pages);
+  let op = given;
+  if (op.copy) {
+    // a whole VMA set to the protection of a piece of the same mmap next to it: they merge (if
+    // nothing else differs)
+    const i = mm.vmas.findIndex((v) => v.start <= s && s < v.end);
+    const v = mm.vmas[i];
+    const near = [mm.vmas[i - 1], mm.vmas[i + 1]].find(
+      (n) => v !== undefined && n?.anon === v.anon && (n.end === v.start || n.start === v.end),
+    );
+    if (v !== undefined && near !== undefined) {
+      op = { ...op, prot: near.prot, shave: 0 };
+      [s, e] = [v.start, v.end];
+    }
+  }
   const length = e === s ? 0 : (e - s) * P - op.shave;
   const got = mm.handle.mprotect(s * P, length, op.prot);
   if (!mm.live) {
@@ -809,47 +995,322 @@ function stepMprotect(model: Model, mm: MMm, op: Extract<Op, { k: 'mprotect' }>)
     expect(got, 'mprotect of length 0').toBe(0);
     return;
   }
-  let covered = s;
-  let cuts = 0;
-  let hole = e > TASK_PAGES;
-  for (const v of mm.vmas) {
-    if (v.end <= s || v.start >= e) continue;
-    if (v.start > covered) hole = true;
-    covered = v.end;
-    if (v.start < s) cuts++;
-    if (v.end > e) cuts++;
-  }
-  if (covered < e) hole = true;
-  const want = hole || model.freeVmaSlots() < cuts ? -ENOMEM : 0;
+  const newFlags = (v: MVma): number => (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(op.prot);
+  const want = modifyModel(model, mm, s, e, (v) => [op.prot, newFlags(v)], true);
   expect(got, 'mprotect').toBe(want);
-  if (got !== 0) return;
+  if (got === 0) modifyModel(model, mm, s, e, (v) => [op.prot, newFlags(v)], false);
+}
+
+/**
+ * vma_modify on the model: give `[s, e)` the attributes `change` makes of each VMA's. With `dry`
+ * only the errno (-ENOMEM for a hole, no slot or the VMA limit; else 0); else the change: the VMAs
+ * that change are split where the range cuts them (the record keeps the lower part), changed,
+ * then everything mergeable merges.
+ */
+function modifyModel(
+  model: Model,
+  mm: MMm,
+  s: number,
+  e: number,
+  change: (v: MVma) => readonly [number, number],
+  dry: boolean,
+): number {
+  // only VMAs that change are touched (mprotect_fixup returns early otherwise)
+  const changes = (v: MVma): boolean => {
+    const [p, f] = change(v);
+    return p !== v.prot || f !== v.flags;
+  };
+  if (dry) {
+    let covered = s;
+    let cuts = 0;
+    let hole = e > TASK_PAGES;
+    for (const v of mm.vmas) {
+      if (v.end <= s || v.start >= e) continue;
+      if (v.start > covered) hole = true;
+      covered = v.end;
+      if (!changes(v)) continue;
+      if (v.start < s) cuts++;
+      if (v.end > e) cuts++;
+    }
+    if (covered < e) hole = true;
+    const noRoom =
+      model.freeVmaSlots() < cuts || (cuts > 0 && mm.vmas.length + cuts > model.maxMapCount);
+    return hole || noRoom ? -ENOMEM : 0;
+  }
   const added: MVma[] = [];
   for (const v of [...mm.vmas]) {
-    if (v.end <= s || v.start >= e) continue;
-    const { end: oldEnd, prot: oldProt, flags: oldFlags } = v;
-    if (v.start < s) {
+    if (v.end <= s || v.start >= e || !changes(v)) continue;
+    const old = { ...v };
+    const [prot, flags] = change(old);
+    if (old.start < s) {
       v.end = s; // the record keeps the lower part
-      added.push({
-        start: s,
-        end: Math.min(oldEnd, e),
-        prot: oldProt,
-        flags: oldFlags,
-        dead: false,
-      });
+      added.push(pieceOf(old, s, Math.min(old.end, e), prot, flags));
     } else {
-      v.end = Math.min(oldEnd, e);
+      v.end = Math.min(old.end, e);
+      v.flags = flags;
+      v.prot = prot;
     }
-    if (oldEnd > e)
-      added.push({ start: e, end: oldEnd, prot: oldProt, flags: oldFlags, dead: false });
+    if (old.end > e) added.push(pieceOf(old, e, old.end));
   }
-  // pieces inside [s, e) get the new protection and its VM_READ/VM_WRITE flags
-  for (const v of [...mm.vmas, ...added]) {
-    if (v.start >= s && v.end <= e) {
-      v.prot = op.prot;
-      v.flags = (v.flags & ~(VM_READ | VM_WRITE)) | protFlags(op.prot);
+  // merged first: a piece merged away at once never had a handle to give out
+  settle(model, mm, added);
+  return 0;
+}
+
+/** Link new records, merge everything mergeable, then hand out handles of the new survivors. */
+function settle(model: Model, mm: MMm, added: readonly MVma[]): void {
+  mm.vmas.push(...added);
+  mm.vmas.sort((x, y) => x.start - y.start);
+  mergeModel(mm);
+  for (const v of added) {
+    if (v.dead) continue;
+    mm.vmas = mm.vmas.filter((x) => x !== v);
+    addVma(model, mm, v);
+  }
+}
+
+function stepMadvise(model: Model, mm: MMm, op: Extract<Op, { k: 'madvise' }>): void {
+  const [s, e] = resolveRange(mm, op.fit, op.at, op.pages);
+  const length = e === s ? 0 : (e - s) * P - op.shave;
+  const got = mm.handle.madvise(s * P, length, op.advice);
+  if (!mm.live || op.advice > MADV_DONTNEED) {
+    expect(got, 'madvise of a dead mm or unknown advice').toBe(-EINVAL);
+    return;
+  }
+  if (length === 0) {
+    expect(got, 'madvise of length 0').toBe(0);
+    return;
+  }
+  const covered = coveredModel(mm, s, e);
+  if (op.advice === MADV_WILLNEED || op.advice === MADV_DONTNEED) {
+    expect(got, 'madvise').toBe(covered ? 0 : -ENOMEM);
+    if (got !== 0 || op.advice === MADV_WILLNEED) return;
+    seen.dontneed++;
+    for (const [u, page] of [...mm.ptes]) {
+      if (u >= s && u < e) {
+        mm.ptes.delete(u);
+        model.put(page);
+      }
     }
+    return;
   }
-  for (const v of added) addVma(model, mm, v);
+  const set =
+    op.advice === MADV_RANDOM ? VM_RAND_READ : op.advice === MADV_SEQUENTIAL ? VM_SEQ_READ : 0;
+  const change = (v: MVma): [number, number] => [
+    v.prot,
+    (v.flags & ~(VM_RAND_READ | VM_SEQ_READ)) | set,
+  ];
+  expect(got, 'madvise').toBe(modifyModel(model, mm, s, e, change, true));
+  if (got === 0) modifyModel(model, mm, s, e, change, false);
+}
+
+/** True if the VMAs of `mm` cover `[s, e)` with no hole. */
+function coveredModel(mm: MMm, s: number, e: number): boolean {
+  let covered = s;
+  for (const v of mm.vmas) {
+    if (v.end <= s || v.start >= e) continue;
+    if (v.start > covered) return false;
+    covered = v.end;
+  }
+  return covered >= e && e <= TASK_PAGES;
+}
+
+/** vm_unmapped_area, top-down, on the model: the highest free range of `n` pages, or -1. */
+function topDownModel(mm: MMm, n: number): number {
+  let best = -1;
+  let gapStart = 1;
+  const fit = (gapEnd: number): void => {
+    if (gapEnd - n >= gapStart) best = gapEnd - n;
+  };
+  for (const v of mm.vmas) {
+    fit(v.start);
+    gapStart = Math.max(gapStart, v.end);
+  }
+  fit(TASK_PAGES);
+  return best;
+}
+
+/** VMA splits the cuts make, in turn, of the model's VMAs. */
+function splitsModel(mm: MMm, cuts: readonly [number, number][]): number {
+  let ranges = mm.vmas.map((v) => [v.start, v.end] as [number, number]);
+  let splits = 0;
+  for (const [s, e] of cuts) {
+    const next: [number, number][] = [];
+    for (const [a, b] of ranges) {
+      if (b <= s || a >= e) next.push([a, b]);
+      else {
+        if (a < s && b > e) splits++;
+        if (a < s) next.push([a, s]);
+        if (b > e) next.push([e, b]);
+      }
+    }
+    ranges = next;
+  }
+  return splits;
+}
+
+/** mm/mremap.c on the model: the expected result, applied when it is a success. */
+function stepMremap(model: Model, mm: MMm, op: Extract<Op, { k: 'mremap' }>): void {
+  let s = resolvePage(mm, op.at);
+  let oldPages = op.oldPages;
+  if (op.fit && mm.vmas.length > 0) {
+    // aimed: inside one VMA
+    // every other aim at a VMA with PTEs: a move must carry them
+    const pick = op.at.base === 'vma' ? op.at.pick : 0;
+    const mapped = mm.vmas.filter((x) =>
+      [...mm.ptes.keys()].some((u) => u >= x.start && u < x.end),
+    );
+    const pool = pick % 2 === 1 && mapped.length > 0 ? mapped : mm.vmas;
+    const v = pool[pick % pool.length]!;
+    s = v.start + ((op.at.base === 'vma' ? Math.max(0, op.at.off) : 0) % (v.end - v.start));
+    oldPages = 1 + ((oldPages - 1) % (v.end - s));
+  }
+  const dontUnmap = op.how === 'dontunmap';
+  // a remapped VMA cannot grow: mostly ask it to keep its length or shrink, so that it moves
+  const rigid =
+    op.fit && ((vmaAt(mm, s)?.flags ?? 0) & VM_DONTEXPAND) !== 0 && op.newPages % 4 !== 3;
+  const newPages = dontUnmap ? oldPages : rigid ? Math.min(op.newPages, oldPages) : op.newPages;
+  const newLen = dontUnmap ? oldPages * P : newPages * P - (newPages > 1 ? op.shave : 0);
+  const flags =
+    op.how === 'plain'
+      ? 0
+      : op.how === 'maymove'
+        ? MREMAP_MAYMOVE
+        : op.how === 'fixed'
+          ? MREMAP_MAYMOVE | MREMAP_FIXED
+          : MREMAP_MAYMOVE | MREMAP_DONTUNMAP;
+  const to = resolvePage(mm, op.to);
+  const got = mm.handle.mremap(s * P, oldPages * P, newLen, flags, to * P);
+  const want = expectedMremap(model, mm, s, oldPages, newPages, op.how, to);
+  if (got >= 0) seen.mremaps++;
+  if (typeof want === 'number') {
+    expect(got, `mremap ${op.how}`).toBe(want);
+    return;
+  }
+  // a move to where the kernel chose: it must be the highest free range (vm_unmapped_area)
+  const newStart = want.newStart ?? topDownModel(mm, newPages);
+  if (newStart < 0) {
+    expect(got, 'mremap with no room to move').toBe(-ENOMEM);
+    return;
+  }
+  const errno = moveModel(model, mm, { ...want, newStart }, true);
+  expect(got, `mremap ${op.how}`).toBe(errno === 0 ? newStart * P : errno);
+  if (errno === 0) {
+    seen.moves++;
+    seen.movedPtes += [...mm.ptes.keys()].filter((u) => u >= s && u < s + oldPages).length;
+    moveModel(model, mm, { ...want, newStart }, false);
+  }
+}
+
+/** A move the model is to make. */
+interface MMove {
+  readonly v: MVma;
+  readonly s: number;
+  readonly oldPages: number;
+  readonly newPages: number;
+  readonly newStart?: number;
+  readonly fixed: boolean;
+  readonly dontUnmap: boolean;
+}
+
+/** The result of an mremap that does not move (a number), or the move to make. */
+function expectedMremap(
+  model: Model,
+  mm: MMm,
+  s: number,
+  oldPages: number,
+  newPages: number,
+  how: 'plain' | 'maymove' | 'fixed' | 'dontunmap',
+  to: number,
+): number | MMove {
+  if (!mm.live) return -EINVAL;
+  if (s + oldPages > TASK_PAGES) return -EINVAL;
+  const v = vmaAt(mm, s);
+  if (v === undefined) return -EFAULT;
+  const fixed = how === 'fixed';
+  const dontUnmap = how === 'dontunmap';
+  const resize = (old: number): number => {
+    const dontExpand = (v.flags & VM_DONTEXPAND) !== 0;
+    if (dontUnmap && dontExpand) return -EINVAL;
+    if (s + old > v.end) return -EFAULT;
+    if (newPages > old && dontExpand) return -EFAULT;
+    return 0;
+  };
+  if (fixed || dontUnmap) {
+    if (to + newPages > TASK_PAGES) return -EINVAL;
+    if (s + oldPages > to && to + newPages > s) return -EINVAL;
+    const err = resize(Math.min(oldPages, newPages));
+    if (err !== 0) return err;
+    if (fixed && to === 0) return -EPERM;
+    const hint = to !== 0 && mm.vmas.every((x) => x.end <= to || x.start >= to + newPages);
+    const newStart = fixed || hint ? to : undefined;
+    return {
+      v,
+      s,
+      oldPages,
+      newPages,
+      fixed,
+      dontUnmap,
+      ...(newStart === undefined ? {} : { newStart }),
+    };
+  }
+  if (newPages <= oldPages) {
+    if (newPages === oldPages) return s * P;
+    const [ts, te] = [s + newPages, s + oldPages];
+    const splits = mm.vmas.some((x) => x.start < ts && x.end > te);
+    if (splits && (model.freeVmaSlots() < 1 || mm.vmas.length + 1 > model.maxMapCount))
+      return -ENOMEM;
+    unmapModel(model, mm, ts, te);
+    return s * P;
+  }
+  const err = resize(oldPages);
+  if (err !== 0) return err;
+  const end = s + newPages;
+  const free = mm.vmas.every((x) => x === v || x.end <= v.end || x.start >= end);
+  if (s + oldPages === v.end && end <= TASK_PAGES && free) {
+    v.end = end;
+    mergeModel(mm);
+    return s * P;
+  }
+  if (how === 'plain') return -ENOMEM;
+  return { v, s, oldPages, newPages, fixed, dontUnmap };
+}
+
+/** move_vma on the model, with its unmaps: with `dry` only the errno, else the move. */
+function moveModel(model: Model, mm: MMm, m: MMove & { newStart: number }, dry: boolean): number {
+  const { v, s, newStart, newPages, fixed, dontUnmap } = m;
+  const moved = Math.min(m.oldPages, newPages);
+  const tail: [number, number] = [s + moved, s + m.oldPages];
+  const dest: [number, number] = [newStart, newStart + newPages];
+  const cuts: [number, number][] = [];
+  if (fixed) cuts.push(dest);
+  if (tail[1] > tail[0]) cuts.push(tail);
+  if (!dontUnmap) cuts.push([s, s + moved]);
+  const needed = 1 + splitsModel(mm, cuts);
+  if (dry) {
+    const tables = new Set<number>();
+    for (let u = newStart; u < newStart + moved; u++)
+      if (!mm.dirs.has(u >> 10)) tables.add(u >> 10);
+    if (mm.vmas.length + needed > model.maxMapCount) return -ENOMEM;
+    if (tables.size > model.freeFrames()) return -ENOMEM;
+    return model.freeVmaSlots() < needed ? -ENOMEM : 0;
+  }
+  const attrs = pieceOf(v, s, s + 1);
+  const added: MVma[] = [];
+  if (fixed) unmapModel(model, mm, dest[0], dest[1], added);
+  if (tail[1] > tail[0]) unmapModel(model, mm, tail[0], tail[1], added);
+  for (let u = newStart; u < newStart + moved; u++) mm.dirs.add(u >> 10);
+  for (const [u, page] of [...mm.ptes]) {
+    if (u < s || u >= s + moved) continue;
+    mm.ptes.delete(u);
+    mm.ptes.set(u - s + newStart, page);
+  }
+  if (!dontUnmap) unmapModel(model, mm, s, s + moved, added);
+  added.push({ ...attrs, start: newStart, end: newStart + newPages });
+  const survivors = added.filter((x) => !x.dead);
+  mm.vmas = mm.vmas.filter((x) => !survivors.includes(x));
+  settle(model, mm, survivors);
+  return 0;
 }
 
 /** The contract's check table of remapVmallocRangePartial, on the model. */
@@ -1047,7 +1508,11 @@ function step(model: Model, op: Op): void {
   else if (op.k === 'remapRange') stepRemapRange(model, op);
   else if (op.k === 'kaccess') stepKaccess(model, op);
   else if (op.k === 'query') stepQuery(model, pickMm(model, op.mm), op);
-  else {
+  else if (op.k === 'limit') {
+    model.k.maxMapCount = op.n;
+    model.maxMapCount = op.n;
+    expect(model.k.maxMapCount).toBe(op.n);
+  } else {
     const mm = pickMm(model, op.mm);
     if (mm === undefined) return;
     if (op.k === 'destroy') stepDestroy(model, mm);
@@ -1055,6 +1520,8 @@ function step(model: Model, op: Op): void {
     else if (op.k === 'mmap') stepMmap(model, mm, op);
     else if (op.k === 'munmap') stepMunmap(model, mm, op);
     else if (op.k === 'mprotect') stepMprotect(model, mm, op);
+    else if (op.k === 'madvise') stepMadvise(model, mm, op);
+    else if (op.k === 'mremap') stepMremap(model, mm, op);
     else stepAccess(model, mm, op);
   }
 }
@@ -1075,8 +1542,14 @@ function parseMaps(text: string): [number, number, string][] {
     });
 }
 
-function perms(prot: number): string {
-  return `${prot === PROT_NONE ? '-' : 'r'}${prot & PROT_WRITE ? 'w' : '-'}s`;
+/** What a PTE of a VMA with `prot` grants: PROT_WRITE implies read, as on x86. */
+function ptePprot(prot: number): number {
+  return prot & PROT_WRITE ? PROT_READ | PROT_WRITE : prot;
+}
+
+/** show_map_vma: r and w from VM_READ and VM_WRITE (PROT_WRITE alone is -w-s). */
+function perms(flags: number): string {
+  return `${flags & VM_READ ? 'r' : '-'}${flags & VM_WRITE ? 'w' : '-'}s`;
 }
 
 function compare(model: Model): void {
@@ -1119,7 +1592,7 @@ function compare(model: Model): void {
   for (const mm of model.mms) {
     const vmas = mm.vmas.map((v) => [v.start * P, v.end * P, v.prot, v.flags]);
     expect(parseMaps(mm.handle.maps()), `maps of mm ${mm.id}`).toEqual(
-      mm.vmas.map((v) => [v.start * P, v.end * P, perms(v.prot)]),
+      mm.vmas.map((v) => [v.start * P, v.end * P, perms(v.flags)]),
     );
     expect(
       mm.handle.vmas().map((v) => [v.start, v.end, v.prot, v.flags]),
@@ -1127,7 +1600,7 @@ function compare(model: Model): void {
     ).toEqual(vmas);
     const ptes = [...mm.ptes]
       .sort((a, b) => a[0] - b[0])
-      .map(([u, page]) => ({ uaddr: u * P, pfn: page.pfn, prot: vmaAt(mm, u)!.prot }));
+      .map(([u, page]) => ({ uaddr: u * P, pfn: page.pfn, prot: ptePprot(vmaAt(mm, u)!.prot) }));
     expect(mm.handle.pagemap(), `pagemap of mm ${mm.id}`).toEqual(ptes);
   }
   for (const h of model.handles) {
@@ -1179,7 +1652,9 @@ function runProgram(ops: readonly Op[]): void {
 
 afterAll(() => {
   console.log(
-    `api-model: ${programs} programs, ${steps} steps, each step compared with the model and checkInvariants()`,
+    `api-model: ${programs} programs, ${steps} steps, each step compared with the model and checkInvariants(); ` +
+      `${seen.merges} VMA merges, ${seen.eexist} MAP_FIXED_NOREPLACE refusals, ${seen.mapCountRefusals} refusals by maxMapCount, ` +
+      `${seen.mremaps} mremaps done (${seen.moves} moves carrying ${seen.movedPtes} PTEs), ${seen.dontneed} MADV_DONTNEED`,
   );
 });
 

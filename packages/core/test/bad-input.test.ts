@@ -16,6 +16,15 @@ import {
   Kernel,
   LAYOUT_VERSION,
   MAP_FIXED,
+  MAP_FIXED_NOREPLACE,
+  MADV_DONTNEED,
+  MADV_NORMAL,
+  MADV_RANDOM,
+  MADV_WILLNEED,
+  MREMAP_DONTUNMAP,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
+  EEXIST,
   MAP_PRIVATE,
   MAP_SHARED,
   PAGE_SIZE,
@@ -23,6 +32,8 @@ import {
   PROT_READ,
   PROT_WRITE,
   SegmentationFault,
+  BusError,
+  type BusCode,
   TASK_SIZE,
   VMALLOC_START,
   Vma,
@@ -345,7 +356,7 @@ type ErrorClass = new (...args: never[]) => Error;
 type Answer =
   | { readonly kind: 'returns'; readonly value: unknown }
   | { readonly kind: 'throws'; readonly errors: readonly ErrorClass[] }
-  | { readonly kind: 'segv'; readonly code: SegvCode; readonly address: number }
+  | { readonly kind: 'segv'; readonly code: SegvCode | BusCode; readonly address: number }
   | { readonly kind: 'badFree' };
 
 interface Case {
@@ -357,7 +368,11 @@ interface Case {
 const returns = (value: unknown): Answer => ({ kind: 'returns', value });
 const errno = (e: number): Answer => returns(-e);
 const throws = (...errors: ErrorClass[]): Answer => ({ kind: 'throws', errors });
-const segv = (code: SegvCode, address: number): Answer => ({ kind: 'segv', code, address });
+const segv = (code: SegvCode | BusCode, address: number): Answer => ({
+  kind: 'segv',
+  code,
+  address,
+});
 const MALFORMED_THROWS: Answer = throws(TypeError, RangeError);
 
 /** Accessor argument rule: a non-number is a `TypeError`, a bad number a `RangeError`. */
@@ -372,7 +387,7 @@ function describeAnswer(a: Answer): string {
     case 'throws':
       return a.errors.map((e) => e.name).join(' or ');
     case 'segv':
-      return `SegmentationFault ${a.code}`;
+      return `${a.code === 'BUS_ADRERR' ? 'BusError' : 'SegmentationFault'} ${a.code}`;
     case 'badFree':
       return 'a bad free';
   }
@@ -724,6 +739,154 @@ function buildCases(w: World): Case[] {
     () => mm.mprotect(w.rw, 0, PROT_READ),
     returns(0),
   );
+  add(
+    'mm.mprotect(rw, 4 pages, RW) (the protection it has: valid, changes nothing)',
+    () => mm.mprotect(w.rw, 4 * P, RW),
+    returns(0),
+  );
+
+  // MAP_FIXED_NOREPLACE over anything mapped: -EEXIST
+  for (const [label, addr] of [
+    ['rw', w.rw],
+    ['empty + 7 pages (runs into the hole after it)', w.empty + 7 * P],
+  ] as const) {
+    add(
+      `mm.mmap(${label}, 2 pages, RW, MAP_SHARED | MAP_FIXED_NOREPLACE)`,
+      () => mm.mmap(addr, 2 * P, RW, MAP_SHARED | MAP_FIXED_NOREPLACE),
+      errno(EEXIST),
+    );
+  }
+
+  // mm.mremap: malformed arguments and bad flags -EINVAL, no VMA or a VMA that may not grow -EFAULT
+  const MOVE = MREMAP_MAYMOVE;
+  const MOVE_FIXED = MREMAP_MAYMOVE | MREMAP_FIXED;
+  for (const [label, value] of [...MALFORMED, ['rw + 1 (unaligned)', w.rw + 1] as Bad]) {
+    add(
+      `mm.mremap(${label}, 1 page, 2 pages, MAYMOVE)`,
+      () => mm.mremap(any(value), P, 2 * P, MOVE),
+      errno(EINVAL),
+    );
+  }
+  for (const [label, value] of [...MALFORMED, ['0', 0]]) {
+    add(
+      `mm.mremap(empty, ${label}, 2 pages, MAYMOVE)`,
+      () => mm.mremap(w.empty, any(value), 2 * P, MOVE),
+      errno(EINVAL),
+    );
+    add(
+      `mm.mremap(empty, 1 page, ${label}, MAYMOVE)`,
+      () => mm.mremap(w.empty, P, any(value), MOVE),
+      errno(EINVAL),
+    );
+  }
+  for (const [label, value] of [
+    ...MALFORMED,
+    ['8 (unknown)', 8],
+    ['MREMAP_FIXED without MAYMOVE', MREMAP_FIXED],
+    ['MREMAP_DONTUNMAP without MAYMOVE', MREMAP_DONTUNMAP],
+    ['2^31', 2 ** 31],
+    ['2^32 + MAYMOVE', 2 ** 32 + MOVE],
+  ]) {
+    add(
+      `mm.mremap(empty, 1 page, 1 page, ${label}, hole)`,
+      () => mm.mremap(w.empty, P, P, any(value), w.hole),
+      errno(EINVAL),
+    );
+  }
+  for (const [label, value] of [
+    ...MALFORMED,
+    ['undefined (MREMAP_FIXED needs one)', undefined],
+    ['hole + 1 (unaligned)', w.hole + 1],
+    ['empty + 1 page (overlaps the old range)', w.empty + P],
+    ['TASK_SIZE - PAGE_SIZE (runs past the user space)', TASK_SIZE - P],
+  ]) {
+    add(
+      `mm.mremap(empty, 2 pages, 2 pages, MAYMOVE | FIXED, ${label})`,
+      () => mm.mremap(w.empty, 2 * P, 2 * P, MOVE_FIXED, any(value)),
+      errno(EINVAL),
+    );
+  }
+  add(
+    'mm.mremap(empty, 1 page, 2 pages, MAYMOVE | DONTUNMAP) (lengths differ)',
+    () => mm.mremap(w.empty, P, 2 * P, MOVE | MREMAP_DONTUNMAP),
+    errno(EINVAL),
+  );
+  add(
+    'mm.mremap(rw, 1 page, 1 page, MAYMOVE | DONTUNMAP) (a remapped VMA)',
+    () => mm.mremap(w.rw, P, P, MOVE | MREMAP_DONTUNMAP),
+    errno(EINVAL),
+  );
+  add(
+    'mm.mremap(rw, 1 page, 1 page, MAYMOVE | FIXED, 0)',
+    () => mm.mremap(w.rw, P, P, MOVE_FIXED, 0),
+    errno(EPERM),
+  );
+  add(
+    'mm.mremap(hole, 1 page, 2 pages, MAYMOVE) (no VMA)',
+    () => mm.mremap(w.hole, P, 2 * P, MOVE),
+    errno(EFAULT),
+  );
+  add(
+    'mm.mremap(rw, 4 pages, 8 pages, MAYMOVE) (VM_DONTEXPAND cannot grow)',
+    () => mm.mremap(w.rw, 4 * P, 8 * P, MOVE),
+    errno(EFAULT),
+  );
+  add(
+    'mm.mremap(empty, 9 pages, 10 pages, MAYMOVE) (across VMAs)',
+    () => mm.mremap(w.empty, 9 * P, 10 * P, MOVE),
+    errno(EFAULT),
+  );
+
+  // mm.madvise and mm.mincore: malformed arguments and unknown advice -EINVAL, a hole -ENOMEM
+  for (const [label, value] of [...MALFORMED, ['rw + 1 (unaligned)', w.rw + 1] as Bad]) {
+    add(
+      `mm.madvise(${label}, 1 page, MADV_DONTNEED)`,
+      () => mm.madvise(any(value), P, MADV_DONTNEED),
+      errno(EINVAL),
+    );
+    add(`mm.mincore(${label}, 1 page)`, () => mm.mincore(any(value), P), errno(EINVAL));
+  }
+  for (const [label, value] of MALFORMED) {
+    add(
+      `mm.madvise(rw, ${label}, MADV_DONTNEED)`,
+      () => mm.madvise(w.rw, any(value), MADV_DONTNEED),
+      errno(EINVAL),
+    );
+    add(`mm.mincore(rw, ${label})`, () => mm.mincore(w.rw, any(value)), errno(EINVAL));
+  }
+  for (const [label, value] of [
+    ...MALFORMED,
+    ['5', 5],
+    ['100 (MADV_HWPOISON)', 100],
+    ['2^31', 2 ** 31],
+  ]) {
+    add(`mm.madvise(rw, 1 page, ${label})`, () => mm.madvise(w.rw, P, any(value)), errno(EINVAL));
+  }
+  for (const [label, addr, length] of [
+    ['a hole, 1 page', w.hole, P],
+    ['rw, 5 pages (a hole after the VMA)', w.rw, 5 * P],
+    ['TASK_SIZE - PAGE_SIZE, 2 pages', TASK_SIZE - P, 2 * P],
+  ] as const) {
+    for (const advice of [MADV_NORMAL, MADV_RANDOM, MADV_WILLNEED, MADV_DONTNEED]) {
+      add(
+        `mm.madvise(${label}, advice ${advice})`,
+        () => mm.madvise(addr, length, advice),
+        errno(ENOMEM),
+      );
+    }
+    add(`mm.mincore(${label})`, () => mm.mincore(addr, length), errno(ENOMEM));
+  }
+
+  // kernel.maxMapCount: anything but an integer in [1, 2^31 - 1] throws, and the limit stays
+  for (const [label, value] of [...MALFORMED, ['0', 0], ['2^31', 2 ** 31]]) {
+    add(
+      `kernel.maxMapCount = ${label}`,
+      () => {
+        k.maxMapCount = any(value);
+      },
+      accessorError(value),
+    );
+  }
 
   // mm.findVma: null where there is no VMA
   for (const [label, value] of [
@@ -762,10 +925,11 @@ function buildCases(w: World): Case[] {
     );
   }
   add('mm.segments(rw, 8, null)', () => mm.segments(w.rw, 8, any(null)), throws(TypeError));
-  const userFaults: [string, number, number, SegvCode, number, boolean][] = [
+  const userFaults: [string, number, number, SegvCode | BusCode, number, boolean][] = [
     // label, uaddr, length, code, faulting address, applies to reads too
     ['a hole', w.hole, 8, 'SEGV_MAPERR', w.hole, true],
-    ['an empty VMA (no PTE)', w.empty, 8, 'SEGV_MAPERR', w.empty, true],
+    // a permitted access to a VMA's page with no PTE: SIGBUS (a driver mapping with no fault handler)
+    ['an empty VMA (no PTE)', w.empty, 8, 'BUS_ADRERR', w.empty, true],
     ['page 0', 0, 8, 'SEGV_MAPERR', 0, true],
     ['TASK_SIZE', TASK_SIZE, 8, 'SEGV_MAPERR', TASK_SIZE, true],
     ['a kernel address', w.user, 8, 'SEGV_MAPERR', w.user, true],
@@ -829,6 +993,18 @@ function buildCases(w: World): Case[] {
     add(`${which}.maps()`, () => d.maps(), returns(''));
     add(`${which}.pagemap()`, () => d.pagemap(), returns([]));
     add(`${which}.vmas()`, () => d.vmas(), returns([]));
+    add(`${which}.smaps()`, () => d.smaps(), returns(''));
+    add(
+      `${which}.mremap(rw, 4 pages, 4 pages, MAYMOVE | FIXED, hole)`,
+      () => d.mremap(w.rw, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, w.hole),
+      errno(EINVAL),
+    );
+    add(
+      `${which}.madvise(rw, 4 pages, MADV_DONTNEED)`,
+      () => d.madvise(w.rw, 4 * P, MADV_DONTNEED),
+      errno(EINVAL),
+    );
+    add(`${which}.mincore(rw, 4 pages)`, () => d.mincore(w.rw, 4 * P), errno(EINVAL));
     add(`${which}.read(rw, 8)`, () => d.read(w.rw, 8), segv('SEGV_MAPERR', w.rw));
     add(
       `${which}.write(rw, 8 bytes)`,
@@ -1049,8 +1225,9 @@ function checkAnswer(answer: Answer, got: ReturnType<typeof outcome>): void {
       return;
     }
     case 'segv': {
-      if (got.ok) throw new Error(`expected a SegmentationFault, returned ${String(got.value)}`);
-      if (!(got.error instanceof SegmentationFault)) throw got.error;
+      if (got.ok) throw new Error(`expected a fault, returned ${String(got.value)}`);
+      const fault = answer.code === 'BUS_ADRERR' ? BusError : SegmentationFault;
+      if (!(got.error instanceof fault)) throw got.error;
       expect({ code: got.error.code, address: got.error.address }).toEqual({
         code: answer.code,
         address: answer.address,
@@ -1115,6 +1292,12 @@ describe('the baselines the table perturbs', () => {
     expect(mm.mmap(w.hole, P, RW, FIXED)).toBe(w.hole);
     expect(mm.mprotect(w.rw, P, PROT_READ)).toBe(0);
     expect(mm.munmap(w.rw + 3 * P, P)).toBe(0);
+    expect(mm.mincore(w.rw, 3 * P)).toEqual(Uint8Array.of(1, 1, 1));
+    expect(mm.madvise(w.rw, 3 * P, MADV_WILLNEED)).toBe(0);
+    const grow = mm.mmap(0, P, RW, MAP_SHARED);
+    expect(mm.mremap(grow, P, 2 * P, MREMAP_MAYMOVE)).toBeGreaterThan(0);
+    expect(mm.mremap(w.rw, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, w.hole)).toBe(w.hole);
+    expect(mm.mmap(0x1000_0000, P, RW, MAP_SHARED | MAP_FIXED_NOREPLACE)).toBe(0x1000_0000);
     expect(mm.read(w.rw + P, 8)).toHaveLength(8);
     mm.write(w.rw + P, new Uint8Array(8));
     expect(mm.segments(w.rw + P, 8, { write: true })).toHaveLength(1);

@@ -13,6 +13,8 @@ import {
   PROT_READ,
   PROT_WRITE,
   SegmentationFault,
+  BusError,
+  type BusCode,
   remapPartial,
   type AddressSpace,
   type SegvCode,
@@ -226,14 +228,16 @@ function expectedFault(
   addr: number,
   len: number,
   write: boolean,
-): { code: SegvCode; address: number } | null {
+): { code: SegvCode | BusCode; address: number } | null {
   for (let a = addr; a < addr + len;) {
     const page = Math.floor(a / P);
-    if (!m.ptes.has(page)) return { code: 'SEGV_MAPERR', address: a };
-    const prot = m.vmaPages.get(page)!;
+    // decided by the VMA (arch/x86/mm/fault.c), then SIGBUS for a VMA page with no PTE
+    const prot = m.vmaPages.get(page);
+    if (prot === undefined) return { code: 'SEGV_MAPERR', address: a };
     if (write ? (prot & PROT_WRITE) === 0 : prot === PROT_NONE) {
       return { code: 'SEGV_ACCERR', address: a };
     }
+    if (!m.ptes.has(page)) return { code: 'BUS_ADRERR', address: a };
     a = (page + 1) * P;
   }
   return null;
@@ -269,12 +273,12 @@ function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
   if (!same) expect(actual).toEqual(expected);
 }
 
-function catchFault(fn: () => void): { code: SegvCode; address: number } | null {
+function catchFault(fn: () => void): { code: SegvCode | BusCode; address: number } | null {
   try {
     fn();
     return null;
   } catch (e) {
-    if (!(e instanceof SegmentationFault)) throw e;
+    if (!(e instanceof SegmentationFault) && !(e instanceof BusError)) throw e;
     return { code: e.code, address: e.address };
   }
 }

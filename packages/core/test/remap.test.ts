@@ -381,7 +381,7 @@ describe('remapPartial row 11: success', () => {
     // name, VMA prot, PTE prot reported by pagemap, VM_READ/VM_WRITE flags
     ['read/write', RW, RW, VM_READ | VM_WRITE],
     ['read-only', PROT_READ, PROT_READ, VM_READ],
-    ['write-only (write implies read)', PROT_WRITE, RW, VM_READ | VM_WRITE],
+    ['write-only (VM_WRITE without VM_READ; its PTEs let reads through)', PROT_WRITE, RW, VM_WRITE],
     ['PROT_NONE', PROT_NONE, PROT_NONE, 0],
   ];
   it.each(prots)(

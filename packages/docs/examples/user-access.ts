@@ -3,6 +3,7 @@
  * or writing a read-only one throws `SegmentationFault`, as a CPU would fault.
  */
 import {
+  BusError,
   Kernel,
   MAP_SHARED,
   PAGE_SIZE,
@@ -18,7 +19,7 @@ function faultOf(access: () => unknown): string {
     access();
     return 'no fault';
   } catch (error) {
-    if (error instanceof SegmentationFault) return error.code;
+    if (error instanceof SegmentationFault || error instanceof BusError) return error.code;
     throw error;
   }
 }
@@ -46,10 +47,15 @@ export function userAccessTour(print: Print = consolePrint): void {
   views[0]?.fill(7, 0, 4); // a plain store into physical memory …
   print('read back', [...mm.read(uaddr, 4)]); // … [7, 7, 7, 7]: no copy was involved
 
-  // Page 2 of the VMA has no PTE: a fault with code and address, like SIGSEGV's si_code.
+  // Page 2 of the VMA has no PTE: the VMA permits the read but nothing backs it, like SIGBUS.
   print(
     'no PTE',
     faultOf(() => mm.read(uaddr + 2 * PAGE_SIZE, 1)),
+  ); // 'BUS_ADRERR'
+  // Past the VMA there is no mapping at all: SIGSEGV with si_code SEGV_MAPERR.
+  print(
+    'no VMA',
+    faultOf(() => mm.read(uaddr + 4 * PAGE_SIZE, 1)),
   ); // 'SEGV_MAPERR'
   mm.mprotect(uaddr, 4 * PAGE_SIZE, PROT_READ); // the PTEs stay, they grant less
   print(

@@ -89,7 +89,8 @@ describe('the examples of the site', () => {
     expect(seen.get('kernel sees')).toEqual([1, 2, 3]);
     expect(seen.get('view bytes')).toBe(2 * PAGE_SIZE);
     expect(seen.get('read back')).toEqual([7, 7, 7, 7]);
-    expect(seen.get('no PTE')).toBe('SEGV_MAPERR');
+    expect(seen.get('no PTE')).toBe('BUS_ADRERR');
+    expect(seen.get('no VMA')).toBe('SEGV_MAPERR');
     expect(seen.get('read-only write')).toBe('SEGV_ACCERR');
     expect(seen.get('read-only read')).toBe('no fault');
   });

@@ -157,13 +157,13 @@ describe('a live map session', () => {
     session.kernel.checkInvariants();
   });
 
-  test('reports a write to a page with no PTE as a SEGV_MAPERR fault', async () => {
+  test('reports a write to a page of a VMA with no PTE as a BUS_ADRERR fault', async () => {
     const { session, settled, messages } = inThreadSession();
     session.mmap();
     session.write();
     await settled();
     const fault = messages.find((message) => message.type === 'fault');
-    expect(fault).toMatchObject({ type: 'fault', code: 'SEGV_MAPERR', written: 0 });
+    expect(fault).toMatchObject({ type: 'fault', code: 'BUS_ADRERR', written: 0 });
     expect(session.log[0]?.ok).toBe(false);
     session.dispose();
   });

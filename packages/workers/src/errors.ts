@@ -2,8 +2,8 @@
  * Errors of the main-thread API: failed kernel calls as Node-style system errors, and errors that
  * come back from a worker rebuilt with their own class and fields.
  *
- * Kernel counterpart: `errno` returned by a system call, and the signal (`SIGSEGV` with `si_code`
- * and `si_addr`) that a faulting process reports to its parent.
+ * Kernel counterpart: `errno` returned by a system call, and the signal (`SIGSEGV` or `SIGBUS`
+ * with `si_code` and `si_addr`) that a faulting process reports to its parent.
  *
  * @module
  */
@@ -20,6 +20,7 @@ import {
   ENXIO,
   EOVERFLOW,
   EPERM,
+  BusError,
   SegmentationFault,
 } from '@sabvm/core';
 import type { WireError } from './protocol.js';
@@ -83,8 +84,8 @@ function isSegvCode(code: string | undefined): code is SegmentationFault['code']
 }
 
 /**
- * Rebuild an error that a worker serialized: a `SegmentationFault` becomes a real
- * `SegmentationFault` (same `code`, `address`, message), a built-in error its own class, anything
+ * Rebuild an error that a worker serialized: a `SegmentationFault` or `BusError` becomes a real
+ * one (same `code`, `address`, message), a built-in error its own class, anything
  * else an `Error` with the original `name`, `code` and `errno`. The worker's stack is kept.
  * Context: any thread; never throws.
  */
@@ -92,6 +93,8 @@ export function errorFromWire(wire: WireError): Error {
   let error: Error;
   if (wire.name === 'SegmentationFault' && isSegvCode(wire.code) && wire.address !== undefined) {
     error = new SegmentationFault(wire.code, wire.address);
+  } else if (wire.name === 'BusError' && wire.code === 'BUS_ADRERR' && wire.address !== undefined) {
+    error = new BusError(wire.code, wire.address);
   } else {
     const Ctor = BUILTIN_ERRORS.get(wire.name) ?? Error;
     error = new Ctor(wire.message);

@@ -1,4 +1,4 @@
-import { EBUSY, ENOMEM, SegmentationFault } from '@sabvm/core';
+import { BusError, EBUSY, ENOMEM, SegmentationFault } from '@sabvm/core';
 import { describe, expect, it } from 'vitest';
 import { errorFromWire, SabvmError, type WireError } from '../src/index.js';
 
@@ -33,6 +33,21 @@ describe('errorFromWire', () => {
       message: original.message,
     });
     expect(rebuilt.stack).toBe(original.stack);
+  });
+
+  it('rebuilds a BusError with its code and address', () => {
+    const original = new BusError('BUS_ADRERR', 0xfff02000, 'read');
+    const rebuilt = errorFromWire(
+      wire({
+        name: original.name,
+        message: original.message,
+        stack: original.stack,
+        code: original.code,
+        address: original.address,
+      }),
+    );
+    expect(rebuilt).toBeInstanceOf(BusError);
+    expect(rebuilt).toMatchObject({ code: 'BUS_ADRERR', address: 0xfff02000 });
   });
 
   it('keeps a SegmentationFault-named error without a valid code a plain Error', () => {

@@ -6,6 +6,7 @@
  */
 import { expect } from 'vitest';
 import {
+  BusError,
   Kernel,
   MAP_FIXED,
   MAP_SHARED,
@@ -147,17 +148,32 @@ export function expectFailsCleanly(k: Kernel, call: () => number, errno: number)
   expectUnchanged(k, before);
 }
 
-/** Run `fn`, expect a `SegmentationFault` with this code and faulting address. */
-export function expectSegv(fn: () => unknown, code: SegvCode, address: number): void {
+/** Run `fn` and expect it to throw `cls` with this code and faulting address. */
+function expectFault(
+  fn: () => unknown,
+  cls: typeof SegmentationFault | typeof BusError,
+  code: string,
+  address: number,
+): void {
   let caught: unknown = null;
   try {
     fn();
   } catch (e) {
     caught = e;
   }
-  expect(caught).toBeInstanceOf(SegmentationFault);
-  const fault = caught as SegmentationFault;
+  expect(caught).toBeInstanceOf(cls);
+  const fault = caught as SegmentationFault | BusError;
   expect({ code: fault.code, address: fault.address }).toEqual({ code, address });
+}
+
+/** Run `fn`, expect a `SegmentationFault` with this code and faulting address. */
+export function expectSegv(fn: () => unknown, code: SegvCode, address: number): void {
+  expectFault(fn, SegmentationFault, code, address);
+}
+
+/** Run `fn`, expect a `BusError` (`BUS_ADRERR`) at this address: a VMA's page with no PTE. */
+export function expectBus(fn: () => unknown, address: number): void {
+  expectFault(fn, BusError, 'BUS_ADRERR', address);
 }
 
 /** The frames behind a vmalloc range, page by page (null where nothing is mapped). */

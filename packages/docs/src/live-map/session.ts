@@ -325,7 +325,7 @@ export class LiveMapSession {
       case 'fault':
         process.writes--;
         this.record(
-          `mm ${mmId}: worker got SegmentationFault ${message.code} at ${hex(message.address)} after ${message.written} bytes`,
+          `mm ${mmId}: worker got ${message.code.startsWith('BUS') ? 'BusError' : 'SegmentationFault'} ${message.code} at ${hex(message.address)} after ${message.written} bytes`,
           false,
         );
         return;

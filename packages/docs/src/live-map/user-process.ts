@@ -12,6 +12,7 @@
  * @module
  */
 import {
+  BusError,
   Kernel,
   PAGE_SIZE,
   SegmentationFault,
@@ -62,7 +63,7 @@ const messageOf = (error: unknown): string =>
  * The message handler of one user process; `post` sends a message back to the main thread, and
  * `close` (default: nothing) ends the worker after an `exit`. The returned handler never rejects:
  * a write that touches a page with no PTE (or a read-only one) stops at that page and reports the
- * `SegmentationFault` as a `fault` message; any other failure is an `error` message.
+ * `SegmentationFault` or `BusError` as a `fault` message; any other failure is an `error` message.
  * Context: a worker thread (or any thread, in tests); never blocks, pauses with timers.
  */
 export function createUserProcess(
@@ -97,7 +98,7 @@ export function createUserProcess(
       if (!exited) post({ type: 'done', seq, written });
     } catch (error) {
       if (exited) return;
-      if (error instanceof SegmentationFault) {
+      if (error instanceof SegmentationFault || error instanceof BusError) {
         post({ type: 'fault', seq, written, code: error.code, address: error.address });
       } else {
         post({ type: 'error', seq, message: messageOf(error) });
