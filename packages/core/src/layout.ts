@@ -527,7 +527,7 @@ export interface Layout {
   readonly mmTableOffset: number;
   readonly threadTableOffset: number;
   readonly cacheTableOffset: number;
-  /** Start of the kmalloc range: −(totalFrames × PAGE_SIZE); it ends at {@link KMALLOC_END}. */
+  /** Start of the kmalloc range: −(totalFrames × PAGE_SIZE); it ends at `KMALLOC_END`. */
   readonly kmallocStart: number;
   /** Bytes of metadata, rounded up to whole frames. */
   readonly metadataBytes: number;
@@ -673,7 +673,7 @@ export function wordIndex(byteOffset: number): number {
 
 /**
  * A BPF ring buffer (`struct bpf_ringbuf`, `kernel/bpf/ringbuf.c`): one `VM_USERMAP` vmalloc area
- * whose frames are one physically contiguous run, {@link RINGBUF_META_PAGES} pages of positions
+ * whose frames are one physically contiguous run, `RINGBUF_META_PAGES` pages of positions
  * then the data pages (`dataBytes`, a power of two). Each position page is its own page, as in
  * Linux, so that a user mapping can give it its own protection (ringbuf-user.ts):
  *

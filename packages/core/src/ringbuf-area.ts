@@ -108,7 +108,7 @@ export class RingBuf extends RingOps {
 
 /**
  * `kernel.ringbufCreate`: a ring of `dataBytes` data bytes (a power of two, at least 2 pages, at
- * most {@link RINGBUF_MAX_DATA_SZ}), or null for a bad size or when no contiguous run of frames
+ * most `RINGBUF_MAX_DATA_SZ`), or null for a bad size or when no contiguous run of frames
  * is free. Context: any attached thread; takes vmap_area_lock.
  */
 export function ringbufCreate(mem: PhysMem, dataBytes: unknown): RingBuf | null {
