@@ -1,26 +1,16 @@
 /**
  * Typed views over mapped memory: which typed-array types a view may have, and the checks that
- * make a wrong one a clear error. Imported by the worker side; depends on nothing.
+ * make a wrong one a clear error. Imported by the worker side; its type list is core's.
  *
  * Kernel counterpart: none — a C process casts a pointer; a JavaScript typed array must start at a
  * multiple of its element size and cover one contiguous range of one buffer.
  *
  * @module
  */
+import type { TypedArrayConstructor } from '@sabvm/core';
 
-/** A typed-array constructor that `range.view` and `range.segments({ type })` accept. */
-export type TypedArrayConstructor =
-  | Int8ArrayConstructor
-  | Uint8ArrayConstructor
-  | Uint8ClampedArrayConstructor
-  | Int16ArrayConstructor
-  | Uint16ArrayConstructor
-  | Int32ArrayConstructor
-  | Uint32ArrayConstructor
-  | Float32ArrayConstructor
-  | Float64ArrayConstructor
-  | BigInt64ArrayConstructor
-  | BigUint64ArrayConstructor;
+/** A typed-array constructor that `range.view` and `range.segments({ type })` accept: core's. */
+export type { TypedArrayConstructor };
 
 const TYPES: ReadonlySet<unknown> = new Set<unknown>([
   Int8Array,
