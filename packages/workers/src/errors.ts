@@ -85,7 +85,7 @@ function isSegvCode(code: string | undefined): code is SegmentationFault['code']
 
 /**
  * Rebuild an error that a worker serialized: a `SegmentationFault` or `BusError` becomes a real
- * one (same `code`, `address`, message), a built-in error its own class, anything
+ * one (same `code`, `address`, message), a `SabvmError` a `SabvmError` (same `syscall`, `errno`), a built-in error its own class, anything
  * else an `Error` with the original `name`, `code` and `errno`. The worker's stack is kept.
  * Context: any thread; never throws.
  */
@@ -95,6 +95,12 @@ export function errorFromWire(wire: WireError): Error {
     error = new SegmentationFault(wire.code, wire.address);
   } else if (wire.name === 'BusError' && wire.code === 'BUS_ADRERR' && wire.address !== undefined) {
     error = new BusError(wire.code, wire.address);
+  } else if (
+    wire.name === 'SabvmError' &&
+    typeof wire.errno === 'number' &&
+    typeof wire.syscall === 'string'
+  ) {
+    error = new SabvmError(wire.syscall, wire.errno, '');
   } else {
     const Ctor = BUILTIN_ERRORS.get(wire.name) ?? Error;
     error = new Ctor(wire.message);

@@ -24,6 +24,7 @@ import {
   type RingBuf,
 } from '@sabvm/core';
 import { Piscina } from 'piscina';
+import { DispatchRings, type RingTask } from './dispatch.js';
 import { errorFromWire, SabvmError } from './errors.js';
 import {
   SabvmProcess,
@@ -90,6 +91,14 @@ export interface SabvmPoolOptions {
    * ({@link SabvmPool.ring}): results, logs, progress, with no message per record.
    */
   readonly ringBytes?: number;
+  /**
+   * How tasks reach the threads. `'ring'` (the default): through submission and completion queues
+   * in shared memory, io_uring style — a thread stays in its ring while there is work and takes a
+   * task in microseconds, with no `postMessage` per task. `'message'`: one Piscina message per task
+   * (the transport of earlier versions; kept for comparison). A pool with `readOnlyCheck` always
+   * uses `'message'`.
+   */
+  readonly transport?: 'ring' | 'message';
 }
 
 /** Options of a process-per-task run ({@link SabvmPool.run}). */
@@ -199,6 +208,9 @@ export class SabvmPool {
       this.#dispatch<R>(mmId, mappings, options),
   };
   readonly #readOnlyCheck: boolean;
+  /** The ring transport, or null for one message per task. */
+  readonly #rings: DispatchRings | null;
+  readonly #filename: string;
   #ticket = 0;
   #closed = false;
 
@@ -220,6 +232,12 @@ export class SabvmPool {
       throw new TypeError('SabvmPool: readOnlyCheck must be a boolean');
     }
     this.#readOnlyCheck = options.readOnlyCheck ?? false;
+    const { transport = 'ring' } = options;
+    if (transport !== 'ring' && transport !== 'message') {
+      throw new TypeError(
+        `SabvmPool: transport must be 'ring' or 'message', not ${inspect(transport)}`,
+      );
+    }
     this.kernel = kernelOf(options);
     const slots = new SharedArrayBuffer(maxInFlight * Int32Array.BYTES_PER_ELEMENT);
     this.#slots = new Int32Array(slots);
@@ -231,9 +249,10 @@ export class SabvmPool {
       user: options.workerData,
       ring: this.ring?.kaddr ?? -1,
     };
+    this.#filename = toPath(options.filename);
     this.piscina = new Piscina({
       ...options.piscina,
-      filename: toPath(options.filename),
+      filename: this.#filename,
       workerData: { [WORKER_DATA_KEY]: data },
     });
     this.piscina.on('workerCreate', () => {
@@ -246,6 +265,18 @@ export class SabvmPool {
         `SabvmPool: ${this.piscina.maxThreads} threads and this one need ${needed} kernel thread ` +
           `slots; the kernel has ${this.kernel.layout.maxThreads} (boot it with a larger maxThreads)`,
       );
+    }
+    try {
+      this.#rings =
+        transport === 'ring' && !this.#readOnlyCheck
+          ? new DispatchRings(this.kernel, this.piscina, maxInFlight, (threadId) =>
+              this.#threadExit(threadId),
+            )
+          : null;
+    } catch (error) {
+      void this.piscina.destroy();
+      this.ring?.free();
+      throw error;
     }
   }
 
@@ -263,13 +294,51 @@ export class SabvmPool {
    * Context: main thread (the pool's owner); does not block, awaits the task.
    */
   async run<R = unknown, A = unknown>(options: TaskOptions<A>): Promise<R> {
-    const proc = this.createProcess();
-    try {
-      const mappings = (options.areas ?? []).map((area) => proc.map(area));
-      return await this.#dispatch<R>(proc.id, mappings, options);
-    } finally {
-      proc.destroySync();
+    this.#assertOpen();
+    if (this.#rings !== null) {
+      return (await this.#rings.submit(this.#ringTask(-1, areaWords(options.areas), options))) as R;
     }
+    // one message per task: the address space is made only once the task has a slot, so that any
+    // number of tasks may wait for one
+    const slot = await this.#acquireSlot();
+    let proc: SabvmProcess | null = null;
+    try {
+      this.#assertOpen(); // close() may have run while this task waited for a slot
+      proc = this.createProcess();
+      const made = proc;
+      const mappings = (options.areas ?? []).map((area) => made.map(area));
+      return await this.#post<R>(slot, proc.id, mappings, options);
+    } finally {
+      proc?.destroySync();
+      this.#releaseSlot(slot);
+    }
+  }
+
+  /**
+   * Ids of the address spaces the pool's threads map tasks' areas into (the ring transport: one
+   * per thread in its ring, with no mapping between tasks; destroyed when the thread leaves its
+   * ring, which it does after a short idle time and on close).
+   */
+  get threadAddressSpaceIds(): readonly number[] {
+    return this.#rings?.addressSpaceIds ?? [];
+  }
+
+  /** kaddr of the vmalloc area of the submission and completion rings, or null (`'message'`). */
+  get dispatchArea(): number | null {
+    return this.#rings?.area ?? null;
+  }
+
+  #ringTask(mmId: number, ranges: readonly unknown[], options: RunOptions): RingTask {
+    return {
+      filename: options.filename === undefined ? this.#filename : toPath(options.filename),
+      name: options.name ?? '',
+      mmId,
+      ranges,
+      arg: options.arg,
+      signal: options.signal,
+      timeout: options.timeout,
+      timeoutError: (cause) => timeoutError(options, cause),
+    };
   }
 
   /**
@@ -315,6 +384,7 @@ export class SabvmPool {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#rings?.close();
     await this.piscina.close();
     await Promise.all([...this.#processes].map((proc) => proc.destroy()));
     this.ring?.free(); // a poll still waiting on it returns
@@ -327,10 +397,28 @@ export class SabvmPool {
    */
   async #dispatch<R>(mmId: number, mappings: readonly Mapping[], options: RunOptions): Promise<R> {
     this.#assertOpen();
-    this.#trackThreads();
+    if (this.#rings !== null) {
+      const words = mappings.flatMap((m) => [m.uaddr, m.length, m.prot]);
+      return (await this.#rings.submit(this.#ringTask(mmId, words, options))) as R;
+    }
     const slot = await this.#acquireSlot();
     try {
       this.#assertOpen(); // close() may have run while this task waited for a slot
+      return await this.#post<R>(slot, mmId, mappings, options);
+    } finally {
+      this.#releaseSlot(slot);
+    }
+  }
+
+  /** Post one task through Piscina in task-state slot `slot`; settle as `#dispatch` does. */
+  async #post<R>(
+    slot: number,
+    mmId: number,
+    mappings: readonly Mapping[],
+    options: RunOptions,
+  ): Promise<R> {
+    this.#trackThreads();
+    {
       const ticket = this.#nextTicket();
       const message: TaskMessage = {
         regs: encodeRegs(mmId, slot, ticket, mappings),
@@ -373,8 +461,6 @@ export class SabvmPool {
       }
       if ('error' in reply) throw errorFromWire(reply.error);
       throw new Error('SabvmPool: the task was cancelled before it started');
-    } finally {
-      this.#releaseSlot(slot);
     }
   }
 
@@ -459,6 +545,23 @@ Object.defineProperty(SabvmPool.prototype, inspect.custom, {
 export function taskMessageBytes(mappings: readonly Mapping[], arg?: unknown): number {
   const message: TaskMessage = { regs: encodeRegs(0, 0, 1, mappings), arg };
   return serialize(message).length;
+}
+
+/**
+ * A task's areas as `[kaddr, length, prot]` triples, as given (`undefined` for a length or prot
+ * not given); the rings carry them, and the thread's mapping refuses bad ones with the same errors
+ * as `SabvmProcess.map`.
+ */
+function areaWords(areas: readonly (AreaSpec | number)[] | undefined): unknown[] {
+  const words: unknown[] = [];
+  for (const area of areas ?? []) {
+    if (typeof area === 'number') words.push(area, undefined, undefined);
+    else {
+      const spec = (area ?? {}) as Partial<AreaSpec>;
+      words.push(spec.kaddr, spec.length, spec.prot);
+    }
+  }
+  return words;
 }
 
 function encodeRegs(

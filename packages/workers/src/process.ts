@@ -9,43 +9,12 @@
  *
  * @module
  */
-import {
-  EBUSY,
-  EINVAL,
-  MAP_SHARED,
-  PAGE_SIZE,
-  PROT_READ,
-  PROT_WRITE,
-  remapPartial,
-  VM_USERMAP,
-  type AddressSpace,
-  type Kernel,
-  type VmArea,
-} from '@sabvm/core';
+import { EBUSY, EINVAL, type AddressSpace, type Kernel } from '@sabvm/core';
 import { inspect } from 'node:util';
 import { SabvmError } from './errors.js';
+import { mapArea, pageRound, type AreaSpec, type Mapping } from './map-area.js';
 
-/** A vmalloc area (or part of one) to map into a process. */
-export interface AreaSpec {
-  /** Kernel address from `kernel.vmallocUser`, or a page-aligned address inside such an area. */
-  readonly kaddr: number;
-  /** Bytes to map from `kaddr`; default: the rest of the area. */
-  readonly length?: number;
-  /** `PROT_*` of the mapping; default `PROT_READ | PROT_WRITE`. */
-  readonly prot?: number;
-}
-
-/** One mapping of a vmalloc area in a process, as the main thread sees it. Immutable. */
-export interface Mapping {
-  /** User address of the first byte. */
-  readonly uaddr: number;
-  /** Bytes the task sees (the VMA is rounded up to whole pages). */
-  readonly length: number;
-  /** `PROT_*` of the mapping. */
-  readonly prot: number;
-  /** The kernel address it maps. */
-  readonly kaddr: number;
-}
+export type { AreaSpec, Mapping } from './map-area.js';
 
 /** Options of one task run (`SabvmPool.run`, {@link SabvmProcess.run}). */
 export interface RunOptions<A = unknown> {
@@ -87,36 +56,8 @@ export interface ProcessRunOptions<A = unknown> extends RunOptions<A> {
   readonly areas?: readonly (AreaSpec | number)[];
 }
 
-function pageRound(length: number): number {
-  return Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
-}
-
 function hex(n: number): string {
   return `0x${n.toString(16)}`;
-}
-
-/** A kaddr for a message: hex when it is a number, its type otherwise. */
-function showAddress(kaddr: unknown): string {
-  return typeof kaddr === 'number' && Number.isSafeInteger(kaddr) && kaddr >= 0
-    ? hex(kaddr)
-    : `of type ${typeof kaddr} (${String(kaddr)})`;
-}
-
-/**
- * The rule of `remapPartial`'s table (KERNEL-CONTRACT.md) that mapping `length` bytes at `kaddr`
- * of `area` breaks, said in words with a hint, or null when it breaks none of the area's rules.
- */
-function remapRule(area: VmArea, kaddr: number, length: number): string | null {
-  if (!Number.isSafeInteger(length) || length <= 0)
-    return `length ${String(length)} is not a positive whole number of bytes`;
-  if (kaddr % PAGE_SIZE !== 0)
-    return `kaddr ${hex(kaddr)} is not page-aligned (a multiple of ${PAGE_SIZE}); the area starts at ${hex(area.addr)}`;
-  if ((area.flags & VM_USERMAP) === 0)
-    return `the area at ${hex(area.addr)} has no VM_USERMAP: it came from vmalloc or vzalloc; allocate it with kernel.vmallocUser to map it into a process`;
-  const backed = area.nrPages * PAGE_SIZE;
-  if (kaddr - area.addr + pageRound(length) > backed)
-    return `[${hex(kaddr)}, ${hex(kaddr + length)}) runs past the end of the area at ${hex(area.addr)} (${backed} backed bytes)`;
-  return null;
 }
 
 /**
@@ -180,27 +121,7 @@ export class SabvmProcess {
   map(area: AreaSpec | number): Mapping {
     this.#assertAlive();
     const spec: AreaSpec = typeof area === 'number' ? { kaddr: area } : area;
-    const vmArea = typeof spec.kaddr === 'number' ? this.#kernel.findVmArea(spec.kaddr) : null;
-    if (vmArea === null) {
-      throw new SabvmError(
-        'remapPartial',
-        -EINVAL,
-        `no live vmalloc area contains kaddr ${showAddress(spec.kaddr)} (freed, never allocated, or not a kernel address)`,
-      );
-    }
-    const length = spec.length ?? vmArea.nrPages * PAGE_SIZE - (spec.kaddr - vmArea.addr);
-    const prot = spec.prot ?? PROT_READ | PROT_WRITE;
-    const rule = remapRule(vmArea, spec.kaddr, length);
-    if (rule !== null) throw new SabvmError('remapPartial', -EINVAL, rule);
-    const uaddr = this.mm.mmap(0, length, prot, MAP_SHARED);
-    if (uaddr < 0) throw new SabvmError('mmap', uaddr, `${length} bytes, prot ${prot}`);
-    const vma = this.mm.findVma(uaddr);
-    const rc = vma === null ? -EINVAL : remapPartial(vma, uaddr, spec.kaddr, length);
-    if (rc < 0) {
-      this.mm.munmap(uaddr, pageRound(length));
-      throw new SabvmError('remapPartial', rc, `kaddr ${hex(spec.kaddr)}, ${length} bytes`);
-    }
-    const mapping: Mapping = { uaddr, length, prot, kaddr: spec.kaddr };
+    const mapping = mapArea(this.#kernel, this.mm, spec.kaddr, spec.length, spec.prot);
     this.#mappings.push(mapping);
     return mapping;
   }

@@ -89,6 +89,8 @@ export interface WireError {
   readonly address: number | undefined;
   /** `errno` of a Node-style system error. */
   readonly errno: number | undefined;
+  /** `syscall` of a Node-style system error (`SabvmError`'s kernel call). */
+  readonly syscall?: string | undefined;
 }
 
 /** A worker's answer to one task. */

@@ -19,29 +19,44 @@ if (!existsSync(built) || statSync(built).mtimeMs < statSync(source).mtimeMs) {
 export interface Rig {
   readonly kernel: Kernel;
   readonly pool: SabvmPool;
-  /** `freeFrames` with no address space alive (after the test's own vmalloc areas). */
+  /** {@link spareFrames} with no process alive (after the test's own vmalloc areas). */
   freeFrames: number;
+}
+
+/**
+ * Frames free, plus the page directories and tables held by address spaces: the pool's threads
+ * keep one address space each while they serve their rings (empty between tasks, its page tables
+ * kept for the next task), so that is what must come back after every task.
+ */
+export function spareFrames(kernel: Kernel): number {
+  const { freeFrames, pageTableFrames } = kernel.stats();
+  return freeFrames + pageTableFrames;
 }
 
 /** Boot a kernel and a pool of real Piscina threads over the fixture tasks. */
 export function rig(memoryBytes: number = 32 * MiB, maxThreads = 2): Rig {
   const kernel = Kernel.boot({ memoryBytes });
   const pool = new SabvmPool({ kernel, filename: TASKS, piscina: { minThreads: 1, maxThreads } });
-  return { kernel, pool, freeFrames: kernel.stats().freeFrames };
+  return { kernel, pool, freeFrames: spareFrames(kernel) };
 }
 
 /** A vmallocUser area, with the rig's frame baseline moved past it. */
 export function area(r: Rig, bytes: number): number {
   const kaddr = r.kernel.vmallocUser(bytes);
   if (kaddr === null) throw new Error(`vmallocUser(${bytes}) failed`);
-  r.freeFrames = r.kernel.stats().freeFrames;
+  r.freeFrames = spareFrames(r.kernel);
   return kaddr;
 }
 
-/** No address space left, every frame back, every invariant holding. */
+/**
+ * No process left (the pool threads' own address spaces, if any, hold no mapping), every frame
+ * back, every invariant holding.
+ */
 export function expectNoProcessLeft(r: Rig): void {
-  expect(r.kernel.addressSpaceIds()).toEqual([]);
-  expect(r.kernel.stats().freeFrames).toBe(r.freeFrames);
+  const threads = r.pool.threadAddressSpaceIds;
+  expect(r.kernel.addressSpaceIds().filter((id) => !threads.includes(id))).toEqual([]);
+  for (const id of threads) expect(r.kernel.addressSpace(id).maps()).toBe('');
+  expect(spareFrames(r.kernel)).toBe(r.freeFrames);
   r.kernel.checkInvariants();
 }
 

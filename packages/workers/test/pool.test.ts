@@ -1,7 +1,16 @@
 import { Kernel, PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault } from '@sabvm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SabvmError, SabvmPool } from '../src/index.js';
-import { area, expectNoProcessLeft, MiB, rig, TASKS, waitChange, type Rig } from './harness.js';
+import {
+  area,
+  expectNoProcessLeft,
+  MiB,
+  rig,
+  spareFrames,
+  TASKS,
+  waitChange,
+  type Rig,
+} from './harness.js';
 
 interface DescribeSelf {
   ranges: { length: number; prot: number; writable: boolean }[];
@@ -247,7 +256,7 @@ describe('SabvmPool lifetime', () => {
       piscina: { maxThreads: 2 },
     });
     const k = pool.kernel.vmallocUser(PAGE_SIZE)!;
-    const free = pool.kernel.stats().freeFrames;
+    const free = spareFrames(pool.kernel);
     const values = [1, 2, 3, 4];
     const done: number[] = [];
     await Promise.all(
@@ -258,7 +267,7 @@ describe('SabvmPool lifetime', () => {
     );
     expect(done).toEqual(values); // one slot: strictly one after the other, in order
     expect(pool.kernel.readKernel(k, 1)[0]).toBe(4);
-    expect(pool.kernel.stats().freeFrames).toBe(free);
+    expect(spareFrames(pool.kernel)).toBe(free);
     await pool.close();
     expect(
       () => new SabvmPool({ filename: TASKS, kernel: pool.kernel, maxTasksInFlight: 0 }),
