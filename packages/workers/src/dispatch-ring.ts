@@ -244,5 +244,9 @@ export function writeRegistry(
 /** `Atomics.pause` where the runtime has it (Node 24+), else nothing: the body of a spin loop. */
 export const cpuRelax: () => void = (() => {
   const pause = (Atomics as unknown as { pause?: () => void }).pause;
-  return typeof pause === 'function' ? () => pause.call(Atomics) : () => undefined;
+  return typeof pause === 'function'
+    ? () => {
+        pause.call(Atomics);
+      }
+    : () => undefined;
 })();

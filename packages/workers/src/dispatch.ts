@@ -80,10 +80,7 @@ const MAX_TIMER_MS = 0x7fffffff;
  * source (the package's own tests), the built one in `dist` — as task modules import it.
  */
 const SERVICE = fileURLToPath(
-  new URL(
-    import.meta.url.endsWith('.ts') ? '../dist/service.js' : './service.js',
-    import.meta.url,
-  ),
+  new URL(import.meta.url.endsWith('.ts') ? '../dist/service.js' : './service.js', import.meta.url),
 );
 
 /** One task on its way through the rings. */
@@ -386,11 +383,10 @@ export class DispatchRings {
       ring: ring.id,
       port: port2,
     };
-    const service = this.#piscina.run(message, { filename: SERVICE, transferList: [port2] });
-    ring.service = service;
-    service.then(
-      () => void this.#left(ring, null),
-      (error: unknown) => void this.#left(ring, error),
+    // settles once the thread has left the ring and the ring is cleaned up
+    ring.service = this.#piscina.run(message, { filename: SERVICE, transferList: [port2] }).then(
+      () => this.#left(ring, null),
+      (error: unknown) => this.#left(ring, error),
     );
     return true;
   }
@@ -496,7 +492,7 @@ export class DispatchRings {
             await new Promise((resolve) => setImmediate(resolve));
             slice = performance.now();
           } else {
-            await null; // let the callers' continuations run (they may submit more)
+            await Promise.resolve(); // the callers' continuations run first (they may submit more)
           }
           continue;
         }
@@ -563,7 +559,8 @@ export class DispatchRings {
     if (how === ARG_NUMBER) value = word;
     else if (how === ARG_DATA) {
       const start = index * DATA_BYTES;
-      value = deserialize(data.subarray(start, start + word));
+      // a copy: v8.deserialize hands back typed arrays as views of its input
+      value = deserialize(data.slice(start, start + word));
     } else if (how === ARG_PORT) value = receiveMessageOnPort(ring.port!)?.message;
     if (kind === RES_CANCELLED) this.#settle(job, false, abortError(undefined));
     else if (kind === RES_OK) this.#settle(job, true, value);
@@ -596,11 +593,9 @@ export class DispatchRings {
       Atomics.store(ring.views.ctl, C_STOP, 1);
       Atomics.store(ring.views.ctl, C_NEED_WAKEUP, 0);
       Atomics.notify(ring.views.ctl, C_NEED_WAKEUP);
-      services.push(ring.service.catch(() => undefined));
+      services.push(ring.service);
     }
     await Promise.all(services);
-    // #left runs from the services' own handlers, registered first
-    await null;
   }
 
   /**

@@ -232,7 +232,7 @@ export class SabvmPool {
       throw new TypeError('SabvmPool: readOnlyCheck must be a boolean');
     }
     this.#readOnlyCheck = options.readOnlyCheck ?? false;
-    const { transport = 'ring' } = options;
+    const transport: unknown = options.transport ?? 'ring';
     if (transport !== 'ring' && transport !== 'message') {
       throw new TypeError(
         `SabvmPool: transport must be 'ring' or 'message', not ${inspect(transport)}`,
@@ -554,12 +554,12 @@ export function taskMessageBytes(mappings: readonly Mapping[], arg?: unknown): n
  */
 function areaWords(areas: readonly (AreaSpec | number)[] | undefined): unknown[] {
   const words: unknown[] = [];
-  for (const area of areas ?? []) {
-    if (typeof area === 'number') words.push(area, undefined, undefined);
-    else {
-      const spec = (area ?? {}) as Partial<AreaSpec>;
-      words.push(spec.kaddr, spec.length, spec.prot);
-    }
+  for (const area of (areas ?? []) as unknown[]) {
+    // a caller without types may pass anything: a non-object maps as { kaddr: area }
+    const spec = (
+      typeof area === 'object' && area !== null ? area : { kaddr: area }
+    ) as Partial<AreaSpec>;
+    words.push(spec.kaddr, spec.length, spec.prot);
   }
   return words;
 }

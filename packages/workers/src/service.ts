@@ -202,11 +202,11 @@ class RingService {
       const mm = given ? kernel.addressSpace(sqes[base + E_MM] ?? 0) : this.#mm;
       const ranges: MappedRange[] = [];
       for (let r = 0; r < words.length; r += RANGE_WORDS) {
-        const addr = words[r] as number;
+        const addr = words[r]!;
         const length = words[r + 1];
         const prot = words[r + 2];
         if (given) {
-          ranges.push(new UserRange(mm, addr, length as number, prot as number));
+          ranges.push(new UserRange(mm, addr, length!, prot!));
         } else {
           const m = mapArea(
             kernel,
@@ -229,8 +229,12 @@ class RingService {
       return undefined;
     }
     return Promise.resolve(value).then(
-      (settled) => this.#finish(index, mapped, RES_OK, settled),
-      (error: unknown) => this.#finish(index, mapped, RES_ERROR, error),
+      (settled) => {
+        this.#finish(index, mapped, RES_OK, settled);
+      },
+      (error: unknown) => {
+        this.#finish(index, mapped, RES_ERROR, error);
+      },
     );
   }
 
@@ -253,7 +257,8 @@ class RingService {
     if (kind === ARG_NUMBER) return { arg: sqes[base + E_ARG], ranges, inline: true };
     if (kind === ARG_DATA) {
       const start = index * DATA_BYTES;
-      const arg: unknown = deserialize(data.subarray(start, start + (sqes[base + E_ARG] ?? 0)));
+      // a copy: v8.deserialize hands back typed arrays as views of its input
+      const arg: unknown = deserialize(data.slice(start, start + (sqes[base + E_ARG] ?? 0)));
       return { arg, ranges, inline: true };
     }
     return { arg: undefined, ranges, inline: true };

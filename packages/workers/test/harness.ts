@@ -24,19 +24,29 @@ export interface Rig {
 }
 
 /**
- * Frames free, plus the page directories and tables held by address spaces: the pool's threads
+ * Frames free (or freed and waiting for a grace period), plus the page directories and tables
+ * held by address spaces: the pool's threads
  * keep one address space each while they serve their rings (empty between tasks, its page tables
  * kept for the next task), so that is what must come back after every task.
  */
 export function spareFrames(kernel: Kernel): number {
-  const { freeFrames, pageTableFrames } = kernel.stats();
-  return freeFrames + pageTableFrames;
+  const { freeFrames, deferredFrames, pageTableFrames } = kernel.stats();
+  return freeFrames + deferredFrames + pageTableFrames;
 }
 
 /** Boot a kernel and a pool of real Piscina threads over the fixture tasks. */
-export function rig(memoryBytes: number = 32 * MiB, maxThreads = 2): Rig {
+export function rig(
+  memoryBytes: number = 32 * MiB,
+  maxThreads = 2,
+  transport: 'ring' | 'message' = 'ring',
+): Rig {
   const kernel = Kernel.boot({ memoryBytes });
-  const pool = new SabvmPool({ kernel, filename: TASKS, piscina: { minThreads: 1, maxThreads } });
+  const pool = new SabvmPool({
+    kernel,
+    filename: TASKS,
+    piscina: { minThreads: 1, maxThreads },
+    transport,
+  });
   return { kernel, pool, freeFrames: spareFrames(kernel) };
 }
 

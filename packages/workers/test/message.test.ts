@@ -16,12 +16,12 @@ function isTaskEnvelope(message: unknown): message is { task: TaskMessage } {
   return task?.regs instanceof Float64Array;
 }
 
-describe('the task message', () => {
+describe('the task message (transport: message)', () => {
   let r: Rig;
   let kaddr: number;
 
   beforeAll(() => {
-    r = rig(80 * MiB, 1);
+    r = rig(80 * MiB, 1, 'message');
     kaddr = area(r, 64 * MiB);
     proto.postMessage = function (this: MessagePort, message: unknown, transfer?: unknown): void {
       if (isTaskEnvelope(message)) {
@@ -65,5 +65,35 @@ describe('the task message', () => {
     expect(taskMessageBytes([m(PAGE_SIZE), m(PAGE_SIZE)]) - taskMessageBytes([m(PAGE_SIZE)])).toBe(
       3 * Float64Array.BYTES_PER_ELEMENT,
     );
+  });
+});
+
+describe('the ring transport', () => {
+  it('posts no message at all per task, whatever the size of the mapped data', async () => {
+    const r = rig(80 * MiB, 1);
+    const kaddr = area(r, 64 * MiB);
+    const label = { label: 'same' };
+    // the first task starts the thread's ring service: one Piscina message, once
+    await r.pool.run({ areas: [{ kaddr, length: PAGE_SIZE }], name: 'describeSelf', arg: label });
+    let messages = 0;
+    proto.postMessage = function (this: MessagePort, message: unknown, transfer?: unknown): void {
+      messages++;
+      originalPostMessage.call(this, message, transfer);
+    };
+    try {
+      for (const length of [PAGE_SIZE, 64 * 1024, MiB, 16 * MiB, 64 * MiB]) {
+        const info = await r.pool.run<{ ranges: { length: number }[] }>({
+          areas: [{ kaddr, length }],
+          name: 'describeSelf',
+          arg: label,
+        });
+        expect(info.ranges[0]!.length).toBe(length);
+      }
+      expect(messages).toBe(0);
+    } finally {
+      proto.postMessage = originalPostMessage;
+    }
+    expectNoProcessLeft(r);
+    await r.pool.close();
   });
 });

@@ -5,7 +5,7 @@
 import { PAGE_SIZE, PROT_READ, SegmentationFault } from '@sabvm/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SabvmPool } from '../src/index.js';
-import { MiB, TASKS, area, expectNoProcessLeft, rig } from './harness.js';
+import { MiB, TASKS, area, expectNoProcessLeft, rig, spareFrames } from './harness.js';
 
 const plain = rig(16 * MiB, 1);
 const checked = {
@@ -32,13 +32,13 @@ describe('read-only mappings', () => {
     });
     expect(plain.kernel.readKernel(kaddr + 5, 1)[0]).toBe(0x42);
     plain.kernel.vfree(kaddr);
-    plain.freeFrames = plain.kernel.stats().freeFrames;
+    plain.freeFrames = spareFrames(plain.kernel);
     expectNoProcessLeft(plain);
   });
 
   it('with readOnlyCheck, fail the task with SEGV_ACCERR at the first changed page, naming the task', async () => {
     const kaddr = area(checked, 4 * PAGE_SIZE);
-    checked.freeFrames = checked.kernel.stats().freeFrames;
+    checked.freeFrames = spareFrames(checked.kernel);
     const error = (await checked.pool
       .run({
         areas: [{ kaddr, prot: PROT_READ }],
@@ -62,7 +62,7 @@ describe('read-only mappings', () => {
       arg: { offset: 0, value: 3 },
     });
     checked.kernel.vfree(kaddr);
-    checked.freeFrames = checked.kernel.stats().freeFrames;
+    checked.freeFrames = spareFrames(checked.kernel);
     expectNoProcessLeft(checked);
   });
 

@@ -7,7 +7,7 @@ import { PAGE_SIZE } from '@sabvm/core';
 import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { bindTasks } from '../src/index.js';
 import type * as tasks from './fixtures/tasks.mjs';
-import { MiB, area, expectNoProcessLeft, rig } from './harness.js';
+import { MiB, area, expectNoProcessLeft, rig, spareFrames } from './harness.js';
 
 const r = rig(16 * MiB, 1);
 afterAll(() => r.pool.close());
@@ -37,7 +37,7 @@ describe('bindTasks', () => {
     expect(await run.checksum({ areas: [kaddr], arg: undefined })).toBe(3 * PAGE_SIZE);
     expect(await run.countRanges({ arg: undefined })).toBe(0);
     r.kernel.vfree(kaddr);
-    r.freeFrames = r.kernel.stats().freeFrames;
+    r.freeFrames = spareFrames(r.kernel);
     expectNoProcessLeft(r);
   });
 
@@ -56,7 +56,7 @@ describe('bindTasks', () => {
     expect(proc.mappings).toEqual([m]);
     await proc.destroy();
     r.kernel.vfree(kaddr);
-    r.freeFrames = r.kernel.stats().freeFrames;
+    r.freeFrames = spareFrames(r.kernel);
     expectNoProcessLeft(r);
   });
 });

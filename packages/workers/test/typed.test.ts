@@ -5,7 +5,7 @@
 import { inspect } from 'node:util';
 import { PAGE_SIZE } from '@sabvm/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MiB, area, expectNoProcessLeft, rig } from './harness.js';
+import { MiB, area, expectNoProcessLeft, rig, spareFrames } from './harness.js';
 
 const r = rig(32 * MiB);
 afterAll(() => r.pool.close());
@@ -22,14 +22,14 @@ function splitArea(pages: number): number {
   hold.forEach((a, i) => {
     if (i % 2 === 1) k.vfree(a);
   });
-  r.freeFrames = k.stats().freeFrames;
+  r.freeFrames = spareFrames(k);
   return kaddr;
 }
 
 describe('typed views in tasks', () => {
   it('gives one Float32Array over a contiguous area, zero-copy both ways', async () => {
     const kaddr = r.kernel.vmallocUser(4 * MiB, { contiguous: true })!;
-    r.freeFrames = r.kernel.stats().freeFrames;
+    r.freeFrames = spareFrames(r.kernel);
     expect(await r.pool.run({ areas: [kaddr], name: 'fillIndex' })).toBe(MiB);
     const result = await r.pool.run<{ sum: number; length: number; type: string }>({
       areas: [{ kaddr, prot: 1 }],
@@ -47,7 +47,7 @@ describe('typed views in tasks', () => {
       length: 16,
     });
     r.kernel.vfree(kaddr);
-    r.freeFrames = r.kernel.stats().freeFrames;
+    r.freeFrames = spareFrames(r.kernel);
     expectNoProcessLeft(r);
   });
 
@@ -66,7 +66,7 @@ describe('typed views in tasks', () => {
     expect(segs.every(([type]) => type === 'Float64Array')).toBe(true);
     expect(segs.reduce((n, [, length]) => n + length, 0)).toBe((4 * PAGE_SIZE) / 8);
     r.kernel.vfree(kaddr);
-    r.freeFrames = r.kernel.stats().freeFrames;
+    r.freeFrames = spareFrames(r.kernel);
     expectNoProcessLeft(r);
   });
 
@@ -87,7 +87,7 @@ describe('typed views in tasks', () => {
       r.pool.run({ areas: [kaddr], name: 'sumFloat32', arg: { offset: 0, length: 2 * PAGE_SIZE } }),
     ).rejects.toThrow(/outside the range of 4096 bytes at 0x/);
     r.kernel.vfree(kaddr);
-    r.freeFrames = r.kernel.stats().freeFrames;
+    r.freeFrames = spareFrames(r.kernel);
     expectNoProcessLeft(r);
   });
 });
@@ -110,7 +110,7 @@ describe('footguns', () => {
     expect(copy).toBeInstanceOf(Uint8Array);
     expect(copy.buffer).not.toBeInstanceOf(SharedArrayBuffer);
     r.kernel.vfree(kaddr);
-    r.freeFrames = r.kernel.stats().freeFrames;
+    r.freeFrames = spareFrames(r.kernel);
     expectNoProcessLeft(r);
   });
 
@@ -130,7 +130,7 @@ describe('footguns', () => {
     });
     await proc.destroy();
     r.kernel.vfree(kaddr);
-    r.freeFrames = r.kernel.stats().freeFrames;
+    r.freeFrames = spareFrames(r.kernel);
     expectNoProcessLeft(r);
   });
 
