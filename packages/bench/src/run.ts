@@ -11,6 +11,7 @@ import { machineInfo } from './machine.js';
 import { reportHtml } from './report-html.js';
 import { RESULT_SCHEMA, type BenchRun, type RunConfig, type SuiteResult } from './results.js';
 import { accessSuite } from './suites/access.js';
+import { dispatchSuite } from './suites/dispatch.js';
 import { handoffSuite } from './suites/handoff.js';
 import { kmallocSuite } from './suites/kmalloc.js';
 import { metadataSuite } from './suites/metadata.js';
@@ -28,6 +29,7 @@ export const SUITES: readonly Suite[] = [
   vmallocSuite,
   accessSuite,
   handoffSuite,
+  dispatchSuite,
   scalingSuite,
   metadataSuite,
   workloadsSuite,

@@ -8,6 +8,7 @@
  * @module
  */
 import { ACCESS } from './suites/access.js';
+import { DISPATCH } from './suites/dispatch.js';
 import { HANDOFF } from './suites/handoff.js';
 import { KMALLOC } from './suites/kmalloc.js';
 import { METADATA } from './suites/metadata.js';
@@ -309,6 +310,57 @@ export const TARGETS: readonly TargetSpec[] = [
     threshold: 1.1,
     source: { suite: 'kmalloc', measure: KMALLOC.memory },
   },
+  {
+    id: '23',
+    what: 'an empty task awaited one at a time (1 thread)',
+    ratio: 'tasks/s ÷ Piscina run (a round trip ≤ 0.2×)',
+    op: '>=',
+    threshold: 5,
+    source: {
+      suite: 'dispatch',
+      group: DISPATCH.roundTrip,
+      ratio: ratioName(DISPATCH.ring, DISPATCH.piscina),
+    },
+  },
+  {
+    id: '24',
+    what: 'empty tasks pipelined on 2 threads',
+    ratio: 'tasks/s ÷ Piscina run',
+    op: '>=',
+    threshold: 10,
+    source: {
+      suite: 'dispatch',
+      group: DISPATCH.pipelined,
+      ratio: ratioName(DISPATCH.ring, DISPATCH.piscina),
+    },
+  },
+  ...(['4 KiB', '1 MiB', '16 MiB'] as const).flatMap((size): TargetSpec[] => [
+    {
+      id: `25 (${size})`,
+      what: `${size} hand-off of an area holding the data (map + run touching every page + unmap)`,
+      ratio: 'time ÷ pre-shared-offset lower bound',
+      op: '<=',
+      threshold: 0.8,
+      source: {
+        suite: 'handoff',
+        group: size,
+        ratio: ratioName(HANDOFF.sabvmExisting, 'lower bound'),
+        invert: true,
+      },
+    },
+    {
+      id: `26 (${size})`,
+      what: `${size} hand-off of an area holding the data, against Piscina.move`,
+      ratio: 'tasks/s ÷ Piscina.move',
+      op: '>=',
+      threshold: 1,
+      source: {
+        suite: 'handoff',
+        group: size,
+        ratio: ratioName(HANDOFF.sabvmExisting, 'move'),
+      },
+    },
+  ]),
 ];
 
 function figure(source: Source, suites: readonly SuiteResult[]): [number, number, number] | null {

@@ -250,3 +250,29 @@ export const cpuRelax: () => void = (() => {
       }
     : () => undefined;
 })();
+
+/**
+ * Whether to poll before sleeping: polling a few tens of microseconds catches the other side's
+ * next move without a wake-up, when both sides have a core each. When cores are short (more
+ * runnable threads than cores), a poller only delays the thread it waits for: polls then keep
+ * failing, and this policy stops polling, probing again now and then.
+ */
+export class SpinPolicy {
+  #credit = 4;
+  #probe = 0;
+
+  /** Poll this time? Context: the thread that owns the policy. */
+  get spin(): boolean {
+    return this.#credit > 0 || (++this.#probe & 15) === 0;
+  }
+
+  /** The poll caught what it waited for. */
+  hit(): void {
+    this.#credit = Math.min(8, this.#credit + 2);
+  }
+
+  /** The poll ran out: the thread slept after all. */
+  miss(): void {
+    this.#credit = Math.max(0, this.#credit - 1);
+  }
+}

@@ -58,6 +58,7 @@ import {
   SQ_ENTRIES,
   SQE_F_MM_GIVEN,
   SQE_MAX_RANGES,
+  SpinPolicy,
   SQE_WORDS,
   writeRegistry,
   type RingViews,
@@ -68,6 +69,8 @@ import { claimant, MAX_TICKET, SLOT_IDLE, type WireError } from './protocol.js';
 
 /** How long the owner polls the completion queues before it sleeps, in milliseconds. */
 const SPIN_MS = 0.05;
+/** Microtask turns the owner yields before it polls (a caller's `await` chain to its next run). */
+const YIELD_TURNS = 4;
 /** Longest run of completions handled before the event loop gets a turn, in milliseconds. */
 const SLICE_MS = 2;
 /** Idle time after which the threads leave their rings (and stop keeping the process alive). */
@@ -162,7 +165,9 @@ export class DispatchRings {
   readonly #bytes: Uint8Array;
   readonly #header: Int32Array;
   readonly #rings: Ring[] = [];
-  readonly #handlers = new Map<string, number>();
+  /** Registry offsets, by task module and export name. */
+  readonly #handlers = new Map<string, Map<string, number>>();
+  #count = 0;
   #registryUsed = 0;
   readonly #pending: Job[] = [];
   #pendingHead = 0;
@@ -172,6 +177,7 @@ export class DispatchRings {
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #drained: (() => void)[] = [];
   #closed = false;
+  readonly #policy = new SpinPolicy();
 
   /**
    * Make the rings (one vmalloc area). Throws {@link SabvmError} `ENOMEM` when the kernel has no
@@ -429,17 +435,22 @@ export class DispatchRings {
 
   /** The registry offset of a task module's export; registers it on first use. */
   #handler(filename: string, name: string): number {
-    const key = `${filename}\n${name}`;
-    const known = this.#handlers.get(key);
+    let names = this.#handlers.get(filename);
+    if (names === undefined) {
+      names = new Map();
+      this.#handlers.set(filename, names);
+    }
+    const known = names.get(name);
     if (known !== undefined) return known;
     const written = writeRegistry(this.#bytes, this.#registryUsed, filename, name);
     if (written === null) {
       throw new RangeError(
-        `SabvmPool: too many task modules and export names for the rings' registry (${this.#handlers.size} so far)`,
+        `SabvmPool: too many task modules and export names for the rings' registry (${this.#count} so far)`,
       );
     }
     this.#registryUsed = written[1];
-    this.#handlers.set(key, written[0]);
+    names.set(name, written[0]);
+    this.#count++;
     return written[0];
   }
 
@@ -487,21 +498,25 @@ export class DispatchRings {
     let slice = performance.now();
     try {
       while (this.#inFlight > 0) {
-        if (this.#reapAll() > 0) {
-          if (performance.now() - slice > SLICE_MS) {
-            await new Promise((resolve) => setImmediate(resolve));
-            slice = performance.now();
-          } else {
-            await Promise.resolve(); // the callers' continuations run first (they may submit more)
-          }
-          continue;
+        if (performance.now() - slice > SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve)); // the event loop gets a turn
+          slice = performance.now();
         }
         const seen = Atomics.load(this.#header, H_DOORBELL);
-        if (this.#reapAll() > 0) continue;
-        // every continuation waiting for a microtask runs before we poll
-        await new Promise((resolve) => setImmediate(resolve));
-        slice = performance.now();
-        if (this.#inFlight === 0 || this.#pollDoorbell(seen)) continue;
+        if (this.#reapAll() > 0) {
+          await Promise.resolve(); // the callers' continuations run first (they may submit more)
+          continue;
+        }
+        // a caller awaiting one task at a time submits its next a few microtask turns later
+        for (let turn = 0; turn < YIELD_TURNS; turn++) await Promise.resolve();
+        if (this.#inFlight === 0) continue;
+        if (this.#policy.spin) {
+          if (this.#pollDoorbell(seen)) {
+            this.#policy.hit();
+            continue;
+          }
+          this.#policy.miss();
+        }
         Atomics.store(this.#header, H_OWNER_WAITING, 1);
         const wait = Atomics.waitAsync(this.#header, H_DOORBELL, seen);
         if (wait.async) {
@@ -513,6 +528,7 @@ export class DispatchRings {
           }
         }
         Atomics.store(this.#header, H_OWNER_WAITING, 0);
+        slice = performance.now();
       }
     } finally {
       this.#reaping = false;

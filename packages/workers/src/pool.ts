@@ -293,11 +293,15 @@ export class SabvmPool {
    * `Error` after {@link SabvmPool.close}.
    * Context: main thread (the pool's owner); does not block, awaits the task.
    */
-  async run<R = unknown, A = unknown>(options: TaskOptions<A>): Promise<R> {
+  run<R = unknown, A = unknown>(options: TaskOptions<A>): Promise<R> {
+    if (this.#rings === null || this.#closed) return this.#runMessage<R>(options);
+    // no async wrapper: a task's promise is the ring's own, settled one tick sooner
+    return this.#rings.submit(this.#ringTask(-1, areaWords(options.areas), options)) as Promise<R>;
+  }
+
+  /** `run` over the message transport (and the closed pool's refusal). */
+  async #runMessage<R>(options: TaskOptions): Promise<R> {
     this.#assertOpen();
-    if (this.#rings !== null) {
-      return (await this.#rings.submit(this.#ringTask(-1, areaWords(options.areas), options))) as R;
-    }
     // one message per task: the address space is made only once the task has a slot, so that any
     // number of tasks may wait for one
     const slot = await this.#acquireSlot();

@@ -58,6 +58,7 @@ import {
   ringViews,
   SQ_ENTRIES,
   SQE_F_MM_GIVEN,
+  SpinPolicy,
   SQE_WORDS,
   type RingViews,
   type ServiceMessage,
@@ -95,6 +96,7 @@ class RingService {
   readonly #mm: AddressSpace;
   readonly #handlers = new Map<number, Handler>();
   readonly #claim: number = claimedBy(threadId);
+  readonly #policy = new SpinPolicy();
 
   constructor(kernel: Kernel, message: ServiceMessage) {
     this.#kernel = kernel;
@@ -114,7 +116,8 @@ class RingService {
     for (;;) {
       if (head !== Atomics.load(ctl, C_SQ_TAIL)) {
         const index = head & (SQ_ENTRIES - 1);
-        const handler = await this.#handler(this.#ring.sqes[index * SQE_WORDS + E_HANDLER] ?? 0);
+        const offset = this.#ring.sqes[index * SQE_WORDS + E_HANDLER] ?? 0;
+        const handler = this.#handlers.get(offset) ?? (await this.#load(offset));
         Atomics.store(ctl, C_SQ_HEAD, (head + 1) | 0);
         const pending = this.#runEntry(index, handler);
         if (pending !== undefined) await pending;
@@ -128,7 +131,13 @@ class RingService {
         continue;
       }
       if (Atomics.load(ctl, C_STOP) !== 0) return ran;
-      if (this.#spin(head)) continue;
+      if (this.#policy.spin) {
+        if (this.#spin(head)) {
+          this.#policy.hit();
+          continue;
+        }
+        this.#policy.miss();
+      }
       await nextTurn(); // timers and I/O that finished tasks left behind run before we sleep
       Atomics.store(ctl, C_NEED_WAKEUP, 1);
       if (head === Atomics.load(ctl, C_SQ_TAIL) && Atomics.load(ctl, C_STOP) === 0) {
@@ -149,10 +158,8 @@ class RingService {
     }
   }
 
-  /** The task function of registry entry `offset`, loaded once; an `Error` if there is none. */
-  async #handler(offset: number): Promise<Handler> {
-    const known = this.#handlers.get(offset);
-    if (known !== undefined) return known;
+  /** Load the task function of registry entry `offset` (once); an `Error` if there is none. */
+  async #load(offset: number): Promise<Handler> {
     const [filename, name] = readRegistry(this.#registry, offset);
     let handler: Handler;
     try {
@@ -291,7 +298,6 @@ class RingService {
     for (const m of mapped) this.#mm.munmap(m.uaddr, pageRound(m.length));
     this.#kernel.rcuReadUnlock();
     Atomics.compareExchange(this.#ring.claims, index, this.#claim, SLOT_IDLE);
-    Atomics.notify(this.#ring.claims, index);
   }
 
   /** Write CQE `index`: `kind`, and `value` by the cheapest way it travels. */

@@ -2,7 +2,8 @@
  * Suite `handoff`: hand a buffer to a Piscina task that touches every page and returns — by
  * structured clone, by `Piscina.move` (transferred there and back), as a new SharedArrayBuffer per
  * task, through sabvm (`@sabvm/workers`: vmallocUser + map + run + unmap, everything included; and
- * the same with an area that already holds the data), and the lower bound: a task that receives
+ * the same with an area that already holds the data, over the pool's rings and, for comparison,
+ * over one message per task), and the lower bound: a task that receives
  * only an offset into a SharedArrayBuffer shared once at start.
  *
  * Both pools run one thread (`minThreads = maxThreads = 1`), so each row is one task round trip.
@@ -30,6 +31,7 @@ export const HANDOFF = {
   sab: 'new SharedArrayBuffer',
   sabvm: 'sabvm',
   sabvmExisting: 'sabvm, existing area',
+  sabvmMessage: 'sabvm, existing area, one message per task',
   offset: 'pre-shared offset (lower bound)',
 } as const;
 
@@ -46,6 +48,8 @@ interface Pools {
   readonly kernel: Kernel;
   readonly plain: Piscina;
   readonly sabvm: SabvmPool;
+  /** The same pool over the message transport (one Piscina message per task), for comparison. */
+  readonly message: SabvmPool;
 }
 
 async function runHandoff(ctx: SuiteContext): Promise<SuiteOutput> {
@@ -67,7 +71,13 @@ async function runHandoff(ctx: SuiteContext): Promise<SuiteOutput> {
     kernel,
     piscina: threads,
   });
-  const pools: Pools = { kernel, plain, sabvm };
+  const message = new workers.SabvmPool({
+    filename: workerUrl('./handoff-task.js', import.meta.url),
+    kernel,
+    piscina: threads,
+    transport: 'message',
+  });
+  const pools: Pools = { kernel, plain, sabvm, message };
   const groups: GroupResult[] = [];
   try {
     const bench = new SuiteBench('handoff', ctx.harness);
@@ -76,6 +86,7 @@ async function runHandoff(ctx: SuiteContext): Promise<SuiteOutput> {
     }
   } finally {
     await sabvm.close();
+    await message.close();
     await plain.close();
   }
   return {
@@ -96,7 +107,7 @@ function fillPattern(u8: Uint8Array): void {
 }
 
 function handoffGroup(pools: Pools, size: number): CaseGroup {
-  const { kernel, plain, sabvm } = pools;
+  const { kernel, plain, sabvm, message } = pools;
   const pages = Math.ceil(size / TOUCH_STRIDE);
   const check = (touched: unknown, row: string): void => {
     if (touched !== pages)
@@ -162,6 +173,14 @@ function handoffGroup(pools: Pools, size: number): CaseGroup {
     },
     {
       ...common,
+      name: HANDOFF.sabvmMessage,
+      role: 'control',
+      fn: async () => {
+        check(await message.run<number>({ areas: [existing ?? 0] }), HANDOFF.sabvmMessage);
+      },
+    },
+    {
+      ...common,
       name: HANDOFF.offset,
       role: 'baseline',
       fn: async () => {
@@ -188,7 +207,9 @@ function handoffGroup(pools: Pools, size: number): CaseGroup {
       vs(HANDOFF.sabvm, HANDOFF.sab, 'new SAB'),
       vs(HANDOFF.sabvm, HANDOFF.offset, 'lower bound'),
       vs(HANDOFF.sabvmExisting, HANDOFF.clone, 'clone'),
+      vs(HANDOFF.sabvmExisting, HANDOFF.move, 'move'),
       vs(HANDOFF.sabvmExisting, HANDOFF.offset, 'lower bound'),
+      vs(HANDOFF.sabvmMessage, HANDOFF.offset, 'lower bound'),
     ],
     setup: () => {
       const u8 = new Uint8Array(size);
