@@ -2,20 +2,23 @@
  * Honest protection: a view from a read-only mapping accepts plain stores (JavaScript has no
  * read-only view of shared memory); the pool's `readOnlyCheck` finds such a write after the task.
  */
-import { PAGE_SIZE, PROT_READ, SegmentationFault } from '@sabvm/core';
+import { Kernel, PAGE_SIZE, PROT_READ, SegmentationFault } from '@sabvm/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SabvmPool } from '../src/index.js';
 import { MiB, TASKS, area, expectNoProcessLeft, rig, spareFrames } from './harness.js';
 
 const plain = rig(16 * MiB, 1);
+// a kernel of its own: the plain pool's threads keep address spaces of their own in theirs
+const checkedKernel = Kernel.boot({ memoryBytes: 16 * MiB });
 const checked = {
-  ...plain,
+  kernel: checkedKernel,
   pool: new SabvmPool({
-    kernel: plain.kernel,
+    kernel: checkedKernel,
     filename: TASKS,
     piscina: { maxThreads: 1 },
     readOnlyCheck: true,
   }),
+  freeFrames: spareFrames(checkedKernel),
 };
 afterAll(async () => {
   await plain.pool.close();
