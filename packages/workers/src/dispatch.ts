@@ -179,6 +179,9 @@ export class DispatchRings {
   #closed = false;
   readonly #policy = new SpinPolicy();
 
+  /** Piscina's own `run`, for the service tasks (the pool wraps the public one). */
+  readonly #postService: Piscina['run'];
+
   /**
    * Make the rings (one vmalloc area). Throws {@link SabvmError} `ENOMEM` when the kernel has no
    * room for them. Context: main thread.
@@ -191,6 +194,7 @@ export class DispatchRings {
   ) {
     this.#kernel = kernel;
     this.#piscina = piscina;
+    this.#postService = piscina.run.bind(piscina);
     this.#threadExit = threadExit;
     this.#maxInFlight = maxInFlight;
     const { maxQueue } = piscina.options;
@@ -273,6 +277,21 @@ export class DispatchRings {
     this.#closed = true;
     await this.#stopAll();
     this.#kernel.vfree(this.#area);
+  }
+
+  /**
+   * Ask every thread to leave its ring once the tasks already in it are done, so that a task
+   * posted to Piscina directly (`pool.piscina.run`) gets a thread at once rather than after the
+   * idle time; the pool's next tasks bring the threads back. Context: main thread.
+   */
+  yieldThreads(): void {
+    for (const ring of this.#rings) {
+      if (ring.service === null || ring.stopping) continue;
+      ring.stopping = true;
+      Atomics.store(ring.views.ctl, C_STOP, 1);
+      Atomics.store(ring.views.ctl, C_NEED_WAKEUP, 0);
+      Atomics.notify(ring.views.ctl, C_NEED_WAKEUP);
+    }
   }
 
   /** Abort and timeout of one job. */
@@ -390,7 +409,10 @@ export class DispatchRings {
       port: port2,
     };
     // settles once the thread has left the ring and the ring is cleaned up
-    ring.service = this.#piscina.run(message, { filename: SERVICE, transferList: [port2] }).then(
+    ring.service = this.#postService(message, {
+      filename: SERVICE,
+      transferList: [port2],
+    }).then(
       () => this.#left(ring, null),
       (error: unknown) => this.#left(ring, error),
     );
@@ -602,16 +624,8 @@ export class DispatchRings {
 
   /** Ask every served ring's thread to leave; resolves when all have. */
   async #stopAll(): Promise<void> {
-    const services: Promise<unknown>[] = [];
-    for (const ring of this.#rings) {
-      if (ring.service === null) continue;
-      ring.stopping = true;
-      Atomics.store(ring.views.ctl, C_STOP, 1);
-      Atomics.store(ring.views.ctl, C_NEED_WAKEUP, 0);
-      Atomics.notify(ring.views.ctl, C_NEED_WAKEUP);
-      services.push(ring.service);
-    }
-    await Promise.all(services);
+    this.yieldThreads();
+    await Promise.all(this.#rings.flatMap((ring) => (ring.service === null ? [] : [ring.service])));
   }
 
   /**

@@ -273,6 +273,15 @@ export class SabvmPool {
               this.#threadExit(threadId),
             )
           : null;
+      if (this.#rings !== null) {
+        // a task posted to Piscina directly must not wait behind threads parked in their rings
+        const rings = this.#rings;
+        const direct = this.piscina.run.bind(this.piscina);
+        this.piscina.run = (task, options) => {
+          rings.yieldThreads();
+          return direct(task, options);
+        };
+      }
     } catch (error) {
       void this.piscina.destroy();
       this.ring?.free();

@@ -1,7 +1,7 @@
 // The ring transport under real threads: many tasks at once, abort, timeout, throw, crash and
 // close while tasks wait in the rings — no task lost, none run twice, nothing leaked.
 import { Kernel, PAGE_SIZE } from '@sabvm/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SabvmPool } from '../src/index.js';
 import { MiB, TASKS } from './harness.js';
 
@@ -229,6 +229,24 @@ describe('the ring transport with real threads', () => {
     open(gate);
     expect(await Promise.all(accepted)).toEqual([0, 1, 2, 3]);
     expect([...counts]).toEqual([1, 1, 1, 1]);
+    await expectClean(s);
+  });
+});
+
+describe('sharing the threads with Piscina itself', () => {
+  it('gives a task posted to pool.piscina directly a thread without waiting for the rings to idle', async () => {
+    // with setTimeout faked, the rings' idle time never runs out: only the hand-over can free
+    // the thread for the direct task
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const s = setup();
+    try {
+      await expect(s.pool.run({ name: 'echo', arg: 1 })).resolves.toBe(1);
+      expect(s.pool.threadAddressSpaceIds).toHaveLength(1); // the thread is in its ring
+      await expect(s.pool.piscina.run({ x: 2 }, { name: 'plain' })).resolves.toBeDefined();
+      await expect(s.pool.run({ name: 'echo', arg: 3 })).resolves.toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
     await expectClean(s);
   });
 });

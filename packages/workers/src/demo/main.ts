@@ -10,12 +10,13 @@
  * 4. a read-only task verifies the checksum, then tries to write: `SegmentationFault`;
  * 5. the main thread verifies every word; the long-lived process runs one more task;
  * 6. `/proc`-style reports and the hand-off timings.
+ * 7. What dispatch costs: an empty task through the pool's rings against Piscina's message.
  *
  * @module
  */
 import { performance } from 'node:perf_hooks';
 import { Kernel, PROT_READ, SegmentationFault } from '@sabvm/core';
-import { SabvmPool, taskMessageBytes, type Mapping, type SabvmProcess } from '../index.js';
+import { SabvmPool, type Mapping, type SabvmProcess } from '../index.js';
 import type { TransformReport } from './task.js';
 import { checksumBytes, initialWord, transformWord } from './transform.js';
 
@@ -173,11 +174,10 @@ async function main(): Promise<void> {
     await pool.piscina.run(whole64, { name: 'touchClone' });
     cloneHandoff.push(performance.now() - t);
   }
-  const msgBytes = taskMessageBytes([whole]);
   const sabvmHandoff = median(handoff);
   const clonedHandoff = median(cloneHandoff);
   console.log(`\n--- hand-off of 64 MiB to a thread and back (median of ${HANDOFF_ROUNDS})`);
-  console.log(row(`sabvm: mmap + remap, ${msgBytes}-byte task message, exit_mmap`, sabvmHandoff));
+  console.log(row('sabvm: one ring entry; mmap + remap and munmap in the thread', sabvmHandoff));
   console.log(row('structured clone: 64 MiB there, 64 MiB back', clonedHandoff));
   console.log(`  → ${(clonedHandoff / sabvmHandoff).toFixed(1)}× faster with sabvm`);
   console.log(
@@ -185,6 +185,33 @@ async function main(): Promise<void> {
   );
   console.log(row('sabvm: in place, each task through its own mapping', sabvmWork));
   console.log(row('structured clone: 16 MiB there and back per task', cloneWork));
+
+  // 7. Dispatch: an empty task through the pool's rings against Piscina's one message per task.
+  const timeEach = async (run: (n: number) => Promise<unknown>, n: number): Promise<number> => {
+    for (let i = 0; i < 200; i++) await run(i); // warm-up
+    const start = performance.now();
+    for (let i = 0; i < n; i++) await run(i);
+    return ((performance.now() - start) * 1000) / n;
+  };
+  const timeBatch = async (run: (n: number) => Promise<unknown>, n: number): Promise<number> => {
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => run(i))); // warm-up
+    const start = performance.now();
+    await Promise.all(Array.from({ length: n }, (_, i) => run(i)));
+    return n / ((performance.now() - start) / 1000);
+  };
+  const viaRings = (n: number): Promise<number> => pool.run<number>({ name: 'ping', arg: n });
+  const viaPiscina = (n: number): Promise<unknown> => pool.piscina.run(n, { name: 'pingPlain' });
+  const ringEach = await timeEach(viaRings, 2000);
+  const piscinaEach = await timeEach(viaPiscina, 2000);
+  const ringRate = await timeBatch(viaRings, 20_000);
+  const piscinaRate = await timeBatch(viaPiscina, 20_000);
+  console.log(`--- an empty task, dispatched to ${pool.piscina.maxThreads} threads`);
+  console.log(
+    `  awaited one at a time: ${ringEach.toFixed(1)} µs through the rings, ${piscinaEach.toFixed(1)} µs with Piscina's message (×${(piscinaEach / ringEach).toFixed(1)})`,
+  );
+  console.log(
+    `  20,000 at once: ${Math.round(ringRate / 1000)} k tasks/s through the rings, ${Math.round(piscinaRate / 1000)} k/s with Piscina's message (×${(ringRate / piscinaRate).toFixed(1)})`,
+  );
 
   await pool.close();
   kernel.vfree(kaddr);

@@ -82,3 +82,11 @@ export function transformClone(bytes: Uint8Array): Uint8Array {
 export function touchClone(bytes: Uint8Array): Uint8Array {
   return bytes;
 }
+
+/** An empty task: returns its number argument (what dispatch alone costs). */
+export const ping: TaskHandler<number, number> = defineTask<number, number>(({ arg }) => arg);
+
+/** The same, as a plain Piscina task (one message there and back). */
+export function pingPlain(n: number): number {
+  return n;
+}
