@@ -29,6 +29,7 @@ import {
   C_CQ_TAIL,
   C_MM,
   C_NEED_WAKEUP,
+  C_SQ_HEAD,
   C_SQ_TAIL,
   C_STOP,
   C_THREAD,
@@ -75,6 +76,10 @@ const YIELD_TURNS = 4;
 const SLICE_MS = 2;
 /** Idle time after which the threads leave their rings (and stop keeping the process alive). */
 const IDLE_MS = 100;
+/** How long a ring with tasks may wait for its thread before idle threads hand theirs over. */
+const START_WAIT_MS = 20;
+/** Threads in a row that may die before entering their ring before the queued tasks fail. */
+const START_ATTEMPTS = 3;
 /** A keep-alive timer's period: never fires in practice. */
 const MAX_TIMER_MS = 0x7fffffff;
 
@@ -125,6 +130,8 @@ interface Ring {
   /** Settles when the thread leaves the ring; null when no thread serves it. */
   service: Promise<unknown> | null;
   stopping: boolean;
+  /** When the pool posted the ring's service (`performance.now()`). */
+  servedAt: number;
   tail: number;
   reaped: number;
 }
@@ -178,6 +185,8 @@ export class DispatchRings {
   #drained: (() => void)[] = [];
   #closed = false;
   readonly #policy = new SpinPolicy();
+  /** Threads that died in a row before they entered their ring. */
+  #startFailures = 0;
 
   /** Piscina's own `run`, for the service tasks (the pool wraps the public one). */
   readonly #postService: Piscina['run'];
@@ -221,6 +230,7 @@ export class DispatchRings {
         mm: null,
         service: null,
         stopping: false,
+        servedAt: 0,
         tail: 0,
         reaped: 0,
       });
@@ -286,12 +296,51 @@ export class DispatchRings {
    */
   yieldThreads(): void {
     for (const ring of this.#rings) {
-      if (ring.service === null || ring.stopping) continue;
-      ring.stopping = true;
-      Atomics.store(ring.views.ctl, C_STOP, 1);
-      Atomics.store(ring.views.ctl, C_NEED_WAKEUP, 0);
-      Atomics.notify(ring.views.ctl, C_NEED_WAKEUP);
+      if (ring.service !== null && !ring.stopping) this.#leave(ring);
     }
+  }
+
+  /**
+   * Check the rings against the pool's own record: for every ring a thread serves, the indexes
+   * are in order (CQ tail ≤ SQ head ≤ SQ tail, as read in that order; at most one entry running;
+   * no more than `SQ_ENTRIES` entries out), the SQ tail is the one the pool published, every entry
+   * out has its job, and every claim word is idle, its entry's ticket, or claimed by the ring's
+   * thread for the entry it runs. Throws `Error` naming the ring, the rule and the values.
+   * Returns whether no task is out (queued here or in a ring).
+   * Context: main thread; safe while threads work (it reads each index once, oldest first).
+   */
+  check(): boolean {
+    for (const ring of this.#rings) {
+      if (ring.service === null) continue;
+      const { ctl, claims } = ring.views;
+      const cqTail = Atomics.load(ctl, C_CQ_TAIL);
+      const sqHead = Atomics.load(ctl, C_SQ_HEAD);
+      const sqTail = Atomics.load(ctl, C_SQ_TAIL);
+      const thread = Atomics.load(ctl, C_THREAD) - 1;
+      const fail = (rule: string): never => {
+        throw new Error(
+          `dispatch ring ${ring.id}: ${rule} (CQ tail ${cqTail}, SQ head ${sqHead}, SQ tail ${sqTail}, reaped ${ring.reaped}, submitted ${ring.tail})`,
+        );
+      };
+      const running = (sqHead - cqTail) | 0;
+      const waiting = (sqTail - sqHead) | 0;
+      const out = (ring.tail - ring.reaped) | 0;
+      if (sqTail !== ring.tail) fail('the SQ tail is not the one the pool published');
+      if (running < 0 || running > 1) fail('more than one entry taken and not completed');
+      if (waiting < 0) fail('the SQ head passed the SQ tail');
+      if (out < 0 || out > SQ_ENTRIES) fail(`${out} entries out, of ${SQ_ENTRIES}`);
+      if (((cqTail - ring.reaped) | 0) < 0) fail('the pool reaped a CQE that was not posted');
+      for (let seq = ring.reaped; seq !== ring.tail; seq = (seq + 1) | 0) {
+        const index = seq & (SQ_ENTRIES - 1);
+        const job = ring.entries[index];
+        if (job === undefined) fail(`entry ${index} is out with no task`);
+        const word = Atomics.load(claims, index);
+        if (word !== SLOT_IDLE && word !== job?.ticket && claimant(word) !== thread) {
+          fail(`entry ${index}'s claim word is ${word}: not idle, its ticket or its thread's`);
+        }
+      }
+    }
+    return this.#inFlight === 0 && this.#pendingHead === this.#pending.length;
   }
 
   /** Abort and timeout of one job. */
@@ -399,6 +448,7 @@ export class DispatchRings {
     ring.tail = 0;
     ring.reaped = 0;
     ring.stopping = false;
+    ring.servedAt = performance.now();
     const { port1, port2 } = new MessageChannel();
     port1.unref();
     ring.port = port1;
@@ -540,7 +590,13 @@ export class DispatchRings {
           this.#policy.miss();
         }
         Atomics.store(this.#header, H_OWNER_WAITING, 1);
-        const wait = Atomics.waitAsync(this.#header, H_DOORBELL, seen);
+        const starving = this.#handOver();
+        const wait = Atomics.waitAsync(
+          this.#header,
+          H_DOORBELL,
+          seen,
+          starving ? START_WAIT_MS : undefined,
+        );
         if (wait.async) {
           const keepAlive = setInterval(() => undefined, MAX_TIMER_MS);
           try {
@@ -555,6 +611,37 @@ export class DispatchRings {
     } finally {
       this.#reaping = false;
     }
+  }
+
+  /**
+   * A ring with tasks whose service Piscina has not started yet (its thread died young, or
+   * Piscina holds the service in its queue) must not wait behind threads parked idle in other
+   * rings: after `START_WAIT_MS`, the idle ones leave, and Piscina gives their threads to the
+   * waiting service. Returns whether a ring is still waiting for its thread (poll again soon).
+   */
+  #handOver(): boolean {
+    const now = performance.now();
+    let starving = false;
+    for (const ring of this.#rings) {
+      if (ring.service === null || ring.stopping || ring.tail === ring.reaped) continue;
+      if (Atomics.load(ring.views.ctl, C_THREAD) !== 0) continue;
+      starving = true;
+      if (now - ring.servedAt < START_WAIT_MS) continue;
+      for (const idle of this.#rings) {
+        if (idle.service !== null && !idle.stopping && idle.tail === idle.reaped) {
+          this.#leave(idle);
+        }
+      }
+    }
+    return starving;
+  }
+
+  /** Ask the thread on `ring` to leave it once it has taken the entries already there. */
+  #leave(ring: Ring): void {
+    ring.stopping = true;
+    Atomics.store(ring.views.ctl, C_STOP, 1);
+    Atomics.store(ring.views.ctl, C_NEED_WAKEUP, 0);
+    Atomics.notify(ring.views.ctl, C_NEED_WAKEUP);
   }
 
   /** Poll the doorbell for up to `SPIN_MS`: true when it rang. */
@@ -639,6 +726,11 @@ export class DispatchRings {
     const thread = Atomics.load(ctl, C_THREAD) - 1;
     if (error !== null && thread >= 0) await this.#threadExit(thread);
     this.#reapAll(); // a CQE published just before the end
+    // a thread that dies before it enters its ring was killed early, or the service cannot start
+    // at all (then every retry fails the same way): after a few such deaths in a row, fail the
+    // waiting tasks with the error rather than retry forever
+    this.#startFailures = thread < 0 && error !== null ? this.#startFailures + 1 : 0;
+    const hopeless = this.#startFailures >= START_ATTEMPTS;
     const requeue: Job[] = [];
     for (let seq = ring.reaped; seq !== ring.tail; seq = (seq + 1) | 0) {
       const index = seq & (SQ_ENTRIES - 1);
@@ -646,9 +738,7 @@ export class DispatchRings {
       ring.entries[index] = undefined;
       this.#inFlight--;
       const word = Atomics.compareExchange(claims, index, job.ticket, SLOT_IDLE);
-      if (thread < 0 && error !== null) {
-        // the thread never entered the ring (the service failed to start): retrying would fail
-        // the same way
+      if (hopeless) {
         this.#settle(job, false, error);
       } else if (word === job.ticket && !job.settled) {
         job.ring = -1;

@@ -336,6 +336,17 @@ export class SabvmPool {
     return this.#rings?.addressSpaceIds ?? [];
   }
 
+  /**
+   * Check the invariants of the pool's submission and completion rings (indexes in order, every
+   * entry out accounted for, claim words valid) — safe while tasks run — and, when no task is out,
+   * the kernel's (`kernel.checkInvariants`, which needs every thread outside kernel calls).
+   * Throws the first broken rule with its values. Context: main thread.
+   */
+  checkInvariants(): void {
+    const idle = this.#rings?.check() ?? true;
+    if (idle) this.kernel.checkInvariants();
+  }
+
   /** kaddr of the vmalloc area of the submission and completion rings, or null (`'message'`). */
   get dispatchArea(): number | null {
     return this.#rings?.area ?? null;

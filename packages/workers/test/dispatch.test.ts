@@ -250,3 +250,39 @@ describe('sharing the threads with Piscina itself', () => {
     await expectClean(s);
   });
 });
+
+describe('threads killed at random moments while tasks flow through the rings', () => {
+  const ROUNDS = process.env.SABVM_LONG === '1' ? 100 : 12;
+
+  it(`loses no task and runs none twice over ${ROUNDS} rounds of random terminations`, async () => {
+    const s = setup({ maxThreads: 2 });
+    const n = 150;
+    let failed = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const { counts } = tallies(n);
+      const tasks = Array.from({ length: n }, (_, i) =>
+        s.pool.run({ areas: [s.area], name: 'tally', arg: { i, counts: counts.buffer } }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 6)));
+      const threads = s.pool.piscina.threads;
+      const victim = threads[Math.floor(Math.random() * threads.length)];
+      await victim?.terminate();
+      const outcomes = await Promise.allSettled(tasks);
+      outcomes.forEach((o, i) => {
+        const ran = counts[i]!;
+        if (o.status === 'fulfilled') {
+          expect(o.value).toBe(i);
+          expect(ran).toBe(1);
+        } else {
+          // only the task the thread was running when it died fails; it may have counted
+          expect(ran).toBeLessThanOrEqual(1);
+          failed++;
+        }
+      });
+      expect(outcomes.filter((o) => o.status === 'rejected').length).toBeLessThanOrEqual(1);
+      s.pool.checkInvariants();
+    }
+    expect(failed).toBeLessThanOrEqual(ROUNDS);
+    await expectClean(s);
+  }, 120_000);
+});
