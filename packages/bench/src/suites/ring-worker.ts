@@ -10,7 +10,14 @@ import { EAGAIN, Kernel } from '@sabvm/core';
 import { RingBuffer } from 'ringbuf.js';
 import { Ctl } from './crew-protocol.js';
 import { serveRounds } from './crew-worker.js';
-import { POST_BATCH, RCtl, RMode, ROOM_TIMEOUT_MS, stampRecord, type RingWorkerData } from './ring-protocol.js';
+import {
+  POST_BATCH,
+  RCtl,
+  RMode,
+  ROOM_TIMEOUT_MS,
+  stampRecord,
+  type RingWorkerData,
+} from './ring-protocol.js';
 
 const data = workerData as RingWorkerData;
 const kernel = Kernel.attach(data.handle);
@@ -83,7 +90,13 @@ function pushJs(rec: Uint8Array, ops: number): number {
   return 0;
 }
 
-const senders = [output, reserve, post, postBatches, pushJs];
+const senders: Record<number, ((rec: Uint8Array, ops: number) => number) | undefined> = {
+  [RMode.OUTPUT]: output,
+  [RMode.RESERVE]: reserve,
+  [RMode.POST]: post,
+  [RMode.POST_BATCH]: postBatches,
+  [RMode.RINGBUFJS]: pushJs,
+};
 
 serveRounds(data.ctl, data.times, data.index, (mode, ops) => {
   const rec = new Uint8Array(Atomics.load(ctl, RCtl.SIZE));

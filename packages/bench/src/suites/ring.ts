@@ -14,14 +14,7 @@ import { checkIntegrity } from '../integrity.js';
 import type { GroupResult } from '../results.js';
 import { Crew } from './crew.js';
 import { Ctl } from './crew-protocol.js';
-import {
-  POST_BATCH,
-  RCtl,
-  RING_BYTES,
-  RMode,
-  recordProducer,
-  recordSeq,
-} from './ring-protocol.js';
+import { POST_BATCH, RCtl, RING_BYTES, RMode, recordProducer, recordSeq } from './ring-protocol.js';
 import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 import { workerUrl } from './worker-url.js';
 
@@ -44,7 +37,8 @@ if (!RING.batch.includes(String(POST_BATCH))) throw new Error('ring: RING.batch 
 /** The `ring` suite. */
 export const ringSuite: Suite = {
   name: 'ring',
-  title: 'BPF ring buffer: records from worker threads to the main thread vs postMessage and ringbuf.js',
+  title:
+    'BPF ring buffer: records from worker threads to the main thread vs postMessage and ringbuf.js',
   rateLabel: 'records/s',
   run: runRing,
 };
@@ -129,7 +123,7 @@ class Rig {
       }
     } else if (mode === RMode.RINGBUFJS) {
       const buf = new Uint8Array(size);
-      for (let spins = 0; tally.got < total; ) {
+      for (let spins = 0; tally.got < total;) {
         if (this.jsRing.pop(buf) === size) tally.take(buf, 0);
         else if ((++spins & 0xfff) === 0) this.check(deadline);
       }
