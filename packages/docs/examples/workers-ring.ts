@@ -23,11 +23,11 @@ export async function workersRing(print: Print = consolePrint): Promise<void> {
     if (step !== last[id!]! + 1) throw new Error(`task ${id}: step ${step} out of order`);
     last[id!] = step!; // the view is valid only until this callback returns: copy what you keep
   };
-  let running = true;
+  const finished = new AbortController();
   const tasks = Promise.all(
     [0, 1, 2].map((id) => pool.run({ name: 'progress', arg: { id, steps } })),
-  ).finally(() => (running = false));
-  while (running) await ring.poll(onRecord, { timeoutMs: 50 }); // waits without spinning a core
+  ).finally(() => finished.abort());
+  while (!finished.signal.aborted) await ring.poll(onRecord, { timeoutMs: 50 }); // no core spins
   ring.consume(onRecord); // what the tasks wrote after the last poll
   print('results', await tasks); // [10000, 10000, 10000]
   print('last steps', last); // [10000, 10000, 10000]: every record, once, in each task's order
