@@ -26,7 +26,9 @@ export async function workersRing(print: Print = consolePrint): Promise<void> {
   const finished = new AbortController();
   const tasks = Promise.all(
     [0, 1, 2].map((id) => pool.run({ name: 'progress', arg: { id, steps } })),
-  ).finally(() => finished.abort());
+  ).finally(() => {
+    finished.abort();
+  });
   while (!finished.signal.aborted) await ring.poll(onRecord, { timeoutMs: 50 }); // no core spins
   ring.consume(onRecord); // what the tasks wrote after the last poll
   print('results', await tasks); // [10000, 10000, 10000]
