@@ -727,7 +727,9 @@ export const enum RingCons {
   /**
    * atomic, written by the consumer holding CONSUMER_LOCK: bytes consumed (mod 2^32). Stored a
    * quarter of the ring at a time and whenever the consumer finds the ring empty or held back
-   * (then it looks again), so producers reading it seldom miss their cache.
+   * (then it looks again), so producers reading it seldom miss their cache. A reserving producer
+   * reads it with a plain load (a stale value only makes the ring look fuller) and with
+   * `Atomics.load` before it answers "full"; the wake-up check and waits use `Atomics.load`.
    */
   CONSUMER_POS = 0,
   /** atomic (compare-and-exchange): 0, or the tid of the thread consuming now (one at a time). */

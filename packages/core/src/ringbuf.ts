@@ -178,8 +178,9 @@ export function ringWake(r: RingRef): void {
  * Returns the data offset where the reservation starts (the record's header, or the tail skipped
  * before a record placed at offset 0: see {@link recordOffset}), or -1 when the ring is full.
  *
- * The fast path costs four `Atomics` operations (the consumer position, the lock, the publish of
- * `PRODUCER_POS`, the unlock): the holder of `RESV_LOCK` reads `PRODUCER_POS` and `PENDING_POS`
+ * The fast path costs three `Atomics` operations (the lock, the publish of `PRODUCER_POS`, the
+ * unlock): the consumer position is read with a plain load and reloaded atomically only when the
+ * room check fails; the holder of `RESV_LOCK` reads `PRODUCER_POS` and `PENDING_POS`
  * with plain loads (only holders write them) and writes the new header with plain stores, which
  * the `Atomics.store` of `PRODUCER_POS` publishes; `PENDING_POS` is advanced only when the room
  * check against it fails (it is a lower bound, so a stale one can only make the ring look fuller).
@@ -191,7 +192,9 @@ export function ringReserve(r: RingRef, len: number): number {
   const mask = size - 1;
   const dataWord = r.data >> 2;
   const total = recordBytes(len);
-  const cons = Atomics.load(i32, r.consPos);
+  // a plain load first: a stale consumer position only makes the ring look fuller, and the room
+  // check below reloads it with Atomics.load before it answers "full"
+  let cons = i32[r.consPos]!;
   spinLock(mem, r.resvLock);
   const prod = i32[r.prodPos]!; // RESV_LOCK: only holders write it
   const start = prod & mask;
@@ -200,6 +203,7 @@ export function ringReserve(r: RingRef, len: number): number {
   const next = (prod + need) | 0;
   // room: the producer stays less than a whole ring ahead of the consumer and of the oldest
   // uncommitted record (unsigned distances; a consumer position that is garbage means "full")
+  if ((next - cons) >>> 0 > mask) cons = Atomics.load(i32, r.consPos);
   if (
     (next - cons) >>> 0 > mask ||
     ((next - i32[r.pendPos]!) >>> 0 > mask && !passPending(r, next))
