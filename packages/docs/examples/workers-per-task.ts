@@ -1,6 +1,6 @@
 /**
- * Process model 1: a process per task. The pool creates an address space for each run, maps the
- * named areas with their protections, runs the task, and always destroys the address space.
+ * Process model 1: a process per task. The thread that takes the task maps the named areas with
+ * their protections into its address space, runs the task, and always unmaps them.
  */
 import { Kernel, PROT_READ, SegmentationFault } from '@sabvm/core';
 import { SabvmPool } from '@sabvm/workers';
@@ -26,8 +26,14 @@ export async function processPerTask(print: Print = consolePrint): Promise<void>
     .catch((e: unknown) => e);
   print('fault', fault instanceof SegmentationFault ? fault.code : fault); // 'SEGV_ACCERR'
 
-  print('address spaces left', kernel.stats().addressSpaces); // 0: each run's was destroyed
+  // Nothing outlives a task: each thread maps its task's areas into its own address space and
+  // unmaps them when the task ends, whatever the outcome.
+  const mappingsLeft = pool.threadAddressSpaceIds.map(
+    (id) => kernel.addressSpace(id).vmas().length,
+  );
+  print('mappings left', mappingsLeft); // [0]: one thread, no mapping
   await pool.close();
+  print('address spaces left', kernel.stats().addressSpaces); // 0: close takes the threads' too
   kernel.vfree(image);
   // #endregion example
   kernel.checkInvariants();

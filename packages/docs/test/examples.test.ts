@@ -156,6 +156,7 @@ describe('the examples of the site', () => {
     expect(seen.get('bytes')).toBe(size);
     expect(seen.get('sum')).toBe(3 * size);
     expect(seen.get('fault')).toBe('SEGV_ACCERR');
+    expect(seen.get('mappings left')).toEqual([0]);
     expect(seen.get('address spaces left')).toBe(0);
   });
 
