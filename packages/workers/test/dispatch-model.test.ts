@@ -24,7 +24,7 @@ interface TaskPlan {
   readonly abort: 'no' | 'before' | 'soon';
 }
 
-const plan = fc.record({
+const plan: fc.Arbitrary<TaskPlan> = fc.record({
   arg: fc.constantFrom<ArgKind>('number', 'none', 'object', 'large', 'shared'),
   areas: fc.array(
     fc.record({
@@ -89,7 +89,7 @@ describe('the ring transport against its model', () => {
         const controller = new AbortController();
         if (p.abort === 'before') controller.abort();
         const promise = pool.run({ areas: spec, name: 'model', arg, signal: controller.signal });
-        if (p.abort === 'soon') queueMicrotask(() => controller.abort());
+        if (p.abort === 'soon') queueMicrotask(() => { controller.abort(); });
         return { p, id, arg, promise };
       });
       pool.checkInvariants(); // while the threads work
