@@ -89,7 +89,10 @@ describe('the ring transport against its model', () => {
         const controller = new AbortController();
         if (p.abort === 'before') controller.abort();
         const promise = pool.run({ areas: spec, name: 'model', arg, signal: controller.signal });
-        if (p.abort === 'soon') queueMicrotask(() => { controller.abort(); });
+        if (p.abort === 'soon')
+          queueMicrotask(() => {
+            controller.abort();
+          });
         return { p, id, arg, promise };
       });
       pool.checkInvariants(); // while the threads work
