@@ -57,10 +57,10 @@ export interface MoveResult<R> {
 }
 
 /** Return `buf` to the caller by transfer, with `result` beside it. */
-function moveBack<R>(buf: ArrayBuffer, result: R): unknown {
+function moveBack(buf: ArrayBuffer, result: unknown): unknown {
   return move({
     [transferableSymbol]: [buf],
-    [valueSymbol]: { buf, result } satisfies MoveResult<R>,
+    [valueSymbol]: { buf, result } satisfies MoveResult<unknown>,
   });
 }
 

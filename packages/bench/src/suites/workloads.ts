@@ -371,7 +371,7 @@ class RecordCheck {
   add(id: number, seq: number, value: number): void {
     if (seq !== this.next[id] || value !== recordValue(id, seq))
       throw new Error(`records: producer ${id} sent ${seq} (${value}), expected ${this.next[id]}`);
-    this.next[id]!++;
+    this.next[id] = seq + 1;
     this.seen++;
   }
 
@@ -380,12 +380,12 @@ class RecordCheck {
   }
 }
 
-/** Throw the first failure of `tasks` as soon as it happens; until then, resolve nothing. */
-function failureOf(tasks: readonly Promise<unknown>[]): { error: unknown } {
-  const box: { error: unknown } = { error: undefined };
+/** The first failure of `tasks`, as soon as it happens (the consumer loops check it). */
+function failureOf(tasks: readonly Promise<unknown>[]): { error: Error | undefined } {
+  const box: { error: Error | undefined } = { error: undefined };
   for (const t of tasks)
     t.catch((e: unknown) => {
-      box.error ??= e;
+      box.error ??= e instanceof Error ? e : new Error(String(e));
     });
   return box;
 }
