@@ -218,20 +218,22 @@ function zeroDirtyFrames(mem: PhysMem, pfns: Int32Array, dirty: Uint8Array): voi
 
 /** Areas up to this many pages reuse this thread's scratch arrays; larger ones get their own. */
 const SCRATCH_PAGES = 1 << 16;
+/** Smaller areas get two small new arrays: cheaper than two `subarray` views of the scratch. */
+const SCRATCH_MIN_PAGES = 1024;
 let scratchPfns = new Int32Array(0);
 let scratchDirty = new Uint8Array(0);
 
 /**
- * The pfn list and dirty flags of one allocation of `nrPages`: views of this thread's scratch
- * arrays (a module's state is per thread), grown on demand up to {@link SCRATCH_PAGES}, so that a
- * large area does not allocate, and fault in, two fresh arrays for them. Context: one allocation
+ * The pfn list and dirty flags of one allocation of `nrPages`: for a large area, views of this
+ * thread's scratch arrays (a module's state is per thread), grown on demand up to
+ * {@link SCRATCH_PAGES}, so that it does not allocate, and fault in, two fresh arrays for them. Context: one allocation
  * at a time per thread (nothing in vmallocPagesIn calls back out).
  */
 function scratchFor(
   nrPages: number,
   zero: boolean,
 ): { pfns: Int32Array; dirty: Uint8Array | null } {
-  if (nrPages > SCRATCH_PAGES) {
+  if (nrPages < SCRATCH_MIN_PAGES || nrPages > SCRATCH_PAGES) {
     return { pfns: new Int32Array(nrPages), dirty: zero ? new Uint8Array(nrPages) : null };
   }
   if (scratchPfns.length < nrPages) {
