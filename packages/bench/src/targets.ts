@@ -235,12 +235,30 @@ export const TARGETS: readonly TargetSpec[] = [
     source: { suite: 'workloads', group: WORKLOADS.tensor, ratio: WORKLOADS.ratio },
   },
   {
+    id: '10 (transfer)',
+    what: 'tensor normalisation, beside the same program transferring an ArrayBuffer per half',
+    ratio: 'sabvm time ÷ transfer time',
+    op: '<=',
+    threshold: 1,
+    informational: true,
+    source: { suite: 'workloads', group: WORKLOADS.tensor, ratio: WORKLOADS.ratioTransfer },
+  },
+  {
     id: '11',
     what: 'read-only table shared by 200 tasks, a typed view in each',
     ratio: 'sabvm time per task ÷ raw SharedArrayBuffer time per task',
     op: '<=',
     threshold: 1.1,
     source: { suite: 'workloads', group: WORKLOADS.table, ratio: WORKLOADS.ratio },
+  },
+  {
+    id: '11 (transfer)',
+    what: 'read-only table, 200 tasks, beside moving the table into each task in turn',
+    ratio: 'sabvm time per task ÷ transfer time per task',
+    op: '<=',
+    threshold: 1,
+    informational: true,
+    source: { suite: 'workloads', group: WORKLOADS.table, ratio: WORKLOADS.ratioTransfer },
   },
   {
     id: '12',
@@ -345,6 +363,24 @@ export const TARGETS: readonly TargetSpec[] = [
   },
   {
     id: '23',
+    what: 'a stream of 16-byte records from 2 worker tasks to the main thread, checked there',
+    ratio: 'sabvm (ring buffer) time per record ÷ hand-written raw SharedArrayBuffer rings',
+    op: '<=',
+    threshold: 1,
+    informational: true,
+    source: { suite: 'workloads', group: WORKLOADS.records, ratio: WORKLOADS.ratio },
+  },
+  {
+    id: '23 (transfer)',
+    what: 'the same records, beside batches of 256 in ArrayBuffers posted with a transfer list',
+    ratio: 'sabvm time per record ÷ transfer time per record',
+    op: '<=',
+    threshold: 1,
+    informational: true,
+    source: { suite: 'workloads', group: WORKLOADS.records, ratio: WORKLOADS.ratioTransfer },
+  },
+  {
+    id: '24',
     what: 'an empty task awaited one at a time (1 thread)',
     ratio: 'tasks/s ÷ Piscina run (a round trip ≤ 0.2×)',
     op: '>=',
@@ -356,7 +392,7 @@ export const TARGETS: readonly TargetSpec[] = [
     },
   },
   {
-    id: '24',
+    id: '25',
     what: 'empty tasks pipelined on 2 threads',
     ratio: 'tasks/s ÷ Piscina run',
     op: '>=',
@@ -369,7 +405,7 @@ export const TARGETS: readonly TargetSpec[] = [
   },
   ...(['4 KiB', '1 MiB', '16 MiB'] as const).flatMap((size): TargetSpec[] => [
     {
-      id: `25 (${size})`,
+      id: `26 (${size})`,
       what: `${size} hand-off of an area holding the data (map + run touching every page + unmap)`,
       ratio: 'time ÷ pre-shared-offset lower bound',
       op: '<=',
@@ -382,7 +418,7 @@ export const TARGETS: readonly TargetSpec[] = [
       },
     },
     {
-      id: `26 (${size})`,
+      id: `27 (${size})`,
       what: `${size} hand-off of an area holding the data, against Piscina.move`,
       ratio: 'tasks/s ÷ Piscina.move',
       op: '>=',

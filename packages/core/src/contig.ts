@@ -66,13 +66,17 @@ function claimRun(
   // words until the caller publishes them (an area's NR_PAGES store and the release of
   // vmap_area_lock, both Atomics): plain loads and stores here, one pass, no locked instruction
   // per frame (`takeFrame` is the same with Atomics, for frames claimed one at a time).
-  const { frameTable } = mem;
-  for (let i = 0; i < n; i++) {
-    const entry = frameTable + (first + i) * FRAME_WORDS;
+  // Locals for the layout's values: an imported binding is a cell load in every iteration.
+  const stride = FRAME_WORDS;
+  const ownerWord = Frame.OWNER;
+  const refWord = Frame.REFCOUNT;
+  const zeroed = FREE_ZEROED;
+  let entry = mem.frameTable + first * stride;
+  for (let i = 0; i < n; i++, entry += stride) {
     out[i] = first + i;
-    if (dirty !== null) dirty[i] = i32[entry + Frame.OWNER] === FREE_ZEROED ? 0 : 1;
-    i32[entry + Frame.OWNER] = owner;
-    i32[entry + Frame.REFCOUNT] = 1;
+    if (dirty !== null) dirty[i] = i32[entry + ownerWord] === zeroed ? 0 : 1;
+    i32[entry + ownerWord] = owner;
+    i32[entry + refWord] = 1;
   }
   return true;
 }

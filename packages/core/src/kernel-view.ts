@@ -126,7 +126,7 @@ function vmallocPhys(mem: PhysMem, kaddr: number, len: number): number {
   }
   if (runs > 1) {
     throw new RangeError(
-      `kernel.view: [${hex(kaddr)}, ${hex(kaddr + len)}) is not one physically contiguous run (its frames form ${runs} runs); view a smaller range, or copy it with readKernel, or map the area and use segments`,
+      `kernel.view: [${hex(kaddr)}, ${hex(kaddr + len)}) is not one physically contiguous run (its frames form ${runs} runs); allocate the area with { contiguous: true } to get one run, or view a smaller range, or copy it with readKernel, or map the area and use segments`,
     );
   }
   return pfn0 * PAGE_SIZE + (kaddr % PAGE_SIZE);

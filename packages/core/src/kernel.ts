@@ -179,7 +179,8 @@ export class Kernel {
   /**
    * Create physical memory of `memoryBytes` (rounded down to whole frames) and boot a kernel in it.
    * Throws `TypeError` for a non-number and `RangeError` for a size too small for the metadata or
-   * too large to address. Context: any thread; allocates the buffer (committed lazily by the OS).
+   * too large to address. Context: any thread; allocates the buffer (committed lazily by the OS,
+   * except the metadata, which boot touches page by page so that no allocation faults on it).
    */
   static boot(options: BootOptions): Kernel {
     const mem = PhysMem.create(options);

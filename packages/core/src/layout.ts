@@ -54,6 +54,13 @@
  * logged by `txStore`), which the lock's release, an `Atomics.store`, publishes to the next holder
  * and, for PTEs, to lock-free walkers that validate against the TLB generation (pgtable.ts).
  *
+ * Boot commits the metadata: before any region is initialised and before the buffer is shared, one
+ * plain store of 0 (the value every word holds then) to the first word of each 4 KiB page from the
+ * frame table to `metadataBytes` makes the operating system back the page (`commitMetadata` in
+ * phys-mem.ts). That store is init-only whatever the word's own rule; after it, each word follows
+ * the rule written next to it. Allocations then never page-fault on the frame table, the area map
+ * or the kernel page table, which they write in proportion to their size.
+ *
  * @module
  */
 import { PAGE_SHIFT, PAGE_SIZE } from './errno.js';

@@ -39,7 +39,7 @@ import {
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import { lockAllMms, mmGet, mmUnlock } from './mm.js';
-import { forEachPteLocked, mkPte, ptePfn } from './pgtable.js';
+import { forEachPteLocked, mkPte, PTE_PFN_STEP, ptePfn } from './pgtable.js';
 import { clearFrames, type PhysMem } from './phys-mem.js';
 import { inKernel } from './thread.js';
 
@@ -216,6 +216,74 @@ function zeroDirtyFrames(mem: PhysMem, pfns: Int32Array, dirty: Uint8Array): voi
   }
 }
 
+/** Areas up to this many pages reuse this thread's scratch arrays; larger ones get their own. */
+const SCRATCH_PAGES = 1 << 16;
+/** Smaller areas get two small new arrays: cheaper than two `subarray` views of the scratch. */
+const SCRATCH_MIN_PAGES = 1024;
+let scratchPfns = new Int32Array(0);
+let scratchDirty = new Uint8Array(0);
+
+/**
+ * The pfn list and dirty flags of one allocation of `nrPages`: for a large area, views of this
+ * thread's scratch arrays (a module's state is per thread), grown on demand up to
+ * {@link SCRATCH_PAGES}, so that it does not allocate, and fault in, two fresh arrays for them. Context: one allocation
+ * at a time per thread (nothing in vmallocPagesIn calls back out).
+ */
+function scratchFor(
+  nrPages: number,
+  zero: boolean,
+): { pfns: Int32Array; dirty: Uint8Array | null } {
+  if (nrPages < SCRATCH_MIN_PAGES || nrPages > SCRATCH_PAGES) {
+    return { pfns: new Int32Array(nrPages), dirty: zero ? new Uint8Array(nrPages) : null };
+  }
+  if (scratchPfns.length < nrPages) {
+    const size = Math.min(SCRATCH_PAGES, Math.max(nrPages, 2 * scratchPfns.length));
+    scratchPfns = new Int32Array(size);
+    scratchDirty = new Uint8Array(size);
+  }
+  return {
+    pfns: scratchPfns.subarray(0, nrPages),
+    dirty: zero ? scratchDirty.subarray(0, nrPages) : null,
+  };
+}
+
+/**
+ * Give the area's frames their owner and write its kernel PTEs, from vmalloc page `start`. For one
+ * physical run (`run`) the pfn and the PTE step by a constant, with no read of `pfns`: the path of
+ * every large area, fresh memory included. Context: vmap_area_lock held, the frames in flight.
+ */
+function linkFrames(
+  mem: PhysMem,
+  pfns: Int32Array,
+  run: boolean,
+  start: number,
+  owner: number,
+): void {
+  const { i32 } = mem;
+  const n = pfns.length;
+  const ownerWord = Frame.OWNER; // locals: an imported binding is a cell load in every iteration
+  const stride = FRAME_WORDS;
+  const step = PTE_PFN_STEP;
+  let pte = mem.kernelPageTable + start;
+  if (run) {
+    let entry = mem.frameTable + pfns[0]! * stride + ownerWord;
+    let value = mkPte(pfns[0]!, PROT_WRITE);
+    for (const end = pte + n; pte < end; pte++) {
+      i32[entry] = owner;
+      i32[pte] = value;
+      entry += stride;
+      value += step;
+    }
+    return;
+  }
+  const { frameTable } = mem;
+  for (let i = 0; i < n; i++, pte++) {
+    const pfn = pfns[i]!;
+    i32[frameTable + pfn * stride + ownerWord] = owner;
+    i32[pte] = mkPte(pfn, PROT_WRITE);
+  }
+}
+
 function vmallocPagesIn(
   mem: PhysMem,
   nrPages: number,
@@ -226,8 +294,7 @@ function vmallocPagesIn(
   contiguous: boolean,
 ): number | null {
   const { i32 } = mem;
-  const pfns = new Int32Array(nrPages);
-  const dirty = zero ? new Uint8Array(nrPages) : null;
+  const { pfns, dirty } = scratchFor(nrPages, zero);
   // in flight until linked: a recovery keeps them while this thread lives, frees them if it dies
   const inflight = ownerTag(FrameKind.INFLIGHT, Math.max(0, mem.current.slot));
   if (!takeAreaFrames(mem, nrPages, contiguous, inflight, pfns, dirty)) return null;
@@ -261,22 +328,12 @@ function vmallocPagesIn(
   areaSet(mem, slot, Area.FLAGS, flags | VM_ALLOC);
   areaSet(mem, slot, Area.CALLER, caller);
   areaSet(mem, slot, Area.MAPCOUNT, 0);
-  areaSet(
-    mem,
-    slot,
-    Area.CONTIG,
-    nrPages > 0 && pfns[nrPages - 1] === pfns[0]! + nrPages - 1 && isRun(pfns) ? pfns[0]! + 1 : 0,
-  );
-  const owner = ownerTag(FrameKind.VMALLOC, slot);
+  const run = nrPages > 0 && pfns[nrPages - 1] === pfns[0]! + nrPages - 1 && isRun(pfns);
+  areaSet(mem, slot, Area.CONTIG, run ? pfns[0]! + 1 : 0);
   // Plain stores: the frames are this thread's own (in flight), and no thread has this range's
   // kaddrs before this call returns; the area goes live with the NR_PAGES store below and the
   // lock's release (both Atomics), which publish these words to every thread that can name them.
-  const { frameTable, kernelPageTable } = mem;
-  for (let i = 0; i < nrPages; i++) {
-    const pfn = pfns[i]!;
-    i32[frameTable + pfn * FRAME_WORDS + Frame.OWNER] = owner;
-    i32[kernelPageTable + start + i] = mkPte(pfn, PROT_WRITE);
-  }
+  linkFrames(mem, pfns, run, start, ownerTag(FrameKind.VMALLOC, slot));
   // the area map covers the guard page too: findVmArea reports it as part of the area
   i32.fill(slot + 1, mem.areaMap + start, mem.areaMap + start + nrPages + 1);
   areaSet(mem, slot, Area.PREV, prev);

@@ -52,6 +52,12 @@ describe('the examples of the site', () => {
     expect(await gettingStarted()).toBe('HELLO, FRAMES');
   });
 
+  test('getting started fills and checks an area from the main thread through kernel.view', async () => {
+    const { mainThreadView } =
+      await compiled<typeof import('../examples/main-thread.js')>('main-thread');
+    expect(await mainThreadView()).toEqual({ scaled: 2 ** 20, wrong: 0 });
+  });
+
   test('the vmalloc tour shows rounding, the guard page, VM_USERMAP, zeroing and bad frees', () => {
     const { print, seen } = collector();
     vmallocTour(print);

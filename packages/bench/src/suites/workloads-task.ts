@@ -4,8 +4,15 @@
  *
  * @module
  */
-import { defineTask, type TaskHandler } from '@sabvm/workers/worker';
-import { lookups, normalizeSlice, sliceStats } from './workloads-protocol.js';
+import { defineTask, openRing, type TaskHandler } from '@sabvm/workers/worker';
+import {
+  lookups,
+  normalizeSlice,
+  RECORD_BYTES,
+  recordValue,
+  sliceStats,
+  type RecordsTask,
+} from './workloads-protocol.js';
 
 export const stats: TaskHandler<[number, number]> = defineTask(({ ranges }) =>
   sliceStats(ranges[0]!.view(Float32Array)),
@@ -24,3 +31,18 @@ export const lookup: TaskHandler<number> = defineTask<number, number>(({ ranges,
 );
 
 export const touch: TaskHandler<number> = defineTask(({ ranges }) => ranges.length);
+
+/** Send `count` records to the main thread through the ring, waiting for room when it is full. */
+export const records: TaskHandler<number> = defineTask<RecordsTask, number>(({ arg }) => {
+  const ring = openRing(arg.ring ?? -1);
+  const bytes = new Uint8Array(RECORD_BYTES);
+  const i32 = new Int32Array(bytes.buffer);
+  const f64 = new Float64Array(bytes.buffer);
+  i32[0] = arg.id;
+  for (let seq = 0; seq < arg.count; seq++) {
+    i32[1] = seq;
+    f64[1] = recordValue(arg.id, seq);
+    if (ring.outputWait(bytes, 0, 30_000) !== 0) throw new Error(`records: no room for ${seq}`);
+  }
+  return arg.count;
+});
