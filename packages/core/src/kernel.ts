@@ -428,11 +428,13 @@ export class Kernel {
    * Free the area whose base is `kaddr`. `null` is a no-op; anything that is not the base of a
    * live area (unknown, interior, already freed, not a number) changes nothing and is counted in
    * `stats().badFrees`. Frames still mapped in user address spaces stay alive with their data until
-   * the last mapping goes. Context: any thread; takes vmap_area_lock briefly.
+   * the last mapping goes. A ring buffer's area is refused the same way: the ring frees it
+   * (`ring.free()`), as `bpf_ringbuf_free` does, once no call uses it.
+   * Context: any thread; takes vmap_area_lock briefly.
    */
   vfree(kaddr: number | null): void {
     checkAttached(this.mem);
-    vfree(this.mem, kaddr);
+    vfree(this.mem, kaddr, AreaCaller.RINGBUF);
   }
 
   /** The live area containing `kaddr` (guard page included), or null. Context: any thread. */

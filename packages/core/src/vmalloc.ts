@@ -369,7 +369,7 @@ export function areaOfPageLocked(mem: PhysMem, page: number): number {
  * `Hdr.BAD_FREES` and changes nothing. Frames still mapped by user PTEs keep their data until their
  * last reference goes. Context: any thread; takes vmap_area_lock.
  */
-export function vfree(mem: PhysMem, kaddr: unknown): void {
+export function vfree(mem: PhysMem, kaddr: unknown, keep: AreaCaller | -1 = -1): void {
   if (kaddr === null) return;
   const { i32 } = mem;
   const page = vmallocPageIndex(mem, kaddr);
@@ -378,14 +378,22 @@ export function vfree(mem: PhysMem, kaddr: unknown): void {
     return;
   }
   inKernel(mem, () => {
-    vfreeIn(mem, page);
+    vfreeIn(mem, page, keep);
   });
 }
 
-/** vfree of vmalloc page `page`, inside a kernel call. */
-function vfreeIn(mem: PhysMem, page: number): void {
+/**
+ * vfree of vmalloc page `page`, inside a kernel call; an area made by `keep` (its owner frees it,
+ * as a ring frees its own) is refused and counted as a bad free.
+ */
+function vfreeIn(mem: PhysMem, page: number, keep: AreaCaller | -1): void {
   spinLock(mem, Hdr.VMAP_LOCK);
   let slot = liveAreaAtLocked(mem, page);
+  if (slot >= 0 && areaGet(mem, slot, Area.CALLER) === keep) {
+    spinUnlock(mem, Hdr.VMAP_LOCK);
+    Atomics.add(mem.i32, Hdr.BAD_FREES, 1);
+    return;
+  }
   if (slot >= 0 && Atomics.load(mem.i32, areaWord(mem, slot, Area.MAPCOUNT)) > 0) {
     // mapped in user space: hold every mmap_lock so that no PTE of the area comes or goes, then
     // hand each frame the references of the PTEs that map it (the area becomes orphan pages)

@@ -82,6 +82,21 @@ describe('a ring buffer area', () => {
   });
 });
 
+describe('freeing a ring', () => {
+  it("is the ring's own call: vfree of its area is refused and changes nothing", () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const before = k.stats();
+    k.vfree(rb.kaddr);
+    expect(k.stats()).toEqual({ ...before, badFrees: before.badFrees + 1 });
+    expect(rb.output(new Uint8Array([1, 2, 3]))).toBe(0); // the ring still owns its frames
+    expect(drain(rb)).toEqual([new Uint8Array([1, 2, 3])]);
+    rb.free();
+    expect(k.stats().vmallocAreas).toBe(before.vmallocAreas - 1);
+    k.checkInvariants();
+  });
+});
+
 describe('producers and the consumer', () => {
   it('deliver submitted records in reservation order and skip discarded ones', () => {
     const k = boot();
