@@ -282,6 +282,9 @@ export function allFreed(mem: PhysMem, cache: number, head: number): boolean {
   return true;
 }
 
+/** newSlab's scratch for the pfns of a new slab (one thread's; nothing allocated per slab). */
+const slabPfns = new Int32Array(MAX_SLAB_FRAMES);
+
 /**
  * Make a new slab for `cache`, held by this thread: frames from the page allocator, the
  * descriptor, every object on the free list. Returns its first pfn, or -1 when no run of frames
@@ -292,7 +295,7 @@ export function newSlab(mem: PhysMem, cache: number): number {
   const { i32 } = mem;
   const g = cacheWord(mem, cache, 0);
   const frames = i32[g + Cache.FRAMES]!;
-  const pfns = new Int32Array(frames);
+  const pfns = slabPfns;
   if (
     !allocContig(mem, frames, 1, false, ownerTag(FrameKind.INFLIGHT, mem.current.slot), pfns, null)
   )
