@@ -152,7 +152,7 @@ export function kfree(cpu: SlabCpu, kaddr: unknown, only = -1): void {
 export function bulkRange(kaddrs: unknown, start: unknown, end: unknown): [number, number] {
   if (typeof kaddrs !== 'object' || kaddrs === null || !('length' in kaddrs))
     throw new TypeError('kfreeBulk: kaddrs must be an array or a typed array of kaddrs');
-  const length = (kaddrs as { length: unknown }).length;
+  const length = kaddrs.length;
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0)
     throw new TypeError('kfreeBulk: kaddrs must be an array or a typed array of kaddrs');
   const from = start ?? 0;

@@ -27,7 +27,6 @@ import {
   FRAME_WORDS,
   Frame,
   FrameKind,
-  Hdr,
   KMEM_CACHES,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
