@@ -49,8 +49,10 @@ function flushRun(cpu: SlabCpu, run: Run): number {
   if (run.head < 0) return 0;
   const { i32 } = cpu.mem;
   const remote = run.head * PAGE_WORDS + SLAB_HEADER_WORDS + run.words;
+  const alloc = run.head * PAGE_WORDS + SLAB_HEADER_WORDS;
   let lost = 0;
   let won = false;
+  let emptied = false;
   for (let w = run.lo; w <= run.hi; w++) {
     const mask = runMasks[w]!;
     if (mask === 0) continue;
@@ -58,8 +60,9 @@ function flushRun(cpu: SlabCpu, run: Run): number {
     const old = Atomics.or(i32, remote + w, mask);
     for (let bits = old & mask; bits !== 0; bits &= bits - 1) lost++;
     if ((mask & ~old) !== 0) won = true;
+    if ((i32[alloc + w]! & ~(old | mask)) === 0) emptied = true;
   }
-  if (won) cpu.afterRemote(run.cache, run.head, run.words, run.seq);
+  if (won) cpu.afterRemote(run.cache, run.head, run.words, run.seq, emptied);
   run.head = -1;
   return lost;
 }

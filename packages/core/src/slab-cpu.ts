@@ -437,26 +437,27 @@ export class SlabCpu {
     const old = Atomics.or(this.i32, aw + bw, mask);
     let lost = 0;
     for (let bits = old & mask; bits !== 0; bits &= bits - 1) lost++;
-    if ((mask & ~old) !== 0) this.afterRemote(cache, head, bw, seq);
+    if ((mask & ~old) !== 0)
+      this.afterRemote(cache, head, bw, seq, (this.i32[aw]! & ~(old | mask)) === 0);
     return lost;
   }
 
   /**
    * After remote frees into a slab (its remote bits set, seq-cst): nothing when a thread holds it
-   * (its holder takes them back); else list it when it was full (the first free claims LISTED),
-   * or discard it when every object is now free. Context: any attached thread.
+   * (its holder takes them back); else list it when it was full (the first free claims LISTED), or
+   * discard it when every object is now free — looked at only when these frees left a bitmap word
+   * with no allocated object (`emptied`): the last free of a slab always does. Context: any
+   * attached thread.
    */
-  afterRemote(cache: number, head: number, bw: number, seq: number): void {
+  afterRemote(cache: number, head: number, bw: number, seq: number, emptied: boolean): void {
     const i32 = this.i32;
     const base = head * 1024; // literals as on the fast path: FROZEN 0, LISTED 1
     // the bits first, then FROZEN (both seq-cst): either the holder's collect sees the bits, or
     // this free sees the slab unowned and does the unowned work
     if (Atomics.load(i32, base) !== 0) return;
-    // every object freed: discard (seq-cst loads: the last freer sees all bits); else make sure it
-    // is listed (once: LISTED is the claim)
-    const resolve =
-      this.allFreed(base, bw) ||
-      (i32[base + 1] === 0 && Atomics.compareExchange(i32, base + 1, 0, 1) === 0);
+    let resolve = i32[base + 1] === 0 && Atomics.compareExchange(i32, base + 1, 0, 1) === 0;
+    // every object of a word freed: look at the others (seq-cst: the last freer sees all bits)
+    if (!resolve && emptied) resolve = this.allFreed(base, bw);
     if (!resolve) return;
     kernelEnter(this.mem);
     try {
