@@ -10,7 +10,7 @@ import type { Spread } from './stats.js';
 export const RESULT_SCHEMA = 'sabvm-bench/1';
 
 /** What a row counts per iteration, so rates read as "units per second". */
-export type Unit = 'pages' | 'bytes' | 'ops' | 'reads' | 'loops' | 'tasks';
+export type Unit = 'pages' | 'bytes' | 'ops' | 'reads' | 'loops' | 'tasks' | 'records';
 
 /** The part a row plays: what sabvm does, what a user would do instead, or a control. */
 export type Role = 'subject' | 'baseline' | 'control';

@@ -15,6 +15,7 @@ import { handoffSuite } from './suites/handoff.js';
 import { kmallocSuite } from './suites/kmalloc.js';
 import { metadataSuite } from './suites/metadata.js';
 import { remapSuite } from './suites/remap.js';
+import { ringSuite } from './suites/ring.js';
 import { scalingSuite } from './suites/scaling.js';
 import type { Suite } from './suites/suite.js';
 import { vmallocSuite } from './suites/vmalloc.js';
@@ -32,6 +33,7 @@ export const SUITES: readonly Suite[] = [
   metadataSuite,
   workloadsSuite,
   kmallocSuite,
+  ringSuite,
 ];
 
 /** Options of {@link runBench}. */

@@ -12,6 +12,7 @@ import { HANDOFF } from './suites/handoff.js';
 import { KMALLOC } from './suites/kmalloc.js';
 import { METADATA } from './suites/metadata.js';
 import { REMAP_ROWS, remapGroupName } from './suites/remap.js';
+import { RING } from './suites/ring.js';
 import { SCALING } from './suites/scaling.js';
 import { WORKLOADS } from './suites/workloads.js';
 import type { SuiteResult, TargetResult } from './results.js';
@@ -326,6 +327,38 @@ export const TARGETS: readonly TargetSpec[] = [
     op: '<=',
     threshold: 1.1,
     source: { suite: 'kmalloc', measure: KMALLOC.memory },
+  },
+  {
+    id: '19',
+    what: 'ring: 32-byte records, one worker thread → main thread, output per record',
+    ratio: 'records/s ÷ ringbuf.js push per record',
+    op: '>=',
+    threshold: 3,
+    source: { suite: 'ring', group: RING.small, ratio: ratioName(RING.output, RING.ringbufjs) },
+  },
+  {
+    id: '20',
+    what: 'ring: 32-byte records, one worker thread → main thread, output per record',
+    ratio: 'records/s ÷ one postMessage per record',
+    op: '>=',
+    threshold: 20,
+    source: { suite: 'ring', group: RING.small, ratio: ratioName(RING.output, RING.post) },
+  },
+  {
+    id: '21',
+    what: 'ring: 32-byte records, one worker thread → main thread, output per record',
+    ratio: 'records/s ÷ postMessage of 256-record batches',
+    op: '>=',
+    threshold: 1,
+    source: { suite: 'ring', group: RING.small, ratio: ratioName(RING.output, RING.batch) },
+  },
+  {
+    id: '22',
+    what: 'ring: 32-byte records, two producer threads → main thread (output)',
+    ratio: 'total records/s ÷ one producer records/s',
+    op: '>=',
+    threshold: 0.8,
+    source: { suite: 'ring', group: RING.two, ratio: '2 ÷ 1 producer' },
   },
 ];
 

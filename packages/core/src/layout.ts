@@ -707,7 +707,11 @@ export const RINGBUF_MAGIC = 0x46554252;
 
 /** Meta page words (Int32 index from the page start). */
 export const enum RingMeta {
-  /** atomic: {@link RINGBUF_MAGIC} while the ring is live, 0 once `free` began. */
+  /**
+   * atomic: {@link RINGBUF_MAGIC} while the ring is live, 0 once `free` began (compare-and-exchange).
+   * Producers' `reserve`/`output` read it with a plain load: their check is a courtesy that a free
+   * may overtake at once either way.
+   */
   MAGIC = 0,
   /** init-only: data pages (`dataBytes / PAGE_SIZE`). */
   DATA_PAGES = 1,
@@ -720,19 +724,34 @@ export const enum RingMeta {
 
 /** Consumer page words (Int32 index from the page start); only the consumer writes them. */
 export const enum RingCons {
-  /** atomic, written by the consumer holding CONSUMER_LOCK: bytes consumed (mod 2^32). */
+  /**
+   * atomic, written by the consumer holding CONSUMER_LOCK: bytes consumed (mod 2^32). Stored a
+   * quarter of the ring at a time and whenever the consumer finds the ring empty or held back
+   * (then it looks again), so producers reading it seldom miss their cache. A reserving producer
+   * reads it with a plain load (a stale value only makes the ring look fuller) and with
+   * `Atomics.load` before it answers "full"; the wake-up check and waits use `Atomics.load`.
+   */
   CONSUMER_POS = 0,
   /** atomic (compare-and-exchange): 0, or the tid of the thread consuming now (one at a time). */
   CONSUMER_LOCK = 16,
-  /** atomic: consumers asleep on `WAKE_SEQ` (producers notify only when it is not 0). */
+  /**
+   * atomic: consumers about to sleep or asleep on `WAKE_SEQ` (counted before their last look at
+   * the ring); a committing producer reads it first and skips the wake-up check when it is 0.
+   */
   WAITERS = 17,
 }
 
 /** Producer page words (Int32 index from the page start); only producers write them. */
 export const enum RingProd {
-  /** atomic store under RESV_LOCK, read lock-free: bytes reserved (mod 2^32). */
+  /**
+   * bytes reserved (mod 2^32): written with `Atomics.store` under RESV_LOCK (the publish of a
+   * reservation, after its header); read plain by the lock holder, with `Atomics.load` by anyone else.
+   */
   PRODUCER_POS = 0,
-  /** RESV_LOCK: every record before it is committed (Linux's `pending_pos`). */
+  /**
+   * RESV_LOCK (plain loads and stores): every record before it is committed (Linux's
+   * `pending_pos`); a lower bound, advanced only when a reservation's room check against it fails.
+   */
   PENDING_POS = 1,
   /** the reservation lock (`rb->spinlock`): 0 free, else the owner's tid. */
   RESV_LOCK = 2,
@@ -752,9 +771,10 @@ export const enum RingProd {
  *   └─┴─┴────────────────────┴────────────┴─────────────┴──────────────────────┘
  * ```
  *
- * Word 0 is atomic: written `len | BUSY` under RESV_LOCK by the reserving producer, then
- * exchanged once, lock-free, to commit (BUSY cleared, DISCARD set for a discard). Word 1 is
- * written once with word 0: the page offset of the header from the ring's kaddr (as Linux) in its
+ * Word 0: written `len | BUSY` with a plain store under RESV_LOCK by the reserving producer,
+ * before the `Atomics.store` of PRODUCER_POS that publishes it (every reader loads PRODUCER_POS
+ * first), then exchanged once with `Atomics.exchange`, lock-free, to commit (BUSY cleared, DISCARD
+ * set for a discard); read with `Atomics.load`. Word 1 is written once with word 0, the same way: the page offset of the header from the ring's kaddr (as Linux) in its
  * low 20 bits, and the reserving thread's slot in its top 12 bits, by which reaping a dead thread
  * finds its open records (a sabvm addition; Linux keeps the full 32 bits for pg_off).
  */

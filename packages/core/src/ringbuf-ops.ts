@@ -19,7 +19,7 @@ import {
   recordOffset,
   ringCommit,
   ringConsume,
-  ringLive,
+  ringLiveHint,
   ringQuery,
   ringReserve,
   validCommitFlags,
@@ -119,7 +119,7 @@ export abstract class RingOps {
   reserve(len: number, flags?: number): RingRecord | null {
     const r = this.producerRef();
     checkProducer(r);
-    if (checkRecordLen(r, len) < 0 || (flags !== undefined && flags !== 0) || !ringLive(r))
+    if (checkRecordLen(r, len) < 0 || (flags !== undefined && flags !== 0) || !ringLiveHint(r))
       return null;
     const start = ringReserve(r, len);
     return start < 0 ? null : new RingRecord(r, start, len);
@@ -134,7 +134,7 @@ export abstract class RingOps {
     const r = this.producerRef();
     checkProducer(r);
     const len = checkRecordLen(r, bytesLength(bytes));
-    if (len < 0 || !validCommitFlags(flags) || !ringLive(r)) return -EINVAL;
+    if (len < 0 || !validCommitFlags(flags) || !ringLiveHint(r)) return -EINVAL;
     const start = ringReserve(r, len);
     if (start < 0) return -EAGAIN;
     const at = recordOffset(r, start, len);

@@ -4,10 +4,13 @@
  * Kernel counterparts: the ring's wait queue (`rb->waitq`, woken from `bpf_ringbuf_notify`) and
  * `epoll_wait` on the map's fd in libbpf's `ring_buffer__poll`.
  *
- * The consumer waits on `WAKE_SEQ`: it counts itself in `WAITERS`, reads `WAKE_SEQ`, consumes, and
- * only if nothing was ready waits for `WAKE_SEQ` to move. A producer that wakes it bumps
- * `WAKE_SEQ` after its commit, so a commit the consumer missed has moved the word and the wait
- * returns at once (every access is a sequentially consistent `Atomics` operation). Producers wait
+ * The consumer waits on `WAKE_SEQ`: when a consume found nothing, it counts itself in `WAITERS`,
+ * reads `WAKE_SEQ`, consumes once more (the last look, which also stores `CONSUMER_POS`), and only
+ * if nothing was ready waits for `WAKE_SEQ` to move. A committing producer reads `WAITERS` after
+ * its commit and, when a consumer may sleep, wakes it if `CONSUMER_POS` is at its record: it bumps
+ * `WAKE_SEQ` after its commit, so a commit the last look missed has moved the word and the wait
+ * returns at once (every access is a sequentially consistent `Atomics` operation). A consumer that
+ * is busy is not counted, so producers skip the wake-up check while it keeps up. Producers wait
  * for room on `CONSUMER_POS` the same way, counted in `PRODUCER_WAITERS`.
  *
  * On the main thread `Atomics.waitAsync` waits without blocking; a pending `waitAsync` does not
@@ -107,10 +110,13 @@ export async function pollAsync(
   // the reference keeps a ring freed meanwhile (by this thread, too) in place until the last consume
   try {
     for (;;) {
+      // uncounted first: while the consumer finds records, producers skip the wake-up check
+      let n = ringConsume(r, cb);
+      if (n !== 0 || remaining(deadline) === 0) return n;
       Atomics.add(i32, r.waiters, 1);
       try {
         const seq = Atomics.load(i32, r.wakeSeq);
-        let n = ringConsume(r, cb);
+        n = ringConsume(r, cb); // the last look, counted in WAITERS: a commit after it wakes us
         const left = remaining(deadline);
         if (n !== 0 || left === 0) return n;
         await sleepAsync(i32, r.wakeSeq, seq, left);
@@ -131,16 +137,20 @@ export function pollSync(r: RingRef, cb: RingCallback, options: PollOptions): nu
   const timeoutMs = timeoutOf(options);
   if (timeoutMs === null || !ringGet(r)) return -EINVAL;
   const { i32 } = r.mem;
-  Atomics.add(i32, r.waiters, 1);
+  let counted = false;
   try {
-    const seq = Atomics.load(i32, r.wakeSeq);
     const n = ringConsume(r, cb);
     if (n !== 0 || timeoutMs === 0) return n;
     if (!canBlock) return -EAGAIN;
+    Atomics.add(i32, r.waiters, 1);
+    counted = true;
+    const seq = Atomics.load(i32, r.wakeSeq);
+    const again = ringConsume(r, cb); // the last look, counted: a commit after it wakes us
+    if (again !== 0) return again;
     Atomics.wait(i32, r.wakeSeq, seq, timeoutMs < 0 ? Infinity : timeoutMs);
     return ringConsume(r, cb);
   } finally {
-    Atomics.sub(i32, r.waiters, 1);
+    if (counted) Atomics.sub(i32, r.waiters, 1);
     ringPut(r);
   }
 }

@@ -10,14 +10,16 @@
  * found once through the kernel mapping (a `RingBuf`) or through a user mapping (a `UserRingBuf`).
  *
  * Ordering, as Linux's:
- * - reservation is serialised by `RESV_LOCK`: under it a producer advances `PENDING_POS` over
- *   committed records, checks room against `CONSUMER_POS` and `PENDING_POS`, writes the header
- *   `len | BUSY` and then publishes `PRODUCER_POS` (the commit point of a reservation);
+ * - reservation is serialised by `RESV_LOCK`: under it a producer checks room against
+ *   `CONSUMER_POS` and `PENDING_POS` (advancing `PENDING_POS` over committed records only when that
+ *   check fails), writes the header `len | BUSY` and then publishes `PRODUCER_POS` (the commit
+ *   point of a reservation);
  * - submit and discard are one lock-free exchange of the header word (BUSY off, DISCARD on for a
  *   discard), then the wake-up check;
- * - the consumer reads `PRODUCER_POS`, then each header at `CONSUMER_POS`: a BUSY record stops it
- *   (it holds back every record after it); it stores `CONSUMER_POS` after each record, after the
- *   callback, so a record's bytes stay put while the callback runs.
+ * - the consumer reads `PRODUCER_POS`, then each header at its position: a BUSY record stops it
+ *   (it holds back every record after it); it stores `CONSUMER_POS` after the callbacks, a quarter
+ *   of the ring at a time and when it stops, then looks once more, so a record's bytes stay put
+ *   while its callback runs and producers do not miss their cache on every record.
  *
  * **Records never wrap (a JavaScript choice).** Linux maps the data pages twice, back to back, so
  * a record that runs past the end continues at the start in one virtual range; one JavaScript view
@@ -28,8 +30,9 @@
  *
  * **Wake-up, as Linux's.** A commit wakes the consumer only when the consumer has caught up with
  * the committed record (`CONSUMER_POS` is at it, or at the skipped tail before it), or with
- * `BPF_RB_FORCE_WAKEUP`; `BPF_RB_NO_WAKEUP` suppresses it. Waking bumps `WAKE_SEQ` and notifies it
- * only when a consumer sleeps (`WAITERS`), so a busy consumer costs producers one load per commit.
+ * `BPF_RB_FORCE_WAKEUP`; `BPF_RB_NO_WAKEUP` suppresses it. A producer reads `WAITERS` first and
+ * checks the consumer position only when a consumer may sleep, so a busy consumer costs producers
+ * one load of a word that seldom changes per commit. Waking bumps `WAKE_SEQ` and notifies it.
  *
  * @module
  */
@@ -138,6 +141,15 @@ export function ringLive(r: RingRef): boolean {
 }
 
 /**
+ * {@link ringLive} for a producer's fast path: a plain load of MAGIC. The check is a courtesy
+ * either way (a free may follow it at once; finishing calls before `free` is the caller's part),
+ * so a stale read costs nothing that an atomic one would prevent.
+ */
+export function ringLiveHint(r: RingRef): boolean {
+  return r.magic < 0 || r.mem.i32[r.magic] === RINGBUF_MAGIC;
+}
+
+/**
  * Take a reference on the ring for a wait (a freed ring's area stays until the wait ends). False
  * for a freed ring. A user mapping keeps its frames alive itself: nothing to count.
  * Context: any thread.
@@ -165,6 +177,13 @@ export function ringWake(r: RingRef): void {
  * Reserve a record of `len` bytes (`__bpf_ringbuf_reserve`); `len` is valid (0 … maxRecordBytes).
  * Returns the data offset where the reservation starts (the record's header, or the tail skipped
  * before a record placed at offset 0: see {@link recordOffset}), or -1 when the ring is full.
+ *
+ * The fast path costs three `Atomics` operations (the lock, the publish of `PRODUCER_POS`, the
+ * unlock): the consumer position is read with a plain load and reloaded atomically only when the
+ * room check fails; the holder of `RESV_LOCK` reads `PRODUCER_POS` and `PENDING_POS`
+ * with plain loads (only holders write them) and writes the new header with plain stores, which
+ * the `Atomics.store` of `PRODUCER_POS` publishes; `PENDING_POS` is advanced only when the room
+ * check against it fails (it is a lower bound, so a stale one can only make the ring look fuller).
  * Context: any attached thread; takes RESV_LOCK.
  */
 export function ringReserve(r: RingRef, len: number): number {
@@ -173,24 +192,22 @@ export function ringReserve(r: RingRef, len: number): number {
   const mask = size - 1;
   const dataWord = r.data >> 2;
   const total = recordBytes(len);
-  const cons = Atomics.load(i32, r.consPos);
+  // a plain load first: a stale consumer position only makes the ring look fuller, and the room
+  // check below reloads it with Atomics.load before it answers "full"
+  let cons = i32[r.consPos]!;
   spinLock(mem, r.resvLock);
-  let pend = Atomics.load(i32, r.pendPos);
-  const prod = Atomics.load(i32, r.prodPos);
-  // PENDING_POS passes the records committed since (Linux's pending_pos loop)
-  while (pend !== prod) {
-    const word = Atomics.load(i32, dataWord + ((pend & mask) >> 2));
-    if (word & RINGBUF_BUSY_BIT) break;
-    pend = (pend + recordBytes(word & RINGBUF_LEN_MASK)) | 0;
-  }
-  Atomics.store(i32, r.pendPos, pend);
+  const prod = i32[r.prodPos]!; // RESV_LOCK: only holders write it
   const start = prod & mask;
   const tail = size - start;
   const need = tail < total ? tail + total : total;
   const next = (prod + need) | 0;
   // room: the producer stays less than a whole ring ahead of the consumer and of the oldest
   // uncommitted record (unsigned distances; a consumer position that is garbage means "full")
-  if ((next - cons) >>> 0 > mask || (next - pend) >>> 0 > mask) {
+  if ((next - cons) >>> 0 > mask) cons = Atomics.load(i32, r.consPos);
+  if (
+    (next - cons) >>> 0 > mask ||
+    ((next - i32[r.pendPos]!) >>> 0 > mask && !passPending(r, next))
+  ) {
     spinUnlock(mem, r.resvLock);
     return -1;
   }
@@ -198,15 +215,35 @@ export function ringReserve(r: RingRef, len: number): number {
   let at = start;
   if (tail < total) {
     // the tail cannot hold the record: skip it as a discarded record, place the record at 0
-    Atomics.store(i32, dataWord + (at >> 2), (tail - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT);
-    Atomics.store(i32, dataWord + (at >> 2) + 1, pgOff(at) | owner);
+    i32[dataWord + (at >> 2)] = (tail - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT;
+    i32[dataWord + (at >> 2) + 1] = pgOff(at) | owner;
     at = 0;
   }
-  Atomics.store(i32, dataWord + (at >> 2) + 1, pgOff(at) | owner);
-  Atomics.store(i32, dataWord + (at >> 2), len | RINGBUF_BUSY_BIT);
+  // plain stores before the publish below: every reader of a header reads PRODUCER_POS first
+  i32[dataWord + (at >> 2) + 1] = pgOff(at) | owner;
+  i32[dataWord + (at >> 2)] = len | RINGBUF_BUSY_BIT;
   Atomics.store(i32, r.prodPos, next); // publish: the consumer may now read up to `next`
   spinUnlock(mem, r.resvLock);
   return start;
+}
+
+/**
+ * Advance `PENDING_POS` over the records committed since it last moved (Linux's `pending_pos`
+ * loop); true when a reservation ending at `next` then fits behind it. Context: RESV_LOCK held.
+ */
+function passPending(r: RingRef, next: number): boolean {
+  const { i32 } = r.mem;
+  const mask = r.size - 1;
+  const dataWord = r.data >> 2;
+  const prod = i32[r.prodPos]!;
+  let pend = i32[r.pendPos]!;
+  while (pend !== prod) {
+    const word = Atomics.load(i32, dataWord + ((pend & mask) >> 2)); // committed lock-free
+    if (word & RINGBUF_BUSY_BIT) break;
+    pend = (pend + recordBytes(word & RINGBUF_LEN_MASK)) | 0;
+  }
+  i32[r.pendPos] = pend;
+  return (next - pend) >>> 0 <= mask;
 }
 
 /** Page offset of the header at data offset `at`, from the ring's first page (Linux's `pg_off`). */
@@ -232,13 +269,15 @@ export function ringCommit(
 ): void {
   const { i32 } = r.mem;
   const word = (r.data + at) >> 2;
-  const len = Atomics.load(i32, word);
-  Atomics.exchange(i32, word, (len & RINGBUF_LEN_MASK) | (discard ? RINGBUF_DISCARD_BIT : 0));
+  const len = i32[word]! & RINGBUF_LEN_MASK; // only this thread writes it until the exchange
+  Atomics.exchange(i32, word, discard ? len | RINGBUF_DISCARD_BIT : len);
   if (flags & BPF_RB_FORCE_WAKEUP) {
     ringWake(r);
     return;
   }
-  if (flags & BPF_RB_NO_WAKEUP) return;
+  // a consumer that is not asleep needs no wake-up: WAITERS first, the consumer position only
+  // when one may sleep (it counts itself before its last look at the ring: ringbuf-wait.ts)
+  if (flags & BPF_RB_NO_WAKEUP || Atomics.load(i32, r.waiters) === 0) return;
   const cons = Atomics.load(i32, r.consPos) & (r.size - 1);
   if (cons === at || cons === start) ringWake(r);
 }
@@ -261,50 +300,77 @@ export function validCommitFlags(flags: unknown): flags is number | undefined {
  * ring. The view is valid only until `cb` returns. Context: the consumer, lock-free for producers.
  */
 export function ringConsume(r: RingRef, cb: RingCallback): number {
-  const { mem, size } = r;
+  const { mem } = r;
   const { i32 } = mem;
   if (!ringLive(r)) return -EINVAL;
   if (Atomics.compareExchange(i32, r.consLock, 0, mem.tid) !== 0) return -EBUSY;
+  const pos = { cons: Atomics.load(i32, r.consPos), stored: 0, count: 0 };
+  pos.stored = pos.cons;
+  try {
+    // CONSUMER_POS is stored a quarter of the ring at a time and when the ring looks empty, then
+    // the ring is looked at again: a producer that commits after that look finds the consumer
+    // caught up at its record (the wake-up check of ringCommit)
+    for (;;) {
+      const ret = consumeRecords(r, cb, pos);
+      if (ret < 0 || pos.cons === pos.stored) return ret < 0 ? ret : pos.count;
+      storeConsumerPos(r, pos.cons);
+      pos.stored = pos.cons;
+    }
+  } finally {
+    if (pos.cons !== pos.stored) storeConsumerPos(r, pos.cons);
+    Atomics.store(i32, r.consLock, 0);
+  }
+}
+
+/** Store CONSUMER_POS and tell producers waiting for room. Context: the consumer. */
+function storeConsumerPos(r: RingRef, cons: number): void {
+  const { i32 } = r.mem;
+  Atomics.store(i32, r.consPos, cons);
+  if (Atomics.load(i32, r.prodWaiters) !== 0) Atomics.notify(i32, r.consPos);
+}
+
+/**
+ * Hand `cb` every committed record from `pos.cons` on, up to a busy record or `PRODUCER_POS`;
+ * stores CONSUMER_POS every quarter of the ring. Returns 0, or the negative number `cb` returned.
+ * Context: the consumer, CONSUMER_LOCK held.
+ */
+function consumeRecords(
+  r: RingRef,
+  cb: RingCallback,
+  pos: { cons: number; stored: number; count: number },
+): number {
+  const { mem, size } = r;
+  const { i32 } = mem;
   const mask = size - 1;
   const quarter = size >>> 2;
-  let cons = Atomics.load(i32, r.consPos);
-  let told = cons;
-  let count = 0;
+  const prod = Atomics.load(i32, r.prodPos);
+  let cons = pos.cons;
   try {
-    for (let more = true; more;) {
-      more = false;
-      const prod = Atomics.load(i32, r.prodPos);
-      while (cons !== prod) {
-        const at = cons & mask;
-        const word = Atomics.load(i32, (r.data + at) >> 2);
-        if (word & RINGBUF_BUSY_BIT) return count; // holds back every record after it
-        const len = word & RINGBUF_LEN_MASK;
-        if (len > size - at - RINGBUF_HDR_SZ)
-          bug(
-            `ring at byte ${r.data}: the record at offset ${at} runs past the end (${len} bytes)`,
-          );
-        more = true;
-        cons = (cons + recordBytes(len)) | 0;
-        if ((word & RINGBUF_DISCARD_BIT) === 0) {
-          count++;
-          const ret = cb(new Uint8Array(mem.buffer, r.data + at + RINGBUF_HDR_SZ, len));
-          if (typeof ret === 'number' && ret < 0) {
-            Atomics.store(i32, r.consPos, cons);
-            return ret;
-          }
-        }
-        Atomics.store(i32, r.consPos, cons);
-        // room for producers that wait for it, a quarter of the ring at a time
-        if ((cons - told) >>> 0 >= quarter && Atomics.load(i32, r.prodWaiters) !== 0) {
-          told = cons;
-          Atomics.notify(i32, r.consPos);
+    while (cons !== prod) {
+      const at = cons & mask;
+      const word = Atomics.load(i32, (r.data + at) >> 2);
+      if (word & RINGBUF_BUSY_BIT) return 0; // holds back every record after it
+      const len = word & RINGBUF_LEN_MASK;
+      if (len > size - at - RINGBUF_HDR_SZ)
+        bug(`ring at byte ${r.data}: the record at offset ${at} runs past the end (${len} bytes)`);
+      const next = (cons + recordBytes(len)) | 0;
+      if ((word & RINGBUF_DISCARD_BIT) === 0) {
+        pos.count++;
+        const ret = cb(new Uint8Array(mem.buffer, r.data + at + RINGBUF_HDR_SZ, len));
+        if (typeof ret === 'number' && ret < 0) {
+          cons = next; // the record counts as consumed
+          return ret;
         }
       }
+      cons = next; // after cb: a record whose cb throws is handed out again
+      if ((cons - pos.stored) >>> 0 >= quarter) {
+        storeConsumerPos(r, cons); // room for producers, a quarter of the ring at a time
+        pos.stored = cons;
+      }
     }
-    return count;
+    return 0;
   } finally {
-    if (cons !== told && Atomics.load(i32, r.prodWaiters) !== 0) Atomics.notify(i32, r.consPos);
-    Atomics.store(i32, r.consLock, 0);
+    pos.cons = cons;
   }
 }
 

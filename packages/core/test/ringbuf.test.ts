@@ -17,7 +17,13 @@ import {
   VM_USERMAP,
 } from '../src/index.js';
 import { MiB } from './helpers/reliability.js';
-import { fillRecord, readRecord, setPositions, wakeSeq } from './helpers/ring-helpers.js';
+import {
+  countWaiter,
+  fillRecord,
+  readRecord,
+  setPositions,
+  wakeSeq,
+} from './helpers/ring-helpers.js';
 
 const DATA = 4 * PAGE_SIZE;
 
@@ -174,9 +180,20 @@ describe('producers and the consumer', () => {
 });
 
 describe('wake-up', () => {
+  it('is not even checked while no consumer is about to sleep', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const seq = wakeSeq(k, rb);
+    rb.output(new Uint8Array(4)); // the consumer is at this record, but it is not waiting
+    expect(wakeSeq(k, rb)).toBe(seq);
+    rb.output(new Uint8Array(4), BPF_RB_FORCE_WAKEUP); // forced: always
+    expect(wakeSeq(k, rb)).toBe(seq + 1);
+  });
+
   it('happens when the consumer has caught up with the record, not while it is behind', () => {
     const k = boot();
     const rb = k.ringbufCreate(DATA)!;
+    countWaiter(k, rb, 1); // a consumer about to sleep
     let seq = wakeSeq(k, rb);
     rb.output(new Uint8Array(4)); // the consumer is at this record: wake it
     expect(wakeSeq(k, rb)).toBe(++seq);
@@ -194,6 +211,7 @@ describe('wake-up', () => {
     const rb = k.ringbufCreate(DATA)!;
     rb.output(new Uint8Array(DATA / 2 + 64));
     drain(rb); // the consumer waits near the end
+    countWaiter(k, rb, 1);
     const seq = wakeSeq(k, rb);
     rb.output(new Uint8Array(DATA / 2 - 8));
     expect(wakeSeq(k, rb)).toBe(seq + 1);

@@ -100,6 +100,7 @@ const guideSidebar: DefaultTheme.SidebarItem[] = [
       { text: 'Physical memory and frames', link: '/concepts/physical-memory' },
       { text: 'The vmalloc family', link: '/concepts/vmalloc' },
       { text: 'kmalloc and slab caches', link: '/concepts/kmalloc' },
+      { text: 'Ring buffers', link: '/concepts/ringbuf' },
       { text: 'Address spaces and VMAs', link: '/concepts/address-spaces' },
       { text: 'Page tables and PTEs', link: '/concepts/page-tables' },
       { text: 'remapPartial', link: '/concepts/remap-partial' },

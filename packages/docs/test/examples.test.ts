@@ -4,7 +4,7 @@
  * `dist/examples` (Node cannot run a `.ts` worker file).
  */
 import { describe, expect, test } from 'vitest';
-import { EBUSY, EFAULT, EINVAL, ENOMEM, PAGE_SIZE } from '@sabvm/core';
+import { EAGAIN, EBUSY, EFAULT, EINVAL, ENOMEM, PAGE_SIZE, RINGBUF_HDR_SZ } from '@sabvm/core';
 import { addressSpaceTour } from '../examples/address-spaces.js';
 import { gracePeriodTour } from '../examples/grace-period.js';
 import { kmallocTour } from '../examples/kmalloc.js';
@@ -12,6 +12,7 @@ import { lifetimesTour } from '../examples/lifetimes.js';
 import { hugeEntriesTour, pageTablesTour } from '../examples/page-tables.js';
 import type { Print } from '../examples/print.js';
 import { checkTableTour } from '../examples/remap-partial.js';
+import { ringbufTour } from '../examples/ringbuf.js';
 import { userAccessTour } from '../examples/user-access.js';
 import { vmallocTour } from '../examples/vmalloc.js';
 
@@ -166,6 +167,37 @@ describe('the examples of the site', () => {
     expect(String(seen.get('maps')).trim().split('\n')).toHaveLength(2);
     expect(seen.get('sum')).toBe(2 * 2 ** 20);
     expect(seen.get('mappings')).toBe(1);
+  });
+
+  test('the ring buffer tour reserves, discards, outputs, holds back, fills up and frees', () => {
+    const { print, seen } = collector();
+    ringbufTour(print);
+    const data = 4 * PAGE_SIZE;
+    const taken = (len: number): number => Math.ceil((len + RINGBUF_HDR_SZ) / 8) * 8;
+    const used = taken(12) + taken(100) + taken(5);
+    expect(seen.get('ring size')).toBe(data);
+    expect(seen.get('largest record')).toBe(data / 2 - RINGBUF_HDR_SZ);
+    expect(seen.get('output')).toBe(0);
+    expect(seen.get('held back')).toBe(0);
+    expect(seen.get('reserved bytes')).toBe(used);
+    expect(seen.get('consumed')).toBe(2);
+    expect(seen.get('lengths')).toEqual([12, 5]);
+    expect(seen.get('positions')).toEqual([used, used]);
+    expect(seen.get('records until full')).toBe(Math.floor((data - used) / taken(1000)));
+    expect(seen.get('full')).toBe(-EAGAIN);
+    expect(seen.get('drained')).toBe(seen.get('records until full'));
+    expect(seen.get('same ring')).toBe(true);
+    expect(String(seen.get('vmallocinfo'))).toMatch(/bpf_ringbuf_area_alloc pages=7 vmalloc user/);
+    expect(seen.get('after free')).toBeNull();
+  });
+
+  test('pool tasks report progress through the pool ring, read by the main thread with poll', async () => {
+    const { workersRing } =
+      await compiled<typeof import('../examples/workers-ring.js')>('workers-ring');
+    const { print, seen } = collector();
+    await workersRing(print);
+    expect(seen.get('results')).toEqual([10_000, 10_000, 10_000]);
+    expect(seen.get('last steps')).toEqual([10_000, 10_000, 10_000]);
   });
 
   test('the grace-period tour defers frames released under an open read section', () => {

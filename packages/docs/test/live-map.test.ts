@@ -5,6 +5,11 @@
  */
 import { describe, expect, test } from 'vitest';
 import {
+  BPF_RB_AVAIL_DATA,
+  BPF_RB_CONS_POS,
+  BPF_RB_PROD_POS,
+  BPF_RB_RING_SIZE,
+  EAGAIN,
   FRAME_DEFERRED,
   FRAME_SLAB,
   FRAME_FREE,
@@ -12,16 +17,27 @@ import {
   FRAME_PAGE_TABLE,
   FRAME_VMALLOC,
   PAGE_SIZE,
+  RINGBUF_HDR_SZ,
+  RINGBUF_META_PAGES,
 } from '@sabvm/core';
-import { CELL, layoutMap, MAX_ROWS } from '../src/live-map/geometry.js';
+import { CELL, layoutMap, MAX_ROWS, pageName } from '../src/live-map/geometry.js';
 import {
   countKinds,
   FRAME_KIND_NAMES,
   FILL_SAMPLES,
   frameFill,
+  PAGE_BYTES,
+  RING_META_PAGES,
+  RING_QUERY,
   type MemoryPicture,
 } from '../src/live-map/picture.js';
-import { errnoText, LiveMapSession, type UserProcessWorker } from '../src/live-map/session.js';
+import {
+  errnoText,
+  LiveMapSession,
+  RING_DATA_BYTES,
+  RING_RECORD_BYTES,
+  type UserProcessWorker,
+} from '../src/live-map/session.js';
 import { createUserProcess, type FromUserProcess } from '../src/live-map/user-process.js';
 
 /** A session whose user processes run in this thread; `settled()` resolves when no write is in flight. */
@@ -138,6 +154,65 @@ describe('a live map session', () => {
     expect(kindsOf(end)).toEqual(kindsOf(boot));
     expect(end.freeFrames).toBe(boot.freeFrames);
     session.kernel.checkInvariants();
+  });
+
+  test('uses the page size, ring query selectors and ring meta pages of the core', () => {
+    expect(PAGE_BYTES).toBe(PAGE_SIZE);
+    expect(RING_META_PAGES).toBe(RINGBUF_META_PAGES);
+    expect(RING_QUERY).toEqual({
+      availData: BPF_RB_AVAIL_DATA,
+      ringSize: BPF_RB_RING_SIZE,
+      consPos: BPF_RB_CONS_POS,
+      prodPos: BPF_RB_PROD_POS,
+    });
+  });
+
+  test("shows a ring's pages and positions as records are output and consumed", () => {
+    const { session } = inThreadSession();
+    const boot = session.picture();
+    session.ringCreate();
+    const made = session.picture();
+    const area = made.areas[0]!;
+    expect(area.nrPages).toBe(RINGBUF_META_PAGES + RING_DATA_BYTES / PAGE_SIZE);
+    expect(area.ring).toEqual({
+      dataBytes: RING_DATA_BYTES,
+      consumerPos: 0,
+      producerPos: 0,
+      availData: 0,
+    });
+    expect(made.areas[0]!.pfns.every((pfn, i) => pfn === area.pfns[0]! + i)).toBe(true); // one run
+    const step = Math.ceil((RING_RECORD_BYTES + RINGBUF_HDR_SZ) / 8) * 8;
+    const fit = Math.floor((RING_DATA_BYTES - 1) / step);
+    for (let i = 0; i < fit; i++) session.ringOutput();
+    expect(session.log[0]?.text).toMatch(/output\(2000 bytes\) → 0$/);
+    session.ringOutput();
+    expect(session.log[0]?.text).toContain(`→ ${errnoText(-EAGAIN)} (full`);
+    const full = session.picture().areas[0]!;
+    expect(full.ring).toMatchObject({ producerPos: fit * step, availData: fit * step });
+    const shapes = layoutMap(session.picture()).areas[0]!;
+    expect(shapes.label).toMatch(new RegExp(`ring · ${fit * step} B waiting$`));
+    expect(shapes.rows.slice(0, 4).map((r) => r.label.split(' → ')[0])).toEqual([
+      'meta',
+      'consumer pos 0',
+      `producer pos ${fit * step}`,
+      'data 0-4096',
+    ]);
+    expect(pageName(null, 5)).toBe('page 5');
+    session.ringConsume();
+    expect(session.log[0]?.text).toContain(
+      `consume → ${fit} (${fit * RING_RECORD_BYTES} bytes read in place)`,
+    );
+    expect(session.picture().areas[0]!.ring).toMatchObject({
+      consumerPos: fit * step,
+      availData: 0,
+    });
+    session.ringOutput(); // the record goes to offset 0, the tail is skipped
+    expect(session.log[0]?.text).toMatch(/→ 0$/);
+    session.kernel.checkInvariants();
+    session.vfree(); // on a ring's area: rb.free()
+    expect(session.log[0]?.text).toMatch(/free\(\) \(its area is vfreed\)$/);
+    expect(session.kernel.ringbuf(area.addr)).toBeNull();
+    expect(session.picture().freeFrames).toBe(boot.freeFrames);
   });
 
   test('shows a vfreed area kept alive by a mapping, then released by munmap', () => {

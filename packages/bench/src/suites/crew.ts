@@ -18,6 +18,8 @@ const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 export class Crew {
   readonly ctl: Int32Array;
   readonly times: Float64Array;
+  /** The worker threads, in the order of `datas` (a suite may listen to their messages). */
+  readonly workers: readonly Worker[];
   private readonly exited: Promise<void>[] = [];
   private failure: Error | null = null;
   private readonly size: number;
@@ -31,10 +33,13 @@ export class Crew {
     const timesSab = new SharedArrayBuffer(datas.length * 2 * 8);
     this.times = new Float64Array(timesSab);
     this.size = datas.length;
+    const workers: Worker[] = [];
+    this.workers = workers;
     for (const d of datas) {
       const worker = new Worker(url, {
         workerData: { ...d, ctl: this.ctl.buffer, times: timesSab },
       });
+      workers.push(worker);
       this.exited.push(
         new Promise((resolve) => {
           worker.on('error', (e: Error) => {

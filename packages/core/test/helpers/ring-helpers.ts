@@ -11,7 +11,7 @@ import {
   type Kernel,
   type RingBuf,
 } from '../../src/index.js';
-import { RingProd } from '../../src/layout.js';
+import { RingCons, RingProd } from '../../src/layout.js';
 
 /** Kernel address of the consumer page and the producer page of a ring. */
 export function positionPages(rb: RingBuf): { cons: number; prod: number } {
@@ -38,6 +38,13 @@ export function setPositions(k: Kernel, rb: RingBuf, pos: number): void {
 /** The wake-up sequence word: it moves each time a producer wakes the consumer. */
 export function wakeSeq(k: Kernel, rb: RingBuf): number {
   return ringWord(k, positionPages(rb).prod + RingProd.WAKE_SEQ * 4);
+}
+
+/** Count a consumer in WAITERS (`by` 1) or uncount it (-1), as a poll does before its last look. */
+export function countWaiter(k: Kernel, rb: RingBuf, by: 1 | -1): void {
+  const at = positionPages(rb).cons + RingCons.WAITERS * 4;
+  const word = new Uint8Array(new Int32Array([ringWord(k, at) + by]).buffer);
+  k.writeKernel(at, word);
 }
 
 /** Fill `data` with the payload of record `seq` of producer `id`: id, seq, then a pattern. */

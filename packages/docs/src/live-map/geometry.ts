@@ -14,7 +14,13 @@
  *
  * @module
  */
-import type { FrameKindName, MemoryPicture } from './picture.js';
+import {
+  PAGE_BYTES,
+  RING_META_PAGES,
+  type FrameKindName,
+  type MemoryPicture,
+  type RingPicture,
+} from './picture.js';
 
 /** Side of one frame or page cell, px. */
 export const CELL = 14;
@@ -73,6 +79,19 @@ export interface FrameShape {
   readonly fillHeight: number;
   readonly mapped: boolean;
   readonly title: string;
+}
+
+/**
+ * The label of page `page` of an area: `page N`, or for a ring its role — the meta page, the
+ * consumer and producer positions (their values), and data pages with the offsets they hold.
+ */
+export function pageName(ring: RingPicture | null, page: number): string {
+  if (ring === null) return `page ${page}`;
+  if (page === 0) return 'meta';
+  if (page === 1) return `consumer pos ${ring.consumerPos}`;
+  if (page === 2) return `producer pos ${ring.producerPos}`;
+  const first = (page - RING_META_PAGES) * PAGE_BYTES;
+  return `data ${first}-${first + PAGE_BYTES}`;
 }
 
 /** One page of a VMA or an area: a small square and its label. */
@@ -265,7 +284,7 @@ export function layoutMap(picture: MemoryPicture): MapGeometry {
       const row: PageRowShape = {
         x: areaX + 8,
         y,
-        label: `page ${page} → ${pfn === null ? '—' : `pfn ${pfn}`}`,
+        label: `${pageName(area.ring, page)} → ${pfn === null ? '—' : `pfn ${pfn}`}`,
         colour,
         pfn,
         guard: false,
@@ -288,7 +307,10 @@ export function layoutMap(picture: MemoryPicture): MapGeometry {
     });
     y += PITCH;
     const user = (area.flags & 0x8) !== 0 ? ' user' : '';
-    const label = `${hex(area.addr)} ${area.nrPages} pg${user}`;
+    const label =
+      area.ring === null
+        ? `${hex(area.addr)} ${area.nrPages} pg${user}`
+        : `${hex(area.addr)} ring · ${area.ring.availData} B waiting`;
     areas.push({
       addr: area.addr,
       x: areaX,

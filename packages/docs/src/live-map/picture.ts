@@ -1,7 +1,8 @@
 /**
  * A picture of a kernel's memory, read through the introspection calls of `@sabvm/core`:
- * every physical frame with its owner, every vmalloc area with the frames backing it, and every
- * address space with its VMAs and the PTEs that point at frames.
+ * every physical frame with its owner, every vmalloc area with the frames backing it (a ring
+ * buffer's with its positions), and every address space with its VMAs and the PTEs that point at
+ * frames.
  *
  * Kernel counterpart: what `/proc/kpageflags`, `/proc/vmallocinfo` and `/proc/<pid>/pagemap`
  * show, gathered into one plain object that the live memory map draws.
@@ -13,7 +14,7 @@
  */
 
 /** Bytes per page; equal to `PAGE_SIZE` of `@sabvm/core` (checked by the tests). */
-const PAGE_BYTES = 4096;
+export const PAGE_BYTES = 4096;
 
 /**
  * Owner kinds of `kernel.frameSnapshot().kinds`, by value: `FRAME_FREE` 0, `FRAME_META` 1,
@@ -67,6 +68,17 @@ export interface PteView {
   readonly prot: number;
 }
 
+/**
+ * `rb.query` selectors: `BPF_RB_AVAIL_DATA` 0, `BPF_RB_RING_SIZE` 1, `BPF_RB_CONS_POS` 2,
+ * `BPF_RB_PROD_POS` 3 (equal to the constants of `@sabvm/core`, checked by the tests).
+ */
+export const RING_QUERY = { availData: 0, ringSize: 1, consPos: 2, prodPos: 3 } as const;
+
+/** The ring calls the picture uses (a `RingBuf` of `@sabvm/core` is one). */
+export interface RingView {
+  query(what: number): number;
+}
+
 /** The address-space calls the picture uses. */
 export interface AddressSpaceView {
   readonly id: number;
@@ -83,6 +95,8 @@ export interface KernelView {
   vmallocToPfn(kaddr: number): number | null;
   addressSpaceIds(): readonly number[];
   addressSpace(id: number): AddressSpaceView;
+  /** The ring whose area is at `kaddr`, or null: an area that is a ring shows its positions. */
+  ringbuf?(kaddr: number): RingView | null;
 }
 
 /** One physical frame. */
@@ -108,6 +122,37 @@ export interface AreaPicture {
   readonly flags: number;
   /** The frame behind each backed page (`vmallocToPfn`), `null` where none is mapped. */
   readonly pfns: readonly (number | null)[];
+  /** The area's ring, when it is one (`kernel.ringbufCreate`), else `null`. */
+  readonly ring: RingPicture | null;
+}
+
+/**
+ * A ring buffer's area: page 0 the meta page, page 1 the consumer position, page 2 the producer
+ * position, then the data pages (see the ring buffers concept page).
+ */
+export interface RingPicture {
+  /** Bytes of the data area. */
+  readonly dataBytes: number;
+  /** Bytes consumed since the ring was made (mod 2^32). */
+  readonly consumerPos: number;
+  /** Bytes reserved since the ring was made (mod 2^32). */
+  readonly producerPos: number;
+  /** Bytes reserved and not yet consumed. */
+  readonly availData: number;
+}
+
+/** Pages of a ring's area before its data pages (meta, consumer, producer). */
+export const RING_META_PAGES = 3;
+
+function ringPicture(kernel: KernelView, addr: number): RingPicture | null {
+  const rb = kernel.ringbuf?.(addr) ?? null;
+  if (rb === null) return null;
+  return {
+    dataBytes: rb.query(RING_QUERY.ringSize),
+    consumerPos: rb.query(RING_QUERY.consPos),
+    producerPos: rb.query(RING_QUERY.prodPos),
+    availData: rb.query(RING_QUERY.availData),
+  };
 }
 
 /** One page of a VMA and the PTE behind it, if any. */
@@ -217,7 +262,14 @@ export function takePicture(kernel: KernelView): MemoryPicture {
     const pfns: (number | null)[] = [];
     for (let page = 0; page < area.nrPages; page++)
       pfns.push(kernel.vmallocToPfn(area.addr + page * PAGE_BYTES));
-    return { addr: area.addr, size: area.size, nrPages: area.nrPages, flags: area.flags, pfns };
+    return {
+      addr: area.addr,
+      size: area.size,
+      nrPages: area.nrPages,
+      flags: area.flags,
+      pfns,
+      ring: ringPicture(kernel, area.addr),
+    };
   });
   const processes: ProcessPicture[] = [];
   for (const id of kernel.addressSpaceIds()) {

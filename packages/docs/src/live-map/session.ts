@@ -9,6 +9,7 @@
  * @module
  */
 import {
+  EAGAIN,
   EBUSY,
   EFAULT,
   EINVAL,
@@ -21,6 +22,7 @@ import {
   PROT_WRITE,
   remapPartial,
   type AddressSpace,
+  type RingBuf,
 } from '@sabvm/core';
 import { takePicture, type MemoryPicture } from './picture.js';
 import type { FromUserProcess, ToUserProcess } from './user-process.js';
@@ -60,6 +62,7 @@ interface Process {
 
 const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
   [EPERM, 'EPERM'],
+  [EAGAIN, 'EAGAIN'],
   [ENOMEM, 'ENOMEM'],
   [EFAULT, 'EFAULT'],
   [EBUSY, 'EBUSY'],
@@ -70,6 +73,11 @@ const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
 export function errnoText(result: number): string {
   return result >= 0 ? String(result) : `-${ERRNO_NAMES.get(-result) ?? `E${-result}`}`;
 }
+
+/** Data bytes of a ring the reader makes: two pages (the smallest ring). */
+export const RING_DATA_BYTES: number = 2 * PAGE_SIZE;
+/** Bytes of each record the reader outputs: four fit in an empty ring, a fifth finds it full. */
+export const RING_RECORD_BYTES = 2000;
 
 const hex = (value: number): string => `0x${value.toString(16)}`;
 const LOG_LINES = 14;
@@ -131,6 +139,47 @@ export class LiveMapSession {
     const kaddr = this.kernel.vmallocUser(size);
     if (kaddr !== null) this.selectedArea = kaddr;
     this.record(`vmallocUser(${size}) → ${kaddr === null ? 'NULL' : hex(kaddr)}`, kaddr !== null);
+  }
+
+  /** `kernel.ringbufCreate(2 pages)`: a ring buffer (meta, two position pages, data); selects it. */
+  ringCreate(): void {
+    const rb = this.kernel.ringbufCreate(RING_DATA_BYTES);
+    if (rb !== null) this.selectedArea = rb.kaddr;
+    this.record(
+      `ringbufCreate(${RING_DATA_BYTES}) → ${rb === null ? 'NULL' : `ring at ${hex(rb.kaddr)}`}`,
+      rb !== null,
+    );
+  }
+
+  /** `rb.output` of one record of {@link RING_RECORD_BYTES} into the selected ring (or the newest). */
+  ringOutput(): void {
+    const rb = this.currentRing();
+    if (rb === null) {
+      this.record('output: make a ring first', false);
+      return;
+    }
+    const seq = this.nextSeq++;
+    const record = new Uint8Array(RING_RECORD_BYTES).fill(0x40 + ((seq * 11) % 0xa0));
+    const result = rb.output(record);
+    this.record(
+      `ring ${hex(rb.kaddr)}: output(${RING_RECORD_BYTES} bytes) → ${errnoText(result)}${result === -EAGAIN ? ' (full: consume first)' : ''}`,
+      result === 0,
+    );
+  }
+
+  /** `rb.consume` of every record waiting in the selected ring (or the newest). */
+  ringConsume(): void {
+    const rb = this.currentRing();
+    if (rb === null) {
+      this.record('consume: make a ring first', false);
+      return;
+    }
+    let bytes = 0;
+    const count = rb.consume((view) => void (bytes += view.length));
+    this.record(
+      `ring ${hex(rb.kaddr)}: consume → ${errnoText(count)} (${bytes} bytes read in place)`,
+      count >= 0,
+    );
   }
 
   /** Start a user process: a new address space and a worker attached to it; selects it. */
@@ -225,13 +274,20 @@ export class LiveMapSession {
     this.selectedVma = mm.vmas().at(-1)?.start ?? null;
   }
 
-  /** `kernel.vfree` of the selected area. */
+  /** `kernel.vfree` of the selected area (`rb.free()` when it is a ring's). */
   vfree(): void {
     if (this.selectedArea === null) {
       this.record('vfree: select a vmalloc area first', false);
       return;
     }
     const kaddr = this.selectedArea;
+    const ring = this.kernel.ringbuf(kaddr);
+    if (ring !== null) {
+      ring.free(); // a ring's area goes with its ring: bpf_ringbuf_free, not a bare vfree
+      this.record(`ring ${hex(kaddr)}: free() (its area is vfreed)`, true);
+      this.selectedArea = this.kernel.vmallocAreas().at(-1)?.addr ?? null;
+      return;
+    }
     const before = this.kernel.stats().badFrees;
     this.kernel.vfree(kaddr);
     const ok = this.kernel.stats().badFrees === before;
@@ -304,6 +360,17 @@ export class LiveMapSession {
     return this.selectedProcess === null
       ? null
       : (this.processes.get(this.selectedProcess)?.mm ?? null);
+  }
+
+  /** The selected area's ring, or the newest ring, or null. */
+  private currentRing(): RingBuf | null {
+    const selected = this.selectedArea === null ? null : this.kernel.ringbuf(this.selectedArea);
+    if (selected !== null) return selected;
+    for (const area of [...this.kernel.vmallocAreas()].reverse()) {
+      const rb = this.kernel.ringbuf(area.addr);
+      if (rb !== null) return rb;
+    }
+    return null;
   }
 
   private currentArea(): { addr: number; nrPages: number } | null {

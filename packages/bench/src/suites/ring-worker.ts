@@ -1,0 +1,107 @@
+/**
+ * Producer thread of the `ring` suite: attaches the kernel, opens the suite's ring and its own
+ * ringbuf.js ring, and each round sends OPS records of SIZE bytes to the main thread the round's
+ * way (ring-protocol.ts).
+ *
+ * @module
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { EAGAIN, Kernel } from '@sabvm/core';
+import { RingBuffer } from 'ringbuf.js';
+import { Ctl } from './crew-protocol.js';
+import { serveRounds } from './crew-worker.js';
+import {
+  POST_BATCH,
+  RCtl,
+  RMode,
+  ROOM_TIMEOUT_MS,
+  stampRecord,
+  type RingWorkerData,
+} from './ring-protocol.js';
+
+const data = workerData as RingWorkerData;
+const kernel = Kernel.attach(data.handle);
+const ring = kernel.ringbuf(data.ring);
+if (ring === null) throw new Error('ring worker: the suite ring is gone');
+const ctl = new Int32Array(data.ctl);
+const jsRing = new RingBuffer(data.ringbufjs, Uint8Array);
+const port = parentPort;
+if (port === null) throw new Error('ring worker: no parent port');
+
+/** `ring.output` per record, waiting for room (back-pressure) when the ring is full. */
+function output(rec: Uint8Array, ops: number): number {
+  for (let i = 0; i < ops; i++) {
+    stampRecord(rec, data.index, i);
+    let rc = ring!.output(rec);
+    if (rc === -EAGAIN) rc = ring!.outputWait(rec, 0, ROOM_TIMEOUT_MS);
+    if (rc !== 0) return rc;
+  }
+  return 0;
+}
+
+/** `ring.reserve` + a copy into the record + `submit`, per record. */
+function reserve(rec: Uint8Array, ops: number): number {
+  const size = rec.length;
+  for (let i = 0; i < ops; i++) {
+    stampRecord(rec, data.index, i);
+    const r = ring!.reserve(size) ?? ring!.reserveWait(size, ROOM_TIMEOUT_MS);
+    if (r === null) return -EAGAIN;
+    r.data.set(rec);
+    r.submit();
+  }
+  return 0;
+}
+
+/** One `postMessage` per record (a structured clone of its bytes). */
+function post(rec: Uint8Array, ops: number): number {
+  for (let i = 0; i < ops; i++) {
+    stampRecord(rec, data.index, i);
+    port!.postMessage(rec);
+  }
+  return 0;
+}
+
+/** Records copied into a batch, one `postMessage` per {@link POST_BATCH} records. */
+function postBatches(rec: Uint8Array, ops: number): number {
+  const size = rec.length;
+  const batch = new Uint8Array(POST_BATCH * size);
+  let n = 0;
+  for (let i = 0; i < ops; i++) {
+    stampRecord(rec, data.index, i);
+    batch.set(rec, n * size);
+    if (++n === POST_BATCH) {
+      port!.postMessage(batch);
+      n = 0;
+    }
+  }
+  if (n > 0) port!.postMessage(batch.subarray(0, n * size));
+  return 0;
+}
+
+/** ringbuf.js `push` per record; it has no wait, so a full ring is retried at once. */
+function pushJs(rec: Uint8Array, ops: number): number {
+  const deadline = Date.now() + ROOM_TIMEOUT_MS;
+  for (let i = 0; i < ops; i++) {
+    stampRecord(rec, data.index, i);
+    while (jsRing.push(rec) === 0) {
+      if (Atomics.load(ctl, Ctl.ERROR) !== 0 || Date.now() > deadline) return -EAGAIN;
+    }
+  }
+  return 0;
+}
+
+const senders: Record<number, ((rec: Uint8Array, ops: number) => number) | undefined> = {
+  [RMode.OUTPUT]: output,
+  [RMode.RESERVE]: reserve,
+  [RMode.POST]: post,
+  [RMode.POST_BATCH]: postBatches,
+  [RMode.RINGBUFJS]: pushJs,
+};
+
+serveRounds(data.ctl, data.times, data.index, (mode, ops) => {
+  const rec = new Uint8Array(Atomics.load(ctl, RCtl.SIZE));
+  const send = senders[mode];
+  if (send === undefined) return -1;
+  return send(rec, ops);
+});
+kernel.detach();

@@ -1,0 +1,266 @@
+/**
+ * Suite `ring`: streams of small records from worker threads to the main thread. sabvm's BPF ring
+ * buffer (`output` per record, and `reserve` + `submit`), consumed on the main thread with `poll`,
+ * against what a user would write instead: one `postMessage` per record, `postMessage` of batches
+ * of 256 records, and ringbuf.js (one producer, one consumer) with one `push` per record. Every
+ * consumer checks that each record arrives once, in its producer's order.
+ *
+ * @module
+ */
+import { Kernel, type RingBuf } from '@sabvm/core';
+import { RingBuffer } from 'ringbuf.js';
+import { SuiteBench, type BenchCase, type CaseGroup, type RatioSpec } from '../harness.js';
+import { checkIntegrity } from '../integrity.js';
+import type { GroupResult } from '../results.js';
+import { Crew } from './crew.js';
+import { Ctl } from './crew-protocol.js';
+import { POST_BATCH, RCtl, RING_BYTES, RMode, recordProducer, recordSeq } from './ring-protocol.js';
+import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
+import { workerUrl } from './worker-url.js';
+
+/** Group and row names, shared with the targets. */
+export const RING = {
+  small: '32-byte records, one producer → main thread',
+  two: '32-byte records, two producers → main thread',
+  large: '1 KiB records, one producer → main thread',
+  output: 'ring output',
+  reserve: 'ring reserve + submit',
+  post: 'postMessage per record',
+  batch: 'postMessage per 256 records',
+  ringbufjs: 'ringbuf.js push per record',
+  one: '1 producer, output',
+  twoOutput: '2 producers, output',
+  twoReserve: '2 producers, reserve + submit',
+} as const;
+if (!RING.batch.includes(String(POST_BATCH))) throw new Error('ring: RING.batch names POST_BATCH');
+
+/** The `ring` suite. */
+export const ringSuite: Suite = {
+  name: 'ring',
+  title:
+    'BPF ring buffer: records from worker threads to the main thread vs postMessage and ringbuf.js',
+  rateLabel: 'records/s',
+  run: runRing,
+};
+
+/** Producers started (two rows use both; ringbuf.js, one producer and one consumer, uses one). */
+const PRODUCERS = 2;
+/** How long the main thread waits for a round's last record before it fails the row. */
+const ROUND_TIMEOUT_MS = 30_000;
+
+/** Counts and checks the records of a round as the main thread receives them. */
+class Tally {
+  next: number[] = [];
+  got = 0;
+  bad = 0;
+
+  reset(k: number): void {
+    this.next = new Array<number>(k).fill(0);
+    this.got = 0;
+    this.bad = 0;
+  }
+
+  /** One record at `off` of `bytes`: it must be its producer's next. */
+  take(bytes: Uint8Array, off: number): void {
+    const p = recordProducer(bytes, off);
+    const seq = recordSeq(bytes, off);
+    if (this.next[p] !== seq) this.bad++;
+    this.next[p] = seq + 1;
+    this.got++;
+  }
+}
+
+/** The producers, the rings they write to, and the main thread's side of each kind of row. */
+class Rig {
+  readonly crew: Crew;
+  readonly ring: RingBuf;
+  readonly jsRing: RingBuffer;
+  readonly tally = new Tally();
+  private readonly takeView: (v: Uint8Array) => void;
+  /** Called with each message of a producer during a postMessage round. */
+  private onMessage: (bytes: Uint8Array) => void = () => undefined;
+
+  constructor(kernel: Kernel) {
+    const ring = kernel.ringbufCreate(RING_BYTES);
+    if (ring === null) throw new Error('ring: ringbufCreate failed');
+    this.ring = ring;
+    const storage = RingBuffer.getStorageForCapacity(RING_BYTES, Uint8Array);
+    this.jsRing = new RingBuffer(storage, Uint8Array);
+    const url = workerUrl('./ring-worker.js', import.meta.url);
+    const datas = Array.from({ length: PRODUCERS }, (_, index) => ({
+      handle: kernel.handle,
+      index,
+      ring: ring.kaddr,
+      ringbufjs: storage,
+    }));
+    this.crew = new Crew(url, datas, RCtl.WORDS);
+    for (const w of this.crew.workers) {
+      w.on('message', (bytes: Uint8Array) => {
+        this.onMessage(bytes);
+      });
+    }
+    const { tally } = this;
+    this.takeView = (v) => {
+      tally.take(v, 0);
+    };
+  }
+
+  /** Throw when a producer failed or the round ran out of time. */
+  private check(deadline: number): void {
+    if (Atomics.load(this.crew.ctl, Ctl.ERROR) !== 0) throw new Error('ring: a producer failed');
+    if (Date.now() > deadline) throw new Error(`ring: the round stalled at ${this.tally.got}`);
+  }
+
+  /** The main thread's side of a round: take `total` records the round's way. */
+  private async receive(mode: number, size: number, total: number): Promise<void> {
+    const deadline = Date.now() + ROUND_TIMEOUT_MS;
+    const { tally } = this;
+    if (mode === RMode.OUTPUT || mode === RMode.RESERVE) {
+      while (tally.got < total) {
+        const n = await this.ring.poll(this.takeView, { timeoutMs: 100 });
+        if (n < 0) throw new Error(`ring: poll returned ${n}`);
+        this.check(deadline);
+      }
+    } else if (mode === RMode.RINGBUFJS) {
+      const buf = new Uint8Array(size);
+      for (let spins = 0; tally.got < total;) {
+        if (this.jsRing.pop(buf) === size) tally.take(buf, 0);
+        else if ((++spins & 0xfff) === 0) this.check(deadline);
+      }
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error(`ring: the round stalled at ${tally.got}`));
+        }, ROUND_TIMEOUT_MS);
+        this.onMessage = (bytes) => {
+          for (let off = 0; off < bytes.length; off += size) tally.take(bytes, off);
+          if (tally.got >= total) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+      });
+      this.onMessage = () => undefined;
+    }
+  }
+
+  /** One round: `k` producers send `ops` records each; returns first start → last record, ms. */
+  async round(mode: number, k: number, size: number, ops: number): Promise<number> {
+    this.tally.reset(k);
+    Atomics.store(this.crew.ctl, RCtl.SIZE, size);
+    const done = this.crew.round(mode, k, ops);
+    try {
+      await this.receive(mode, size, k * ops);
+    } finally {
+      await done;
+    }
+    const end = performance.timeOrigin + performance.now();
+    if (this.tally.got !== k * ops || this.tally.bad !== 0) {
+      throw new Error(
+        `ring: ${this.tally.got} of ${k * ops} records, ${this.tally.bad} out of order or repeated`,
+      );
+    }
+    let start = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < k; i++) start = Math.min(start, this.crew.times[2 * i] ?? Number.NaN);
+    return end - start;
+  }
+
+  async stop(): Promise<void> {
+    await this.crew.stop();
+    this.ring.free();
+  }
+}
+
+/** A row: `k` producers sending `ops` records of `size` bytes each the `mode` way. */
+function row(
+  rig: Rig,
+  name: string,
+  role: 'subject' | 'baseline',
+  mode: number,
+  k: number,
+  size: number,
+  ops: number,
+): BenchCase {
+  return {
+    name,
+    role,
+    unit: 'records',
+    unitsPerIteration: k * ops,
+    async: true,
+    fn: async () => ({ overriddenDuration: await rig.round(mode, k, size, ops) }),
+  };
+}
+
+const per = (subject: string, baseline: string): RatioSpec => ({
+  name: `${subject} ÷ ${baseline}`,
+  subject,
+  baseline,
+  kind: 'throughput',
+});
+
+/** The one-producer group of records of `size` bytes: the ring's two ways and the baselines. */
+function oneProducerGroup(rig: Rig, name: string, size: number, quick: boolean): CaseGroup {
+  const ops = (quick ? 1 : 4) * (size <= 64 ? 50_000 : 5000);
+  const postOps = ops / 10;
+  return {
+    name,
+    bytes: size,
+    cases: [
+      row(rig, RING.output, 'subject', RMode.OUTPUT, 1, size, ops),
+      row(rig, RING.reserve, 'subject', RMode.RESERVE, 1, size, ops),
+      row(rig, RING.post, 'baseline', RMode.POST, 1, size, postOps),
+      row(rig, RING.batch, 'baseline', RMode.POST_BATCH, 1, size, ops),
+      row(rig, RING.ringbufjs, 'baseline', RMode.RINGBUFJS, 1, size, ops),
+    ],
+    ratios: [
+      per(RING.output, RING.ringbufjs),
+      per(RING.output, RING.post),
+      per(RING.output, RING.batch),
+      per(RING.reserve, RING.ringbufjs),
+      per(RING.reserve, RING.batch),
+    ],
+  };
+}
+
+async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
+  const kernel = Kernel.boot({ memoryBytes: 32 * 2 ** 20 });
+  const freeAfterBoot = kernel.stats().freeFrames;
+  const bench = new SuiteBench('ring', ctx.harness);
+  const rig = new Rig(kernel);
+  const groups: GroupResult[] = [];
+  try {
+    await rig.crew.ready();
+    ctx.progress('32-byte records');
+    groups.push(await bench.runGroup(oneProducerGroup(rig, RING.small, 32, ctx.quick)));
+    ctx.progress('two producers');
+    const ops = (ctx.quick ? 1 : 4) * 50_000;
+    groups.push(
+      await bench.runGroup({
+        name: RING.two,
+        bytes: 32,
+        cases: [
+          row(rig, RING.one, 'baseline', RMode.OUTPUT, 1, 32, ops),
+          row(rig, RING.twoOutput, 'subject', RMode.OUTPUT, 2, 32, ops / 2),
+          row(rig, RING.twoReserve, 'subject', RMode.RESERVE, 2, 32, ops / 2),
+        ],
+        ratios: [
+          { ...per(RING.twoOutput, RING.one), name: '2 ÷ 1 producer' },
+          { ...per(RING.twoReserve, RING.one), name: '2 reserve ÷ 1 producer' },
+        ],
+      }),
+    );
+    ctx.progress('1 KiB records');
+    groups.push(await bench.runGroup(oneProducerGroup(rig, RING.large, 1024, ctx.quick)));
+  } finally {
+    await rig.stop();
+  }
+  return {
+    groups,
+    measures: [],
+    lines: [],
+    notes: [
+      `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with poll (Atomics.waitAsync); producers wait for room with outputWait/reserveWait. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
+    ],
+    integrity: checkIntegrity(kernel, freeAfterBoot),
+  };
+}
