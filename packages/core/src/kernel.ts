@@ -49,6 +49,7 @@ import { drainVmaStash, initVmas } from './vma.js';
 import {
   cacheGen,
   kcalloc,
+  bulkRange,
   kfree,
   kmalloc,
   KmemCache,
@@ -61,6 +62,7 @@ import { kernelView, type TypedArrayConstructor } from './kernel-view.js';
 import { formatSlabinfo } from './procfs.js';
 import { initSlab, NR_KMALLOC_CACHES } from './slab.js';
 import { SlabCpu } from './slab-cpu.js';
+import { kfreeBulk } from './slab-bulk.js';
 
 /** Options of {@link Kernel.attach}. */
 export interface AttachOptions {
@@ -216,6 +218,7 @@ export class Kernel {
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the active slabs go back to their caches (empty ones to the page allocator)
     this.slab.flush(false, (cache) => cacheGen(this.mem, cache));
+    this.slab.detach();
     // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
     // recovery, and a recovery sees them either stashed or pooled)
     inKernel(this.mem, () => {
@@ -551,7 +554,8 @@ export class Kernel {
    * Context: any thread; no Atomics on the fast path (this thread's active slab).
    */
   kmalloc(size: number): number | null {
-    if (this.mem.current.base < 0) checkAttached(this.mem);
+    // a detached handle's active slabs are all let go: its calls take the general path, which
+    // refuses them
     const kaddr = this.slab.kmallocFast(size);
     return kaddr !== 0 ? kaddr : kmalloc(this.slab, size, false);
   }
@@ -586,8 +590,24 @@ export class Kernel {
    * one `Atomics.or` and one `Atomics.load` otherwise.
    */
   kfree(kaddr: number | null): void {
-    if (this.mem.current.base < 0) checkAttached(this.mem);
+    // a detached handle holds no slab: its calls take the general path, which refuses them
     if (typeof kaddr !== 'number' || !this.slab.kfreeFast(kaddr)) kfree(this.slab, kaddr);
+  }
+
+  /**
+   * Free `kaddrs[start … end)` (`kfree_bulk`; default: all of them), each entry as
+   * {@link Kernel.kfree} would: null skipped, anything that is not a live object counted in
+   * `stats().badFrees`. Objects that another thread allocated go back a bitmap word at a time —
+   * one `Atomics.or` and one `Atomics.load` for each run of up to 32 objects of one slab word,
+   * instead of per object — so a thread that frees what others allocated (the consumer of a
+   * queue or ring of kaddrs) should free them in batches with this call. Throws `TypeError` when
+   * `kaddrs` is not array-like and `RangeError` unless 0 ≤ start ≤ end ≤ length.
+   * Context: any thread.
+   */
+  kfreeBulk(kaddrs: ArrayLike<number | null>, start?: number, end?: number): void {
+    checkAttached(this.mem);
+    const [from, to] = bulkRange(kaddrs, start, end);
+    kfreeBulk(this.slab, kaddrs, from, to, -1);
   }
 
   /** The usable size of the live object at `kaddr` (`ksize`), or 0. Context: any thread. */

@@ -46,6 +46,7 @@ import {
   writeCache,
 } from './slab.js';
 import { FreeResult, SIZE_INDEX, type SlabCpu } from './slab-cpu.js';
+import { kfreeBulk } from './slab-bulk.js';
 import { checkAttached, inKernel } from './thread.js';
 
 /** The kmalloc cache for `size` bytes, 1 … 8192 (`kmalloc_index`). */
@@ -65,6 +66,7 @@ export function cacheGen(mem: PhysMem, cache: number): number {
  * Context: the owning thread; lock-free unless its active slab is used up.
  */
 export function kmalloc(cpu: SlabCpu, size: unknown, zero: boolean): number | null {
+  checkAttached(cpu.mem);
   if (
     typeof size === 'number' &&
     size > 0 &&
@@ -111,7 +113,7 @@ function kmallocLarge(mem: PhysMem, size: unknown, zero: boolean): number | null
 }
 
 /** Free a large kmalloc whose first frame is `head`; false when it is not live (lost a race). */
-function kfreeLarge(mem: PhysMem, head: number): boolean {
+export function kfreeLarge(mem: PhysMem, head: number): boolean {
   const { i32 } = mem;
   return inKernel(mem, () => {
     const tagAt = mem.frameTable + head * FRAME_WORDS + Frame.OWNER;
@@ -132,6 +134,7 @@ function kfreeLarge(mem: PhysMem, head: number): boolean {
  * counted in `Hdr.BAD_FREES` and changes nothing. Context: the owning thread.
  */
 export function kfree(cpu: SlabCpu, kaddr: unknown, only = -1): void {
+  checkAttached(cpu.mem);
   if (kaddr === null) return;
   if (typeof kaddr === 'number') {
     const r = cpu.free(kaddr, only);
@@ -139,6 +142,34 @@ export function kfree(cpu: SlabCpu, kaddr: unknown, only = -1): void {
     if (r === FreeResult.LARGE && kfreeLarge(cpu.mem, cpu.largeHead)) return;
   }
   Atomics.add(cpu.mem.i32, Hdr.BAD_FREES, 1);
+}
+
+/**
+ * The range `[start, end)` of a bulk call over `kaddrs` (defaults: all of it). Throws `TypeError`
+ * when `kaddrs` is not array-like (an object with a length) and `RangeError` unless
+ * 0 ≤ start ≤ end ≤ length, all integers. Context: pure.
+ */
+export function bulkRange(kaddrs: unknown, start: unknown, end: unknown): [number, number] {
+  if (typeof kaddrs !== 'object' || kaddrs === null || !('length' in kaddrs))
+    throw new TypeError('kfreeBulk: kaddrs must be an array or a typed array of kaddrs');
+  const length = kaddrs.length;
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0)
+    throw new TypeError('kfreeBulk: kaddrs must be an array or a typed array of kaddrs');
+  const from = start ?? 0;
+  const to = end ?? length;
+  if (
+    typeof from !== 'number' ||
+    typeof to !== 'number' ||
+    !Number.isSafeInteger(from) ||
+    !Number.isSafeInteger(to) ||
+    from < 0 ||
+    from > to ||
+    to > length
+  )
+    throw new RangeError(
+      `kfreeBulk: [start, end) must be integers with 0 ≤ start ≤ end ≤ ${length}`,
+    );
+  return [from, to];
 }
 
 /** A live object: physical byte address of its start, its usable size and its cache. */
@@ -370,6 +401,24 @@ export class KmemCache {
       return;
     }
     kfree(cpu, kaddr, this.#slot);
+  }
+
+  /**
+   * `kmem_cache_free_bulk`: free `kaddrs[start … end)`, each entry as {@link KmemCache.free}
+   * would, objects of another thread's slab a bitmap word at a time (see `Kernel.kfreeBulk`).
+   * Throws `TypeError` when `kaddrs` is not array-like and `RangeError` for a bad range.
+   */
+  freeBulk(kaddrs: ArrayLike<number | null>, start?: number, end?: number): void {
+    const cpu = this.#cpu;
+    checkAttached(cpu.mem);
+    const [from, to] = bulkRange(kaddrs, start, end);
+    if (cpu.mem.i32[this.#genAt] === this.#gen) {
+      kfreeBulk(cpu, kaddrs, from, to, this.#slot);
+      return;
+    }
+    let bad = 0;
+    for (let i = from; i < to; i++) if (kaddrs[i] !== null) bad++;
+    if (bad > 0) Atomics.add(cpu.mem.i32, Hdr.BAD_FREES, bad);
   }
 
   /** `kmem_cache_destroy`: 0, `-EBUSY` while an object is live, `-EINVAL` when already destroyed. */

@@ -10,8 +10,13 @@
  * active slab, and a free of an object of a slab this thread holds — touch only words the holder
  * alone writes, with plain loads and stores, and no `Atomics`; they are not kernel calls (a
  * recovery may run beside them: it never touches a live thread's held slabs). A free into a slab
- * held by another thread, or by none, is one `Atomics.or` and one `Atomics.load`; everything else
+ * held by another thread, or by none, is one `Atomics.or` and one `Atomics.load` — and a bulk free
+ * (slab-bulk.ts) gives back every object of one bitmap word with one `Atomics.or`; everything else
  * (taking remote frees back, changing slabs, listing and discarding) is a kernel call.
+ *
+ * Nothing here is shared between attachments except through the buffer: this object's fields
+ * (`active`, the divisor table, …) are one thread's, so two threads allocating from their own
+ * slabs write no common word and no common cache line.
  *
  * @module
  */
@@ -22,7 +27,6 @@ import {
   FRAME_WORDS,
   Frame,
   FrameKind,
-  Hdr,
   KMEM_CACHES,
   OWNER_ID_SHIFT,
   OWNER_KIND_MASK,
@@ -47,7 +51,7 @@ import {
   slabTag,
   takePartialLocked,
 } from './slab.js';
-import { inKernel } from './thread.js';
+import { checkAttached, inKernel, kernelEnter, kernelExit } from './thread.js';
 import { bug } from './bug.js';
 
 /** kmalloc cache of sizes 1 … 192, by `(size + 7) >> 3` (`kmalloc_size_index`). */
@@ -78,6 +82,19 @@ export const SIZE_INDEX: Int8Array = Int8Array.of(
   6,
   6,
 );
+/**
+ * Division by a stride without a division (`reciprocal_divide`): for every stride `s` (a multiple of
+ * 8 up to 8192), entry `s >> 3` holds `m << 5 | k` with `k = 12 + ceil(log2 s)` and
+ * `m = ceil(2^k / s)`, so that `Math.imul(rel, m) >>> k` is `floor(rel / s)` for every `rel` in
+ * [0, 4096) (the error term stays below `1 / s` because `2^k ≥ 4096 s`; `m < 2^13 + 1`, so the
+ * product fits 32 bits). The free fast path checks `idx * s === rel` anyway.
+ */
+export const STRIDE_DIVISORS: Int32Array = Int32Array.from({ length: 8192 / 8 + 1 }, (_, i) => {
+  const s = Math.max(8, i * 8);
+  const k = 12 + Math.ceil(Math.log2(s));
+  return (Math.ceil(2 ** k / s) << 5) | k;
+});
+
 /** Shift of the frame index in a slab frame's owner word (kind, cache, then frame index). */
 const FRAME_INDEX_SHIFT = OWNER_ID_SHIFT + SLAB_FRAME_SHIFT;
 
@@ -129,50 +146,65 @@ export class SlabCpu {
   private readonly owners: number;
   /** Bytes of physical memory. */
   private readonly limit: number;
+  /** Bytes of physical memory the free fast path serves: up to 2 GiB (offsets that fit an Int32). */
+  private readonly fastLimit: number;
   /** The kaddr of physical byte 0 (`layout.kmallocStart`). */
   private readonly start: number;
-  /** Physical byte offsets fit an Int32 (up to 2 GiB of memory): pfn by a shift. */
-  private readonly shiftable: boolean;
   /** Int32 index of cache record 0. */
   private readonly caches: number;
-  /** This attachment's thread slot + 1: the FROZEN value of the slabs it holds. */
-  private readonly me: number;
+  /**
+   * This attachment's thread slot + 1: the FROZEN value of the slabs it holds; -1 once detached
+   * (matches no FROZEN value, so a detached handle's free never takes the local path).
+   */
+  private me: number;
   /** Per cache: the stride `inverse` was computed for, and 1 / stride. */
   private readonly strideOf: Int32Array = new Int32Array(KMEM_CACHES);
   private readonly inverse: Float64Array = new Float64Array(KMEM_CACHES);
-  /** Per cache: log2(stride) for a power-of-two stride, else -1. */
-  private readonly strideShift: Int8Array = new Int8Array(KMEM_CACHES);
   /** {@link SIZE_INDEX}, as a field: read on the fast path. */
   private readonly sizeIndex: Int8Array = SIZE_INDEX;
+  /** {@link STRIDE_DIVISORS}, as a field: read on the fast path. */
+  private readonly divisors: Int32Array = STRIDE_DIVISORS;
   /** After a free: the first pfn of the large kmalloc it found (FreeResult.LARGE). */
   largeHead = -1;
+  /**
+   * What {@link SlabCpu.locate} found (valid after it returned FreeResult.FREED): the object's
+   * slab (first pfn) and cache, the Int32 index of its alloc-bitmap word, the bitmap's words, the
+   * object's bit in that word, and its byte offset in the slab.
+   */
+  foundHead = 0;
+  foundCache = 0;
+  foundWord = 0;
+  foundWords = 0;
+  foundBit = 0;
+  foundOff = 0;
 
   /** Context: the attaching thread, once it has its thread slot. */
   constructor(mem: PhysMem) {
     this.mem = mem;
     this.i32 = mem.i32;
     const limit = mem.layout.totalFrames * PAGE_SIZE;
-    this.shiftable = limit <= 2 ** 31;
     // `| 0` where the values fit an Int32: numbers computed by divisions (Math.floor, wordIndex)
     // may be boxed doubles, and a field holding one makes every use on the fast path a float op
-    const int = (n: number): number => (this.shiftable ? n | 0 : n);
+    const int = (n: number): number => (limit <= 2 ** 31 ? n | 0 : n);
     this.owners = int(mem.frameTable + Frame.OWNER);
     this.limit = int(limit);
+    this.fastLimit = Math.min(limit, 2 ** 31 - PAGE_SIZE) | 0;
     this.start = int(mem.layout.kmallocStart);
     this.caches = int(mem.cacheTable);
     this.me = (mem.current.slot + 1) | 0;
   }
 
-  private setStride(cache: number, stride: number): void {
-    this.strideOf[cache] = stride;
-    this.inverse[cache] = 1 / stride;
-    this.strideShift[cache] = (stride & (stride - 1)) === 0 ? 31 - Math.clz32(stride) : -1;
+  /** The attachment is detaching: from now on no free is local (its slabs were flushed). */
+  detach(): void {
+    this.me = -1;
   }
 
   /**
    * `kmalloc` served from this thread's active slab: the kaddr, or 0 when this path cannot serve
-   * it (a size that is not 1 … 8192, no free object in the active slab): the caller then takes the
-   * general path. Context: the owning thread; plain loads and stores only.
+   * it (a size that is not 1 … 8192, no free object in the active slab, a detached handle, whose
+   * active slabs are all let go): the caller then takes the general path. Only kmalloc caches come
+   * here, and they are never destroyed, so an active slab of theirs is always current.
+   * Context: the owning thread; plain loads and stores only.
    */
   kmallocFast(size: number): number {
     // literals, not imported constants: an imported binding costs a load and a TDZ check per use
@@ -180,60 +212,53 @@ export class SlabCpu {
     if (typeof size !== 'number' || !(size > 0 && size <= 8192) || (size | 0) !== size) return 0;
     const cache = size <= 192 ? this.sizeIndex[(size + 7) >> 3]! : 31 - Math.clz32(size - 1);
     const s = this.active[cache]!;
-    if (s === 0 || this.activeGen[cache] !== 1) return 0;
+    if (s === 0) return 0;
     const i32 = this.i32;
-    const base = (s - 1) * 1024; // PAGE_WORDS
+    const base = (s - 1) << 10; // PAGE_WORDS
     const link = i32[base + 6]!; // Slab.FREELIST
     if (link === 0) return 0;
     const off = link & 0xffff;
     const idx = (link >> 16) - 1;
     i32[base + 6] = i32[base + (off >> 2)]!;
     i32[base + 9 + (idx >> 5)]! |= 1 << (idx & 31); // SLAB_HEADER_WORDS: the alloc bitmap
-    return this.start + (s - 1) * 4096 + off;
+    return this.start + ((s - 1) << 12) + off;
   }
 
   /**
-   * `kfree` of an object in the first frame of a slab: true when handled (freed, or a free that
-   * lost a race with another free of the object, counted as a bad free); false when this path
-   * cannot tell (anything else, good or bad), and the caller takes the general path.
-   * Context: the owning thread; plain loads and stores only for a slab this thread holds, one
-   * `Atomics.or` and one `Atomics.load` for another (see freeRemote).
+   * `kfree` of an object of a slab this thread holds (its first frame): true when freed; false
+   * for anything else — another thread's slab or nobody's (a remote free), a later frame of a
+   * slab, a large kmalloc, memory past 2 GiB, not a live object — and the caller takes the
+   * general path, which decides. Small enough for the JIT to inline into the caller.
+   * Context: the owning thread; plain loads and stores only.
    */
   kfreeFast(kaddr: number): boolean {
     const off = kaddr - this.start;
-    if (!(off >= 0 && off < this.limit)) return false;
+    if (!(off >= 0 && off < this.fastLimit)) return false;
     const i32 = this.i32;
-    // a shift where offsets fit an Int32 (memory up to 2 GiB), not a float division
-    const pfn = this.shiftable ? off >> 12 : Math.floor(off / 4096);
+    const pfn = off >> 12;
     const tag = i32[this.owners + pfn * 3]!; // FRAME_WORDS
-    // the first frame of a slab: kind SLAB (7), frame index 0 (the bits from 10 up)
-    if ((tag & 7) !== 7 || tag >> 10 !== 0) return false;
-    // (the first frame of a large kmalloc, cache 127, holds data, not a descriptor)
-    const cache = tag >> 3;
-    if (cache === 127) return false;
-    const base = pfn * 1024;
+    // the first frame of a slab: kind SLAB (7), frame index 0 (the bits from 10 up are 0), and not
+    // a large kmalloc's (cache 127: its first frame holds data, not a descriptor)
+    if ((tag & -1017) !== 7 || tag === 0x3ff) return false;
+    const base = pfn << 10;
+    if (i32[base]! !== this.me) return false; // Slab.FROZEN: not held by this thread
     // the geometry is on the slab's own descriptor line: Slab.GEOMETRY, Slab.SHAPE (init-only
-    // for the slab's life, and the slab lives while the object does)
+    // for the slab's life, and the slab lives while this thread holds it)
     const geometry = i32[base + 7]!;
-    const shape = i32[base + 8]!;
     const stride = geometry & 0xffff;
-    if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
-    const slabOff = off - pfn * 4096;
+    const slabOff = off - (pfn << 12); // keeps a fraction: no object starts there
     const rel = slabOff - (geometry >> 16);
-    // obj_to_index: a shift for a power-of-two stride, else a reciprocal (exact for object starts)
-    const shift = this.strideShift[cache]!;
-    const idx = shift >= 0 ? rel >> shift : (rel * this.inverse[cache]! + 0.5) | 0;
-    if (rel < 0 || idx * stride !== rel || idx >= (shape & 0xffff)) return false;
+    const mk = this.divisors[stride >> 3]!;
+    const idx = Math.imul(rel, mk >> 5) >>> (mk & 31); // rel < 0 gives an idx past the objects
+    const shape = i32[base + 8]!;
+    if (idx >= (shape & 0xffff) || Math.imul(idx, stride) !== rel) return false;
     const aw = base + 9 + (idx >> 5);
-    const bw = shape >> 16;
     const bit = 1 << (idx & 31);
-    if ((i32[aw]! & bit) === 0 || (i32[aw + bw]! & bit) !== 0) return false;
-    // another thread's slab, or nobody's: a remote free (one that lost a race with another free
-    // of the object is a bad free, counted here: retrying could free a new object at that address)
-    if (i32[base]! !== this.me) return this.remoteFree(cache, pfn, aw, bw, bit);
+    const alloc = i32[aw]!;
+    if ((alloc & bit) === 0 || (i32[aw + (shape >> 16)]! & bit) !== 0) return false;
     i32[base + (slabOff >> 2)] = i32[base + 6]!;
     i32[base + 6] = ((idx + 1) << 16) | slabOff;
-    i32[aw]! &= ~bit;
+    i32[aw] = alloc & ~bit;
     return true;
   }
 
@@ -259,11 +284,45 @@ export class SlabCpu {
   }
 
   /**
-   * Free the object at `kaddr`; with `only` ≥ 0, only an object of that cache. Changes nothing
-   * and returns BAD for anything that is not a live object. Context: the owning thread; lock-free
-   * unless the free empties or first frees into a slab nobody holds.
+   * Find the live object at `kaddr` (with `only` ≥ 0, only an object of that cache): FREED when it
+   * is one (the `found…` fields say where), LARGE for the first byte of a large kmalloc
+   * (`largeHead`), BAD for anything else. Changes nothing. Context: the owning thread.
    */
-  free(kaddr: number, only: number): FreeResult {
+  locate(kaddr: number, only: number): FreeResult {
+    const off = kaddr - this.start;
+    if (off >= 0 && off < this.fastLimit) {
+      // the common case first, as kfreeFast reads it: an object of a slab's first frame
+      const i32 = this.i32;
+      const pfn = off >> 12;
+      const tag = i32[this.owners + pfn * 3]!;
+      if ((tag & -1017) === 7 && tag !== 0x3ff && (only < 0 || tag >> 3 === only)) {
+        const base = pfn << 10;
+        const geometry = i32[base + 7]!;
+        const stride = geometry & 0xffff;
+        const slabOff = off - (pfn << 12); // keeps a fraction: no object starts there
+        const rel = slabOff - (geometry >> 16);
+        const mk = this.divisors[stride >> 3]!;
+        const idx = Math.imul(rel, mk >> 5) >>> (mk & 31);
+        const shape = i32[base + 8]!;
+        if (idx >= (shape & 0xffff) || Math.imul(idx, stride) !== rel) return FreeResult.BAD;
+        const aw = base + 9 + (idx >> 5);
+        const bw = shape >> 16;
+        const bit = 1 << (idx & 31);
+        if ((i32[aw]! & bit) === 0 || (i32[aw + bw]! & bit) !== 0) return FreeResult.BAD;
+        this.foundHead = pfn;
+        this.foundCache = tag >> 3;
+        this.foundWord = aw;
+        this.foundWords = bw;
+        this.foundBit = bit;
+        this.foundOff = slabOff;
+        return FreeResult.FREED;
+      }
+    }
+    return this.locateSlow(kaddr, only);
+  }
+
+  /** {@link SlabCpu.locate} for everything but an object of a slab's first frame below 2 GiB. */
+  private locateSlow(kaddr: number, only: number): FreeResult {
     const off = kaddr - this.start;
     if (!(off >= 0 && off < this.limit)) return FreeResult.BAD;
     const i32 = this.i32;
@@ -288,7 +347,10 @@ export class SlabCpu {
     let idx: number;
     if (j === 0 || stride > PAGE_SIZE) {
       // obj_to_index by a reciprocal (as SLUB's reciprocal_divide); exact for object starts
-      if (this.strideOf[cache] !== stride) this.setStride(cache, stride);
+      if (this.strideOf[cache] !== stride) {
+        this.strideOf[cache] = stride;
+        this.inverse[cache] = 1 / stride;
+      }
       const rel = slabOff - i32[g + Cache.OFFSET]!;
       idx = (rel * this.inverse[cache]! + 0.5) | 0;
       if (rel < 0 || idx * stride !== rel || idx >= i32[g + Cache.FIRST_OBJS]!)
@@ -302,42 +364,107 @@ export class SlabCpu {
     const bw = i32[g + Cache.BITMAP_WORDS]!;
     const bit = 1 << (idx & 31);
     if ((i32[aw]! & bit) === 0 || (i32[aw + bw]! & bit) !== 0) return FreeResult.BAD;
-    if (i32[base + Slab.FROZEN] === this.me) {
-      // local: only this thread writes these words (see the module comment)
-      i32[base + (slabOff >>> 2)] = i32[base + Slab.FREELIST]!;
-      i32[base + Slab.FREELIST] = ((idx + 1) << 16) | slabOff;
-      i32[aw]! &= ~bit;
+    this.foundHead = head;
+    this.foundCache = cache;
+    this.foundWord = aw;
+    this.foundWords = bw;
+    this.foundBit = bit;
+    this.foundOff = slabOff;
+    return FreeResult.FREED;
+  }
+
+  /** True when this thread holds the slab {@link SlabCpu.locate} found (a free of it is local). */
+  foundHeld(): boolean {
+    return this.i32[this.foundHead * PAGE_WORDS + Slab.FROZEN] === this.me;
+  }
+
+  /**
+   * Put the object {@link SlabCpu.locate} found back on the free list of its slab, which this
+   * thread holds ({@link SlabCpu.foundHeld}). Context: the owning thread; plain loads and stores
+   * (only this thread writes these words, see the module comment).
+   */
+  freeFound(): void {
+    const i32 = this.i32;
+    const base = this.foundHead * PAGE_WORDS;
+    const idx = (this.foundWord - base - SLAB_HEADER_WORDS) * 32 + 31 - Math.clz32(this.foundBit);
+    i32[base + (this.foundOff >>> 2)] = i32[base + Slab.FREELIST]!;
+    i32[base + Slab.FREELIST] = ((idx + 1) << 16) | this.foundOff;
+    i32[this.foundWord]! &= ~this.foundBit;
+  }
+
+  /**
+   * Free the object at `kaddr`; with `only` ≥ 0, only an object of that cache. Changes nothing
+   * and returns BAD for anything that is not a live object. Context: the owning thread; lock-free
+   * unless the free empties or first frees into a slab nobody holds.
+   */
+  free(kaddr: number, only: number): FreeResult {
+    const r = this.locate(kaddr, only);
+    if (r !== FreeResult.FREED) return r;
+    if (this.foundHeld()) {
+      this.freeFound();
       return FreeResult.FREED;
     }
-    return this.freeRemote(cache, head, aw, bw, bit);
+    checkAttached(this.mem); // a detached handle frees nothing
+    const head = this.foundHead;
+    const seq = this.i32[head * PAGE_WORDS + Slab.SEQ]!; // read while the object is live
+    const lost = this.freeRemote(
+      this.foundCache,
+      head,
+      this.foundWord,
+      this.foundWords,
+      this.foundBit,
+      seq,
+    );
+    return lost === 0 ? FreeResult.FREED : FreeResult.BAD;
   }
 
-  /** A free into a slab this thread does not hold (`__slab_free`). */
-  /** {@link SlabCpu.freeRemote} for the fast path, which counts a lost race itself: true. */
-  private remoteFree(cache: number, head: number, aw: number, bw: number, bit: number): boolean {
-    if (this.freeRemote(cache, head, aw, bw, bit) === FreeResult.BAD)
-      Atomics.add(this.i32, Hdr.BAD_FREES, 1);
-    return true;
+  /**
+   * Free the objects `mask` of one alloc-bitmap word (`aw`) of a slab this thread does not hold
+   * (`__slab_free`): one `Atomics.or` of the remote bitmap word, then the slab's unowned work.
+   * Returns how many of them another free had remote-freed first (lost races: bad frees; retrying
+   * could free a new object at that address). `seq`: the slab's SEQ, read while the objects were
+   * live. Context: any attached thread; a kernel call when the slab is unowned and needs listing
+   * or discarding.
+   */
+  freeRemote(
+    cache: number,
+    head: number,
+    aw: number,
+    bw: number,
+    mask: number,
+    seq: number,
+  ): number {
+    const old = Atomics.or(this.i32, aw + bw, mask);
+    let lost = 0;
+    for (let bits = old & mask; bits !== 0; bits &= bits - 1) lost++;
+    if ((mask & ~old) !== 0)
+      this.afterRemote(cache, head, bw, seq, (this.i32[aw]! & ~(old | mask)) === 0);
+    return lost;
   }
 
-  private freeRemote(cache: number, head: number, aw: number, bw: number, bit: number): FreeResult {
+  /**
+   * After remote frees into a slab (its remote bits set, seq-cst): nothing when a thread holds it
+   * (its holder takes them back); else list it when it was full (the first free claims LISTED), or
+   * discard it when every object is now free — looked at only when these frees left a bitmap word
+   * with no allocated object (`emptied`): the last free of a slab always does. Context: any
+   * attached thread.
+   */
+  afterRemote(cache: number, head: number, bw: number, seq: number, emptied: boolean): void {
     const i32 = this.i32;
-    const base = head * 1024; // literals as on the fast path: Slab.SEQ 2, FROZEN 0, LISTED 1
-    const seq = i32[base + 2]!; // read while the object is live: the slab cannot go
-    const old = Atomics.or(i32, aw + bw, bit);
-    if ((old & bit) !== 0) return FreeResult.BAD; // another thread freed it first
-    // the bit first, then FROZEN (both seq-cst): either the holder's collect sees the bit, or
+    const base = head * 1024; // literals as on the fast path: FROZEN 0, LISTED 1
+    // the bits first, then FROZEN (both seq-cst): either the holder's collect sees the bits, or
     // this free sees the slab unowned and does the unowned work
-    if (Atomics.load(i32, base) !== 0) return FreeResult.FREED;
+    if (Atomics.load(i32, base) !== 0) return;
     let resolve = i32[base + 1] === 0 && Atomics.compareExchange(i32, base + 1, 0, 1) === 0;
-    // every object of this word freed: look at the others (seq-cst: the last freer sees all bits)
-    if (!resolve && (i32[aw]! & ~(old | bit)) === 0) resolve = this.allFreed(base, bw);
-    if (resolve) {
-      inKernel(this.mem, () => {
-        resolveSlab(this.mem, cache, head, seq);
-      });
+    // every object of a word freed: look at the others (seq-cst: the last freer sees all bits)
+    if (!resolve && emptied) resolve = this.allFreed(base, bw);
+    if (!resolve) return;
+    kernelEnter(this.mem);
+    try {
+      resolveSlab(this.mem, cache, head, seq);
+    } finally {
+      kernelExit(this.mem);
     }
-    return FreeResult.FREED;
   }
 
   private allFreed(base: number, bw: number): boolean {
@@ -359,28 +486,36 @@ export class SlabCpu {
 
   /** The active slab is used up (or there is none): take remote frees back, or change slabs. */
   private allocSlow(cache: number, gen: number): number {
+    kernelEnter(this.mem); // not inKernel: no closure to allocate on a path taken once per slab
+    try {
+      return this.refill(cache, gen);
+    } finally {
+      kernelExit(this.mem);
+    }
+  }
+
+  /** {@link SlabCpu.allocSlow}'s work. Context: inside a kernel call. */
+  private refill(cache: number, gen: number): number {
     const { mem } = this;
-    return inKernel(mem, () => {
-      let s = this.activeGen[cache] === gen ? this.active[cache]! : 0;
-      if (s === 0) this.active[cache] = 0; // none, or a destroyed cache's: not ours to touch
-      if (s !== 0 && collectRemote(mem, cache, s - 1) > 0) return this.alloc(cache, gen);
-      const lock = cacheWord(mem, cache, Cache.LOCK);
-      spinLock(mem, lock);
-      try {
-        if (s !== 0) {
-          this.active[cache] = 0;
-          deactivateSlabLocked(mem, cache, s - 1);
-        }
-        s = takePartialLocked(mem, cache) + 1;
-      } finally {
-        spinUnlock(mem, lock);
+    let s = this.activeGen[cache] === gen ? this.active[cache]! : 0;
+    if (s === 0) this.active[cache] = 0; // none, or a destroyed cache's: not ours to touch
+    if (s !== 0 && collectRemote(mem, cache, s - 1) > 0) return this.alloc(cache, gen);
+    const lock = cacheWord(mem, cache, Cache.LOCK);
+    spinLock(mem, lock);
+    try {
+      if (s !== 0) {
+        this.active[cache] = 0;
+        deactivateSlabLocked(mem, cache, s - 1);
       }
-      if (s === 0) s = newSlab(mem, cache) + 1;
-      if (s === 0) return 0;
-      this.active[cache] = s;
-      this.activeGen[cache] = gen;
-      return this.alloc(cache, gen);
-    });
+      s = takePartialLocked(mem, cache) + 1;
+    } finally {
+      spinUnlock(mem, lock);
+    }
+    if (s === 0) s = newSlab(mem, cache) + 1;
+    if (s === 0) return 0;
+    this.active[cache] = s;
+    this.activeGen[cache] = gen;
+    return this.alloc(cache, gen);
   }
 
   /**

@@ -282,6 +282,9 @@ export function allFreed(mem: PhysMem, cache: number, head: number): boolean {
   return true;
 }
 
+/** newSlab's scratch for the pfns of a new slab (one thread's; nothing allocated per slab). */
+const slabPfns = new Int32Array(MAX_SLAB_FRAMES);
+
 /**
  * Make a new slab for `cache`, held by this thread: frames from the page allocator, the
  * descriptor, every object on the free list. Returns its first pfn, or -1 when no run of frames
@@ -292,7 +295,7 @@ export function newSlab(mem: PhysMem, cache: number): number {
   const { i32 } = mem;
   const g = cacheWord(mem, cache, 0);
   const frames = i32[g + Cache.FRAMES]!;
-  const pfns = new Int32Array(frames);
+  const pfns = slabPfns;
   if (
     !allocContig(mem, frames, 1, false, ownerTag(FrameKind.INFLIGHT, mem.current.slot), pfns, null)
   )
@@ -309,11 +312,24 @@ export function newSlab(mem: PhysMem, cache: number): number {
   i32[base + Slab.GEOMETRY] = i32[g + Cache.STRIDE]! | (i32[g + Cache.OFFSET]! << 16);
   i32[base + Slab.SHAPE] = i32[g + Cache.FIRST_OBJS]! | (bw << 16);
   i32.fill(0, base + SLAB_HEADER_WORDS, base + SLAB_HEADER_WORDS + 2 * bw);
+  // the free list in object order, built from the last object back (objOffset's layout, walked
+  // frame by frame instead of computed per object: this runs once per object of every new slab)
+  const stride = i32[g + Cache.STRIDE]!;
+  const first = i32[g + Cache.FIRST_OBJS]!;
+  const per = i32[g + Cache.PER_FRAME]!;
   let link = 0;
-  for (let idx = i32[g + Cache.OBJS]! - 1; idx >= 0; idx--) {
-    const off = objOffset(i32, g, idx);
+  for (let idx = i32[g + Cache.OBJS]! - 1; idx >= first;) {
+    const j = Math.floor((idx - first) / per); // a later frame (slabs of objects up to a page)
+    const lo = first + j * per;
+    for (let off = (1 + j) * PAGE_SIZE + (idx - lo) * stride; idx >= lo; idx--, off -= stride) {
+      i32[base + off / 4] = link;
+      link = ((idx + 1) << 16) | off;
+    }
+  }
+  for (let idx = first - 1, off = i32[g + Cache.OFFSET]! + idx * stride; idx >= 0; idx--) {
     i32[base + off / 4] = link;
     link = ((idx + 1) << 16) | off;
+    off -= stride;
   }
   i32[base + Slab.FREELIST] = link;
   for (let j = 1; j < frames; j++) {

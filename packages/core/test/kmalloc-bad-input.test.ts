@@ -47,6 +47,8 @@ const MALFORMED: readonly Bad[] = [...NON_NUMBERS, ...NOT_SAFE, ...NEGATIVE];
 interface World {
   readonly k: Kernel;
   readonly k2: Kernel;
+  /** a second attachment to `k` (another thread's view: its frees of k's objects are remote) */
+  readonly k3: Kernel;
   readonly obj: number;
   readonly freed: number;
   readonly large: number;
@@ -80,13 +82,15 @@ function makeWorld(): World {
   const foreign = must(k2.kmalloc(96)); // a kaddr live in k2 only
   k.stats(); // give back empty active slabs now, not in the middle of a case
   expect(k.ksize(foreign)).toBe(0);
-  return { k, k2, obj, freed, large, area, cache, cached, other, dead, foreign };
+  const k3 = Kernel.attach(k.handle);
+  return { k, k2, k3, obj, freed, large, area, cache, cached, other, dead, foreign };
 }
 
 type Answer =
   | { readonly kind: 'returns'; readonly value: unknown }
   | { readonly kind: 'throws'; readonly errors: readonly (new (...a: never[]) => Error)[] }
-  | { readonly kind: 'badFree' };
+  | { readonly kind: 'badFree' }
+  | { readonly kind: 'frees'; readonly bad: number };
 
 interface Case {
   readonly name: string;
@@ -100,6 +104,8 @@ const throws = (...errors: (new (...a: never[]) => Error)[]): Answer => ({
   errors,
 });
 const BAD_FREE: Answer = { kind: 'badFree' };
+/** A good call that frees the world's object `obj` (and counts `bad` bad frees): not a bad input. */
+const FREES_OBJ = (bad: number): Answer => ({ kind: 'frees', bad });
 const any = (v: unknown): never => v as never;
 
 /** Addresses that name no live object (beside the malformed numbers). */
@@ -122,7 +128,7 @@ function buildCases(): Case[] {
   const cases: Case[] = [];
   const add = (name: string, call: (w: World) => unknown, answer: Answer): void => {
     cases.push({
-      name: `${name} → ${answer.kind === 'returns' ? String(answer.value) : answer.kind === 'badFree' ? 'a bad free' : 'throws'}`,
+      name: `${name} → ${answer.kind === 'returns' ? String(answer.value) : answer.kind === 'badFree' ? 'a bad free' : answer.kind === 'frees' ? 'frees it' : 'throws'}`,
       call,
       answer,
     });
@@ -161,6 +167,34 @@ function buildCases(): Case[] {
         },
         BAD_FREE,
       );
+      add(
+        `kfreeBulk([${label}])`,
+        (w) => {
+          w.k.kfreeBulk([any(value)]);
+        },
+        BAD_FREE,
+      );
+      add(
+        `cache.freeBulk([${label}])`,
+        (w) => {
+          w.cache.freeBulk([any(value)]);
+        },
+        BAD_FREE,
+      );
+      add(
+        `kfreeBulk(${label})`,
+        (w) => {
+          w.k.kfreeBulk(any(value));
+        },
+        Array.isArray(value) ? BAD_FREE : throws(TypeError), // [64]: an array of one bad kaddr
+      );
+      add(
+        `kfreeBulk([obj], ${label})`,
+        (w) => {
+          w.k.kfreeBulk([w.obj], any(value));
+        },
+        value === undefined || value === 0 ? FREES_OBJ(0) : throws(RangeError),
+      );
       add(`krealloc(${label}, 8)`, (w) => w.k.krealloc(any(value), 8), returns(null));
       add(`view(${label}, 8)`, (w) => w.k.view(any(value), 8), throws(TypeError, RangeError));
       if (value !== 0)
@@ -193,6 +227,27 @@ function buildCases(): Case[] {
       },
       BAD_FREE,
     );
+    add(
+      `kfreeBulk([${label}])`,
+      (w) => {
+        w.k.kfreeBulk([any(at(w))]);
+      },
+      BAD_FREE,
+    );
+    add(
+      `kfreeBulk([${label}]) from another thread`,
+      (w) => {
+        w.k3.kfreeBulk([any(at(w))]);
+      },
+      BAD_FREE,
+    );
+    add(
+      `cache.freeBulk([${label}])`,
+      (w) => {
+        w.cache.freeBulk([any(at(w))]);
+      },
+      BAD_FREE,
+    );
     add(`ksize(${label})`, (w) => w.k.ksize(any(at(w))), returns(0));
     add(`krealloc(${label}, 8)`, (w) => w.k.krealloc(any(at(w)), 8), returns(null));
   }
@@ -201,6 +256,40 @@ function buildCases(): Case[] {
   )) {
     add(`view(${label}, 8)`, (w) => w.k.view(any(at(w)), 8), throws(RangeError));
   }
+  for (const [label, range] of [
+    ['(-1, 1)', [-1, 1]],
+    ['(1, 0)', [1, 0]],
+    ['(0, 2) past the end', [0, 2]],
+    ['(0, 0.5)', [0, 0.5]],
+  ] as const)
+    add(
+      `kfreeBulk([obj], ${label})`,
+      (w) => {
+        w.k.kfreeBulk([w.obj], range[0], range[1]);
+      },
+      throws(RangeError),
+    );
+  add(
+    'kfreeBulk([obj, obj]) (the same object twice: the second is a bad free)',
+    (w) => {
+      w.k.kfreeBulk([w.obj, w.obj]);
+    },
+    FREES_OBJ(1),
+  );
+  add(
+    'kfreeBulk([null, null])',
+    (w) => {
+      w.k.kfreeBulk([null, null]);
+    },
+    returns(undefined),
+  );
+  add(
+    'kfreeBulk of a destroyed cache’s object through cache.freeBulk',
+    (w) => {
+      w.dead.freeBulk([w.obj]);
+    },
+    BAD_FREE,
+  );
   add(
     'kfree(null)',
     (w) => {
@@ -313,7 +402,15 @@ describe('every kmalloc and slab-cache call, fed every kind of bad value, answer
     const before = snapshot(k);
     const slabinfo = k.slabinfo();
     const before2 = snapshot(k2, false);
+    const badBefore = k.stats().badFrees;
     const got = outcome(world, c);
+    if (c.answer.kind === 'frees') {
+      if (got.threw !== null) throw got.threw;
+      expect(k.ksize(world.obj)).toBe(0);
+      expect(k.stats().badFrees).toBe(badBefore + c.answer.bad);
+      k.checkInvariants();
+      return; // the world changed: the next case builds a new one
+    }
     if (c.answer.kind === 'throws') {
       expect(got.threw, 'expected a throw').not.toBeNull();
       expect(

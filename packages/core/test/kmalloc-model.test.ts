@@ -25,6 +25,15 @@ type Op =
   | { kind: 'kfree'; pick: number }
   | { kind: 'badFree'; pick: number; offset: number }
   | { kind: 'write'; pick: number; seed: number }
+  | { kind: 'otherKmalloc'; size: number }
+  | {
+      kind: 'bulkFree';
+      picks: number[];
+      other: boolean;
+      dup: boolean;
+      bad: boolean;
+      cache: boolean;
+    }
   | { kind: 'cacheAlloc'; which: number }
   | { kind: 'cacheDestroy'; which: number };
 
@@ -74,6 +83,21 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   {
     weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('otherKmalloc' as const), size: sizeArb }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('bulkFree' as const),
+      picks: fc.array(fc.nat(), { maxLength: 40 }),
+      other: fc.boolean(),
+      dup: fc.boolean(),
+      bad: fc.boolean(),
+      cache: fc.boolean(),
+    }),
+  },
+  {
+    weight: 2,
     arbitrary: fc.record({ kind: fc.constant('cacheAlloc' as const), which: fc.nat(2) }),
   },
   {
@@ -87,6 +111,8 @@ const CACHE_SIZES = [24, 100, 1000];
 class World {
   readonly k = Kernel.boot({ memoryBytes: 8 * 2 ** 20 });
   readonly boot = this.k.stats();
+  /** A second attachment (another thread's view): its frees of k's objects are remote, and k's of its. */
+  readonly other = Kernel.attach(this.k.handle);
   readonly model = new Map<number, ModelObject>();
   readonly caches: (KmemCache | null)[] = [null, null, null];
   badFrees = 0;
@@ -163,6 +189,33 @@ class World {
         k.view(hit[0], k.ksize(hit[0])).fill(op.seed);
         return;
       }
+      case 'otherKmalloc':
+        this.added(this.other.kmalloc(op.size), op.size, false, null);
+        return;
+      case 'bulkFree': {
+        const kaddrs = [...new Set(op.picks.map((p) => this.nth(p)?.[0]))].filter(
+          (x) => x !== undefined,
+        );
+        // through a cache: only that cache's objects (the first picked object's cache, if any)
+        const cache = op.cache ? (this.model.get(kaddrs[0] ?? NaN)?.cache ?? null) : null;
+        const good =
+          cache === null ? kaddrs : kaddrs.filter((x) => this.model.get(x)!.cache === cache);
+        for (const x of good)
+          expect(k.view(x, this.model.get(x)!.size)).toEqual(this.model.get(x)!.data);
+        const list: (number | null)[] = [null, ...good];
+        if (op.dup && good.length > 0) list.push(good[good.length >> 1]!);
+        if (op.bad) list.splice(list.length >> 1, 0, (good[0] ?? k.layout.kmallocStart) + 4);
+        if (cache !== null) cache.freeBulk(list);
+        else if (op.picks.length % 2 === 0) (op.other ? this.other : k).kfreeBulk(list);
+        // a typed array, as a ring of kaddrs is (no nulls in it), freed from the middle
+        else {
+          const ring = Float64Array.from([0, ...list.filter((x) => x !== null), 0]);
+          (op.other ? this.other : k).kfreeBulk(ring, 1, ring.length - 1);
+        }
+        for (const x of good) this.freed(x);
+        this.badFrees += (op.dup && good.length > 0 ? 1 : 0) + (op.bad ? 1 : 0);
+        return;
+      }
       case 'cacheAlloc': {
         const size = CACHE_SIZES[op.which]!;
         this.caches[op.which] ??= k.kmemCacheCreate(`model-${size}`, size);
@@ -197,6 +250,7 @@ class World {
     }
     this.model.clear();
     for (const cache of this.caches) if (cache !== null) expect(cache.destroy()).toBe(0);
+    this.other.detach(); // its active slabs go back, empty ones to the page allocator
   }
 }
 

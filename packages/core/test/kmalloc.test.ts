@@ -185,6 +185,38 @@ describe('kfree', () => {
   });
 });
 
+describe('kfreeBulk', () => {
+  it('frees what another thread allocated a batch at a time, counts bad entries once each, and ends at the boot values', () => {
+    const k = boot();
+    const first = k.stats();
+    const other = Kernel.attach(k.handle); // another thread's view: its objects are remote to k
+    const objs = Float64Array.from({ length: 1000 }, (_, i) => other.kmalloc(8 + (i % 200))!);
+    const mine = Array.from({ length: 100 }, () => k.kmalloc(64)!);
+    k.kfreeBulk(objs, 0, 500);
+    for (let i = 0; i < 500; i++) expect(k.ksize(objs[i]!)).toBe(0);
+    expect(k.ksize(objs[500]!)).toBeGreaterThan(0);
+    k.checkInvariants();
+    // the rest, with a null, a duplicate, an interior pointer and this thread's own objects
+    k.kfreeBulk([null, ...objs.subarray(500), objs[700]!, mine[0]! + 8, ...mine]);
+    expect(k.stats().badFrees).toBe(2);
+    other.detach();
+    expect(k.stats()).toEqual({ ...first, badFrees: 2 });
+    k.checkInvariants();
+  });
+
+  it('frees through a cache only that cache’s objects', () => {
+    const k = boot();
+    const cache = k.kmemCacheCreate('bulk_cache', 40)!;
+    const objs = Array.from({ length: 300 }, () => cache.alloc()!);
+    const stranger = k.kmalloc(40)!;
+    cache.freeBulk([...objs, stranger]);
+    expect(k.stats().badFrees).toBe(1);
+    expect(k.ksize(stranger)).toBe(64); // kmalloc-64: still live
+    expect(cache.destroy()).toBe(0);
+    k.checkInvariants();
+  });
+});
+
 describe('kernel.view', () => {
   it('views a kmalloc object, or part of it, in place as any typed array', () => {
     const k = boot();

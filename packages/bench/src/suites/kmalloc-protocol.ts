@@ -6,8 +6,8 @@
  *  ctl: … ERROR │ HEAD │ TAIL │      (after the crew's words)
  *  ring: Float64Array, RING_BATCHES × BATCH kaddrs, from the allocating to the freeing thread
  * ```
- * In the cross-thread mode worker 0 allocates batches into the ring and bumps HEAD; worker 1 frees
- * them and bumps TAIL; each waits on the other's word with `Atomics.wait`. Main zeroes both before
+ * In the cross-thread modes worker 0 allocates batches into the ring and bumps HEAD; worker 1 frees
+ * them (a batch per `kfreeBulk`, or one `kfree` at a time) and bumps TAIL; each waits on the other's word with `Atomics.wait`. Main zeroes both before
  * a round.
  *
  * @module
@@ -26,8 +26,12 @@ export const KCtl: { readonly HEAD: number; readonly TAIL: number; readonly WORD
 export const KMode = {
   /** each of the first K workers: OPS × (kmalloc(64) + kfree) of its own objects */
   OWN: 0,
-  /** worker 0 allocates OPS objects, worker 1 frees them, through the ring */
+  /** worker 0 allocates OPS objects, worker 1 frees them, a batch at a time with kfreeBulk */
   CROSS: 1,
+  /** as CROSS, worker 1 freeing one kfree at a time */
+  CROSS_EACH: 2,
+  /** control: each of the first K workers, OPS × malloc(64) + free in its own @thi.ng/malloc pool */
+  CONTROL: 3,
 } as const;
 
 /** kaddrs per ring batch: one Atomics store publishes a batch. */

@@ -1,12 +1,14 @@
 /**
  * Worker of the `kmalloc` suite: attaches the kernel and, each round, either allocates and frees
- * its own 64-byte objects, or (cross-thread mode) allocates objects for the other worker to free,
- * or frees the objects the other worker allocated.
+ * its own 64-byte objects, or (cross-thread modes) allocates objects for the other worker to free,
+ * or frees the objects the other worker allocated (a batch per `kfreeBulk`, or one at a time); or,
+ * as a control that shares nothing, mallocs and frees in a @thi.ng/malloc pool of its own.
  *
  * @module
  */
 import { workerData } from 'node:worker_threads';
 import { Kernel } from '@sabvm/core';
+import { MemPool } from '@thi.ng/malloc';
 import { Ctl } from './crew-protocol.js';
 import { serveRounds } from './crew-worker.js';
 import {
@@ -22,6 +24,8 @@ const data = workerData as KmallocWorkerData;
 const kernel = Kernel.attach(data.handle);
 const ctl = new Int32Array(data.ctl);
 const ring = new Float64Array(data.ring);
+/** This thread's own heap for the control rounds (nothing in it is shared). */
+const pool = new MemPool({ buf: new SharedArrayBuffer(2 ** 20) });
 
 function fail(): void {
   Atomics.store(ctl, Ctl.ERROR, -1);
@@ -36,6 +40,18 @@ function own(ops: number): void {
       return;
     }
     kernel.kfree(kaddr);
+  }
+}
+
+/** OPS pairs of malloc(64) + free in this thread's own @thi.ng/malloc pool. */
+function control(ops: number): void {
+  for (let i = 0; i < ops; i++) {
+    const p = pool.malloc(OBJECT_SIZE);
+    if (p === 0) {
+      fail();
+      return;
+    }
+    pool.free(p);
   }
 }
 
@@ -69,8 +85,8 @@ function produce(ops: number): void {
   }
 }
 
-/** Free the OPS objects the producer puts in the ring. */
-function consume(ops: number): void {
+/** Free the OPS objects the producer puts in the ring: a batch per kfreeBulk, or one at a time. */
+function consume(ops: number, bulk: boolean): void {
   for (let batch = 0; batch * BATCH < ops; batch++) {
     let head = Atomics.load(ctl, KCtl.HEAD);
     while (head <= batch) {
@@ -79,7 +95,8 @@ function consume(ops: number): void {
       head = Atomics.load(ctl, KCtl.HEAD);
     }
     const base = (batch % RING_BATCHES) * BATCH;
-    for (let i = 0; i < BATCH; i++) kernel.kfree(ring[base + i]!);
+    if (bulk) kernel.kfreeBulk(ring, base, base + BATCH);
+    else for (let i = 0; i < BATCH; i++) kernel.kfree(ring[base + i]!);
     Atomics.store(ctl, KCtl.TAIL, batch + 1);
     Atomics.notify(ctl, KCtl.TAIL);
   }
@@ -87,8 +104,9 @@ function consume(ops: number): void {
 
 serveRounds(data.ctl, data.times, data.index, (mode, ops) => {
   if (mode === KMode.OWN) own(ops);
+  else if (mode === KMode.CONTROL) control(ops);
   else if (data.index === 0) produce(ops);
-  else consume(ops);
+  else consume(ops, mode === KMode.CROSS);
   return Atomics.load(ctl, Ctl.ERROR);
 });
 kernel.detach();

@@ -9,7 +9,7 @@
  */
 import { Kernel, PAGE_SIZE } from '@sabvm/core';
 import { MemPool } from '@thi.ng/malloc';
-import { SuiteBench, type BenchCase } from '../harness.js';
+import { SuiteBench, type BenchCase, type RatioSpec } from '../harness.js';
 import { checkIntegrity } from '../integrity.js';
 import type { GroupResult, Integrity, Measure } from '../results.js';
 import { Crew } from './crew.js';
@@ -28,7 +28,11 @@ export const KMALLOC = {
   vmalloc: 'vmalloc + vfree',
   one: '1 thread',
   own: '2 threads, own objects',
-  cross: '2 threads, allocated on one, freed on the other',
+  cross: '2 threads, allocated on one, freed on the other (kfreeBulk)',
+  crossEach: '2 threads, allocated on one, freed on the other (kfree each)',
+  controlOne: 'control: 1 thread, own @thi.ng/malloc pool',
+  controlTwo: 'control: 2 threads, own @thi.ng/malloc pool each',
+  controlRatio: 'control: 2 ÷ 1 thread (@thi.ng/malloc, nothing shared)',
   memory: 'frames of 1M live 64-byte objects ÷ 64 MB',
   memoryThing: '@thi.ng/malloc heap of 1M live 64-byte objects ÷ 64 MB',
   vmallocUs: 'vmalloc + vfree of 1 page, µs (Linux: 0.9–1.2 µs)',
@@ -152,9 +156,15 @@ async function threadGroup(
       name,
       role: name === KMALLOC.one ? 'baseline' : 'subject',
       unit: 'ops',
-      unitsPerIteration: mode === KMode.OWN ? k * ops : ops,
+      unitsPerIteration: mode === KMode.OWN || mode === KMode.CONTROL ? k * ops : ops,
       async: true,
       fn: async () => ({ overriddenDuration: await pair.round(mode, k, ops) }),
+    });
+    const ratio = (name: string, subject: string, baseline: string = KMALLOC.one): RatioSpec => ({
+      name,
+      subject,
+      baseline,
+      kind: 'throughput',
     });
     return await bench.runGroup({
       name: KMALLOC.threadGroup,
@@ -162,20 +172,15 @@ async function threadGroup(
         row(KMALLOC.one, KMode.OWN, 1),
         row(KMALLOC.own, KMode.OWN, 2),
         row(KMALLOC.cross, KMode.CROSS, 2),
+        row(KMALLOC.crossEach, KMode.CROSS_EACH, 2),
+        row(KMALLOC.controlOne, KMode.CONTROL, 1),
+        row(KMALLOC.controlTwo, KMode.CONTROL, 2),
       ],
       ratios: [
-        {
-          name: '2 own ÷ 1 thread',
-          subject: KMALLOC.own,
-          baseline: KMALLOC.one,
-          kind: 'throughput',
-        },
-        {
-          name: 'cross ÷ 1 thread',
-          subject: KMALLOC.cross,
-          baseline: KMALLOC.one,
-          kind: 'throughput',
-        },
+        ratio('2 own ÷ 1 thread', KMALLOC.own),
+        ratio('cross ÷ 1 thread', KMALLOC.cross),
+        ratio('cross, kfree each ÷ 1 thread', KMALLOC.crossEach),
+        ratio(KMALLOC.controlRatio, KMALLOC.controlTwo, KMALLOC.controlOne),
       ],
     });
   } finally {
@@ -260,7 +265,8 @@ async function runKmalloc(ctx: SuiteContext): Promise<SuiteOutput> {
   ];
   const integrity = checkIntegrity(kernel, freeAfterBoot);
   const notes = [
-    `One-thread rows: ${PAIRS} pairs per timed call. Threaded rows: a round of calibrated size per thread; the cross-thread row hands objects over in batches of ${BATCH} through a ring of ${RING_BATCHES} batches (one Atomics store per batch) and frees them one kfree at a time.`,
+    `One-thread rows: ${PAIRS} pairs per timed call. Threaded rows: a round of calibrated size per thread; the cross-thread rows hand objects over in batches of ${BATCH} through a ring of ${RING_BATCHES} batches (one Atomics store per batch) and free each batch with one kfreeBulk (the target) or one kfree at a time.`,
+    'The control rows run @thi.ng/malloc in a private pool per thread (no memory shared at all): their 2 ÷ 1 ratio is what this machine gives two threads at that moment, the bound of the 2-thread kmalloc ratio.',
     '@thi.ng/malloc is not thread-safe, so it has no threaded rows.',
   ];
   if (!memory.integrity.ok)
