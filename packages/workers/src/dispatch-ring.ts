@@ -254,25 +254,31 @@ export const cpuRelax: () => void = (() => {
 /**
  * Whether to poll before sleeping: polling a few tens of microseconds catches the other side's
  * next move without a wake-up, when both sides have a core each. When cores are short (more
- * runnable threads than cores), a poller only delays the thread it waits for: polls then keep
- * failing, and this policy stops polling, probing again now and then.
+ * runnable threads than cores), a poller only delays the thread it waits for. The policy judges by
+ * how long each wait really lasted, polled or slept: waits that end within the polling window say
+ * polling pays (even when the other side was asleep and slow to answer — it polls too once this
+ * side does); long waits say it does not, and polling stops, to be probed again now and then.
  */
 export class SpinPolicy {
+  readonly #windowMs: number;
   #credit = 4;
   #probe = 0;
+
+  /** @param windowMs - how long a poll lasts. */
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
 
   /** Poll this time? Context: the thread that owns the policy. */
   get spin(): boolean {
     return this.#credit > 0 || (++this.#probe & 15) === 0;
   }
 
-  /** The poll caught what it waited for. */
-  hit(): void {
-    this.#credit = Math.min(8, this.#credit + 2);
-  }
-
-  /** The poll ran out: the thread slept after all. */
-  miss(): void {
-    this.#credit = Math.max(0, this.#credit - 1);
+  /** A wait ended after `elapsedMs` (from its start to the event it waited for). */
+  waited(elapsedMs: number): void {
+    this.#credit =
+      elapsedMs <= 2 * this.#windowMs
+        ? Math.min(8, this.#credit + 2)
+        : Math.max(0, this.#credit - 1);
   }
 }

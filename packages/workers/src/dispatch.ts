@@ -184,7 +184,7 @@ export class DispatchRings {
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #drained: (() => void)[] = [];
   #closed = false;
-  readonly #policy = new SpinPolicy();
+  readonly #policy = new SpinPolicy(SPIN_MS);
   /** Threads that died in a row before they entered their ring. */
   #startFailures = 0;
 
@@ -582,12 +582,10 @@ export class DispatchRings {
         // a caller awaiting one task at a time submits its next a few microtask turns later
         for (let turn = 0; turn < YIELD_TURNS; turn++) await Promise.resolve();
         if (this.#inFlight === 0) continue;
-        if (this.#policy.spin) {
-          if (this.#pollDoorbell(seen)) {
-            this.#policy.hit();
-            continue;
-          }
-          this.#policy.miss();
+        const since = performance.now();
+        if (this.#policy.spin && this.#pollDoorbell(seen)) {
+          this.#policy.waited(performance.now() - since);
+          continue;
         }
         Atomics.store(this.#header, H_OWNER_WAITING, 1);
         const starving = this.#handOver();
@@ -607,6 +605,7 @@ export class DispatchRings {
         }
         Atomics.store(this.#header, H_OWNER_WAITING, 0);
         slice = performance.now();
+        this.#policy.waited(slice - since);
       }
     } finally {
       this.#reaping = false;

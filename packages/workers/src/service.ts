@@ -96,7 +96,7 @@ class RingService {
   readonly #mm: AddressSpace;
   readonly #handlers = new Map<number, Handler>();
   readonly #claim: number = claimedBy(threadId);
-  readonly #policy = new SpinPolicy();
+  readonly #policy = new SpinPolicy(SPIN_MS);
 
   constructor(kernel: Kernel, message: ServiceMessage) {
     this.#kernel = kernel;
@@ -131,12 +131,10 @@ class RingService {
         continue;
       }
       if (Atomics.load(ctl, C_STOP) !== 0) return ran;
-      if (this.#policy.spin) {
-        if (this.#spin(head)) {
-          this.#policy.hit();
-          continue;
-        }
-        this.#policy.miss();
+      const since = performance.now();
+      if (this.#policy.spin && this.#spin(head)) {
+        this.#policy.waited(performance.now() - since);
+        continue;
       }
       await nextTurn(); // timers and I/O that finished tasks left behind run before we sleep
       Atomics.store(ctl, C_NEED_WAKEUP, 1);
@@ -144,6 +142,7 @@ class RingService {
         Atomics.wait(ctl, C_NEED_WAKEUP, 1);
       }
       Atomics.store(ctl, C_NEED_WAKEUP, 0);
+      this.#policy.waited(performance.now() - since);
     }
   }
 

@@ -188,13 +188,16 @@ async function main(): Promise<void> {
 
   // 7. Dispatch: an empty task through the pool's rings against Piscina's one message per task.
   const timeEach = async (run: (n: number) => Promise<unknown>, n: number): Promise<number> => {
-    for (let i = 0; i < 200; i++) await run(i); // warm-up
+    // warm-up, long enough for both sides' code to be compiled (colder, a round trip is slower)
+    for (let until = performance.now() + 300; performance.now() < until;) await run(0);
     const start = performance.now();
     for (let i = 0; i < n; i++) await run(i);
     return ((performance.now() - start) * 1000) / n;
   };
   const timeBatch = async (run: (n: number) => Promise<unknown>, n: number): Promise<number> => {
-    await Promise.all(Array.from({ length: 1000 }, (_, i) => run(i))); // warm-up
+    for (let until = performance.now() + 300; performance.now() < until;) {
+      await Promise.all(Array.from({ length: 1000 }, (_, i) => run(i))); // warm-up
+    }
     const start = performance.now();
     await Promise.all(Array.from({ length: n }, (_, i) => run(i)));
     return n / ((performance.now() - start) / 1000);
