@@ -28,7 +28,8 @@ const shared = (bytes: number): SharedArrayBuffer => new SharedArrayBuffer(bytes
 
 /** Block (the test thread) until `ctl[i]` reaches `target`. */
 function waitFor(ctl: Int32Array, i: number, target: number, what: string): void {
-  const deadline = Date.now() + 30_000;
+  // the long mode's 400,000 allocations per worker take minutes on a loaded machine
+  const deadline = Date.now() + (LONG ? 900_000 : 30_000);
   while (Atomics.load(ctl, i) < target) {
     if (Date.now() > deadline) throw new Error(`${what}: stuck at ${Atomics.load(ctl, i)}`);
     Atomics.wait(ctl, i, Atomics.load(ctl, i), 2);
@@ -46,60 +47,64 @@ function liveObjects(k: Kernel): number {
 }
 
 describe('kmalloc across threads', () => {
-  it('frees objects in other threads than their allocator, keeps every object intact, and frees a raced object once', async () => {
-    const k = Kernel.boot({ memoryBytes: 64 * MiB });
-    const boot = k.stats();
-    const cache = k.kmemCacheCreate('torture_obj', 72)!;
-    const slots = new Float64Array(shared(256 * 8));
-    const states = new Int32Array(shared(256 * 4));
-    const raceCount = 500;
-    const race = new Float64Array(shared(raceCount * 8));
-    for (let i = 0; i < raceCount; i++) race[i] = k.kmalloc(8 + (i % 300))!;
-    const go = new Int32Array(shared(8));
-    const iterations = LONG ? 400_000 : 20_000;
-    const workers = Array.from({ length: WORKERS }, (_, id) =>
-      run('kmalloc-torture-worker.mjs', {
-        handle: k.handle,
-        id,
-        seed: id * 7919 + 1,
-        iterations,
-        slots,
-        states,
-        cacheId: cache.id,
-        race,
-        raceCount,
-        go,
-      }),
-    );
-    waitFor(go, 0, WORKERS, 'workers reaching the race');
-    Atomics.store(go, 1, 1);
-    Atomics.notify(go, 1);
-    const reports = (await Promise.all(workers.map((w) => w.done))) as {
-      passed: number;
-      remoteFreed: number;
-    }[];
-    const passed = reports.reduce((s, r) => s + r.passed, 0);
-    const freedThere = reports.reduce((s, r) => s + r.remoteFreed, 0);
-    // every raced object freed exactly once, the other frees counted
-    expect(k.stats().badFrees).toBe((WORKERS - 1) * raceCount);
-    for (let i = 0; i < raceCount; i++) expect(k.ksize(race[i]!)).toBe(0);
-    let left = 0;
-    for (let slot = 0; slot < states.length; slot++) {
-      if (states[slot] !== 1) continue;
-      k.kfree(slots[slot]!);
-      left++;
-    }
-    expect(freedThere + left).toBe(passed);
-    expect(freedThere).toBeGreaterThan(0);
-    expect(k.stats().badFrees).toBe((WORKERS - 1) * raceCount);
-    k.checkInvariants();
-    expect(cache.destroy()).toBe(0);
-    expect(k.stats()).toEqual({ ...boot, badFrees: (WORKERS - 1) * raceCount });
-    k.checkInvariants();
-    console.log(
-      `kmalloc threads: ${WORKERS} workers × ${iterations} allocations, ${passed} objects handed to another thread, ${(WORKERS - 1) * raceCount} raced frees refused`,
-    );
-  });
+  it(
+    'frees objects in other threads than their allocator, keeps every object intact, and frees a raced object once',
+    async () => {
+      const k = Kernel.boot({ memoryBytes: 64 * MiB });
+      const boot = k.stats();
+      const cache = k.kmemCacheCreate('torture_obj', 72)!;
+      const slots = new Float64Array(shared(256 * 8));
+      const states = new Int32Array(shared(256 * 4));
+      const raceCount = 500;
+      const race = new Float64Array(shared(raceCount * 8));
+      for (let i = 0; i < raceCount; i++) race[i] = k.kmalloc(8 + (i % 300))!;
+      const go = new Int32Array(shared(8));
+      const iterations = LONG ? 400_000 : 20_000;
+      const workers = Array.from({ length: WORKERS }, (_, id) =>
+        run('kmalloc-torture-worker.mjs', {
+          handle: k.handle,
+          id,
+          seed: id * 7919 + 1,
+          iterations,
+          slots,
+          states,
+          cacheId: cache.id,
+          race,
+          raceCount,
+          go,
+        }),
+      );
+      waitFor(go, 0, WORKERS, 'workers reaching the race');
+      Atomics.store(go, 1, 1);
+      Atomics.notify(go, 1);
+      const reports = (await Promise.all(workers.map((w) => w.done))) as {
+        passed: number;
+        remoteFreed: number;
+      }[];
+      const passed = reports.reduce((s, r) => s + r.passed, 0);
+      const freedThere = reports.reduce((s, r) => s + r.remoteFreed, 0);
+      // every raced object freed exactly once, the other frees counted
+      expect(k.stats().badFrees).toBe((WORKERS - 1) * raceCount);
+      for (let i = 0; i < raceCount; i++) expect(k.ksize(race[i]!)).toBe(0);
+      let left = 0;
+      for (let slot = 0; slot < states.length; slot++) {
+        if (states[slot] !== 1) continue;
+        k.kfree(slots[slot]!);
+        left++;
+      }
+      expect(freedThere + left).toBe(passed);
+      expect(freedThere).toBeGreaterThan(0);
+      expect(k.stats().badFrees).toBe((WORKERS - 1) * raceCount);
+      k.checkInvariants();
+      expect(cache.destroy()).toBe(0);
+      expect(k.stats()).toEqual({ ...boot, badFrees: (WORKERS - 1) * raceCount });
+      k.checkInvariants();
+      console.log(
+        `kmalloc threads: ${WORKERS} workers × ${iterations} allocations, ${passed} objects handed to another thread, ${(WORKERS - 1) * raceCount} raced frees refused`,
+      );
+    },
+    LONG ? 1_000_000 : undefined,
+  );
 
   it('reaps a worker terminated in the middle of allocating while another keeps allocating, leaking at most its object in flight', async () => {
     const k = Kernel.boot({ memoryBytes: 64 * MiB });
