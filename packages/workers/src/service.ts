@@ -75,6 +75,8 @@ import {
   type TaskFunction,
 } from './task-runtime.js';
 
+/** How long a thread waits for an argument still on its way through the port, in milliseconds. */
+const PORT_WAIT_MS = 5000;
 /** How long an idle thread polls its ring before it sleeps, in milliseconds. */
 const SPIN_MS = 0.05;
 
@@ -119,7 +121,12 @@ class RingService {
         const offset = this.#ring.sqes[index * SQE_WORDS + E_HANDLER] ?? 0;
         const handler = this.#handlers.get(offset) ?? (await this.#load(offset));
         Atomics.store(ctl, C_SQ_HEAD, (head + 1) | 0);
-        const pending = this.#runEntry(index, handler);
+        // an argument that travels by the port: take it first (it may still be on its way)
+        const sent =
+          this.#ring.sqes[index * SQE_WORDS + E_ARG_KIND] === ARG_PORT
+            ? await this.#portMessage()
+            : undefined;
+        const pending = this.#runEntry(index, handler, sent);
         if (pending !== undefined) await pending;
         head = (head + 1) | 0;
         Atomics.store(ctl, C_CQ_TAIL, head); // publishes the CQE and its data
@@ -187,13 +194,11 @@ class RingService {
    * Everything the task mapped is unmapped, and its read section closed, before the CQE is
    * written.
    */
-  #runEntry(index: number, handler: Handler): Promise<void> | undefined {
+  #runEntry(index: number, handler: Handler, sent: unknown): Promise<void> | undefined {
     const { sqes, claims } = this.#ring;
     const base = index * SQE_WORDS;
     const ticket = sqes[base + E_TICKET] ?? 0;
     if (Atomics.compareExchange(claims, index, ticket, this.#claim) !== ticket) {
-      // its argument may wait on the port: take it, so that the next entry gets its own
-      if (sqes[base + E_ARG_KIND] === ARG_PORT) receiveMessageOnPort(this.#port);
       this.#complete(index, RES_CANCELLED, undefined);
       return undefined;
     }
@@ -202,7 +207,7 @@ class RingService {
     const mapped: Mapping[] = [];
     let value: unknown;
     try {
-      const { arg, ranges: words, inline } = this.#argument(index);
+      const { arg, ranges: words, inline } = this.#argument(index, sent);
       if (handler instanceof Error) throw handler;
       const given = ((sqes[base + E_FLAGS] ?? 0) & SQE_F_MM_GIVEN) !== 0;
       const mm = given ? kernel.addressSpace(sqes[base + E_MM] ?? 0) : this.#mm;
@@ -245,7 +250,10 @@ class RingService {
   }
 
   /** The argument and the range words of entry `index`, as the pool sent them. */
-  #argument(index: number): {
+  #argument(
+    index: number,
+    sent: unknown,
+  ): {
     arg: unknown;
     ranges: ArrayLike<number | undefined>;
     inline: boolean;
@@ -254,7 +262,7 @@ class RingService {
     const base = index * SQE_WORDS;
     const kind = sqes[base + E_ARG_KIND];
     if (kind === ARG_PORT) {
-      const received = receiveMessageOnPort(this.#port)?.message as PortArgument | undefined;
+      const received = sent as PortArgument | undefined;
       if (received === undefined) throw new Error('SabvmPool: the task argument was lost');
       return { ...received, inline: false };
     }
@@ -268,6 +276,22 @@ class RingService {
       return { arg, ranges, inline: true };
     }
     return { arg: undefined, ranges, inline: true };
+  }
+
+  /**
+   * The next message of the ring's port: one per entry whose argument travels by it, in entry
+   * order. A message posted while the port was on its way to this thread can reach it a little
+   * later than the entry: wait for it, letting this thread's event loop run, up to
+   * `PORT_WAIT_MS`; undefined after that (the task then fails, saying so).
+   */
+  async #portMessage(): Promise<unknown> {
+    const until = performance.now() + PORT_WAIT_MS;
+    for (;;) {
+      const got = receiveMessageOnPort(this.#port);
+      if (got !== undefined) return got.message;
+      if (performance.now() > until) return undefined;
+      await nextTurn();
+    }
   }
 
   /**
