@@ -182,8 +182,9 @@ export abstract class RingOps {
   /**
    * Consume, and when nothing was ready wait up to `timeoutMs` (negative: no limit) for a wake-up,
    * then consume (`ring_buffer__poll`). Resolves to the count as {@link RingOps.consume}; 0 on
-   * timeout. Waits with `Atomics.waitAsync` (no core spins) and keeps a Node process alive while it
-   * waits. Context: any thread, the consumer.
+   * timeout. Watches the producer position for up to 50 µs first (a busy poll, while records
+   * stream), then sleeps with `Atomics.waitAsync` (no core spins) and keeps a Node process alive
+   * while it waits. Context: any thread, the consumer.
    */
   poll(cb: RingCallback, options: PollOptions = {}): Promise<number> {
     if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
@@ -191,7 +192,8 @@ export abstract class RingOps {
   }
 
   /**
-   * As {@link RingOps.poll}, blocking the thread with `Atomics.wait` (a worker thread). On a thread
+   * As {@link RingOps.poll} (the same busy poll first), blocking the thread with `Atomics.wait` (a
+   * worker thread). On a thread
    * that may not block it returns -EAGAIN when nothing was ready.
    */
   pollSync(cb: RingCallback, options: PollOptions = {}): number {
