@@ -40,6 +40,7 @@ export { BusError, SegmentationFault, type BusCode, type SegvCode } from './faul
 export { KernelBug } from './bug.js';
 export { KmemCache, type KmemCacheOptions } from './kmalloc.js';
 export type { TypedArrayConstructor } from './kernel-view.js';
+export { describeType, isTypedArrayConstructor } from './kernel-view.js';
 export { KMALLOC_MAX_CACHE_SIZE } from './slab.js';
 export {
   BPF_RB_NO_WAKEUP,

@@ -46,6 +46,19 @@ const TYPES: ReadonlySet<unknown> = new Set<unknown>([
   BigUint64Array,
 ]);
 
+/**
+ * True for the eleven typed-array constructors a view may have (`Int8Array` … `BigUint64Array`):
+ * the one check behind `kernel.view` and the worker side's typed views. Context: any; never throws.
+ */
+export function isTypedArrayConstructor(Type: unknown): Type is TypedArrayConstructor {
+  return TYPES.has(Type);
+}
+
+/** How a value that is not a typed-array constructor reads in a message. */
+export function describeType(Type: unknown): string {
+  return typeof Type === 'function' ? Type.name || 'a function' : String(Type);
+}
+
 const hex = (n: number): string => (n < 0 ? `-0x${(-n).toString(16)}` : `0x${n.toString(16)}`);
 
 /**
@@ -62,7 +75,11 @@ export function kernelView<T extends TypedArrayConstructor>(
   len: unknown,
   Type: T,
 ): InstanceType<T> {
-  if (!TYPES.has(Type)) throw new TypeError('kernel.view: Type must be a typed-array constructor');
+  if (!TYPES.has(Type)) {
+    throw new TypeError(
+      `kernel.view: Type must be a typed-array constructor (Uint8Array, Float32Array, …), got ${describeType(Type)}`,
+    );
+  }
   if (typeof kaddr !== 'number') throw new TypeError('kernel.view: kaddr must be a number');
   if (typeof len !== 'number') throw new TypeError('kernel.view: len must be a number');
   if (!Number.isSafeInteger(kaddr))

@@ -227,6 +227,8 @@ describe('kernel.view', () => {
     expect(k.view(a, 0)).toHaveLength(0);
     expect(() => k.view(a + 4, 8, Float64Array)).toThrow(/multiples of 8/);
     expect(() => k.view(a, 65)).toThrow(/runs past the end of its object/);
+    expect(() => k.view(a, 8, Map as never)).toThrow(/typed-array constructor .*got Map/);
+    expect(() => k.view(a, 8, 'Float32Array' as never)).toThrow(/got Float32Array$/);
     k.kfree(a);
     expect(() => k.view(a, 8)).toThrow(/not inside a live kmalloc object/);
   });

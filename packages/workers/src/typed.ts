@@ -1,30 +1,16 @@
 /**
  * Typed views over mapped memory: which typed-array types a view may have, and the checks that
- * make a wrong one a clear error. Imported by the worker side; its type list is core's.
+ * make a wrong one a clear error. Imported by the worker side; the type check is core's (`isTypedArrayConstructor`).
  *
  * Kernel counterpart: none — a C process casts a pointer; a JavaScript typed array must start at a
  * multiple of its element size and cover one contiguous range of one buffer.
  *
  * @module
  */
-import type { TypedArrayConstructor } from '@sabvm/core';
+import { describeType, isTypedArrayConstructor, type TypedArrayConstructor } from '@sabvm/core';
 
 /** A typed-array constructor that `range.view` and `range.segments({ type })` accept: core's. */
 export type { TypedArrayConstructor };
-
-const TYPES: ReadonlySet<unknown> = new Set<unknown>([
-  Int8Array,
-  Uint8Array,
-  Uint8ClampedArray,
-  Int16Array,
-  Uint16Array,
-  Int32Array,
-  Uint32Array,
-  Float32Array,
-  Float64Array,
-  BigInt64Array,
-  BigUint64Array,
-]);
 
 /** `0x…`, as every address in a message. */
 export function hex(n: number): string {
@@ -33,9 +19,9 @@ export function hex(n: number): string {
 
 /** Throw `TypeError` unless `Type` is one of the typed-array constructors. */
 export function checkType(Type: unknown, call: string): asserts Type is TypedArrayConstructor {
-  if (!TYPES.has(Type)) {
+  if (!isTypedArrayConstructor(Type)) {
     throw new TypeError(
-      `${call}: the type must be a typed-array constructor (Uint8Array, Float32Array, …), got ${typeof Type === 'function' ? Type.name || 'a function' : String(Type)}`,
+      `${call}: the type must be a typed-array constructor (Uint8Array, Float32Array, …), got ${describeType(Type)}`,
     );
   }
 }
