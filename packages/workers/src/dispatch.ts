@@ -118,6 +118,12 @@ interface Job {
   ticket: number;
   /** Why the owner stopped it while it ran (abort, timeout): the error its caller gets. */
   stopReason: Error | null;
+  /**
+   * Taken back, unclaimed, from a ring whose thread is being terminated (its claim word reset to
+   * idle by the pool): it goes back to the queue when its cancelled CQE is reaped, or when the
+   * thread is gone, and runs on another thread.
+   */
+  revoked: boolean;
   cleanup: (() => void) | null;
 }
 
@@ -268,6 +274,7 @@ export class DispatchRings {
         index: -1,
         ticket: 0,
         stopReason: null,
+        revoked: false,
         cleanup: null,
       };
       this.#watch(job);
@@ -387,11 +394,41 @@ export class DispatchRings {
       this.#settle(job, false, reason);
       return;
     }
-    // running: as Piscina does, stop the thread; the job fails once the thread is gone
+    // running: as Piscina does, stop the thread; the job fails once the thread is gone. The
+    // ring's other entries must not die with it: the pool takes back those not claimed yet (the
+    // thread, which may finish this task before the termination lands, finds them cancelled), and
+    // sends no new entry to the ring
     job.stopReason = reason;
     const threadId = claimant(word);
     const worker = this.#piscina.threads.find((w) => w.threadId === threadId);
-    void worker?.terminate();
+    if (worker === undefined) return; // already on its way out: its ring is cleaned up then
+    ring.stopping = true;
+    this.#revokeQueued(ring, job);
+    void worker.terminate();
+  }
+
+  /**
+   * Take back every entry of `ring` that its thread has not claimed, but `running`'s: reset its
+   * claim word from its ticket to idle (the thread's claim then fails) and mark the job revoked.
+   */
+  #revokeQueued(ring: Ring, running: Job): void {
+    for (let seq = ring.reaped; seq !== ring.tail; seq = (seq + 1) | 0) {
+      const index = seq & (SQ_ENTRIES - 1);
+      const job = ring.entries[index];
+      if (job === undefined || job === running || job.settled || job.revoked) continue;
+      const word = Atomics.compareExchange(ring.views.claims, index, job.ticket, SLOT_IDLE);
+      if (word === job.ticket) job.revoked = true;
+    }
+  }
+
+  /** Put revoked or never-claimed jobs back at the head of the queue, in their order. */
+  #requeue(jobs: Job[]): void {
+    if (jobs.length === 0) return;
+    for (const job of jobs) {
+      job.ring = -1;
+      job.revoked = false;
+    }
+    this.#pending.splice(this.#pendingHead, 0, ...jobs);
   }
 
   /** Move queued jobs into rings while there is room. */
@@ -656,21 +693,26 @@ export class DispatchRings {
   /** Settle the jobs of every posted CQE; returns how many. */
   #reapAll(): number {
     let reaped = 0;
+    const revoked: Job[] = [];
     for (const ring of this.#rings) {
       if (ring.service === null) continue;
       const tail = Atomics.load(ring.views.ctl, C_CQ_TAIL);
       while (ring.reaped !== tail) {
-        this.#complete(ring, ring.reaped & (SQ_ENTRIES - 1));
+        this.#complete(ring, ring.reaped & (SQ_ENTRIES - 1), revoked);
         ring.reaped = (ring.reaped + 1) | 0;
         reaped++;
       }
     }
+    this.#requeue(revoked);
     if (reaped > 0) this.#pump();
     return reaped;
   }
 
-  /** Settle the job of CQE `index` of `ring` and free its entry. */
-  #complete(ring: Ring, index: number): void {
+  /**
+   * Settle the job of CQE `index` of `ring` and free its entry; a revoked job (its CQE says
+   * cancelled) goes to `revoked` instead, to be queued again.
+   */
+  #complete(ring: Ring, index: number, revoked: Job[]): void {
     const job = ring.entries[index]!;
     ring.entries[index] = undefined;
     this.#inFlight--;
@@ -686,7 +728,8 @@ export class DispatchRings {
       // a copy: v8.deserialize hands back typed arrays as views of its input
       value = deserialize(data.slice(start, start + word));
     } else if (how === ARG_PORT) value = receiveMessageOnPort(ring.port!)?.message;
-    if (kind === RES_CANCELLED) this.#settle(job, false, abortError(undefined));
+    if (kind === RES_CANCELLED && job.revoked && !job.settled) revoked.push(job);
+    else if (kind === RES_CANCELLED) this.#settle(job, false, abortError(undefined));
     else if (kind === RES_OK) this.#settle(job, true, value);
     else this.#settle(job, false, errorFromWire(value as WireError));
   }
@@ -739,8 +782,7 @@ export class DispatchRings {
       const word = Atomics.compareExchange(claims, index, job.ticket, SLOT_IDLE);
       if (hopeless) {
         this.#settle(job, false, error);
-      } else if (word === job.ticket && !job.settled) {
-        job.ring = -1;
+      } else if ((word === job.ticket || job.revoked) && !job.settled) {
         requeue.push(job); // never claimed: it runs on another thread
       } else {
         const cause = error ?? new Error('the thread left its ring');
@@ -754,9 +796,7 @@ export class DispatchRings {
     ring.port = null;
     ring.service = null;
     ring.stopping = false;
-    if (requeue.length > 0) {
-      this.#pending.splice(this.#pendingHead, 0, ...requeue);
-    }
+    this.#requeue(requeue);
     if (!this.#closed) this.#pump();
     else this.#checkIdle();
   }

@@ -136,6 +136,41 @@ describe('the ring transport with real threads', () => {
     await expectClean(s);
   });
 
+  it('runs every task behind a running task aborted just as it ends, once each, none killed with it', async () => {
+    // the aborted task returns as the abort comes: its thread may take the next entries before
+    // the termination lands; the pool takes them back first, so they run on the next thread
+    const s = setup();
+    const n = 30;
+    for (let round = 0; round < 8; round++) {
+      const { counts } = tallies(n);
+      const flag = new Int32Array(new SharedArrayBuffer(8));
+      const controller = new AbortController();
+      const first = s.pool.run({
+        name: 'gateThenReturn',
+        arg: { flag: flag.buffer },
+        signal: controller.signal,
+      });
+      const queued = Array.from({ length: n }, (_, i) =>
+        s.pool.run({ name: 'tally', arg: { i, counts: counts.buffer } }),
+      );
+      const w = Atomics.waitAsync(flag, 1, 0);
+      if (w.async) await w.value;
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+      controller.abort();
+      const [head, ...rest] = await Promise.allSettled([first, ...queued]);
+      expect(head).toSatisfy(
+        (o: PromiseSettledResult<unknown>) =>
+          o.status === 'fulfilled' || (o.reason as Error).name === 'AbortError',
+      );
+      expect(rest, `round ${round}`).toEqual(
+        Array.from({ length: n }, (_, i) => ({ status: 'fulfilled', value: i })),
+      );
+      expect([...counts], `round ${round}`).toEqual(new Array<number>(n).fill(1));
+    }
+    await expectClean(s);
+  });
+
   it('times a task out while it waits in a ring, and while it runs', async () => {
     const s = setup();
     const { counts, gate } = tallies(2);
