@@ -399,12 +399,14 @@ export class DispatchRings {
     // thread, which may finish this task before the termination lands, finds them cancelled), and
     // sends no new entry to the ring
     job.stopReason = reason;
-    const threadId = claimant(word);
-    const worker = this.#piscina.threads.find((w) => w.threadId === threadId);
-    if (worker === undefined) return; // already on its way out: its ring is cleaned up then
     ring.stopping = true;
     this.#revokeQueued(ring, job);
-    void worker.terminate();
+    const threadId = claimant(word);
+    const worker = this.#piscina.threads.find((w) => w.threadId === threadId);
+    if (worker !== undefined) void worker.terminate();
+    // Piscina is already taking the thread away (it is no longer in its list): should it still
+    // be running, it leaves the ring once its task ends, and the ring is cleaned up then
+    else this.#leave(ring);
   }
 
   /**
