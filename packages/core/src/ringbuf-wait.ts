@@ -93,11 +93,7 @@ function busyPoll(r: RingRef, cb: RingCallback, deadline: number): number {
   const state = busyPollState(r);
   if (!state.on) return 0;
   const { i32 } = r.mem;
-  const start = performance.now();
-  const end = Math.min(
-    start + BUSY_POLL_MS,
-    deadline === Infinity ? Infinity : start + remaining(deadline),
-  );
+  const end = performance.now() + Math.min(BUSY_POLL_MS, remaining(deadline));
   for (let i = 1; ; i++) {
     // a reservation moves PRODUCER_POS before its commit: consume decides whether it is ready
     if (Atomics.load(i32, r.prodPos) !== Atomics.load(i32, r.consPos)) {

@@ -226,18 +226,22 @@ function bootModel(k: Kernel): Model {
   return { frames, areas: new Map() };
 }
 
+/** Run `ops` on `k` and on its model, comparing after every step; free everything, check. */
+function runProgram(k: Kernel, ops: readonly Op[]): void {
+  const model = bootModel(k);
+  for (const op of ops) {
+    step(k, model, op);
+    compare(k, model);
+  }
+  for (const kaddr of model.areas.keys()) k.vfree(kaddr);
+  k.checkInvariants();
+}
+
 describe('contiguous areas, zeroing, views and buddyinfo against a reference model', () => {
   it('small kernels: every step matches the model', () => {
     fc.assert(
       fc.property(fc.array(opArb([40, 64]), { minLength: 1, maxLength: 50 }), (ops) => {
-        const k = Kernel.boot({ memoryBytes: 256 * PAGE_SIZE, maxAreas: 24 });
-        const model = bootModel(k);
-        for (const op of ops) {
-          step(k, model, op);
-          compare(k, model);
-        }
-        for (const kaddr of model.areas.keys()) k.vfree(kaddr);
-        k.checkInvariants();
+        runProgram(Kernel.boot({ memoryBytes: 256 * PAGE_SIZE, maxAreas: 24 }), ops);
       }),
       { numRuns: 120 },
     );
@@ -246,14 +250,7 @@ describe('contiguous areas, zeroing, views and buddyinfo against a reference mod
   it('large areas (4 MiB and more, from the top of memory): every step matches the model', () => {
     fc.assert(
       fc.property(fc.array(opArb([1024, 1500, 2048]), { minLength: 1, maxLength: 25 }), (ops) => {
-        const k = Kernel.boot({ memoryBytes: 24 * 2 ** 20 });
-        const model = bootModel(k);
-        for (const op of ops) {
-          step(k, model, op);
-          compare(k, model);
-        }
-        for (const kaddr of model.areas.keys()) k.vfree(kaddr);
-        k.checkInvariants();
+        runProgram(Kernel.boot({ memoryBytes: 24 * 2 ** 20 }), ops);
       }),
       { numRuns: 15 },
     );

@@ -6,13 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { Ctl } from './crew-protocol.js';
-
-type WaitAsync = (
-  i32: Int32Array,
-  index: number,
-  value: number,
-) => { async: false; value: string } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+import { waitAsync } from './wait-async.js';
 
 /** Worker threads running rounds; `ctl` and `times` travel to each in its `workerData`. */
 export class Crew {

@@ -23,6 +23,7 @@ import { checkIntegrity } from '../integrity.js';
 import type { GroupResult, Measure } from '../results.js';
 import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 import { workerUrl } from './worker-url.js';
+import { waitAsync } from './wait-async.js';
 import {
   RawRing,
   RECORD_BYTES,
@@ -352,14 +353,6 @@ function tableGroup({ kernel, sabvm, raw }: Pools, bytes: number): CaseGroup {
 
 /** Bytes of record data in flight on each side of the records program (all rings together). */
 const RECORDS_RING_BYTES = 256 * 1024;
-
-type WaitAsync = (
-  i32: Int32Array,
-  index: number,
-  value: number,
-  timeoutMs?: number,
-) => { async: false; value: string } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 /** The main thread's check of the records: each producer's in order, every value right. */
 class RecordCheck {
