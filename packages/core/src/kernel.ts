@@ -56,6 +56,7 @@ import {
   kmemCacheCreate,
   krealloc,
   ksize,
+  shrinkCaches,
   type KmemCacheOptions,
 } from './kmalloc.js';
 import { kernelView, type TypedArrayConstructor } from './kernel-view.js';
@@ -320,13 +321,15 @@ export class Kernel {
   }
 
   /**
-   * A snapshot of the counters. This thread's active slabs that hold no object are given back
-   * first (`kmem_cache_shrink` of its own slabs), so that a thread that freed everything it
-   * allocated sees the frames free. Context: any thread, lock-free unless it has such slabs.
+   * A snapshot of the counters. Empty slabs are given back first (`kmem_cache_shrink`): this
+   * thread's active slabs that hold no object, and the empty slabs every cache keeps on its
+   * partial list for reuse. So a program that freed every object sees the frames free.
+   * Context: any thread, lock-free unless there are such slabs.
    */
   stats(): KernelStats {
     checkAttached(this.mem);
     this.slab.flush(true, (cache) => cacheGen(this.mem, cache));
+    shrinkCaches(this.mem);
     const { i32, layout } = this.mem;
     return {
       totalFrames: layout.totalFrames,

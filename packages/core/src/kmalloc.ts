@@ -42,6 +42,7 @@ import {
   SLAB_CACHE_MASK,
   SLAB_FRAME_SHIFT,
   SLAB_LARGE,
+  shrinkCache,
   slabTag,
   writeCache,
 } from './slab.js';
@@ -58,6 +59,19 @@ export function kmallocIndex(size: number): number {
 export function cacheGen(mem: PhysMem, cache: number): number {
   const gen = mem.i32[cacheWord(mem, cache, Cache.GEN)]!;
   return gen & 1 ? gen : 0;
+}
+
+/**
+ * Give back the empty slabs every live cache keeps on its partial list (`kmem_cache_shrink` of
+ * each; see `minPartial`). Context: any attached thread; a kernel call per cache with a partial
+ * list, lock-free otherwise.
+ */
+export function shrinkCaches(mem: PhysMem): void {
+  for (let cache = 0; cache < KMEM_CACHES; cache++) {
+    if (cacheGen(mem, cache) === 0) continue;
+    if (Atomics.load(mem.i32, cacheWord(mem, cache, Cache.NR_PARTIAL)) === 0) continue; // a hint
+    inKernel(mem, () => shrinkCache(mem, cache));
+  }
 }
 
 /**

@@ -434,7 +434,7 @@ export const enum Cache {
   LOCK = 0,
   /** list_lock: first frame pfn + 1 of the first partial slab, 0 if none. */
   PARTIAL = 1,
-  /** list_lock: slabs on the partial list. */
+  /** list_lock (read outside it only as a hint, by `shrinkCache`): slabs on the partial list. */
   NR_PARTIAL = 2,
   /** atomic: slabs of this cache. */
   NR_SLABS = 3,

@@ -32,6 +32,7 @@ import {
   cacheWord,
   deactivateSlabLocked,
   discardSlabLocked,
+  minPartial,
   objOffset,
   PAGE_WORDS,
   SLAB_CACHE_MASK,
@@ -154,7 +155,13 @@ function fail(message: string): never {
 }
 
 /** Check one slab: geometry, bitmaps, free list, holder and list state. */
-function checkSlab(mem: PhysMem, cache: number, head: number, heldBy: Set<string>): void {
+function checkSlab(
+  mem: PhysMem,
+  cache: number,
+  head: number,
+  heldBy: Set<string>,
+  emptyListed: Int32Array,
+): void {
   const { i32 } = mem;
   const g = cacheWord(mem, cache, 0);
   const base = head * PAGE_WORDS;
@@ -202,13 +209,15 @@ function checkSlab(mem: PhysMem, cache: number, head: number, heldBy: Set<string
     heldBy.add(key);
     return;
   }
-  if (remote === allocated) fail(`${what} has no live object and was not discarded`);
+  // an empty slab nobody holds stays only on the partial list (min_partial), else it is discarded
+  if (remote === allocated && !onList) fail(`${what} has no live object and was not discarded`);
   const hasFree = free > 0 || remote > 0;
   if (hasFree !== onList)
     fail(
       `${what}: ${hasFree ? 'has free objects but is not' : 'is full but is'} on the partial list`,
     );
   if (onList && Atomics.load(i32, base + Slab.LISTED) !== 1) fail(`${what} is listed, LISTED is 0`);
+  if (remote === allocated) emptyListed[cache]!++;
 }
 
 /**
@@ -220,6 +229,7 @@ export function checkSlabs(mem: PhysMem, refs: Int32Array): void {
   if (Atomics.load(i32, Hdr.KMEM_LOCK) !== 0) fail('slab_mutex is held');
   const slabs = new Int32Array(KMEM_CACHES);
   const heldBy = new Set<string>();
+  const emptyListed = new Int32Array(KMEM_CACHES);
   let slabFrames = 0;
   let largeFrames = 0;
   for (const { cache, head, frames } of slabRuns(mem)) {
@@ -236,7 +246,7 @@ export function checkSlabs(mem: PhysMem, refs: Int32Array): void {
       fail(`slab ${head} belongs to dead cache ${cache}`);
     slabs[cache]!++;
     slabFrames += frames;
-    checkSlab(mem, cache, head, heldBy);
+    checkSlab(mem, cache, head, heldBy, emptyListed);
   }
   for (let cache = 0; cache < KMEM_CACHES; cache++) {
     if (Atomics.load(i32, cacheWord(mem, cache, Cache.LOCK)) !== 0)
@@ -260,6 +270,9 @@ export function checkSlabs(mem: PhysMem, refs: Int32Array): void {
     }
     if (listed !== i32[cacheWord(mem, cache, Cache.NR_PARTIAL)])
       fail(`cache ${cache}: NR_PARTIAL is wrong (${listed} listed)`);
+    const keep = minPartial(i32[cacheWord(mem, cache, Cache.SIZE)]!);
+    if (emptyListed[cache]! > keep)
+      fail(`cache ${cache}: ${emptyListed[cache]} empty slabs listed, more than min_partial ${keep}`);
   }
   if (Atomics.load(i32, Hdr.SLAB_FRAMES) !== slabFrames)
     fail(`SLAB_FRAMES is ${Atomics.load(i32, Hdr.SLAB_FRAMES)}, slabs hold ${slabFrames}`);

@@ -33,8 +33,11 @@
  * count once), then reads FROZEN: the holder takes remote frees back in bulk when its free list is
  * empty. A slab nobody holds is on its cache's **partial list** (under the cache's list_lock) when
  * it has free objects, or on no list when full; the free that makes a full slab partial lists it
- * (LISTED is the claim), and the free that makes a slab entirely free discards it: its frames go
- * back to the page allocator, so `stats()` returns to its boot values when every object is freed.
+ * (LISTED is the claim), and the free that makes a slab entirely free discards it — its frames go
+ * back to the page allocator — unless the partial list is short ({@link minPartial}, SLUB's
+ * `min_partial`): then the empty slab stays listed for the next thread that needs one.
+ * `stats()` gives those back ({@link shrinkCache}), so it returns to its boot values when every
+ * object is freed.
  *
  * The bitmaps are the truth; the free lists and counters follow from them, so recovery from a
  * dead thread rebuilds them (slab-check.ts).
@@ -78,6 +81,29 @@ export const SLAB_FRAME_SHIFT = 7;
 export const SLAB_CACHE_MASK = 127;
 /** Frames of the largest slab. */
 const MAX_SLAB_FRAMES = 16;
+/** Bounds of a cache's {@link minPartial} (SLUB's `MIN_PARTIAL` and `MAX_PARTIAL`). */
+const MIN_PARTIAL = 5;
+const MAX_PARTIAL = 10;
+
+/**
+ * How many slabs a cache's partial list may hold before a slab that becomes empty there is
+ * discarded (SLUB's `s->min_partial`: `ilog2(size) / 2`, between 5 and 10). Empty slabs below that
+ * count stay listed, so a thread that frees what another allocates does not send every slab back
+ * to the page allocator only for the other to take a new one; `stats()` and `kmemCacheDestroy`
+ * give them back ({@link shrinkCache}). Context: pure.
+ */
+export function minPartial(size: number): number {
+  return Math.min(MAX_PARTIAL, Math.max(MIN_PARTIAL, Math.floor(Math.log2(size) / 2)));
+}
+
+/** True when an empty slab of `cache` should be discarded (the partial list is long enough). */
+function discardEmptyLocked(mem: PhysMem, cache: number): boolean {
+  const { i32 } = mem;
+  return (
+    i32[cacheWord(mem, cache, Cache.NR_PARTIAL)]! >=
+    minPartial(i32[cacheWord(mem, cache, Cache.SIZE)]!)
+  );
+}
 
 /** Frame-table owner word of frame `frameIndex` of a slab of cache `cache`. */
 export function slabTag(cache: number, frameIndex: number): number {
@@ -243,6 +269,9 @@ export function collectRemote(mem: PhysMem, cache: number, head: number): number
   const g = cacheWord(mem, cache, 0);
   const base = slabBase(head);
   const bw = i32[g + Cache.BITMAP_WORDS]!;
+  const first = i32[g + Cache.FIRST_OBJS]!;
+  const offset = i32[g + Cache.OFFSET]!;
+  const stride = i32[g + Cache.STRIDE]!;
   let taken = 0;
   for (let w = 0; w < bw; w++) {
     const rw = base + SLAB_HEADER_WORDS + bw + w;
@@ -251,7 +280,7 @@ export function collectRemote(mem: PhysMem, cache: number, head: number): number
     i32[base + SLAB_HEADER_WORDS + w]! &= ~r;
     for (let bits = r; bits !== 0; bits &= bits - 1) {
       const idx = w * 32 + 31 - Math.clz32(bits & -bits);
-      const off = objOffset(i32, g, idx);
+      const off = idx < first ? offset + idx * stride : objOffset(i32, g, idx);
       i32[base + off / 4] = i32[base + Slab.FREELIST]!;
       i32[base + Slab.FREELIST] = ((idx + 1) << 16) | off;
       taken++;
@@ -391,8 +420,9 @@ export function discardSlabLocked(mem: PhysMem, cache: number, head: number): vo
 
 /**
  * The holder lets go of its active slab (`deactivate_slab`): remote frees taken back, then the slab
- * is discarded when empty, put on the partial list when it has free objects, else left on no list
- * (full). Context: list_lock held; the caller is the holder or a recovery for a dead holder.
+ * is discarded when empty and the partial list is long enough ({@link minPartial}), put on the
+ * partial list when it has free objects, else left on no list (full). Context: list_lock held;
+ * the caller is the holder or a recovery for a dead holder.
  */
 export function deactivateSlabLocked(mem: PhysMem, cache: number, head: number): void {
   const { i32 } = mem;
@@ -401,52 +431,81 @@ export function deactivateSlabLocked(mem: PhysMem, cache: number, head: number):
   Atomics.store(i32, base + Slab.LISTED, 0);
   Atomics.store(i32, base + Slab.FROZEN, 0); // from here, frees take the unowned path
   collectRemote(mem, cache, head);
-  if (slabInuse(mem, cache, head) === 0) discardSlabLocked(mem, cache, head);
+  if (slabInuse(mem, cache, head) === 0 && discardEmptyLocked(mem, cache))
+    discardSlabLocked(mem, cache, head);
   else if (i32[base + Slab.FREELIST] !== 0) {
     if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head);
   }
 }
 
 /**
- * Take the first slab with free objects off the partial list and hold it; -1 when none. Full slabs
- * met on the way (listed by a free whose object was taken back meanwhile) leave the list.
- * Context: list_lock held.
+ * Take the first slab off the partial list and hold it; -1 when none. Its remote frees are not
+ * taken back here: the caller does that after it drops the list_lock (a holder needs no lock for
+ * it), and lets the slab go again if it turns out full (listed by a free whose object was taken
+ * back meanwhile). Context: list_lock held.
  */
 export function takePartialLocked(mem: PhysMem, cache: number): number {
   const { i32 } = mem;
-  for (;;) {
-    const first = i32[cacheWord(mem, cache, Cache.PARTIAL)]! - 1;
-    if (first < 0) return -1;
-    const base = slabBase(first);
-    unlinkPartialLocked(mem, cache, first);
-    Atomics.store(i32, base + Slab.LISTED, 0);
-    Atomics.store(i32, base + Slab.FROZEN, mem.current.slot + 1);
-    collectRemote(mem, cache, first);
-    if (i32[base + Slab.FREELIST] !== 0) return first;
-    deactivateSlabLocked(mem, cache, first); // full after all
-  }
+  const first = i32[cacheWord(mem, cache, Cache.PARTIAL)]! - 1;
+  if (first < 0) return -1;
+  const base = slabBase(first);
+  unlinkPartialLocked(mem, cache, first);
+  Atomics.store(i32, base + Slab.LISTED, 0);
+  Atomics.store(i32, base + Slab.FROZEN, mem.current.slot + 1);
+  return first;
 }
 
 /**
- * After a free into a slab nobody holds: discard it if every object is free, else make sure it is
- * on the partial list. Does nothing when the slab is gone or was remade (`seq`), or a thread holds
+ * After a free into a slab nobody holds: discard it if every object is free and the partial list
+ * is long enough ({@link minPartial}), else make sure it is on the partial list. Does nothing when the slab is gone or was remade (`seq`), or a thread holds
  * it now. Context: a kernel call; takes the cache's list_lock.
  */
 export function resolveSlab(mem: PhysMem, cache: number, head: number, seq: number): void {
-  const { i32 } = mem;
-  const base = slabBase(head);
   const lock = cacheWord(mem, cache, Cache.LOCK);
   spinLock(mem, lock);
   try {
-    if (
-      Atomics.load(i32, mem.frameTable + head * FRAME_WORDS + Frame.OWNER) !== slabTag(cache, 0) ||
-      i32[base + Slab.SEQ] !== seq ||
-      Atomics.load(i32, base + Slab.FROZEN) !== 0
-    )
-      return;
-    if (allFreed(mem, cache, head)) discardSlabLocked(mem, cache, head);
-    else if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head);
+    resolveSlabLocked(mem, cache, head, seq);
   } finally {
     spinUnlock(mem, lock);
   }
+}
+
+/** {@link resolveSlab}'s work. Context: a kernel call, the cache's list_lock held. */
+export function resolveSlabLocked(mem: PhysMem, cache: number, head: number, seq: number): void {
+  const { i32 } = mem;
+  const base = slabBase(head);
+  if (
+    Atomics.load(i32, mem.frameTable + head * FRAME_WORDS + Frame.OWNER) !== slabTag(cache, 0) ||
+    i32[base + Slab.SEQ] !== seq ||
+    Atomics.load(i32, base + Slab.FROZEN) !== 0
+  )
+    return;
+  if (allFreed(mem, cache, head) && discardEmptyLocked(mem, cache))
+    discardSlabLocked(mem, cache, head);
+  else if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head);
+}
+
+/**
+ * Discard every empty slab on a cache's partial list (`kmem_cache_shrink`); returns how many.
+ * Context: a kernel call; takes the cache's list_lock when the list is not empty.
+ */
+export function shrinkCache(mem: PhysMem, cache: number): number {
+  const { i32 } = mem;
+  // a hint read outside list_lock: a slab listed after it is not this call's to give back
+  if (Atomics.load(i32, cacheWord(mem, cache, Cache.NR_PARTIAL)) === 0) return 0;
+  const lock = cacheWord(mem, cache, Cache.LOCK);
+  let discarded = 0;
+  spinLock(mem, lock);
+  try {
+    for (let s = i32[cacheWord(mem, cache, Cache.PARTIAL)]!; s !== 0; ) {
+      const head = s - 1;
+      s = i32[slabBase(head) + Slab.NEXT]!;
+      if (!allFreed(mem, cache, head)) continue;
+      discardSlabLocked(mem, cache, head);
+      discarded++;
+    }
+  } finally {
+    spinUnlock(mem, lock);
+  }
+  return discarded;
 }

@@ -10,7 +10,7 @@ import {
   TASK_SIZE,
   VMALLOC_START,
 } from '../src/index.js';
-import { KMALLOC_SIZES, slabGeometry } from '../src/slab.js';
+import { KMALLOC_SIZES, minPartial, slabGeometry } from '../src/slab.js';
 import { FAST_PATH_CONSTANTS } from '../src/slab-cpu.js';
 
 const MiB = 2 ** 20;
@@ -181,6 +181,36 @@ describe('kfree', () => {
     for (let i = objs.length - 1; i >= 0; i -= 2) k.kfree(objs[i]!);
     for (let i = objs.length - 2; i >= 0; i -= 2) k.kfree(objs[i]!);
     expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
+});
+
+describe('empty slabs kept for reuse (min_partial)', () => {
+  /** `<num_slabs>` of a cache's /proc/slabinfo line. */
+  const numSlabs = (k: Kernel, name: string): number => {
+    const line = k.slabinfo().split('\n').find((l) => l.startsWith(`${name} `))!;
+    return Number(line.split(/[ :]+/).filter((x) => /^\d+$/.test(x)).at(-2));
+  };
+
+  it('keeps up to minPartial empty slabs on the partial list, reuses them, and stats() gives them back', () => {
+    const k = boot();
+    const first = k.stats();
+    const other = Kernel.attach(k.handle); // its objects are remote to k
+    const perSlab = slabGeometry(64, 8).objs;
+    const keep = minPartial(64);
+    const objs = Float64Array.from({ length: 20 * perSlab }, () => other.kmalloc(64)!);
+    expect(numSlabs(k, 'kmalloc-64')).toBe(20);
+    k.kfreeBulk(objs); // 19 slabs nobody holds go empty, and other's active one
+    expect(numSlabs(k, 'kmalloc-64')).toBe(keep + 1);
+    k.checkInvariants();
+    // the kept slabs serve new objects: no new slab until they are used up
+    const again = Float64Array.from({ length: (keep + 1) * perSlab }, () => other.kmalloc(64)!);
+    expect(numSlabs(k, 'kmalloc-64')).toBe(keep + 1);
+    k.checkInvariants();
+    k.kfreeBulk(again);
+    other.detach();
+    expect(k.stats()).toEqual(first); // kmem_cache_shrink: the kept empty slabs go back
+    expect(numSlabs(k, 'kmalloc-64')).toBe(0);
     k.checkInvariants();
   });
 });

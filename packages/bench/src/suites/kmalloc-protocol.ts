@@ -7,7 +7,7 @@
  *  ring: Float64Array, RING_BATCHES × BATCH kaddrs, from the allocating to the freeing thread
  * ```
  * In the cross-thread modes worker 0 allocates batches into the ring and bumps HEAD; worker 1 frees
- * them (a batch per `kfreeBulk`, or one `kfree` at a time) and bumps TAIL; each waits on the other's word with `Atomics.wait`. Main zeroes both before
+ * them (a batch per `kfreeBulk`, or one `kfree` at a time) and bumps TAIL; each waits on the other's word, spinning 50 µs before it sleeps in `Atomics.wait`. Main zeroes both before
  * a round.
  *
  * @module

@@ -55,12 +55,20 @@ function control(ops: number): void {
   }
 }
 
-/** Wait until `ctl[index]` differs from `seen` (the other side moved). */
+/**
+ * Wait until `ctl[index]` differs from `seen` (the other side moved): a brief spin first (the
+ * other side hands a batch over every few microseconds; a sleep and its wake-up cost far more),
+ * then `Atomics.wait`.
+ */
 function waitMove(index: number, seen: number): void {
+  const until = performance.now() + SPIN_MS;
+  while (Atomics.load(ctl, index) === seen && performance.now() < until);
   while (Atomics.load(ctl, index) === seen && Atomics.load(ctl, Ctl.ERROR) === 0) {
     Atomics.wait(ctl, index, seen, 20);
   }
 }
+/** How long {@link waitMove} spins before it sleeps. */
+const SPIN_MS = 0.05;
 
 /** Allocate OPS objects into the ring, a batch at a time. */
 function produce(ops: number): void {

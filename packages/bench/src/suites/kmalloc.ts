@@ -265,7 +265,7 @@ async function runKmalloc(ctx: SuiteContext): Promise<SuiteOutput> {
   ];
   const integrity = checkIntegrity(kernel, freeAfterBoot);
   const notes = [
-    `One-thread rows: ${PAIRS} pairs per timed call. Threaded rows: a round of calibrated size per thread; the cross-thread rows hand objects over in batches of ${BATCH} through a ring of ${RING_BATCHES} batches (one Atomics store per batch) and free each batch with one kfreeBulk (the target) or one kfree at a time.`,
+    `One-thread rows: ${PAIRS} pairs per timed call. Threaded rows: a round of calibrated size per thread; the cross-thread rows hand objects over in batches of ${BATCH} through a ring of ${RING_BATCHES} batches (one Atomics store per batch; a thread that finds the ring full or empty spins 50 µs before it sleeps in Atomics.wait) and free each batch with one kfreeBulk (the target) or one kfree at a time.`,
     'The control rows run @thi.ng/malloc in a private pool per thread (no memory shared at all): their 2 ÷ 1 ratio is what this machine gives two threads at that moment, the bound of the 2-thread kmalloc ratio.',
     '@thi.ng/malloc is not thread-safe, so it has no threaded rows.',
   ];
