@@ -690,10 +690,11 @@ export function wordIndex(byteOffset: number): number {
  *   │ meta page (kernel only, never mapped)  │ MAGIC, DATA_PAGES, REFS
  *   ├────────────────────────────────────────┤ RINGBUF_PGOFF: a user mapping starts here
  *   │ consumer page                          │ line 0: CONSUMER_POS
- *   │   (written by the consumer)            │ line 1: CONSUMER_LOCK, WAITERS
+ *   │   (written by the consumer)            │ line 1: CONSUMER_LOCK    line 2: WAITERS
  *   ├────────────────────────────────────────┤
- *   │ producer page                          │ line 0: PRODUCER_POS, PENDING_POS, RESV_LOCK
+ *   │ producer page                          │ line 0: PRODUCER_POS
  *   │   (written by producers)               │ line 1: WAKE_SEQ, PRODUCER_WAITERS
+ *   │                                        │ line 2: RESV_LOCK, PENDING_POS
  *   ├────────────────────────────────────────┤ RINGBUF_META_PAGES
  *   │ data: │hdr│record│pad│hdr│record│ …    │ dataBytes; records 8-byte aligned, never wrapping
  *   └────────────────────────────────────────┘
@@ -744,8 +745,10 @@ export const enum RingCons {
   /**
    * atomic: consumers about to sleep or asleep on `WAKE_SEQ` (counted before their last look at
    * the ring); a committing producer reads it first and skips the wake-up check when it is 0.
+   * On a line of its own: every commit reads it, and the consumer writes CONSUMER_LOCK at every
+   * consume call, which would take the line from the producer each time.
    */
-  WAITERS = 17,
+  WAITERS = 32,
 }
 
 /** Producer page words (Int32 index from the page start); only producers write them. */
@@ -759,9 +762,13 @@ export const enum RingProd {
    * RESV_LOCK (plain loads and stores): every record before it is committed (Linux's
    * `pending_pos`); a lower bound, advanced only when a reservation's room check against it fails.
    */
-  PENDING_POS = 1,
-  /** the reservation lock (`rb->spinlock`): 0 free, else the owner's tid. */
-  RESV_LOCK = 2,
+  PENDING_POS = 33,
+  /**
+   * the reservation lock (`rb->spinlock`): 0 free, else the owner's tid. On a cache line of its
+   * own (with PENDING_POS, which only its holder touches), not PRODUCER_POS's, which a polling
+   * consumer reads: a reservation then writes the polled line once, not three times.
+   */
+  RESV_LOCK = 32,
   /** atomic (Atomics.add by a waking producer): consumers wait on it for a wake-up. */
   WAKE_SEQ = 16,
   /** atomic: producers asleep on `CONSUMER_POS` for room (`reserveWait`). */

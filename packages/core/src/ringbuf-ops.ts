@@ -17,7 +17,9 @@ import {
   checkRecordLen,
   maxRecordBytes,
   recordOffset,
+  OUTPUT_INLINE_MAX,
   ringCommit,
+  ringCommitted,
   ringConsume,
   ringLiveHint,
   ringQuery,
@@ -135,6 +137,13 @@ export abstract class RingOps {
     checkProducer(r);
     const len = checkRecordLen(r, bytesLength(bytes));
     if (len < 0 || !validCommitFlags(flags) || !ringLiveHint(r)) return -EINVAL;
+    if (len <= OUTPUT_INLINE_MAX) {
+      // written and committed under the reservation lock (see ringReserve)
+      const start = ringReserve(r, len, bytes);
+      if (start < 0) return -EAGAIN;
+      ringCommitted(r, recordOffset(r, start, len), start, flags ?? 0);
+      return 0;
+    }
     const start = ringReserve(r, len);
     if (start < 0) return -EAGAIN;
     const at = recordOffset(r, start, len);

@@ -178,6 +178,12 @@ export function ringWake(r: RingRef): void {
  * Returns the data offset where the reservation starts (the record's header, or the tail skipped
  * before a record placed at offset 0: see {@link recordOffset}), or -1 when the ring is full.
  *
+ * With `bytes` (`len` of them: an output of at most {@link OUTPUT_INLINE_MAX} bytes) the record is
+ * written whole and committed before the publish: the consumer never sees it BUSY, so its header
+ * line is written once and read once, not written again by a commit after the consumer looked at
+ * it (where threads run on cores far apart, each such round trip of a line costs more than the
+ * rest of the record). The caller then does only the wake-up check ({@link ringCommitted}).
+ *
  * The fast path costs three `Atomics` operations (the lock, the publish of `PRODUCER_POS`, the
  * unlock): the consumer position is read with a plain load and reloaded atomically only when the
  * room check fails; the holder of `RESV_LOCK` reads `PRODUCER_POS` and `PENDING_POS`
@@ -186,7 +192,7 @@ export function ringWake(r: RingRef): void {
  * check against it fails (it is a lower bound, so a stale one can only make the ring look fuller).
  * Context: any attached thread; takes RESV_LOCK.
  */
-export function ringReserve(r: RingRef, len: number): number {
+export function ringReserve(r: RingRef, len: number, bytes: Uint8Array | null = null): number {
   const { mem, size } = r;
   const { i32 } = mem;
   const mask = size - 1;
@@ -221,7 +227,12 @@ export function ringReserve(r: RingRef, len: number): number {
   }
   // plain stores before the publish below: every reader of a header reads PRODUCER_POS first
   i32[dataWord + (at >> 2) + 1] = pgOff(at) | owner;
-  i32[dataWord + (at >> 2)] = len | RINGBUF_BUSY_BIT;
+  if (bytes === null) i32[dataWord + (at >> 2)] = len | RINGBUF_BUSY_BIT;
+  else {
+    // an output: the bytes and a committed header, published together
+    mem.u8.set(bytes, r.data + at + RINGBUF_HDR_SZ);
+    i32[dataWord + (at >> 2)] = len;
+  }
   Atomics.store(i32, r.prodPos, next); // publish: the consumer may now read up to `next`
   spinUnlock(mem, r.resvLock);
   return start;
@@ -271,6 +282,18 @@ export function ringCommit(
   const word = (r.data + at) >> 2;
   const len = i32[word]! & RINGBUF_LEN_MASK; // only this thread writes it until the exchange
   Atomics.exchange(i32, word, discard ? len | RINGBUF_DISCARD_BIT : len);
+  ringCommitted(r, at, start, flags);
+}
+
+/** Records up to this many bytes are output whole under the reservation lock ({@link ringReserve}). */
+export const OUTPUT_INLINE_MAX = 1024;
+
+/**
+ * The wake-up check after the record at data offset `at` (reserved from `start`) was committed.
+ * Context: the committing thread, lock-free.
+ */
+export function ringCommitted(r: RingRef, at: number, start: number, flags: number): void {
+  const { i32 } = r.mem;
   if (flags & BPF_RB_FORCE_WAKEUP) {
     ringWake(r);
     return;
