@@ -44,11 +44,15 @@ function targetCell(t: TargetResult | undefined): string {
 
 /** The change from run `a` to run `b`, as printable tables. Context: any thread; pure. */
 export function compareRuns(a: BenchRun, b: BenchRun): string {
+  const trip = (run: BenchRun): string =>
+    typeof run.machine.lineRoundTripNs === 'number'
+      ? `, thread round trip ${Math.round(run.machine.lineRoundTripNs)} ns`
+      : '';
   const out: string[] = [
-    `A: ${a.startedAt} (${a.machine.model}, Node ${a.machine.node}, ${a.config.quick ? 'quick' : 'full'})`,
+    `A: ${a.startedAt} (${a.machine.model}, Node ${a.machine.node}${trip(a)}, ${a.config.quick ? 'quick' : 'full'})`,
   ];
   out.push(
-    `B: ${b.startedAt} (${b.machine.model}, Node ${b.machine.node}, ${b.config.quick ? 'quick' : 'full'})`,
+    `B: ${b.startedAt} (${b.machine.model}, Node ${b.machine.node}${trip(b)}, ${b.config.quick ? 'quick' : 'full'})`,
   );
   if (a.machine.model !== b.machine.model || a.machine.cpus !== b.machine.cpus) {
     out.push('warning: the two runs come from different machines; compare ratios, not raw rates.');

@@ -126,6 +126,11 @@ export interface MachineInfo {
   readonly v8: string;
   /** `os.loadavg()` (1, 5, 15 minutes) when the run started: how busy the machine was. */
   readonly loadAverageAtStart: readonly number[];
+  /**
+   * Nanoseconds for a word to go to another thread and back, measured when the run started
+   * (`lineRoundTripNs`); null on one CPU. Absent from results of older runs.
+   */
+  readonly lineRoundTripNs?: number | null;
 }
 
 /** Harness settings of a run. */

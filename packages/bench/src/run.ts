@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { HarnessOptions } from './harness.js';
-import { machineInfo } from './machine.js';
+import { lineRoundTripNs, machineInfo } from './machine.js';
 import { reportHtml } from './report-html.js';
 import { RESULT_SCHEMA, type BenchRun, type RunConfig, type SuiteResult } from './results.js';
 import { accessSuite } from './suites/access.js';
@@ -137,7 +137,7 @@ export async function runBench(options: BenchOptions): Promise<BenchOutcome> {
   const config: RunConfig = { quick, ...settings, suites: chosen.map((s) => s.name) };
   const started = new Date();
   const t0 = performance.now();
-  const machine = machineInfo();
+  const machine = { ...machineInfo(), lineRoundTripNs: await lineRoundTripNs() };
   out.write(`sabvm bench — ${runHeader(machine, config)}\n\n`);
   const suites: SuiteResult[] = [];
   const progress = new ProgressLine(out);

@@ -118,8 +118,12 @@ export function targetsTable(targets: readonly TargetResult[]): string {
 /** A one-line description of the machine and settings of a run. Context: any; pure. */
 export function runHeader(machine: MachineInfo, config: RunConfig): string {
   const load = machine.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ');
+  const trip =
+    typeof machine.lineRoundTripNs === 'number'
+      ? `, thread round trip ${Math.round(machine.lineRoundTripNs)} ns`
+      : '';
   return (
-    `${machine.model} × ${machine.cpus}, ${bytes(machine.totalMemoryBytes)}, ${machine.os}, Node ${machine.node}, load ${load}; ` +
+    `${machine.model} × ${machine.cpus}, ${bytes(machine.totalMemoryBytes)}, ${machine.os}, Node ${machine.node}, load ${load}${trip}; ` +
     `${config.quick ? 'quick' : 'full'} run: ${config.reps} reps × ${config.timeMs} ms per row`
   );
 }

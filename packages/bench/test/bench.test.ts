@@ -44,6 +44,9 @@ describe('a quick run of the remap suite', () => {
     expect(run.machine.model.length).toBeGreaterThan(0);
     expect(run.machine.node).toBe(process.version);
     expect(run.machine.loadAverageAtStart).toHaveLength(3);
+    // a word to another thread and back: above a plain load, below a millisecond
+    expect(run.machine.lineRoundTripNs).toBeGreaterThan(1);
+    expect(run.machine.lineRoundTripNs).toBeLessThan(1e6);
     expect(run.config).toMatchObject({ quick: true, suites: ['remap'], ...harnessSettings(true) });
     expect(run.suites.map((s) => s.name)).toEqual(['remap']);
     const suite = run.suites[0]!;
@@ -123,6 +126,7 @@ describe('a quick run of the remap suite', () => {
     expect(printed).toMatch(/remapPartial\s+[\d.]+ [kMG]? ?pages\/s/);
     expect(printed).toContain('÷ Atomics.compareExchange: ×');
     expect(printed).toContain('── targets ──');
+    expect(printed).toMatch(/thread round trip \d+ ns/);
     expect(printed).not.toMatch(/issue/i);
   });
 });
