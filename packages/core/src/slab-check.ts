@@ -272,7 +272,9 @@ export function checkSlabs(mem: PhysMem, refs: Int32Array): void {
       fail(`cache ${cache}: NR_PARTIAL is wrong (${listed} listed)`);
     const keep = minPartial(i32[cacheWord(mem, cache, Cache.SIZE)]!);
     if (emptyListed[cache]! > keep)
-      fail(`cache ${cache}: ${emptyListed[cache]} empty slabs listed, more than min_partial ${keep}`);
+      fail(
+        `cache ${cache}: ${emptyListed[cache]} empty slabs listed, more than min_partial ${keep}`,
+      );
   }
   if (Atomics.load(i32, Hdr.SLAB_FRAMES) !== slabFrames)
     fail(`SLAB_FRAMES is ${Atomics.load(i32, Hdr.SLAB_FRAMES)}, slabs hold ${slabFrames}`);

@@ -497,7 +497,7 @@ export function shrinkCache(mem: PhysMem, cache: number): number {
   let discarded = 0;
   spinLock(mem, lock);
   try {
-    for (let s = i32[cacheWord(mem, cache, Cache.PARTIAL)]!; s !== 0; ) {
+    for (let s = i32[cacheWord(mem, cache, Cache.PARTIAL)]!; s !== 0;) {
       const head = s - 1;
       s = i32[slabBase(head) + Slab.NEXT]!;
       if (!allFreed(mem, cache, head)) continue;

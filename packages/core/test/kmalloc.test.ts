@@ -188,8 +188,16 @@ describe('kfree', () => {
 describe('empty slabs kept for reuse (min_partial)', () => {
   /** `<num_slabs>` of a cache's /proc/slabinfo line. */
   const numSlabs = (k: Kernel, name: string): number => {
-    const line = k.slabinfo().split('\n').find((l) => l.startsWith(`${name} `))!;
-    return Number(line.split(/[ :]+/).filter((x) => /^\d+$/.test(x)).at(-2));
+    const line = k
+      .slabinfo()
+      .split('\n')
+      .find((l) => l.startsWith(`${name} `))!;
+    return Number(
+      line
+        .split(/[ :]+/)
+        .filter((x) => /^\d+$/.test(x))
+        .at(-2),
+    );
   };
 
   it('keeps up to minPartial empty slabs on the partial list, reuses them, and stats() gives them back', () => {
