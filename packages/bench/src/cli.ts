@@ -71,11 +71,23 @@ async function main(argv: readonly string[]): Promise<number> {
   return outcome.ok ? 0 : 1;
 }
 
+let settled = false;
+// A wait that nothing keeps alive (a pending Atomics.waitAsync does not) would end the process in
+// the middle of a run, silently and with exit code 0: say so and fail instead.
+process.on('beforeExit', () => {
+  if (settled) return;
+  process.stderr.write(
+    'sabvm-bench: the event loop ran dry before the run finished (a wait with nothing keeping the process alive)\n',
+  );
+  process.exit(3);
+});
 main(process.argv.slice(2)).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
   },
   (error: unknown) => {
+    settled = true;
     process.stderr.write(
       `sabvm-bench: ${error instanceof Error ? error.message : String(error)}\n\n${HELP}`,
     );

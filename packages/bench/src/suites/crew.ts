@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { Ctl } from './crew-protocol.js';
-import { waitAsync } from './wait-async.js';
+import { waitAsyncAlive } from './wait-async.js';
 
 /** Worker threads running rounds; `ctl` and `times` travel to each in its `workerData`. */
 export class Crew {
@@ -56,8 +56,7 @@ export class Crew {
       const now = Atomics.load(this.ctl, index);
       if (now >= target) return;
       if (this.failure !== null) throw this.failure;
-      const r = waitAsync(this.ctl, index, now);
-      if (r.async) await r.value;
+      await waitAsyncAlive(this.ctl, index, now);
     }
   }
 

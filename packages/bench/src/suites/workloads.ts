@@ -23,7 +23,7 @@ import { checkIntegrity } from '../integrity.js';
 import type { GroupResult, Measure } from '../results.js';
 import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 import { workerUrl } from './worker-url.js';
-import { waitAsync } from './wait-async.js';
+import { waitAsyncAlive } from './wait-async.js';
 import {
   RawRing,
   RECORD_BYTES,
@@ -470,8 +470,7 @@ function recordsGroup({ kernel, sabvm, raw }: Pools, count: number): CaseGroup {
             }
             if (!progressed) {
               const q = rings.find((x) => Atomics.load(x.ctl, RawRing.TAIL) < count) ?? rings[0]!;
-              const w = waitAsync(q.ctl, RawRing.TAIL, Atomics.load(q.ctl, RawRing.TAIL), 5);
-              if (w.async) await w.value;
+              await waitAsyncAlive(q.ctl, RawRing.TAIL, Atomics.load(q.ctl, RawRing.TAIL), 5);
             }
           }
           await Promise.all(tasks);
