@@ -56,12 +56,12 @@ import {
   kmemCacheCreate,
   krealloc,
   ksize,
-  shrinkCaches,
+  retryAfterShrink,
   type KmemCacheOptions,
 } from './kmalloc.js';
 import { kernelView, type TypedArrayConstructor } from './kernel-view.js';
 import { formatSlabinfo } from './procfs.js';
-import { initSlab, NR_KMALLOC_CACHES } from './slab.js';
+import { initSlab, NR_KMALLOC_CACHES, shrinkCaches } from './slab.js';
 import { SlabCpu } from './slab-cpu.js';
 import { kfreeBulk } from './slab-bulk.js';
 
@@ -217,7 +217,8 @@ export class Kernel {
   detach(): void {
     if (this.mem.current.slot < 0) return; // detached already
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
-    // the active slabs go back to their caches (empty ones to the page allocator)
+    // the active slabs go back to their caches (empty ones to the page allocator, but for the
+    // few a cache keeps on its partial list: stats() gives those back)
     this.slab.flush(false, (cache) => cacheGen(this.mem, cache));
     this.slab.detach();
     // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
@@ -324,7 +325,7 @@ export class Kernel {
    * A snapshot of the counters. Empty slabs are given back first (`kmem_cache_shrink`): this
    * thread's active slabs that hold no object, and the empty slabs every cache keeps on its
    * partial list for reuse. So a program that freed every object sees the frames free.
-   * Context: any thread, lock-free unless there are such slabs.
+   * Context: any thread; takes the list_lock of every cache whose partial list is not empty.
    */
   stats(): KernelStats {
     checkAttached(this.mem);
@@ -394,7 +395,9 @@ export class Kernel {
     const pages = sizeToPages(this.mem, size);
     const contiguous = contiguousOption(options);
     if (pages === 0 || contiguous === null) return null;
-    return vmallocPages(this.mem, pages, flags, caller, zero, 1, contiguous);
+    return retryAfterShrink(this.mem, () =>
+      vmallocPages(this.mem, pages, flags, caller, zero, 1, contiguous),
+    );
   }
 
   /**

@@ -42,7 +42,7 @@ import {
   SLAB_CACHE_MASK,
   SLAB_FRAME_SHIFT,
   SLAB_LARGE,
-  shrinkCache,
+  shrinkCaches,
   slabTag,
   writeCache,
 } from './slab.js';
@@ -62,16 +62,13 @@ export function cacheGen(mem: PhysMem, cache: number): number {
 }
 
 /**
- * Give back the empty slabs every live cache keeps on its partial list (`kmem_cache_shrink` of
- * each; see `minPartial`). Context: any attached thread; a kernel call per cache with a partial
- * list, lock-free otherwise.
+ * Run `alloc`, and when it finds memory short, give the caches' kept empty slabs back
+ * ({@link shrinkCaches}) and run it once more: frames a cache keeps for reuse never make an
+ * allocation fail. Context: a caller that holds no lock (the shrink takes each list_lock).
  */
-export function shrinkCaches(mem: PhysMem): void {
-  for (let cache = 0; cache < KMEM_CACHES; cache++) {
-    if (cacheGen(mem, cache) === 0) continue;
-    if (Atomics.load(mem.i32, cacheWord(mem, cache, Cache.NR_PARTIAL)) === 0) continue; // a hint
-    inKernel(mem, () => shrinkCache(mem, cache));
-  }
+export function retryAfterShrink<T>(mem: PhysMem, alloc: () => T | null): T | null {
+  const got = alloc();
+  return got !== null || shrinkCaches(mem) === 0 ? got : alloc();
 }
 
 /**
@@ -89,14 +86,16 @@ export function kmalloc(cpu: SlabCpu, size: unknown, zero: boolean): number | nu
   ) {
     const cache = kmallocIndex(size);
     const kaddr = cpu.alloc(cache, 1);
-    if (kaddr === 0) return null;
+    if (kaddr === 0) return null; // (the slab refill already retried after a shrink)
     if (zero) {
       const at = kaddr - cpu.mem.layout.kmallocStart;
       cpu.mem.u8.fill(0, at, at + KMALLOC_SIZES[cache]!);
     }
     return kaddr;
   }
-  return kmallocLarge(cpu.mem, size, zero);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) return null;
+  if (size > cpu.mem.layout.totalFrames * PAGE_SIZE) return null; // bad input: no shrink
+  return retryAfterShrink(cpu.mem, () => kmallocLarge(cpu.mem, size, zero));
 }
 
 /** Whole contiguous pages for a size above the largest class (`kmalloc_large`). */

@@ -434,7 +434,7 @@ export const enum Cache {
   LOCK = 0,
   /** list_lock: first frame pfn + 1 of the first partial slab, 0 if none. */
   PARTIAL = 1,
-  /** list_lock (read outside it only as a hint, by `shrinkCache`): slabs on the partial list. */
+  /** list_lock (read outside it only as a hint, by `shrinkCaches`/`shrinkCache`): slabs on the partial list. */
   NR_PARTIAL = 2,
   /** atomic: slabs of this cache. */
   NR_SLABS = 3,
@@ -788,7 +788,8 @@ export const enum RingProd {
  * Word 0: written `len | BUSY` with a plain store under RESV_LOCK by the reserving producer,
  * before the `Atomics.store` of PRODUCER_POS that publishes it (every reader loads PRODUCER_POS
  * first), then exchanged once with `Atomics.exchange`, lock-free, to commit (BUSY cleared, DISCARD
- * set for a discard); read with `Atomics.load`. Word 1 is written once with word 0, the same way: the page offset of the header from the ring's kaddr (as Linux) in its
+ * set for a discard); an `output` of up to 1 KiB writes it committed (`len`) in the same plain
+ * store, its bytes already in place, and never exchanges it. Read with `Atomics.load`. Word 1 is written once with word 0, the same way: the page offset of the header from the ring's kaddr (as Linux) in its
  * low 20 bits, and the reserving thread's slot in its top 12 bits, by which reaping a dead thread
  * finds its open records (a sabvm addition; Linux keeps the full 32 bits for pg_off).
  */

@@ -97,7 +97,7 @@ function walkRecords(
 
 /**
  * Discard the open records of the dead thread slots in every ring, release ring locks held by dead
- * tids, and wake each consumer that was held back. Context: recovery, the world stopped (producers
+ * tids, and wake every ring's consumer. Context: recovery, the world stopped (producers
  * and consumers outside kernel calls may still run: the walk holds each ring's reservation lock).
  */
 export function reapRings(mem: PhysMem, deadSlots: Set<number>, deadTids: Set<number>): void {
@@ -108,17 +108,18 @@ export function reapRings(mem: PhysMem, deadSlots: Set<number>, deadTids: Set<nu
       if (owner !== 0 && deadTids.has(owner)) Atomics.compareExchange(i32, lock, owner, 0);
     }
     spinLock(mem, r.resvLock);
-    let discarded = 0;
     // every record before PENDING_POS is committed; the ones after it are intact (no reservation
     // passes PENDING_POS + size) even where the consumer has read them
     walkRecords(r, Atomics.load(i32, r.pendPos), Atomics.load(i32, r.prodPos), (h) => {
       if (!(h.word & RINGBUF_BUSY_BIT) || !deadSlots.has(h.word1 >>> RINGBUF_OWNER_SHIFT)) return;
       const word = (r.data + h.at) >> 2;
       Atomics.compareExchange(i32, word, h.word, (h.word & RINGBUF_LEN_MASK) | RINGBUF_DISCARD_BIT);
-      discarded++;
     });
     spinUnlock(mem, r.resvLock);
-    if (discarded > 0) ringWake(r);
+    // every consumer is woken, not only those a discard unblocks: a producer that died after it
+    // published a committed record (an output) and before its wake-up check left a consumer
+    // asleep on a record it can take; a needless wake-up only makes a consumer look again
+    ringWake(r);
   }
 }
 

@@ -18,6 +18,7 @@ import {
   maxRecordBytes,
   recordOffset,
   OUTPUT_INLINE_MAX,
+  RESERVE_BAD_BYTES,
   ringCommit,
   ringCommitted,
   ringConsume,
@@ -130,7 +131,9 @@ export abstract class RingOps {
   /**
    * Copy `bytes` into a new record and submit it (`bpf_ringbuf_output`). Returns 0, -EAGAIN when
    * the ring is full, -EINVAL for bytes that are not a Uint8Array or longer than
-   * `maxRecordBytes` (Linux: -EAGAIN), bad flags or a freed ring. Context: as reserve.
+   * `maxRecordBytes` (Linux: -EAGAIN), bad flags or a freed ring, and -EINVAL for bytes that
+   * cannot be read (a buffer detached meanwhile): up to 1 KiB nothing is reserved, above it the
+   * record goes to the consumer as discarded. Context: as reserve.
    */
   output(bytes: Uint8Array, flags?: number): number {
     const r = this.producerRef();
@@ -140,14 +143,22 @@ export abstract class RingOps {
     if (len <= OUTPUT_INLINE_MAX) {
       // written and committed under the reservation lock (see ringReserve)
       const start = ringReserve(r, len, bytes);
-      if (start < 0) return -EAGAIN;
+      if (start < 0) return start === RESERVE_BAD_BYTES ? -EINVAL : -EAGAIN;
       ringCommitted(r, recordOffset(r, start, len), start, flags ?? 0);
       return 0;
     }
     const start = ringReserve(r, len);
     if (start < 0) return -EAGAIN;
     const at = recordOffset(r, start, len);
-    r.mem.u8.set(bytes, r.data + at + RINGBUF_HDR_SZ);
+    try {
+      r.mem.u8.set(
+        bytes.length === len ? bytes : bytes.subarray(0, len),
+        r.data + at + RINGBUF_HDR_SZ,
+      );
+    } catch {
+      ringCommit(r, at, start, flags ?? 0, true); // unreadable bytes: the record is discarded
+      return -EINVAL;
+    }
     ringCommit(r, at, start, flags ?? 0, false);
     return 0;
   }

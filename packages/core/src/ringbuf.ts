@@ -13,7 +13,8 @@
  * - reservation is serialised by `RESV_LOCK`: under it a producer checks room against
  *   `CONSUMER_POS` and `PENDING_POS` (advancing `PENDING_POS` over committed records only when that
  *   check fails), writes the header `len | BUSY` and then publishes `PRODUCER_POS` (the commit
- *   point of a reservation);
+ *   point of a reservation); an `output` of up to 1 KiB copies its bytes and writes its header
+ *   committed (`len`) before that publish, so it is never seen BUSY;
  * - submit and discard are one lock-free exchange of the header word (BUSY off, DISCARD on for a
  *   discard), then the wake-up check;
  * - the consumer reads `PRODUCER_POS`, then each header at its position: a BUSY record stops it
@@ -183,6 +184,7 @@ export function ringWake(r: RingRef): void {
  * line is written once and read once, not written again by a commit after the consumer looked at
  * it (where threads run on cores far apart, each such round trip of a line costs more than the
  * rest of the record). The caller then does only the wake-up check ({@link ringCommitted}).
+ * Returns {@link RESERVE_BAD_BYTES} when the bytes cannot be read (a detached buffer).
  *
  * The fast path costs three `Atomics` operations (the lock, the publish of `PRODUCER_POS`, the
  * unlock): the consumer position is read with a plain load and reloaded atomically only when the
@@ -218,21 +220,28 @@ export function ringReserve(r: RingRef, len: number, bytes: Uint8Array | null = 
     return -1;
   }
   const owner = mem.current.slot << RINGBUF_OWNER_SHIFT;
-  let at = start;
+  const at = tail < total ? 0 : start;
+  if (bytes !== null) {
+    // an output: the bytes first, exactly `len` of them (a view of a growable buffer may have
+    // grown since it was measured). A copy that throws (a buffer detached meanwhile) has written
+    // nothing: the call lets the lock go and changes nothing
+    try {
+      const from = bytes.length === len ? bytes : bytes.subarray(0, len);
+      mem.u8.set(from, r.data + at + RINGBUF_HDR_SZ);
+    } catch {
+      spinUnlock(mem, r.resvLock);
+      return RESERVE_BAD_BYTES;
+    }
+  }
   if (tail < total) {
     // the tail cannot hold the record: skip it as a discarded record, place the record at 0
-    i32[dataWord + (at >> 2)] = (tail - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT;
-    i32[dataWord + (at >> 2) + 1] = pgOff(at) | owner;
-    at = 0;
+    i32[dataWord + (start >> 2)] = (tail - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT;
+    i32[dataWord + (start >> 2) + 1] = pgOff(start) | owner;
   }
-  // plain stores before the publish below: every reader of a header reads PRODUCER_POS first
+  // plain stores before the publish below: every reader of a header reads PRODUCER_POS first;
+  // an output's header is committed at once, a reservation's is BUSY until its commit
   i32[dataWord + (at >> 2) + 1] = pgOff(at) | owner;
-  if (bytes === null) i32[dataWord + (at >> 2)] = len | RINGBUF_BUSY_BIT;
-  else {
-    // an output: the bytes and a committed header, published together
-    mem.u8.set(bytes, r.data + at + RINGBUF_HDR_SZ);
-    i32[dataWord + (at >> 2)] = len;
-  }
+  i32[dataWord + (at >> 2)] = bytes === null ? len | RINGBUF_BUSY_BIT : len;
   Atomics.store(i32, r.prodPos, next); // publish: the consumer may now read up to `next`
   spinUnlock(mem, r.resvLock);
   return start;
@@ -284,6 +293,9 @@ export function ringCommit(
   Atomics.exchange(i32, word, discard ? len | RINGBUF_DISCARD_BIT : len);
   ringCommitted(r, at, start, flags);
 }
+
+/** {@link ringReserve} with `bytes`: the bytes could not be read (nothing was reserved). */
+export const RESERVE_BAD_BYTES = -2;
 
 /** Records up to this many bytes are output whole under the reservation lock ({@link ringReserve}). */
 export const OUTPUT_INLINE_MAX = 1024;

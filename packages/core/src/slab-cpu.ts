@@ -47,6 +47,7 @@ import {
   SLAB_CACHE_MASK,
   SLAB_FRAME_SHIFT,
   SLAB_LARGE,
+  shrinkCaches,
   slabInuse,
   slabTag,
   takePartialLocked,
@@ -524,7 +525,9 @@ export class SlabCpu {
       if (s === 0 || collectRemote(mem, cache, s - 1) > 0) break;
       if (this.i32[(s - 1) * PAGE_WORDS + Slab.FREELIST] !== 0) break;
     }
+    // memory short: the caches' kept empty slabs go back, and the new slab is tried once more
     if (s === 0) s = newSlab(mem, cache) + 1;
+    if (s === 0 && shrinkCaches(mem) > 0) s = newSlab(mem, cache) + 1;
     if (s === 0) return 0;
     this.active[cache] = s;
     this.activeGen[cache] = gen;

@@ -55,11 +55,13 @@ import {
   FRAME_WORDS,
   FrameKind,
   Hdr,
+  KMEM_CACHES,
   Slab,
   SLAB_HEADER_WORDS,
 } from './layout.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
+import { inKernel } from './thread.js';
 
 /** Int32 words in one frame. */
 export const PAGE_WORDS: number = PAGE_SIZE / 4;
@@ -506,6 +508,21 @@ export function shrinkCache(mem: PhysMem, cache: number): number {
     }
   } finally {
     spinUnlock(mem, lock);
+  }
+  return discarded;
+}
+
+/**
+ * Give back the empty slabs every live cache keeps on its partial list (`kmem_cache_shrink` of
+ * each; see `minPartial`); returns how many. Context: any attached thread holding no lock; takes
+ * the list_lock of each cache whose partial list is not empty.
+ */
+export function shrinkCaches(mem: PhysMem): number {
+  let discarded = 0;
+  for (let cache = 0; cache < KMEM_CACHES; cache++) {
+    if ((Atomics.load(mem.i32, cacheWord(mem, cache, Cache.GEN)) & 1) === 0) continue; // dead
+    if (Atomics.load(mem.i32, cacheWord(mem, cache, Cache.NR_PARTIAL)) === 0) continue; // a hint
+    discarded += inKernel(mem, () => shrinkCache(mem, cache));
   }
   return discarded;
 }

@@ -221,6 +221,25 @@ describe('empty slabs kept for reuse (min_partial)', () => {
     expect(numSlabs(k, 'kmalloc-64')).toBe(0);
     k.checkInvariants();
   });
+
+  it('gives the kept empty slabs back when an allocation finds memory short, and then succeeds', () => {
+    const k = boot(8);
+    const first = k.stats();
+    const other = Kernel.attach(k.handle);
+    // kmalloc-8k: slabs of 16 frames; 10 of them emptied from here, 6 kept (min_partial)
+    const objs = Array.from({ length: 70 }, () => other.kmalloc(8192)!);
+    k.kfreeBulk(objs);
+    expect(numSlabs(k, 'kmalloc-8k')).toBe(minPartial(8192) + 1);
+    const freeKb = Number(/MemFree:\s+(\d+) kB/.exec(k.meminfo())![1]);
+    const pages = freeKb / 4 + 64; // more than is free, less than free + kept
+    const area = k.vmalloc(pages * PAGE_SIZE);
+    expect(area).not.toBeNull();
+    expect(numSlabs(k, 'kmalloc-8k')).toBe(1); // only the other thread's active slab is left
+    k.vfree(area);
+    other.detach();
+    expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
 });
 
 describe('kfreeBulk', () => {

@@ -113,6 +113,21 @@ describe('bad input to the ring calls', () => {
     expect(rb.output(lying)).toBe(0);
   });
 
+  it('output answers -EINVAL for a Uint8Array whose buffer was detached, and keeps working', () => {
+    const { k, rb } = setup();
+    const before = snapshot(k);
+    const detached = (bytes: number): Uint8Array => {
+      const view = new Uint8Array(bytes);
+      structuredClone(view.buffer, { transfer: [view.buffer] });
+      return view;
+    };
+    // the copy under the reservation lock throws: nothing is reserved and the lock goes free
+    expect(rb.output(detached(64))).toBe(-EINVAL);
+    expectUnchangedSince(k, before);
+    expect(rb.output(new Uint8Array([7]))).toBe(0);
+    k.checkInvariants();
+  });
+
   it('submit and discard answer -EINVAL for bad flags and leave the record open', () => {
     const { k, rb } = setup();
     const rec = rb.reserve(8)!;
