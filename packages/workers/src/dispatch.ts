@@ -401,6 +401,17 @@ export class DispatchRings {
     job.stopReason = reason;
     ring.stopping = true;
     this.#revokeQueued(ring, job);
+    // The thread may have finished this task meanwhile and claimed the next entry before it could
+    // be taken back. A thread releases a task's claim before it claims another, so this claim
+    // still being held means nothing behind it was claimed when the loop above took entries back;
+    // released, the task has finished: nothing is stopped, the task settles as aborted (as one
+    // found finished above), and the thread leaves the ring once its claimed entries end.
+    if (Atomics.load(ring.views.claims, job.index) !== word) {
+      job.stopReason = null;
+      this.#settle(job, false, reason);
+      this.#leave(ring);
+      return;
+    }
     const threadId = claimant(word);
     const worker = this.#piscina.threads.find((w) => w.threadId === threadId);
     if (worker !== undefined) void worker.terminate();
