@@ -98,10 +98,8 @@ export function kmalloc(cpu: SlabCpu, size: unknown, zero: boolean): number | nu
   return retryAfterShrink(cpu.mem, () => kmallocLarge(cpu.mem, size, zero));
 }
 
-/** Whole contiguous pages for a size above the largest class (`kmalloc_large`). */
-function kmallocLarge(mem: PhysMem, size: unknown, zero: boolean): number | null {
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) return null;
-  if (size > mem.layout.totalFrames * PAGE_SIZE) return null;
+/** Whole contiguous pages for a valid size above the largest class (`kmalloc_large`): its caller checks it. */
+function kmallocLarge(mem: PhysMem, size: number, zero: boolean): number | null {
   const pages = Math.ceil(size / PAGE_SIZE);
   const { i32 } = mem;
   return inKernel(mem, () => {

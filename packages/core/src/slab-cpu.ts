@@ -451,28 +451,21 @@ export class SlabCpu {
    * attached thread.
    */
   afterRemote(cache: number, head: number, bw: number, seq: number, emptied: boolean): void {
-    if (!this.needsResolve(head, bw, emptied)) return;
+    const i32 = this.i32;
+    const base = head * 1024; // literals as on the fast path: FROZEN 0, LISTED 1
+    // the bits first, then FROZEN (both seq-cst): either the holder's collect sees the bits, or
+    // this free sees the slab unowned and does the unowned work
+    if (Atomics.load(i32, base) !== 0) return;
+    let resolve = i32[base + 1] === 0 && Atomics.compareExchange(i32, base + 1, 0, 1) === 0;
+    // every object of a word freed: look at the others (seq-cst: the last freer sees all bits)
+    if (!resolve && emptied) resolve = this.allFreed(base, bw);
+    if (!resolve) return;
     kernelEnter(this.mem);
     try {
       resolveSlab(this.mem, cache, head, seq);
     } finally {
       kernelExit(this.mem);
     }
-  }
-
-  /**
-   * {@link SlabCpu.afterRemote}'s lock-free part: true when the slab needs `resolveSlab` (nobody
-   * holds it, and this free claimed its listing or may have emptied it).
-   */
-  needsResolve(head: number, bw: number, emptied: boolean): boolean {
-    const i32 = this.i32;
-    const base = head * 1024; // literals as on the fast path: FROZEN 0, LISTED 1
-    // the bits first, then FROZEN (both seq-cst): either the holder's collect sees the bits, or
-    // this free sees the slab unowned and does the unowned work
-    if (Atomics.load(i32, base) !== 0) return false;
-    if (i32[base + 1] === 0 && Atomics.compareExchange(i32, base + 1, 0, 1) === 0) return true;
-    // every object of a word freed: look at the others (seq-cst: the last freer sees all bits)
-    return emptied && this.allFreed(base, bw);
   }
 
   private allFreed(base: number, bw: number): boolean {

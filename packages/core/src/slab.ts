@@ -463,28 +463,23 @@ export function takePartialLocked(mem: PhysMem, cache: number): number {
  * it now. Context: a kernel call; takes the cache's list_lock.
  */
 export function resolveSlab(mem: PhysMem, cache: number, head: number, seq: number): void {
+  const { i32 } = mem;
+  const base = slabBase(head);
   const lock = cacheWord(mem, cache, Cache.LOCK);
   spinLock(mem, lock);
   try {
-    resolveSlabLocked(mem, cache, head, seq);
+    if (
+      Atomics.load(i32, mem.frameTable + head * FRAME_WORDS + Frame.OWNER) !== slabTag(cache, 0) ||
+      i32[base + Slab.SEQ] !== seq ||
+      Atomics.load(i32, base + Slab.FROZEN) !== 0
+    )
+      return;
+    if (allFreed(mem, cache, head) && discardEmptyLocked(mem, cache))
+      discardSlabLocked(mem, cache, head);
+    else if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head);
   } finally {
     spinUnlock(mem, lock);
   }
-}
-
-/** {@link resolveSlab}'s work. Context: a kernel call, the cache's list_lock held. */
-export function resolveSlabLocked(mem: PhysMem, cache: number, head: number, seq: number): void {
-  const { i32 } = mem;
-  const base = slabBase(head);
-  if (
-    Atomics.load(i32, mem.frameTable + head * FRAME_WORDS + Frame.OWNER) !== slabTag(cache, 0) ||
-    i32[base + Slab.SEQ] !== seq ||
-    Atomics.load(i32, base + Slab.FROZEN) !== 0
-  )
-    return;
-  if (allFreed(mem, cache, head) && discardEmptyLocked(mem, cache))
-    discardSlabLocked(mem, cache, head);
-  else if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head);
 }
 
 /**
