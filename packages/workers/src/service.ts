@@ -80,6 +80,13 @@ const PORT_WAIT_MS = 5000;
 /** How long an idle thread polls its ring before it sleeps, in milliseconds. */
 const SPIN_MS = 0.05;
 
+/**
+ * What `#portMessage` gives for a message that arrived empty. The pool never posts one: a thread
+ * that Node is terminating receives each message as `undefined` (its contents cannot be read
+ * any more) while its code still runs for a while (seen on Node 26).
+ */
+const STOPPING = Symbol('stopping');
+
 /** What travels through the port for an entry whose argument is `ARG_PORT`. */
 interface PortArgument {
   readonly arg: unknown;
@@ -126,6 +133,9 @@ class RingService {
           this.#ring.sqes[index * SQE_WORDS + E_ARG_KIND] === ARG_PORT
             ? await this.#portMessage()
             : undefined;
+        // the thread is being terminated: leave the entry unclaimed (the pool sends it again,
+        // to another thread) and write no completion
+        if (sent === STOPPING) return ran;
         const pending = this.#runEntry(index, handler, sent);
         if (pending !== undefined) await pending;
         head = (head + 1) | 0;
@@ -282,13 +292,14 @@ class RingService {
    * The next message of the ring's port: one per entry whose argument travels by it, in entry
    * order. A message posted while the port was on its way to this thread can reach it a little
    * later than the entry: wait for it, letting this thread's event loop run, up to
-   * `PORT_WAIT_MS`; undefined after that (the task then fails, saying so).
+   * `PORT_WAIT_MS`; undefined after that (the task then fails, saying so). `STOPPING` when the
+   * message arrived empty: the thread is being terminated.
    */
   async #portMessage(): Promise<unknown> {
     const until = performance.now() + PORT_WAIT_MS;
     for (;;) {
       const got = receiveMessageOnPort(this.#port);
-      if (got !== undefined) return got.message;
+      if (got !== undefined) return got.message === undefined ? STOPPING : got.message;
       if (performance.now() > until) return undefined;
       await nextTurn();
     }
