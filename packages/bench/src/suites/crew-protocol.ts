@@ -9,9 +9,12 @@
  *  └────┴──────┴───────┴──────────┴──────┴──────┴─────┴──────┴───────┘
  *  times: Float64Array, [start, end] per thread, ms since the epoch (timeOrigin + now)
  * ```
- * Main writes MODE, OPS, K, zeroes ARRIVED and DONE (and its own words), then bumps GO (release)
- * and notifies. Workers: READY once at start; per round the first K of them add to ARRIVED (the
- * start barrier), work, and add to DONE; ERROR is the first failure's negative errno (or
+ * GO is a sequence word, written only by main: odd while main sets a round up (MODE, OPS, K,
+ * ARRIVED and DONE zeroed, and the suite's own words), even once the round is published; main then
+ * notifies. A worker reads MODE, OPS, K and STOP between two reads of the same even GO, so a
+ * worker that wakes late (it sat out the last rounds) never mixes one round's words with the
+ * next's. Workers: READY once at start; per round the first K of them add to ARRIVED (the start
+ * barrier), work, and add to DONE; ERROR is the first failure's negative errno (or
  * {@link ERROR_THROWN} for a throw).
  *
  * @module

@@ -19,11 +19,8 @@ export function serveRounds(
 ): void {
   const ctl = new Int32Array(ctlSab);
   const times = new Float64Array(timesSab);
-  const round = (): void => {
-    const k = Atomics.load(ctl, Ctl.K);
+  const round = (k: number, mode: number, ops: number): void => {
     if (index >= k) return;
-    const mode = Atomics.load(ctl, Ctl.MODE);
-    const ops = Atomics.load(ctl, Ctl.OPS);
     Atomics.add(ctl, Ctl.ARRIVED, 1);
     while (Atomics.load(ctl, Ctl.ARRIVED) < k) {
       // start barrier: spin until every participant has arrived, so all start together
@@ -44,8 +41,22 @@ export function serveRounds(
   let seen = 0;
   for (;;) {
     Atomics.wait(ctl, Ctl.GO, seen);
-    seen = Atomics.load(ctl, Ctl.GO);
-    if (Atomics.load(ctl, Ctl.STOP) !== 0) return;
-    round();
+    // the round's words between two reads of the same even GO (see crew-protocol.ts): a worker
+    // that woke late must not take a round it sat out, or mix its words with the next round's
+    let go: number;
+    let k: number;
+    let mode: number;
+    let ops: number;
+    let stop: number;
+    do {
+      go = Atomics.load(ctl, Ctl.GO);
+      k = Atomics.load(ctl, Ctl.K);
+      mode = Atomics.load(ctl, Ctl.MODE);
+      ops = Atomics.load(ctl, Ctl.OPS);
+      stop = Atomics.load(ctl, Ctl.STOP);
+    } while ((go & 1) !== 0 || Atomics.load(ctl, Ctl.GO) !== go);
+    seen = go;
+    if (stop !== 0) return;
+    round(k, mode, ops);
   }
 }

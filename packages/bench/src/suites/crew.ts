@@ -71,11 +71,12 @@ export class Crew {
    */
   async round(mode: number, k: number, ops: number, zero: readonly number[] = []): Promise<number> {
     const { ctl } = this;
+    Atomics.add(ctl, Ctl.GO, 1); // odd: a round is being set up (see crew-protocol.ts)
     for (const w of [Ctl.ARRIVED, Ctl.DONE, ...zero]) Atomics.store(ctl, w, 0);
     Atomics.store(ctl, Ctl.MODE, mode);
     Atomics.store(ctl, Ctl.OPS, ops);
     Atomics.store(ctl, Ctl.K, k);
-    Atomics.add(ctl, Ctl.GO, 1);
+    Atomics.add(ctl, Ctl.GO, 1); // even: published
     Atomics.notify(ctl, Ctl.GO);
     await this.until(Ctl.DONE, k);
     const error = Atomics.load(ctl, Ctl.ERROR);
@@ -91,6 +92,7 @@ export class Crew {
 
   /** Stop every worker and wait for them to exit. */
   async stop(): Promise<void> {
+    Atomics.add(this.ctl, Ctl.GO, 1);
     Atomics.store(this.ctl, Ctl.STOP, 1);
     Atomics.add(this.ctl, Ctl.GO, 1);
     Atomics.notify(this.ctl, Ctl.GO);
