@@ -392,8 +392,9 @@ export const enum Undo {
  * allocated, not on the free list) and the **remote bitmap** (as many words: 1 = freed by a thread
  * that is not the holder, not yet taken back). Objects follow from the cache's OFFSET.
  *
- * Who writes what. The **holder** of a slab is the thread whose active slab it is (FROZEN names
- * it), or nobody: an unowned slab's private words do not change until a thread takes it.
+ * Who writes what. The **holder** of a slab is the thread whose active slab it is, or that keeps
+ * it used up (`cpuFullSlabs`; FROZEN names it either way), or nobody: an unowned slab's private
+ * words do not change until a thread takes it.
  * - FREELIST, the alloc bitmap: the holder only, with **plain** loads and stores (nothing
  *   else reads them while the slab is frozen, except a remote free that tests one alloc bit of a
  *   live object, which the holder cannot change);
@@ -402,7 +403,7 @@ export const enum Undo {
  * - FROZEN, LISTED: atomic; NEXT, PREV, ON_LIST: the cache's list_lock; SEQ: init-only per slab.
  */
 export const enum Slab {
-  /** atomic: thread slot + 1 of the holder (its active slab), 0 = unowned. Written under list_lock. */
+  /** atomic: thread slot + 1 of the holder (its active or a kept slab), 0 = unowned. Written under list_lock. */
   FROZEN = 0,
   /** atomic: 1 while on the partial list, or while a freeing thread is about to put it there. */
   LISTED = 1,
@@ -436,6 +437,8 @@ export const enum Cache {
   PARTIAL = 1,
   /** list_lock (read outside it only as a hint, by `shrinkCaches`/`shrinkCache`): slabs on the partial list. */
   NR_PARTIAL = 2,
+  /** list_lock: first frame pfn + 1 of the last partial slab, 0 if none. */
+  PARTIAL_TAIL = 4,
   /** atomic: slabs of this cache. */
   NR_SLABS = 3,
   /** atomic, changed under slab_mutex: odd = live; bumped by create and destroy. */

@@ -30,6 +30,7 @@ import type { PhysMem } from './phys-mem.js';
 import {
   allFreed,
   cacheWord,
+  cpuFullSlabs,
   deactivateSlabLocked,
   discardSlabLocked,
   minPartial,
@@ -113,6 +114,7 @@ export function recoverSlabs(mem: PhysMem, deadSlots: Set<number>, deadTids: Set
     const lock = cacheWord(mem, cache, Cache.LOCK);
     if (deadTids.has(Atomics.load(i32, lock))) Atomics.store(i32, lock, 0);
     i32[cacheWord(mem, cache, Cache.PARTIAL)] = 0;
+    i32[cacheWord(mem, cache, Cache.PARTIAL_TAIL)] = 0;
     i32[cacheWord(mem, cache, Cache.NR_PARTIAL)] = 0;
   }
   const runs = slabRuns(mem);
@@ -159,7 +161,7 @@ function checkSlab(
   mem: PhysMem,
   cache: number,
   head: number,
-  heldBy: Set<string>,
+  heldBy: Map<string, number>,
   emptyListed: Int32Array,
 ): void {
   const { i32 } = mem;
@@ -204,9 +206,13 @@ function checkSlab(
     if (Atomics.load(i32, threadWord(mem, holder, Thread.STATE)) === ThreadState.FREE)
       fail(`${what} is held by free thread slot ${holder}`);
     if (onList) fail(`${what} is held by thread slot ${holder} and on the partial list`);
+    // its active slab and the used-up slabs it keeps
     const key = `${holder}:${cache}`;
-    if (heldBy.has(key)) fail(`thread slot ${holder} holds two slabs of cache ${cache}`);
-    heldBy.add(key);
+    const held = (heldBy.get(key) ?? 0) + 1;
+    const most = 1 + cpuFullSlabs(i32[g + Cache.FRAMES]!);
+    if (held > most)
+      fail(`thread slot ${holder} holds ${held} slabs of cache ${cache}, more than ${most}`);
+    heldBy.set(key, held);
     return;
   }
   // an empty slab nobody holds stays only on the partial list (min_partial), else it is discarded
@@ -228,7 +234,7 @@ export function checkSlabs(mem: PhysMem, refs: Int32Array): void {
   const { i32 } = mem;
   if (Atomics.load(i32, Hdr.KMEM_LOCK) !== 0) fail('slab_mutex is held');
   const slabs = new Int32Array(KMEM_CACHES);
-  const heldBy = new Set<string>();
+  const heldBy = new Map<string, number>();
   const emptyListed = new Int32Array(KMEM_CACHES);
   let slabFrames = 0;
   let largeFrames = 0;
@@ -268,6 +274,10 @@ export function checkSlabs(mem: PhysMem, refs: Int32Array): void {
       prev = cur;
       cur = i32[base + Slab.NEXT]!;
     }
+    if (i32[cacheWord(mem, cache, Cache.PARTIAL_TAIL)] !== prev)
+      fail(
+        `cache ${cache}: PARTIAL_TAIL is ${i32[cacheWord(mem, cache, Cache.PARTIAL_TAIL)]}, the last listed is ${prev}`,
+      );
     if (listed !== i32[cacheWord(mem, cache, Cache.NR_PARTIAL)])
       fail(`cache ${cache}: NR_PARTIAL is wrong (${listed} listed)`);
     const keep = minPartial(i32[cacheWord(mem, cache, Cache.SIZE)]!);

@@ -39,7 +39,9 @@ import {
   cacheWord,
   KMALLOC_MAX_CACHE_SIZE,
   collectRemote,
+  cpuFullSlabs,
   deactivateSlabLocked,
+  MAX_CPU_FULL,
   newSlab,
   objIndex,
   PAGE_WORDS,
@@ -141,8 +143,17 @@ export class SlabCpu {
   private readonly i32: Int32Array;
   /** First pfn + 1 of this thread's active slab, per cache; 0 = none. */
   readonly active: Int32Array = new Int32Array(KMEM_CACHES);
-  /** The cache generation each active slab was taken under (a destroyed cache's slab is stale). */
+  /**
+   * The cache generation each active slab, and the kept slabs below, were taken under (a destroyed
+   * cache's slabs are stale).
+   */
   readonly activeGen: Int32Array = new Int32Array(KMEM_CACHES);
+  /**
+   * Per cache, the used-up slabs this thread keeps frozen ({@link cpuFullSlabs}), oldest first:
+   * first pfn + 1 at `cache * MAX_CPU_FULL + i` for i < `fullCount[cache]`.
+   */
+  readonly full: Int32Array = new Int32Array(KMEM_CACHES * MAX_CPU_FULL);
+  readonly fullCount: Int32Array = new Int32Array(KMEM_CACHES);
   /** Int32 index of frame 0's owner word. */
   private readonly owners: number;
   /** Bytes of physical memory. */
@@ -497,18 +508,51 @@ export class SlabCpu {
 
   /** {@link SlabCpu.allocSlow}'s work. Context: inside a kernel call. */
   private refill(cache: number, gen: number): number {
-    const { mem } = this;
-    let s = this.activeGen[cache] === gen ? this.active[cache]! : 0;
-    if (s === 0) this.active[cache] = 0; // none, or a destroyed cache's: not ours to touch
+    const { mem, i32 } = this;
+    let s = 0;
+    if (this.activeGen[cache] === gen) s = this.active[cache]!;
+    else {
+      // none yet, or a destroyed cache's (its slabs went with it): not ours to touch
+      this.active[cache] = 0;
+      this.fullCount[cache] = 0;
+      this.activeGen[cache] = gen;
+    }
     if (s !== 0 && collectRemote(mem, cache, s - 1) > 0) return this.alloc(cache, gen);
+    // the oldest slab this thread kept used up: what was freed into it since serves now
+    const at = cache * MAX_CPU_FULL;
+    let kept = this.fullCount[cache]!;
+    if (kept > 0) {
+      const h = this.full[at]!;
+      const base = (h - 1) * PAGE_WORDS;
+      if (i32[base + Slab.FREELIST] !== 0 || this.hasRemote(cache, base)) {
+        collectRemote(mem, cache, h - 1);
+        this.full.copyWithin(at, at + 1, at + kept);
+        this.fullCount[cache] = kept - 1;
+        if (s !== 0) this.keep(cache, s);
+        this.active[cache] = h;
+        return this.alloc(cache, gen);
+      }
+    }
+    // keep the used-up slab; when this thread keeps as many as it may, the oldest goes
+    let evict = 0;
+    if (s !== 0) {
+      const frames = i32[this.caches + cache * CACHE_WORDS + Cache.FRAMES]!;
+      if (kept >= cpuFullSlabs(frames)) {
+        evict = this.full[at]!;
+        this.full.copyWithin(at, at + 1, at + kept);
+        this.fullCount[cache] = --kept;
+      }
+      this.keep(cache, s);
+      this.active[cache] = 0;
+      s = 0;
+    }
     const lock = cacheWord(mem, cache, Cache.LOCK);
     for (;;) {
       spinLock(mem, lock);
       try {
-        if (s !== 0) {
-          this.active[cache] = 0;
-          deactivateSlabLocked(mem, cache, s - 1);
-        }
+        if (evict !== 0) deactivateSlabLocked(mem, cache, evict - 1);
+        evict = 0;
+        if (s !== 0) deactivateSlabLocked(mem, cache, s - 1);
         s = takePartialLocked(mem, cache) + 1;
       } finally {
         spinUnlock(mem, lock);
@@ -516,49 +560,92 @@ export class SlabCpu {
       // held now: its remote frees come back outside the list_lock (the section the freeing
       // threads wait on stays short); a slab full after all is let go on the next turn
       if (s === 0 || collectRemote(mem, cache, s - 1) > 0) break;
-      if (this.i32[(s - 1) * PAGE_WORDS + Slab.FREELIST] !== 0) break;
+      if (i32[(s - 1) * PAGE_WORDS + Slab.FREELIST] !== 0) break;
     }
-    // memory short: the caches' kept empty slabs go back, and the new slab is tried once more
+    // memory short: the caches' kept empty slabs go back, and the new slab is tried once more;
+    // then any kept slab of this thread's that was freed into
     if (s === 0) s = newSlab(mem, cache) + 1;
     if (s === 0 && shrinkCaches(mem) > 0) s = newSlab(mem, cache) + 1;
+    if (s === 0) s = this.takeKept(cache);
     if (s === 0) return 0;
     this.active[cache] = s;
-    this.activeGen[cache] = gen;
     return this.alloc(cache, gen);
   }
 
+  /** Keep used-up slab `s` (first pfn + 1) as the newest of `cache`'s (there is room). */
+  private keep(cache: number, s: number): void {
+    const n = this.fullCount[cache]!;
+    this.full[cache * MAX_CPU_FULL + n] = s;
+    this.fullCount[cache] = n + 1;
+  }
+
   /**
-   * Let go of this thread's active slabs (all, or only the empty ones): a detaching thread, or
-   * `stats()`, which wants a thread's cached empty slabs counted free (`kmem_cache_shrink`).
-   * Context: the owning thread; a kernel call per slab let go.
+   * Take out of `cache`'s kept slabs the first with a free object, its remote frees taken back:
+   * its first pfn + 1, or 0 when none has one. Context: inside a kernel call.
+   */
+  private takeKept(cache: number): number {
+    const at = cache * MAX_CPU_FULL;
+    const kept = this.fullCount[cache]!;
+    for (let i = 0; i < kept; i++) {
+      const h = this.full[at + i]!;
+      collectRemote(this.mem, cache, h - 1);
+      if (this.i32[(h - 1) * PAGE_WORDS + Slab.FREELIST] === 0) continue;
+      this.full.copyWithin(at + i, at + i + 1, at + kept);
+      this.fullCount[cache] = kept - 1;
+      return h;
+    }
+    return 0;
+  }
+
+  /**
+   * Let go of this thread's active and kept slabs (all, or only the empty ones): a detaching
+   * thread, or `stats()`, which wants a thread's cached empty slabs counted free
+   * (`kmem_cache_shrink`). Context: the owning thread; a kernel call per slab let go.
    */
   flush(onlyEmpty: boolean, liveGen: (cache: number) => number): void {
-    const { mem, i32 } = this;
     for (let cache = 0; cache < KMEM_CACHES; cache++) {
-      const s = this.active[cache]!;
-      if (s === 0) continue;
-      const base = (s - 1) * PAGE_WORDS;
+      if (this.active[cache] === 0 && this.fullCount[cache] === 0) continue;
       if (this.activeGen[cache] !== liveGen(cache)) {
         this.active[cache] = 0; // the cache was destroyed, and its slabs with it
+        this.fullCount[cache] = 0;
         continue;
       }
-      if (onlyEmpty && slabInuse(mem, cache, s - 1) !== 0) {
-        // empty once the remote frees are taken back?
-        if (!this.hasRemote(cache, base)) continue;
-        inKernel(mem, () => collectRemote(mem, cache, s - 1));
-        if (slabInuse(mem, cache, s - 1) !== 0) continue;
+      const s = this.active[cache]!;
+      if (s !== 0 && this.letGo(cache, s, onlyEmpty)) this.active[cache] = 0;
+      const at = cache * MAX_CPU_FULL;
+      let n = 0;
+      for (let i = 0; i < this.fullCount[cache]!; i++) {
+        const h = this.full[at + i]!;
+        if (!this.letGo(cache, h, onlyEmpty)) this.full[at + n++] = h;
       }
-      this.active[cache] = 0;
-      inKernel(mem, () => {
-        const lock = cacheWord(mem, cache, Cache.LOCK);
-        spinLock(mem, lock);
-        try {
-          if (Atomics.load(i32, base + Slab.FROZEN) === mem.current.slot + 1)
-            deactivateSlabLocked(mem, cache, s - 1);
-        } finally {
-          spinUnlock(mem, lock);
-        }
-      });
+      this.fullCount[cache] = n;
     }
+  }
+
+  /**
+   * Let slab `s` (first pfn + 1) of `cache`, which this thread holds, go (`deactivate_slab`),
+   * unless `onlyEmpty` and an object of it is still live; true when it was let go.
+   * Context: the owning thread; a kernel call.
+   */
+  private letGo(cache: number, s: number, onlyEmpty: boolean): boolean {
+    const { mem, i32 } = this;
+    const base = (s - 1) * PAGE_WORDS;
+    if (onlyEmpty && slabInuse(mem, cache, s - 1) !== 0) {
+      // empty once the remote frees are taken back?
+      if (!this.hasRemote(cache, base)) return false;
+      inKernel(mem, () => collectRemote(mem, cache, s - 1));
+      if (slabInuse(mem, cache, s - 1) !== 0) return false;
+    }
+    inKernel(mem, () => {
+      const lock = cacheWord(mem, cache, Cache.LOCK);
+      spinLock(mem, lock);
+      try {
+        if (Atomics.load(i32, base + Slab.FROZEN) === mem.current.slot + 1)
+          deactivateSlabLocked(mem, cache, s - 1);
+      } finally {
+        spinUnlock(mem, lock);
+      }
+    });
+    return true;
   }
 }

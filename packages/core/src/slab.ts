@@ -25,13 +25,13 @@
  * - **remote-freed**: alloc bit 1, remote bit 1 — freed by a thread that does not hold the slab,
  *   waiting for the holder to take it back (`collectRemote`).
  *
- * The **holder** is the thread whose active slab it is (`FROZEN` = its thread slot + 1, SLUB's
- * frozen cpu slab). It allocates and frees with plain loads and stores: nothing else writes the
+ * The **holder** is the thread whose active slab it is, or that keeps it used up
+ * ({@link cpuFullSlabs}) (`FROZEN` = its thread slot + 1, SLUB's frozen cpu slab). It allocates and frees with plain loads and stores: nothing else writes the
  * free list or the alloc bitmap while FROZEN names it (a remote free only reads the alloc bit
  * of a live object, which the holder cannot change), so no store can be lost. Another thread's
  * free sets the object's remote bit with one `Atomics.or` (whose old value makes a double free
  * count once), then reads FROZEN: the holder takes remote frees back in bulk when its free list is
- * empty. A slab nobody holds is on its cache's **partial list** (under the cache's list_lock) when
+ * empty, or when it comes back to a slab it kept. A slab nobody holds is on its cache's **partial list** (under the cache's list_lock) when
  * it has free objects, or on no list when full; the free that makes a full slab partial lists it
  * (LISTED is the claim), and the free that makes a slab entirely free discards it — its frames go
  * back to the page allocator — unless the partial list is short ({@link minPartial}, SLUB's
@@ -96,6 +96,25 @@ const MAX_PARTIAL = 10;
  */
 export function minPartial(size: number): number {
   return Math.min(MAX_PARTIAL, Math.max(MIN_PARTIAL, Math.floor(Math.log2(size) / 2)));
+}
+
+/** The most used-up slabs a thread keeps per cache ({@link cpuFullSlabs}). */
+export const MAX_CPU_FULL = 8;
+/** Frames a thread's kept used-up slabs of one cache may take together. */
+const CPU_FULL_FRAMES = 32;
+
+/**
+ * How many used-up slabs of a cache (of `frames` frames per slab) a thread keeps frozen after its
+ * active slab runs out, rather than letting them go: up to {@link MAX_CPU_FULL}, and no more than
+ * 32 frames. A kept slab is still the thread's: a free from another thread is one `Atomics.or` of
+ * its remote bitmap and nothing more (no list_lock, no listing), and the owner takes the frees
+ * back when it comes round to the slab again, oldest first — as mimalloc's heap keeps its full
+ * pages, and as SLUB's per-CPU partial lists keep slabs away from the node's list_lock. The price:
+ * objects freed into a kept slab serve only its owner until it lets the slab go (on detach, when
+ * it keeps too many, or, for an empty one, at `stats()`). Context: pure.
+ */
+export function cpuFullSlabs(frames: number): number {
+  return Math.max(1, Math.min(MAX_CPU_FULL, Math.floor(CPU_FULL_FRAMES / frames)));
 }
 
 /** True when an empty slab of `cache` should be discarded (the partial list is long enough). */
@@ -177,6 +196,7 @@ export function writeCache(
   const g = slabGeometry(size, align);
   const at = (w: Cache): number => cacheWord(mem, cache, w);
   i32[at(Cache.PARTIAL)] = 0;
+  i32[at(Cache.PARTIAL_TAIL)] = 0;
   i32[at(Cache.NR_PARTIAL)] = 0;
   Atomics.store(i32, at(Cache.NR_SLABS), 0);
   i32[at(Cache.SIZE)] = size;
@@ -372,15 +392,30 @@ export function newSlab(mem: PhysMem, cache: number): number {
   return head;
 }
 
-/** Put a slab at the front of its cache's partial list. Context: list_lock held. */
-function linkPartialLocked(mem: PhysMem, cache: number, head: number): void {
+/**
+ * Put a slab on its cache's partial list (`add_partial`): at the front, where the next refill
+ * takes it, or, with `toTail`, at the back. Context: list_lock held.
+ */
+function linkPartialLocked(mem: PhysMem, cache: number, head: number, toTail: boolean): void {
   const { i32 } = mem;
   const base = slabBase(head);
-  const first = i32[cacheWord(mem, cache, Cache.PARTIAL)]!;
-  i32[base + Slab.NEXT] = first;
-  i32[base + Slab.PREV] = 0;
-  if (first !== 0) i32[slabBase(first - 1) + Slab.PREV] = head + 1;
-  i32[cacheWord(mem, cache, Cache.PARTIAL)] = head + 1;
+  const headAt = cacheWord(mem, cache, Cache.PARTIAL);
+  const tailAt = cacheWord(mem, cache, Cache.PARTIAL_TAIL);
+  if (toTail) {
+    const last = i32[tailAt]!;
+    i32[base + Slab.NEXT] = 0;
+    i32[base + Slab.PREV] = last;
+    if (last !== 0) i32[slabBase(last - 1) + Slab.NEXT] = head + 1;
+    else i32[headAt] = head + 1;
+    i32[tailAt] = head + 1;
+  } else {
+    const first = i32[headAt]!;
+    i32[base + Slab.NEXT] = first;
+    i32[base + Slab.PREV] = 0;
+    if (first !== 0) i32[slabBase(first - 1) + Slab.PREV] = head + 1;
+    else i32[tailAt] = head + 1;
+    i32[headAt] = head + 1;
+  }
   i32[base + Slab.ON_LIST] = 1;
   i32[cacheWord(mem, cache, Cache.NR_PARTIAL)]!++;
   Atomics.store(i32, base + Slab.LISTED, 1);
@@ -395,6 +430,7 @@ function unlinkPartialLocked(mem: PhysMem, cache: number, head: number): void {
   if (prev === 0) i32[cacheWord(mem, cache, Cache.PARTIAL)] = next;
   else i32[slabBase(prev - 1) + Slab.NEXT] = next;
   if (next !== 0) i32[slabBase(next - 1) + Slab.PREV] = prev;
+  else i32[cacheWord(mem, cache, Cache.PARTIAL_TAIL)] = prev;
   i32[base + Slab.NEXT] = 0;
   i32[base + Slab.PREV] = 0;
   i32[base + Slab.ON_LIST] = 0;
@@ -436,7 +472,7 @@ export function deactivateSlabLocked(mem: PhysMem, cache: number, head: number):
   if (slabInuse(mem, cache, head) === 0 && discardEmptyLocked(mem, cache))
     discardSlabLocked(mem, cache, head);
   else if (i32[base + Slab.FREELIST] !== 0) {
-    if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head);
+    if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head, false);
   }
 }
 
@@ -476,7 +512,9 @@ export function resolveSlab(mem: PhysMem, cache: number, head: number, seq: numb
       return;
     if (allFreed(mem, cache, head) && discardEmptyLocked(mem, cache))
       discardSlabLocked(mem, cache, head);
-    else if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head);
+    // at the back, as SLUB lists a full slab at its first free: the freeing thread is most
+    // likely still freeing into it, and the front slabs have had longer to gather free objects
+    else if (i32[base + Slab.ON_LIST] === 0) linkPartialLocked(mem, cache, head, true);
   } finally {
     spinUnlock(mem, lock);
   }

@@ -10,7 +10,7 @@ import {
   TASK_SIZE,
   VMALLOC_START,
 } from '../src/index.js';
-import { KMALLOC_SIZES, minPartial, slabGeometry } from '../src/slab.js';
+import { cpuFullSlabs, KMALLOC_SIZES, minPartial, slabGeometry } from '../src/slab.js';
 import { FAST_PATH_CONSTANTS } from '../src/slab-cpu.js';
 
 const MiB = 2 ** 20;
@@ -185,35 +185,38 @@ describe('kfree', () => {
   });
 });
 
-describe('empty slabs kept for reuse (min_partial)', () => {
-  /** `<num_slabs>` of a cache's /proc/slabinfo line. */
-  const numSlabs = (k: Kernel, name: string): number => {
-    const line = k
-      .slabinfo()
-      .split('\n')
-      .find((l) => l.startsWith(`${name} `))!;
-    return Number(
-      line
-        .split(/[ :]+/)
-        .filter((x) => /^\d+$/.test(x))
-        .at(-2),
-    );
-  };
+/** `<num_slabs>` of a cache's /proc/slabinfo line. */
+const numSlabs = (k: Kernel, name: string): number => {
+  const line = k
+    .slabinfo()
+    .split('\n')
+    .find((l) => l.startsWith(`${name} `))!;
+  return Number(
+    line
+      .split(/[ :]+/)
+      .filter((x) => /^\d+$/.test(x))
+      .at(-2),
+  );
+};
 
+describe('empty slabs kept for reuse (min_partial)', () => {
   it('keeps up to minPartial empty slabs on the partial list, reuses them, and stats() gives them back', () => {
     const k = boot();
     const first = k.stats();
     const other = Kernel.attach(k.handle); // its objects are remote to k
     const perSlab = slabGeometry(64, 8).objs;
     const keep = minPartial(64);
+    const held = 1 + cpuFullSlabs(slabGeometry(64, 8).frames); // other's active and kept slabs
     const objs = Float64Array.from({ length: 20 * perSlab }, () => other.kmalloc(64)!);
     expect(numSlabs(k, 'kmalloc-64')).toBe(20);
-    k.kfreeBulk(objs); // 19 slabs nobody holds go empty, and other's active one
-    expect(numSlabs(k, 'kmalloc-64')).toBe(keep + 1);
+    // the slabs other does not hold go empty: keep of them stay listed, the rest are discarded;
+    // other's active and kept slabs stay its own (empty now)
+    k.kfreeBulk(objs);
+    expect(numSlabs(k, 'kmalloc-64')).toBe(keep + held);
     k.checkInvariants();
     // the kept slabs serve new objects: no new slab until they are used up
-    const again = Float64Array.from({ length: (keep + 1) * perSlab }, () => other.kmalloc(64)!);
-    expect(numSlabs(k, 'kmalloc-64')).toBe(keep + 1);
+    const again = Float64Array.from({ length: (keep + held) * perSlab }, () => other.kmalloc(64)!);
+    expect(numSlabs(k, 'kmalloc-64')).toBe(keep + held);
     k.checkInvariants();
     k.kfreeBulk(again);
     other.detach();
@@ -226,16 +229,48 @@ describe('empty slabs kept for reuse (min_partial)', () => {
     const k = boot(8);
     const first = k.stats();
     const other = Kernel.attach(k.handle);
-    // kmalloc-8k: slabs of 16 frames; 10 of them emptied from here, 6 kept (min_partial)
+    // kmalloc-8k: slabs of 16 frames; 10 of them, 3 held by other (its active slab and two kept
+    // used up), 7 emptied from here: 6 kept on the partial list (min_partial)
+    const held = 1 + cpuFullSlabs(slabGeometry(8192, 8).frames);
     const objs = Array.from({ length: 70 }, () => other.kmalloc(8192)!);
     k.kfreeBulk(objs);
-    expect(numSlabs(k, 'kmalloc-8k')).toBe(minPartial(8192) + 1);
+    expect(numSlabs(k, 'kmalloc-8k')).toBe(minPartial(8192) + held);
     const freeKb = Number(/MemFree:\s+(\d+) kB/.exec(k.meminfo())![1]);
     const pages = freeKb / 4 + 64; // more than is free, less than free + kept
     const area = k.vmalloc(pages * PAGE_SIZE);
     expect(area).not.toBeNull();
-    expect(numSlabs(k, 'kmalloc-8k')).toBe(1); // only the other thread's active slab is left
+    expect(numSlabs(k, 'kmalloc-8k')).toBe(held); // only the other thread's slabs are left
     k.vfree(area);
+    other.detach();
+    expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
+});
+
+describe('used-up slabs a thread keeps (frozen, as mimalloc keeps full pages)', () => {
+  it('stay the owner’s when another thread frees into them (not listed, not discarded), and serve it again oldest first', () => {
+    const k = boot();
+    const first = k.stats();
+    const other = Kernel.attach(k.handle);
+    const perSlab = slabGeometry(64, 8).objs;
+    // three slabs' worth: the first two used up and kept, the third active and used up
+    const objs = Array.from({ length: 3 * perSlab }, () => other.kmalloc(64)!);
+    expect(numSlabs(k, 'kmalloc-64')).toBe(3);
+    const oldest = objs.slice(0, perSlab);
+    k.kfreeBulk(oldest); // every object of the oldest kept slab, from another thread
+    // still other's: not listed, not discarded, not even by a shrink from this thread
+    k.stats();
+    expect(numSlabs(k, 'kmalloc-64')).toBe(3);
+    expect(k.slabinfo()).toMatch(new RegExp(`^kmalloc-64 +${2 * perSlab} +${3 * perSlab} `, 'm'));
+    k.checkInvariants();
+    // other's next slab is the oldest kept one, its objects freed meanwhile: no new slab
+    const next = Array.from({ length: perSlab }, () => other.kmalloc(64)!);
+    expect(numSlabs(k, 'kmalloc-64')).toBe(3);
+    expect(new Set(next)).toEqual(new Set(oldest));
+    // once it keeps as many as it may, the oldest goes back to the cache
+    const many = Array.from({ length: 10 * perSlab }, () => other.kmalloc(64)!);
+    k.checkInvariants();
+    k.kfreeBulk([...objs.slice(perSlab), ...next, ...many]);
     other.detach();
     expect(k.stats()).toEqual(first);
     k.checkInvariants();
