@@ -43,6 +43,7 @@ import {
   deactivateSlabLocked,
   MAX_CPU_FULL,
   newSlab,
+  NR_KMALLOC_CACHES,
   objIndex,
   PAGE_WORDS,
   resolveSlab,
@@ -176,6 +177,18 @@ export class SlabCpu {
   private readonly sizeIndex: Int8Array = SIZE_INDEX;
   /** {@link STRIDE_DIVISORS}, as a field: read on the fast path. */
   private readonly divisors: Int32Array = STRIDE_DIVISORS;
+  /** Kmalloc caches: caches below this id are never destroyed. */
+  private readonly kmallocCaches: number = NR_KMALLOC_CACHES;
+  /**
+   * The slab {@link SlabCpu.kfreeFast} last freed into, when it is one of a kmalloc cache's that
+   * this thread holds (first pfn; -1 for none), and its GEOMETRY and SHAPE words: a free into it
+   * again skips the owner tag, FROZEN and the descriptor's loads. Valid while this thread holds the
+   * slab, which only this thread can end (kmalloc caches are never destroyed, and a recovery never
+   * touches a live thread's slabs): every path that lets a slab go forgets it first.
+   */
+  private lastPfn = -1;
+  private lastGeometry = 0;
+  private lastShape = 0;
   /** After a free: the first pfn of the large kmalloc it found (FreeResult.LARGE). */
   largeHead = -1;
   /**
@@ -208,6 +221,7 @@ export class SlabCpu {
 
   /** The attachment is detaching: from now on no free is local (its slabs were flushed). */
   detach(): void {
+    this.forgetLast();
     this.me = -1;
   }
 
@@ -248,21 +262,35 @@ export class SlabCpu {
     if (!(off >= 0 && off < this.fastLimit)) return false;
     const i32 = this.i32;
     const pfn = off >> 12;
-    const tag = i32[this.owners + pfn * 3]!; // FRAME_WORDS
-    // the first frame of a slab: kind SLAB (7), frame index 0 (the bits from 10 up are 0), and not
-    // a large kmalloc's (cache 127: its first frame holds data, not a descriptor)
-    if ((tag & -1017) !== 7 || tag === 0x3ff) return false;
     const base = pfn << 10;
-    if (i32[base]! !== this.me) return false; // Slab.FROZEN: not held by this thread
-    // the geometry is on the slab's own descriptor line: Slab.GEOMETRY, Slab.SHAPE (init-only
-    // for the slab's life, and the slab lives while this thread holds it)
-    const geometry = i32[base + 7]!;
-    const stride = geometry & 0xffff;
     const slabOff = off - (pfn << 12); // keeps a fraction: no object starts there
+    let geometry: number;
+    let shape: number;
+    if (pfn !== this.lastPfn) {
+      const tag = i32[this.owners + pfn * 3]!; // FRAME_WORDS
+      // the first frame of a slab: kind SLAB (7), frame index 0 (the bits from 10 up are 0), and
+      // not a large kmalloc's (cache 127: its first frame holds data, not a descriptor)
+      if ((tag & -1017) !== 7 || tag === 0x3ff) return false;
+      if (i32[base]! !== this.me) return false; // Slab.FROZEN: not held by this thread
+      // the geometry is on the slab's own descriptor line: Slab.GEOMETRY, Slab.SHAPE (init-only
+      // for the slab's life, and the slab lives while this thread holds it)
+      geometry = i32[base + 7]!;
+      shape = i32[base + 8]!;
+      // remember a kmalloc cache's slab (they are never destroyed: only this thread lets it go,
+      // and forgets it then, see forgetLast)
+      if (tag >> 3 < this.kmallocCaches) {
+        this.lastPfn = pfn;
+        this.lastGeometry = geometry;
+        this.lastShape = shape;
+      }
+    } else {
+      geometry = this.lastGeometry;
+      shape = this.lastShape;
+    }
+    const stride = geometry & 0xffff;
     const rel = slabOff - (geometry >> 16);
     const mk = this.divisors[stride >> 3]!;
     const idx = Math.imul(rel, mk >> 5) >>> (mk & 31); // rel < 0 gives an idx past the objects
-    const shape = i32[base + 8]!;
     if (idx >= (shape & 0xffff) || Math.imul(idx, stride) !== rel) return false;
     const aw = base + 9 + (idx >> 5);
     const bit = 1 << (idx & 31);
@@ -272,6 +300,11 @@ export class SlabCpu {
     i32[base + 6] = ((idx + 1) << 16) | slabOff;
     i32[aw] = alloc & ~bit;
     return true;
+  }
+
+  /** This thread lets slabs go, or is detaching: {@link SlabCpu.kfreeFast} forgets its last slab. */
+  private forgetLast(): void {
+    this.lastPfn = -1;
   }
 
   /**
@@ -498,6 +531,7 @@ export class SlabCpu {
 
   /** The active slab is used up (or there is none): take remote frees back, or change slabs. */
   private allocSlow(cache: number, gen: number): number {
+    this.forgetLast(); // the refill may let slabs go
     kernelEnter(this.mem); // not inKernel: no closure to allocate on a path taken once per slab
     try {
       return this.refill(cache, gen);
@@ -603,6 +637,7 @@ export class SlabCpu {
    * (`kmem_cache_shrink`). Context: the owning thread; a kernel call per slab let go.
    */
   flush(onlyEmpty: boolean, liveGen: (cache: number) => number): void {
+    this.forgetLast();
     for (let cache = 0; cache < KMEM_CACHES; cache++) {
       if (this.active[cache] === 0 && this.fullCount[cache] === 0) continue;
       if (this.activeGen[cache] !== liveGen(cache)) {

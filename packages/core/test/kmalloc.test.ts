@@ -277,6 +277,24 @@ describe('used-up slabs a thread keeps (frozen, as mimalloc keeps full pages)', 
   });
 });
 
+describe('the free fast path’s last slab', () => {
+  it('is forgotten when the thread lets that slab go: a later free of its objects is a remote free', () => {
+    const k = boot();
+    const first = k.stats();
+    const perSlab = slabGeometry(64, 8).objs;
+    const s = Array.from({ length: perSlab }, () => k.kmalloc(64)!); // slab S, used up
+    k.kfree(s[1]!); // the fast path remembers S
+    s[1] = k.kmalloc(64)!; // S used up again
+    // enough slabs that S, kept used up, is let go: full, on no list, nobody's
+    const more = Array.from({ length: (2 + cpuFullSlabs(1)) * perSlab }, () => k.kmalloc(64)!);
+    k.kfree(s[5]!); // must see S is not this thread's any more
+    k.checkInvariants(); // a free taken as local would leave S with a free object on no list
+    k.kfreeBulk([...s.filter((_, i) => i !== 5), ...more]);
+    expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
+});
+
 describe('kfreeBulk', () => {
   it('frees what another thread allocated a batch at a time, counts bad entries once each, and ends at the boot values', () => {
     const k = boot();
