@@ -36,6 +36,9 @@ interface Run {
   cache: number;
   words: number;
   seq: number;
+  /** the slab's GEOMETRY and SHAPE words (its first frame's objects are found from them) */
+  geometry: number;
+  shape: number;
   /** first and last bitmap word with a pending object */
   lo: number;
   hi: number;
@@ -81,11 +84,31 @@ export function kfreeBulk(
 ): void {
   const { i32 } = cpu.mem;
   let bad = 0;
-  const run: Run = { head: -1, cache: 0, words: 0, seq: 0, lo: 0, hi: 0 };
+  const run: Run = { head: -1, cache: 0, words: 0, seq: 0, geometry: 0, shape: 0, lo: 0, hi: 0 };
   try {
     for (let i = start; i < end; i++) {
       const kaddr = kaddrs[i];
       if (kaddr === null) continue;
+      // an object of the run's slab's first frame: its index from the words read at the run's start
+      const idx =
+        run.head >= 0 && typeof kaddr === 'number'
+          ? cpu.indexIn(kaddr, run.head, run.geometry, run.shape)
+          : -1;
+      if (idx >= 0) {
+        const w = idx >>> 5;
+        const bit = 1 << (idx & 31);
+        const aw = run.head * PAGE_WORDS + SLAB_HEADER_WORDS + w;
+        if ((i32[aw]! & bit) === 0 || (i32[aw + run.words]! & bit) !== 0)
+          bad++; // not live
+        else if ((runMasks[w]! & bit) !== 0)
+          bad++; // the same object twice in the run
+        else {
+          runMasks[w]! |= bit;
+          if (w < run.lo) run.lo = w;
+          if (w > run.hi) run.hi = w;
+        }
+        continue;
+      }
       const r = typeof kaddr === 'number' ? cpu.locate(kaddr, only) : FreeResult.BAD;
       if (r === FreeResult.LARGE) {
         if (!kfreeLarge(cpu.mem, cpu.largeHead)) bad++;
@@ -100,6 +123,8 @@ export function kfreeBulk(
           run.cache = cpu.foundCache;
           run.words = cpu.foundWords;
           run.seq = i32[run.head * PAGE_WORDS + Slab.SEQ]!; // read while the objects are live
+          run.geometry = i32[run.head * PAGE_WORDS + Slab.GEOMETRY]!;
+          run.shape = i32[run.head * PAGE_WORDS + Slab.SHAPE]!;
           run.lo = MAX_BITMAP_WORDS;
           run.hi = -1;
         }

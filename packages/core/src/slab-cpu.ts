@@ -366,6 +366,23 @@ export class SlabCpu {
     return this.locateSlow(kaddr, only);
   }
 
+  /**
+   * The index of the object that starts at `kaddr` in the first frame of slab `head`, whose
+   * GEOMETRY and SHAPE words are given, or -1 when no object of that frame starts there (the
+   * caller then takes {@link SlabCpu.locate}). For a bulk free's run: the run's slab holds live
+   * objects, so it cannot go while the run lasts, and its words need not be read again.
+   * Context: any attached thread; pure arithmetic.
+   */
+  indexIn(kaddr: number, head: number, geometry: number, shape: number): number {
+    const off = kaddr - this.start;
+    if (!(off >= 0 && off < this.fastLimit) || off >> 12 !== head) return -1;
+    const stride = geometry & 0xffff;
+    const rel = off - (head << 12) - (geometry >> 16); // keeps a fraction: no object starts there
+    const mk = this.divisors[stride >> 3]!;
+    const idx = Math.imul(rel, mk >> 5) >>> (mk & 31); // rel < 0 gives an idx past the objects
+    return idx < (shape & 0xffff) && Math.imul(idx, stride) === rel ? idx : -1;
+  }
+
   /** {@link SlabCpu.locate} for everything but an object of a slab's first frame below 2 GiB. */
   private locateSlow(kaddr: number, only: number): FreeResult {
     const off = kaddr - this.start;

@@ -314,6 +314,24 @@ describe('kfreeBulk', () => {
     k.checkInvariants();
   });
 
+  it('judges every entry of a run of one slab’s objects as kfree would: duplicates, interior, fractional and freed ones are bad', () => {
+    const k = boot();
+    const first = k.stats();
+    const other = Kernel.attach(k.handle);
+    const o = Array.from({ length: 40 }, () => other.kmalloc(64)!); // one slab of other's
+    k.kfreeBulk([o[0]!, o[1]!, o[1]!, o[2]! + 8, o[3]! + 0.5, o[4]!, o[2]! - 64 * 3 - 1]);
+    expect(k.stats().badFrees).toBe(4);
+    for (const i of [0, 1, 4]) expect(k.ksize(o[i]!)).toBe(0);
+    for (const i of [2, 3, 5]) expect(k.ksize(o[i]!)).toBe(64);
+    k.checkInvariants();
+    k.kfreeBulk([o[5]!, o[0]!, o[6]!, o[4]!]); // two already freed, inside a run
+    expect(k.stats().badFrees).toBe(6);
+    k.kfreeBulk(o.slice(2, 4).concat(o.slice(7)));
+    other.detach();
+    expect(k.stats()).toEqual({ ...first, badFrees: 6 });
+    k.checkInvariants();
+  });
+
   it('frees through a cache only that cache’s objects', () => {
     const k = boot();
     const cache = k.kmemCacheCreate('bulk_cache', 40)!;
