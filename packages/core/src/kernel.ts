@@ -395,7 +395,7 @@ export class Kernel {
     const pages = sizeToPages(this.mem, size);
     const contiguous = contiguousOption(options);
     if (pages === 0 || contiguous === null) return null;
-    return retryAfterShrink(this.mem, () =>
+    return retryAfterShrink(this.slab, () =>
       vmallocPages(this.mem, pages, flags, caller, zero, 1, contiguous),
     );
   }

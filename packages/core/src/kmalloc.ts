@@ -42,7 +42,6 @@ import {
   SLAB_CACHE_MASK,
   SLAB_FRAME_SHIFT,
   SLAB_LARGE,
-  shrinkCaches,
   slabTag,
   writeCache,
 } from './slab.js';
@@ -62,13 +61,15 @@ export function cacheGen(mem: PhysMem, cache: number): number {
 }
 
 /**
- * Run `alloc`, and when it finds memory short, give the caches' kept empty slabs back
- * ({@link shrinkCaches}) and run it once more: frames a cache keeps for reuse never make an
- * allocation fail. Context: a caller that holds no lock (the shrink takes each list_lock).
+ * Run `alloc`, and when it finds memory short, give back the empty slabs this thread holds and
+ * those the caches keep ({@link SlabCpu.shrink}) and run it once more: frames kept for reuse, by
+ * this thread or by a cache, never make this thread's allocation fail (another live thread's
+ * empty slabs are its own until it lets them go). Context: a caller that holds no lock (the
+ * shrink takes list_locks).
  */
-export function retryAfterShrink<T>(mem: PhysMem, alloc: () => T | null): T | null {
+export function retryAfterShrink<T>(cpu: SlabCpu, alloc: () => T | null): T | null {
   const got = alloc();
-  return got !== null || shrinkCaches(mem) === 0 ? got : alloc();
+  return got !== null || cpu.shrink() === 0 ? got : alloc();
 }
 
 /**
@@ -85,8 +86,10 @@ export function kmalloc(cpu: SlabCpu, size: unknown, zero: boolean): number | nu
     (size | 0) === size
   ) {
     const cache = kmallocIndex(size);
-    const kaddr = cpu.alloc(cache, 1);
-    if (kaddr === 0) return null; // (the slab refill already retried after a shrink)
+    // memory short: the empty slabs this thread and the caches keep go back, and once more
+    let kaddr = cpu.alloc(cache, 1);
+    if (kaddr === 0 && cpu.shrink() > 0) kaddr = cpu.alloc(cache, 1);
+    if (kaddr === 0) return null;
     if (zero) {
       const at = kaddr - cpu.mem.layout.kmallocStart;
       cpu.mem.u8.fill(0, at, at + KMALLOC_SIZES[cache]!);
@@ -95,7 +98,7 @@ export function kmalloc(cpu: SlabCpu, size: unknown, zero: boolean): number | nu
   }
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) return null;
   if (size > cpu.mem.layout.totalFrames * PAGE_SIZE) return null; // bad input: no shrink
-  return retryAfterShrink(cpu.mem, () => kmallocLarge(cpu.mem, size, zero));
+  return retryAfterShrink(cpu, () => kmallocLarge(cpu.mem, size, zero));
 }
 
 /** Whole contiguous pages for a valid size above the largest class (`kmalloc_large`): its caller checks it. */
@@ -333,8 +336,8 @@ export function liveObjects(mem: PhysMem, cache: number, head: number): number {
 
 /**
  * `kmem_cache_destroy`: 0, `-EBUSY` (a live object; nothing changes) or `-EINVAL` (not live).
- * Every slab goes, also those other threads hold as their active slab (they hold no object of
- * it; their handle of the cache sees it dead). As in Linux, allocating from the cache while it is
+ * Every slab goes, also those other threads hold as their active or kept slabs (they hold no
+ * object of them; their handle of the cache sees it dead). As in Linux, allocating from the cache while it is
  * destroyed is the caller's bug. Context: any thread; takes slab_mutex and the list_lock.
  */
 export function kmemCacheDestroy(mem: PhysMem, slot: number, gen: number): number {
@@ -396,7 +399,9 @@ export class KmemCache {
     const cpu = this.#cpu;
     if (cpu.mem.current.base < 0) checkAttached(cpu.mem);
     if (cpu.mem.i32[this.#genAt] !== this.#gen) return null;
-    const kaddr = cpu.alloc(this.#slot, this.#gen);
+    let kaddr = cpu.alloc(this.#slot, this.#gen);
+    // memory short: the empty slabs this thread and the caches keep go back, and once more
+    if (kaddr === 0 && cpu.shrink() > 0) kaddr = cpu.alloc(this.#slot, this.#gen);
     return kaddr === 0 ? null : kaddr;
   }
 

@@ -69,7 +69,7 @@ import { showValue } from './fault.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 8;
+export const LAYOUT_VERSION = 9;
 
 /** `log2(SIZEOF_WORD)`. */
 export const WORD_SHIFT = 2;

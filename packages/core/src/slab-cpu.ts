@@ -370,7 +370,9 @@ export class SlabCpu {
    * The index of the object that starts at `kaddr` in the first frame of slab `head`, whose
    * GEOMETRY and SHAPE words are given, or -1 when no object of that frame starts there (the
    * caller then takes {@link SlabCpu.locate}). For a bulk free's run: the run's slab holds live
-   * objects, so it cannot go while the run lasts, and its words need not be read again.
+   * objects, so it cannot go while the run lasts and its words need not be read again — unless
+   * another thread double-frees those objects at the same moment, a data race in the caller that
+   * the per-object reads did not close either (the run's bits are set after its last entry).
    * Context: any attached thread; pure arithmetic.
    */
   indexIn(kaddr: number, head: number, geometry: number, shape: number): number {
@@ -613,10 +615,9 @@ export class SlabCpu {
       if (s === 0 || collectRemote(mem, cache, s - 1) > 0) break;
       if (i32[(s - 1) * PAGE_WORDS + Slab.FREELIST] !== 0) break;
     }
-    // memory short: the caches' kept empty slabs go back, and the new slab is tried once more;
-    // then any kept slab of this thread's that was freed into
+    // memory short: any kept slab of this cache that was freed into; the caller then gives the
+    // empty slabs back and tries once more (kmalloc, kmem_cache_alloc)
     if (s === 0) s = newSlab(mem, cache) + 1;
-    if (s === 0 && shrinkCaches(mem) > 0) s = newSlab(mem, cache) + 1;
     if (s === 0) s = this.takeKept(cache);
     if (s === 0) return 0;
     this.active[cache] = s;
@@ -651,10 +652,12 @@ export class SlabCpu {
   /**
    * Let go of this thread's active and kept slabs (all, or only the empty ones): a detaching
    * thread, or `stats()`, which wants a thread's cached empty slabs counted free
-   * (`kmem_cache_shrink`). Context: the owning thread; a kernel call per slab let go.
+   * (`kmem_cache_shrink`). Returns how many went. Context: the owning thread; a kernel call per
+   * slab let go.
    */
-  flush(onlyEmpty: boolean, liveGen: (cache: number) => number): void {
+  flush(onlyEmpty: boolean, liveGen: (cache: number) => number): number {
     this.forgetLast();
+    let gone = 0;
     for (let cache = 0; cache < KMEM_CACHES; cache++) {
       if (this.active[cache] === 0 && this.fullCount[cache] === 0) continue;
       if (this.activeGen[cache] !== liveGen(cache)) {
@@ -663,15 +666,35 @@ export class SlabCpu {
         continue;
       }
       const s = this.active[cache]!;
-      if (s !== 0 && this.letGo(cache, s, onlyEmpty)) this.active[cache] = 0;
+      if (s !== 0 && this.letGo(cache, s, onlyEmpty)) {
+        this.active[cache] = 0;
+        gone++;
+      }
       const at = cache * MAX_CPU_FULL;
       let n = 0;
       for (let i = 0; i < this.fullCount[cache]!; i++) {
         const h = this.full[at + i]!;
         if (!this.letGo(cache, h, onlyEmpty)) this.full[at + n++] = h;
+        else gone++;
       }
       this.fullCount[cache] = n;
     }
+    return gone;
+  }
+
+  /**
+   * Let go of this thread's empty active and kept slabs, of every live cache, and give back the
+   * empty slabs every cache keeps (`kmem_cache_shrink`): what an allocation that finds memory short
+   * does before it tries once more. Returns how many slabs went. Context: the owning thread,
+   * holding no lock.
+   */
+  shrink(): number {
+    const { i32 } = this;
+    const gone = this.flush(true, (cache) => {
+      const gen = i32[this.caches + cache * CACHE_WORDS + Cache.GEN]!;
+      return gen & 1 ? gen : 0;
+    });
+    return gone + shrinkCaches(this.mem);
   }
 
   /**

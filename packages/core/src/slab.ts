@@ -109,9 +109,11 @@ const CPU_FULL_FRAMES = 32;
  * 32 frames. A kept slab is still the thread's: a free from another thread is one `Atomics.or` of
  * its remote bitmap and nothing more (no list_lock, no listing), and the owner takes the frees
  * back when it comes round to the slab again, oldest first — as mimalloc's heap keeps its full
- * pages, and as SLUB's per-CPU partial lists keep slabs away from the node's list_lock. The price:
- * objects freed into a kept slab serve only its owner until it lets the slab go (on detach, when
- * it keeps too many, or, for an empty one, at `stats()`). Context: pure.
+ * pages, and as SLUB's per-CPU partial lists keep slabs away from the node's list_lock. When it
+ * keeps as many as it may, the oldest goes to the cache if nothing was freed into it. The price:
+ * objects freed into a kept slab serve only its owner; the slab goes back when the owner detaches,
+ * or, once empty, at the owner's `stats()` or when one of its allocations finds memory short.
+ * Context: pure.
  */
 export function cpuFullSlabs(frames: number): number {
   return Math.max(1, Math.min(MAX_CPU_FULL, Math.floor(CPU_FULL_FRAMES / frames)));

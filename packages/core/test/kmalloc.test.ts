@@ -277,6 +277,45 @@ describe('used-up slabs a thread keeps (frozen, as mimalloc keeps full pages)', 
   });
 });
 
+describe('a thread’s own empty slabs when memory is short', () => {
+  it('go back before its allocation gives up: vmalloc, kmalloc and kmem_cache_alloc succeed', () => {
+    const k = boot(8);
+    const first = k.stats();
+    const other = Kernel.attach(k.handle);
+    const sizes = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+    const fill = (): number[] =>
+      sizes.flatMap((size) =>
+        Array.from({ length: Math.ceil((24 * PAGE_SIZE) / size) }, () => other.kmalloc(size)!),
+      );
+    const objs = fill();
+    k.kfreeBulk(objs); // every object freed, from another thread: other's slabs are empty
+    k.stats(); // gives back what the caches keep; other's own slabs stay its own
+    const held = k.stats().slabFrames;
+    expect(held).toBeGreaterThan(100);
+    // more than is free, less than free + other's empty slabs: other's own allocation succeeds
+    const area = other.vmalloc((k.stats().freeFrames + held - 40) * PAGE_SIZE);
+    expect(area).not.toBeNull();
+    other.vfree(area);
+    // the same for a small object and a cache's object, with every free frame taken first
+    const again = fill();
+    k.kfreeBulk(again);
+    const cache = other.kmemCacheCreate('short_cache', 200)!;
+    const hog = other.vmalloc(k.stats().freeFrames * PAGE_SIZE)!;
+    expect(hog).not.toBeNull();
+    const small = other.kmalloc(100);
+    expect(small).not.toBeNull();
+    const obj = cache.alloc();
+    expect(obj).not.toBeNull();
+    other.kfree(small);
+    cache.free(obj);
+    expect(cache.destroy()).toBe(0);
+    other.vfree(hog);
+    other.detach();
+    expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
+});
+
 describe('the free fast path’s last slab', () => {
   it('is forgotten when the thread lets that slab go: a later free of its objects is a remote free', () => {
     const k = boot();
