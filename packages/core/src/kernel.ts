@@ -91,7 +91,7 @@ export interface KernelStats {
   readonly deferredFrames: number;
   /** Frames held by the layout's metadata since boot. */
   readonly metadataFrames: number;
-  /** `vfree` calls that freed nothing. */
+  /** Frees that freed nothing: `vfree` calls, and `kfree` calls and `kfreeBulk` entries that named no live object. */
   readonly badFrees: number;
   /** Live vmalloc areas. */
   readonly vmallocAreas: number;
@@ -197,7 +197,10 @@ export class Kernel {
 
   /**
    * Attach to a booted kernel from any thread. Throws `TypeError` when `handle` is not a kernel
-   * handle and `Error` for a foreign buffer or another layout version. Context: any thread.
+   * handle, `Error` for a foreign buffer or another layout version, and `RangeError` when every
+   * thread slot is taken. A thread should {@link Kernel.detach} before it ends; one that ends
+   * without it (exits, is terminated, crashes) keeps its slot and its slabs until
+   * {@link Kernel.reapThread}. Context: any thread.
    */
   static attach(handle: KernelHandle, options: AttachOptions = {}): Kernel {
     return new Kernel(PhysMem.attach(handle), options);
@@ -235,13 +238,21 @@ export class Kernel {
    * are released, its read sections end and the frames it held in flight are freed. Returns the
    * number of attachments reaped: the ones that matched, plus any an earlier interrupted recovery
    * left marked dead (0 when there were none). Context: a live thread outside kernel calls
-   * (the dead thread's parent, typically on the worker's `exit` event).
+   * (the dead thread's parent, typically on the worker's `exit` event). Only for a thread that
+   * is dead: nothing can tell a live thread from a dead one here, and reaping a live one breaks
+   * the kernel. `{ threadId }` names the id the thread gave {@link Kernel.attach}; keep
+   * `worker.threadId` when the worker starts (Node sets it to -1 once the worker has exited), and
+   * an attachment that gave none is never matched by it.
    */
   reapThread(selector: ReapSelector): number {
     checkAttached(this.mem);
     const { mem } = this;
     const key = 'tid' in selector ? Thread.TID : Thread.USER_ID;
     const value = 'tid' in selector ? selector.tid : selector.threadId;
+    // an attachment that gave no threadId records -1: no selector names it (a Worker's threadId
+    // reads -1 once it has exited, and must not reap every such attachment)
+    if (key === Thread.USER_ID && !(Number.isSafeInteger(value) && value >= 0))
+      return reapThreads(mem, () => false); // only what an interrupted recovery left
     return reapThreads(mem, (slot) => Atomics.load(mem.i32, threadWord(mem, slot, key)) === value);
   }
 
@@ -323,8 +334,9 @@ export class Kernel {
 
   /**
    * A snapshot of the counters. Empty slabs are given back first (`kmem_cache_shrink`): this
-   * thread's active slabs that hold no object, and the empty slabs every cache keeps on its
-   * partial list for reuse. So a program that freed every object sees the frames free.
+   * thread's active and kept slabs that hold no object, and the empty slabs every cache keeps on
+   * its partial list for reuse. So a program that freed every object sees the frames free once
+   * its other threads have detached (another live thread's own empty slabs stay its own).
    * Context: any thread; takes the list_lock of every cache whose partial list is not empty.
    */
   stats(): KernelStats {

@@ -1177,6 +1177,7 @@ function buildCases(w: World): Case[] {
     ['{ tid: 2^40 }', { tid: 2 ** 40 }],
     ["{ tid: '1' }", { tid: '1' }],
     ['{ threadId: NaN }', { threadId: NaN }],
+    ['{ threadId: -1 }', { threadId: -1 }],
     ['{ threadId: 2^40 }', { threadId: 2 ** 40 }],
     ["{ threadId: 'main' }", { threadId: 'main' }],
   ] as const) {

@@ -214,3 +214,18 @@ describe('KernelBug', () => {
     k.checkInvariants();
   });
 });
+
+describe('Kernel.reapThread', () => {
+  it('never takes an attachment that gave no threadId for { threadId: -1 } (what a Worker reads once it has exited)', () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const first = k.stats();
+    const other = Kernel.attach(k.handle); // no threadId
+    const a = other.kmalloc(64)!;
+    expect(k.reapThread({ threadId: -1 })).toBe(0);
+    expect(other.ksize(a)).toBe(64); // still attached, its object still live
+    other.kfree(a);
+    other.detach();
+    expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
+});
