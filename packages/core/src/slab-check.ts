@@ -29,6 +29,7 @@ import {
 import type { PhysMem } from './phys-mem.js';
 import {
   allFreed,
+  cacheName,
   cacheWord,
   cpuFullSlabs,
   deactivateSlabLocked,
@@ -169,7 +170,7 @@ function checkSlab(
   const base = head * PAGE_WORDS;
   const bw = i32[g + Cache.BITMAP_WORDS]!;
   const objs = i32[g + Cache.OBJS]!;
-  const what = `slab ${head} of cache ${cache}`;
+  const what = `slab ${head} of cache ${cache} (${cacheName(mem, cache)})`;
   let allocated = 0;
   let remote = 0;
   for (let idx = 0; idx < bw * 32; idx++) {
@@ -211,7 +212,9 @@ function checkSlab(
     const held = (heldBy.get(key) ?? 0) + 1;
     const most = 1 + cpuFullSlabs(i32[g + Cache.FRAMES]!);
     if (held > most)
-      fail(`thread slot ${holder} holds ${held} slabs of cache ${cache}, more than ${most}`);
+      fail(
+        `thread slot ${holder} holds ${held} slabs of cache ${cache} (${cacheName(mem, cache)}), more than ${most} (its active slab and the used-up ones it keeps): was a live thread reaped?`,
+      );
     heldBy.set(key, held);
     return;
   }
@@ -256,34 +259,39 @@ export function checkSlabs(mem: PhysMem, refs: Int32Array): void {
   }
   for (let cache = 0; cache < KMEM_CACHES; cache++) {
     if (Atomics.load(i32, cacheWord(mem, cache, Cache.LOCK)) !== 0)
-      fail(`list_lock of cache ${cache} is held`);
+      fail(`list_lock of cache ${cache} (${cacheName(mem, cache)}) is held`);
     if (Atomics.load(i32, cacheWord(mem, cache, Cache.NR_SLABS)) !== slabs[cache])
-      fail(`cache ${cache}: NR_SLABS is wrong (${slabs[cache]} slabs)`);
+      fail(`cache ${cache} (${cacheName(mem, cache)}): NR_SLABS is wrong (${slabs[cache]} slabs)`);
     let listed = 0;
     let prev = 0;
     for (let cur = i32[cacheWord(mem, cache, Cache.PARTIAL)]!; cur !== 0; listed++) {
       const base = (cur - 1) * PAGE_WORDS;
-      if (listed > slabs[cache]!) fail(`cache ${cache}: the partial list has a cycle`);
+      if (listed > slabs[cache]!)
+        fail(`cache ${cache} (${cacheName(mem, cache)}): the partial list has a cycle`);
       if (
         Atomics.load(i32, mem.frameTable + (cur - 1) * FRAME_WORDS + Frame.OWNER) !==
         slabTag(cache, 0)
       )
-        fail(`cache ${cache}: partial list entry ${cur - 1} is not one of its slabs`);
+        fail(
+          `cache ${cache} (${cacheName(mem, cache)}): partial list entry ${cur - 1} is not one of its slabs`,
+        );
       if (i32[base + Slab.PREV] !== prev || i32[base + Slab.ON_LIST] !== 1)
-        fail(`cache ${cache}: partial list entry ${cur - 1} has wrong links`);
+        fail(
+          `cache ${cache} (${cacheName(mem, cache)}): partial list entry ${cur - 1} has wrong links`,
+        );
       prev = cur;
       cur = i32[base + Slab.NEXT]!;
     }
     if (i32[cacheWord(mem, cache, Cache.PARTIAL_TAIL)] !== prev)
       fail(
-        `cache ${cache}: PARTIAL_TAIL is ${i32[cacheWord(mem, cache, Cache.PARTIAL_TAIL)]}, the last listed is ${prev}`,
+        `cache ${cache} (${cacheName(mem, cache)}): PARTIAL_TAIL is ${i32[cacheWord(mem, cache, Cache.PARTIAL_TAIL)]}, the last listed is ${prev}`,
       );
     if (listed !== i32[cacheWord(mem, cache, Cache.NR_PARTIAL)])
-      fail(`cache ${cache}: NR_PARTIAL is wrong (${listed} listed)`);
+      fail(`cache ${cache} (${cacheName(mem, cache)}): NR_PARTIAL is wrong (${listed} listed)`);
     const keep = minPartial(i32[cacheWord(mem, cache, Cache.SIZE)]!);
     if (emptyListed[cache]! > keep)
       fail(
-        `cache ${cache}: ${emptyListed[cache]} empty slabs listed, more than min_partial ${keep}`,
+        `cache ${cache} (${cacheName(mem, cache)}): ${emptyListed[cache]} empty slabs listed, more than min_partial ${keep}`,
       );
   }
   if (Atomics.load(i32, Hdr.SLAB_FRAMES) !== slabFrames)
