@@ -47,7 +47,6 @@ import {
 } from './vmalloc.js';
 import { drainVmaStash, initVmas } from './vma.js';
 import {
-  cacheGen,
   kcalloc,
   bulkRange,
   kfree,
@@ -61,7 +60,7 @@ import {
 } from './kmalloc.js';
 import { kernelView, type TypedArrayConstructor } from './kernel-view.js';
 import { formatSlabinfo } from './procfs.js';
-import { initSlab, NR_KMALLOC_CACHES, shrinkCaches } from './slab.js';
+import { cacheGen, initSlab, NR_KMALLOC_CACHES } from './slab.js';
 import { SlabCpu } from './slab-cpu.js';
 import { kfreeBulk } from './slab-bulk.js';
 
@@ -222,7 +221,7 @@ export class Kernel {
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the active slabs go back to their caches (empty ones to the page allocator, but for the
     // few a cache keeps on its partial list: stats() gives those back)
-    this.slab.flush(false, (cache) => cacheGen(this.mem, cache));
+    this.slab.flush(false);
     this.slab.detach();
     // the VMA slots this thread kept back go to the shared pool (a kernel call: not during a
     // recovery, and a recovery sees them either stashed or pooled)
@@ -341,8 +340,7 @@ export class Kernel {
    */
   stats(): KernelStats {
     checkAttached(this.mem);
-    this.slab.flush(true, (cache) => cacheGen(this.mem, cache));
-    shrinkCaches(this.mem);
+    this.slab.shrink();
     const { i32, layout } = this.mem;
     return {
       totalFrames: layout.totalFrames,

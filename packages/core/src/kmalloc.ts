@@ -54,12 +54,6 @@ export function kmallocIndex(size: number): number {
   return size <= 192 ? SIZE_INDEX[(size + 7) >>> 3]! : 31 - Math.clz32(size - 1);
 }
 
-/** The generation of a live cache, or 0 (kmalloc caches are generation 1 forever). */
-export function cacheGen(mem: PhysMem, cache: number): number {
-  const gen = mem.i32[cacheWord(mem, cache, Cache.GEN)]!;
-  return gen & 1 ? gen : 0;
-}
-
 /**
  * Run `alloc`, and when it finds memory short, give back the empty slabs this thread holds and
  * those the caches keep ({@link SlabCpu.shrink}) and run it once more: frames kept for reuse, by
@@ -86,9 +80,7 @@ export function kmalloc(cpu: SlabCpu, size: unknown, zero: boolean): number | nu
     (size | 0) === size
   ) {
     const cache = kmallocIndex(size);
-    // memory short: the empty slabs this thread and the caches keep go back, and once more
-    let kaddr = cpu.alloc(cache, 1);
-    if (kaddr === 0 && cpu.shrink() > 0) kaddr = cpu.alloc(cache, 1);
+    const kaddr = cpu.allocOrShrink(cache, 1);
     if (kaddr === 0) return null;
     if (zero) {
       const at = kaddr - cpu.mem.layout.kmallocStart;
@@ -399,9 +391,7 @@ export class KmemCache {
     const cpu = this.#cpu;
     if (cpu.mem.current.base < 0) checkAttached(cpu.mem);
     if (cpu.mem.i32[this.#genAt] !== this.#gen) return null;
-    let kaddr = cpu.alloc(this.#slot, this.#gen);
-    // memory short: the empty slabs this thread and the caches keep go back, and once more
-    if (kaddr === 0 && cpu.shrink() > 0) kaddr = cpu.alloc(this.#slot, this.#gen);
+    const kaddr = cpu.allocOrShrink(this.#slot, this.#gen);
     return kaddr === 0 ? null : kaddr;
   }
 

@@ -21,10 +21,10 @@ import {
   VM_WRITE,
 } from './errno.js';
 import { AreaCaller, Cache, Hdr, KMEM_CACHES, VmaWord } from './layout.js';
-import { cacheGen, liveObjects, slabsOf } from './kmalloc.js';
+import { liveObjects, slabsOf } from './kmalloc.js';
 import { forEachPteLocked } from './pgtable.js';
 import type { PhysMem } from './phys-mem.js';
-import { cacheName, cacheWord, NR_KMALLOC_CACHES } from './slab.js';
+import { cacheGen, cacheName, cacheWord, NR_KMALLOC_CACHES } from './slab.js';
 import { vmallocAreas } from './vmalloc.js';
 import { vmaGet } from './vma.js';
 

@@ -36,6 +36,7 @@ import {
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
 import {
+  cacheGen,
   cacheWord,
   KMALLOC_MAX_CACHE_SIZE,
   collectRemote,
@@ -572,15 +573,13 @@ export class SlabCpu {
     }
     if (s !== 0 && collectRemote(mem, cache, s - 1) > 0) return this.alloc(cache, gen);
     // the oldest slab this thread kept used up: what was freed into it since serves now
-    const at = cache * MAX_CPU_FULL;
-    let kept = this.fullCount[cache]!;
+    const kept = this.fullCount[cache]!;
     if (kept > 0) {
-      const h = this.full[at]!;
+      const h = this.full[cache * MAX_CPU_FULL]!;
       const base = (h - 1) * PAGE_WORDS;
       if (i32[base + Slab.FREELIST] !== 0 || this.hasRemote(cache, base)) {
         collectRemote(mem, cache, h - 1);
-        this.full.copyWithin(at, at + 1, at + kept);
-        this.fullCount[cache] = kept - 1;
+        this.unkeep(cache, 0);
         if (s !== 0) this.keep(cache, s);
         this.active[cache] = h;
         return this.alloc(cache, gen);
@@ -590,11 +589,7 @@ export class SlabCpu {
     let evict = 0;
     if (s !== 0) {
       const frames = i32[this.caches + cache * CACHE_WORDS + Cache.FRAMES]!;
-      if (kept >= cpuFullSlabs(frames)) {
-        evict = this.full[at]!;
-        this.full.copyWithin(at, at + 1, at + kept);
-        this.fullCount[cache] = --kept;
-      }
+      if (kept >= cpuFullSlabs(frames)) evict = this.unkeep(cache, 0);
       this.keep(cache, s);
       this.active[cache] = 0;
       s = 0;
@@ -631,20 +626,25 @@ export class SlabCpu {
     this.fullCount[cache] = n + 1;
   }
 
+  /** Take kept slab `i` of `cache` out of the kept ones: its first pfn + 1. */
+  private unkeep(cache: number, i: number): number {
+    const at = cache * MAX_CPU_FULL;
+    const n = this.fullCount[cache]!;
+    const s = this.full[at + i]!;
+    this.full.copyWithin(at + i, at + i + 1, at + n);
+    this.fullCount[cache] = n - 1;
+    return s;
+  }
+
   /**
    * Take out of `cache`'s kept slabs the first with a free object, its remote frees taken back:
    * its first pfn + 1, or 0 when none has one. Context: inside a kernel call.
    */
   private takeKept(cache: number): number {
-    const at = cache * MAX_CPU_FULL;
-    const kept = this.fullCount[cache]!;
-    for (let i = 0; i < kept; i++) {
-      const h = this.full[at + i]!;
+    for (let i = 0; i < this.fullCount[cache]!; i++) {
+      const h = this.full[cache * MAX_CPU_FULL + i]!;
       collectRemote(this.mem, cache, h - 1);
-      if (this.i32[(h - 1) * PAGE_WORDS + Slab.FREELIST] === 0) continue;
-      this.full.copyWithin(at + i, at + i + 1, at + kept);
-      this.fullCount[cache] = kept - 1;
-      return h;
+      if (this.i32[(h - 1) * PAGE_WORDS + Slab.FREELIST] !== 0) return this.unkeep(cache, i);
     }
     return 0;
   }
@@ -655,12 +655,12 @@ export class SlabCpu {
    * (`kmem_cache_shrink`). Returns how many went. Context: the owning thread; a kernel call per
    * slab let go.
    */
-  flush(onlyEmpty: boolean, liveGen: (cache: number) => number): number {
+  flush(onlyEmpty: boolean): number {
     this.forgetLast();
     let gone = 0;
     for (let cache = 0; cache < KMEM_CACHES; cache++) {
       if (this.active[cache] === 0 && this.fullCount[cache] === 0) continue;
-      if (this.activeGen[cache] !== liveGen(cache)) {
+      if (this.activeGen[cache] !== cacheGen(this.mem, cache)) {
         this.active[cache] = 0; // the cache was destroyed, and its slabs with it
         this.fullCount[cache] = 0;
         continue;
@@ -689,12 +689,16 @@ export class SlabCpu {
    * holding no lock.
    */
   shrink(): number {
-    const { i32 } = this;
-    const gone = this.flush(true, (cache) => {
-      const gen = i32[this.caches + cache * CACHE_WORDS + Cache.GEN]!;
-      return gen & 1 ? gen : 0;
-    });
-    return gone + shrinkCaches(this.mem);
+    return this.flush(true) + shrinkCaches(this.mem);
+  }
+
+  /**
+   * {@link SlabCpu.alloc}, and when memory is short, {@link SlabCpu.shrink} and once more: the
+   * kaddr, or 0. Context: the owning thread, holding no lock.
+   */
+  allocOrShrink(cache: number, gen: number): number {
+    const kaddr = this.alloc(cache, gen);
+    return kaddr !== 0 || this.shrink() === 0 ? kaddr : this.alloc(cache, gen);
   }
 
   /**

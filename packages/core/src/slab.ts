@@ -128,6 +128,12 @@ function discardEmptyLocked(mem: PhysMem, cache: number): boolean {
   );
 }
 
+/** The generation of a live cache, or 0 (kmalloc caches are generation 1 forever). */
+export function cacheGen(mem: PhysMem, cache: number): number {
+  const gen = mem.i32[cacheWord(mem, cache, Cache.GEN)]!;
+  return gen & 1 ? gen : 0;
+}
+
 /** Frame-table owner word of frame `frameIndex` of a slab of cache `cache`. */
 export function slabTag(cache: number, frameIndex: number): number {
   return ownerTag(FrameKind.SLAB, cache | (frameIndex << SLAB_FRAME_SHIFT));
