@@ -55,6 +55,8 @@ export function serveRounds(
       ops = Atomics.load(ctl, Ctl.OPS);
       stop = Atomics.load(ctl, Ctl.STOP);
     } while ((go & 1) !== 0 || Atomics.load(ctl, Ctl.GO) !== go);
+    // a wake-up with GO unchanged (seen on Node 24 and 26) is no new round: wait again
+    if (go === seen) continue;
     seen = go;
     if (stop !== 0) return;
     round(k, mode, ops);
