@@ -59,6 +59,7 @@ export {
   RINGBUF_PGOFF,
 } from './layout.js';
 export { RingOps, RingRecord } from './ringbuf-ops.js';
+export { RB_BATCH, RB_BATCH_MAX_RECORD } from './ringbuf-batch.js';
 export { RingBuf } from './ringbuf-area.js';
 export { UserRingBuf, type RingRole } from './ringbuf-user.js';
 export type { PollOptions } from './ringbuf-wait.js';

@@ -30,6 +30,7 @@ import { forEachPteLocked, ptePfn } from './pgtable.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
+import { publishBatches } from './ringbuf-batch.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { inspectAsJson, PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatBuddyinfo, formatMeminfo, formatVmallocinfo } from './procfs.js';
@@ -218,6 +219,7 @@ export class Kernel {
    */
   detach(): void {
     if (this.mem.current.slot < 0) return; // detached already
+    publishBatches(this.mem, -1); // this thread's batched ring records go out before it leaves
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the active slabs go back to their caches (empty ones to the page allocator, but for the
     // few a cache keeps on its partial list: stats() gives those back)

@@ -30,6 +30,13 @@ import {
   type RingRef,
 } from './ringbuf.js';
 import { pollAsync, pollSync, waitForRoom, type PollOptions } from './ringbuf-wait.js';
+import {
+  BATCH_DECLINED,
+  publishBatches,
+  RB_BATCH,
+  RB_BATCH_MAX_RECORD,
+  RingBatch,
+} from './ringbuf-batch.js';
 
 /** The intrinsic typed-array getters: a caller's own `length` or tag never decides a copy's size. */
 const TypedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
@@ -92,6 +99,9 @@ export class RingRecord {
 
 /** The producer and consumer calls of a ring handle. */
 export abstract class RingOps {
+  /** This handle's batch of `RB_BATCH` outputs (this thread's own). */
+  readonly #batch = new RingBatch();
+
   /** The ring as a producer reaches it (a user consumer's mapping faults here). */
   protected abstract producerRef(): RingRef;
   /** The ring as the consumer reaches it (a user producer's mapping faults here). */
@@ -124,6 +134,7 @@ export abstract class RingOps {
     checkProducer(r);
     if (checkRecordLen(r, len) < 0 || (flags !== undefined && flags !== 0) || !ringLiveHint(r))
       return null;
+    this.#batch.publish(); // after this handle's batched records, as they were output first
     const start = ringReserve(r, len);
     return start < 0 ? null : new RingRecord(r, start, len);
   }
@@ -133,18 +144,35 @@ export abstract class RingOps {
    * the ring is full, -EINVAL for bytes that are not a Uint8Array or longer than
    * `maxRecordBytes` (Linux: -EAGAIN), bad flags or a freed ring, and -EINVAL for bytes that
    * cannot be read (a buffer detached meanwhile): up to 1 KiB nothing is reserved, above it the
-   * record goes to the consumer as discarded. Context: as reserve.
+   * record goes to the consumer as discarded. With `RB_BATCH` in `flags` (sabvm's own flag) a
+   * record of up to 1 KiB joins this handle's batch and becomes visible with it: when the batch
+   * fills its chunk, at the end of this thread's current job, or at `flush()` (see `RB_BATCH`).
+   * Context: as reserve.
    */
   output(bytes: Uint8Array, flags?: number): number {
+    // the fast path: a record that joins this handle's open batch
+    if (flags === RB_BATCH && this.#batch.append(bytes, bytesLength(bytes)) === 0) return 0;
     const r = this.producerRef();
     checkProducer(r);
     const len = checkRecordLen(r, bytesLength(bytes));
-    if (len < 0 || !validCommitFlags(flags) || !ringLiveHint(r)) return -EINVAL;
+    if (len < 0 || !ringLiveHint(r)) return -EINVAL;
+    let f = 0;
+    if (flags !== undefined) {
+      if (typeof flags !== 'number') return -EINVAL;
+      const batch = flags & RB_BATCH; // the rest must be exactly a commit's flags
+      if (!validCommitFlags(flags - batch)) return -EINVAL;
+      f = flags - batch;
+      if (batch !== 0 && len <= RB_BATCH_MAX_RECORD) {
+        const ret = this.#batch.add(r, bytes, len, f);
+        if (ret !== BATCH_DECLINED) return ret < 0 ? -EINVAL : 0;
+      }
+    }
+    this.#batch.publish(); // after this handle's batched records, as they were output first
     if (len <= OUTPUT_INLINE_MAX) {
       // written and committed under the reservation lock (see ringReserve)
       const start = ringReserve(r, len, bytes);
       if (start < 0) return start === RESERVE_BAD_BYTES ? -EINVAL : -EAGAIN;
-      ringCommitted(r, recordOffset(r, start, len), start, flags ?? 0);
+      ringCommitted(r, recordOffset(r, start, len), start, f);
       return 0;
     }
     const start = ringReserve(r, len);
@@ -156,11 +184,19 @@ export abstract class RingOps {
         r.data + at + RINGBUF_HDR_SZ,
       );
     } catch {
-      ringCommit(r, at, start, flags ?? 0, true); // unreadable bytes: the record is discarded
+      ringCommit(r, at, start, f, true); // unreadable bytes: the record is discarded
       return -EINVAL;
     }
-    ringCommit(r, at, start, flags ?? 0, false);
+    ringCommit(r, at, start, f, false);
     return 0;
+  }
+
+  /**
+   * Publish this handle's batch of `RB_BATCH` outputs now (see `RB_BATCH`): its records become
+   * visible to the consumer. Nothing to do when no batch is open. Context: the producer's thread.
+   */
+  flush(): void {
+    this.#batch.publish();
   }
 
   /**
@@ -196,7 +232,9 @@ export abstract class RingOps {
    */
   consume(cb: RingCallback): number {
     if (typeof cb !== 'function') return -EINVAL;
-    return ringConsume(this.consumerRef(), cb);
+    const r = this.consumerRef();
+    publishBatches(r.mem, r.data); // this thread's own batched records on the ring come first
+    return ringConsume(r, cb);
   }
 
   /**
@@ -208,7 +246,9 @@ export abstract class RingOps {
    */
   poll(cb: RingCallback, options: PollOptions = {}): Promise<number> {
     if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
-    return pollAsync(this.consumerRef(), cb, options);
+    const r = this.consumerRef();
+    publishBatches(r.mem, r.data);
+    return pollAsync(r, cb, options);
   }
 
   /**
@@ -218,6 +258,8 @@ export abstract class RingOps {
    */
   pollSync(cb: RingCallback, options: PollOptions = {}): number {
     if (typeof cb !== 'function') return -EINVAL;
-    return pollSync(this.consumerRef(), cb, options);
+    const r = this.consumerRef();
+    publishBatches(r.mem, r.data);
+    return pollSync(r, cb, options);
   }
 }

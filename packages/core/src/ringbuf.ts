@@ -132,7 +132,7 @@ export function maxRecordBytes(size: number): number {
 }
 
 /** Bytes a record of `len` takes with its header, 8-byte aligned (`round_up(len + 8, 8)`). */
-function recordBytes(len: number): number {
+export function recordBytes(len: number): number {
   return (len + RINGBUF_HDR_SZ + 7) & ~7;
 }
 
@@ -266,8 +266,26 @@ function passPending(r: RingRef, next: number): boolean {
   return (next - pend) >>> 0 <= mask;
 }
 
+/**
+ * Move `PENDING_POS` past a reservation committed whole (a published batch: every record in it is
+ * committed) when it is the oldest uncommitted one: `start` is where the reservation began (as
+ * {@link ringReserve} returned it), `span` its bytes. So the room check does not walk the batch's
+ * records one by one ({@link passPending}). Only when RESV_LOCK is free at once: otherwise the
+ * walk passes them later. Context: the committing thread, after its commit.
+ */
+export function ringPassCommitted(r: RingRef, start: number, span: number): void {
+  const { mem } = r;
+  const { i32 } = mem;
+  if (Atomics.compareExchange(i32, r.resvLock, 0, mem.tid) !== 0) return;
+  // PENDING_POS never passes an uncommitted record and stays within a ring behind the producer,
+  // so the one position of the window at offset `start` is where this reservation began
+  const pend = i32[r.pendPos]!; // RESV_LOCK
+  if ((pend & (r.size - 1)) === start) i32[r.pendPos] = (pend + span) | 0;
+  spinUnlock(mem, r.resvLock);
+}
+
 /** Page offset of the header at data offset `at`, from the ring's first page (Linux's `pg_off`). */
-function pgOff(at: number): number {
+export function pgOff(at: number): number {
   return RINGBUF_META_PAGES + (at >> PAGE_SHIFT);
 }
 

@@ -10,6 +10,7 @@ import {
   EINVAL,
   Kernel,
   PAGE_SIZE,
+  RB_BATCH,
   VMALLOC_START,
   type RingBuf,
 } from '../src/index.js';
@@ -31,6 +32,20 @@ const BAD_NUMBERS: unknown[] = [
   2 ** 53,
 ];
 const BAD_FLAGS: unknown[] = [4, -1, 1.5, NaN, '1', 1n, null, {}, 3 | 8, 2 ** 32 + 1];
+const BAD_OUTPUT_FLAGS: unknown[] = [
+  8,
+  -1,
+  -4,
+  1.5,
+  4.5,
+  NaN,
+  '4',
+  4n,
+  null,
+  {},
+  4 | 8,
+  2 ** 32 + 4,
+];
 
 /** A kernel with a ring holding one submitted and one reserved record, and the other records. */
 function setup(): { k: Kernel; rb: RingBuf } {
@@ -106,8 +121,12 @@ describe('bad input to the ring calls', () => {
     ])
       expect(rb.output(bytes as Uint8Array)).toBe(-EINVAL);
     expect(rb.output(new Uint8Array(rb.maxRecordBytes + 1))).toBe(-EINVAL);
-    for (const flags of BAD_FLAGS)
+    for (const flags of BAD_OUTPUT_FLAGS)
       expect(call((v) => rb.output(new Uint8Array(4), v), flags)).toBe(-EINVAL);
+    // RB_BATCH takes the same checks: not a Uint8Array, too long, unreadable
+    expect(rb.output([1, 2] as unknown as Uint8Array, RB_BATCH)).toBe(-EINVAL);
+    expect(rb.output(new Uint8Array(rb.maxRecordBytes + 1), RB_BATCH)).toBe(-EINVAL);
+    expect(rb.output(new Uint16Array(4) as unknown as Uint8Array, RB_BATCH)).toBe(-EINVAL);
     expectUnchangedSince(k, before);
     // a Uint8Array whose own `length` lies is copied by its real length
     expect(rb.output(lying)).toBe(0);
@@ -123,7 +142,14 @@ describe('bad input to the ring calls', () => {
     };
     // the copy under the reservation lock throws: nothing is reserved and the lock goes free
     expect(rb.output(detached(64))).toBe(-EINVAL);
+    // batched: refused before a chunk is reserved, and with a batch open
+    expect(rb.output(detached(64), RB_BATCH)).toBe(-EINVAL);
     expectUnchangedSince(k, before);
+    expect(rb.output(new Uint8Array([5]), RB_BATCH)).toBe(0);
+    const open = snapshot(k);
+    expect(rb.output(detached(16), RB_BATCH)).toBe(-EINVAL);
+    expectUnchangedSince(k, open);
+    rb.flush();
     expect(rb.output(new Uint8Array([7]))).toBe(0);
     k.checkInvariants();
   });

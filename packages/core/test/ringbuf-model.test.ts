@@ -1,7 +1,10 @@
 /**
- * Model-based test of the ring buffer: random sequences of reserve, output, submit, discard and
- * consume against a simple queue of records, from positions that start anywhere (near 2^32 too),
- * so rings fill up, wrap around the data area and wrap their 32-bit position words.
+ * Model-based test of the ring buffer: random sequences of reserve, output, batched output
+ * (`RB_BATCH`), flush, submit, discard and consume against a simple queue of records, from
+ * positions that start anywhere (near 2^32 too), so rings fill up, wrap around the data area and
+ * wrap their 32-bit position words. The model of a batch: one reservation of a chunk (512 bytes at
+ * first, doubling each time a batch fills its chunk, shrinking to what an early publish used, at
+ * most an eighth of the ring) whose records the consumer gets once it is published.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -12,6 +15,8 @@ import {
   EAGAIN,
   Kernel,
   PAGE_SIZE,
+  RB_BATCH,
+  RB_BATCH_MAX_RECORD,
   type RingBuf,
   type RingRecord,
 } from '../src/index.js';
@@ -30,19 +35,30 @@ interface ModelRecord {
   len: number;
   state: 'busy' | 'submitted' | 'discarded';
   handle: RingRecord | null;
+  /** a batch's chunk: the records in it (seq, len), and the bytes they use; else null */
+  batch: { records: { seq: number; len: number }[]; used: number } | null;
 }
 
 type Op =
   | { kind: 'reserve'; len: number }
   | { kind: 'output'; len: number }
+  | { kind: 'batch'; len: number }
+  | { kind: 'flush' }
   | { kind: 'commit'; pick: number; discard: boolean }
   | { kind: 'consume' };
 
 function opArb(size: number): fc.Arbitrary<Op> {
   const len = fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: size / 2 - 8 }));
+  const batchLen = fc.oneof(
+    fc.integer({ min: 0, max: 64 }),
+    fc.integer({ min: 0, max: 300 }),
+    fc.integer({ min: RB_BATCH_MAX_RECORD - 16, max: RB_BATCH_MAX_RECORD + 16 }),
+  );
   return fc.oneof(
     { weight: 3, arbitrary: fc.record({ kind: fc.constant('reserve' as const), len }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('output' as const), len }) },
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant('batch' as const), len: batchLen }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('flush' as const) }) },
     {
       weight: 3,
       arbitrary: fc.record({
@@ -59,6 +75,10 @@ function opArb(size: number): fc.Arbitrary<Op> {
 class Model {
   records: ModelRecord[] = [];
   seq = 0;
+  /** the open batch (busy, the last record), or null */
+  open: ModelRecord | null = null;
+  /** bytes of the next chunk */
+  chunk = 512;
   constructor(
     readonly size: number,
     public cons: number,
@@ -84,10 +104,27 @@ class Model {
     return next - this.cons <= this.size - 1 && next - this.pending() <= this.size - 1;
   }
 
+  /** The largest chunk on this ring. */
+  get cap(): number {
+    return Math.min(16 * 1024, this.size / 8);
+  }
+
+  /** Publish the open batch; `full`: it was published because a record did not fit. */
+  publish(full: boolean): void {
+    const b = this.open;
+    if (b === null) return;
+    b.state = 'submitted';
+    this.open = null;
+    const used = b.batch!.used;
+    this.chunk = full
+      ? Math.min(16 * 1024, this.chunk * 2)
+      : Math.max(512, 2 ** Math.ceil(Math.log2(Math.max(used, 1))));
+  }
+
   add(len: number, state: ModelRecord['state'], handle: RingRecord | null): ModelRecord {
     const bytes = this.need(len);
     const pad = bytes - Math.ceil((len + 8) / 8) * 8;
-    const rec = { seq: this.seq++, start: this.prod, bytes, pad, len, state, handle };
+    const rec = { seq: this.seq++, start: this.prod, bytes, pad, len, state, handle, batch: null };
     this.records.push(rec);
     this.prod += rec.bytes;
     return rec;
@@ -97,6 +134,7 @@ class Model {
 function step(rb: RingBuf, m: Model, op: Op): void {
   switch (op.kind) {
     case 'reserve': {
+      m.publish(false);
       const rec = rb.reserve(op.len);
       expect(rec !== null, `reserve(${op.len}) at prod ${m.prod}`).toBe(m.fits(op.len));
       if (rec === null) return;
@@ -105,7 +143,39 @@ function step(rb: RingBuf, m: Model, op: Op): void {
       m.add(op.len, 'busy', rec);
       return;
     }
+    case 'flush': {
+      m.publish(false);
+      rb.flush();
+      return;
+    }
+    case 'batch': {
+      const bytes = new Uint8Array(op.len);
+      fillRecord(bytes, 1, m.seq);
+      const total = Math.ceil((op.len + 8) / 8) * 8;
+      const b = m.open;
+      if (op.len <= RB_BATCH_MAX_RECORD && b !== null && b.batch!.used + total <= b.len + 8) {
+        expect(rb.output(bytes, RB_BATCH)).toBe(0); // joins the open batch
+        b.batch!.records.push({ seq: m.seq++, len: op.len });
+        b.batch!.used += total;
+        return;
+      }
+      m.publish(op.len <= RB_BATCH_MAX_RECORD);
+      const chunk = Math.min(m.cap, Math.max(m.chunk, total));
+      if (op.len <= RB_BATCH_MAX_RECORD && total <= m.cap && m.fits(chunk - 8)) {
+        expect(rb.output(bytes, RB_BATCH)).toBe(0); // a new chunk
+        const rec = m.add(chunk - 8, 'busy', null);
+        rec.batch = { records: [{ seq: rec.seq, len: op.len }], used: total };
+        m.open = rec;
+        return;
+      }
+      // output at once, as without RB_BATCH
+      const fits = m.fits(op.len);
+      expect(rb.output(bytes, RB_BATCH)).toBe(fits ? 0 : -EAGAIN);
+      if (fits) m.add(op.len, 'submitted', null);
+      return;
+    }
     case 'output': {
+      m.publish(false);
       const bytes = new Uint8Array(op.len);
       fillRecord(bytes, 1, m.seq);
       const fits = m.fits(op.len);
@@ -114,7 +184,7 @@ function step(rb: RingBuf, m: Model, op: Op): void {
       return;
     }
     case 'commit': {
-      const busy = m.records.filter((r) => r.state === 'busy');
+      const busy = m.records.filter((r) => r.state === 'busy' && r.handle !== null);
       const rec = busy[op.pick % Math.max(1, busy.length)];
       if (rec === undefined) return;
       expect(op.discard ? rec.handle!.discard() : rec.handle!.submit()).toBe(0);
@@ -123,13 +193,15 @@ function step(rb: RingBuf, m: Model, op: Op): void {
       return;
     }
     case 'consume': {
+      m.publish(false); // a consume publishes this thread's batch first
       // a record's identity: its seq where it has room for one, else its length
       const id = (seq: number, len: number): number => (len >= 8 ? seq : -1 - len);
       const expected: number[] = [];
       while (m.records.length > 0 && m.records[0]!.state !== 'busy') {
         const rec = m.records.shift()!;
         m.cons = rec.start + rec.bytes;
-        if (rec.state === 'submitted') expected.push(id(rec.seq, rec.len));
+        if (rec.batch !== null) for (const r of rec.batch.records) expected.push(id(r.seq, r.len));
+        else if (rec.state === 'submitted') expected.push(id(rec.seq, rec.len));
       }
       // the consumer passes the tail a busy record skipped, and stops at the record
       const head = m.records[0];
@@ -169,8 +241,8 @@ describe('the ring buffer against a queue model', () => {
               expect(rb.query(BPF_RB_AVAIL_DATA)).toBe(m.prod - m.cons);
             }
             for (const rec of m.records) {
-              if (rec.state !== 'busy') continue;
-              expect(rec.handle!.submit()).toBe(0);
+              if (rec.state !== 'busy' || rec.handle === null) continue;
+              expect(rec.handle.submit()).toBe(0);
               rec.state = 'submitted';
             }
             step(rb, m, { kind: 'consume' });

@@ -22,7 +22,15 @@ interface Producer {
   done: Promise<unknown>;
 }
 
-type Mode = 'output' | 'reserve' | 'hold' | 'forever' | 'lockstep';
+type Mode =
+  | 'output'
+  | 'reserve'
+  | 'hold'
+  | 'forever'
+  | 'lockstep'
+  | 'batch'
+  | 'batch-block'
+  | 'batch-forever';
 
 function startProducer(
   k: Kernel,
@@ -97,6 +105,8 @@ describe('a ring with producer threads', () => {
     [2, 'output', 32],
     [3, 'reserve', 200],
     [4, 'output', 1000],
+    [3, 'batch', 32],
+    [2, 'batch', 700],
   ] as const) {
     it(`delivers every record of ${producers} ${mode} producers once, in order, intact (${len}-byte records)`, async () => {
       const k = Kernel.boot({ memoryBytes: 64 * MiB });
@@ -130,7 +140,7 @@ describe('a ring with user-process producers', () => {
     const running = [0, 1].map((id) => {
       const mm = k.createAddressSpace()!;
       const user = { mmId: mm.id, uaddr: rb.mmap(mm, 'producer'), dataBytes: rb.dataBytes };
-      return startProducer(k, rb, ctl, id, id === 0 ? 'reserve' : 'output', count, 64, user);
+      return startProducer(k, rb, ctl, id, id === 0 ? 'reserve' : 'batch', count, 64, user);
     });
     waitFor(ctl, 0, 2);
     Atomics.store(ctl, 1, 1);
@@ -138,6 +148,24 @@ describe('a ring with user-process producers', () => {
     const next = [0, 0];
     await consumeUntil(consumer, next, () => next[0] === count && next[1] === count);
     for (const p of running) expect(await p.done).toBe('done');
+    k.checkInvariants();
+  });
+});
+
+describe('a producer thread with batched records', () => {
+  it('publishes its last batch when it detaches, with no microtask run after it', async () => {
+    const k = Kernel.boot({ memoryBytes: 64 * MiB });
+    const rb = k.ringbufCreate(64 * PAGE_SIZE)!;
+    const ctl = sharedInts(3);
+    const count = 333; // the last batch is not full
+    const p = startProducer(k, rb, ctl, 0, 'batch-block', count, 24);
+    waitFor(ctl, 0, 1);
+    Atomics.store(ctl, 1, 1);
+    Atomics.notify(ctl, 1);
+    expect(await p.done).toBe('done'); // detached, now blocked for good
+    const next = [0];
+    await consumeUntil(rb, next, () => next[0] === count);
+    await p.worker.terminate();
     k.checkInvariants();
   });
 });
@@ -165,7 +193,7 @@ describe('a producer thread that dies holding a reservation', () => {
   });
 
   it('never stalls the consumer: producers killed at random points are reaped and the others finish', async () => {
-    const rounds = 6;
+    const rounds = 8; // even rounds: the victim reserves and outputs; odd: it batches
     const k = Kernel.boot({ memoryBytes: 64 * MiB });
     const random = mulberry32(15);
     for (let round = 0; round < rounds; round++) {
@@ -173,7 +201,7 @@ describe('a producer thread that dies holding a reservation', () => {
       const ctl = sharedInts(5);
       const count = 5_000;
       const running = [
-        startProducer(k, rb, ctl, 0, 'forever', 0, 48),
+        startProducer(k, rb, ctl, 0, round % 2 === 0 ? 'forever' : 'batch-forever', 0, 48),
         startProducer(k, rb, ctl, 1, 'reserve', count, 48),
         startProducer(k, rb, ctl, 2, 'output', count, 48),
       ];
@@ -194,9 +222,10 @@ describe('a producer thread that dies holding a reservation', () => {
         expect(seq).toBe(next[0]);
         next[0] = seq + 1;
       });
-      // the victim's records are a prefix: every committed one, and none twice
+      // the victim's records are a prefix: every committed (or flushed) one, and none twice;
+      // records of its open batch were never visible, so none of them arrives
       expect(next[0]).toBeGreaterThanOrEqual(committed);
-      expect(next[0]).toBeLessThanOrEqual(committed + 1);
+      if (round % 2 === 0) expect(next[0]).toBeLessThanOrEqual(committed + 1);
       for (const p of running.slice(1)) expect(await p.done).toBe('done');
       k.checkInvariants();
       rb.free();

@@ -31,6 +31,8 @@ export const RMode = {
   POST_BATCH: 3,
   /** ringbuf.js `push(record)`, one call per record (spinning while the ring is full) */
   RINGBUFJS: 4,
+  /** `ring.output(record, RB_BATCH)`, one call per record (waiting for room when the ring is full) */
+  OUTPUT_BATCH: 5,
 } as const;
 
 /** Records per `postMessage` in the batched baseline. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { EAGAIN, Kernel } from '@sabvm/core';
+import { EAGAIN, Kernel, RB_BATCH } from '@sabvm/core';
 import { RingBuffer } from 'ringbuf.js';
 import { Ctl } from './crew-protocol.js';
 import { serveRounds } from './crew-worker.js';
@@ -29,13 +29,14 @@ const port = parentPort;
 if (port === null) throw new Error('ring worker: no parent port');
 
 /** `ring.output` per record, waiting for room (back-pressure) when the ring is full. */
-function output(rec: Uint8Array, ops: number): number {
+function output(rec: Uint8Array, ops: number, flags = 0): number {
   for (let i = 0; i < ops; i++) {
     stampRecord(rec, data.index, i);
-    let rc = ring!.output(rec);
-    if (rc === -EAGAIN) rc = ring!.outputWait(rec, 0, ROOM_TIMEOUT_MS);
+    let rc = ring!.output(rec, flags);
+    if (rc === -EAGAIN) rc = ring!.outputWait(rec, flags, ROOM_TIMEOUT_MS);
     if (rc !== 0) return rc;
   }
+  ring!.flush(); // the round's last batch now, not at the end of this job
   return 0;
 }
 
@@ -96,6 +97,7 @@ const senders: Record<number, ((rec: Uint8Array, ops: number) => number) | undef
   [RMode.POST]: post,
   [RMode.POST_BATCH]: postBatches,
   [RMode.RINGBUFJS]: pushJs,
+  [RMode.OUTPUT_BATCH]: (rec, ops) => output(rec, ops, RB_BATCH),
 };
 
 serveRounds(data.ctl, data.times, data.index, (mode, ops) => {

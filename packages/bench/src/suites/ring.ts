@@ -1,6 +1,6 @@
 /**
  * Suite `ring`: streams of small records from worker threads to the main thread. sabvm's BPF ring
- * buffer (`output` per record, and `reserve` + `submit`), consumed on the main thread with `poll`,
+ * buffer (`output` per record with `RB_BATCH` and without, and `reserve` + `submit`), consumed on the main thread with `poll`,
  * against what a user would write instead: one `postMessage` per record, `postMessage` of batches
  * of 256 records, and ringbuf.js (one producer, one consumer) with one `push` per record. Every
  * consumer checks that each record arrives once, in its producer's order.
@@ -24,6 +24,7 @@ export const RING = {
   two: '32-byte records, two producers → main thread',
   large: '1 KiB records, one producer → main thread',
   output: 'ring output',
+  outputBatch: 'ring output, RB_BATCH',
   reserve: 'ring reserve + submit',
   post: 'postMessage per record',
   batch: 'postMessage per 256 records',
@@ -31,6 +32,8 @@ export const RING = {
   one: '1 producer, output',
   twoOutput: '2 producers, output',
   twoReserve: '2 producers, reserve + submit',
+  oneBatch: '1 producer, output RB_BATCH',
+  twoBatch: '2 producers, output RB_BATCH',
 } as const;
 if (!RING.batch.includes(String(POST_BATCH))) throw new Error('ring: RING.batch names POST_BATCH');
 
@@ -115,7 +118,7 @@ class Rig {
   private async receive(mode: number, size: number, total: number): Promise<void> {
     const deadline = Date.now() + ROUND_TIMEOUT_MS;
     const { tally } = this;
-    if (mode === RMode.OUTPUT || mode === RMode.RESERVE) {
+    if (mode === RMode.OUTPUT || mode === RMode.RESERVE || mode === RMode.OUTPUT_BATCH) {
       while (tally.got < total) {
         const n = await this.ring.poll(this.takeView, { timeoutMs: 100 });
         if (n < 0) throw new Error(`ring: poll returned ${n}`);
@@ -206,6 +209,7 @@ function oneProducerGroup(rig: Rig, name: string, size: number, quick: boolean):
     name,
     bytes: size,
     cases: [
+      row(rig, RING.outputBatch, 'subject', RMode.OUTPUT_BATCH, 1, size, ops),
       row(rig, RING.output, 'subject', RMode.OUTPUT, 1, size, ops),
       row(rig, RING.reserve, 'subject', RMode.RESERVE, 1, size, ops),
       row(rig, RING.post, 'baseline', RMode.POST, 1, size, postOps),
@@ -213,6 +217,9 @@ function oneProducerGroup(rig: Rig, name: string, size: number, quick: boolean):
       row(rig, RING.ringbufjs, 'baseline', RMode.RINGBUFJS, 1, size, ops),
     ],
     ratios: [
+      per(RING.outputBatch, RING.ringbufjs),
+      per(RING.outputBatch, RING.post),
+      per(RING.outputBatch, RING.batch),
       per(RING.output, RING.ringbufjs),
       per(RING.output, RING.post),
       per(RING.output, RING.batch),
@@ -242,10 +249,13 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
           row(rig, RING.one, 'baseline', RMode.OUTPUT, 1, 32, ops),
           row(rig, RING.twoOutput, 'subject', RMode.OUTPUT, 2, 32, ops / 2),
           row(rig, RING.twoReserve, 'subject', RMode.RESERVE, 2, 32, ops / 2),
+          row(rig, RING.oneBatch, 'baseline', RMode.OUTPUT_BATCH, 1, 32, ops),
+          row(rig, RING.twoBatch, 'subject', RMode.OUTPUT_BATCH, 2, 32, ops / 2),
         ],
         ratios: [
           { ...per(RING.twoOutput, RING.one), name: '2 ÷ 1 producer' },
           { ...per(RING.twoReserve, RING.one), name: '2 reserve ÷ 1 producer' },
+          { ...per(RING.twoBatch, RING.oneBatch), name: '2 ÷ 1 producer, RB_BATCH' },
         ],
       }),
     );
@@ -259,7 +269,7 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
     measures: [],
     lines: [],
     notes: [
-      `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with poll (Atomics.waitAsync); producers wait for room with outputWait/reserveWait. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
+      `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with poll (Atomics.waitAsync); producers wait for room with outputWait/reserveWait. 'output, RB_BATCH' rows: the same output calls with the RB_BATCH flag (the ring publishes each producer's records a chunk of up to 16 KiB at a time; the producer flushes after its last record); 'ring output' rows publish every record at once, as Linux does. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
     ],
     integrity: checkIntegrity(kernel, freeAfterBoot),
   };

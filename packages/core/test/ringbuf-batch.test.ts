@@ -1,0 +1,246 @@
+/**
+ * Batched output (`RB_BATCH`): records a thread outputs with it reach the consumer a chunk at a
+ * time. What is checked: when a batch becomes visible (flush, end of the job, a full chunk, any
+ * other producing call on the handle, a consume on the same thread), that nothing is lost, repeated
+ * or reordered, the wake-up, the ring's headers and positions (the invariant checker), full rings,
+ * wrap-around, and a ring freed with a batch open.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  BPF_RB_FORCE_WAKEUP,
+  BPF_RB_NO_WAKEUP,
+  BPF_RB_PROD_POS,
+  EAGAIN,
+  Kernel,
+  PAGE_SIZE,
+  RB_BATCH,
+  RB_BATCH_MAX_RECORD,
+  RINGBUF_BUSY_BIT,
+  type RingBuf,
+} from '../src/index.js';
+import { ringConsume, type RingRef } from '../src/ringbuf.js';
+import { MiB } from './helpers/reliability.js';
+import {
+  countWaiter,
+  fillRecord,
+  readRecord,
+  ringWord,
+  setPositions,
+  wakeSeq,
+} from './helpers/ring-helpers.js';
+
+function boot(): Kernel {
+  return Kernel.boot({ memoryBytes: 16 * MiB });
+}
+
+/**
+ * The sequence numbers a consumer on another thread would get now: consumes through the ring's
+ * words directly, so this thread's open batches are not published first (as `consume` does).
+ */
+function seen(rb: RingBuf): number[] {
+  const ref = (rb as unknown as { consumerRef(): RingRef }).consumerRef();
+  const got: number[] = [];
+  const n = ringConsume(ref, (v) => void got.push(readRecord(v)[1]));
+  expect(n).toBe(got.length);
+  return got;
+}
+
+/** Output records `from` … `to - 1` of `len` bytes with `flags`; each must be taken. */
+function outputRange(rb: RingBuf, from: number, to: number, len = 32, flags = RB_BATCH): void {
+  const bytes = new Uint8Array(len);
+  for (let seq = from; seq < to; seq++) {
+    fillRecord(bytes, 1, seq);
+    expect(rb.output(bytes, flags)).toBe(0);
+  }
+}
+
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from }, (_, i) => from + i);
+
+describe('RB_BATCH output', () => {
+  it('holds records back until the batch is flushed, then delivers them all in order, intact', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    outputRange(rb, 0, 10);
+    expect(seen(rb)).toEqual([]);
+    k.checkInvariants(); // one busy record (the chunk) owned by this attached thread
+    rb.flush();
+    expect(seen(rb)).toEqual(range(0, 10));
+    rb.flush(); // nothing open: nothing happens
+    expect(seen(rb)).toEqual([]);
+    k.checkInvariants();
+  });
+
+  it('publishes at the end of the current job (a microtask)', async () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    outputRange(rb, 0, 3);
+    expect(seen(rb)).toEqual([]);
+    await Promise.resolve(); // the batch's microtask was queued first
+    expect(seen(rb)).toEqual([0, 1, 2]);
+    outputRange(rb, 3, 5); // a new batch, a new microtask
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(seen(rb)).toEqual([3, 4]);
+    k.checkInvariants();
+  });
+
+  it('is published by a consume on the same thread, and by any other producing call of the handle', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    outputRange(rb, 0, 4);
+    const got: number[] = [];
+    expect(rb.consume((v) => void got.push(readRecord(v)[1]))).toBe(4);
+    expect(got).toEqual([0, 1, 2, 3]);
+    // an output without RB_BATCH goes after the batch's records, at once
+    outputRange(rb, 4, 6);
+    outputRange(rb, 6, 7, 32, 0);
+    expect(seen(rb)).toEqual([4, 5, 6]);
+    // a reservation too
+    outputRange(rb, 7, 9);
+    const rec = rb.reserve(32)!;
+    fillRecord(rec.data, 1, 9);
+    expect(seen(rb)).toEqual([7, 8]); // the reserved record holds back nothing before it
+    rec.submit();
+    expect(seen(rb)).toEqual([9]);
+    k.checkInvariants();
+  });
+
+  it('publishes a chunk once it is full and goes on in a new one, doubling the chunk', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(64 * PAGE_SIZE)!; // chunks up to 16 KiB
+    const prod0 = rb.query(BPF_RB_PROD_POS);
+    outputRange(rb, 0, 1);
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(512); // the first chunk
+    outputRange(rb, 1, 2000);
+    const visible = seen(rb);
+    // every full chunk was published: all but the records of the open one, in order
+    expect(visible).toEqual(range(0, visible.length));
+    expect(visible.length).toBeGreaterThan(1500);
+    expect(visible.length).toBeLessThan(2000);
+    rb.flush();
+    expect(seen(rb)).toEqual(range(visible.length, 2000));
+    // chunks grew to 16 KiB: 2000 records of 40 bytes took far fewer reservations than records
+    k.checkInvariants();
+  });
+
+  it('outputs a record larger than RB_BATCH_MAX_RECORD at once, after the open batch', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    outputRange(rb, 0, 2);
+    outputRange(rb, 2, 3, RB_BATCH_MAX_RECORD + 1);
+    expect(seen(rb)).toEqual([0, 1, 2]);
+    outputRange(rb, 3, 4, RB_BATCH_MAX_RECORD); // the largest batched record
+    expect(seen(rb)).toEqual([]);
+    rb.flush();
+    expect(seen(rb)).toEqual([3]);
+    k.checkInvariants();
+  });
+
+  it('on a full ring publishes its batch, answers -EAGAIN, and goes on once the consumer made room', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!; // chunks of at most 1 KiB
+    const bytes = new Uint8Array(100);
+    let seq = 0;
+    for (;;) {
+      fillRecord(bytes, 1, seq);
+      const rc = rb.output(bytes, RB_BATCH);
+      if (rc === -EAGAIN) break;
+      expect(rc).toBe(0);
+      seq++;
+    }
+    expect(seq).toBeGreaterThan(40); // 8 KiB of 112-byte records, less the chunks' unused ends
+    // nothing of this thread's is left unpublished: a consumer elsewhere sees every record
+    expect(seen(rb)).toEqual(range(0, seq));
+    k.checkInvariants();
+    fillRecord(bytes, 1, seq);
+    expect(rb.output(bytes, RB_BATCH)).toBe(0);
+    rb.flush();
+    expect(seen(rb)).toEqual([seq]);
+    k.checkInvariants();
+  });
+
+  it('keeps every record across wrap-around of the data area and of the 32-bit positions', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    setPositions(k, rb, 2 ** 32 - 3 * PAGE_SIZE);
+    const got: number[] = [];
+    let seq = 0;
+    for (let round = 0; round < 60; round++) {
+      const len = 8 + ((round * 37) % 200);
+      const n = 1 + ((round * 13) % 40);
+      const bytes = new Uint8Array(len);
+      for (let i = 0; i < n; i++) {
+        fillRecord(bytes, 1, seq);
+        let rc = rb.output(bytes, RB_BATCH);
+        if (rc === -EAGAIN) {
+          got.push(...seen(rb));
+          rc = rb.output(bytes, RB_BATCH);
+        }
+        expect(rc).toBe(0);
+        seq++;
+      }
+      if (round % 3 === 0) rb.flush();
+      got.push(...seen(rb));
+    }
+    rb.flush();
+    got.push(...seen(rb));
+    expect(got).toEqual(range(0, seq));
+    k.checkInvariants();
+  });
+
+  it('wakes a consumer that sleeps at the batch when it publishes, as a commit does', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    countWaiter(k, rb, 1); // a consumer that caught up and may sleep
+    const seq0 = wakeSeq(k, rb);
+    outputRange(rb, 0, 3);
+    expect(wakeSeq(k, rb)).toBe(seq0); // nothing visible yet: no wake-up
+    rb.flush();
+    expect(wakeSeq(k, rb)).toBe(seq0 + 1);
+    // behind the consumer (records waiting): no wake-up, unless one record forces it
+    outputRange(rb, 3, 5);
+    rb.flush();
+    expect(wakeSeq(k, rb)).toBe(seq0 + 1);
+    seen(rb);
+    outputRange(rb, 5, 7, 32, RB_BATCH | BPF_RB_NO_WAKEUP);
+    rb.flush();
+    expect(wakeSeq(k, rb)).toBe(seq0 + 1); // every record said NO_WAKEUP
+    outputRange(rb, 7, 8, 32, RB_BATCH | BPF_RB_NO_WAKEUP);
+    outputRange(rb, 8, 9, 32, RB_BATCH | BPF_RB_FORCE_WAKEUP);
+    rb.flush();
+    expect(wakeSeq(k, rb)).toBe(seq0 + 2);
+    countWaiter(k, rb, -1);
+    expect(seen(rb)).toEqual(range(5, 9));
+  });
+
+  it('keeps the chunk busy in the ring until the publish, owned by the producing thread', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    const head = rb.kaddr + 3 * PAGE_SIZE; // data offset 0: the first chunk's header
+    outputRange(rb, 0, 2);
+    expect(ringWord(k, head) & RINGBUF_BUSY_BIT).not.toBe(0);
+    rb.flush();
+    expect(ringWord(k, head)).toBe(32); // the first record's length, committed
+  });
+
+  it('drops a batch whose ring was freed, and leaves the kernel as booted', async () => {
+    const k = boot();
+    const free0 = k.stats().freeFrames;
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    outputRange(rb, 0, 5);
+    rb.free();
+    // a new ring on the same frames: the old batch must never be written into it
+    const again = k.ringbufCreate(16 * PAGE_SIZE)!;
+    expect(again.kaddr).toBe(rb.kaddr);
+    outputRange(again, 7, 8, 32, 0);
+    const got: number[] = [];
+    expect(again.consume((v) => void got.push(readRecord(v)[1]))).toBe(1);
+    expect(got).toEqual([7]);
+    await Promise.resolve(); // the old batch's microtask finds nothing to do
+    expect(seen(again)).toEqual([]);
+    k.checkInvariants();
+    again.free();
+    expect(k.stats().freeFrames).toBe(free0);
+    k.checkInvariants();
+  });
+});
