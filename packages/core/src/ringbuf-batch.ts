@@ -54,10 +54,13 @@ import {
 declare function queueMicrotask(callback: () => void): void;
 
 /**
- * `output` flag (sabvm's own, not Linux's): the record joins this thread's current batch on the
- * ring and becomes visible to the consumer with it (see the module comment for when). Records of
- * more than {@link RB_BATCH_MAX_RECORD} bytes, and records that find no room for a chunk, are
- * output at once.
+ * `output` flag (sabvm's own, not Linux's): the record joins this thread's batch on the ring, and
+ * reaches the consumer with the whole batch, a chunk of records at a time. A batch is published
+ * when the next record does not fit in its chunk (512 bytes to 16 KiB), when this thread's current
+ * job ends (a microtask), before any other producing call on the same handle, when this thread
+ * consumes the ring, at `rb.flush()` and at `kernel.detach()`. Until then its records are not
+ * visible and hold back the records reserved after them. Records of more than
+ * `RB_BATCH_MAX_RECORD` bytes, and records that find no room for a chunk, are output at once.
  */
 export const RB_BATCH = 4;
 

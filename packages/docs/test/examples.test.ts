@@ -241,6 +241,17 @@ describe('the examples of the site', () => {
     expect(seen.get('all frames back')).toBe(true);
   });
 
+  test('the ring stream delivers every record of a worker thread once, in order', async () => {
+    const { ringbufStream } =
+      await compiled<typeof import('../examples/ringbuf-stream.js')>('ringbuf-stream');
+    const { print, seen } = collector();
+    const count = 200_000;
+    await ringbufStream(print, count);
+    expect(seen.get('received')).toBe(count);
+    expect(seen.get('sum')).toBe((count * (count - 1)) / 2);
+    expect(String(seen.get('rate'))).toMatch(/^\d+\.\d M records\/s$/);
+  });
+
   test('the threads tour sees a worker thread write the frames with no copy', async () => {
     const { threadsTour } = await compiled<typeof import('../examples/threads.js')>('threads');
     const { print, seen } = collector();

@@ -66,6 +66,7 @@ import {
 import { mapArea, pageRound, type Mapping } from './map-area.js';
 import { claimedBy, SLOT_IDLE } from './protocol.js';
 import {
+  flushRings,
   kernelViewIn,
   TASK_FUNCTION,
   threadState,
@@ -138,6 +139,7 @@ class RingService {
         if (sent === STOPPING) return ran;
         const pending = this.#runEntry(index, handler, sent);
         if (pending !== undefined) await pending;
+        flushRings(); // the task's batched ring records go out before its completion
         head = (head + 1) | 0;
         Atomics.store(ctl, C_CQ_TAIL, head); // publishes the CQE and its data
         Atomics.add(this.#header, H_DOORBELL, 1);

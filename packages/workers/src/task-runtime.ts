@@ -131,6 +131,16 @@ export function threadState(): ThreadState {
   return thread;
 }
 
+/**
+ * Publish the `RB_BATCH` records this thread's tasks wrote to the rings they opened (`openRing`,
+ * `poolRing`): a task's records are visible once the task has completed. Context: a pool thread,
+ * after a task.
+ */
+export function flushRings(): void {
+  if (thread === undefined) return;
+  for (const ring of thread.rings.values()) ring.flush();
+}
+
 export class UserRange implements MappedRange {
   readonly uaddr: number;
   readonly length: number;

@@ -34,6 +34,7 @@ import {
   type TaskReply,
 } from './protocol.js';
 import {
+  flushRings,
   kernelViewIn,
   TASK_FUNCTION,
   threadState,
@@ -158,6 +159,7 @@ export function defineTask<A = unknown, R = unknown>(fn: TaskFunction<A, R>): Ta
     } catch (error) {
       return { ok: false, error: toWire(error) };
     } finally {
+      flushRings(); // the task's batched ring records go out before its reply
       kernel.rcuReadUnlock();
       Atomics.compareExchange(slots, slot, claim, SLOT_IDLE);
       Atomics.notify(slots, slot);

@@ -64,6 +64,33 @@ describe('rings and the pool', () => {
     ring.free();
   });
 
+  for (const transport of ['ring', 'message'] as const) {
+    it(`has every RB_BATCH record of a task in the ring once the task completed (${transport} transport)`, async () => {
+      const pool = new SabvmPool({
+        boot: { memoryBytes: 32 * MiB },
+        filename: TASKS,
+        piscina: { maxThreads: 1 },
+        ringBytes: 64 * PAGE_SIZE,
+        transport,
+      });
+      const ring = pool.ring!;
+      for (let id = 0; id < 4; id++) {
+        // fewer records than a chunk holds: nothing but the task's end publishes them
+        const count = 3 + id * 10;
+        const arg = { id, count, batch: true };
+        expect(await pool.run({ areas: [], name: 'produce', arg })).toBe(count);
+        const seqs: number[] = [];
+        ring.consume((v) => {
+          const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+          expect(dv.getUint32(0, true)).toBe(id);
+          seqs.push(dv.getUint32(4, true));
+        });
+        expect(seqs).toEqual(Array.from({ length: count }, (_, i) => i));
+      }
+      await pool.close();
+    });
+  }
+
   it('refuses a ring size that is not a power of two of at least 2 pages', () => {
     const make = (ringBytes: number) =>
       new SabvmPool({ boot: { memoryBytes: 32 * MiB }, filename: TASKS, ringBytes });
