@@ -38,6 +38,7 @@ import {
   RINGBUF_OWNER_SHIFT,
 } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
+import { typedArrayBuffer, typedArrayByteOffset } from './typed-intrinsics.js';
 import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
@@ -71,6 +72,9 @@ export const RB_BATCH_MAX_RECORD = 1024;
 const MIN_CHUNK = 512;
 /** The largest chunk (bytes); a ring's chunks are also at most an eighth of its data area. */
 const MAX_CHUNK = 16 * 1024;
+
+/** Records up to this many bytes are copied word by word from a reused buffer (see append). */
+const SMALL_RECORD = 128;
 
 /** `output`'s answer when the record must go out on its own (the batch could not take it). */
 export const BATCH_DECLINED = 1;
@@ -121,6 +125,11 @@ export class RingBatch {
    */
   #stage: Uint8Array | null = null;
   #stage32: Int32Array | null = null;
+  /** The last record buffer a batched output copied, and the one before (see #remember). */
+  #seen: Uint8Array | null = null;
+  #src: Uint8Array | null = null;
+  /** Int32 view of #src's bytes. */
+  #src32: Int32Array | null = null;
   /** A microtask that publishes is queued. */
   #queued = false;
   readonly #task = (): void => {
@@ -152,16 +161,44 @@ export class RingBatch {
       (r.magic >= 0 && mem.i32[r.magic] !== RINGBUF_MAGIC)
     )
       return 1;
-    try {
-      // `len` is the intrinsic length measured just before (no user code ran since), and `set`
-      // copies by the source's own length, not by a `length` property a caller may have put on it
-      stage.set(bytes, at + RINGBUF_HDR_SZ);
-    } catch {
-      return 1; // the whole path answers it
+    const src = this.#src32;
+    if (bytes === this.#src && len > 0 && src !== null && src.length << 2 === len) {
+      // the record buffer the producer reuses, seen through Int32 words: a small record costs a
+      // few word copies instead of a `set` (a view over a detached buffer measures 0 and does not
+      // come here)
+      const s32 = this.#stage32!;
+      const to = (at + RINGBUF_HDR_SZ) >> 2;
+      for (let i = 0; i < src.length; i++) s32[to + i] = src[i]!;
+    } else {
+      try {
+        // `len` is the intrinsic length measured just before (no user code ran since), and `set`
+        // copies by the source's own length, not by a `length` property a caller put on it
+        stage.set(bytes, at + RINGBUF_HDR_SZ);
+      } catch {
+        return 1; // the whole path answers it
+      }
+      this.#remember(bytes, len);
     }
     this.#record(at, len, total);
     this.#noWakeup = false;
     return 0;
+  }
+
+  /**
+   * Note the record buffer just copied: the second time in a row the same small buffer comes, and
+   * its bytes are whole Int32 words, keep an Int32 view of them (built from the intrinsic
+   * `buffer` and `byteOffset`, never from the caller's own properties) for {@link append}.
+   */
+  #remember(bytes: Uint8Array, len: number): void {
+    if (bytes !== this.#seen) {
+      this.#seen = bytes;
+      return;
+    }
+    if (bytes === this.#src || len === 0 || len > SMALL_RECORD || (len & 3) !== 0) return;
+    const offset = typedArrayByteOffset.call(bytes) as number;
+    if ((offset & 3) !== 0) return;
+    this.#src = bytes;
+    this.#src32 = new Int32Array(typedArrayBuffer.call(bytes) as ArrayBufferLike, offset, len >> 2);
   }
 
   /**

@@ -37,22 +37,7 @@ import {
   RB_BATCH_MAX_RECORD,
   RingBatch,
 } from './ringbuf-batch.js';
-
-/** The intrinsic typed-array getters: a caller's own `length` or tag never decides a copy's size. */
-const TypedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
-function intrinsic(name: PropertyKey): (this: unknown) => unknown {
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
-  const get = Object.getOwnPropertyDescriptor(TypedArrayPrototype, name)?.get;
-  if (get === undefined) throw new TypeError(`no typed-array ${String(name)} getter`);
-  return get;
-}
-const tagOf = intrinsic(Symbol.toStringTag);
-const lengthOf = intrinsic('length');
-
-/** Bytes of a real `Uint8Array` (or `Buffer`), or -1 for anything else. */
-function bytesLength(bytes: unknown): number {
-  return tagOf.call(bytes) === 'Uint8Array' ? (lengthOf.call(bytes) as number) : -1;
-}
+import { bytesLength } from './typed-intrinsics.js';
 
 /**
  * A reserved record (`bpf_ringbuf_reserve`'s sample): write its bytes in place through

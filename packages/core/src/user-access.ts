@@ -33,6 +33,12 @@ import { othersReading, rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { SoftTlb } from './tlb.js';
 import { cpuRelax, pause } from './cpu-relax.js';
 import { checkAttached, threadWord } from './thread.js';
+import {
+  typedArrayBuffer,
+  typedArrayByteOffset,
+  typedArrayLength,
+  typedArrayTag,
+} from './typed-intrinsics.js';
 
 /** Validate an address or length argument: `TypeError` for a non-number, `RangeError` otherwise. */
 export function checkUnsigned(name: string, value: unknown): number {
@@ -43,20 +49,6 @@ export function checkUnsigned(name: string, value: unknown): number {
   }
   return value;
 }
-
-/** The intrinsic accessors of typed arrays: a caller's own properties or methods never run. */
-const TypedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
-function intrinsicGetter(name: PropertyKey): (this: unknown) => unknown {
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
-  const get = Object.getOwnPropertyDescriptor(TypedArrayPrototype, name)?.get;
-  if (get === undefined)
-    throw new TypeError(`the typed-array prototype has no ${String(name)} getter`);
-  return get;
-}
-const typedArrayTag = intrinsicGetter(Symbol.toStringTag);
-const typedArrayBuffer = intrinsicGetter('buffer');
-const typedArrayByteOffset = intrinsicGetter('byteOffset');
-const typedArrayLength = intrinsicGetter('length');
 
 /**
  * A fresh view of exactly the bytes a caller's `Uint8Array` (or `Buffer`) covers, built from the

@@ -213,6 +213,53 @@ describe('RB_BATCH output', () => {
     expect(seen(rb)).toEqual(range(5, 9));
   });
 
+  it('copies a reused record buffer exactly, whatever happens to it between outputs', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    const got = (): number[][] => {
+      const out: number[][] = [];
+      rb.consume((v) => void out.push([...v]));
+      return out;
+    };
+    // a buffer output again and again is copied word by word: each record as it was at its output
+    const bytes = new Uint8Array(12);
+    for (let i = 0; i < 4; i++) {
+      bytes.fill(i);
+      expect(rb.output(bytes, RB_BATCH)).toBe(0);
+    }
+    expect(got()).toEqual([0, 1, 2, 3].map((i) => new Array<number>(12).fill(i)));
+    // its own `buffer` and `byteOffset` properties are not what is read
+    Object.defineProperty(bytes, 'buffer', { value: new ArrayBuffer(64) });
+    Object.defineProperty(bytes, 'byteOffset', { value: 8 });
+    bytes.fill(9);
+    expect(rb.output(bytes, RB_BATCH)).toBe(0);
+    expect(got()).toEqual([new Array<number>(12).fill(9)]);
+    // a view that tracks a resizable buffer's length: each record has the length it had then
+    // (ES2024's resizable ArrayBuffer, in every Node this runs on; typed here for the ES2023 lib)
+    const Resizable = ArrayBuffer as unknown as new (
+      bytes: number,
+      options: { maxByteLength: number },
+    ) => ArrayBuffer & { resize(bytes: number): void };
+    const resizable = new Resizable(8, { maxByteLength: 64 });
+    const tracking = new Uint8Array(resizable);
+    for (const size of [8, 8, 16, 16, 4]) {
+      resizable.resize(size);
+      tracking.fill(size);
+      expect(rb.output(tracking, RB_BATCH)).toBe(0);
+    }
+    expect(got().map((r) => r.length)).toEqual([8, 8, 16, 16, 4]);
+    // once its buffer is detached it is refused, and nothing changes
+    const reused = new Uint8Array(16);
+    expect(rb.output(reused, RB_BATCH)).toBe(0);
+    expect(rb.output(reused, RB_BATCH)).toBe(0);
+    structuredClone(reused.buffer, { transfer: [reused.buffer] });
+    const before = rb.query(BPF_RB_PROD_POS);
+    expect(rb.output(reused, RB_BATCH)).toBe(-22);
+    expect(rb.query(BPF_RB_PROD_POS)).toBe(before);
+    expect(got()).toEqual([new Array<number>(16).fill(0), new Array<number>(16).fill(0)]);
+    k.checkInvariants();
+  });
+
   it('keeps the chunk busy in the ring until the publish, owned by the producing thread', () => {
     const k = boot();
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;

@@ -1,0 +1,32 @@
+/**
+ * The intrinsic accessors of typed arrays, read once at load: a caller's own `length`, `buffer`,
+ * `byteOffset` or tag on the object it passes (or a replaced prototype) never decides what a copy
+ * reads. Each reads an internal slot of a real typed array and throws `TypeError` for anything
+ * else.
+ *
+ * @module
+ */
+
+const TypedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
+
+function intrinsicGetter(name: PropertyKey): (this: unknown) => unknown {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
+  const get = Object.getOwnPropertyDescriptor(TypedArrayPrototype, name)?.get;
+  if (get === undefined)
+    throw new TypeError(`the typed-array prototype has no ${String(name)} getter`);
+  return get;
+}
+
+/** `%TypedArray%.prototype[Symbol.toStringTag]`: the kind (`'Uint8Array'`), undefined otherwise. */
+export const typedArrayTag: (this: unknown) => unknown = intrinsicGetter(Symbol.toStringTag);
+/** `%TypedArray%.prototype.buffer`. */
+export const typedArrayBuffer: (this: unknown) => unknown = intrinsicGetter('buffer');
+/** `%TypedArray%.prototype.byteOffset` (0 once the buffer is detached). */
+export const typedArrayByteOffset: (this: unknown) => unknown = intrinsicGetter('byteOffset');
+/** `%TypedArray%.prototype.length` (0 once the buffer is detached or the view out of bounds). */
+export const typedArrayLength: (this: unknown) => unknown = intrinsicGetter('length');
+
+/** Bytes of a real `Uint8Array` (or `Buffer`), or -1 for anything else. */
+export function bytesLength(bytes: unknown): number {
+  return typedArrayTag.call(bytes) === 'Uint8Array' ? (typedArrayLength.call(bytes) as number) : -1;
+}
