@@ -135,8 +135,14 @@ export abstract class RingOps {
    * Context: as reserve.
    */
   output(bytes: Uint8Array, flags?: number): number {
-    // the fast path: a record that joins this handle's open batch
+    // the fast path (small, so that it inlines into the caller's loop): a record that joins this
+    // handle's open batch
     if (flags === RB_BATCH && this.#batch.append(bytes, bytesLength(bytes)) === 0) return 0;
+    return this.#output(bytes, flags);
+  }
+
+  /** {@link RingOps.output} but for its fast path. */
+  #output(bytes: Uint8Array, flags: number | undefined): number {
     const r = this.producerRef();
     checkProducer(r);
     const len = checkRecordLen(r, bytesLength(bytes));
