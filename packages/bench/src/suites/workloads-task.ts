@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { RB_BATCH } from '@sabvm/core';
 import { defineTask, openRing, type TaskHandler } from '@sabvm/workers/worker';
 import {
   lookups,
@@ -32,7 +33,11 @@ export const lookup: TaskHandler<number> = defineTask<number, number>(({ ranges,
 
 export const touch: TaskHandler<number> = defineTask(({ ranges }) => ranges.length);
 
-/** Send `count` records to the main thread through the ring, waiting for room when it is full. */
+/**
+ * Send `count` records to the main thread through the ring with `RB_BATCH` (the ring publishes
+ * them a chunk at a time; the pool publishes the last chunk when the task ends), waiting for room
+ * when it is full.
+ */
 export const records: TaskHandler<number> = defineTask<RecordsTask, number>(({ arg }) => {
   const ring = openRing(arg.ring ?? -1);
   const bytes = new Uint8Array(RECORD_BYTES);
@@ -42,7 +47,8 @@ export const records: TaskHandler<number> = defineTask<RecordsTask, number>(({ a
   for (let seq = 0; seq < arg.count; seq++) {
     i32[1] = seq;
     f64[1] = recordValue(arg.id, seq);
-    if (ring.outputWait(bytes, 0, 30_000) !== 0) throw new Error(`records: no room for ${seq}`);
+    if (ring.outputWait(bytes, RB_BATCH, 30_000) !== 0)
+      throw new Error(`records: no room for ${seq}`);
   }
   return arg.count;
 });
