@@ -50,6 +50,7 @@ export {
   BPF_RB_CONS_POS,
   BPF_RB_PROD_POS,
   type RingCallback,
+  type RingSampleCallback,
 } from './ringbuf.js';
 export {
   RINGBUF_HDR_SZ,

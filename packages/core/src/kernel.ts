@@ -520,6 +520,15 @@ export class Kernel {
     return ringbufLookup(this.mem, kaddr);
   }
 
+  /**
+   * Publish every `RB_BATCH` batch this thread holds open, on every ring and through every handle:
+   * what a thread does before it blocks, or when a unit of its work ends (the pool does it after
+   * each task). Context: any attached thread.
+   */
+  ringbufFlush(): void {
+    publishBatches(this.mem, -1);
+  }
+
   /** `/proc/vmallocinfo`. Context: any thread; takes vmap_area_lock briefly. */
   vmallocinfo(): string {
     checkAttached(this.mem);

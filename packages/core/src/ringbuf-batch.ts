@@ -38,7 +38,7 @@ import {
   RINGBUF_OWNER_SHIFT,
 } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
-import { typedArrayBuffer, typedArrayByteOffset } from './typed-intrinsics.js';
+import { exactBytes, typedArrayBuffer, typedArrayByteOffset } from './typed-intrinsics.js';
 import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
@@ -46,6 +46,7 @@ import {
   recordBytes,
   recordOffset,
   ringCommitted,
+  ringLastReservePos,
   ringLiveHint,
   ringPassCommitted,
   ringReserve,
@@ -100,6 +101,8 @@ export class RingBatch {
   #r: RingRef | null = null;
   /** Where the batch's reservation started (its header, or the tail skipped before it). */
   #start = 0;
+  /** The same as a position (mod 2^32). */
+  #startPos = 0;
   /** Data offset of the batch's first header (the chunk's start). */
   #head = 0;
   /** Bytes of the chunk. */
@@ -217,8 +220,12 @@ export class RingBatch {
       const cap = Math.min(MAX_CHUNK, r.size >>> 3);
       if (total > cap) return BATCH_DECLINED;
       const size = Math.min(cap, Math.max(this.#chunk, total));
+      // at most one open batch per thread and ring: records keep this thread's order whichever
+      // handle outputs them
+      publishBatches(r.mem, r.data);
       const start = ringReserve(r, size - RINGBUF_HDR_SZ); // one busy record: the chunk
       if (start < 0) return BATCH_DECLINED;
+      this.#startPos = ringLastReservePos();
       if (this.#stage === null) {
         const buf = new ArrayBuffer(MAX_CHUNK);
         this.#stage = new Uint8Array(buf);
@@ -240,8 +247,8 @@ export class RingBatch {
       }
     }
     const at = this.#cur;
-    // readable (checked above), and `len` was measured by the intrinsic getter just before
-    this.#stage!.set(bytes, at + RINGBUF_HDR_SZ);
+    // readable (checked above), and exactly `len` bytes (measured by the intrinsic getter)
+    this.#stage!.set(exactBytes(bytes, len), at + RINGBUF_HDR_SZ);
     this.#record(at, len, total);
     if ((flags & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
     if (flags & BPF_RB_FORCE_WAKEUP) this.#force = true;
@@ -304,7 +311,7 @@ export class RingBatch {
       mem.u8.set(this.#stage!.subarray(RINGBUF_HDR_SZ, end), r.data + this.#head + RINGBUF_HDR_SZ);
       Atomics.store(mem.i32, head, this.#len0); // publish: every record of the batch at once
     }
-    ringPassCommitted(r, this.#start, (this.#head + this.#size - this.#start) & (r.size - 1));
+    ringPassCommitted(r, this.#startPos, (this.#head + this.#size - this.#start) & (r.size - 1));
     const flags = this.#force ? BPF_RB_FORCE_WAKEUP : this.#noWakeup ? BPF_RB_NO_WAKEUP : 0;
     ringCommitted(r, this.#head, this.#start, flags);
   }

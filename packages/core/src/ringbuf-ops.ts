@@ -28,6 +28,7 @@ import {
   validCommitFlags,
   type RingCallback,
   type RingRef,
+  type RingSampleCallback,
 } from './ringbuf.js';
 import { pollAsync, pollSync, waitForRoom, type PollOptions } from './ringbuf-wait.js';
 import {
@@ -37,7 +38,7 @@ import {
   RB_BATCH_MAX_RECORD,
   RingBatch,
 } from './ringbuf-batch.js';
-import { bytesLength } from './typed-intrinsics.js';
+import { bytesLength, exactBytes } from './typed-intrinsics.js';
 
 /**
  * A reserved record (`bpf_ringbuf_reserve`'s sample): write its bytes in place through
@@ -119,7 +120,8 @@ export abstract class RingOps {
     checkProducer(r);
     if (checkRecordLen(r, len) < 0 || (flags !== undefined && flags !== 0) || !ringLiveHint(r))
       return null;
-    this.#batch.publish(); // after this handle's batched records, as they were output first
+    // after this thread's batched records on the ring (any handle's), as they were output first
+    publishBatches(r.mem, r.data);
     const start = ringReserve(r, len);
     return start < 0 ? null : new RingRecord(r, start, len);
   }
@@ -158,10 +160,12 @@ export abstract class RingOps {
         if (ret !== BATCH_DECLINED) return ret < 0 ? -EINVAL : 0;
       }
     }
-    this.#batch.publish(); // after this handle's batched records, as they were output first
+    // after this thread's batched records on the ring (any handle's), as they were output first
+    publishBatches(r.mem, r.data);
+    const source = exactBytes(bytes, len);
     if (len <= OUTPUT_INLINE_MAX) {
       // written and committed under the reservation lock (see ringReserve)
-      const start = ringReserve(r, len, bytes);
+      const start = ringReserve(r, len, source);
       if (start < 0) return start === RESERVE_BAD_BYTES ? -EINVAL : -EAGAIN;
       ringCommitted(r, recordOffset(r, start, len), start, f);
       return 0;
@@ -170,10 +174,7 @@ export abstract class RingOps {
     if (start < 0) return -EAGAIN;
     const at = recordOffset(r, start, len);
     try {
-      r.mem.u8.set(
-        bytes.length === len ? bytes : bytes.subarray(0, len),
-        r.data + at + RINGBUF_HDR_SZ,
-      );
+      r.mem.u8.set(source, r.data + at + RINGBUF_HDR_SZ);
     } catch {
       ringCommit(r, at, start, f, true); // unreadable bytes: the record is discarded
       return -EINVAL;
@@ -239,7 +240,7 @@ export abstract class RingOps {
     if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
     const r = this.consumerRef();
     publishBatches(r.mem, r.data);
-    return pollAsync(r, cb, options);
+    return pollAsync(r, cb, false, options);
   }
 
   /**
@@ -251,6 +252,36 @@ export abstract class RingOps {
     if (typeof cb !== 'function') return -EINVAL;
     const r = this.consumerRef();
     publishBatches(r.mem, r.data);
-    return pollSync(r, cb, options);
+    return pollSync(r, cb, false, options);
+  }
+
+  /**
+   * As {@link RingOps.consume}, but `cb(mem, offset, length)` gets where each record is instead of
+   * a view of it: its bytes are `mem[offset … offset + length)`, `mem` being one `Uint8Array` over
+   * all of physical memory, the same object every time. Nothing is allocated per record; read the
+   * fields with one `DataView` or typed array made once over `mem.buffer` (`kernel.handle.buffer`).
+   * The bytes are the record's until `cb` returns.
+   */
+  consumeAt(cb: RingSampleCallback): number {
+    if (typeof cb !== 'function') return -EINVAL;
+    const r = this.consumerRef();
+    publishBatches(r.mem, r.data);
+    return ringConsume(r, cb, true);
+  }
+
+  /** As {@link RingOps.poll}, with the callback of {@link RingOps.consumeAt}. */
+  pollAt(cb: RingSampleCallback, options: PollOptions = {}): Promise<number> {
+    if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
+    const r = this.consumerRef();
+    publishBatches(r.mem, r.data);
+    return pollAsync(r, cb, true, options);
+  }
+
+  /** As {@link RingOps.pollSync}, with the callback of {@link RingOps.consumeAt}. */
+  pollSyncAt(cb: RingSampleCallback, options: PollOptions = {}): number {
+    if (typeof cb !== 'function') return -EINVAL;
+    const r = this.consumerRef();
+    publishBatches(r.mem, r.data);
+    return pollSync(r, cb, true, options);
   }
 }

@@ -28,6 +28,7 @@ import {
   ringLive,
   ringPut,
   type RingCallback,
+  type RingSampleCallback,
   type RingRef,
 } from './ringbuf.js';
 import { canBlock, cpuRelax } from './cpu-relax.js';
@@ -89,7 +90,12 @@ function busyPollState(r: RingRef): { on: boolean } {
  * as a record is committed. Returns what `ringConsume` returned, 0 when nothing came.
  * Context: the consumer; reads the positions with `Atomics.load` only.
  */
-function busyPoll(r: RingRef, cb: RingCallback, deadline: number): number {
+function busyPoll(
+  r: RingRef,
+  cb: RingCallback | RingSampleCallback,
+  at: boolean,
+  deadline: number,
+): number {
   const state = busyPollState(r);
   if (!state.on) return 0;
   const { i32 } = r.mem;
@@ -97,7 +103,7 @@ function busyPoll(r: RingRef, cb: RingCallback, deadline: number): number {
   for (let i = 1; ; i++) {
     // a reservation moves PRODUCER_POS before its commit: consume decides whether it is ready
     if (Atomics.load(i32, r.prodPos) !== Atomics.load(i32, r.consPos)) {
-      const n = ringConsume(r, cb);
+      const n = ringConsume(r, cb, at);
       if (n !== 0) return n;
     }
     if ((i & 31) === 0 && performance.now() >= end) break;
@@ -154,7 +160,8 @@ async function sleepAsync(
 /** `ring_buffer__poll` with `Atomics.waitAsync`. Context: the consumer, any thread. */
 export async function pollAsync(
   r: RingRef,
-  cb: RingCallback,
+  cb: RingCallback | RingSampleCallback,
+  at: boolean,
   options: PollOptions,
 ): Promise<number> {
   const timeoutMs = timeoutOf(options);
@@ -165,21 +172,21 @@ export async function pollAsync(
   try {
     for (;;) {
       // uncounted first: while the consumer finds records, producers skip the wake-up check
-      let n = ringConsume(r, cb);
+      let n = ringConsume(r, cb, at);
       if (n !== 0 || remaining(deadline) === 0) return n;
-      n = busyPoll(r, cb, deadline);
+      n = busyPoll(r, cb, at, deadline);
       if (n !== 0) return n;
       Atomics.add(i32, r.waiters, 1);
       try {
         const seq = Atomics.load(i32, r.wakeSeq);
-        n = ringConsume(r, cb); // the last look, counted in WAITERS: a commit after it wakes us
+        n = ringConsume(r, cb, at); // the last look, counted in WAITERS: a commit after it wakes us
         const left = remaining(deadline);
         if (n !== 0 || left === 0) return n;
         const slept = performance.now();
         await sleepAsync(i32, r.wakeSeq, seq, left);
         judgeSleep(r, performance.now() - slept);
         // woken: as Linux, the consume after the wait decides (the fallback's tick goes on waiting)
-        n = ringConsume(r, cb);
+        n = ringConsume(r, cb, at);
         if (n !== 0 || waitAsync !== undefined || remaining(deadline) === 0) return n;
       } finally {
         Atomics.sub(i32, r.waiters, 1);
@@ -191,26 +198,31 @@ export async function pollAsync(
 }
 
 /** `ring_buffer__poll` with `Atomics.wait`. Context: the consumer, a thread that may block. */
-export function pollSync(r: RingRef, cb: RingCallback, options: PollOptions): number {
+export function pollSync(
+  r: RingRef,
+  cb: RingCallback | RingSampleCallback,
+  at: boolean,
+  options: PollOptions,
+): number {
   const timeoutMs = timeoutOf(options);
   if (timeoutMs === null || !ringGet(r)) return -EINVAL;
   const { i32 } = r.mem;
   let counted = false;
   try {
-    const n = ringConsume(r, cb);
+    const n = ringConsume(r, cb, at);
     if (n !== 0 || timeoutMs === 0) return n;
     if (!canBlock) return -EAGAIN;
-    const polled = busyPoll(r, cb, deadlineOf(timeoutMs));
+    const polled = busyPoll(r, cb, at, deadlineOf(timeoutMs));
     if (polled !== 0) return polled;
     Atomics.add(i32, r.waiters, 1);
     counted = true;
     const seq = Atomics.load(i32, r.wakeSeq);
-    const again = ringConsume(r, cb); // the last look, counted: a commit after it wakes us
+    const again = ringConsume(r, cb, at); // the last look, counted: a commit after it wakes us
     if (again !== 0) return again;
     const slept = performance.now();
     Atomics.wait(i32, r.wakeSeq, seq, timeoutMs < 0 ? Infinity : timeoutMs);
     judgeSleep(r, performance.now() - slept);
-    return ringConsume(r, cb);
+    return ringConsume(r, cb, at);
   } finally {
     if (counted) Atomics.sub(i32, r.waiters, 1);
     ringPut(r);

@@ -72,6 +72,14 @@ export const BPF_RB_PROD_POS = 3;
 /** What `consume` and `poll` call for each record: a negative return stops consumption. */
 export type RingCallback = (data: Uint8Array) => unknown;
 
+/**
+ * What `consumeAt`, `pollAt` and `pollSyncAt` call for each record: its bytes are
+ * `mem[offset … offset + length)`, where `mem` is one `Uint8Array` over all of physical memory
+ * (the same object for every record: `kernel.handle.buffer` seen as bytes), so that reading a
+ * record allocates nothing. A negative return stops consumption.
+ */
+export type RingSampleCallback = (mem: Uint8Array, offset: number, length: number) => unknown;
+
 /** The words of one ring as some thread reaches them (all indexes into `mem.i32`/`mem.u8`). */
 export interface RingRef {
   readonly mem: PhysMem;
@@ -222,12 +230,11 @@ export function ringReserve(r: RingRef, len: number, bytes: Uint8Array | null = 
   const owner = mem.current.slot << RINGBUF_OWNER_SHIFT;
   const at = tail < total ? 0 : start;
   if (bytes !== null) {
-    // an output: the bytes first, exactly `len` of them (a view of a growable buffer may have
-    // grown since it was measured). A copy that throws (a buffer detached meanwhile) has written
-    // nothing: the call lets the lock go and changes nothing
+    // an output: the bytes first (the caller made them exactly `len` long: exactBytes). A copy
+    // that throws (a buffer detached meanwhile) has written nothing: the call lets the lock go
+    // and changes nothing
     try {
-      const from = bytes.length === len ? bytes : bytes.subarray(0, len);
-      mem.u8.set(from, r.data + at + RINGBUF_HDR_SZ);
+      mem.u8.set(bytes, r.data + at + RINGBUF_HDR_SZ); // exactly `len` bytes (exactBytes)
     } catch {
       spinUnlock(mem, r.resvLock);
       return RESERVE_BAD_BYTES;
@@ -244,7 +251,16 @@ export function ringReserve(r: RingRef, len: number, bytes: Uint8Array | null = 
   i32[dataWord + (at >> 2)] = bytes === null ? len | RINGBUF_BUSY_BIT : len;
   Atomics.store(i32, r.prodPos, next); // publish: the consumer may now read up to `next`
   spinUnlock(mem, r.resvLock);
+  lastReservePos = prod;
   return start;
+}
+
+/** The position (mod 2^32) where this thread's last successful {@link ringReserve} began. */
+let lastReservePos = 0;
+
+/** See {@link lastReservePos}. Context: right after a {@link ringReserve} on this thread. */
+export function ringLastReservePos(): number {
+  return lastReservePos;
 }
 
 /**
@@ -268,19 +284,21 @@ function passPending(r: RingRef, next: number): boolean {
 
 /**
  * Move `PENDING_POS` past a reservation committed whole (a published batch: every record in it is
- * committed) when it is the oldest uncommitted one: `start` is where the reservation began (as
- * {@link ringReserve} returned it), `span` its bytes. So the room check does not walk the batch's
- * records one by one ({@link passPending}). Only when RESV_LOCK is free at once: otherwise the
- * walk passes them later. Context: the committing thread, after its commit.
+ * committed) when it is the oldest uncommitted one: `startPos` is the position (mod 2^32) where
+ * the reservation began ({@link ringLastReservePos}), `span` its bytes. So the room check does not
+ * walk the batch's records one by one ({@link passPending}). Only when RESV_LOCK is free at once:
+ * otherwise the walk passes them later. The whole position is compared, not its offset: once the
+ * commit is visible the ring may move on by whole laps before this runs, and `PENDING_POS` may
+ * then rest at the same offset a lap later, on another reservation. Context: the committing
+ * thread, after its commit.
  */
-export function ringPassCommitted(r: RingRef, start: number, span: number): void {
+export function ringPassCommitted(r: RingRef, startPos: number, span: number): void {
   const { mem } = r;
   const { i32 } = mem;
   if (Atomics.compareExchange(i32, r.resvLock, 0, mem.tid) !== 0) return;
-  // PENDING_POS never passes an uncommitted record and stays within a ring behind the producer,
-  // so the one position of the window at offset `start` is where this reservation began
-  const pend = i32[r.pendPos]!; // RESV_LOCK
-  if ((pend & (r.size - 1)) === start) i32[r.pendPos] = (pend + span) | 0;
+  // a later lap is 2^32 bytes of traffic away from the same 32-bit position: never while the
+  // reservation's own commit is the last thing this thread did to the ring
+  if (i32[r.pendPos] === startPos) i32[r.pendPos] = (startPos + span) | 0; // RESV_LOCK
   spinUnlock(mem, r.resvLock);
 }
 
@@ -352,7 +370,7 @@ export function validCommitFlags(flags: unknown): flags is number | undefined {
  * record counts as consumed), `-EBUSY` when another thread is consuming, `-EINVAL` for a freed
  * ring. The view is valid only until `cb` returns. Context: the consumer, lock-free for producers.
  */
-export function ringConsume(r: RingRef, cb: RingCallback): number {
+export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, at = false): number {
   const { mem } = r;
   const { i32 } = mem;
   if (!ringLive(r)) return -EINVAL;
@@ -364,7 +382,7 @@ export function ringConsume(r: RingRef, cb: RingCallback): number {
     // the ring is looked at again: a producer that commits after that look finds the consumer
     // caught up at its record (the wake-up check of ringCommit)
     for (;;) {
-      const ret = consumeRecords(r, cb, pos);
+      const ret = consumeRecords(r, cb, at, pos);
       if (ret < 0 || pos.cons === pos.stored) return ret < 0 ? ret : pos.count;
       storeConsumerPos(r, pos.cons);
       pos.stored = pos.cons;
@@ -389,7 +407,8 @@ function storeConsumerPos(r: RingRef, cons: number): void {
  */
 function consumeRecords(
   r: RingRef,
-  cb: RingCallback,
+  cb: RingCallback | RingSampleCallback,
+  at: boolean,
   pos: { cons: number; stored: number; count: number },
 ): number {
   const { mem, size } = r;
@@ -400,16 +419,19 @@ function consumeRecords(
   let cons = pos.cons;
   try {
     while (cons !== prod) {
-      const at = cons & mask;
-      const word = Atomics.load(i32, (r.data + at) >> 2);
+      const off = cons & mask;
+      const word = Atomics.load(i32, (r.data + off) >> 2);
       if (word & RINGBUF_BUSY_BIT) return 0; // holds back every record after it
       const len = word & RINGBUF_LEN_MASK;
-      if (len > size - at - RINGBUF_HDR_SZ)
-        bug(`ring at byte ${r.data}: the record at offset ${at} runs past the end (${len} bytes)`);
+      if (len > size - off - RINGBUF_HDR_SZ)
+        bug(`ring at byte ${r.data}: the record at offset ${off} runs past the end (${len} bytes)`);
       const next = (cons + recordBytes(len)) | 0;
       if ((word & RINGBUF_DISCARD_BIT) === 0) {
         pos.count++;
-        const ret = cb(new Uint8Array(mem.buffer, r.data + at + RINGBUF_HDR_SZ, len));
+        const from = r.data + off + RINGBUF_HDR_SZ;
+        const ret = at
+          ? cb(mem.u8, from, len)
+          : (cb as RingCallback)(new Uint8Array(mem.buffer, from, len));
         if (typeof ret === 'number' && ret < 0) {
           cons = next; // the record counts as consumed
           return ret;

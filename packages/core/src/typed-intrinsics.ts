@@ -30,3 +30,24 @@ export const typedArrayLength: (this: unknown) => unknown = intrinsicGetter('len
 export function bytesLength(bytes: unknown): number {
   return typedArrayTag.call(bytes) === 'Uint8Array' ? (typedArrayLength.call(bytes) as number) : -1;
 }
+
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
+const growableOf = Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'growable')?.get;
+
+/**
+ * The bytes of a real `Uint8Array` whose intrinsic length was just measured as `len`, as a source
+ * a copy takes exactly `len` bytes from: the caller's own view (`set` copies by its internal
+ * length, never by a `length` property or a `subarray` the caller put on it), or, over a growable
+ * `SharedArrayBuffer` (which another thread may grow under a length-tracking view at any moment),
+ * a fixed-length view of the same `len` bytes. Throws `TypeError` for a detached buffer.
+ */
+export function exactBytes(bytes: Uint8Array, len: number): Uint8Array {
+  const buffer = typedArrayBuffer.call(bytes) as ArrayBufferLike;
+  let growable = false;
+  try {
+    growable = growableOf?.call(buffer) === true; // throws for an ArrayBuffer: not growable
+  } catch {
+    growable = false;
+  }
+  return growable ? new Uint8Array(buffer, typedArrayByteOffset.call(bytes) as number, len) : bytes;
+}

@@ -132,6 +132,38 @@ describe('bad input to the ring calls', () => {
     expect(rb.output(lying)).toBe(0);
   });
 
+  it('output copies a Uint8Array by its real bytes, whatever its own length and subarray say', () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    // a lying `length` and a species whose subarray returns 3000 bytes of 0xAA
+    const hostile = (len: number): Uint8Array => {
+      const bytes = new Uint8Array(len).fill(7);
+      Object.defineProperty(bytes, 'length', { value: 4 });
+      // a constructor (called with `new` by subarray's species lookup) that returns other bytes
+      const evil = function (): Uint8Array {
+        return new Uint8Array(3000).fill(0xaa);
+      };
+      Object.defineProperty(bytes, 'constructor', { value: { [Symbol.species]: evil } });
+      return bytes;
+    };
+    for (const [len, flags] of [
+      [8, 0],
+      [8, RB_BATCH],
+      [2000, 0], // copied outside the reservation lock
+      [1500, RB_BATCH], // too large for a batch: output at once
+    ] as const) {
+      expect(rb.output(hostile(len), flags)).toBe(0);
+      rb.flush();
+      const got: Uint8Array[] = [];
+      expect(rb.consume((v) => void got.push(v.slice()))).toBe(1);
+      expect(got[0]).toEqual(new Uint8Array(len).fill(7));
+      k.checkInvariants();
+    }
+    // nothing was written past the records: the rest of the data area is as the ring left it
+    const data = k.readKernel(rb.kaddr + 3 * PAGE_SIZE, 2 * PAGE_SIZE);
+    expect(data.includes(0xaa)).toBe(false);
+  });
+
   it('output answers -EINVAL for a Uint8Array whose buffer was detached, and keeps working', () => {
     const { k, rb } = setup();
     const before = snapshot(k);
@@ -170,18 +202,24 @@ describe('bad input to the ring calls', () => {
     expectUnchangedSince(k, after);
   });
 
-  it('query, consume, poll and pollSync answer -EINVAL for bad arguments, and change nothing', async () => {
+  it('query, consume, poll, pollSync and their At forms answer -EINVAL for bad arguments, and change nothing', async () => {
     const { k, rb } = setup();
     const before = snapshot(k);
     for (const what of [...BAD_NUMBERS, 4, -0.5])
       expect(call((v) => rb.query(v), what)).toBe(-EINVAL);
-    for (const cb of [null, undefined, 1, 'f', {}])
+    for (const cb of [null, undefined, 1, 'f', {}]) {
       expect(rb.consume(cb as () => void)).toBe(-EINVAL);
+      expect(rb.consumeAt(cb as () => void)).toBe(-EINVAL);
+      expect(rb.pollSyncAt(cb as () => void)).toBe(-EINVAL);
+    }
     expect(await rb.poll(null as unknown as () => void)).toBe(-EINVAL);
+    expect(await rb.pollAt(null as unknown as () => void)).toBe(-EINVAL);
     for (const timeoutMs of [NaN, '1', null, {}]) {
       const options = { timeoutMs } as unknown as { timeoutMs: number };
       expect(await rb.poll(() => undefined, options)).toBe(-EINVAL);
       expect(rb.pollSync(() => undefined, options)).toBe(-EINVAL);
+      expect(await rb.pollAt(() => undefined, options)).toBe(-EINVAL);
+      expect(rb.pollSyncAt(() => undefined, options)).toBe(-EINVAL);
     }
     expectUnchangedSince(k, before);
   });

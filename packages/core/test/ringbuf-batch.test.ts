@@ -40,7 +40,7 @@ function boot(): Kernel {
 function seen(rb: RingBuf): number[] {
   const ref = (rb as unknown as { consumerRef(): RingRef }).consumerRef();
   const got: number[] = [];
-  const n = ringConsume(ref, (v) => void got.push(readRecord(v)[1]));
+  const n = ringConsume(ref, (v: Uint8Array) => void got.push(readRecord(v)[1]));
   expect(n).toBe(got.length);
   return got;
 }
@@ -257,6 +257,72 @@ describe('RB_BATCH output', () => {
     expect(rb.output(reused, RB_BATCH)).toBe(-22);
     expect(rb.query(BPF_RB_PROD_POS)).toBe(before);
     expect(got()).toEqual([new Array<number>(16).fill(0), new Array<number>(16).fill(0)]);
+    k.checkInvariants();
+  });
+
+  it("keeps this thread's order across two handles of one ring", () => {
+    const k = boot();
+    const a = k.ringbufCreate(16 * PAGE_SIZE)!;
+    const b = k.ringbuf(a.kaddr)!;
+    outputRange(a, 0, 1);
+    outputRange(b, 1, 2, 32, 0); // publishes a's batch first
+    outputRange(a, 2, 3);
+    outputRange(b, 3, 4); // b's batch: a's goes out first
+    outputRange(a, 4, 5); // and now b's
+    const rec = b.reserve(32)!; // a's again
+    fillRecord(rec.data, 1, 5);
+    rec.submit();
+    expect(seen(a)).toEqual([0, 1, 2, 3, 4, 5]);
+    k.ringbufFlush(); // nothing open: nothing happens
+    outputRange(a, 6, 7);
+    outputRange(b, 7, 8, 32, RB_BATCH | BPF_RB_NO_WAKEUP); // (a published: one open batch a thread)
+    k.ringbufFlush();
+    expect(seen(b)).toEqual([6, 7]);
+    k.checkInvariants();
+  });
+
+  it('moves PENDING_POS past a published batch only from where that batch began, a lap later too', () => {
+    // the publish makes the chunk visible before PENDING_POS is moved: other threads may consume
+    // it and go a whole lap round meanwhile, leaving PENDING_POS at the same offset a lap later,
+    // at another thread's open reservation. Here that happens inside the publishing Atomics.store.
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!; // 8 KiB of data
+    const other = Kernel.attach(k.handle); // another thread's attachment
+    const otherRb = other.ringbuf(rb.kaddr)!;
+    const plain = k.ringbuf(rb.kaddr)!;
+    const ref = (rb as unknown as { consumerRef(): RingRef }).consumerRef();
+    const drain = (): number => ringConsume(ref, () => undefined);
+    expect(rb.output(new Uint8Array(32), RB_BATCH)).toBe(0); // the chunk: [0, 512)
+    const big = new Uint8Array(504);
+    const meanwhile = (): void => {
+      expect(drain()).toBe(1);
+      for (let i = 0; i < 15; i++) expect(plain.output(big)).toBe(0); // up to 8192
+      drain();
+      expect(otherRb.reserve(504)).not.toBeNull(); // open at 8192: offset 0, a lap later
+      for (let i = 0; i < 14; i++) expect(plain.output(big)).toBe(0); // PENDING_POS stops at 8192
+    };
+    const store = Atomics.store;
+    let fired = false;
+    const patched = (array: Int32Array, index: number, value: number): number => {
+      const ret = store(array, index, value);
+      if (!fired && index === ref.data >> 2 && value === 32) {
+        fired = true;
+        Atomics.store = store;
+        meanwhile();
+      }
+      return ret;
+    };
+    Atomics.store = patched as typeof Atomics.store;
+    try {
+      rb.flush();
+    } finally {
+      Atomics.store = store;
+    }
+    expect(fired).toBe(true);
+    k.checkInvariants(); // was: "a busy record lies before PENDING_POS"
+    // the other thread dies holding its reservation: reaping discards it and the ring flows again
+    k.reapThread({ tid: other.tid });
+    expect(drain()).toBe(14);
     k.checkInvariants();
   });
 

@@ -194,6 +194,67 @@ describe('producers and the consumer', () => {
   });
 });
 
+describe('consumeAt, pollAt and pollSyncAt', () => {
+  it('hand each record as (mem, offset, length): the same bytes as consume, one mem object', async () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const lens = [0, 1, 7, 8, 33, 1000];
+    const out = (seq: number): void => {
+      const bytes = new Uint8Array(lens[seq % lens.length]!);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (seq * 13 + i) & 0xff;
+      expect(rb.output(bytes)).toBe(0);
+    };
+    for (let seq = 0; seq < 6; seq++) out(seq);
+    const reserved = rb.reserve(5)!;
+    reserved.data.set([1, 2, 3, 4, 5]);
+    reserved.discard(); // skipped, as by consume
+    const mems = new Set<Uint8Array>();
+    const got: number[][] = [];
+    expect(
+      rb.consumeAt((mem, offset, length) => {
+        mems.add(mem);
+        got.push([...mem.subarray(offset, offset + length)]);
+      }),
+    ).toBe(6);
+    expect(mems.size).toBe(1);
+    const [mem] = [...mems];
+    expect(mem!.buffer).toBe(k.handle.buffer);
+    expect(got).toEqual(
+      lens.map((len, seq) => Array.from({ length: len }, (_, i) => (seq * 13 + i) & 0xff)),
+    );
+    // a negative return stops there; the record counts as consumed
+    for (let seq = 0; seq < 3; seq++) out(seq);
+    let calls = 0;
+    expect(rb.consumeAt(() => (++calls === 2 ? -7 : 0))).toBe(-7);
+    expect(rb.consumeAt(() => undefined)).toBe(1);
+    // one consumer at a time
+    out(0);
+    let inner = 0;
+    expect(rb.consumeAt(() => void (inner = rb.consumeAt(() => undefined)))).toBe(1);
+    expect(inner).toBe(-EBUSY);
+    // pollAt waits like poll; pollSyncAt times out (0), or where it may not block answers -EAGAIN
+    out(1);
+    expect(
+      await rb.pollAt((_m, _o, length) => {
+        expect(length).toBe(1);
+      }),
+    ).toBe(1);
+    expect([0, -EAGAIN]).toContain(rb.pollSyncAt(() => undefined, { timeoutMs: 10 }));
+    out(2);
+    expect(
+      rb.pollSyncAt((_m, _o, length) => {
+        expect(length).toBe(7);
+      }),
+    ).toBe(1);
+    const later = rb.pollAt(() => undefined, { timeoutMs: 5000 });
+    setTimeout(() => {
+      out(3);
+    }, 5);
+    expect(await later).toBe(1);
+    k.checkInvariants();
+  });
+});
+
 describe('wake-up', () => {
   it('is not even checked while no consumer is about to sleep', () => {
     const k = boot();

@@ -132,13 +132,12 @@ export function threadState(): ThreadState {
 }
 
 /**
- * Publish the `RB_BATCH` records this thread's tasks wrote to the rings they opened (`openRing`,
- * `poolRing`): a task's records are visible once the task has completed. Context: a pool thread,
- * after a task.
+ * Publish the `RB_BATCH` records this thread's tasks wrote to any ring, through any handle
+ * (`openRing`, `poolRing`, one of their own): a task's records are visible once the task has
+ * completed. Context: a pool thread, after a task.
  */
 export function flushRings(): void {
-  if (thread === undefined) return;
-  for (const ring of thread.rings.values()) ring.flush();
+  thread?.kernel.ringbufFlush();
 }
 
 export class UserRange implements MappedRange {

@@ -74,11 +74,23 @@ describe('rings and the pool', () => {
         transport,
       });
       const ring = pool.ring!;
+      const warm = pool.kernel.kzalloc(4)!;
+      pool.kernel.view(warm, 4, Int32Array)[0] = 1;
+      expect(await pool.run({ areas: [], name: 'holdOn', arg: { kaddr: warm } })).toBe(0);
+      pool.kernel.kfree(warm);
       for (let id = 0; id < 4; id++) {
-        // fewer records than a chunk holds: nothing but the task's end publishes them
+        // fewer records than a chunk holds: nothing but the task's end publishes them; odd ids
+        // write through a handle of the task's own, not the one poolRing/openRing cache
         const count = 3 + id * 10;
-        const arg = { id, count, batch: true };
-        expect(await pool.run({ areas: [], name: 'produce', arg })).toBe(count);
+        const arg = { id, count, batch: true, ring: ring.kaddr, own: id % 2 === 1 };
+        // the thread's next task blocks it until the records have been checked: no microtask
+        // and no idle moment of the thread publishes them (its arguments travel inline in the
+        // ring, and its module is loaded: the thread goes from one task to the next with no await)
+        const gate = pool.kernel.kzalloc(4)!;
+        const word = pool.kernel.view(gate, 4, Int32Array);
+        const produced = pool.run({ areas: [], name: 'produce', arg });
+        const blocker = pool.run({ areas: [], name: 'holdOn', arg: { kaddr: gate } });
+        expect(await produced).toBe(count);
         const seqs: number[] = [];
         ring.consume((v) => {
           const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
@@ -86,6 +98,10 @@ describe('rings and the pool', () => {
           seqs.push(dv.getUint32(4, true));
         });
         expect(seqs).toEqual(Array.from({ length: count }, (_, i) => i));
+        Atomics.store(word, 0, 1);
+        Atomics.notify(word, 0);
+        expect(await blocker).toBe(0);
+        pool.kernel.kfree(gate);
       }
       await pool.close();
     });

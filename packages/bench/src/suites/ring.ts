@@ -79,7 +79,7 @@ class Rig {
   readonly ring: RingBuf;
   readonly jsRing: RingBuffer;
   readonly tally = new Tally();
-  private readonly takeView: (v: Uint8Array) => void;
+  private readonly takeAt: (mem: Uint8Array, offset: number) => void;
   /** Called with each message of a producer during a postMessage round. */
   private onMessage: (bytes: Uint8Array) => void = () => undefined;
 
@@ -103,8 +103,8 @@ class Rig {
       });
     }
     const { tally } = this;
-    this.takeView = (v) => {
-      tally.take(v, 0);
+    this.takeAt = (mem, offset) => {
+      tally.take(mem, offset);
     };
   }
 
@@ -120,7 +120,7 @@ class Rig {
     const { tally } = this;
     if (mode === RMode.OUTPUT || mode === RMode.RESERVE || mode === RMode.OUTPUT_BATCH) {
       while (tally.got < total) {
-        const n = await this.ring.poll(this.takeView, { timeoutMs: 100 });
+        const n = await this.ring.pollAt(this.takeAt, { timeoutMs: 100 });
         if (n < 0) throw new Error(`ring: poll returned ${n}`);
         this.check(deadline);
       }
@@ -269,7 +269,7 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
     measures: [],
     lines: [],
     notes: [
-      `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with poll (Atomics.waitAsync); producers wait for room with outputWait/reserveWait. 'output, RB_BATCH' rows: the same output calls with the RB_BATCH flag (the ring publishes each producer's records a chunk of up to 16 KiB at a time; the producer flushes after its last record); 'ring output' rows publish every record at once, as Linux does. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
+      `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with pollAt (Atomics.waitAsync; each record read in place by its offset, no view per record); producers wait for room with outputWait/reserveWait. 'output, RB_BATCH' rows: the same output calls with the RB_BATCH flag (the ring publishes each producer's records a chunk of up to 16 KiB at a time; the producer flushes after its last record); 'ring output' rows publish every record at once, as Linux does. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
     ],
     integrity: checkIntegrity(kernel, freeAfterBoot),
   };

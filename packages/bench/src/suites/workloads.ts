@@ -114,7 +114,7 @@ async function runWorkloads(ctx: SuiteContext): Promise<SuiteOutput> {
       'tensor, sabvm: vmallocUser(size, { contiguous: true }), each task maps its half and sees one Float32Array (range.view); the main thread fills and checks through one typed view of the area.',
       `table: ${tableBytes / MiB} MiB of Float32 filled once; one run = 200 tasks (2 threads) of 4096 lookups each; sabvm maps the table read-only once into a long-lived process (createProcess + map) whose tasks read it through range.view(Float32Array); raw passes the buffer in each task message.`,
       'transfer: the same programs with ArrayBuffers moved to each task in the postMessage transfer list and moved back with the result (Piscina.move): tensor, one buffer per half, moved out and back for each pass; table, the one buffer moved into each task in turn, so its 200 tasks run one at a time (a buffer has one owner).',
-      `records: 16-byte records (producer id, sequence number, a Float64), 2 producer tasks; the main thread checks each producer's order and every value. sabvm: one BPF ring buffer of ${RECORDS_RING_BYTES / 1024} KiB (kernel.ringbufCreate), producers call outputWait with RB_BATCH, the main thread polls it. raw: a hand-written single-producer ring per producer in a SharedArrayBuffer (${RECORDS_RING_BYTES / 2048} KiB each), Atomics positions, a wake-up per 256 records. transfer: batches of 256 records, each a new ArrayBuffer posted to a MessagePort with its transfer list.`,
+      `records: 16-byte records (producer id, sequence number, a Float64), 2 producer tasks; the main thread checks each producer's order and every value. sabvm: one BPF ring buffer of ${RECORDS_RING_BYTES / 1024} KiB (kernel.ringbufCreate), producers call outputWait with RB_BATCH, the main thread reads it with pollAt. raw: a hand-written single-producer ring per producer in a SharedArrayBuffer (${RECORDS_RING_BYTES / 2048} KiB each), Atomics positions, a wake-up per 256 records. transfer: batches of 256 records, each a new ArrayBuffer posted to a MessagePort with its transfer list.`,
       'churn: 256 MiB kernel; small areas (1–32 pages) allocated and freed at random around 60% occupancy, a 16 MiB area allocated after each round (the previous one freed first).',
     ],
     integrity: checkIntegrity(kernel, freeAfterBoot),
@@ -422,14 +422,14 @@ function recordsGroup({ kernel, sabvm, raw }: Pools, count: number): CaseGroup {
             }),
           );
           const failed = failureOf(tasks);
-          // each record is read in place: its offset in the kernel's buffer, no copy
-          const read = (v: Uint8Array): void => {
-            const w = v.byteOffset >> 2;
-            check.add(i32[w]!, i32[w + 1]!, f64[(v.byteOffset >> 3) + 1]!);
+          // each record is read in place by its offset in the kernel's buffer: no copy, no view
+          const read = (_mem: Uint8Array, offset: number): void => {
+            const w = offset >> 2;
+            check.add(i32[w]!, i32[w + 1]!, f64[(offset >> 3) + 1]!);
           };
           while (!check.done) {
             if (failed.error !== undefined) throw failed.error;
-            await r.poll(read, { timeoutMs: 20 });
+            await r.pollAt(read, { timeoutMs: 20 });
           }
           await Promise.all(tasks);
         },
