@@ -10,7 +10,7 @@
  * writes it costs a cache-line round trip; a batch costs those once for up to a chunk of records.
  *
  * **Format: a batch is one reservation.** The first output with `RB_BATCH` reserves a chunk (512 B
- * to 16 KiB, at most an eighth of the ring) as one record: its header `(chunk - 8) | BUSY`, owned
+ * to 64 KiB, at most an eighth of the ring) as one record: its header `(chunk - 8) | BUSY`, owned
  * by this thread, like any reservation. Records go into the chunk one after the other, each with
  * its own header, by plain stores (nobody reads inside a busy record). Publishing writes the
  * unused rest of the chunk as a discarded record (`(rest - 8) | DISCARD`), then stores the first
@@ -58,7 +58,7 @@ declare function queueMicrotask(callback: () => void): void;
 /**
  * `output` flag (sabvm's own, not Linux's): the record joins this thread's batch on the ring, and
  * reaches the consumer with the whole batch, a chunk of records at a time. A batch is published
- * when the next record does not fit in its chunk (512 bytes to 16 KiB), when this thread's current
+ * when the next record does not fit in its chunk (512 bytes to 64 KiB), when this thread's current
  * job ends (a microtask), before any other producing call on the same handle, when this thread
  * consumes the ring, at `rb.flush()` and at `kernel.detach()`. Until then its records are not
  * visible and hold back the records reserved after them. Records of more than
@@ -72,7 +72,7 @@ export const RB_BATCH_MAX_RECORD = 1024;
 /** Bytes of a batch's first chunk, and the least a chunk shrinks to. */
 const MIN_CHUNK = 512;
 /** The largest chunk (bytes); a ring's chunks are also at most an eighth of its data area. */
-const MAX_CHUNK = 16 * 1024;
+const MAX_CHUNK = 64 * 1024;
 
 /** Records up to this many bytes are copied word by word from a reused buffer (see append). */
 const SMALL_RECORD = 128;
@@ -214,6 +214,8 @@ export class RingBatch {
     // bytes that cannot be read (a detached buffer, or a view out of its shrunk buffer) measure 0
     // bytes: refused before anything moves
     if (len === 0 && !readable(bytes)) return -1;
+    const source = exactBytes(bytes, len);
+    if (source === null) return -1;
     const total = recordBytes(len);
     if (this.#r !== null && (this.#r !== r || this.#cur + total > this.#size)) this.publish(true);
     if (this.#r === null) {
@@ -247,8 +249,7 @@ export class RingBatch {
       }
     }
     const at = this.#cur;
-    // readable (checked above), and exactly `len` bytes (measured by the intrinsic getter)
-    this.#stage!.set(exactBytes(bytes, len), at + RINGBUF_HDR_SZ);
+    this.#stage!.set(source, at + RINGBUF_HDR_SZ); // exactly `len` bytes, readable (above)
     this.#record(at, len, total);
     if ((flags & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
     if (flags & BPF_RB_FORCE_WAKEUP) this.#force = true;

@@ -160,9 +160,10 @@ export abstract class RingOps {
         if (ret !== BATCH_DECLINED) return ret < 0 ? -EINVAL : 0;
       }
     }
+    const source = exactBytes(bytes, len);
+    if (source === null) return -EINVAL; // a detached buffer: nothing changed
     // after this thread's batched records on the ring (any handle's), as they were output first
     publishBatches(r.mem, r.data);
-    const source = exactBytes(bytes, len);
     if (len <= OUTPUT_INLINE_MAX) {
       // written and committed under the reservation lock (see ringReserve)
       const start = ringReserve(r, len, source);

@@ -31,23 +31,18 @@ export function bytesLength(bytes: unknown): number {
   return typedArrayTag.call(bytes) === 'Uint8Array' ? (typedArrayLength.call(bytes) as number) : -1;
 }
 
-// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
-const growableOf = Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'growable')?.get;
-
 /**
- * The bytes of a real `Uint8Array` whose intrinsic length was just measured as `len`, as a source
- * a copy takes exactly `len` bytes from: the caller's own view (`set` copies by its internal
- * length, never by a `length` property or a `subarray` the caller put on it), or, over a growable
- * `SharedArrayBuffer` (which another thread may grow under a length-tracking view at any moment),
- * a fixed-length view of the same `len` bytes. Throws `TypeError` for a detached buffer.
+ * A fixed-length view of the first `len` bytes of a real `Uint8Array` whose intrinsic length was
+ * just measured as `len`, built from the intrinsic `buffer` and `byteOffset`: the source of a copy
+ * that takes exactly `len` bytes, whatever the caller put on its object (a lying `length`, a
+ * `subarray` whose species returns other bytes) and even if another thread grows the buffer under
+ * a length-tracking view meanwhile. Null when the buffer is detached.
  */
-export function exactBytes(bytes: Uint8Array, len: number): Uint8Array {
-  const buffer = typedArrayBuffer.call(bytes) as ArrayBufferLike;
-  let growable = false;
+export function exactBytes(bytes: Uint8Array, len: number): Uint8Array | null {
   try {
-    growable = growableOf?.call(buffer) === true; // throws for an ArrayBuffer: not growable
+    const buffer = typedArrayBuffer.call(bytes) as ArrayBufferLike;
+    return new Uint8Array(buffer, typedArrayByteOffset.call(bytes) as number, len);
   } catch {
-    growable = false;
+    return null; // detached
   }
-  return growable ? new Uint8Array(buffer, typedArrayByteOffset.call(bytes) as number, len) : bytes;
 }

@@ -105,22 +105,26 @@ describe('RB_BATCH output', () => {
     k.checkInvariants();
   });
 
-  it('publishes a chunk once it is full and goes on in a new one, doubling the chunk', () => {
-    const k = boot();
-    const rb = k.ringbufCreate(64 * PAGE_SIZE)!; // chunks up to 16 KiB
+  it('publishes a chunk once it is full and goes on in a new one, doubling the chunk up to 64 KiB', () => {
+    const k = Kernel.boot({ memoryBytes: 32 * MiB });
+    const rb = k.ringbufCreate(256 * PAGE_SIZE)!; // 1 MiB: chunks up to 64 KiB (an eighth: 128)
     const prod0 = rb.query(BPF_RB_PROD_POS);
     outputRange(rb, 0, 1);
     expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(512); // the first chunk
-    outputRange(rb, 1, 2000);
-    const visible = seen(rb);
-    // every full chunk was published: all but the records of the open one, in order
-    expect(visible).toEqual(range(0, visible.length));
-    expect(visible.length).toBeGreaterThan(1500);
-    expect(visible.length).toBeLessThan(2000);
+    outputRange(rb, 1, 5000);
+    // chunks of 512 B … 32 KiB, then 64 KiB: 12, 25, 51, 102, 204, 409, 819, 1638, 1638 records
+    // of 40 bytes published, and the 10th chunk open with the other 102
+    expect(seen(rb)).toEqual(range(0, 4898));
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(65024 + 3 * 65536);
     rb.flush();
-    expect(seen(rb)).toEqual(range(visible.length, 2000));
-    // chunks grew to 16 KiB: 2000 records of 40 bytes took far fewer reservations than records
+    expect(seen(rb)).toEqual(range(4898, 5000));
     k.checkInvariants();
+    // a batch published early leaves a chunk fit for what it held: 102 records, 4080 bytes
+    outputRange(rb, 0, 1);
+    const p1 = rb.query(BPF_RB_PROD_POS);
+    rb.flush();
+    outputRange(rb, 1, 2);
+    expect(rb.query(BPF_RB_PROD_POS) - p1).toBe(512); // 40 bytes used: back to 512
   });
 
   it('outputs a record larger than RB_BATCH_MAX_RECORD at once, after the open batch', () => {

@@ -106,7 +106,7 @@ class Model {
 
   /** The largest chunk on this ring. */
   get cap(): number {
-    return Math.min(16 * 1024, this.size / 8);
+    return Math.min(64 * 1024, this.size / 8);
   }
 
   /** Publish the open batch; `full`: it was published because a record did not fit. */
@@ -117,7 +117,7 @@ class Model {
     this.open = null;
     const used = b.batch!.used;
     this.chunk = full
-      ? Math.min(16 * 1024, this.chunk * 2)
+      ? Math.min(64 * 1024, this.chunk * 2)
       : Math.max(512, 2 ** Math.ceil(Math.log2(Math.max(used, 1))));
   }
 
