@@ -92,6 +92,13 @@ export abstract class RingOps {
   protected abstract producerRef(): RingRef;
   /** The ring as the consumer reaches it (a user producer's mapping faults here). */
   protected abstract consumerRef(): RingRef;
+
+  /** {@link RingOps.consumerRef}, after this thread's own batched records on the ring went out. */
+  #consumer(): RingRef {
+    const r = this.consumerRef();
+    publishBatches(r.mem, r.data);
+    return r;
+  }
   /** The ring for reading only (`query`). */
   protected abstract readerRef(): RingRef;
   /** Bytes of the data area, any view of the ring. */
@@ -225,9 +232,7 @@ export abstract class RingOps {
    */
   consume(cb: RingCallback): number {
     if (typeof cb !== 'function') return -EINVAL;
-    const r = this.consumerRef();
-    publishBatches(r.mem, r.data); // this thread's own batched records on the ring come first
-    return ringConsume(r, cb);
+    return ringConsume(this.#consumer(), cb);
   }
 
   /**
@@ -239,9 +244,7 @@ export abstract class RingOps {
    */
   poll(cb: RingCallback, options: PollOptions = {}): Promise<number> {
     if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
-    const r = this.consumerRef();
-    publishBatches(r.mem, r.data);
-    return pollAsync(r, cb, false, options);
+    return pollAsync(this.#consumer(), cb, false, options);
   }
 
   /**
@@ -251,9 +254,7 @@ export abstract class RingOps {
    */
   pollSync(cb: RingCallback, options: PollOptions = {}): number {
     if (typeof cb !== 'function') return -EINVAL;
-    const r = this.consumerRef();
-    publishBatches(r.mem, r.data);
-    return pollSync(r, cb, false, options);
+    return pollSync(this.#consumer(), cb, false, options);
   }
 
   /**
@@ -265,24 +266,18 @@ export abstract class RingOps {
    */
   consumeAt(cb: RingSampleCallback): number {
     if (typeof cb !== 'function') return -EINVAL;
-    const r = this.consumerRef();
-    publishBatches(r.mem, r.data);
-    return ringConsume(r, cb, true);
+    return ringConsume(this.#consumer(), cb, true);
   }
 
   /** As {@link RingOps.poll}, with the callback of {@link RingOps.consumeAt}. */
   pollAt(cb: RingSampleCallback, options: PollOptions = {}): Promise<number> {
     if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
-    const r = this.consumerRef();
-    publishBatches(r.mem, r.data);
-    return pollAsync(r, cb, true, options);
+    return pollAsync(this.#consumer(), cb, true, options);
   }
 
   /** As {@link RingOps.pollSync}, with the callback of {@link RingOps.consumeAt}. */
   pollSyncAt(cb: RingSampleCallback, options: PollOptions = {}): number {
     if (typeof cb !== 'function') return -EINVAL;
-    const r = this.consumerRef();
-    publishBatches(r.mem, r.data);
-    return pollSync(r, cb, true, options);
+    return pollSync(this.#consumer(), cb, true, options);
   }
 }
