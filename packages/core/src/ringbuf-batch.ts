@@ -56,7 +56,8 @@ import {
 declare function queueMicrotask(callback: () => void): void;
 
 /**
- * `output` flag (sabvm's own, not Linux's): the record joins this thread's batch on the ring, and
+ * `output` flag (sabvm's own, not Linux's; bit 30, far from Linux's flags, which answer -EINVAL
+ * for any other bit as here): the record joins this thread's batch on the ring, and
  * reaches the consumer with the whole batch, a chunk of records at a time. A batch is published
  * when the next record does not fit in its chunk (512 bytes to 64 KiB), when this thread's current
  * job ends (a microtask), before any other producing call on the same handle, when this thread
@@ -64,7 +65,7 @@ declare function queueMicrotask(callback: () => void): void;
  * visible and hold back the records reserved after them. Records of more than
  * `RB_BATCH_MAX_RECORD` bytes, and records that find no room for a chunk, are output at once.
  */
-export const RB_BATCH = 4;
+export const RB_BATCH = 0x40000000;
 
 /** The largest record `RB_BATCH` batches (bytes, header excluded). */
 export const RB_BATCH_MAX_RECORD = 1024;

@@ -33,18 +33,15 @@ const BAD_NUMBERS: unknown[] = [
 ];
 const BAD_FLAGS: unknown[] = [4, -1, 1.5, NaN, '1', 1n, null, {}, 3 | 8, 2 ** 32 + 1];
 const BAD_OUTPUT_FLAGS: unknown[] = [
+  ...BAD_FLAGS,
   8,
-  -1,
-  -4,
-  1.5,
-  4.5,
-  NaN,
-  '4',
-  4n,
-  null,
-  {},
-  4 | 8,
-  2 ** 32 + 4,
+  -RB_BATCH,
+  RB_BATCH + 0.5,
+  String(RB_BATCH),
+  BigInt(RB_BATCH),
+  RB_BATCH | 4,
+  RB_BATCH * 2,
+  2 ** 32 + RB_BATCH,
 ];
 
 /** A kernel with a ring holding one submitted and one reserved record, and the other records. */
