@@ -31,12 +31,7 @@
  *
  * @module
  */
-import {
-  RINGBUF_DISCARD_BIT,
-  RINGBUF_HDR_SZ,
-  RINGBUF_MAGIC,
-  RINGBUF_OWNER_SHIFT,
-} from './layout.js';
+import { RINGBUF_DISCARD_BIT, RINGBUF_HDR_SZ, RINGBUF_OWNER_SHIFT } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import { exactBytes, typedArrayBuffer, typedArrayByteOffset } from './typed-intrinsics.js';
 import {
@@ -159,12 +154,7 @@ export class RingBatch {
     const at = this.#cur;
     const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
     const { mem } = r;
-    if (
-      at + total > this.#size ||
-      mem.current.slot !== this.#slot ||
-      (r.magic >= 0 && mem.i32[r.magic] !== RINGBUF_MAGIC)
-    )
-      return 1;
+    if (at + total > this.#size || mem.current.slot !== this.#slot || !ringLiveHint(r)) return 1;
     const src = this.#src32;
     if (bytes === this.#src && len > 0 && src !== null && src.length << 2 === len) {
       // the record buffer the producer reuses, seen through Int32 words: a small record costs a
@@ -218,7 +208,8 @@ export class RingBatch {
     const source = exactBytes(bytes, len);
     if (source === null) return -1;
     const total = recordBytes(len);
-    if (this.#r !== null && (this.#r !== r || this.#cur + total > this.#size)) this.publish(true);
+    // (a handle's batch is always on the handle's one ring)
+    if (this.#r !== null && this.#cur + total > this.#size) this.publish(true);
     if (this.#r === null) {
       const cap = Math.min(MAX_CHUNK, r.size >>> 3);
       if (total > cap) return BATCH_DECLINED;
@@ -295,24 +286,19 @@ export class RingBatch {
       : Math.max(MIN_CHUNK, 2 ** Math.ceil(Math.log2(Math.max(used, 1))));
     if (!ringLiveHint(r)) return; // freed: its frames are not the ring's any more
     const { mem } = r;
-    const head = (r.data + this.#head) >> 2;
-    if (this.#count === 0) {
-      // only an unreadable first record: the whole chunk is discarded
-      Atomics.store(mem.i32, head, (this.#size - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT);
-    } else {
-      const rest = this.#size - used;
-      let end = used;
-      if (rest > 0) {
-        const s32 = this.#stage32!;
-        s32[(used >> 2) + 1] = pgOff(this.#head + used) | (this.#slot << RINGBUF_OWNER_SHIFT);
-        s32[used >> 2] = (rest - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT;
-        end += RINGBUF_HDR_SZ;
-      }
-      // everything but the first header (written by the reservation, busy): nobody reads inside
-      // a busy record, so the copy's order does not matter
-      mem.u8.set(this.#stage!.subarray(RINGBUF_HDR_SZ, end), r.data + this.#head + RINGBUF_HDR_SZ);
-      Atomics.store(mem.i32, head, this.#len0); // publish: every record of the batch at once
+    // an open batch holds at least its first record: add checks the bytes before it reserves
+    const rest = this.#size - used;
+    let end = used;
+    if (rest > 0) {
+      const s32 = this.#stage32!;
+      s32[(used >> 2) + 1] = pgOff(this.#head + used) | (this.#slot << RINGBUF_OWNER_SHIFT);
+      s32[used >> 2] = (rest - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT;
+      end += RINGBUF_HDR_SZ;
     }
+    // everything but the first header (written by the reservation, busy): nobody reads inside
+    // a busy record, so the copy's order does not matter
+    mem.u8.set(this.#stage!.subarray(RINGBUF_HDR_SZ, end), r.data + this.#head + RINGBUF_HDR_SZ);
+    Atomics.store(mem.i32, (r.data + this.#head) >> 2, this.#len0); // publish: the whole batch
     ringPassCommitted(r, this.#startPos, (this.#head + this.#size - this.#start) & (r.size - 1));
     const flags = this.#force ? BPF_RB_FORCE_WAKEUP : this.#noWakeup ? BPF_RB_NO_WAKEUP : 0;
     ringCommitted(r, this.#head, this.#start, flags);
