@@ -308,13 +308,16 @@ export function collectRemote(mem: PhysMem, cache: number, head: number): number
     const r = Atomics.load(i32, rw);
     if (r === 0) continue;
     i32[base + SLAB_HEADER_WORDS + w]! &= ~r;
+    // the list head in a local, stored once a word: a word's objects go on in one store
+    let link = i32[base + Slab.FREELIST]!;
     for (let bits = r; bits !== 0; bits &= bits - 1) {
       const idx = w * 32 + 31 - Math.clz32(bits & -bits);
       const off = idx < first ? offset + idx * stride : objOffset(i32, g, idx);
-      i32[base + off / 4] = i32[base + Slab.FREELIST]!;
-      i32[base + Slab.FREELIST] = ((idx + 1) << 16) | off;
+      i32[base + (off >> 2)] = link;
+      link = ((idx + 1) << 16) | off;
       taken++;
     }
+    i32[base + Slab.FREELIST] = link;
     Atomics.and(i32, rw, ~r);
   }
   return taken;
