@@ -210,7 +210,7 @@ function checkSlab(
     // its active slab and the used-up slabs it keeps
     const key = `${holder}:${cache}`;
     const held = (heldBy.get(key) ?? 0) + 1;
-    const most = 1 + cpuFullSlabs(i32[g + Cache.FRAMES]!);
+    const most = 1 + cpuFullSlabs(i32[g + Cache.FRAMES]!, mem.layout.totalFrames);
     if (held > most)
       fail(
         `thread slot ${holder} holds ${held} slabs of cache ${cache} (${cacheName(mem, cache)}), more than ${most} (its active slab and the used-up ones it keeps): was a live thread reaped?`,

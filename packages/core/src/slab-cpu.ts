@@ -151,11 +151,15 @@ export class SlabCpu {
    */
   readonly activeGen: Int32Array = new Int32Array(KMEM_CACHES);
   /**
-   * Per cache, the used-up slabs this thread keeps frozen ({@link cpuFullSlabs}), oldest first:
-   * first pfn + 1 at `cache * MAX_CPU_FULL + i` for i < `fullCount[cache]`.
+   * Per cache, the used-up slabs this thread keeps frozen ({@link cpuFullSlabs}), oldest first, a
+   * ring of {@link MAX_CPU_FULL} entries: the i-th oldest (i < `fullCount[cache]`) is first pfn + 1
+   * at `cache * MAX_CPU_FULL + ((fullHead[cache] + i) & (MAX_CPU_FULL - 1))`.
    */
   readonly full: Int32Array = new Int32Array(KMEM_CACHES * MAX_CPU_FULL);
+  readonly fullHead: Int32Array = new Int32Array(KMEM_CACHES);
   readonly fullCount: Int32Array = new Int32Array(KMEM_CACHES);
+  /** How many used-up slabs of each cache this thread may keep ({@link cpuFullSlabs}); 0 = not known yet. */
+  private readonly keepMost: Int32Array = new Int32Array(KMEM_CACHES);
   /** Int32 index of frame 0's owner word. */
   private readonly owners: number;
   /** Bytes of physical memory. */
@@ -575,7 +579,7 @@ export class SlabCpu {
     // the oldest slab this thread kept used up: what was freed into it since serves now
     const kept = this.fullCount[cache]!;
     if (kept > 0) {
-      const h = this.full[cache * MAX_CPU_FULL]!;
+      const h = this.kept(cache, 0);
       const base = (h - 1) * PAGE_WORDS;
       if (i32[base + Slab.FREELIST] !== 0 || this.hasRemote(cache, base)) {
         collectRemote(mem, cache, h - 1);
@@ -588,8 +592,12 @@ export class SlabCpu {
     // keep the used-up slab; when this thread keeps as many as it may, the oldest goes
     let evict = 0;
     if (s !== 0) {
-      const frames = i32[this.caches + cache * CACHE_WORDS + Cache.FRAMES]!;
-      if (kept >= cpuFullSlabs(frames)) evict = this.unkeep(cache, 0);
+      let most = this.keepMost[cache]!;
+      if (most === 0) {
+        const frames = i32[this.caches + cache * CACHE_WORDS + Cache.FRAMES]!;
+        most = this.keepMost[cache] = cpuFullSlabs(frames, mem.layout.totalFrames);
+      }
+      if (kept >= most) evict = this.unkeep(cache, 0);
       this.keep(cache, s);
       this.active[cache] = 0;
       s = 0;
@@ -619,19 +627,29 @@ export class SlabCpu {
     return this.alloc(cache, gen);
   }
 
+  /** Index in {@link SlabCpu.full} of the i-th oldest kept slab of `cache`. */
+  private keptAt(cache: number, i: number): number {
+    return cache * MAX_CPU_FULL + ((this.fullHead[cache]! + i) & (MAX_CPU_FULL - 1));
+  }
+
+  /** The i-th oldest kept slab of `cache` (first pfn + 1). */
+  private kept(cache: number, i: number): number {
+    return this.full[this.keptAt(cache, i)]!;
+  }
+
   /** Keep used-up slab `s` (first pfn + 1) as the newest of `cache`'s (there is room). */
   private keep(cache: number, s: number): void {
     const n = this.fullCount[cache]!;
-    this.full[cache * MAX_CPU_FULL + n] = s;
+    this.full[this.keptAt(cache, n)] = s;
     this.fullCount[cache] = n + 1;
   }
 
-  /** Take kept slab `i` of `cache` out of the kept ones: its first pfn + 1. */
+  /** Take the i-th oldest kept slab of `cache` out of the kept ones: its first pfn + 1. */
   private unkeep(cache: number, i: number): number {
-    const at = cache * MAX_CPU_FULL;
     const n = this.fullCount[cache]!;
-    const s = this.full[at + i]!;
-    this.full.copyWithin(at + i, at + i + 1, at + n);
+    const s = this.kept(cache, i);
+    if (i === 0) this.fullHead[cache] = (this.fullHead[cache]! + 1) & (MAX_CPU_FULL - 1);
+    else for (let j = i; j < n - 1; j++) this.full[this.keptAt(cache, j)] = this.kept(cache, j + 1);
     this.fullCount[cache] = n - 1;
     return s;
   }
@@ -642,7 +660,7 @@ export class SlabCpu {
    */
   private takeKept(cache: number): number {
     for (let i = 0; i < this.fullCount[cache]!; i++) {
-      const h = this.full[cache * MAX_CPU_FULL + i]!;
+      const h = this.kept(cache, i);
       collectRemote(this.mem, cache, h - 1);
       if (this.i32[(h - 1) * PAGE_WORDS + Slab.FREELIST] !== 0) return this.unkeep(cache, i);
     }
@@ -670,11 +688,10 @@ export class SlabCpu {
         this.active[cache] = 0;
         gone++;
       }
-      const at = cache * MAX_CPU_FULL;
       let n = 0;
       for (let i = 0; i < this.fullCount[cache]!; i++) {
-        const h = this.full[at + i]!;
-        if (!this.letGo(cache, h, onlyEmpty)) this.full[at + n++] = h;
+        const h = this.kept(cache, i);
+        if (!this.letGo(cache, h, onlyEmpty)) this.full[this.keptAt(cache, n++)] = h;
         else gone++;
       }
       this.fullCount[cache] = n;

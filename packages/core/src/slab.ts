@@ -98,25 +98,36 @@ export function minPartial(size: number): number {
   return Math.min(MAX_PARTIAL, Math.max(MIN_PARTIAL, Math.floor(Math.log2(size) / 2)));
 }
 
-/** The most used-up slabs a thread keeps per cache ({@link cpuFullSlabs}). */
-export const MAX_CPU_FULL = 8;
-/** Frames a thread's kept used-up slabs of one cache may take together. */
-const CPU_FULL_FRAMES = 32;
+/** The most used-up slabs a thread keeps per cache ({@link cpuFullSlabs}); a power of two. */
+export const MAX_CPU_FULL = 128;
+/** Bounds of the frames a thread's kept used-up slabs of one cache may take together. */
+const CPU_FULL_FRAMES_MIN = 8;
+const CPU_FULL_FRAMES_MAX = 128;
+/** Of physical memory, the share one thread's kept slabs of one cache may take: 1 / 2^7. */
+const CPU_FULL_SHIFT = 7;
 
 /**
  * How many used-up slabs of a cache (of `frames` frames per slab) a thread keeps frozen after its
- * active slab runs out, rather than letting them go: up to {@link MAX_CPU_FULL}, and no more than
- * 32 frames. A kept slab is still the thread's: a free from another thread is one `Atomics.or` of
- * its remote bitmap and nothing more (no list_lock, no listing), and the owner takes the frees
- * back when it comes round to the slab again, oldest first — as mimalloc's heap keeps its full
- * pages, and as SLUB's per-CPU partial lists keep slabs away from the node's list_lock. When it
- * keeps as many as it may, the oldest goes to the cache if nothing was freed into it. The price:
- * objects freed into a kept slab serve only its owner; the slab goes back when the owner detaches,
- * or, once empty, at the owner's `stats()` or when one of its allocations finds memory short.
- * Context: pure.
+ * active slab runs out, rather than letting them go, in a kernel of `totalFrames` frames: as many
+ * as fit in 1/128 of physical memory, from 8 frames (1 MiB and less) up to 128 frames (64 MiB and
+ * more), at least one slab and at most {@link MAX_CPU_FULL}. A kept slab is still the thread's: a
+ * free from another thread is one `Atomics.or` of its remote bitmap and nothing more (no
+ * list_lock, no listing), and the owner takes the frees back when it comes round to the slab
+ * again, oldest first — as mimalloc's heap keeps its full pages, and as SLUB's per-CPU partial
+ * lists keep slabs away from the node's list_lock. So a thread that allocates what another frees
+ * (a queue, a pipeline) reuses its own slabs with no lock and no new slab, as long as fewer of its
+ * objects are in flight than its kept slabs hold (128 slabs of 63 objects for kmalloc-64 from
+ * 64 MiB up). When it keeps as many as it may, the oldest goes to the cache if nothing was freed
+ * into it. The price: objects freed into a kept slab serve only its owner; the slab goes back when
+ * the owner detaches, or, once empty, at the owner's `stats()` or when one of its allocations
+ * finds memory short. Context: pure.
  */
-export function cpuFullSlabs(frames: number): number {
-  return Math.max(1, Math.min(MAX_CPU_FULL, Math.floor(CPU_FULL_FRAMES / frames)));
+export function cpuFullSlabs(frames: number, totalFrames: number): number {
+  const keep = Math.min(
+    CPU_FULL_FRAMES_MAX,
+    Math.max(CPU_FULL_FRAMES_MIN, Math.floor(totalFrames / 2 ** CPU_FULL_SHIFT)),
+  );
+  return Math.max(1, Math.min(MAX_CPU_FULL, Math.floor(keep / frames)));
 }
 
 /** True when an empty slab of `cache` should be discarded (the partial list is long enough). */

@@ -10,7 +10,8 @@ import {
   TASK_SIZE,
   VMALLOC_START,
 } from '../src/index.js';
-import { cpuFullSlabs, KMALLOC_SIZES, minPartial, slabGeometry } from '../src/slab.js';
+import { Cache, Slab } from '../src/layout.js';
+import { cacheWord, cpuFullSlabs, KMALLOC_SIZES, minPartial, slabGeometry } from '../src/slab.js';
 import { FAST_PATH_CONSTANTS } from '../src/slab-cpu.js';
 
 const MiB = 2 ** 20;
@@ -199,6 +200,69 @@ const numSlabs = (k: Kernel, name: string): number => {
   );
 };
 
+describe('used-up slabs a thread keeps (cpuFullSlabs)', () => {
+  it('keeps 1/128 of memory per cache, from 8 to 128 frames, at least one slab', () => {
+    expect(cpuFullSlabs(1, 256)).toBe(8); // 1 MiB
+    expect(cpuFullSlabs(1, 4096)).toBe(32); // 16 MiB
+    expect(cpuFullSlabs(1, 16384)).toBe(128); // 64 MiB
+    expect(cpuFullSlabs(1, 2 ** 20)).toBe(128); // 4 GiB: at most 128 slabs
+    expect(cpuFullSlabs(16, 4096)).toBe(2);
+    expect(cpuFullSlabs(16, 256)).toBe(1);
+  });
+
+  for (const mib of [16, 64]) {
+    it(`serves a pipeline from the slabs the allocating thread keeps: no partial list, no new slab (${mib} MiB)`, () => {
+      const k = boot(mib);
+      const first = k.stats();
+      const other = Kernel.attach(k.handle); // allocates; k frees: every free is remote
+      const perSlab = slabGeometry(64, 8).objs;
+      const most = cpuFullSlabs(1, k.mem.layout.totalFrames);
+      const depth = (most - 2) * perSlab; // objects in flight: fewer than the kept slabs hold
+      const nrPartial = (): number =>
+        k.mem.i32[cacheWord(k.mem, KMALLOC_SIZES.indexOf(64), Cache.NR_PARTIAL)]!;
+      const holder = (kaddr: number): number => {
+        const pfn = Math.floor((kaddr - k.mem.layout.kmallocStart) / PAGE_SIZE);
+        return k.mem.i32[pfn * (PAGE_SIZE / 4) + Slab.FROZEN]!; // a slab of one frame
+      };
+      const fifo = new Float64Array(depth);
+      // count the takes of kmalloc-64's list_lock (a compare-and-exchange of its word)
+      const lockWord = cacheWord(k.mem, KMALLOC_SIZES.indexOf(64), Cache.LOCK);
+      const cas = Atomics.compareExchange;
+      let lockTaken = 0;
+      Atomics.compareExchange = ((a: Int32Array, index: number, e: number, r: number): number => {
+        if (a === k.mem.i32 && index === lockWord) lockTaken++;
+        return cas(a, index, e, r);
+      }) as typeof Atomics.compareExchange;
+      let slabsMost = 0;
+      try {
+        for (let i = 0; i < 10 * most * perSlab; i++) {
+          if (i >= depth) k.kfree(fifo[i % depth]!);
+          fifo[i % depth] = other.kmalloc(64)!;
+          if (i >= depth && i % perSlab === 0) {
+            // the oldest object in flight is in a slab other still holds, and nothing goes on the
+            // partial list
+            expect(holder(fifo[(i + 1) % depth]!)).not.toBe(0);
+            expect(nrPartial()).toBe(0);
+          }
+          if (i === 2 * depth) lockTaken = 0; // from here on: the steady state
+          if (i % (16 * perSlab) === 0) slabsMost = Math.max(slabsMost, numSlabs(k, 'kmalloc-64'));
+        }
+      } finally {
+        Atomics.compareExchange = cas;
+      }
+      // not once the cache's list_lock: other's slabs come back to it through their remote
+      // bitmaps alone
+      expect(lockTaken).toBe(0);
+      expect(slabsMost).toBeLessThanOrEqual(1 + most);
+      k.checkInvariants();
+      k.kfreeBulk(fifo);
+      other.detach();
+      expect(k.stats()).toEqual(first);
+      k.checkInvariants();
+    });
+  }
+});
+
 describe('empty slabs kept for reuse (min_partial)', () => {
   it('keeps up to minPartial empty slabs on the partial list, reuses them, and stats() gives them back', () => {
     const k = boot();
@@ -206,9 +270,11 @@ describe('empty slabs kept for reuse (min_partial)', () => {
     const other = Kernel.attach(k.handle); // its objects are remote to k
     const perSlab = slabGeometry(64, 8).objs;
     const keep = minPartial(64);
-    const held = 1 + cpuFullSlabs(slabGeometry(64, 8).frames); // other's active and kept slabs
-    const objs = Float64Array.from({ length: 20 * perSlab }, () => other.kmalloc(64)!);
-    expect(numSlabs(k, 'kmalloc-64')).toBe(20);
+    // other's active and kept slabs
+    const held = 1 + cpuFullSlabs(slabGeometry(64, 8).frames, k.mem.layout.totalFrames);
+    const slabs = held + keep + 12; // more than other keeps and the partial list holds
+    const objs = Float64Array.from({ length: slabs * perSlab }, () => other.kmalloc(64)!);
+    expect(numSlabs(k, 'kmalloc-64')).toBe(slabs);
     // the slabs other does not hold go empty: keep of them stay listed, the rest are discarded;
     // other's active and kept slabs stay its own (empty now)
     k.kfreeBulk(objs);
@@ -231,7 +297,7 @@ describe('empty slabs kept for reuse (min_partial)', () => {
     const other = Kernel.attach(k.handle);
     // kmalloc-8k: slabs of 16 frames; 10 of them, 3 held by other (its active slab and two kept
     // used up), 7 emptied from here: 6 kept on the partial list (min_partial)
-    const held = 1 + cpuFullSlabs(slabGeometry(8192, 8).frames);
+    const held = 1 + cpuFullSlabs(slabGeometry(8192, 8).frames, k.mem.layout.totalFrames);
     const objs = Array.from({ length: 70 }, () => other.kmalloc(8192)!);
     k.kfreeBulk(objs);
     expect(numSlabs(k, 'kmalloc-8k')).toBe(minPartial(8192) + held);
@@ -325,7 +391,10 @@ describe('the free fast path’s last slab', () => {
     k.kfree(s[1]!); // the fast path remembers S
     s[1] = k.kmalloc(64)!; // S used up again
     // enough slabs that S, kept used up, is let go: full, on no list, nobody's
-    const more = Array.from({ length: (2 + cpuFullSlabs(1)) * perSlab }, () => k.kmalloc(64)!);
+    const more = Array.from(
+      { length: (2 + cpuFullSlabs(1, k.mem.layout.totalFrames)) * perSlab },
+      () => k.kmalloc(64)!,
+    );
     k.kfree(s[5]!); // must see S is not this thread's any more
     k.checkInvariants(); // a free taken as local would leave S with a free object on no list
     k.kfreeBulk([...s.filter((_, i) => i !== 5), ...more]);
