@@ -33,7 +33,12 @@
  */
 import { RINGBUF_DISCARD_BIT, RINGBUF_HDR_SZ, RINGBUF_OWNER_SHIFT } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
-import { exactBytes, typedArrayBuffer, typedArrayByteOffset } from './typed-intrinsics.js';
+import {
+  exactBytes,
+  fixedLengthBuffer,
+  typedArrayBuffer,
+  typedArrayByteOffset,
+} from './typed-intrinsics.js';
 import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
@@ -155,24 +160,40 @@ export class RingBatch {
     const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
     const { mem } = r;
     if (at + total > this.#size || mem.current.slot !== this.#slot || !ringLiveHint(r)) return 1;
-    const src = this.#src32;
-    if (bytes === this.#src && len > 0 && src !== null && src.length << 2 === len) {
-      // the record buffer the producer reuses, seen through Int32 words: a small record costs a
-      // few word copies instead of a `set` (a view over a detached buffer measures 0 and does not
-      // come here)
-      const s32 = this.#stage32!;
-      const to = (at + RINGBUF_HDR_SZ) >> 2;
-      for (let i = 0; i < src.length; i++) s32[to + i] = src[i]!;
-    } else {
-      try {
-        // `len` is the intrinsic length measured just before (no user code ran since), and `set`
-        // copies by the source's own length, not by a `length` property a caller put on it
-        stage.set(bytes, at + RINGBUF_HDR_SZ);
-      } catch {
-        return 1; // the whole path answers it
-      }
-      this.#remember(bytes, len);
+    try {
+      // `len` is the intrinsic length measured just before (no user code ran since), and `set`
+      // copies by the source's own length, not by a `length` property a caller put on it
+      stage.set(bytes, at + RINGBUF_HDR_SZ);
+    } catch {
+      return 1; // the whole path answers it
     }
+    this.#remember(bytes, len);
+    this.#record(at, len, total);
+    this.#noWakeup = false;
+    return 0;
+  }
+
+  /**
+   * The fastest path of an `output(bytes, RB_BATCH)`: `bytes` is the small record buffer this
+   * thread reuses ({@link RingBatch.#remember}), so its length is its Int32 view's (fixed: its
+   * buffer can be neither resized nor grown, and a detach makes the view's length 0, which does
+   * not come here) and nothing needs measuring; the record costs a few word copies. Returns 0
+   * when appended, else 1 (nothing done: the caller takes {@link RingBatch.append}).
+   * Context: the producer's thread.
+   */
+  appendSeen(bytes: Uint8Array): number {
+    const r = this.#r;
+    if (bytes !== this.#src || r === null) return 1;
+    const src = this.#src32!;
+    const words = src.length;
+    const len = words << 2;
+    const at = this.#cur;
+    const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
+    if (words === 0 || at + total > this.#size) return 1;
+    if (r.mem.current.slot !== this.#slot || !ringLiveHint(r)) return 1;
+    const s32 = this.#stage32!;
+    const to = (at + RINGBUF_HDR_SZ) >> 2;
+    for (let i = 0; i < words; i++) s32[to + i] = src[i]!;
     this.#record(at, len, total);
     this.#noWakeup = false;
     return 0;
@@ -190,9 +211,11 @@ export class RingBatch {
     }
     if (bytes === this.#src || len === 0 || len > SMALL_RECORD || (len & 3) !== 0) return;
     const offset = typedArrayByteOffset.call(bytes) as number;
-    if ((offset & 3) !== 0) return;
+    const buffer = typedArrayBuffer.call(bytes) as ArrayBufferLike;
+    // a view of a resizable or growable buffer may track its length: only a fixed one is seen
+    if ((offset & 3) !== 0 || !fixedLengthBuffer(buffer)) return;
     this.#src = bytes;
-    this.#src32 = new Int32Array(typedArrayBuffer.call(bytes) as ArrayBufferLike, offset, len >> 2);
+    this.#src32 = new Int32Array(buffer, offset, len >> 2);
   }
 
   /**

@@ -146,7 +146,10 @@ export abstract class RingOps {
   output(bytes: Uint8Array, flags?: number): number {
     // the fast path (small, so that it inlines into the caller's loop): a record that joins this
     // handle's open batch
-    if (flags === RB_BATCH && this.#batch.append(bytes, bytesLength(bytes)) === 0) return 0;
+    if (flags === RB_BATCH) {
+      const batch = this.#batch;
+      if (batch.appendSeen(bytes) === 0 || batch.append(bytes, bytesLength(bytes)) === 0) return 0;
+    }
     return this.#output(bytes, flags);
   }
 

@@ -46,3 +46,26 @@ export function exactBytes(bytes: Uint8Array, len: number): Uint8Array | null {
     return null; // detached
   }
 }
+
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
+const abResizable = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get;
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on purpose
+const sabGrowable = Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'growable')?.get;
+
+/**
+ * True when a fixed-length view of `buffer` keeps its length for good, but for a detach (which
+ * makes it 0): `buffer` can neither be resized (`ArrayBuffer`) nor grown (`SharedArrayBuffer`),
+ * read through the intrinsic getters. An engine without those getters has no such buffers.
+ */
+export function fixedLengthBuffer(buffer: ArrayBufferLike): boolean {
+  try {
+    return abResizable === undefined || abResizable.call(buffer) === false;
+  } catch {
+    // not an ArrayBuffer: a SharedArrayBuffer
+  }
+  try {
+    return sabGrowable === undefined || sabGrowable.call(buffer) === false;
+  } catch {
+    return false;
+  }
+}

@@ -246,12 +246,28 @@ describe('RB_BATCH output', () => {
     ) => ArrayBuffer & { resize(bytes: number): void };
     const resizable = new Resizable(8, { maxByteLength: 64 });
     const tracking = new Uint8Array(resizable);
-    for (const size of [8, 8, 16, 16, 4]) {
+    // (the third output of one buffer is the first it could be taken as a reused one)
+    const sizes = [8, 8, 8, 16, 16, 16, 4, 8];
+    for (const size of sizes) {
       resizable.resize(size);
       tracking.fill(size);
       expect(rb.output(tracking, RB_BATCH)).toBe(0);
     }
-    expect(got().map((r) => r.length)).toEqual([8, 8, 16, 16, 4]);
+    expect(got()).toEqual(sizes.map((size) => new Array<number>(size).fill(size)));
+    // the same for a growable SharedArrayBuffer, which another thread may grow at any moment
+    const Growable = SharedArrayBuffer as unknown as new (
+      bytes: number,
+      options: { maxByteLength: number },
+    ) => SharedArrayBuffer & { grow(bytes: number): void };
+    const growable = new Growable(8, { maxByteLength: 64 });
+    const growing = new Uint8Array(growable);
+    const grown = [8, 8, 8, 16, 16, 32];
+    for (const size of grown) {
+      growable.grow(size);
+      growing.fill(size);
+      expect(rb.output(growing, RB_BATCH)).toBe(0);
+    }
+    expect(got()).toEqual(grown.map((size) => new Array<number>(size).fill(size)));
     // once its buffer is detached it is refused, and nothing changes
     const reused = new Uint8Array(16);
     expect(rb.output(reused, RB_BATCH)).toBe(0);
