@@ -573,6 +573,7 @@ export class SlabCpu {
       // none yet, or a destroyed cache's (its slabs went with it): not ours to touch
       this.active[cache] = 0;
       this.fullCount[cache] = 0;
+      this.keepMost[cache] = 0; // a new cache in a destroyed one's id: its own slab size
       this.activeGen[cache] = gen;
     }
     if (s !== 0 && collectRemote(mem, cache, s - 1) > 0) return this.alloc(cache, gen);

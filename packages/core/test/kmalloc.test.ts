@@ -210,6 +210,24 @@ describe('used-up slabs a thread keeps (cpuFullSlabs)', () => {
     expect(cpuFullSlabs(16, 256)).toBe(1);
   });
 
+  it("keeps a new cache's share when the new cache takes a destroyed cache's id", () => {
+    const k = boot(64);
+    // a cache of one-frame slabs: this thread may keep 128 of them
+    const small = k.kmemCacheCreate('small', 64)!;
+    const objs = Array.from({ length: 4 * slabGeometry(64, 8).objs }, () => small.alloc()!);
+    for (const kaddr of objs) small.free(kaddr);
+    expect(small.destroy()).toBe(0);
+    // its id again, slabs of 16 frames: 8 kept at most, whatever the cache before it allowed
+    const big = k.kmemCacheCreate('big', 8192)!;
+    expect(big.id).toBe(small.id);
+    const held = Array.from({ length: 40 * slabGeometry(8192, 8).objs }, () => big.alloc()!);
+    expect(held.every((kaddr) => kaddr !== null)).toBe(true);
+    k.checkInvariants();
+    for (const kaddr of held) big.free(kaddr);
+    expect(big.destroy()).toBe(0);
+    k.checkInvariants();
+  });
+
   for (const mib of [16, 64]) {
     it(`serves a pipeline from the slabs the allocating thread keeps: no partial list, no new slab (${mib} MiB)`, () => {
       const k = boot(mib);

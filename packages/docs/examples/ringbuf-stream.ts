@@ -4,6 +4,7 @@
  * message per record, no ring written by hand, no batching in the user's code, no object per
  * record.
  */
+import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { Kernel } from '@sabvm/core';
 import { consolePrint, type Print } from './print.js';
@@ -31,7 +32,9 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
   print('received', received); // 1000000
   print('sum', sum); // 499999500000: every record once
   print('rate', `${(count / ms / 1e3).toFixed(1)} M records/s`); // depends on the machine
-  await worker.terminate();
+  // let the worker finish: its detach publishes its last records and then leaves the kernel (a
+  // worker terminated in the middle of a kernel call leaves its slot for a recovery to reap)
+  await once(worker, 'exit');
   rb.free();
   // #endregion example
   kernel.checkInvariants();
