@@ -158,8 +158,6 @@ export class SlabCpu {
   readonly full: Int32Array = new Int32Array(KMEM_CACHES * MAX_CPU_FULL);
   readonly fullHead: Int32Array = new Int32Array(KMEM_CACHES);
   readonly fullCount: Int32Array = new Int32Array(KMEM_CACHES);
-  /** How many used-up slabs of each cache this thread may keep ({@link cpuFullSlabs}); 0 = not known yet. */
-  private readonly keepMost: Int32Array = new Int32Array(KMEM_CACHES);
   /** Int32 index of frame 0's owner word. */
   private readonly owners: number;
   /** Bytes of physical memory. */
@@ -573,7 +571,6 @@ export class SlabCpu {
       // none yet, or a destroyed cache's (its slabs went with it): not ours to touch
       this.active[cache] = 0;
       this.fullCount[cache] = 0;
-      this.keepMost[cache] = 0; // a new cache in a destroyed one's id: its own slab size
       this.activeGen[cache] = gen;
     }
     if (s !== 0 && collectRemote(mem, cache, s - 1) > 0) return this.alloc(cache, gen);
@@ -593,12 +590,9 @@ export class SlabCpu {
     // keep the used-up slab; when this thread keeps as many as it may, the oldest goes
     let evict = 0;
     if (s !== 0) {
-      let most = this.keepMost[cache]!;
-      if (most === 0) {
-        const frames = i32[this.caches + cache * CACHE_WORDS + Cache.FRAMES]!;
-        most = this.keepMost[cache] = cpuFullSlabs(frames, mem.layout.totalFrames);
-      }
-      if (kept >= most) evict = this.unkeep(cache, 0);
+      // read each time (once a slab): a new cache in a destroyed one's id has its own slab size
+      const frames = i32[this.caches + cache * CACHE_WORDS + Cache.FRAMES]!;
+      if (kept >= cpuFullSlabs(frames, mem.layout.totalFrames)) evict = this.unkeep(cache, 0);
       this.keep(cache, s);
       this.active[cache] = 0;
       s = 0;
