@@ -7,7 +7,7 @@
  * @module
  */
 import { AddressSpace } from './address-space.js';
-import { PAGE_SIZE, VM_USERMAP } from './errno.js';
+import { EAGAIN, EINVAL, PAGE_SIZE, VM_USERMAP } from './errno.js';
 import { showValue } from './fault.js';
 import { initFrames } from './frame-alloc.js';
 import { checkInvariants } from './invariants.js';
@@ -30,7 +30,7 @@ import { forEachPteLocked, ptePfn } from './pgtable.js';
 import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
-import { publishBatches } from './ringbuf-batch.js';
+import { dropAllBatches, publishBatches } from './ringbuf-batch.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { inspectAsJson, PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatBuddyinfo, formatMeminfo, formatVmallocinfo } from './procfs.js';
@@ -219,7 +219,10 @@ export class Kernel {
    */
   detach(): void {
     if (this.mem.current.slot < 0) return; // detached already
-    publishBatches(this.mem, -1); // this thread's batched ring records go out before it leaves
+    // this thread's batched ring records go out before it leaves: where its consumer has to make
+    // room for them first, it waits (where the thread may block; elsewhere they are dropped)
+    publishBatches(this.mem, -1, -1);
+    dropAllBatches(this.mem);
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the active slabs go back to their caches (empty ones to the page allocator, but for the
     // few a cache keeps on its partial list: stats() gives those back)
@@ -523,10 +526,15 @@ export class Kernel {
   /**
    * Publish every `RB_BATCH` batch this thread holds open, on every ring and through every handle:
    * what a thread does before it blocks, or when a unit of its work ends (the pool does it after
-   * each task). Context: any attached thread.
+   * each task). A batch whose ring has no room for it is waited for up to `timeoutMs`
+   * milliseconds (0, the default: not at all; negative: no limit) where the thread may block;
+   * one still without room stays open and goes out as soon as its consumer makes room (the thread
+   * is held alive until then). Returns 0 when every batch is out, -EAGAIN when one is not,
+   * -EINVAL for a `timeoutMs` that is not a number. Context: any attached thread.
    */
-  ringbufFlush(): void {
-    publishBatches(this.mem, -1);
+  ringbufFlush(timeoutMs = 0): number {
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) return -EINVAL;
+    return publishBatches(this.mem, -1, timeoutMs) ? 0 : -EAGAIN;
   }
 
   /** `/proc/vmallocinfo`. Context: any thread; takes vmap_area_lock briefly. */

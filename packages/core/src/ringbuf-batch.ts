@@ -4,34 +4,49 @@
  *
  * Kernel counterparts: none in the BPF ring buffer, whose every `bpf_ringbuf_output` is visible at
  * once. The idea is io_uring's: an application fills submission entries with plain stores and
- * publishes the queue's tail once for many (`io_uring_submit`), and TCP_CORK's: hold small writes
- * until a full frame goes. Here one `Atomics` operation costs ~10 ns, and where the producer's and
- * the consumer's threads run on cores far apart every record the consumer reads while the producer
- * writes it costs a cache-line round trip; a batch costs those once for up to a chunk of records.
+ * publishes the queue's tail once for many (`io_uring_submit`), and TCP_CORK's or stdio's: hold
+ * small writes in the writer's own buffer until a full frame goes. Here one `Atomics` operation
+ * costs ~10 ns, and where the producer's and the consumer's threads run on cores far apart every
+ * record the consumer reads while the producer writes it costs a cache-line round trip; a batch
+ * costs those once for up to a chunk of records.
  *
- * **Format: a batch is one reservation.** The first output with `RB_BATCH` reserves a chunk (512 B
- * to 64 KiB, at most an eighth of the ring) as one record: its header `(chunk - 8) | BUSY`, owned
- * by this thread, like any reservation. Records go into the chunk one after the other, each with
- * its own header, by plain stores (nobody reads inside a busy record). Publishing writes the
- * unused rest of the chunk as a discarded record (`(rest - 8) | DISCARD`), then stores the first
- * header `len` of the first record with one `Atomics.store`, which makes every record of the
- * batch visible at once (the consumer reads each header with `Atomics.load` after it). So the ring
- * is well-formed at every moment: the consumer, the checker and the reaper see one busy record
- * until the publish and ordinary records after it, and reaping a thread that died with a batch
- * open discards the batch as it discards any open reservation.
+ * **Format: a batch is staged, then output as one reservation.** Records with `RB_BATCH` go one
+ * after the other into a staging copy of a chunk in this thread's own memory (512 B to 64 KiB, at
+ * most an eighth of the ring), each with its own header. Nothing is in the ring yet. Publishing
+ * reserves exactly the staged bytes in the ring as one record (its header `(bytes - 8) | BUSY`,
+ * owned by this thread, like any reservation), copies the staged records in behind that header,
+ * then stores the first header `len` of the first record with one `Atomics.store`, which makes
+ * every record of the batch visible at once (the consumer reads each header with `Atomics.load`
+ * after it). So the ring is well-formed at every moment: the consumer, the checker and the reaper
+ * see one busy record for the few microseconds of the copy and ordinary records after it, and
+ * reaping a thread that died inside a publish discards the batch as it discards any open
+ * reservation.
+ *
+ * **Why the reservation waits for the publish:** a reservation holds back every record reserved
+ * after it. Reserved when the batch opened, the chunk stayed busy for as long as its thread took to
+ * fill it, and a producer thread that the scheduler took off its core meanwhile (three threads on
+ * two cores) stopped the consumer and, once the ring filled, every other producer, until it ran
+ * again. Staged, a batch holds back nothing.
+ *
+ * **The price: room is found at the publish, not at the output.** A record joins the batch (0)
+ * while the batch has room, whether the ring has or not; the output that finds the batch full
+ * publishes it, and answers -EAGAIN (the record not taken, the batch kept) when the ring cannot
+ * take it. A publish at the end of the job, at `flush()` or by `kernel.ringbufFlush()` that finds
+ * the ring full keeps the batch and tries again each time the consumer moves, holding the thread
+ * alive until it is out; `kernel.detach()` waits for room where the thread may block.
  *
  * **When a batch is published:** when the next record does not fit in its chunk; when this thread's
  * current job ends (a microtask queued when the batch opens: the end of a task, of a script, any
- * `await`); before any other call on the same handle that produces or waits (`output` without
- * `RB_BATCH`, `reserve`, `outputWait`'s wait, `flush`); when this thread consumes the same ring;
- * and at `kernel.detach()`. Until then the records are written but not visible, and they hold back
- * every record reserved after the chunk, as an open reservation does.
+ * `await`); before any other producing call on the same ring by this thread, through any handle
+ * (`output` without `RB_BATCH`, `reserve`, the first batched output of another handle), so a
+ * thread's records keep its order; when this thread consumes the same ring; at `flush()`,
+ * `kernel.ringbufFlush()` and `kernel.detach()`. Until then the records are not visible.
  *
  * State: the fields of a {@link RingBatch} are this thread's own (one per ring handle, never shared).
  *
  * @module
  */
-import { RINGBUF_DISCARD_BIT, RINGBUF_HDR_SZ, RINGBUF_OWNER_SHIFT } from './layout.js';
+import { RINGBUF_HDR_SZ, RINGBUF_OWNER_SHIFT } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import {
   exactBytes,
@@ -52,6 +67,7 @@ import {
   ringReserve,
   type RingRef,
 } from './ringbuf.js';
+import { waitForRoom, whenConsumerMoves } from './ringbuf-wait.js';
 
 declare function queueMicrotask(callback: () => void): void;
 
@@ -60,10 +76,11 @@ declare function queueMicrotask(callback: () => void): void;
  * for any other bit as here): the record joins this thread's batch on the ring, and
  * reaches the consumer with the whole batch, a chunk of records at a time. A batch is published
  * when the next record does not fit in its chunk (512 bytes to 64 KiB), when this thread's current
- * job ends (a microtask), before any other producing call on the same handle, when this thread
- * consumes the ring, at `rb.flush()` and at `kernel.detach()`. Until then its records are not
- * visible and hold back the records reserved after them. Records of more than
- * `RB_BATCH_MAX_RECORD` bytes, and records that find no room for a chunk, are output at once.
+ * job ends (a microtask), before any other producing call on the same ring by this thread, when
+ * this thread consumes the ring, at `rb.flush()` and at `kernel.detach()`. Until then its records
+ * are not visible. The ring's room is found at the publish: an output that finds the batch full
+ * and the ring too full for it answers -EAGAIN. Records of more than `RB_BATCH_MAX_RECORD` bytes
+ * are output at once.
  */
 export const RB_BATCH = 0x40000000;
 
@@ -78,8 +95,10 @@ const MAX_CHUNK = 64 * 1024;
 /** Records up to this many bytes are copied word by word from a reused buffer (see append). */
 const SMALL_RECORD = 128;
 
-/** `output`'s answer when the record must go out on its own (the batch could not take it). */
+/** {@link RingBatch.add}'s answer when the record must go out on its own (too large a record). */
 export const BATCH_DECLINED = 1;
+/** {@link RingBatch.add}'s answer when the batch is full and the ring has no room for it. */
+export const BATCH_FULL = 2;
 
 const EMPTY = new Uint8Array(0);
 
@@ -100,20 +119,10 @@ const openBatches = new Set<RingBatch>();
 export class RingBatch {
   /** The ring of the open batch, or null when none is open. */
   #r: RingRef | null = null;
-  /** Where the batch's reservation started (its header, or the tail skipped before it). */
-  #start = 0;
-  /** The same as a position (mod 2^32). */
-  #startPos = 0;
-  /** Data offset of the batch's first header (the chunk's start). */
-  #head = 0;
-  /** Bytes of the chunk. */
+  /** Bytes of the chunk: the most the batch stages. */
   #size = 0;
-  /** Offset in the chunk where the next record goes. */
+  /** Bytes staged: the offset in the chunk where the next record goes. */
   #cur = 0;
-  /** Length of the first record (its header says the chunk's length until the publish). */
-  #len0 = 0;
-  /** Records in the batch. */
-  #count = 0;
   /** Wake-up flags of the batch: NO_WAKEUP when every record had it, FORCE when one had it. */
   #noWakeup = true;
   #force = false;
@@ -122,10 +131,10 @@ export class RingBatch {
   /** This thread's slot when the batch opened (the owner in its headers). */
   #slot = -1;
   /**
-   * The batch's records as they will lie in the chunk, headers and all, in this thread's own
-   * memory (not shared): the publish copies them into the ring in one go. Written there one by
-   * one, each record would cost a cache-line transfer from the consumer's core; one copy of the
-   * chunk costs what a `postMessage` of it costs.
+   * The batch's records as they will lie in the ring, headers and all, in this thread's own
+   * memory (not shared): the publish reserves their bytes and copies them into the ring in one go.
+   * A record's header holds its length from the start; the word after it (page offset and owner)
+   * is written at the publish, when the place in the ring is known.
    */
   #stage: Uint8Array | null = null;
   #stage32: Int32Array | null = null;
@@ -136,9 +145,11 @@ export class RingBatch {
   #src32: Int32Array | null = null;
   /** A microtask that publishes is queued. */
   #queued = false;
+  /** A retry of a publish that found the ring full waits for the consumer to move. */
+  #retrying = false;
   readonly #task = (): void => {
     this.#queued = false;
-    this.publish();
+    this.publishOrRetry();
   };
 
   /** The ring of the open batch, or null when none is open. */
@@ -168,7 +179,8 @@ export class RingBatch {
       return 1; // the whole path answers it
     }
     this.#remember(bytes, len);
-    this.#record(at, len, total);
+    this.#stage32![at >> 2] = len;
+    this.#cur = at + total;
     this.#noWakeup = false;
     return 0;
   }
@@ -192,9 +204,10 @@ export class RingBatch {
     if (words === 0 || at + total > this.#size) return 1;
     if (r.mem.current.slot !== this.#slot || !ringLiveHint(r)) return 1;
     const s32 = this.#stage32!;
-    const to = (at + RINGBUF_HDR_SZ) >> 2;
-    for (let i = 0; i < words; i++) s32[to + i] = src[i]!;
-    this.#record(at, len, total);
+    const to = at >> 2;
+    s32[to] = len;
+    for (let i = 0; i < words; i++) s32[to + 2 + i] = src[i]!;
+    this.#cur = at + total;
     this.#noWakeup = false;
     return 0;
   }
@@ -220,9 +233,10 @@ export class RingBatch {
 
   /**
    * Add a record of `len` bytes (`bytes`, at most {@link RB_BATCH_MAX_RECORD}, a valid length for
-   * the ring) to the batch on ring `r`. Returns 0, {@link BATCH_DECLINED} when the record must be
-   * output on its own (no room for a chunk: the open batch is published first), or -1 when `bytes`
-   * cannot be read (then nothing changed). Context: the producer's thread.
+   * the ring) to the batch on ring `r`. Returns 0; {@link BATCH_FULL} when the batch had no room
+   * for it and the ring none for the batch (nothing changed: the batch stays open);
+   * {@link BATCH_DECLINED} when the record must be output on its own (larger than a chunk); -1
+   * when `bytes` cannot be read (then nothing changed). Context: the producer's thread.
    */
   add(r: RingRef, bytes: Uint8Array, len: number, flags: number): number {
     // bytes that cannot be read (a detached buffer, or a view out of its shrunk buffer) measure 0
@@ -232,28 +246,22 @@ export class RingBatch {
     if (source === null) return -1;
     const total = recordBytes(len);
     // (a handle's batch is always on the handle's one ring)
-    if (this.#r !== null && this.#cur + total > this.#size) this.publish(true);
+    if (this.#r !== null && this.#cur + total > this.#size && !this.publish(true))
+      return BATCH_FULL;
     if (this.#r === null) {
       const cap = Math.min(MAX_CHUNK, r.size >>> 3);
       if (total > cap) return BATCH_DECLINED;
-      const size = Math.min(cap, Math.max(this.#chunk, total));
       // at most one open batch per thread and ring: records keep this thread's order whichever
       // handle outputs them
-      publishBatches(r.mem, r.data);
-      const start = ringReserve(r, size - RINGBUF_HDR_SZ); // one busy record: the chunk
-      if (start < 0) return BATCH_DECLINED;
-      this.#startPos = ringLastReservePos();
+      if (!publishBatches(r.mem, r.data)) return BATCH_FULL;
       if (this.#stage === null) {
         const buf = new ArrayBuffer(MAX_CHUNK);
         this.#stage = new Uint8Array(buf);
         this.#stage32 = new Int32Array(buf);
       }
       this.#r = r;
-      this.#start = start;
-      this.#head = recordOffset(r, start, size - RINGBUF_HDR_SZ);
-      this.#size = size;
+      this.#size = Math.min(cap, Math.max(this.#chunk, total));
       this.#cur = 0;
-      this.#count = 0;
       this.#slot = r.mem.current.slot;
       this.#noWakeup = true;
       this.#force = false;
@@ -265,23 +273,11 @@ export class RingBatch {
     }
     const at = this.#cur;
     this.#stage!.set(source, at + RINGBUF_HDR_SZ); // exactly `len` bytes, readable (above)
-    this.#record(at, len, total);
+    this.#stage32![at >> 2] = len;
+    this.#cur = at + total;
     if ((flags & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
     if (flags & BPF_RB_FORCE_WAKEUP) this.#force = true;
     return 0;
-  }
-
-  /** The header of the record just staged at chunk offset `at`. */
-  #record(at: number, len: number, total: number): void {
-    if (this.#count === 0) {
-      this.#len0 = len; // the chunk's header in the ring stays busy until the publish
-    } else {
-      const s32 = this.#stage32!;
-      s32[(at >> 2) + 1] = pgOff(this.#head + at) | (this.#slot << RINGBUF_OWNER_SHIFT);
-      s32[at >> 2] = len;
-    }
-    this.#cur = at + total;
-    this.#count++;
   }
 
   /** Forget the open batch without writing anything (its ring is being freed). */
@@ -291,40 +287,74 @@ export class RingBatch {
   }
 
   /**
-   * Publish the open batch (nothing to do when none is open): the staged records and, after them,
-   * the unused rest of the chunk as a discarded record are copied into the chunk (all but its
-   * first header, which stays busy), then one `Atomics.store` of the first header commits every
-   * record, then the wake-up check as a commit's. `full`: the batch filled its chunk (the next
-   * chunk doubles). A batch on a ring freed meanwhile is dropped. Context: the producer's thread,
-   * lock-free but for a try of RESV_LOCK ({@link ringPassCommitted}).
+   * Publish the open batch (true at once when none is open): reserve its bytes in the ring as one
+   * busy record, write each staged record's page offset and owner, copy the records in behind the
+   * first header, then one `Atomics.store` of the first header commits every record, then the
+   * wake-up check as a commit's. False when the ring has no room for the batch: nothing changed,
+   * the batch stays open. `full`: the batch filled its chunk (the next chunk doubles). A batch on
+   * a ring freed meanwhile is dropped. Context: the producer's thread; takes RESV_LOCK briefly.
    */
-  publish(full = false): void {
+  publish(full = false): boolean {
     const r = this.#r;
-    if (r === null) return;
-    this.#r = null;
-    openBatches.delete(this);
-    const used = this.#cur;
+    if (r === null) return true;
+    if (!ringLiveHint(r)) {
+      this.drop(); // freed: its frames are not the ring's any more
+      return true;
+    }
+    const used = this.#cur; // an open batch holds at least its first record
+    const start = ringReserve(r, used - RINGBUF_HDR_SZ);
+    if (start < 0) return false;
+    const startPos = ringLastReservePos();
+    this.drop();
     this.#chunk = full
       ? Math.min(MAX_CHUNK, this.#chunk * 2)
-      : Math.max(MIN_CHUNK, 2 ** Math.ceil(Math.log2(Math.max(used, 1))));
-    if (!ringLiveHint(r)) return; // freed: its frames are not the ring's any more
+      : Math.max(MIN_CHUNK, 2 ** Math.ceil(Math.log2(used)));
     const { mem } = r;
-    // an open batch holds at least its first record: add checks the bytes before it reserves
-    const rest = this.#size - used;
-    let end = used;
-    if (rest > 0) {
-      const s32 = this.#stage32!;
-      s32[(used >> 2) + 1] = pgOff(this.#head + used) | (this.#slot << RINGBUF_OWNER_SHIFT);
-      s32[used >> 2] = (rest - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT;
-      end += RINGBUF_HDR_SZ;
-    }
-    // everything but the first header (written by the reservation, busy): nobody reads inside
-    // a busy record, so the copy's order does not matter
-    mem.u8.set(this.#stage!.subarray(RINGBUF_HDR_SZ, end), r.data + this.#head + RINGBUF_HDR_SZ);
-    Atomics.store(mem.i32, (r.data + this.#head) >> 2, this.#len0); // publish: the whole batch
-    ringPassCommitted(r, this.#startPos, (this.#head + this.#size - this.#start) & (r.size - 1));
+    const head = recordOffset(r, start, used - RINGBUF_HDR_SZ);
+    const s32 = this.#stage32!;
+    // the first record's header is the reservation's (busy, its page offset and owner written);
+    // the others get theirs here
+    const owner = mem.current.slot << RINGBUF_OWNER_SHIFT;
+    for (let at = recordBytes(s32[0]!); at < used; at += recordBytes(s32[at >> 2]!))
+      s32[(at >> 2) + 1] = pgOff(head + at) | owner;
+    // everything but the first header: nobody reads inside a busy record, so the copy's order
+    // does not matter
+    mem.u8.set(this.#stage!.subarray(RINGBUF_HDR_SZ, used), r.data + head + RINGBUF_HDR_SZ);
+    Atomics.store(mem.i32, (r.data + head) >> 2, s32[0]!); // publish: the whole batch
+    ringPassCommitted(r, startPos, (head + used - start) & (r.size - 1));
     const flags = this.#force ? BPF_RB_FORCE_WAKEUP : this.#noWakeup ? BPF_RB_NO_WAKEUP : 0;
-    ringCommitted(r, this.#head, this.#start, flags);
+    ringCommitted(r, head, start, flags);
+    return true;
+  }
+
+  /**
+   * {@link RingBatch.publish}; when the ring has no room, try again each time the consumer moves
+   * (and every few milliseconds), holding the thread alive until the batch is out or its ring is
+   * freed. Returns what the first publish returned. Context: the producer's thread.
+   */
+  publishOrRetry(): boolean {
+    if (this.publish()) return true;
+    const r = this.#r;
+    if (r !== null && !this.#retrying) {
+      this.#retrying = true;
+      whenConsumerMoves(r, () => {
+        this.#retrying = false;
+        if (this.#r === r) this.publishOrRetry();
+      });
+    }
+    return false;
+  }
+
+  /**
+   * {@link RingBatch.publish}, waiting for the consumer to make room for up to `timeoutMs`
+   * (negative: no limit) where this thread may block. True when the batch is out (or none was
+   * open). Context: the producer's thread.
+   */
+  publishWait(timeoutMs: number): boolean {
+    if (this.publish()) return true;
+    const r = this.#r;
+    if (r !== null && timeoutMs !== 0) waitForRoom(r, timeoutMs, () => this.publish());
+    return this.#r === null || this.publishOrRetry();
   }
 }
 
@@ -337,17 +367,26 @@ export function dropBatches(mem: PhysMem, data: number): void {
   for (const b of [...openBatches]) if (b.ring?.mem === mem && b.ring.data === data) b.drop();
 }
 
-/** {@link RingBatch.publish} when the open batch is on `mem`'s ring at byte `data` (-1: any). */
-export function publishIf(b: RingBatch, mem: PhysMem, data: number): void {
-  const r = b.ring;
-  if (r !== null && r.mem === mem && (data < 0 || r.data === data)) b.publish();
+/** Forget every batch this thread holds open on `mem`'s rings (a detach that could not wait). */
+export function dropAllBatches(mem: PhysMem): void {
+  if (openBatches.size === 0) return;
+  for (const b of [...openBatches]) if (b.ring?.mem === mem) b.drop();
 }
 
 /**
  * Publish this thread's open batches on the ring whose data starts at byte `data` of `mem`, or on
- * every ring of `mem` when `data` is -1. Context: this thread (a consume, a detach).
+ * every ring of `mem` when `data` is -1, waiting for room up to `timeoutMs` (0: not at all;
+ * negative: no limit) where this thread may block. A batch that finds no room stays open and goes
+ * out once the consumer makes room (see {@link RingBatch.publishOrRetry}). True when none is left
+ * open. Context: this thread (a producing call, a consume, a flush, a detach).
  */
-export function publishBatches(mem: PhysMem, data: number): void {
-  if (openBatches.size === 0) return;
-  for (const b of [...openBatches]) publishIf(b, mem, data);
+export function publishBatches(mem: PhysMem, data: number, timeoutMs = 0): boolean {
+  if (openBatches.size === 0) return true;
+  let all = true;
+  for (const b of [...openBatches]) {
+    const r = b.ring;
+    if (r !== null && r.mem === mem && (data < 0 || r.data === data))
+      all = (timeoutMs === 0 ? b.publishOrRetry() : b.publishWait(timeoutMs)) && all;
+  }
+  return all;
 }

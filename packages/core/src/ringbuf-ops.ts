@@ -33,6 +33,7 @@ import {
 import { pollAsync, pollSync, waitForRoom, type PollOptions } from './ringbuf-wait.js';
 import {
   BATCH_DECLINED,
+  BATCH_FULL,
   publishBatches,
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
@@ -127,8 +128,9 @@ export abstract class RingOps {
     checkProducer(r);
     if (checkRecordLen(r, len) < 0 || (flags !== undefined && flags !== 0) || !ringLiveHint(r))
       return null;
-    // after this thread's batched records on the ring (any handle's), as they were output first
-    publishBatches(r.mem, r.data);
+    // after this thread's batched records on the ring (any handle's), as they were output first:
+    // a batch the ring has no room for means no room for this record either
+    if (!publishBatches(r.mem, r.data)) return null;
     const start = ringReserve(r, len);
     return start < 0 ? null : new RingRecord(r, start, len);
   }
@@ -141,7 +143,10 @@ export abstract class RingOps {
    * record goes to the consumer as discarded. With `RB_BATCH` in `flags` (sabvm's own flag) a
    * record of up to 1 KiB joins this handle's batch and becomes visible with it: when the batch
    * fills its chunk, at the end of this thread's current job, or at `flush()` (see `RB_BATCH`).
-   * Context: as reserve.
+   * It is taken while the batch has room, whatever the ring has; -EAGAIN then means the batch is
+   * full and the ring has no room for it (the record not taken, the batch kept). This thread's
+   * other producing calls on the ring come after its open batch: while the ring has no room for
+   * the batch they answer -EAGAIN or null. Context: as reserve.
    */
   output(bytes: Uint8Array, flags?: number): number {
     // the fast path (small, so that it inlines into the caller's loop): a record that joins this
@@ -167,13 +172,13 @@ export abstract class RingOps {
       f = flags - batch;
       if (batch !== 0 && len <= RB_BATCH_MAX_RECORD) {
         const ret = this.#batch.add(r, bytes, len, f);
-        if (ret !== BATCH_DECLINED) return ret < 0 ? -EINVAL : 0;
+        if (ret !== BATCH_DECLINED) return ret < 0 ? -EINVAL : ret === BATCH_FULL ? -EAGAIN : 0;
       }
     }
     const source = exactBytes(bytes, len);
     if (source === null) return -EINVAL; // a detached buffer: nothing changed
     // after this thread's batched records on the ring (any handle's), as they were output first
-    publishBatches(r.mem, r.data);
+    if (!publishBatches(r.mem, r.data)) return -EAGAIN;
     if (len <= OUTPUT_INLINE_MAX) {
       // written and committed under the reservation lock (see ringReserve)
       const start = ringReserve(r, len, source);
@@ -196,10 +201,13 @@ export abstract class RingOps {
 
   /**
    * Publish this handle's batch of `RB_BATCH` outputs now (see `RB_BATCH`): its records become
-   * visible to the consumer. Nothing to do when no batch is open. Context: the producer's thread.
+   * visible to the consumer. Returns 0 (also when no batch was open), or -EAGAIN when the ring has
+   * no room for the batch: it stays open and goes out as soon as the consumer makes room (the
+   * thread is held alive until then), or at the next producing call. Context: the producer's
+   * thread, never blocks.
    */
-  flush(): void {
-    this.#batch.publish();
+  flush(): number {
+    return this.#batch.publishOrRetry() ? 0 : -EAGAIN;
   }
 
   /**

@@ -157,6 +157,42 @@ async function sleepAsync(
   }
 }
 
+/** How long a batch's retry waits for the consumer before it looks at the ring again. */
+const RETRY_MS = 50;
+
+declare function queueMicrotask(callback: () => void): void;
+
+/**
+ * Call `then` once, when the consumer position of `r` moves, after {@link RETRY_MS}, or when the
+ * ring is freed, holding the thread alive meanwhile (a pending `Atomics.waitAsync` does not keep
+ * Node's event loop alive; a timer does). Counted in `PRODUCER_WAITERS` while it waits, as a
+ * producer waiting for room, so the consumer notifies it. Context: a producer's thread (a batch
+ * that found the ring full at its publish), never blocks.
+ */
+export function whenConsumerMoves(r: RingRef, then: () => void): void {
+  if (!ringGet(r)) {
+    then();
+    return;
+  }
+  const { i32 } = r.mem;
+  const keepAlive = timers.setInterval(() => undefined, MAX_TIMER_MS);
+  Atomics.add(i32, r.prodWaiters, 1);
+  const cons = Atomics.load(i32, r.consPos);
+  const done = (): void => {
+    Atomics.sub(i32, r.prodWaiters, 1);
+    timers.clearInterval(keepAlive);
+    ringPut(r);
+    then();
+  };
+  if (waitAsync === undefined) {
+    timers.setTimeout(done, FALLBACK_POLL_MS);
+    return;
+  }
+  const result = waitAsync(i32, r.consPos, cons, RETRY_MS);
+  if (result.async) void result.value.then(done);
+  else queueMicrotask(done);
+}
+
 /** `ring_buffer__poll` with `Atomics.waitAsync`. Context: the consumer, any thread. */
 export async function pollAsync(
   r: RingRef,

@@ -110,21 +110,25 @@ describe('RB_BATCH output', () => {
     const rb = k.ringbufCreate(256 * PAGE_SIZE)!; // 1 MiB: chunks up to 64 KiB (an eighth: 128)
     const prod0 = rb.query(BPF_RB_PROD_POS);
     outputRange(rb, 0, 1);
-    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(512); // the first chunk
+    expect(rb.query(BPF_RB_PROD_POS)).toBe(prod0); // staged: nothing in the ring yet
     outputRange(rb, 1, 5000);
     // chunks of 512 B … 32 KiB, then 64 KiB: 12, 25, 51, 102, 204, 409, 819, 1638, 1638 records
-    // of 40 bytes published, and the 10th chunk open with the other 102
+    // of 40 bytes published, each batch as exactly its bytes, and the 10th open with the other 102
     expect(seen(rb)).toEqual(range(0, 4898));
-    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(65024 + 3 * 65536);
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(4898 * 40);
     rb.flush();
     expect(seen(rb)).toEqual(range(4898, 5000));
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(5000 * 40);
     k.checkInvariants();
-    // a batch published early leaves a chunk fit for what it held: 102 records, 4080 bytes
-    outputRange(rb, 0, 1);
-    const p1 = rb.query(BPF_RB_PROD_POS);
-    rb.flush();
-    outputRange(rb, 1, 2);
-    expect(rb.query(BPF_RB_PROD_POS) - p1).toBe(512); // 40 bytes used: back to 512
+    // a batch published early leaves a chunk fit for what it held: 102 records, 4080 bytes, so
+    // 4 KiB, which holds 102 records again: the 103rd publishes them
+    let p1 = rb.query(BPF_RB_PROD_POS);
+    outputRange(rb, 0, 103);
+    expect(rb.query(BPF_RB_PROD_POS) - p1).toBe(102 * 40);
+    rb.flush(); // 40 bytes used: back to 512, 12 records
+    p1 = rb.query(BPF_RB_PROD_POS);
+    outputRange(rb, 0, 13);
+    expect(rb.query(BPF_RB_PROD_POS) - p1).toBe(12 * 40);
   });
 
   it('outputs a record larger than RB_BATCH_MAX_RECORD at once, after the open batch', () => {
@@ -152,14 +156,40 @@ describe('RB_BATCH output', () => {
       expect(rc).toBe(0);
       seq++;
     }
-    expect(seq).toBeGreaterThan(40); // 8 KiB of 112-byte records, less the chunks' unused ends
-    // nothing of this thread's is left unpublished: a consumer elsewhere sees every record
-    expect(seen(rb)).toEqual(range(0, seq));
+    expect(seq).toBeGreaterThan(70); // 8 KiB of 112-byte records, and a batch the ring cannot take
+    // every record before that batch is in the ring; the batch's stay in it, in order
+    const first = seen(rb);
+    expect(first.length).toBeGreaterThan(60);
+    expect(first.length).toBeLessThan(seq);
+    expect(first).toEqual(range(0, first.length));
     k.checkInvariants();
+    // the consumer made room: the same output publishes the batch and starts a new one with it
     fillRecord(bytes, 1, seq);
     expect(rb.output(bytes, RB_BATCH)).toBe(0);
-    rb.flush();
-    expect(seen(rb)).toEqual([seq]);
+    expect(rb.flush()).toBe(0);
+    expect(seen(rb)).toEqual(range(first.length, seq + 1));
+    k.checkInvariants();
+  });
+
+  it('keeps a batch the full ring cannot take, and publishes it by itself once the consumer made room', async () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    const filler = new Uint8Array(1000);
+    fillRecord(filler, 1, 0);
+    let fillers = 0;
+    while (rb.output(filler) === 0) fillers++;
+    while (rb.output(filler.subarray(0, 8)) === 0) fillers++; // full to the last 16 bytes
+    outputRange(rb, 0, 3); // staged: taken while the batch has room, whatever the ring has
+    expect(rb.flush()).toBe(-EAGAIN);
+    // this thread's other producing calls come after the batch, which has no room
+    expect(rb.reserve(8)).toBeNull();
+    expect(rb.output(new Uint8Array(8))).toBe(-EAGAIN);
+    const prod = rb.query(BPF_RB_PROD_POS);
+    expect(seen(rb)).toEqual(new Array<number>(fillers).fill(0)); // a consumer elsewhere
+    // the failed flush left a retry waiting for the consumer: it publishes the batch
+    for (let i = 0; i < 100 && rb.query(BPF_RB_PROD_POS) === prod; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(seen(rb)).toEqual([0, 1, 2]);
     k.checkInvariants();
   });
 
@@ -312,7 +342,7 @@ describe('RB_BATCH output', () => {
     const plain = k.ringbuf(rb.kaddr)!;
     const ref = (rb as unknown as { consumerRef(): RingRef }).consumerRef();
     const drain = (): number => ringConsume(ref, () => undefined);
-    expect(rb.output(new Uint8Array(32), RB_BATCH)).toBe(0); // the chunk: [0, 512)
+    expect(rb.output(new Uint8Array(504), RB_BATCH)).toBe(0); // published at [0, 512)
     const big = new Uint8Array(504);
     const meanwhile = (): void => {
       expect(drain()).toBe(1);
@@ -325,7 +355,7 @@ describe('RB_BATCH output', () => {
     let fired = false;
     const patched = (array: Int32Array, index: number, value: number): number => {
       const ret = store(array, index, value);
-      if (!fired && index === ref.data >> 2 && value === 32) {
+      if (!fired && index === ref.data >> 2 && value === 504) {
         fired = true;
         Atomics.store = store;
         meanwhile();
@@ -346,14 +376,18 @@ describe('RB_BATCH output', () => {
     k.checkInvariants();
   });
 
-  it('keeps the chunk busy in the ring until the publish, owned by the producing thread', () => {
+  it('reserves nothing until the publish, then exactly the batch, committed with its first header', () => {
     const k = boot();
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
-    const head = rb.kaddr + 3 * PAGE_SIZE; // data offset 0: the first chunk's header
+    const head = rb.kaddr + 3 * PAGE_SIZE; // data offset 0: the batch's first header
+    const prod0 = rb.query(BPF_RB_PROD_POS);
     outputRange(rb, 0, 2);
-    expect(ringWord(k, head) & RINGBUF_BUSY_BIT).not.toBe(0);
+    expect(rb.query(BPF_RB_PROD_POS)).toBe(prod0);
     rb.flush();
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(80);
+    expect(ringWord(k, head) & RINGBUF_BUSY_BIT).toBe(0);
     expect(ringWord(k, head)).toBe(32); // the first record's length, committed
+    expect(ringWord(k, head + 40)).toBe(32); // the second's
   });
 
   it('drops a batch whose ring was freed, and leaves the kernel as booted', async () => {

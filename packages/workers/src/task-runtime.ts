@@ -134,10 +134,12 @@ export function threadState(): ThreadState {
 /**
  * Publish the `RB_BATCH` records this thread's tasks wrote to any ring, through any handle
  * (`openRing`, `poolRing`, one of their own): a task's records are visible once the task has
- * completed. Context: a pool thread, after a task.
+ * completed. A batch whose ring is full waits for its consumer to make room, with no limit: a
+ * pool thread may block between tasks (Piscina waits for the next task with `Atomics.wait`), so a
+ * retry left for later might not run until the next task. Context: a pool thread, after a task.
  */
 export function flushRings(): void {
-  thread?.kernel.ringbufFlush();
+  thread?.kernel.ringbufFlush(-1);
 }
 
 export class UserRange implements MappedRange {
