@@ -219,8 +219,9 @@ export class Kernel {
    */
   detach(): void {
     if (this.mem.current.slot < 0) return; // detached already
-    // this thread's batched ring records go out before it leaves: where its consumer has to make
-    // room for them first, it waits (where the thread may block; elsewhere they are dropped)
+    // this thread's batched ring records go out before it leaves: where the consumer has to make
+    // room for them first, it waits (where the thread may block and does not consume that ring
+    // itself; elsewhere they are dropped)
     publishBatches(this.mem, -1, -1);
     dropAllBatches(this.mem);
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
@@ -526,13 +527,14 @@ export class Kernel {
   /**
    * Publish every `RB_BATCH` batch this thread holds open, on every ring and through every handle:
    * what a thread does before it blocks, or when a unit of its work ends (the pool does it after
-   * each task). A batch whose ring has no room for it is waited for up to `timeoutMs`
-   * milliseconds (0, the default: not at all; negative: no limit) where the thread may block;
-   * one still without room stays open and goes out as soon as its consumer makes room (the thread
-   * is held alive until then). Returns 0 when every batch is out, -EAGAIN when one is not,
-   * -EINVAL for a `timeoutMs` that is not a number. Context: any attached thread.
+   * each task). Where a ring has no room for a batch, waits for its consumer as `rb.flush` does:
+   * up to `timeoutMs` milliseconds (negative, the default: no limit; 0: not at all), where the
+   * thread may block and does not consume that ring itself; a batch still without room stays open
+   * and goes out as soon as its consumer makes room (the thread is held alive until then).
+   * Returns 0 when every batch is out, -EAGAIN when one is not, -EINVAL for a `timeoutMs` that is
+   * not a number. Context: any attached thread.
    */
-  ringbufFlush(timeoutMs = 0): number {
+  ringbufFlush(timeoutMs = -1): number {
     if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) return -EINVAL;
     return publishBatches(this.mem, -1, timeoutMs) ? 0 : -EAGAIN;
   }

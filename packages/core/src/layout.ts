@@ -792,9 +792,14 @@ export const enum RingProd {
  * before the `Atomics.store` of PRODUCER_POS that publishes it (every reader loads PRODUCER_POS
  * first), then exchanged once with `Atomics.exchange`, lock-free, to commit (BUSY cleared, DISCARD
  * set for a discard); an `output` of up to 1 KiB writes it committed (`len`) in the same plain
- * store, its bytes already in place, and never exchanges it. Read with `Atomics.load`. Word 1 is written once with word 0, the same way: the page offset of the header from the ring's kaddr (as Linux) in its
- * low 20 bits, and the reserving thread's slot in its top 12 bits, by which reaping a dead thread
- * finds its open records (a sabvm addition; Linux keeps the full 32 bits for pg_off).
+ * store, its bytes already in place, and never exchanges it. Read with `Atomics.load`, or with a
+ * plain load where word 1 says {@link RINGBUF_SETTLED_BIT}. Word 1 is written once with word 0 (a
+ * batch's inner records: at its publish, before the `Atomics.store` of the batch's first header
+ * that makes them visible), with plain stores, and read with plain loads after the `Atomics.load`
+ * of PRODUCER_POS (or of the batch's first header) that ordered its store: the page offset of the
+ * header from the ring's kaddr (as Linux) in its low 19 bits, {@link RINGBUF_SETTLED_BIT}, and the
+ * reserving thread's slot in its top 12 bits, by which reaping a dead thread finds its open
+ * records (sabvm additions; Linux keeps the full 32 bits for pg_off).
  */
 export const RINGBUF_HDR_SZ = 8;
 /** Header word 0: the record is reserved and not yet committed. */
@@ -803,7 +808,14 @@ export const RINGBUF_BUSY_BIT: number = 2 ** 31;
 export const RINGBUF_DISCARD_BIT: number = 2 ** 30;
 /** Header word 0: the length bits. */
 export const RINGBUF_LEN_MASK: number = RINGBUF_DISCARD_BIT - 1;
-/** Header word 1: the page-offset bits. */
-export const RINGBUF_PG_OFF_MASK: number = 2 ** 20 - 1;
+/** Header word 1: the page-offset bits (at most 3 + 2^18 pages: 19 bits). */
+export const RINGBUF_PG_OFF_MASK: number = 2 ** 19 - 1;
+/**
+ * Header word 1: word 0 was written committed before the store that made the record visible and
+ * never changes until the consumer passes the record (an `output` of up to 1 KiB, a skipped tail,
+ * a published batch's records after its first), so the consumer reads it with a plain load. A
+ * record reserved BUSY never has it. A sabvm addition.
+ */
+export const RINGBUF_SETTLED_BIT: number = 2 ** 19;
 /** Header word 1: shift of the owner's thread slot. */
 export const RINGBUF_OWNER_SHIFT = 20;

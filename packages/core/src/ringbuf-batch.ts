@@ -46,7 +46,7 @@
  *
  * @module
  */
-import { RINGBUF_HDR_SZ, RINGBUF_OWNER_SHIFT } from './layout.js';
+import { RINGBUF_HDR_SZ, RINGBUF_OWNER_SHIFT, RINGBUF_SETTLED_BIT } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import {
   exactBytes,
@@ -315,8 +315,10 @@ export class RingBatch {
     // the first record's header is the reservation's (busy, its page offset and owner written);
     // the others get theirs here
     const owner = mem.current.slot << RINGBUF_OWNER_SHIFT;
+    // (settled: written before the store that publishes them, never changed after it)
+    const settled = owner | RINGBUF_SETTLED_BIT;
     for (let at = recordBytes(s32[0]!); at < used; at += recordBytes(s32[at >> 2]!))
-      s32[(at >> 2) + 1] = pgOff(head + at) | owner;
+      s32[(at >> 2) + 1] = pgOff(head + at) | settled;
     // everything but the first header: nobody reads inside a busy record, so the copy's order
     // does not matter
     mem.u8.set(this.#stage!.subarray(RINGBUF_HDR_SZ, used), r.data + head + RINGBUF_HDR_SZ);
@@ -347,13 +349,15 @@ export class RingBatch {
 
   /**
    * {@link RingBatch.publish}, waiting for the consumer to make room for up to `timeoutMs`
-   * (negative: no limit) where this thread may block. True when the batch is out (or none was
-   * open). Context: the producer's thread.
+   * (negative: no limit) where this thread may block and does not consume the ring itself (it
+   * would wait for itself); else, or when the time is up, as {@link RingBatch.publishOrRetry}.
+   * True when the batch is out (or none was open). Context: the producer's thread.
    */
   publishWait(timeoutMs: number): boolean {
     if (this.publish()) return true;
     const r = this.#r;
-    if (r !== null && timeoutMs !== 0) waitForRoom(r, timeoutMs, () => this.publish());
+    if (r !== null && timeoutMs !== 0 && !consumesRing(r))
+      waitForRoom(r, timeoutMs, () => this.publish());
     return this.#r === null || this.publishOrRetry();
   }
 }
@@ -365,6 +369,23 @@ export class RingBatch {
 export function dropBatches(mem: PhysMem, data: number): void {
   if (openBatches.size === 0) return;
   for (const b of [...openBatches]) if (b.ring?.mem === mem && b.ring.data === data) b.drop();
+}
+
+/** The rings this thread has consumed, by their data's byte in each kernel's memory. */
+const consumedRings = new WeakMap<PhysMem, Set<number>>();
+
+/**
+ * Note that this thread consumes the ring `r` (any handle): a flush here never waits for room on
+ * it, since only this thread would make the room. Context: the consumer's thread, each consume.
+ */
+export function noteConsumer(r: RingRef): void {
+  let rings = consumedRings.get(r.mem);
+  if (rings === undefined) consumedRings.set(r.mem, (rings = new Set()));
+  rings.add(r.data);
+}
+
+function consumesRing(r: RingRef): boolean {
+  return consumedRings.get(r.mem)?.has(r.data) === true;
 }
 
 /** Forget every batch this thread holds open on `mem`'s rings (a detach that could not wait). */

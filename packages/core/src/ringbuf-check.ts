@@ -22,6 +22,7 @@ import {
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
   RINGBUF_PG_OFF_MASK,
+  RINGBUF_SETTLED_BIT,
   RingMeta,
   Thread,
   ThreadState,
@@ -150,6 +151,8 @@ function checkRing(mem: PhysMem, r: RingRef): void {
     if ((h.word1 & RINGBUF_PG_OFF_MASK) !== RINGBUF_META_PAGES + Math.floor(h.at / PAGE_SIZE))
       fail(`${name}: the header at offset ${h.at} has a wrong page offset`);
     if (!(h.word & RINGBUF_BUSY_BIT)) return;
+    if (h.word1 & RINGBUF_SETTLED_BIT)
+      fail(`${name}: the record at offset ${h.at} is busy but says it is settled`);
     if ((prod - h.pos) >>> 0 > (prod - pend) >>> 0)
       fail(`${name}: a busy record lies before PENDING_POS`);
     const slot = h.word1 >>> RINGBUF_OWNER_SHIFT;

@@ -34,6 +34,7 @@ import { pollAsync, pollSync, waitForRoom, type PollOptions } from './ringbuf-wa
 import {
   BATCH_DECLINED,
   BATCH_FULL,
+  noteConsumer,
   publishBatches,
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
@@ -97,6 +98,7 @@ export abstract class RingOps {
   /** {@link RingOps.consumerRef}, after this thread's own batched records on the ring went out. */
   #consumer(): RingRef {
     const r = this.consumerRef();
+    noteConsumer(r);
     publishBatches(r.mem, r.data);
     return r;
   }
@@ -201,13 +203,16 @@ export abstract class RingOps {
 
   /**
    * Publish this handle's batch of `RB_BATCH` outputs now (see `RB_BATCH`): its records become
-   * visible to the consumer. Returns 0 (also when no batch was open), or -EAGAIN when the ring has
-   * no room for the batch: it stays open and goes out as soon as the consumer makes room (the
-   * thread is held alive until then), or at the next producing call. Context: the producer's
-   * thread, never blocks.
+   * visible to the consumer. When the ring has no room for the batch, waits for the consumer to
+   * make it, up to `timeoutMs` milliseconds (negative, the default: no limit; 0: not at all),
+   * where the thread may block and does not consume this ring itself. Returns 0 (also when no batch
+   * was open), -EAGAIN when the batch is still not out: it stays open and goes out as soon as the
+   * consumer makes room (the thread is held alive until then), or at the next producing call;
+   * -EINVAL for a `timeoutMs` that is not a number. Context: the producer's thread.
    */
-  flush(): number {
-    return this.#batch.publishOrRetry() ? 0 : -EAGAIN;
+  flush(timeoutMs = -1): number {
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) return -EINVAL;
+    return this.#batch.publishWait(timeoutMs) ? 0 : -EAGAIN;
   }
 
   /**

@@ -46,6 +46,7 @@ import {
   RINGBUF_MAGIC,
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
+  RINGBUF_SETTLED_BIT,
   RingCons,
   RingMeta,
   RingProd,
@@ -243,11 +244,12 @@ export function ringReserve(r: RingRef, len: number, bytes: Uint8Array | null = 
   if (tail < total) {
     // the tail cannot hold the record: skip it as a discarded record, place the record at 0
     i32[dataWord + (start >> 2)] = (tail - RINGBUF_HDR_SZ) | RINGBUF_DISCARD_BIT;
-    i32[dataWord + (start >> 2) + 1] = pgOff(start) | owner;
+    i32[dataWord + (start >> 2) + 1] = pgOff(start) | owner | RINGBUF_SETTLED_BIT;
   }
   // plain stores before the publish below: every reader of a header reads PRODUCER_POS first;
-  // an output's header is committed at once, a reservation's is BUSY until its commit
-  i32[dataWord + (at >> 2) + 1] = pgOff(at) | owner;
+  // an output's header is committed at once (settled: the consumer may read it plainly), a
+  // reservation's is BUSY until its commit
+  i32[dataWord + (at >> 2) + 1] = pgOff(at) | owner | (bytes === null ? 0 : RINGBUF_SETTLED_BIT);
   i32[dataWord + (at >> 2)] = bytes === null ? len | RINGBUF_BUSY_BIT : len;
   Atomics.store(i32, r.prodPos, next); // publish: the consumer may now read up to `next`
   spinUnlock(mem, r.resvLock);
@@ -416,21 +418,27 @@ function consumeRecords(
   const mask = size - 1;
   const quarter = size >>> 2;
   const prod = Atomics.load(i32, r.prodPos);
+  const { data } = r;
+  const { u8 } = mem;
   let cons = pos.cons;
+  let count = 0;
   try {
     while (cons !== prod) {
       const off = cons & mask;
-      const word = Atomics.load(i32, (r.data + off) >> 2);
+      const hdr = (data + off) >> 2;
+      // word 1 was stored before the PRODUCER_POS (or batch header) store that ordered it; word 0
+      // of a settled record too, and never changes until we pass it: no Atomics.load for it
+      const word = i32[hdr + 1]! & RINGBUF_SETTLED_BIT ? i32[hdr]! : Atomics.load(i32, hdr);
       if (word & RINGBUF_BUSY_BIT) return 0; // holds back every record after it
       const len = word & RINGBUF_LEN_MASK;
       if (len > size - off - RINGBUF_HDR_SZ)
-        bug(`ring at byte ${r.data}: the record at offset ${off} runs past the end (${len} bytes)`);
+        bug(`ring at byte ${data}: the record at offset ${off} runs past the end (${len} bytes)`);
       const next = (cons + recordBytes(len)) | 0;
       if ((word & RINGBUF_DISCARD_BIT) === 0) {
-        pos.count++;
-        const from = r.data + off + RINGBUF_HDR_SZ;
+        count++;
+        const from = data + off + RINGBUF_HDR_SZ;
         const ret = at
-          ? cb(mem.u8, from, len)
+          ? cb(u8, from, len)
           : (cb as RingCallback)(new Uint8Array(mem.buffer, from, len));
         if (typeof ret === 'number' && ret < 0) {
           cons = next; // the record counts as consumed
@@ -446,6 +454,7 @@ function consumeRecords(
     return 0;
   } finally {
     pos.cons = cons;
+    pos.count += count;
   }
 }
 

@@ -5,6 +5,8 @@
  * or reordered, the wake-up, the ring's headers and positions (the invariant checker), full rings,
  * wrap-around, and a ring freed with a batch open.
  */
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import {
   BPF_RB_FORCE_WAKEUP,
@@ -18,6 +20,7 @@ import {
   RINGBUF_BUSY_BIT,
   type RingBuf,
 } from '../src/index.js';
+import { RINGBUF_SETTLED_BIT } from '../src/layout.js';
 import { ringConsume, type RingRef } from '../src/ringbuf.js';
 import { MiB } from './helpers/reliability.js';
 import {
@@ -37,8 +40,12 @@ function boot(): Kernel {
  * The sequence numbers a consumer on another thread would get now: consumes through the ring's
  * words directly, so this thread's open batches are not published first (as `consume` does).
  */
+function ringRef(rb: RingBuf): RingRef {
+  return (rb as unknown as { consumerRef(): RingRef }).consumerRef();
+}
+
 function seen(rb: RingBuf): number[] {
-  const ref = (rb as unknown as { consumerRef(): RingRef }).consumerRef();
+  const ref = ringRef(rb);
   const got: number[] = [];
   const n = ringConsume(ref, (v: Uint8Array) => void got.push(readRecord(v)[1]));
   expect(n).toBe(got.length);
@@ -180,7 +187,7 @@ describe('RB_BATCH output', () => {
     while (rb.output(filler) === 0) fillers++;
     while (rb.output(filler.subarray(0, 8)) === 0) fillers++; // full to the last 16 bytes
     outputRange(rb, 0, 3); // staged: taken while the batch has room, whatever the ring has
-    expect(rb.flush()).toBe(-EAGAIN);
+    expect(rb.flush(0)).toBe(-EAGAIN); // not waiting
     // this thread's other producing calls come after the batch, which has no room
     expect(rb.reserve(8)).toBeNull();
     expect(rb.output(new Uint8Array(8))).toBe(-EAGAIN);
@@ -376,6 +383,37 @@ describe('RB_BATCH output', () => {
     k.checkInvariants();
   });
 
+  it('flush waits for a consumer on another thread to make room, and never for this thread', async () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    const filler = new Uint8Array(1000);
+    let fillers = 0;
+    while (rb.output(filler) === 0) fillers++;
+    while (rb.output(filler.subarray(0, 8)) === 0) fillers++;
+    outputRange(rb, 0, 3);
+    const worker = new Worker(new URL('./fixtures/ring-consumer.mjs', import.meta.url), {
+      workerData: { handle: k.handle, kaddr: rb.kaddr, delayMs: 50, more: 3 },
+    });
+    const counts = new Promise<number[]>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    expect(rb.flush()).toBe(0); // blocks until the consumer made room
+    expect(await counts).toEqual([fillers, 3]);
+    await once(worker, 'exit');
+    k.checkInvariants();
+    // this thread consumes the ring now: a flush on a full ring does not wait for itself
+    expect(rb.consume(() => undefined)).toBe(0); // the worker took everything
+    while (rb.output(filler) === 0);
+    while (rb.output(filler.subarray(0, 8)) === 0);
+    outputRange(rb, 3, 4);
+    expect(rb.flush()).toBe(-EAGAIN);
+    expect(rb.consume(() => undefined)).toBeGreaterThan(0);
+    expect(rb.flush()).toBe(0);
+    expect(rb.flush('soon' as unknown as number)).toBe(-22);
+    k.checkInvariants();
+  });
+
   it('reserves nothing until the publish, then exactly the batch, committed with its first header', () => {
     const k = boot();
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
@@ -388,6 +426,27 @@ describe('RB_BATCH output', () => {
     expect(ringWord(k, head) & RINGBUF_BUSY_BIT).toBe(0);
     expect(ringWord(k, head)).toBe(32); // the first record's length, committed
     expect(ringWord(k, head + 40)).toBe(32); // the second's
+    // the batch's first header was BUSY until the publish: read atomically; the others were
+    // written before it and never change: settled, read with plain loads
+    expect(ringWord(k, head + 4) & RINGBUF_SETTLED_BIT).toBe(0);
+    expect(ringWord(k, head + 44) & RINGBUF_SETTLED_BIT).not.toBe(0);
+    // an output is written committed before PRODUCER_POS moves: settled; a reservation is not
+    outputRange(rb, 2, 3, 32, 0);
+    expect(ringWord(k, head + 84) & RINGBUF_SETTLED_BIT).not.toBe(0);
+    const rec = rb.reserve(32)!;
+    fillRecord(rec.data, 1, 3);
+    const i32 = new Int32Array(k.handle.buffer);
+    const word1 = (ringRef(rb).data + 120 + 4) >> 2;
+    expect(i32[word1]! & RINGBUF_SETTLED_BIT).toBe(0);
+    // a busy record that says it is settled would be read without Atomics: the checker refuses it
+    i32[word1]! |= RINGBUF_SETTLED_BIT;
+    expect(() => {
+      k.checkInvariants();
+    }).toThrow(/offset 120 is busy but says it is settled/);
+    i32[word1]! &= ~RINGBUF_SETTLED_BIT;
+    rec.submit();
+    expect(seen(rb)).toEqual([0, 1, 2, 3]);
+    k.checkInvariants();
   });
 
   it('drops a batch whose ring was freed, and leaves the kernel as booted', async () => {

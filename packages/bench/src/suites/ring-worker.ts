@@ -36,8 +36,8 @@ function output(rec: Uint8Array, ops: number, flags = 0): number {
     if (rc === -EAGAIN) rc = ring!.outputWait(rec, flags, ROOM_TIMEOUT_MS);
     if (rc !== 0) return rc;
   }
-  ring!.flush(); // the round's last batch now, not at the end of this job
-  return 0;
+  // the round's last batch now, not at the end of this job (waiting for room, as outputWait)
+  return ring!.flush(ROOM_TIMEOUT_MS);
 }
 
 /** `ring.reserve` + a copy into the record + `submit`, per record. */
