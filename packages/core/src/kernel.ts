@@ -31,6 +31,7 @@ import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
 import { dropAllBatches, publishBatches } from './ringbuf-batch.js';
+import { cancelRetries } from './ringbuf-wait.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { inspectAsJson, PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatBuddyinfo, formatMeminfo, formatVmallocinfo } from './procfs.js';
@@ -220,10 +221,11 @@ export class Kernel {
   detach(): void {
     if (this.mem.current.slot < 0) return; // detached already
     // this thread's batched ring records go out before it leaves: where the consumer has to make
-    // room for them first, it waits (where the thread may block and does not consume that ring
-    // itself; elsewhere they are dropped)
+    // room for them first, it waits (where the thread may block and only another thread can make
+    // the room; elsewhere they are dropped, as the ring buffer guide says)
     publishBatches(this.mem, -1, -1);
     dropAllBatches(this.mem);
+    cancelRetries(this.mem); // (a retry's reference must go while this thread can still free)
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);
     // the active slabs go back to their caches (empty ones to the page allocator, but for the
     // few a cache keeps on its partial list: stats() gives those back)
@@ -529,7 +531,7 @@ export class Kernel {
    * what a thread does before it blocks, or when a unit of its work ends (the pool does it after
    * each task). Where a ring has no room for a batch, waits for its consumer as `rb.flush` does:
    * up to `timeoutMs` milliseconds (negative, the default: no limit; 0: not at all), where the
-   * thread may block and does not consume that ring itself; a batch still without room stays open
+   * thread may block and only another thread can make the room; a batch still without room stays open
    * and goes out as soon as its consumer makes room (the thread is held alive until then).
    * Returns 0 when every batch is out, -EAGAIN when one is not, -EINVAL for a `timeoutMs` that is
    * not a number. Context: any attached thread.

@@ -29,7 +29,7 @@ import type { AddressSpace } from './address-space.js';
 import { ringLive, ringPut, ringRefAt, ringWake, type RingRef } from './ringbuf.js';
 import { ringbufMmap, type RingRole } from './ringbuf-user.js';
 import { RingOps } from './ringbuf-ops.js';
-import { dropBatches } from './ringbuf-batch.js';
+import { dropBatches, forgetRing } from './ringbuf-batch.js';
 import { inKernel } from './thread.js';
 import { bug } from './bug.js';
 import { areaGet, areaOfPageLocked, vmallocPageIndex, vmallocPages } from './vmalloc.js';
@@ -102,6 +102,7 @@ export class RingBuf extends RingOps {
     const { i32 } = r.mem;
     if (Atomics.compareExchange(i32, r.magic, RINGBUF_MAGIC, 0) !== RINGBUF_MAGIC) return;
     dropBatches(r.mem, r.data); // this thread's open batches on it: never to be written now
+    forgetRing(r.mem, r.data); // and what it did on it (a new ring may take its frames)
     ringWake(r);
     Atomics.notify(i32, r.consPos); // producers waiting for room see it gone
     ringPut(r);

@@ -16,8 +16,8 @@
  * reserves exactly the staged bytes in the ring as one record (its header `(bytes - 8) | BUSY`,
  * owned by this thread, like any reservation), copies the staged records in behind that header,
  * then stores the first header `len` of the first record with one `Atomics.store`, which makes
- * every record of the batch visible at once (the consumer reads each header with `Atomics.load`
- * after it). So the ring is well-formed at every moment: the consumer, the checker and the reaper
+ * every record of the batch visible at once (the consumer reads that header with `Atomics.load`,
+ * and the others, marked settled, with plain loads after it). So the ring is well-formed at every moment: the consumer, the checker and the reaper
  * see one busy record for the few microseconds of the copy and ordinary records after it, and
  * reaping a thread that died inside a publish discards the batch as it discards any open
  * reservation.
@@ -33,7 +33,10 @@
  * publishes it, and answers -EAGAIN (the record not taken, the batch kept) when the ring cannot
  * take it. A publish at the end of the job, at `flush()` or by `kernel.ringbufFlush()` that finds
  * the ring full keeps the batch and tries again each time the consumer moves, holding the thread
- * alive until it is out; `kernel.detach()` waits for room where the thread may block.
+ * alive while the consumer keeps moving (up to `HOLD_MS` after it last moved). A flush, and
+ * `kernel.detach()`, wait for room where the thread may block and only another thread can make it
+ * (this thread neither consumes the ring nor holds a reservation on it); a detach that cannot wait
+ * drops the batch.
  *
  * **When a batch is published:** when the next record does not fit in its chunk; when this thread's
  * current job ends (a microtask queued when the batch opens: the end of a task, of a script, any
@@ -95,6 +98,12 @@ const MAX_CHUNK = 64 * 1024;
 /** Records up to this many bytes are copied word by word from a reused buffer (see append). */
 const SMALL_RECORD = 128;
 
+/**
+ * How long a batch that waits for room holds its thread alive after the consumer last moved
+ * (milliseconds): a ring nobody reads any more must not keep a process from exiting.
+ */
+const HOLD_MS = 1000;
+
 /** {@link RingBatch.add}'s answer when the record must go out on its own (too large a record). */
 export const BATCH_DECLINED = 1;
 /** {@link RingBatch.add}'s answer when the batch is full and the ring has no room for it. */
@@ -147,6 +156,9 @@ export class RingBatch {
   #queued = false;
   /** A retry of a publish that found the ring full waits for the consumer to move. */
   #retrying = false;
+  /** The consumer position a retry last saw, and when it last saw it move (Date.now()). */
+  #retryCons = 0;
+  #retryMoved = 0;
   readonly #task = (): void => {
     this.#queued = false;
     this.publishOrRetry();
@@ -339,7 +351,15 @@ export class RingBatch {
     const r = this.#r;
     if (r !== null && !this.#retrying) {
       this.#retrying = true;
-      whenConsumerMoves(r, () => {
+      // the thread is held alive while the consumer moves: not past HOLD_MS of a consumer that
+      // holds still (nobody may ever read the ring again), then the retry goes on unheld
+      const cons = Atomics.load(r.mem.i32, r.consPos);
+      const now = Date.now();
+      if (cons !== this.#retryCons) {
+        this.#retryCons = cons;
+        this.#retryMoved = now;
+      }
+      whenConsumerMoves(r, now - this.#retryMoved < HOLD_MS, () => {
         this.#retrying = false;
         if (this.#r === r) this.publishOrRetry();
       });
@@ -349,14 +369,15 @@ export class RingBatch {
 
   /**
    * {@link RingBatch.publish}, waiting for the consumer to make room for up to `timeoutMs`
-   * (negative: no limit) where this thread may block and does not consume the ring itself (it
-   * would wait for itself); else, or when the time is up, as {@link RingBatch.publishOrRetry}.
+   * (negative: no limit) where this thread may block, does not consume the ring itself and holds
+   * no reservation on it (it would wait for itself); else, or when the time is up, as
+   * {@link RingBatch.publishOrRetry}.
    * True when the batch is out (or none was open). Context: the producer's thread.
    */
   publishWait(timeoutMs: number): boolean {
     if (this.publish()) return true;
     const r = this.#r;
-    if (r !== null && timeoutMs !== 0 && !consumesRing(r))
+    if (r !== null && timeoutMs !== 0 && !waitsForSelf(r))
       waitForRoom(r, timeoutMs, () => this.publish());
     return this.#r === null || this.publishOrRetry();
   }
@@ -371,21 +392,44 @@ export function dropBatches(mem: PhysMem, data: number): void {
   for (const b of [...openBatches]) if (b.ring?.mem === mem && b.ring.data === data) b.drop();
 }
 
-/** The rings this thread has consumed, by their data's byte in each kernel's memory. */
-const consumedRings = new WeakMap<PhysMem, Set<number>>();
+/**
+ * What this thread does on each ring that a wait for room would wait for itself: per kernel memory
+ * and ring (its data's byte), whether it consumes the ring and how many reservations it holds open
+ * on it (the consumer stops at an open reservation). This thread's own.
+ */
+const selfWaits = new WeakMap<PhysMem, Map<number, { consumes: boolean; open: number }>>();
+
+function selfWait(r: RingRef): { consumes: boolean; open: number } {
+  let rings = selfWaits.get(r.mem);
+  if (rings === undefined)
+    selfWaits.set(r.mem, (rings = new Map<number, { consumes: boolean; open: number }>()));
+  let w = rings.get(r.data);
+  if (w === undefined) rings.set(r.data, (w = { consumes: false, open: 0 }));
+  return w;
+}
 
 /**
  * Note that this thread consumes the ring `r` (any handle): a flush here never waits for room on
  * it, since only this thread would make the room. Context: the consumer's thread, each consume.
  */
 export function noteConsumer(r: RingRef): void {
-  let rings = consumedRings.get(r.mem);
-  if (rings === undefined) consumedRings.set(r.mem, (rings = new Set()));
-  rings.add(r.data);
+  selfWait(r).consumes = true;
 }
 
-function consumesRing(r: RingRef): boolean {
-  return consumedRings.get(r.mem)?.has(r.data) === true;
+/** Note a reservation this thread opened (+1) or committed (-1) on ring `r`. */
+export function noteReservation(r: RingRef, delta: number): void {
+  selfWait(r).open += delta;
+}
+
+/** Forget what this thread did on the ring at `data` of `mem` (it is being freed). */
+export function forgetRing(mem: PhysMem, data: number): void {
+  selfWaits.get(mem)?.delete(data);
+}
+
+/** True when only this thread could make room on `r`: it consumes it, or holds a reservation on it. */
+function waitsForSelf(r: RingRef): boolean {
+  const w = selfWaits.get(r.mem)?.get(r.data);
+  return w !== undefined && (w.consumes || w.open > 0);
 }
 
 /** Forget every batch this thread holds open on `mem`'s rings (a detach that could not wait). */

@@ -30,11 +30,18 @@ import {
   type RingRef,
   type RingSampleCallback,
 } from './ringbuf.js';
-import { pollAsync, pollSync, waitForRoom, type PollOptions } from './ringbuf-wait.js';
+import {
+  pollAsync,
+  pollSync,
+  validPollOptions,
+  waitForRoom,
+  type PollOptions,
+} from './ringbuf-wait.js';
 import {
   BATCH_DECLINED,
   BATCH_FULL,
   noteConsumer,
+  noteReservation,
   publishBatches,
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
@@ -80,6 +87,7 @@ export class RingRecord {
   #commit(flags: unknown, discard: boolean): number {
     if (!this.#open || !validCommitFlags(flags)) return -EINVAL;
     this.#open = false;
+    noteReservation(this.#ring, -1);
     ringCommit(this.#ring, this.#at, this.#start, flags ?? 0, discard);
     return 0;
   }
@@ -134,7 +142,9 @@ export abstract class RingOps {
     // a batch the ring has no room for means no room for this record either
     if (!publishBatches(r.mem, r.data)) return null;
     const start = ringReserve(r, len);
-    return start < 0 ? null : new RingRecord(r, start, len);
+    if (start < 0) return null;
+    noteReservation(r, 1); // a flush of this thread's must not wait behind it
+    return new RingRecord(r, start, len);
   }
 
   /**
@@ -205,7 +215,8 @@ export abstract class RingOps {
    * Publish this handle's batch of `RB_BATCH` outputs now (see `RB_BATCH`): its records become
    * visible to the consumer. When the ring has no room for the batch, waits for the consumer to
    * make it, up to `timeoutMs` milliseconds (negative, the default: no limit; 0: not at all),
-   * where the thread may block and does not consume this ring itself. Returns 0 (also when no batch
+   * where the thread may block, does not consume this ring and holds no reservation on it (only it
+   * could make the room). Returns 0 (also when no batch
    * was open), -EAGAIN when the batch is still not out: it stays open and goes out as soon as the
    * consumer makes room (the thread is held alive until then), or at the next producing call;
    * -EINVAL for a `timeoutMs` that is not a number. Context: the producer's thread.
@@ -259,7 +270,7 @@ export abstract class RingOps {
    * while it waits. Context: any thread, the consumer.
    */
   poll(cb: RingCallback, options: PollOptions = {}): Promise<number> {
-    if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
+    if (typeof cb !== 'function' || !validPollOptions(options)) return Promise.resolve(-EINVAL);
     return pollAsync(this.#consumer(), cb, false, options);
   }
 
@@ -269,7 +280,7 @@ export abstract class RingOps {
    * that may not block it returns -EAGAIN when nothing was ready.
    */
   pollSync(cb: RingCallback, options: PollOptions = {}): number {
-    if (typeof cb !== 'function') return -EINVAL;
+    if (typeof cb !== 'function' || !validPollOptions(options)) return -EINVAL;
     return pollSync(this.#consumer(), cb, false, options);
   }
 
@@ -287,13 +298,13 @@ export abstract class RingOps {
 
   /** As {@link RingOps.poll}, with the callback of {@link RingOps.consumeAt}. */
   pollAt(cb: RingSampleCallback, options: PollOptions = {}): Promise<number> {
-    if (typeof cb !== 'function') return Promise.resolve(-EINVAL);
+    if (typeof cb !== 'function' || !validPollOptions(options)) return Promise.resolve(-EINVAL);
     return pollAsync(this.#consumer(), cb, true, options);
   }
 
   /** As {@link RingOps.pollSync}, with the callback of {@link RingOps.consumeAt}. */
   pollSyncAt(cb: RingSampleCallback, options: PollOptions = {}): number {
-    if (typeof cb !== 'function') return -EINVAL;
+    if (typeof cb !== 'function' || !validPollOptions(options)) return -EINVAL;
     return pollSync(this.#consumer(), cb, true, options);
   }
 }

@@ -32,6 +32,7 @@ import {
   type RingRef,
 } from './ringbuf.js';
 import { canBlock, cpuRelax } from './cpu-relax.js';
+import type { PhysMem } from './phys-mem.js';
 
 declare const performance: { now(): number };
 
@@ -118,6 +119,11 @@ function judgeSleep(r: RingRef, sleptMs: number): void {
   if (sleptMs < 4 * BUSY_POLL_MS) busyPollState(r).on = true;
 }
 
+/** True for valid `poll` options (see {@link PollOptions}). */
+export function validPollOptions(options: unknown): boolean {
+  return timeoutOf(options) !== null;
+}
+
 /** A valid timeout: a number that is not NaN (negative and Infinity mean no limit). */
 function timeoutOf(options: unknown): number | null {
   if (typeof options !== 'object' || options === null) return null;
@@ -162,27 +168,50 @@ const RETRY_MS = 50;
 
 declare function queueMicrotask(callback: () => void): void;
 
+/** A retry waiting for a ring's consumer to move (see {@link whenConsumerMoves}). */
+interface Retry {
+  readonly r: RingRef;
+  readonly keepAlive: unknown;
+  settled: boolean;
+}
+
+/** The retries this thread has waiting (module state: this thread's own). */
+const retries = new Set<Retry>();
+
+/** Let a retry go: its count in PRODUCER_WAITERS, its timer, its reference on the ring. */
+function settle(retry: Retry): boolean {
+  if (retry.settled) return false;
+  retry.settled = true;
+  retries.delete(retry);
+  Atomics.sub(retry.r.mem.i32, retry.r.prodWaiters, 1);
+  if (retry.keepAlive !== null) timers.clearInterval(retry.keepAlive);
+  ringPut(retry.r);
+  return true;
+}
+
 /**
  * Call `then` once, when the consumer position of `r` moves, after {@link RETRY_MS}, or when the
- * ring is freed, holding the thread alive meanwhile (a pending `Atomics.waitAsync` does not keep
- * Node's event loop alive; a timer does). Counted in `PRODUCER_WAITERS` while it waits, as a
- * producer waiting for room, so the consumer notifies it. Context: a producer's thread (a batch
- * that found the ring full at its publish), never blocks.
+ * ring is freed. With `hold`, a timer holds the thread alive meanwhile (a pending
+ * `Atomics.waitAsync` does not keep Node's event loop alive). Counted in `PRODUCER_WAITERS` while
+ * it waits, as a producer waiting for room, so the consumer notifies it. Context: a producer's
+ * thread (a batch that found the ring full at its publish), never blocks.
  */
-export function whenConsumerMoves(r: RingRef, then: () => void): void {
+export function whenConsumerMoves(r: RingRef, hold: boolean, then: () => void): void {
   if (!ringGet(r)) {
     then();
     return;
   }
   const { i32 } = r.mem;
-  const keepAlive = timers.setInterval(() => undefined, MAX_TIMER_MS);
+  const retry: Retry = {
+    r,
+    keepAlive: hold ? timers.setInterval(() => undefined, MAX_TIMER_MS) : null,
+    settled: false,
+  };
+  retries.add(retry);
   Atomics.add(i32, r.prodWaiters, 1);
   const cons = Atomics.load(i32, r.consPos);
   const done = (): void => {
-    Atomics.sub(i32, r.prodWaiters, 1);
-    timers.clearInterval(keepAlive);
-    ringPut(r);
-    then();
+    if (settle(retry)) then();
   };
   if (waitAsync === undefined) {
     timers.setTimeout(done, FALLBACK_POLL_MS);
@@ -191,6 +220,15 @@ export function whenConsumerMoves(r: RingRef, then: () => void): void {
   const result = waitAsync(i32, r.consPos, cons, RETRY_MS);
   if (result.async) void result.value.then(done);
   else queueMicrotask(done);
+}
+
+/**
+ * Let go of every retry this thread has waiting on `mem`'s rings, without calling it (the thread
+ * detaches: its batches are gone, and a reference dropped after the detach could not free a ring).
+ * Context: this thread, attached.
+ */
+export function cancelRetries(mem: PhysMem): void {
+  for (const retry of [...retries]) if (retry.r.mem === mem) settle(retry);
 }
 
 /** `ring_buffer__poll` with `Atomics.waitAsync`. Context: the consumer, any thread. */

@@ -414,6 +414,52 @@ describe('RB_BATCH output', () => {
     k.checkInvariants();
   });
 
+  it('never waits for room behind a reservation this thread holds open', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    const held = rb.reserve(2000)!; // the consumer stops here until it is committed
+    fillRecord(held.data, 1, 0);
+    const filler = new Uint8Array(1000);
+    fillRecord(filler, 1, 0);
+    while (rb.output(filler) === 0);
+    while (rb.output(filler.subarray(0, 8)) === 0);
+    outputRange(rb, 1, 3);
+    const t0 = Date.now();
+    expect(rb.flush()).toBe(-EAGAIN); // would wait for ever: only this thread can make room
+    expect(k.ringbufFlush()).toBe(-EAGAIN);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(held.submit()).toBe(0);
+    expect(seen(rb).length).toBeGreaterThan(2); // the held record, then the fillers
+    expect(rb.flush()).toBe(0); // nothing of this thread's holds the consumer now
+    expect(seen(rb)).toEqual([1, 2]);
+    k.checkInvariants();
+  });
+
+  it('lets go of a waiting retry when its thread detaches, so the ring can still be freed', async () => {
+    const k = boot();
+    const free0 = k.stats().freeFrames;
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    const other = Kernel.attach(k.handle); // another attachment: its own batches and retries
+    const orb = other.ringbuf(rb.kaddr)!;
+    expect(orb.consume(() => undefined)).toBe(0); // it consumes the ring: it never waits for room
+    const filler = new Uint8Array(1000);
+    while (orb.output(filler) === 0);
+    while (orb.output(filler.subarray(0, 8)) === 0);
+    const bytes = new Uint8Array(32);
+    fillRecord(bytes, 1, 0);
+    expect(orb.output(bytes, RB_BATCH)).toBe(0);
+    expect(orb.flush()).toBe(-EAGAIN); // a retry now waits, holding a reference on the ring
+    const refs = new Int32Array(k.handle.buffer);
+    const ref = ringRef(rb);
+    expect(Atomics.load(refs, ref.prodWaiters)).toBe(1);
+    other.detach(); // cannot wait (it consumes the ring): the batch is dropped, the retry let go
+    expect(Atomics.load(refs, ref.prodWaiters)).toBe(0);
+    rb.free();
+    expect(k.stats().freeFrames).toBe(free0); // the last reference went with the free
+    await new Promise((resolve) => setTimeout(resolve, 80)); // past the retry's timeout: nothing runs
+    k.checkInvariants();
+  });
+
   it('reserves nothing until the publish, then exactly the batch, committed with its first header', () => {
     const k = boot();
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;

@@ -159,8 +159,10 @@ export function defineTask<A = unknown, R = unknown>(fn: TaskFunction<A, R>): Ta
     } catch (error) {
       return { ok: false, error: toWire(error) };
     } finally {
-      flushRings(); // the task's batched ring records go out before its reply
       kernel.rcuReadUnlock();
+      // the task's batched ring records go out before its reply (outside the read section: this
+      // may wait for the consumer, and frames released meanwhile must not wait for it)
+      flushRings();
       Atomics.compareExchange(slots, slot, claim, SLOT_IDLE);
       Atomics.notify(slots, slot);
     }
