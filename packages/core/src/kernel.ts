@@ -31,7 +31,7 @@ import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
 import { dropAllBatches, publishBatches } from './ringbuf-batch.js';
-import { cancelRetries } from './ringbuf-wait.js';
+import { cancelRetries, validTimeout } from './ringbuf-wait.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { inspectAsJson, PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatBuddyinfo, formatMeminfo, formatVmallocinfo } from './procfs.js';
@@ -537,7 +537,7 @@ export class Kernel {
    * not a number. Context: any attached thread.
    */
   ringbufFlush(timeoutMs = -1): number {
-    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) return -EINVAL;
+    if (!validTimeout(timeoutMs)) return -EINVAL;
     return publishBatches(this.mem, -1, timeoutMs) ? 0 : -EAGAIN;
   }
 

@@ -34,6 +34,7 @@ import {
   pollAsync,
   pollSync,
   validPollOptions,
+  validTimeout,
   waitForRoom,
   type PollOptions,
 } from './ringbuf-wait.js';
@@ -222,7 +223,7 @@ export abstract class RingOps {
    * -EINVAL for a `timeoutMs` that is not a number. Context: the producer's thread.
    */
   flush(timeoutMs = -1): number {
-    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) return -EINVAL;
+    if (!validTimeout(timeoutMs)) return -EINVAL;
     return this.#batch.publishWait(timeoutMs) ? 0 : -EAGAIN;
   }
 

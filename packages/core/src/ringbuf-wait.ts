@@ -125,11 +125,16 @@ export function validPollOptions(options: unknown): boolean {
 }
 
 /** A valid timeout: a number that is not NaN (negative and Infinity mean no limit). */
+export function validTimeout(t: unknown): t is number {
+  return typeof t === 'number' && !Number.isNaN(t);
+}
+
+/** The timeout of `poll` options, or null when they are not valid. */
 function timeoutOf(options: unknown): number | null {
   if (typeof options !== 'object' || options === null) return null;
   const t = (options as PollOptions).timeoutMs;
   if (t === undefined) return -1;
-  return typeof t === 'number' && !Number.isNaN(t) ? t : null;
+  return validTimeout(t) ? t : null;
 }
 
 /** Milliseconds left until `deadline` (Infinity: none). */
@@ -141,14 +146,18 @@ function deadlineOf(timeoutMs: number): number {
   return timeoutMs < 0 || timeoutMs === Infinity ? Infinity : Date.now() + timeoutMs;
 }
 
-/** Wait asynchronously until `i32[index]` is not `value` or `ms` pass, holding the process alive. */
+/**
+ * Wait asynchronously until `i32[index]` is not `value` or `ms` pass, holding the process alive
+ * unless `hold` is false.
+ */
 async function sleepAsync(
   i32: Int32Array,
   index: number,
   value: number,
   ms: number,
+  hold = true,
 ): Promise<void> {
-  const keepAlive = timers.setInterval(() => undefined, MAX_TIMER_MS);
+  const keepAlive = hold ? timers.setInterval(() => undefined, MAX_TIMER_MS) : null;
   try {
     if (waitAsync === undefined) {
       await new Promise<void>((resolve) => {
@@ -159,32 +168,28 @@ async function sleepAsync(
     const result = waitAsync(i32, index, value, ms === Infinity ? undefined : ms);
     if (result.async) await result.value;
   } finally {
-    timers.clearInterval(keepAlive);
+    if (keepAlive !== null) timers.clearInterval(keepAlive);
   }
 }
 
 /** How long a batch's retry waits for the consumer before it looks at the ring again. */
 const RETRY_MS = 50;
 
-declare function queueMicrotask(callback: () => void): void;
-
 /** A retry waiting for a ring's consumer to move (see {@link whenConsumerMoves}). */
 interface Retry {
   readonly r: RingRef;
-  readonly keepAlive: unknown;
   settled: boolean;
 }
 
 /** The retries this thread has waiting (module state: this thread's own). */
 const retries = new Set<Retry>();
 
-/** Let a retry go: its count in PRODUCER_WAITERS, its timer, its reference on the ring. */
+/** Let a retry go: its count in PRODUCER_WAITERS and its reference on the ring. */
 function settle(retry: Retry): boolean {
   if (retry.settled) return false;
   retry.settled = true;
   retries.delete(retry);
   Atomics.sub(retry.r.mem.i32, retry.r.prodWaiters, 1);
-  if (retry.keepAlive !== null) timers.clearInterval(retry.keepAlive);
   ringPut(retry.r);
   return true;
 }
@@ -202,24 +207,12 @@ export function whenConsumerMoves(r: RingRef, hold: boolean, then: () => void): 
     return;
   }
   const { i32 } = r.mem;
-  const retry: Retry = {
-    r,
-    keepAlive: hold ? timers.setInterval(() => undefined, MAX_TIMER_MS) : null,
-    settled: false,
-  };
+  const retry: Retry = { r, settled: false };
   retries.add(retry);
   Atomics.add(i32, r.prodWaiters, 1);
-  const cons = Atomics.load(i32, r.consPos);
-  const done = (): void => {
+  void sleepAsync(i32, r.consPos, Atomics.load(i32, r.consPos), RETRY_MS, hold).then(() => {
     if (settle(retry)) then();
-  };
-  if (waitAsync === undefined) {
-    timers.setTimeout(done, FALLBACK_POLL_MS);
-    return;
-  }
-  const result = waitAsync(i32, r.consPos, cons, RETRY_MS);
-  if (result.async) void result.value.then(done);
-  else queueMicrotask(done);
+  });
 }
 
 /**
@@ -309,7 +302,7 @@ export function pollSync(
  * allowed. Context: a producer, a thread that may block.
  */
 export function waitForRoom(r: RingRef, timeoutMs: unknown, retry: () => boolean): void {
-  if (!canBlock || typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || !ringGet(r)) return;
+  if (!canBlock || !validTimeout(timeoutMs) || !ringGet(r)) return;
   const deadline = deadlineOf(timeoutMs);
   const { i32 } = r.mem;
   try {
