@@ -79,6 +79,13 @@ export interface AttachOptions {
 /** Options of {@link Kernel.boot}: the layout, and how the booting thread attaches. */
 export type BootOptions = LayoutConfig & AttachOptions;
 
+/**
+ * How long {@link Kernel.reapThread} waits, by default, for the other threads to leave their kernel
+ * calls: longer than any call (the longest, a remap of hundreds of MiB, takes about half a second
+ * here), short enough that a reap which must wait for a second dead thread's reap returns soon.
+ */
+const REAP_TIMEOUT_MS = 1000;
+
 /** Which dead thread {@link Kernel.reapThread} recovers from. */
 export type ReapSelector = { readonly threadId: number } | { readonly tid: number };
 
@@ -243,24 +250,37 @@ export class Kernel {
    * Recover from a thread that died (a terminated or crashed worker): every other thread is held
    * outside the kernel meanwhile; the dead thread's half-done call is undone or completed, its locks
    * are released, its read sections end and the frames it held in flight are freed. Returns the
-   * number of attachments reaped: the ones that matched, plus any an earlier interrupted recovery
-   * left marked dead (0 when there were none). Context: a live thread outside kernel calls
-   * (the dead thread's parent, typically on the worker's `exit` event). Only for a thread that
-   * is dead: nothing can tell a live thread from a dead one here, and reaping a live one breaks
-   * the kernel. `{ threadId }` names the id the thread gave {@link Kernel.attach}; keep
+   * number of attachments reaped: the ones that matched, plus any an earlier interrupted or
+   * deferred recovery left marked dead (0 when there were none). Context: a live thread outside
+   * kernel calls (the dead thread's parent, typically on the worker's `exit` event). Only for a
+   * thread that is dead: nothing can tell a live thread from a dead one here, and reaping a live
+   * one breaks the kernel. `{ threadId }` names the id the thread gave {@link Kernel.attach}; keep
    * `worker.threadId` when the worker starts (Node sets it to -1 once the worker has exited), and
    * an attachment that gave none is never matched by it.
+   *
+   * The recovery first waits, up to `timeoutMs` milliseconds (negative: no limit), until no other
+   * thread is inside a kernel call. Returns `-EAGAIN` when one still is: a live thread in a long
+   * call, or a second thread that died inside a call and is not reaped yet (two workers terminated
+   * together: this thread cannot handle the second one's `exit` while it waits). The matched
+   * threads then stay marked dead and nothing else changes; call again later (a timer, not a loop:
+   * the other `exit` must get its turn), or let the next reap recover them whatever it names.
+   * `-EINVAL` for a `timeoutMs` that is not a number, changing nothing.
    */
-  reapThread(selector: ReapSelector): number {
+  reapThread(selector: ReapSelector, timeoutMs: number = REAP_TIMEOUT_MS): number {
     checkAttached(this.mem);
+    if (!validTimeout(timeoutMs)) return -EINVAL;
     const { mem } = this;
     const key = 'tid' in selector ? Thread.TID : Thread.USER_ID;
     const value = 'tid' in selector ? selector.tid : selector.threadId;
     // an attachment that gave no threadId records -1: no selector names it (a Worker's threadId
     // reads -1 once it has exited, and must not reap every such attachment)
     if (key === Thread.USER_ID && !(Number.isSafeInteger(value) && value >= 0))
-      return reapThreads(mem, () => false); // only what an interrupted recovery left
-    return reapThreads(mem, (slot) => Atomics.load(mem.i32, threadWord(mem, slot, key)) === value);
+      return reapThreads(mem, () => false, timeoutMs); // only what an interrupted recovery left
+    return reapThreads(
+      mem,
+      (slot) => Atomics.load(mem.i32, threadWord(mem, slot, key)) === value,
+      timeoutMs,
+    );
   }
 
   /**

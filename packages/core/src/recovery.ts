@@ -52,12 +52,16 @@ import {
 import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred, releaseFrame } from './rcu.js';
 import { recoverSlabs, slabFrameRefs } from './slab-check.js';
+import { EAGAIN } from './errno.js';
 import { reapRings } from './ringbuf-check.js';
 import { areaWord } from './vmalloc.js';
 import { pause } from './cpu-relax.js';
 import { kernelEnter, kernelExit, threadWord } from './thread.js';
 import { undoThreadLog } from './undo.js';
 import { vmaGet } from './vma.js';
+
+/** The host's clock (Node and browsers have it; core's types name no host). */
+declare const performance: { now(): number };
 
 /** Claim the right to recover (one recovery at a time). Context: a thread outside kernel calls. */
 function claimRecovery(mem: PhysMem): void {
@@ -68,14 +72,25 @@ function claimRecovery(mem: PhysMem): void {
   }
 }
 
-/** Wait until no live thread but this one is inside a kernel call (stop_machine). */
-function stopTheWorld(mem: PhysMem): void {
+/**
+ * Wait until no live thread but this one is inside a kernel call (stop_machine). False when one is
+ * still inside at `deadline` (a `performance.now()` time; `Infinity`: no limit). Such a thread may
+ * be alive and busy in a long call, or dead (terminated inside a call) and not reaped yet: nothing
+ * here can tell the two apart, and the thread that reaps it may be this one, so a wait without a
+ * limit could last for ever.
+ */
+function stopTheWorld(mem: PhysMem, deadline: number): boolean {
   const { i32 } = mem;
   for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
     if (slot === mem.current.slot) continue;
     const state = threadWord(mem, slot, Thread.STATE);
-    while (Atomics.load(i32, state) === ThreadState.IN) pause(i32, state, ThreadState.IN, 1);
+    while (Atomics.load(i32, state) === ThreadState.IN) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      pause(i32, state, ThreadState.IN, Math.min(1, left));
+    }
   }
+  return true;
 }
 
 /** Slots and tids of threads marked dead. */
@@ -404,11 +419,19 @@ function releaseThreads(mem: PhysMem, slots: readonly number[]): void {
 
 /**
  * Declare the threads that `isDead(slot)` selects dead and recover from them. Returns how many
- * were reaped: those selected, and any an earlier interrupted recovery left marked dead. Context: a live attached thread outside any kernel call; stops every other thread
- * at its next kernel entry or lock wait until done.
+ * were reaped: those selected, and any an earlier interrupted or deferred recovery left marked
+ * dead. Returns `-EAGAIN` when another thread is still inside a kernel call after `timeoutMs`
+ * (negative: no limit): the selected threads stay marked dead, nothing else changed, and the next
+ * recovery (whatever it selects) recovers them. Context: a live attached thread outside any kernel
+ * call; stops every other thread at its next kernel entry or lock wait until done.
  */
-export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): number {
+export function reapThreads(
+  mem: PhysMem,
+  isDead: (slot: number) => boolean,
+  timeoutMs: number,
+): number {
   const { i32 } = mem;
+  const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
   claimRecovery(mem);
   try {
     for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
@@ -419,7 +442,9 @@ export function reapThreads(mem: PhysMem, isDead: (slot: number) => boolean): nu
     }
     const dead = deadThreads(mem);
     if (dead.slots.length === 0) return 0;
-    stopTheWorld(mem);
+    // Two threads terminated at once: the first one's reap finds the second still marked inside
+    // the call it died in, and the second's exit cannot be handled while this thread waits here
+    if (!stopTheWorld(mem, deadline)) return -EAGAIN;
     for (const slot of dead.slots) undoThreadLog(mem, slot);
     const deadSlots = new Set(dead.slots);
     recoverSlabs(mem, deadSlots, dead.tids);

@@ -1183,6 +1183,17 @@ function buildCases(w: World): Case[] {
   ] as const) {
     add(`kernel.reapThread(${label})`, () => k.reapThread(any(value)), returns(0));
   }
+  for (const [label, value] of [
+    ['NaN', NaN],
+    ["'1000'", '1000'],
+    ['null', null],
+  ] as const) {
+    add(
+      `kernel.reapThread({ threadId: 1 }, ${label})`,
+      () => k.reapThread({ threadId: 1 }, any(value)),
+      errno(EINVAL),
+    );
+  }
   add(
     'kernel.rcuReadUnlock() outside any read section',
     () => {

@@ -9,8 +9,9 @@ import {
   PROT_READ,
   PROT_WRITE,
   remapPartial,
+  EAGAIN,
 } from '../src/index.js';
-import { Hdr } from '../src/layout.js';
+import { Hdr, Thread, ThreadState } from '../src/layout.js';
 import { diffSnapshots, snapshot } from './helpers/reliability.js';
 
 const MiB = 2 ** 20;
@@ -225,6 +226,32 @@ describe('Kernel.reapThread', () => {
     expect(other.ksize(a)).toBe(64); // still attached, its object still live
     other.kfree(a);
     other.detach();
+    expect(k.stats()).toEqual(first);
+    k.checkInvariants();
+  });
+
+  it('gives up with -EAGAIN while another thread stays inside a kernel call, marking only the named thread dead; the next reap recovers both', () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const first = k.stats();
+    const a = Kernel.attach(k.handle, { threadId: 901 });
+    const b = Kernel.attach(k.handle, { threadId: 902 });
+    const { i32 } = k.mem;
+    const stateA = a.mem.current.base + Thread.STATE;
+    const stateB = b.mem.current.base + Thread.STATE;
+    // b was terminated inside a kernel call: its slot still says so, and only its reap can end that
+    Atomics.store(i32, stateB, ThreadState.IN);
+    const before = snapshot(k);
+    expect(k.reapThread({ threadId: 901 }, 20)).toBe(-EAGAIN);
+    expect(Atomics.load(i32, stateA)).toBe(ThreadState.DEAD);
+    expect(Atomics.load(i32, stateB)).toBe(ThreadState.IN);
+    expect(Atomics.load(i32, Hdr.RECOVERY)).toBe(0); // the others are not held out of the kernel
+    expect(diffSnapshots(before, snapshot(k))).toEqual([]);
+    const kaddr = k.vmalloc(PAGE_SIZE)!; // the kernel still serves this thread
+    k.vfree(kaddr);
+    expect(k.reapThread({ threadId: 902 }, 0)).toBe(2); // b, and a, left marked dead
+    expect(Atomics.load(i32, stateA)).toBe(ThreadState.FREE);
+    expect(Atomics.load(i32, stateB)).toBe(ThreadState.FREE);
+    expect(k.reapThread({ threadId: 901 })).toBe(0); // a's own retry: nothing left to do
     expect(k.stats()).toEqual(first);
     k.checkInvariants();
   });

@@ -15,6 +15,7 @@ import { inspect } from 'node:util';
 import { serialize } from 'node:v8';
 import type { Worker } from 'node:worker_threads';
 import {
+  EAGAIN,
   EINVAL,
   ENOMEM,
   Kernel,
@@ -111,6 +112,10 @@ export interface TaskOptions<A = unknown> extends RunOptions<A> {
 }
 
 const DEFAULT_MAX_TASKS_IN_FLIGHT = 1024;
+/** How long a dead thread's first reap waits for the others to leave their kernel calls (ms). */
+const REAP_FIRST_MS = 5;
+/** The most a later try waits (a live thread's longest call takes about half a second). */
+const REAP_MAX_MS = 1000;
 
 function toPath(filename: string | URL): string {
   return filename instanceof URL ? fileURLToPath(filename) : filename;
@@ -516,6 +521,11 @@ export class SabvmPool {
   /**
    * On a thread's exit, reap its kernel attachment (its thread slot, and — if it died inside a
    * kernel call — its locks, half-done call and read sections) before anyone learns it is gone.
+   * Threads terminated together: the first one's reap may find another still marked inside the
+   * call it died in, whose own `exit` cannot run while this thread waits for it. So each try waits
+   * a little (doubling up to `REAP_MAX_MS`, for a live thread in a long call), and after an
+   * `-EAGAIN` the next try waits for a timer, giving the other `exit` its turn (its reap recovers
+   * this thread too).
    */
   #track(worker: Worker): void {
     const { threadId } = worker;
@@ -523,10 +533,14 @@ export class SabvmPool {
     this.#threadExits.set(
       threadId,
       new Promise((resolve) => {
-        worker.once('exit', () => {
-          this.kernel.reapThread({ threadId });
-          resolve();
-        });
+        let limit = REAP_FIRST_MS;
+        const reap = (): void => {
+          if (this.kernel.reapThread({ threadId }, limit) === -EAGAIN) {
+            limit = Math.min(2 * limit, REAP_MAX_MS);
+            setTimeout(reap, 1);
+          } else resolve();
+        };
+        worker.once('exit', reap);
       }),
     );
   }

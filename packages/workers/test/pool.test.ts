@@ -192,6 +192,32 @@ describe('SabvmPool.run: a process per task', () => {
     expectNoProcessLeft(r);
   });
 
+  it('recovers two threads terminated together inside kernel calls, whichever exit comes first', async () => {
+    for (let round = 0; round < 3; round++) {
+      const flags = [0, 1].map(() => new Int32Array(new SharedArrayBuffer(8)));
+      const controller = new AbortController();
+      const tasks = flags.map((flag) =>
+        r.pool.run({
+          areas: [{ kaddr, length: PAGE_SIZE }],
+          name: 'spinInKernel',
+          arg: { flag: flag.buffer },
+          signal: controller.signal,
+        }),
+      );
+      for (const flag of flags) {
+        await waitChange(flag, 0, 0);
+        await waitChange(flag, 1, 0); // both threads in their loops of kernel calls
+      }
+      controller.abort(); // both threads are terminated at once, most likely inside a call
+      for (const settled of await Promise.allSettled(tasks)) {
+        expect(settled).toMatchObject({ status: 'rejected', reason: { name: 'AbortError' } });
+      }
+      expectNoProcessLeft(r);
+    }
+    await expect(r.pool.run({ areas: [kaddr], arg: { value: 5 } })).resolves.toBe(SIZE);
+    expectNoProcessLeft(r);
+  });
+
   it('destroys the address space of a task aborted while still queued', async () => {
     const flag = new Int32Array(new SharedArrayBuffer(12));
     const blockers = [new AbortController(), new AbortController()];
