@@ -39,3 +39,22 @@ export function pause(i32: Int32Array, index: number, value: number, ms: number)
   if (canBlock) Atomics.wait(i32, index, value, ms);
   else cpuRelax(); // a browser's main thread may not sleep: it spins
 }
+
+/** The host's clock (Node and browsers have it; core's types name no host). */
+declare const performance: { now(): number };
+
+/**
+ * One slice (up to 1 ms) of a wait with a limit: false, without waiting, once `deadline` (a
+ * `performance.now()` time; `Infinity`: none) has passed, else {@link pause} and true.
+ */
+export function pauseUntil(
+  i32: Int32Array,
+  index: number,
+  value: number,
+  deadline: number,
+): boolean {
+  const left = deadline - performance.now();
+  if (left <= 0) return false;
+  pause(i32, index, value, Math.min(1, left));
+  return true;
+}

@@ -79,13 +79,6 @@ export interface AttachOptions {
 /** Options of {@link Kernel.boot}: the layout, and how the booting thread attaches. */
 export type BootOptions = LayoutConfig & AttachOptions;
 
-/**
- * How long {@link Kernel.reapThread} waits, by default, for the other threads to leave their kernel
- * calls: longer than any call (the longest, a remap of hundreds of MiB, takes about half a second
- * here), short enough that a reap which must wait for a second dead thread's reap returns soon.
- */
-const REAP_TIMEOUT_MS = 1000;
-
 /** Which dead thread {@link Kernel.reapThread} recovers from. */
 export type ReapSelector = { readonly threadId: number } | { readonly tid: number };
 
@@ -258,15 +251,20 @@ export class Kernel {
    * `worker.threadId` when the worker starts (Node sets it to -1 once the worker has exited), and
    * an attachment that gave none is never matched by it.
    *
-   * The recovery first waits, up to `timeoutMs` milliseconds (negative: no limit), until no other
-   * thread is inside a kernel call. Returns `-EAGAIN` when one still is: a live thread in a long
-   * call, or a second thread that died inside a call and is not reaped yet (two workers terminated
-   * together: this thread cannot handle the second one's `exit` while it waits). The matched
-   * threads then stay marked dead and nothing else changes; call again later (a timer, not a loop:
-   * the other `exit` must get its turn), or let the next reap recover them whatever it names.
-   * `-EINVAL` for a `timeoutMs` that is not a number, changing nothing.
+   * The recovery first waits, up to `timeoutMs` milliseconds (1000 by default: longer than any
+   * kernel call, the longest being a remap of hundreds of MiB at about half a second; negative: no
+   * limit), until no other thread is inside a kernel call or holds a ring's reservation lock.
+   * Returns `-EAGAIN` when one still does: a live thread in a long call, or a second thread that
+   * died inside a call and is not reaped yet (two workers terminated together: this thread cannot
+   * handle the second one's `exit` while it waits). Then every thread the selector matched stays
+   * marked dead, nothing else is recovered (deferred frames whose grace period is over are freed,
+   * as after any kernel call), and the other threads were held out of the kernel meanwhile. Call
+   * again later (on a timer, not in a loop: the other `exit` must get its turn), with a longer
+   * limit if a live call may be what held it up; the next reap, whatever it names, recovers them.
+   * Until then the dead thread's locks stay held. `-EINVAL` for a `timeoutMs` that is not a
+   * number, changing nothing.
    */
-  reapThread(selector: ReapSelector, timeoutMs: number = REAP_TIMEOUT_MS): number {
+  reapThread(selector: ReapSelector, timeoutMs = 1000): number {
     checkAttached(this.mem);
     if (!validTimeout(timeoutMs)) return -EINVAL;
     const { mem } = this;

@@ -53,9 +53,9 @@ import type { PhysMem } from './phys-mem.js';
 import { reclaimDeferred, releaseFrame } from './rcu.js';
 import { recoverSlabs, slabFrameRefs } from './slab-check.js';
 import { EAGAIN } from './errno.js';
-import { reapRings } from './ringbuf-check.js';
+import { reapRings, ringLocksFree } from './ringbuf-check.js';
 import { areaWord } from './vmalloc.js';
-import { pause } from './cpu-relax.js';
+import { pause, pauseUntil } from './cpu-relax.js';
 import { kernelEnter, kernelExit, threadWord } from './thread.js';
 import { undoThreadLog } from './undo.js';
 import { vmaGet } from './vma.js';
@@ -85,9 +85,7 @@ function stopTheWorld(mem: PhysMem, deadline: number): boolean {
     if (slot === mem.current.slot) continue;
     const state = threadWord(mem, slot, Thread.STATE);
     while (Atomics.load(i32, state) === ThreadState.IN) {
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      pause(i32, state, ThreadState.IN, Math.min(1, left));
+      if (!pauseUntil(i32, state, ThreadState.IN, deadline)) return false;
     }
   }
   return true;
@@ -444,7 +442,7 @@ export function reapThreads(
     if (dead.slots.length === 0) return 0;
     // Two threads terminated at once: the first one's reap finds the second still marked inside
     // the call it died in, and the second's exit cannot be handled while this thread waits here
-    if (!stopTheWorld(mem, deadline)) return -EAGAIN;
+    if (!stopTheWorld(mem, deadline) || !ringLocksFree(mem, dead.tids, deadline)) return -EAGAIN;
     for (const slot of dead.slots) undoThreadLog(mem, slot);
     const deadSlots = new Set(dead.slots);
     recoverSlabs(mem, deadSlots, dead.tids);

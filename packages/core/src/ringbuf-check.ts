@@ -29,6 +29,7 @@ import {
   PTRS_PER_TABLE,
   VMALLOC_START,
 } from './layout.js';
+import { pauseUntil } from './cpu-relax.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
 import { ringWake, type RingRef } from './ringbuf.js';
@@ -94,6 +95,25 @@ function walkRecords(
     pos = (pos + step) | 0;
   }
   return null;
+}
+
+/**
+ * Wait until no ring's reservation lock is held by a thread outside `deadTids` (which
+ * {@link reapRings} then releases). A producer holds that lock outside kernel calls, so the stopped
+ * world does not wait for it: a holder terminated inside a reservation and not reaped yet would
+ * hold it for ever, and the reap that takes it next would wait for ever. False, with nothing
+ * changed, when one is still held at `deadline`. Context: recovery, before anything changes.
+ */
+export function ringLocksFree(mem: PhysMem, deadTids: Set<number>, deadline: number): boolean {
+  const { i32 } = mem;
+  for (const r of liveRings(mem)) {
+    for (;;) {
+      const owner = Atomics.load(i32, r.resvLock);
+      if (owner === 0 || deadTids.has(owner)) break;
+      if (!pauseUntil(i32, r.resvLock, owner, deadline)) return false;
+    }
+  }
+  return true;
 }
 
 /**

@@ -255,4 +255,29 @@ describe('Kernel.reapThread', () => {
     expect(k.stats()).toEqual(first);
     k.checkInvariants();
   });
+
+  it('gives up with -EAGAIN while a thread not reaped yet holds a ring reservation lock (held outside kernel calls)', () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    const a = Kernel.attach(k.handle, { threadId: 911 });
+    const b = Kernel.attach(k.handle, { threadId: 912 });
+    const { i32 } = k.mem;
+    const ref = (rb as unknown as { consumerRef(): { resvLock: number } }).consumerRef();
+    // b was terminated inside a reservation: it holds the ring's lock, outside any kernel call
+    expect(b.ringbuf(rb.kaddr)!.output(new Uint8Array([1]))).toBe(0);
+    Atomics.store(i32, ref.resvLock, b.tid);
+    const before = snapshot(k);
+    expect(k.reapThread({ threadId: 911 }, 20)).toBe(-EAGAIN); // was: waited for ever
+    expect(Atomics.load(i32, a.mem.current.base + Thread.STATE)).toBe(ThreadState.DEAD);
+    expect(Atomics.load(i32, ref.resvLock)).toBe(b.tid);
+    expect(diffSnapshots(before, snapshot(k))).toEqual([]);
+    expect(k.reapThread({ threadId: 912 }, 0)).toBe(2);
+    expect(Atomics.load(i32, ref.resvLock)).toBe(0);
+    const got: number[] = [];
+    expect(rb.consume((v) => void got.push(v[0]!))).toBe(1); // b's committed record is kept
+    expect(got).toEqual([1]);
+    expect(rb.output(new Uint8Array([2]))).toBe(0); // and the ring takes records again
+    rb.free();
+    k.checkInvariants();
+  });
 });

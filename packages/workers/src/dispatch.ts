@@ -167,11 +167,19 @@ function inlineRanges(ranges: readonly unknown[]): boolean {
   return true;
 }
 
+/** What the rings learn from, and tell, the pool about its threads. */
+export interface PoolThreads {
+  /** Resolves once the thread has exited and its kernel attachment is reaped. */
+  exited(threadId: number): Promise<void>;
+  /** The rings are terminating this thread (its reap may have to wait for another's). */
+  terminating(threadId: number): void;
+}
+
 /** Submission and completion rings for the threads of one pool. */
 export class DispatchRings {
   readonly #kernel: Kernel;
   readonly #piscina: Piscina;
-  readonly #threadExit: (threadId: number) => Promise<void>;
+  readonly #threads: PoolThreads;
   readonly #maxInFlight: number;
   readonly #maxQueue: number;
   readonly #area: number;
@@ -201,16 +209,11 @@ export class DispatchRings {
    * Make the rings (one vmalloc area). Throws {@link SabvmError} `ENOMEM` when the kernel has no
    * room for them. Context: main thread.
    */
-  constructor(
-    kernel: Kernel,
-    piscina: Piscina,
-    maxInFlight: number,
-    threadExit: (threadId: number) => Promise<void>,
-  ) {
+  constructor(kernel: Kernel, piscina: Piscina, maxInFlight: number, threads: PoolThreads) {
     this.#kernel = kernel;
     this.#piscina = piscina;
     this.#postService = piscina.run.bind(piscina);
-    this.#threadExit = threadExit;
+    this.#threads = threads;
     this.#maxInFlight = maxInFlight;
     const { maxQueue } = piscina.options;
     this.#maxQueue = typeof maxQueue === 'number' ? maxQueue : Infinity;
@@ -414,7 +417,10 @@ export class DispatchRings {
     }
     const threadId = claimant(word);
     const worker = this.#piscina.threads.find((w) => w.threadId === threadId);
-    if (worker !== undefined) void worker.terminate();
+    if (worker !== undefined) {
+      this.#threads.terminating(threadId);
+      void worker.terminate();
+    }
     // Piscina is already taking the thread away (it is no longer in its list): should it still
     // be running, it leaves the ring once its task ends, and the ring is cleaned up then
     else this.#leave(ring);
@@ -779,7 +785,7 @@ export class DispatchRings {
     this.#reapAll();
     const { ctl, claims } = ring.views;
     const thread = Atomics.load(ctl, C_THREAD) - 1;
-    if (error !== null && thread >= 0) await this.#threadExit(thread);
+    if (error !== null && thread >= 0) await this.#threads.exited(thread);
     this.#reapAll(); // a CQE published just before the end
     // a thread that dies before it enters its ring was killed early, or the service cannot start
     // at all (then every retry fails the same way): after a few such deaths in a row, fail the

@@ -112,9 +112,13 @@ export interface TaskOptions<A = unknown> extends RunOptions<A> {
 }
 
 const DEFAULT_MAX_TASKS_IN_FLIGHT = 1024;
-/** How long a dead thread's first reap waits for the others to leave their kernel calls (ms). */
+/**
+ * How long a dead thread's first reap waits for the other threads to leave their kernel calls
+ * while another thread is being terminated too (ms): that one may be marked inside a call until
+ * its own reap.
+ */
 const REAP_FIRST_MS = 5;
-/** The most a later try waits (a live thread's longest call takes about half a second). */
+/** The longest a reap waits (ms): longer than any live call (the longest take about half a second). */
 const REAP_MAX_MS = 1000;
 
 function toPath(filename: string | URL): string {
@@ -206,6 +210,8 @@ export class SabvmPool {
   readonly #freeSlots: number[] = [];
   readonly #slotWaiters: ((slot: number) => void)[] = [];
   readonly #threadExits = new Map<number, Promise<void>>();
+  /** Threads being terminated (by Piscina or the rings) whose reap has not completed yet. */
+  readonly #dying = new Set<number>();
   readonly #processes = new Set<SabvmProcess>();
   /** What each process of this pool gets to run its tasks: this pool's private dispatch. */
   readonly #dispatcher: TaskDispatcher = {
@@ -263,6 +269,10 @@ export class SabvmPool {
     this.piscina.on('workerCreate', () => {
       this.#trackThreads();
     });
+    // Piscina terminates a thread (abort, timeout, close): it is on its way out
+    this.piscina.on('workerDestroy', (worker: { id: number }) => {
+      this.#dying.add(worker.id);
+    });
     const needed = this.piscina.maxThreads + 1;
     if (needed > this.kernel.layout.maxThreads) {
       void this.piscina.destroy();
@@ -274,9 +284,10 @@ export class SabvmPool {
     try {
       this.#rings =
         transport === 'ring' && !this.#readOnlyCheck
-          ? new DispatchRings(this.kernel, this.piscina, maxInFlight, (threadId) =>
-              this.#threadExit(threadId),
-            )
+          ? new DispatchRings(this.kernel, this.piscina, maxInFlight, {
+              exited: (threadId) => this.#threadExit(threadId),
+              terminating: (threadId) => this.#dying.add(threadId),
+            })
           : null;
       if (this.#rings !== null) {
         // a task posted to Piscina directly must not wait behind threads parked in their rings
@@ -522,10 +533,11 @@ export class SabvmPool {
    * On a thread's exit, reap its kernel attachment (its thread slot, and — if it died inside a
    * kernel call — its locks, half-done call and read sections) before anyone learns it is gone.
    * Threads terminated together: the first one's reap may find another still marked inside the
-   * call it died in, whose own `exit` cannot run while this thread waits for it. So each try waits
-   * a little (doubling up to `REAP_MAX_MS`, for a live thread in a long call), and after an
-   * `-EAGAIN` the next try waits for a timer, giving the other `exit` its turn (its reap recovers
-   * this thread too).
+   * call it died in, whose own `exit` cannot run while this thread waits for it. So while another
+   * thread is on its way out, the first try waits only `REAP_FIRST_MS`; otherwise (a live thread in
+   * a long call is all it can wait for) `REAP_MAX_MS`. After an `-EAGAIN` the next try, with twice
+   * the limit, waits for a timer: the other `exit` gets its turn, and its reap recovers this thread
+   * too. Until the reap, the dead thread's locks stay held.
    */
   #track(worker: Worker): void {
     const { threadId } = worker;
@@ -533,12 +545,25 @@ export class SabvmPool {
     this.#threadExits.set(
       threadId,
       new Promise((resolve) => {
-        let limit = REAP_FIRST_MS;
+        let limit = -1;
         const reap = (): void => {
-          if (this.kernel.reapThread({ threadId }, limit) === -EAGAIN) {
+          if (limit < 0) {
+            const others = [...this.#dying].some((id) => id !== threadId);
+            limit = others ? REAP_FIRST_MS : REAP_MAX_MS;
+          }
+          let reaped: number;
+          try {
+            reaped = this.kernel.reapThread({ threadId }, limit);
+          } catch {
+            reaped = 0; // this handle was detached: nothing can reap through it
+          }
+          if (reaped === -EAGAIN) {
             limit = Math.min(2 * limit, REAP_MAX_MS);
             setTimeout(reap, 1);
-          } else resolve();
+            return;
+          }
+          this.#dying.delete(threadId);
+          resolve();
         };
         worker.once('exit', reap);
       }),
