@@ -189,7 +189,11 @@ describe('getUser32 and putUser32', () => {
       w.once('message', resolve);
       w.once('error', reject);
     });
-    while (Atomics.load(ctl, 0) !== 1) Atomics.wait(ctl, 0, 0, 1000); // the worker has cached it
+    const deadline = Date.now() + 20_000; // a worker that failed never says so: fail, not hang
+    while (Atomics.load(ctl, 0) !== 1) {
+      if (Date.now() > deadline) throw new Error('the worker never cached its translation');
+      Atomics.wait(ctl, 0, 0, 50); // the worker has cached it
+    }
     expect(mm.munmap(uaddr, 8 * PAGE_SIZE)).toBe(0);
     Atomics.store(ctl, 0, 2);
     Atomics.notify(ctl, 0);
