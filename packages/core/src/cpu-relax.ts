@@ -43,6 +43,16 @@ export function pause(i32: Int32Array, index: number, value: number, ms: number)
 /** The host's clock (Node and browsers have it; core's types name no host). */
 declare const performance: { now(): number };
 
+/** A valid timeout: a number that is not NaN (negative and Infinity mean no limit). */
+export function validTimeout(t: unknown): t is number {
+  return typeof t === 'number' && !Number.isNaN(t);
+}
+
+/** The `performance.now()` time `timeoutMs` from now (negative: `Infinity`, no limit). */
+export function deadlineAfter(timeoutMs: number): number {
+  return timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
+}
+
 /**
  * One slice (up to 1 ms) of a wait with a limit: false, without waiting, once `deadline` (a
  * `performance.now()` time; `Infinity`: none) has passed, else {@link pause} and true.

@@ -31,7 +31,8 @@ import { rcuReadLock, rcuReadUnlock } from './rcu.js';
 import { reapThreads } from './recovery.js';
 import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
 import { dropAllBatches, publishBatches } from './ringbuf-batch.js';
-import { cancelRetries, validTimeout } from './ringbuf-wait.js';
+import { cancelRetries } from './ringbuf-wait.js';
+import { validTimeout } from './cpu-relax.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
 import { inspectAsJson, PhysMem, type KernelHandle } from './phys-mem.js';
 import { formatBuddyinfo, formatMeminfo, formatVmallocinfo } from './procfs.js';
@@ -549,8 +550,8 @@ export class Kernel {
    * what a thread does before it blocks, or when a unit of its work ends (the pool does it after
    * each task). Where a ring has no room for a batch, waits for its consumer as `rb.flush` does:
    * up to `timeoutMs` milliseconds (negative, the default: no limit; 0: not at all), where the
-   * thread may block and only another thread can make the room; a batch still without room stays open
-   * and goes out as soon as its consumer makes room (the thread is held alive until then).
+   * thread may block and only another thread can make the room; a batch still without room stays
+   * open and goes out as soon as its consumer makes room (the thread is held alive until then).
    * Returns 0 when every batch is out, -EAGAIN when one is not, -EINVAL for a `timeoutMs` that is
    * not a number. Context: any attached thread.
    */

@@ -55,13 +55,10 @@ import { recoverSlabs, slabFrameRefs } from './slab-check.js';
 import { EAGAIN } from './errno.js';
 import { reapRings, ringLocksFree } from './ringbuf-check.js';
 import { areaWord } from './vmalloc.js';
-import { pause, pauseUntil } from './cpu-relax.js';
+import { deadlineAfter, pause, pauseUntil } from './cpu-relax.js';
 import { kernelEnter, kernelExit, threadWord } from './thread.js';
 import { undoThreadLog } from './undo.js';
 import { vmaGet } from './vma.js';
-
-/** The host's clock (Node and browsers have it; core's types name no host). */
-declare const performance: { now(): number };
 
 /** Claim the right to recover (one recovery at a time). Context: a thread outside kernel calls. */
 function claimRecovery(mem: PhysMem): void {
@@ -429,7 +426,7 @@ export function reapThreads(
   timeoutMs: number,
 ): number {
   const { i32 } = mem;
-  const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
+  const deadline = deadlineAfter(timeoutMs);
   claimRecovery(mem);
   try {
     for (let slot = 0; slot < mem.layout.maxThreads; slot++) {

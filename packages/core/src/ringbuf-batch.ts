@@ -17,10 +17,10 @@
  * owned by this thread, like any reservation), copies the staged records in behind that header,
  * then stores the first header `len` of the first record with one `Atomics.store`, which makes
  * every record of the batch visible at once (the consumer reads that header with `Atomics.load`,
- * and the others, marked settled, with plain loads after it). So the ring is well-formed at every moment: the consumer, the checker and the reaper
- * see one busy record for the few microseconds of the copy and ordinary records after it, and
- * reaping a thread that died inside a publish discards the batch as it discards any open
- * reservation.
+ * and the others, marked settled, with plain loads after it). So the ring is well-formed at every
+ * moment: the consumer, the checker and the reaper see one busy record for the few microseconds of
+ * the copy and ordinary records after it, and reaping a thread that died inside a publish discards
+ * the batch as it discards any open reservation.
  *
  * **Why the reservation waits for the publish:** a reservation holds back every record reserved
  * after it. Reserved when the batch opened, the chunk stayed busy for as long as its thread took to

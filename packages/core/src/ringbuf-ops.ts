@@ -34,10 +34,10 @@ import {
   pollAsync,
   pollSync,
   validPollOptions,
-  validTimeout,
   waitForRoom,
   type PollOptions,
 } from './ringbuf-wait.js';
+import { validTimeout } from './cpu-relax.js';
 import {
   BATCH_DECLINED,
   BATCH_FULL,
@@ -217,10 +217,10 @@ export abstract class RingOps {
    * visible to the consumer. When the ring has no room for the batch, waits for the consumer to
    * make it, up to `timeoutMs` milliseconds (negative, the default: no limit; 0: not at all),
    * where the thread may block, does not consume this ring and holds no reservation on it (only it
-   * could make the room). Returns 0 (also when no batch
-   * was open), -EAGAIN when the batch is still not out: it stays open and goes out as soon as the
-   * consumer makes room (the thread is held alive until then), or at the next producing call;
-   * -EINVAL for a `timeoutMs` that is not a number. Context: the producer's thread.
+   * could make the room). Returns 0 (also when no batch was open), -EAGAIN when the batch is still
+   * not out: it stays open and goes out as soon as the consumer makes room (the thread is held
+   * alive until then), or at the next producing call; -EINVAL for a `timeoutMs` that is not a
+   * number. Context: the producer's thread.
    */
   flush(timeoutMs = -1): number {
     if (!validTimeout(timeoutMs)) return -EINVAL;

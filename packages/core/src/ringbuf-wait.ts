@@ -31,7 +31,7 @@ import {
   type RingSampleCallback,
   type RingRef,
 } from './ringbuf.js';
-import { canBlock, cpuRelax } from './cpu-relax.js';
+import { canBlock, cpuRelax, validTimeout } from './cpu-relax.js';
 import type { PhysMem } from './phys-mem.js';
 
 declare const performance: { now(): number };
@@ -122,11 +122,6 @@ function judgeSleep(r: RingRef, sleptMs: number): void {
 /** True for valid `poll` options (see {@link PollOptions}). */
 export function validPollOptions(options: unknown): boolean {
   return timeoutOf(options) !== null;
-}
-
-/** A valid timeout: a number that is not NaN (negative and Infinity mean no limit). */
-export function validTimeout(t: unknown): t is number {
-  return typeof t === 'number' && !Number.isNaN(t);
 }
 
 /** The timeout of `poll` options, or null when they are not valid. */
