@@ -49,7 +49,13 @@
  *
  * @module
  */
-import { RINGBUF_HDR_SZ, RINGBUF_OWNER_SHIFT, RINGBUF_SETTLED_BIT } from './layout.js';
+import { PAGE_SHIFT } from './errno.js';
+import {
+  RINGBUF_HDR_SZ,
+  RINGBUF_META_PAGES,
+  RINGBUF_OWNER_SHIFT,
+  RINGBUF_SETTLED_BIT,
+} from './layout.js';
 import type { PhysMem } from './phys-mem.js';
 import {
   exactBytes,
@@ -60,7 +66,6 @@ import {
 import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
-  pgOff,
   recordBytes,
   recordOffset,
   ringCommitted,
@@ -104,10 +109,15 @@ const SMALL_RECORD = 128;
  */
 const HOLD_MS = 1000;
 
+/** {@link RingBatch.add}'s answer when `bytes` cannot be read (nothing changed). */
+export const BATCH_BAD_BYTES = -1;
 /** {@link RingBatch.add}'s answer when the record must go out on its own (too large a record). */
-export const BATCH_DECLINED = 1;
+export const BATCH_DECLINED = -2;
 /** {@link RingBatch.add}'s answer when the batch is full and the ring has no room for it. */
-export const BATCH_FULL = 2;
+export const BATCH_FULL = -3;
+
+/** The most records a chunk holds (each takes at least its 8-byte header). */
+const MAX_RECORDS = MAX_CHUNK / RINGBUF_HDR_SZ;
 
 const EMPTY = new Uint8Array(0);
 
@@ -119,6 +129,11 @@ function readable(bytes: Uint8Array): boolean {
   } catch {
     return false;
   }
+}
+
+/** The largest chunk on ring `r` (bytes): 64 KiB, and at most an eighth of its data area. */
+export function batchCap(r: RingRef): number {
+  return Math.min(MAX_CHUNK, r.size >>> 3);
 }
 
 /** The batches this thread holds open, on every ring (module state: one set per thread). */
@@ -140,13 +155,18 @@ export class RingBatch {
   /** This thread's slot when the batch opened (the owner in its headers). */
   #slot = -1;
   /**
-   * The batch's records as they will lie in the ring, headers and all, in this thread's own
-   * memory (not shared): the publish reserves their bytes and copies them into the ring in one go.
-   * A record's header holds its length from the start; the word after it (page offset and owner)
-   * is written at the publish, when the place in the ring is known.
+   * The batch's records as they will lie in the ring, 8 bytes of room for each header before its
+   * bytes: the publish reserves the staged bytes and copies them into the ring in one go. A
+   * `SharedArrayBuffer` of its own (never detached), which {@link RingBatch.buffer} hands to the
+   * user who writes records in place ({@link RingBatch.reserve}); so the headers are not taken
+   * from it but written into the ring from {@link RingBatch.#lens} after the copy.
    */
   #stage: Uint8Array | null = null;
   #stage32: Int32Array | null = null;
+  /** The staged records' lengths, in order (this thread's own: the user cannot reach them). */
+  #lens: Int32Array | null = null;
+  /** Records staged. */
+  #n = 0;
   /** The last record buffer a batched output copied, and the one before (see #remember). */
   #seen: Uint8Array | null = null;
   #src: Uint8Array | null = null;
@@ -191,7 +211,7 @@ export class RingBatch {
       return 1; // the whole path answers it
     }
     this.#remember(bytes, len);
-    this.#stage32![at >> 2] = len;
+    this.#lens![this.#n++] = len;
     this.#cur = at + total;
     this.#noWakeup = false;
     return 0;
@@ -216,9 +236,9 @@ export class RingBatch {
     if (words === 0 || at + total > this.#size) return 1;
     if (r.mem.current.slot !== this.#slot || !ringLiveHint(r)) return 1;
     const s32 = this.#stage32!;
-    const to = at >> 2;
-    s32[to] = len;
-    for (let i = 0; i < words; i++) s32[to + 2 + i] = src[i]!;
+    const to = (at >> 2) + 2;
+    for (let i = 0; i < words; i++) s32[to + i] = src[i]!;
+    this.#lens![this.#n++] = len;
     this.#cur = at + total;
     this.#noWakeup = false;
     return 0;
@@ -244,36 +264,80 @@ export class RingBatch {
   }
 
   /**
-   * Add a record of `len` bytes (`bytes`, at most {@link RB_BATCH_MAX_RECORD}, a valid length for
-   * the ring) to the batch on ring `r`. Returns 0; {@link BATCH_FULL} when the batch had no room
-   * for it and the ring none for the batch (nothing changed: the batch stays open);
-   * {@link BATCH_DECLINED} when the record must be output on its own (larger than a chunk); -1
-   * when `bytes` cannot be read (then nothing changed). Context: the producer's thread.
+   * The fast path of a `batchReserve(len)`: take `len` bytes (a small non-negative integer, else
+   * nothing is done) for a record in the open batch when it has room, the ring is live and this
+   * thread is attached as when the batch opened. Returns the byte offset of the record's bytes in
+   * {@link RingBatch.buffer}, else -1 (nothing done: the caller takes the whole path).
+   * Context: the producer's thread.
    */
-  add(r: RingRef, bytes: Uint8Array, len: number, flags: number): number {
-    // bytes that cannot be read (a detached buffer, or a view out of its shrunk buffer) measure 0
-    // bytes: refused before anything moves
-    if (len === 0 && !readable(bytes)) return -1;
-    const source = exactBytes(bytes, len);
-    if (source === null) return -1;
+  reserve(len: number): number {
+    const r = this.#r;
+    // (a BigInt would throw at `>>>`)
+    if (r === null || typeof len !== 'number' || len >>> 0 !== len || len > RB_BATCH_MAX_RECORD)
+      return -1;
+    const at = this.#cur;
+    const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
+    if (at + total > this.#size || r.mem.current.slot !== this.#slot || !ringLiveHint(r)) return -1;
+    this.#lens![this.#n++] = len;
+    this.#cur = at + total;
+    this.#noWakeup = false;
+    return at + RINGBUF_HDR_SZ;
+  }
+
+  /**
+   * The staging chunk's buffer, where {@link RingBatch.reserve}'s offsets point: a
+   * `SharedArrayBuffer` of `MAX_CHUNK` bytes, the same one for the life of the handle.
+   */
+  get buffer(): SharedArrayBuffer {
+    return this.#stageOf().buffer as SharedArrayBuffer;
+  }
+
+  /** The staging chunk, made on first use. */
+  #stageOf(): Uint8Array {
+    if (this.#stage === null) {
+      // shared: a user who writes records in place holds it, and a SharedArrayBuffer can be
+      // neither detached (transferred) nor, made so, resized under the publish's copy
+      const buf = new SharedArrayBuffer(MAX_CHUNK);
+      this.#stage = new Uint8Array(buf);
+      this.#stage32 = new Int32Array(buf);
+      this.#lens = new Int32Array(MAX_RECORDS);
+    }
+    return this.#stage;
+  }
+
+  /**
+   * Add a record of `len` bytes (at most {@link RB_BATCH_MAX_RECORD}, a valid length for the ring)
+   * to the batch on ring `r`: a copy of `bytes`, or, for null, room the caller fills in place.
+   * Returns the byte offset of the record's bytes in {@link RingBatch.buffer}; {@link BATCH_FULL}
+   * when the batch had no room for it and the ring none for the batch (nothing changed: the batch
+   * stays open); {@link BATCH_DECLINED} when the record must be output on its own (larger than a
+   * chunk); {@link BATCH_BAD_BYTES} when `bytes` cannot be read (then nothing changed).
+   * Context: the producer's thread.
+   */
+  add(r: RingRef, bytes: Uint8Array | null, len: number, flags: number): number {
+    let source: Uint8Array | null = null;
+    if (bytes !== null) {
+      // bytes that cannot be read (a detached buffer, or a view out of its shrunk buffer) measure
+      // 0 bytes: refused before anything moves
+      if (len === 0 && !readable(bytes)) return BATCH_BAD_BYTES;
+      source = exactBytes(bytes, len);
+      if (source === null) return BATCH_BAD_BYTES;
+    }
     const total = recordBytes(len);
     // (a handle's batch is always on the handle's one ring)
     if (this.#r !== null && this.#cur + total > this.#size && !this.publish(true))
       return BATCH_FULL;
     if (this.#r === null) {
-      const cap = Math.min(MAX_CHUNK, r.size >>> 3);
+      const cap = batchCap(r);
       if (total > cap) return BATCH_DECLINED;
       // at most one open batch per thread and ring: records keep this thread's order whichever
       // handle outputs them
       if (!publishBatches(r.mem, r.data)) return BATCH_FULL;
-      if (this.#stage === null) {
-        const buf = new ArrayBuffer(MAX_CHUNK);
-        this.#stage = new Uint8Array(buf);
-        this.#stage32 = new Int32Array(buf);
-      }
+      this.#stageOf();
       this.#r = r;
       this.#size = Math.min(cap, Math.max(this.#chunk, total));
       this.#cur = 0;
+      this.#n = 0;
       this.#slot = r.mem.current.slot;
       this.#noWakeup = true;
       this.#force = false;
@@ -283,13 +347,13 @@ export class RingBatch {
         queueMicrotask(this.#task);
       }
     }
-    const at = this.#cur;
-    this.#stage!.set(source, at + RINGBUF_HDR_SZ); // exactly `len` bytes, readable (above)
-    this.#stage32![at >> 2] = len;
-    this.#cur = at + total;
+    const at = this.#cur + RINGBUF_HDR_SZ;
+    if (source !== null) this.#stage!.set(source, at); // exactly `len` bytes, readable (above)
+    this.#lens![this.#n++] = len;
+    this.#cur += total;
     if ((flags & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
     if (flags & BPF_RB_FORCE_WAKEUP) this.#force = true;
-    return 0;
+    return at;
   }
 
   /** Forget the open batch without writing anything (its ring is being freed). */
@@ -323,18 +387,19 @@ export class RingBatch {
       : Math.max(MIN_CHUNK, 2 ** Math.ceil(Math.log2(used)));
     const { mem } = r;
     const head = recordOffset(r, start, used - RINGBUF_HDR_SZ);
-    const s32 = this.#stage32!;
-    // the first record's header is the reservation's (busy, its page offset and owner written);
-    // the others get theirs here
-    const owner = mem.current.slot << RINGBUF_OWNER_SHIFT;
-    // (settled: written before the store that publishes them, never changed after it)
-    const settled = owner | RINGBUF_SETTLED_BIT;
-    for (let at = recordBytes(s32[0]!); at < used; at += recordBytes(s32[at >> 2]!))
-      s32[(at >> 2) + 1] = pgOff(head + at) | settled;
-    // everything but the first header: nobody reads inside a busy record, so the copy's order
-    // does not matter
+    const lens = this.#lens!;
+    const n = this.#n;
+    // everything but the first header: nobody reads inside a busy record, so the order of the
+    // copy and the stores below does not matter
     mem.u8.set(this.#stage!.subarray(RINGBUF_HDR_SZ, used), r.data + head + RINGBUF_HDR_SZ);
-    Atomics.store(mem.i32, (r.data + head) >> 2, s32[0]!); // publish: the whole batch
+    // the headers, from this thread's own lengths (the copy brought whatever the staged bytes
+    // held there: a user who writes records in place can write anything). The first record's is
+    // the reservation's (busy, its page offset and owner written); the others get theirs here,
+    // settled: written before the store that publishes them, never changed after it
+    const { i32 } = mem;
+    const settled = (mem.current.slot << RINGBUF_OWNER_SHIFT) | RINGBUF_SETTLED_BIT;
+    writeHeaders(i32, lens, n, r.data, head, settled);
+    Atomics.store(i32, (r.data + head) >> 2, lens[0]!); // publish: the whole batch
     ringPassCommitted(r, startPos, (head + used - start) & (r.size - 1));
     const flags = this.#force ? BPF_RB_FORCE_WAKEUP : this.#noWakeup ? BPF_RB_NO_WAKEUP : 0;
     ringCommitted(r, head, start, flags);
@@ -380,6 +445,31 @@ export class RingBatch {
     if (r !== null && timeoutMs !== 0 && !waitsForSelf(r))
       waitForRoom(r, timeoutMs, () => this.publish());
     return this.#r === null || this.publishOrRetry();
+  }
+}
+
+/**
+ * Write the headers of a batch's records but the first, at data offset `head` of the ring whose
+ * data starts at byte `data`: each record's length (`lens[i]`), then its page offset (`pgOff`)
+ * with `settled` (the owner and the SETTLED bit). A function of its own, with no call in its loop,
+ * so that V8 compiles it early: a fresh thread publishes a few hundred batches before its code is
+ * optimized. Context: the publishing thread, inside its busy reservation.
+ */
+function writeHeaders(
+  i32: Int32Array,
+  lens: Int32Array,
+  n: number,
+  data: number,
+  head: number,
+  settled: number,
+): void {
+  let at = (lens[0]! + RINGBUF_HDR_SZ + 7) & ~7;
+  for (let i = 1; i < n; i++) {
+    const len = lens[i]!;
+    const w = (data + head + at) >> 2;
+    i32[w] = len;
+    i32[w + 1] = (RINGBUF_META_PAGES + ((head + at) >> PAGE_SHIFT)) | settled; // pgOff(head + at)
+    at += (len + RINGBUF_HDR_SZ + 7) & ~7; // recordBytes(len)
   }
 }
 

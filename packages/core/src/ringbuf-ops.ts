@@ -16,6 +16,7 @@ import {
   checkProducer,
   checkRecordLen,
   maxRecordBytes,
+  recordBytes,
   recordOffset,
   OUTPUT_INLINE_MAX,
   RESERVE_BAD_BYTES,
@@ -41,6 +42,7 @@ import { validTimeout } from './cpu-relax.js';
 import {
   BATCH_DECLINED,
   BATCH_FULL,
+  batchCap,
   noteConsumer,
   noteReservation,
   publishBatches,
@@ -185,7 +187,7 @@ export abstract class RingOps {
       f = flags - batch;
       if (batch !== 0 && len <= RB_BATCH_MAX_RECORD) {
         const ret = this.#batch.add(r, bytes, len, f);
-        if (ret !== BATCH_DECLINED) return ret < 0 ? -EINVAL : ret === BATCH_FULL ? -EAGAIN : 0;
+        if (ret !== BATCH_DECLINED) return ret >= 0 ? 0 : ret === BATCH_FULL ? -EAGAIN : -EINVAL;
       }
     }
     const source = exactBytes(bytes, len);
@@ -210,6 +212,78 @@ export abstract class RingOps {
     }
     ringCommit(r, at, start, f, false);
     return 0;
+  }
+
+  /**
+   * Reserve a record of `len` bytes in this handle's batch, to be written in place: io_uring's
+   * `io_uring_get_sqe` for the ring's batched output (sabvm's own call). Returns the byte offset
+   * of the record's bytes in {@link RingOps.batchBuffer} (8-byte aligned, contents not zeroed);
+   * write them there, through a view made once over that buffer. The record joins the batch as
+   * `output(bytes, RB_BATCH)` would: no submit, it goes to the consumer with the whole batch,
+   * which takes its bytes as they are then. So **write a record's bytes before the next producing
+   * call on this ring by this thread** (the next `batchReserve` may publish the batch) **and
+   * before this thread's current job ends** (any `await`): what is written later is lost, or lands
+   * in a later record. The header is not in the buffer: a write out of the record's bytes can
+   * spoil only this thread's other records, never the ring.
+   *
+   * `flags`: 0, `BPF_RB_NO_WAKEUP`, `BPF_RB_FORCE_WAKEUP` (`RB_BATCH` is implied and may be
+   * given). Returns -EAGAIN when the batch is full and the ring has no room for it (the record not
+   * taken, the batch kept: `batchReserveWait` waits), -EINVAL for a `len` that is not an integer
+   * from 0 to `RB_BATCH_MAX_RECORD` or larger than the ring's batches (an eighth of its data
+   * area), bad flags or a freed ring. Context: the producer's thread, as `output`.
+   */
+  batchReserve(len: number, flags?: number): number {
+    // the fast path (small, so that it inlines into the caller's loop)
+    if (flags === undefined || flags === 0) {
+      const at = this.#batch.reserve(len);
+      if (at >= 0) return at;
+    }
+    return this.#batchReserve(len, flags);
+  }
+
+  /** {@link RingOps.batchReserve} but for its fast path. */
+  #batchReserve(len: number, flags: number | undefined): number {
+    const r = this.producerRef();
+    checkProducer(r);
+    // a record larger than a batch's chunk never joins one (an output would go out on its own)
+    if (checkRecordLen(r, len) < 0 || len > RB_BATCH_MAX_RECORD || recordBytes(len) > batchCap(r))
+      return -EINVAL;
+    if (!ringLiveHint(r)) return -EINVAL;
+    let f = 0;
+    if (flags !== undefined) {
+      // RB_BATCH may be given; the rest must be exactly a commit's flags
+      if (typeof flags !== 'number') return -EINVAL;
+      f = flags - (flags & RB_BATCH);
+      if (!validCommitFlags(f)) return -EINVAL;
+    }
+    const ret = this.#batch.add(r, null, len, f);
+    return ret >= 0 ? ret : ret === BATCH_FULL ? -EAGAIN : -EINVAL;
+  }
+
+  /**
+   * As {@link RingOps.batchReserve}, waiting up to `timeoutMs` (negative: no limit) for the
+   * consumer to make room when the batch is full and the ring cannot take it, as
+   * {@link RingOps.outputWait} does.
+   */
+  batchReserveWait(len: number, flags: number | undefined, timeoutMs: number): number {
+    if (!validTimeout(timeoutMs)) return -EINVAL;
+    let ret = this.batchReserve(len, flags);
+    if (ret !== -EAGAIN) return ret;
+    waitForRoom(
+      this.producerRef(),
+      timeoutMs,
+      () => (ret = this.batchReserve(len, flags)) !== -EAGAIN,
+    );
+    return ret;
+  }
+
+  /**
+   * The buffer {@link RingOps.batchReserve}'s offsets point into: this handle's staging chunk, a
+   * `SharedArrayBuffer` of 64 KiB, the same for the life of the handle. Make one view over it
+   * (a `DataView`, or typed arrays: records are 8-byte aligned) and write records through it.
+   */
+  get batchBuffer(): SharedArrayBuffer {
+    return this.#batch.buffer;
   }
 
   /**

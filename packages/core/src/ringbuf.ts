@@ -384,7 +384,9 @@ export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, a
     // the ring is looked at again: a producer that commits after that look finds the consumer
     // caught up at its record (the wake-up check of ringCommit)
     for (;;) {
-      const ret = consumeRecords(r, cb, at, pos);
+      const ret = at
+        ? consumeRecordsAt(r, cb, pos)
+        : consumeRecords(r, cb as RingCallback, pos);
       if (ret < 0 || pos.cons === pos.stored) return ret < 0 ? ret : pos.count;
       storeConsumerPos(r, pos.cons);
       pos.stored = pos.cons;
@@ -402,25 +404,38 @@ function storeConsumerPos(r: RingRef, cons: number): void {
   if (Atomics.load(i32, r.prodWaiters) !== 0) Atomics.notify(i32, r.consPos);
 }
 
+/** Where a consume is: the position reached, the position last stored, records handed out. */
+interface ConsumePos {
+  cons: number;
+  stored: number;
+  count: number;
+}
+
 /**
- * Hand `cb` every committed record from `pos.cons` on, up to a busy record or `PRODUCER_POS`;
- * stores CONSUMER_POS every quarter of the ring. Returns 0, or the negative number `cb` returned.
+ * Hand `cb` a view of every committed record from `pos.cons` on, up to a busy record or
+ * `PRODUCER_POS`; stores CONSUMER_POS every quarter of the ring. Returns 0, or the negative
+ * number `cb` returned. Context: the consumer, CONSUMER_LOCK held.
+ */
+function consumeRecords(r: RingRef, cb: RingCallback, pos: ConsumePos): number {
+  const { mem } = r;
+  return consumeRecordsAt(r, (_u8, from, len) => cb(new Uint8Array(mem.buffer, from, len)), pos);
+}
+
+/**
+ * Hand `cb(mem, offset, length)` every committed record from `pos.cons` on, up to a busy record
+ * or `PRODUCER_POS`; stores CONSUMER_POS every quarter of the ring. Returns 0, or the negative
+ * number `cb` returned. One loop for both kinds of callback would call `cb` from one site with two
+ * shapes of argument; here the site sees one callback in a consumer's loop, which V8 inlines.
  * Context: the consumer, CONSUMER_LOCK held.
  */
-function consumeRecords(
-  r: RingRef,
-  cb: RingCallback | RingSampleCallback,
-  at: boolean,
-  pos: { cons: number; stored: number; count: number },
-): number {
-  const { mem, size } = r;
-  const { i32 } = mem;
+function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): number {
+  const { mem, size, data } = r;
+  const { i32, u8 } = mem;
   const mask = size - 1;
   const quarter = size >>> 2;
   const prod = Atomics.load(i32, r.prodPos);
-  const { data } = r;
-  const { u8 } = mem;
   let cons = pos.cons;
+  let stored = pos.stored;
   let count = 0;
   try {
     while (cons !== prod) {
@@ -433,27 +448,25 @@ function consumeRecords(
       const len = word & RINGBUF_LEN_MASK;
       if (len > size - off - RINGBUF_HDR_SZ)
         bug(`ring at byte ${data}: the record at offset ${off} runs past the end (${len} bytes)`);
-      const next = (cons + recordBytes(len)) | 0;
+      const next = (cons + ((len + RINGBUF_HDR_SZ + 7) & ~7)) | 0; // recordBytes(len)
       if ((word & RINGBUF_DISCARD_BIT) === 0) {
         count++;
-        const from = data + off + RINGBUF_HDR_SZ;
-        const ret = at
-          ? cb(u8, from, len)
-          : (cb as RingCallback)(new Uint8Array(mem.buffer, from, len));
+        const ret = cb(u8, data + off + RINGBUF_HDR_SZ, len);
         if (typeof ret === 'number' && ret < 0) {
           cons = next; // the record counts as consumed
           return ret;
         }
       }
       cons = next; // after cb: a record whose cb throws is handed out again
-      if ((cons - pos.stored) >>> 0 >= quarter) {
+      if ((cons - stored) >>> 0 >= quarter) {
         storeConsumerPos(r, cons); // room for producers, a quarter of the ring at a time
-        pos.stored = cons;
+        stored = cons;
       }
     }
     return 0;
   } finally {
     pos.cons = cons;
+    pos.stored = stored;
     pos.count += count;
   }
 }

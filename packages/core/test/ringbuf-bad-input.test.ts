@@ -7,10 +7,12 @@ import { describe, expect, it } from 'vitest';
 import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
+  BPF_RB_PROD_POS,
   EINVAL,
   Kernel,
   PAGE_SIZE,
   RB_BATCH,
+  RB_BATCH_MAX_RECORD,
   VMALLOC_START,
   type RingBuf,
 } from '../src/index.js';
@@ -127,6 +129,52 @@ describe('bad input to the ring calls', () => {
     expectUnchangedSince(k, before);
     // a Uint8Array whose own `length` lies is copied by its real length
     expect(rb.output(lying)).toBe(0);
+  });
+
+  it('batchReserve and batchReserveWait answer -EINVAL for bad lengths, flags and timeouts, and change nothing', () => {
+    const { k, rb } = setup();
+    // an open batch of two records: a call that published it would change the ring
+    for (const v of [7, 8]) {
+      const at = rb.batchReserve(4);
+      expect(at).toBeGreaterThanOrEqual(0);
+      new DataView(rb.batchBuffer).setUint32(at, v, true);
+    }
+    const before = snapshot(k);
+    const lens = [
+      ...BAD_NUMBERS.filter((v) => v !== undefined),
+      undefined,
+      2 ** 32 - 1, // an unsigned word that is no length
+      2 ** 31,
+      RB_BATCH_MAX_RECORD + 1, // batched records are at most 1 KiB
+    ];
+    for (const len of lens) {
+      expect(call((v) => rb.batchReserve(v), len)).toBe(-EINVAL);
+      expect(call((v) => rb.batchReserveWait(v, 0, 0), len)).toBe(-EINVAL);
+    }
+    for (const flags of [...BAD_FLAGS, RB_BATCH | 4, RB_BATCH * 2, String(RB_BATCH)]) {
+      expect(call((v) => rb.batchReserve(8, v), flags)).toBe(-EINVAL);
+      expect(call((v) => rb.batchReserveWait(8, v, 0), flags)).toBe(-EINVAL);
+    }
+    for (const timeoutMs of ['1', 1n, null, {}, NaN])
+      expect(call((v) => rb.batchReserveWait(8, 0, v), timeoutMs)).toBe(-EINVAL);
+    expectUnchangedSince(k, before);
+    // the two records staged before are still the batch, as they were: published now, 16 bytes each
+    const prod = rb.query(BPF_RB_PROD_POS);
+    expect(rb.flush()).toBe(0);
+    expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(32);
+    k.checkInvariants();
+  });
+
+  it("batchReserve refuses a record larger than the ring's batches without publishing the open one", () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    // on a ring of two pages a batch's chunk is 1 KiB: a record of 1017 bytes and more cannot join
+    const small = k.ringbufCreate(2 * PAGE_SIZE)!;
+    expect(small.batchReserve(1016)).toBeGreaterThanOrEqual(0); // 1024 bytes with its header
+    const before = snapshot(k);
+    expect(small.batchReserve(1017)).toBe(-EINVAL); // the open batch is not published for it
+    expectUnchangedSince(k, before);
+    expect(small.flush()).toBe(0);
+    expect(small.consume(() => 0)).toBe(1);
   });
 
   it('output copies a Uint8Array by its real bytes, whatever its own length and subarray say', () => {

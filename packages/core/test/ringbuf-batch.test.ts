@@ -13,6 +13,7 @@ import {
   BPF_RB_NO_WAKEUP,
   BPF_RB_PROD_POS,
   EAGAIN,
+  EINVAL,
   Kernel,
   PAGE_SIZE,
   RB_BATCH,
@@ -517,6 +518,174 @@ describe('RB_BATCH output', () => {
     k.checkInvariants();
     again.free();
     expect(k.stats().freeFrames).toBe(free0);
+    k.checkInvariants();
+  });
+});
+
+/**
+ * Records of `len` bytes `from` … `to - 1`, each reserved with `batchReserve` and written in place
+ * (its sequence number in its first word, when it has room for one); each must be taken.
+ */
+function reserveRange(rb: RingBuf, from: number, to: number, len = 32, flags?: number): number[] {
+  const offsets: number[] = [];
+  for (let seq = from; seq < to; seq++) {
+    const at = rb.batchReserve(len, flags);
+    expect(at).toBeGreaterThanOrEqual(0);
+    writeAt(rb, at, len, seq);
+    offsets.push(at);
+  }
+  return offsets;
+}
+
+/** Write record `seq` of `len` bytes where `batchReserve` said (as {@link fillRecord}). */
+function writeAt(rb: RingBuf, at: number, len: number, seq: number): void {
+  fillRecord(new Uint8Array(rb.batchBuffer, at, len), 1, seq);
+}
+
+describe('batchReserve: records written in place', () => {
+  it('hands out aligned room in one buffer, and delivers the records with the batch, in order, intact', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    const buffer = rb.batchBuffer;
+    expect(buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(buffer.byteLength).toBe(64 * 1024);
+    // records of several lengths: each starts 8 bytes after the last one's padded end
+    const lens = [8, 13, 0, 32, 100, 8];
+    let expected = 8;
+    lens.forEach((len, seq) => {
+      const at = rb.batchReserve(len);
+      expect(at).toBe(expected);
+      expect(at % 8).toBe(0);
+      writeAt(rb, at, len, seq);
+      expected += (len + 15) & ~7;
+    });
+    expect(rb.batchBuffer).toBe(buffer); // the same buffer for the life of the handle
+    expect(seen(rb)).toEqual([]); // nothing in the ring yet
+    expect(rb.flush()).toBe(0);
+    const got: [number, number][] = [];
+    ringConsume(ringRef(rb), (v: Uint8Array) => {
+      got.push([v.length, v.length >= 8 ? readRecord(v)[1] : -1]);
+    });
+    expect(got).toEqual([
+      [8, 0],
+      [13, 1],
+      [0, -1],
+      [32, 3],
+      [100, 4],
+      [8, 5],
+    ]);
+    k.checkInvariants();
+  });
+
+  it('takes each header from its own lengths, not from the buffer: a stray write there spoils no header', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    const offsets = reserveRange(rb, 0, 50, 24);
+    const words = new Int32Array(rb.batchBuffer);
+    // where the headers will go, a user writes garbage: a length past the ring, every flag bit
+    for (const at of offsets) {
+      words[(at >> 2) - 2] = -1;
+      words[(at >> 2) - 1] = 0x7fffffff;
+    }
+    expect(rb.flush()).toBe(0);
+    k.checkInvariants(); // every header as the ring wrote it
+    expect(seen(rb)).toEqual(range(0, 50));
+  });
+
+  it('mixes with output(bytes, RB_BATCH) in one batch, in call order, and publishes before any other producing call', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    reserveRange(rb, 0, 2);
+    outputRange(rb, 2, 4);
+    reserveRange(rb, 4, 5);
+    const rec = rb.reserve(32)!; // publishes the batch first
+    fillRecord(rec.data, 1, 5);
+    expect(seen(rb)).toEqual(range(0, 5));
+    expect(rec.submit()).toBe(0);
+    expect(seen(rb)).toEqual([5]);
+    k.checkInvariants();
+  });
+
+  it('on a full ring publishes its batch, answers -EAGAIN, keeps the batch, and goes on once the consumer made room', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!; // chunks of at most 1 KiB
+    let seq = 0;
+    for (;;) {
+      const at = rb.batchReserve(100);
+      if (at === -EAGAIN) break;
+      expect(at).toBeGreaterThanOrEqual(0);
+      writeAt(rb, at, 100, seq++);
+    }
+    expect(rb.batchReserveWait(100, 0, 10)).toBe(-EAGAIN); // the main thread never blocks
+    const first = seen(rb);
+    expect(first.length).toBeGreaterThan(60);
+    expect(first).toEqual(range(0, first.length));
+    k.checkInvariants();
+    // the consumer made room: the same call publishes the batch and starts a new one
+    const at = rb.batchReserve(100);
+    expect(at).toBe(8);
+    writeAt(rb, at, 100, seq);
+    expect(rb.flush()).toBe(0);
+    expect(seen(rb)).toEqual(range(first.length, seq + 1));
+    k.checkInvariants();
+  });
+
+  it('keeps every record across wrap-around of the data area and of the 32-bit positions', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    setPositions(k, rb, 2 ** 32 - 3 * PAGE_SIZE);
+    const got: number[] = [];
+    let seq = 0;
+    for (let round = 0; round < 60; round++) {
+      const len = 8 + ((round * 37) % 200);
+      for (let i = 0; i < 1 + ((round * 13) % 40); i++) {
+        let at = rb.batchReserve(len);
+        if (at === -EAGAIN) {
+          got.push(...seen(rb));
+          at = rb.batchReserve(len);
+        }
+        expect(at).toBeGreaterThanOrEqual(0);
+        writeAt(rb, at, len, seq++);
+      }
+      if (round % 3 === 0) rb.flush();
+      got.push(...seen(rb));
+    }
+    rb.flush();
+    got.push(...seen(rb));
+    expect(got).toEqual(range(0, seq));
+    k.checkInvariants();
+  });
+
+  it('wakes a sleeping consumer as output does: not when every record said NO_WAKEUP', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    countWaiter(k, rb, 1); // a consumer that caught up and may sleep
+    const seq0 = wakeSeq(k, rb);
+    reserveRange(rb, 0, 2, 32, BPF_RB_NO_WAKEUP);
+    reserveRange(rb, 2, 3, 32, RB_BATCH | BPF_RB_NO_WAKEUP);
+    rb.flush();
+    expect(wakeSeq(k, rb)).toBe(seq0);
+    expect(seen(rb)).toEqual([0, 1, 2]);
+    reserveRange(rb, 3, 4, 32, BPF_RB_NO_WAKEUP);
+    reserveRange(rb, 4, 5); // this one wants the consumer woken
+    rb.flush();
+    expect(wakeSeq(k, rb)).toBe(seq0 + 1);
+    countWaiter(k, rb, -1);
+    expect(seen(rb)).toEqual([3, 4]);
+  });
+
+  it('loses the open batch of a ring freed meanwhile, and the next batch starts clean', () => {
+    const k = boot();
+    const free0 = k.stats().freeFrames;
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    reserveRange(rb, 0, 3);
+    rb.free();
+    expect(rb.batchReserve(8)).toBe(-EINVAL);
+    expect(k.stats().freeFrames).toBe(free0);
+    const rb2 = k.ringbufCreate(16 * PAGE_SIZE)!;
+    reserveRange(rb2, 10, 12);
+    rb2.flush();
+    expect(seen(rb2)).toEqual([10, 11]);
     k.checkInvariants();
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Model-based test of the ring buffer: random sequences of reserve, output, batched output
- * (`RB_BATCH`), flush, submit, discard and consume against a simple queue of records, from
+ * (`RB_BATCH`, or `batchReserve` and a write in place), flush, submit, discard and consume against a simple queue of records, from
  * positions that start anywhere (near 2^32 too), so rings fill up, wrap around the data area and
  * wrap their 32-bit position words. The model of a batch: records staged outside the ring, up to a
  * chunk (512 bytes at first, doubling each time a batch fills its chunk, shrinking to what an early
@@ -15,6 +15,7 @@ import {
   BPF_RB_CONS_POS,
   BPF_RB_PROD_POS,
   EAGAIN,
+  EINVAL,
   Kernel,
   PAGE_SIZE,
   RB_BATCH,
@@ -50,7 +51,7 @@ interface Batch {
 type Op =
   | { kind: 'reserve'; len: number }
   | { kind: 'output'; len: number }
-  | { kind: 'batch'; len: number }
+  | { kind: 'batch'; len: number; inPlace: boolean }
   | { kind: 'flush' }
   | { kind: 'commit'; pick: number; discard: boolean }
   | { kind: 'consume' };
@@ -65,7 +66,14 @@ function opArb(size: number): fc.Arbitrary<Op> {
   return fc.oneof(
     { weight: 3, arbitrary: fc.record({ kind: fc.constant('reserve' as const), len }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('output' as const), len }) },
-    { weight: 4, arbitrary: fc.record({ kind: fc.constant('batch' as const), len: batchLen }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant('batch' as const),
+        len: batchLen,
+        inPlace: fc.boolean(), // batchReserve and a write in place, else output(bytes, RB_BATCH)
+      }),
+    },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('flush' as const) }) },
     {
       weight: 3,
@@ -181,20 +189,33 @@ function step(rb: RingBuf, m: Model, op: Op): void {
       fillRecord(bytes, 1, m.seq);
       const total = Math.ceil((op.len + 8) / 8) * 8;
       const max = RB_BATCH_MAX_RECORD;
+      // batchReserve, then the bytes written where it says; or output: either answers 0 when taken
+      const put = (): number => {
+        if (!op.inPlace) return rb.output(bytes, RB_BATCH);
+        const at = rb.batchReserve(op.len);
+        if (at < 0) return at;
+        expect(at % 8).toBe(0);
+        new Uint8Array(rb.batchBuffer, at, op.len).set(bytes);
+        return 0;
+      };
+      if (op.inPlace && (op.len > max || total > m.cap)) {
+        expect(rb.batchReserve(op.len)).toBe(-EINVAL); // never out at once: nothing changes
+        return;
+      }
       const b = m.staged;
       if (op.len <= max && b !== null && b.used + total <= b.size) {
-        expect(rb.output(bytes, RB_BATCH)).toBe(0); // joins the open batch
+        expect(put()).toBe(0); // joins the open batch
         b.records.push({ seq: m.seq++, len: op.len });
         b.used += total;
         return;
       }
       // the open batch is full (or the record too large for one): it goes out first
       if (!m.publish(op.len <= max)) {
-        expect(rb.output(bytes, RB_BATCH)).toBe(-EAGAIN);
+        expect(put()).toBe(-EAGAIN);
         return;
       }
       if (op.len <= max && total <= m.cap) {
-        expect(rb.output(bytes, RB_BATCH)).toBe(0); // a new batch, staged
+        expect(put()).toBe(0); // a new batch, staged
         const size = Math.min(m.cap, Math.max(m.chunk, total));
         m.staged = { records: [{ seq: m.seq++, len: op.len }], used: total, size };
         return;

@@ -30,7 +30,9 @@ type Mode =
   | 'lockstep'
   | 'batch'
   | 'batch-block'
-  | 'batch-forever';
+  | 'batch-forever'
+  | 'in-place'
+  | 'in-place-forever';
 
 function startProducer(
   k: Kernel,
@@ -119,6 +121,8 @@ describe('a ring with producer threads', () => {
     [4, 'output', 1000],
     [3, 'batch', 32],
     [2, 'batch', 700],
+    [3, 'in-place', 32],
+    [2, 'in-place', 500],
   ] as const) {
     it(`delivers every record of ${producers} ${mode} producers once, in order, intact (${len}-byte records)`, async () => {
       const k = Kernel.boot({ memoryBytes: 64 * MiB });
@@ -133,7 +137,12 @@ describe('a ring with producer threads', () => {
       Atomics.notify(ctl, 1);
       const next = new Array<number>(producers).fill(0);
       // batch producers: read with pollAt (the callback that allocates nothing)
-      await consumeUntil(rb, next, () => next.every((n) => n === count), mode === 'batch');
+      await consumeUntil(
+        rb,
+        next,
+        () => next.every((n) => n === count),
+        mode === 'batch' || mode === 'in-place',
+      );
       for (const p of running) expect(await p.done).toBe('done');
       expect(rb.consume(() => undefined)).toBe(0); // nothing more: no record twice
       k.checkInvariants();
@@ -143,23 +152,24 @@ describe('a ring with producer threads', () => {
 });
 
 describe('a ring with user-process producers', () => {
-  it('delivers every record of 2 producers writing through their own mappings to a user consumer', async () => {
+  it('delivers every record of 3 producers writing through their own mappings to a user consumer', async () => {
     const k = Kernel.boot({ memoryBytes: 64 * MiB });
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
     const cm = k.createAddressSpace()!;
     const consumer = UserRingBuf.open(cm, rb.mmap(cm, 'consumer'), rb.dataBytes);
     const count = 10_000;
-    const ctl = sharedInts(4);
-    const running = [0, 1].map((id) => {
+    const ctl = sharedInts(5);
+    const modes = ['reserve', 'batch', 'in-place'] as const;
+    const running = modes.map((mode, id) => {
       const mm = k.createAddressSpace()!;
       const user = { mmId: mm.id, uaddr: rb.mmap(mm, 'producer'), dataBytes: rb.dataBytes };
-      return startProducer(k, rb, ctl, id, id === 0 ? 'reserve' : 'batch', count, 64, user);
+      return startProducer(k, rb, ctl, id, mode, count, 64, user);
     });
-    waitFor(ctl, 0, 2);
+    waitFor(ctl, 0, 3);
     Atomics.store(ctl, 1, 1);
     Atomics.notify(ctl, 1);
-    const next = [0, 0];
-    await consumeUntil(consumer, next, () => next[0] === count && next[1] === count);
+    const next = [0, 0, 0];
+    await consumeUntil(consumer, next, () => next.every((n) => n === count));
     for (const p of running) expect(await p.done).toBe('done');
     k.checkInvariants();
   });
@@ -206,7 +216,8 @@ describe('a producer thread that dies holding a reservation', () => {
   });
 
   it('never stalls the consumer: producers killed at random points are reaped and the others finish', async () => {
-    const rounds = 8; // even rounds: the victim reserves and outputs; odd: it batches
+    // even rounds: the victim reserves and outputs; odd: it batches (rounds 3 and 7 in place)
+    const rounds = 8;
     const k = Kernel.boot({ memoryBytes: 64 * MiB });
     const random = mulberry32(15);
     for (let round = 0; round < rounds; round++) {
@@ -214,7 +225,15 @@ describe('a producer thread that dies holding a reservation', () => {
       const ctl = sharedInts(5);
       const count = 5_000;
       const running = [
-        startProducer(k, rb, ctl, 0, round % 2 === 0 ? 'forever' : 'batch-forever', 0, 48),
+        startProducer(
+          k,
+          rb,
+          ctl,
+          0,
+          round % 2 === 0 ? 'forever' : round % 4 === 1 ? 'batch-forever' : 'in-place-forever',
+          0,
+          48,
+        ),
         startProducer(k, rb, ctl, 1, 'reserve', count, 48),
         startProducer(k, rb, ctl, 2, 'output', count, 48),
       ];
