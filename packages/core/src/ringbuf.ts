@@ -384,9 +384,7 @@ export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, a
     // the ring is looked at again: a producer that commits after that look finds the consumer
     // caught up at its record (the wake-up check of ringCommit)
     for (;;) {
-      const ret = at
-        ? consumeRecordsAt(r, cb, pos)
-        : consumeRecords(r, cb as RingCallback, pos);
+      const ret = at ? consumeRecordsAt(r, cb, pos) : consumeRecords(r, cb as RingCallback, pos);
       if (ret < 0 || pos.cons === pos.stored) return ret < 0 ? ret : pos.count;
       storeConsumerPos(r, pos.cons);
       pos.stored = pos.cons;
