@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { percent, ratio, si } from './format.js';
 import { RESULT_SCHEMA, type BenchRun, type TargetResult } from './results.js';
-import { columns } from './table.js';
+import { columns, roundTripNote } from './table.js';
 import { evaluateTargets } from './targets.js';
 
 /**
@@ -44,10 +44,7 @@ function targetCell(t: TargetResult | undefined): string {
 
 /** The change from run `a` to run `b`, as printable tables. Context: any thread; pure. */
 export function compareRuns(a: BenchRun, b: BenchRun): string {
-  const trip = (run: BenchRun): string =>
-    typeof run.machine.lineRoundTripNs === 'number'
-      ? `, thread round trip ${Math.round(run.machine.lineRoundTripNs)} ns`
-      : '';
+  const trip = (run: BenchRun): string => roundTripNote(run.machine);
   const out: string[] = [
     `A: ${a.startedAt} (${a.machine.model}, Node ${a.machine.node}${trip(a)}, ${a.config.quick ? 'quick' : 'full'})`,
   ];

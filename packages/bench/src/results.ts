@@ -128,7 +128,8 @@ export interface MachineInfo {
   readonly loadAverageAtStart: readonly number[];
   /**
    * Nanoseconds for a word to go to another thread and back, measured when the run started
-   * (`lineRoundTripNs`); null on one CPU. Absent from results of older runs.
+   * (`lineRoundTripNs`); null on one CPU, and when the probe gave up (its two threads did not run
+   * together for 10 s: a loaded machine). Absent from results of older runs.
    */
   readonly lineRoundTripNs?: number | null;
 }

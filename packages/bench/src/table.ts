@@ -115,13 +115,23 @@ export function targetsTable(targets: readonly TargetResult[]): string {
   ].join('\n');
 }
 
+/**
+ * The machine's thread round trip as the run header says it: its time, "not measured" when the
+ * probe gave up (a machine so loaded that its two threads did not run together for 10 s), or
+ * nothing on one CPU and in results of older runs. Context: any; pure.
+ */
+export function roundTripNote(machine: MachineInfo): string {
+  const ns = machine.lineRoundTripNs;
+  if (typeof ns === 'number') return `, thread round trip ${Math.round(ns)} ns`;
+  return ns === null && machine.cpus >= 2
+    ? ', thread round trip not measured (machine loaded)'
+    : '';
+}
+
 /** A one-line description of the machine and settings of a run. Context: any; pure. */
 export function runHeader(machine: MachineInfo, config: RunConfig): string {
   const load = machine.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ');
-  const trip =
-    typeof machine.lineRoundTripNs === 'number'
-      ? `, thread round trip ${Math.round(machine.lineRoundTripNs)} ns`
-      : '';
+  const trip = roundTripNote(machine);
   return (
     `${machine.model} × ${machine.cpus}, ${bytes(machine.totalMemoryBytes)}, ${machine.os}, Node ${machine.node}, load ${load}${trip}; ` +
     `${config.quick ? 'quick' : 'full'} run: ${config.reps} reps × ${config.timeMs} ms per row`

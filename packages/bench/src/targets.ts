@@ -360,6 +360,28 @@ export const TARGETS: readonly TargetSpec[] = [
     },
   },
   {
+    id: '19 (in place)',
+    what: 'ring: 32-byte records, one worker thread → main thread, each written in place with batchReserve (published as RB_BATCH)',
+    ratio: 'records/s ÷ ringbuf.js push per record',
+    op: '>=',
+    threshold: 3,
+    informational: true,
+    source: {
+      suite: 'ring',
+      group: RING.small,
+      ratio: ratioName(RING.reserveBatch, RING.ringbufjs),
+    },
+  },
+  {
+    id: '21 (in place)',
+    what: 'ring: 32-byte records, one worker thread → main thread, each written in place with batchReserve (published as RB_BATCH)',
+    ratio: 'records/s ÷ postMessage of 256-record batches',
+    op: '>=',
+    threshold: 1,
+    informational: true,
+    source: { suite: 'ring', group: RING.small, ratio: ratioName(RING.reserveBatch, RING.batch) },
+  },
+  {
     id: '19 (each)',
     what: 'ring: 32-byte records, one worker thread → main thread, output per record, each published at once (as in Linux)',
     ratio: 'records/s ÷ ringbuf.js push per record',

@@ -45,8 +45,10 @@ describe('a quick run of the remap suite', () => {
     expect(run.machine.node).toBe(process.version);
     expect(run.machine.loadAverageAtStart).toHaveLength(3);
     // a word to another thread and back: above a plain load, below a millisecond (none on 1 CPU)
+    // null on one CPU, and where the probe gave up: its two threads never ran together for 10 s
+    // (npm test runs every package's tests at once, which can load 2 CPUs that much)
     if (availableParallelism() < 2) expect(run.machine.lineRoundTripNs).toBeNull();
-    else {
+    else if (run.machine.lineRoundTripNs !== null) {
       expect(run.machine.lineRoundTripNs).toBeGreaterThan(1);
       expect(run.machine.lineRoundTripNs).toBeLessThan(1e6);
     }
@@ -129,7 +131,8 @@ describe('a quick run of the remap suite', () => {
     expect(printed).toMatch(/remapPartial\s+[\d.]+ [kMG]? ?pages\/s/);
     expect(printed).toContain('÷ Atomics.compareExchange: ×');
     expect(printed).toContain('── targets ──');
-    if (availableParallelism() >= 2) expect(printed).toMatch(/thread round trip \d+ ns/);
+    if (availableParallelism() >= 2)
+      expect(printed).toMatch(/thread round trip (\d+ ns|not measured \(machine loaded\))/);
     expect(printed).not.toMatch(/issue/i);
   });
 });

@@ -410,9 +410,8 @@ interface ConsumePos {
 }
 
 /**
- * Hand `cb` a view of every committed record from `pos.cons` on, up to a busy record or
- * `PRODUCER_POS`; stores CONSUMER_POS every quarter of the ring. Returns 0, or the negative
- * number `cb` returned. Context: the consumer, CONSUMER_LOCK held.
+ * Hand `cb` a view of every committed record from `pos.cons` on, as {@link consumeRecordsAt}.
+ * Context: the consumer, CONSUMER_LOCK held.
  */
 function consumeRecords(r: RingRef, cb: RingCallback, pos: ConsumePos): number {
   const { mem } = r;
@@ -420,11 +419,13 @@ function consumeRecords(r: RingRef, cb: RingCallback, pos: ConsumePos): number {
 }
 
 /**
- * Hand `cb(mem, offset, length)` every committed record from `pos.cons` on, up to a busy record
- * or `PRODUCER_POS`; stores CONSUMER_POS every quarter of the ring. Returns 0, or the negative
- * number `cb` returned. One loop for both kinds of callback would call `cb` from one site with two
- * shapes of argument; here the site sees one callback in a consumer's loop, which V8 inlines.
- * Context: the consumer, CONSUMER_LOCK held.
+ * Hand `cb(mem, offset, length)` every committed record from `pos.cons` on, up to a busy record,
+ * `PRODUCER_POS` or a quarter of the ring past the position last stored (the caller stores it and
+ * calls again: so producers get room a quarter of the ring at a time, and the loop holds no call
+ * that runs only now and then, which V8 would compile without knowing and undo when it first
+ * runs). Returns 0, or the negative number `cb` returned. One loop for both kinds of callback
+ * would call `cb` from one site with two shapes of argument; here the site sees one callback in a
+ * consumer's loop, which V8 inlines. Context: the consumer, CONSUMER_LOCK held.
  */
 function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): number {
   const { mem, size, data } = r;
@@ -433,10 +434,10 @@ function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): 
   const quarter = size >>> 2;
   const prod = Atomics.load(i32, r.prodPos);
   let cons = pos.cons;
-  let stored = pos.stored;
+  const stored = pos.stored;
   let count = 0;
   try {
-    while (cons !== prod) {
+    while (cons !== prod && (cons - stored) >>> 0 < quarter) {
       const off = cons & mask;
       const hdr = (data + off) >> 2;
       // word 1 was stored before the PRODUCER_POS (or batch header) store that ordered it; word 0
@@ -456,15 +457,10 @@ function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): 
         }
       }
       cons = next; // after cb: a record whose cb throws is handed out again
-      if ((cons - stored) >>> 0 >= quarter) {
-        storeConsumerPos(r, cons); // room for producers, a quarter of the ring at a time
-        stored = cons;
-      }
     }
     return 0;
   } finally {
     pos.cons = cons;
-    pos.stored = stored;
     pos.count += count;
   }
 }

@@ -1,8 +1,8 @@
 /**
- * A stream of records from a worker thread to the main thread through a ring: the worker outputs
- * each 32-byte record with `RB_BATCH`, the main thread reads each in place with `pollAt`. No
- * message per record, no ring written by hand, no batching in the user's code, no object per
- * record.
+ * A stream of records from a worker thread to the main thread through a ring: the worker writes
+ * each 32-byte record in place where `batchReserve` says, the main thread reads each in place with
+ * `pollAt`. No message per record, no ring written by hand, no batching in the user's code, no
+ * object and no copy per record.
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';

@@ -33,6 +33,8 @@ export const RMode = {
   RINGBUFJS: 4,
   /** `ring.output(record, RB_BATCH)`, one call per record (waiting for room when the ring is full) */
   OUTPUT_BATCH: 5,
+  /** `ring.batchReserve(size)`, the record written in place in `ring.batchBuffer` (RB_BATCH's batch) */
+  RESERVE_BATCH: 6,
 } as const;
 
 /** Records per `postMessage` in the batched baseline. */

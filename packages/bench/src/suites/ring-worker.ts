@@ -91,6 +91,26 @@ function pushJs(rec: Uint8Array, ops: number): number {
   return 0;
 }
 
+/**
+ * `ring.batchReserve` per record, written in place in the handle's batch buffer (waiting for room
+ * when the ring is full): the record's header bytes as {@link stampRecord} writes them.
+ */
+function reserveBatch(rec: Uint8Array, ops: number): number {
+  const size = rec.length;
+  const out = new Uint8Array(ring!.batchBuffer);
+  for (let i = 0; i < ops; i++) {
+    let at = ring!.batchReserve(size);
+    if (at === -EAGAIN) at = ring!.batchReserveWait(size, 0, ROOM_TIMEOUT_MS);
+    if (at < 0) return at;
+    out[at] = data.index;
+    out[at + 4] = i & 0xff;
+    out[at + 5] = (i >>> 8) & 0xff;
+    out[at + 6] = (i >>> 16) & 0xff;
+    out[at + 7] = i >>> 24;
+  }
+  return ring!.flush(ROOM_TIMEOUT_MS);
+}
+
 const senders: Record<number, ((rec: Uint8Array, ops: number) => number) | undefined> = {
   [RMode.OUTPUT]: output,
   [RMode.RESERVE]: reserve,
@@ -98,6 +118,7 @@ const senders: Record<number, ((rec: Uint8Array, ops: number) => number) | undef
   [RMode.POST_BATCH]: postBatches,
   [RMode.RINGBUFJS]: pushJs,
   [RMode.OUTPUT_BATCH]: (rec, ops) => output(rec, ops, RB_BATCH),
+  [RMode.RESERVE_BATCH]: reserveBatch,
 };
 
 serveRounds(data.ctl, data.times, data.index, (mode, ops) => {

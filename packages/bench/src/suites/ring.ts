@@ -25,6 +25,7 @@ export const RING = {
   large: '1 KiB records, one producer → main thread',
   output: 'ring output',
   outputBatch: 'ring output, RB_BATCH',
+  reserveBatch: 'ring batchReserve, in place',
   reserve: 'ring reserve + submit',
   post: 'postMessage per record',
   batch: 'postMessage per 256 records',
@@ -118,7 +119,12 @@ class Rig {
   private async receive(mode: number, size: number, total: number): Promise<void> {
     const deadline = Date.now() + ROUND_TIMEOUT_MS;
     const { tally } = this;
-    if (mode === RMode.OUTPUT || mode === RMode.RESERVE || mode === RMode.OUTPUT_BATCH) {
+    if (
+      mode === RMode.OUTPUT ||
+      mode === RMode.RESERVE ||
+      mode === RMode.OUTPUT_BATCH ||
+      mode === RMode.RESERVE_BATCH
+    ) {
       while (tally.got < total) {
         const n = await this.ring.pollAt(this.takeAt, { timeoutMs: 100 });
         if (n < 0) throw new Error(`ring: poll returned ${n}`);
@@ -209,6 +215,7 @@ function oneProducerGroup(rig: Rig, name: string, size: number, quick: boolean):
     name,
     bytes: size,
     cases: [
+      row(rig, RING.reserveBatch, 'subject', RMode.RESERVE_BATCH, 1, size, ops),
       row(rig, RING.outputBatch, 'subject', RMode.OUTPUT_BATCH, 1, size, ops),
       row(rig, RING.output, 'subject', RMode.OUTPUT, 1, size, ops),
       row(rig, RING.reserve, 'subject', RMode.RESERVE, 1, size, ops),
@@ -217,6 +224,9 @@ function oneProducerGroup(rig: Rig, name: string, size: number, quick: boolean):
       row(rig, RING.ringbufjs, 'baseline', RMode.RINGBUFJS, 1, size, ops),
     ],
     ratios: [
+      per(RING.reserveBatch, RING.ringbufjs),
+      per(RING.reserveBatch, RING.batch),
+      per(RING.reserveBatch, RING.outputBatch),
       per(RING.outputBatch, RING.ringbufjs),
       per(RING.outputBatch, RING.post),
       per(RING.outputBatch, RING.batch),
@@ -269,7 +279,7 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
     measures: [],
     lines: [],
     notes: [
-      `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with pollAt (Atomics.waitAsync; each record read in place by its offset, no view per record); producers wait for room with outputWait/reserveWait. 'output, RB_BATCH' rows: the same output calls with the RB_BATCH flag (the ring publishes each producer's records a chunk of up to 64 KiB at a time; the producer flushes after its last record); 'ring output' rows publish every record at once, as Linux does. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
+      `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with pollAt (Atomics.waitAsync; each record read in place by its offset, no view per record); producers wait for room with outputWait/reserveWait. 'output, RB_BATCH' rows: the same output calls with the RB_BATCH flag (the ring publishes each producer's records a chunk of up to 64 KiB at a time; the producer flushes after its last record); 'ring batchReserve, in place' rows: each record written where batchReserve says in the producer's batch buffer (no record buffer, no copy into the batch), published as RB_BATCH's; 'ring output' rows publish every record at once, as Linux does. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
     ],
     integrity: checkIntegrity(kernel, freeAfterBoot),
   };

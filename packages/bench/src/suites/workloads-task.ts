@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { RB_BATCH } from '@sabvm/core';
 import { defineTask, openRing, type TaskHandler } from '@sabvm/workers/worker';
 import {
   lookups,
@@ -34,21 +33,21 @@ export const lookup: TaskHandler<number> = defineTask<number, number>(({ ranges,
 export const touch: TaskHandler<number> = defineTask(({ ranges }) => ranges.length);
 
 /**
- * Send `count` records to the main thread through the ring with `RB_BATCH` (the ring publishes
- * them a chunk at a time; the pool publishes the last chunk when the task ends), waiting for room
- * when it is full.
+ * Send `count` records to the main thread through the ring, each written in place where
+ * `batchReserveWait` says in the ring handle's batch buffer (the ring publishes them a chunk at a
+ * time, as `RB_BATCH`; the pool publishes the last chunk when the task ends), waiting for room when
+ * it is full.
  */
 export const records: TaskHandler<number> = defineTask<RecordsTask, number>(({ arg }) => {
   const ring = openRing(arg.ring ?? -1);
-  const bytes = new Uint8Array(RECORD_BYTES);
-  const i32 = new Int32Array(bytes.buffer);
-  const f64 = new Float64Array(bytes.buffer);
-  i32[0] = arg.id;
+  const i32 = new Int32Array(ring.batchBuffer);
+  const f64 = new Float64Array(ring.batchBuffer);
   for (let seq = 0; seq < arg.count; seq++) {
-    i32[1] = seq;
-    f64[1] = recordValue(arg.id, seq);
-    if (ring.outputWait(bytes, RB_BATCH, 30_000) !== 0)
-      throw new Error(`records: no room for ${seq}`);
+    const at = ring.batchReserveWait(RECORD_BYTES, 0, 30_000); // 8-byte aligned
+    if (at < 0) throw new Error(`records: no room for ${seq} (${at})`);
+    i32[at >> 2] = arg.id;
+    i32[(at >> 2) + 1] = seq;
+    f64[(at >> 3) + 1] = recordValue(arg.id, seq);
   }
   return arg.count;
 });
