@@ -14,6 +14,7 @@ import { KMALLOC } from './suites/kmalloc.js';
 import { METADATA } from './suites/metadata.js';
 import { REMAP_ROWS, remapGroupName } from './suites/remap.js';
 import { RING } from './suites/ring.js';
+import { STREAM } from './suites/stream.js';
 import { SCALING } from './suites/scaling.js';
 import { WORKLOADS } from './suites/workloads.js';
 import type { SuiteResult, TargetResult } from './results.js';
@@ -380,6 +381,19 @@ export const TARGETS: readonly TargetSpec[] = [
     threshold: 1,
     informational: true,
     source: { suite: 'ring', group: RING.small, ratio: ratioName(RING.reserveBatch, RING.batch) },
+  },
+  {
+    id: '19 (fresh worker)',
+    what: "ring: a new worker streams 2 M 32-byte records to the main thread, written in place with batchReserve, read with pollAt (the user's program, warm-up included)",
+    ratio: 'records/s ÷ a hand-written ring in a plain SharedArrayBuffer',
+    op: '>=',
+    threshold: 1,
+    informational: true,
+    source: {
+      suite: 'ring',
+      group: STREAM.group,
+      ratio: ratioName(STREAM.sabvm, STREAM.raw),
+    },
   },
   {
     id: '19 (each)',

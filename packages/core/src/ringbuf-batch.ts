@@ -11,11 +11,15 @@
  * costs those once for up to a chunk of records.
  *
  * **Format: a batch is staged, then output as one reservation.** Records with `RB_BATCH` go one
- * after the other into a staging copy of a chunk in this thread's own memory (512 B to 64 KiB, at
- * most an eighth of the ring), each with its own header. Nothing is in the ring yet. Publishing
- * reserves exactly the staged bytes in the ring as one record (its header `(bytes - 8) | BUSY`,
- * owned by this thread, like any reservation), copies the staged records in behind that header,
- * then stores the first header `len` of the first record with one `Atomics.store`, which makes
+ * after the other into a staging copy of a chunk (512 B to 64 KiB, at most an eighth of the ring),
+ * each 8 bytes after the last one's padded end, with room for its header there; their lengths go
+ * to a list of the batch's own. A `batchReserve` hands the user the place of a record in the
+ * staging chunk (`rb.batchBuffer`), to write in place (io_uring's `io_uring_get_sqe`). Nothing is
+ * in the ring yet. Publishing reserves exactly the staged bytes in the ring as one record (its
+ * header `(bytes - 8) | BUSY`, owned by this thread, like any reservation), copies the staged
+ * records in behind that header, writes every other record's header from the list of lengths (the
+ * staged bytes are the user's to write: their header words are not trusted), then stores the first
+ * header `len` of the first record with one `Atomics.store`, which makes
  * every record of the batch visible at once (the consumer reads that header with `Atomics.load`,
  * and the others, marked settled, with plain loads after it). So the ring is well-formed at every
  * moment: the consumer, the checker and the reaper see one busy record for the few microseconds of
@@ -45,7 +49,9 @@
  * thread's records keep its order; when this thread consumes the same ring; at `flush()`,
  * `kernel.ringbufFlush()` and `kernel.detach()`. Until then the records are not visible.
  *
- * State: the fields of a {@link RingBatch} are this thread's own (one per ring handle, never shared).
+ * State: the fields of a {@link RingBatch} are this thread's own (one per ring handle). The staging
+ * chunk is a `SharedArrayBuffer` only so that it cannot be detached: the runtime never shares it,
+ * and reads nothing from it that decides the ring's format (the headers come from `#lens`).
  *
  * @module
  */

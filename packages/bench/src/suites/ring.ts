@@ -1,9 +1,11 @@
 /**
  * Suite `ring`: streams of small records from worker threads to the main thread. sabvm's BPF ring
- * buffer (`output` per record with `RB_BATCH` and without, and `reserve` + `submit`), consumed on the main thread with `poll`,
- * against what a user would write instead: one `postMessage` per record, `postMessage` of batches
- * of 256 records, and ringbuf.js (one producer, one consumer) with one `push` per record. Every
- * consumer checks that each record arrives once, in its producer's order.
+ * buffer (`output` per record with `RB_BATCH` and without, `batchReserve` with the record written
+ * in place, and `reserve` + `submit`), consumed on the main thread with `pollAt`, against what a
+ * user would write instead: one `postMessage` per record, `postMessage` of batches of 256 records,
+ * and ringbuf.js (one producer, one consumer) with one `push` per record. Every consumer checks
+ * that each record arrives once, in its producer's order. The last group is the user's program
+ * run once per fresh worker, against a hand-written ring and transferred batches (stream.ts).
  *
  * @module
  */
@@ -15,6 +17,7 @@ import type { GroupResult } from '../results.js';
 import { Crew } from './crew.js';
 import { Ctl } from './crew-protocol.js';
 import { POST_BATCH, RCtl, RING_BYTES, RMode, recordProducer, recordSeq } from './ring-protocol.js';
+import { freshStreamGroup } from './stream.js';
 import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 import { workerUrl } from './worker-url.js';
 
@@ -271,6 +274,8 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
     );
     ctx.progress('1 KiB records');
     groups.push(await bench.runGroup(oneProducerGroup(rig, RING.large, 1024, ctx.quick)));
+    ctx.progress('a fresh worker per stream');
+    groups.push(await bench.runGroup(freshStreamGroup(kernel, rig.ring, ctx.quick)));
   } finally {
     await rig.stop();
   }
@@ -280,6 +285,7 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
     lines: [],
     notes: [
       `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with pollAt (Atomics.waitAsync; each record read in place by its offset, no view per record); producers wait for room with outputWait/reserveWait. 'output, RB_BATCH' rows: the same output calls with the RB_BATCH flag (the ring publishes each producer's records a chunk of up to 64 KiB at a time; the producer flushes after its last record); 'ring batchReserve, in place' rows: each record written where batchReserve says in the producer's batch buffer (no record buffer, no copy into the batch), published as RB_BATCH's; 'ring output' rows publish every record at once, as Linux does. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
+      `The fresh-worker group is the user's program of a stream, run as a user runs it: each run starts a new worker that writes 2 M records of 32 bytes (500 000 in a quick run) (a sequence number and a value), and the main thread checks each record's number and adds up the values. sabvm: batchReserve and two DataView stores per record, the main thread on pollAt; hand-written ring: fixed 32-byte slots in a plain SharedArrayBuffer, the head published every 64 records, the main thread reading every slot and spinning through setImmediate while the ring is empty; transfer: batches of 256 records, a new ArrayBuffer each, posted with a transfer list. A row's time runs from the worker's first record to the main thread's receipt of the last: the worker's start-up is left out, its warm-up (V8 compiling a fresh thread's loop) is in.`,
     ],
     integrity: checkIntegrity(kernel, freeAfterBoot),
   };

@@ -1,0 +1,51 @@
+/**
+ * What the fresh-worker stream of the `ring` suite shares between the main thread and the worker
+ * it starts for each run: the user's program of a stream (a new worker writes `count` records of
+ * 32 bytes, the main thread reads and checks each), written three ways.
+ *
+ * ```
+ *  record: │ sequence number (u32 LE) │ 4 bytes │ value (f64 LE) = the sequence number │ 16 bytes │
+ *  times:  │ the worker's clock (performance.timeOrigin + now, ms) at its first record │
+ *  raw ring (a SharedArrayBuffer): │ head (i32) │ … │ tail (i32, at byte 64) │ … │ slots from byte 128 │
+ * ```
+ *
+ * @module
+ */
+import type { KernelHandle } from '@sabvm/core';
+
+/** How the worker sends its records. */
+export const StreamMode = {
+  /** sabvm: `rb.batchReserve(32)` and the fields written in place, the main thread on `pollAt` */
+  SABVM: 0,
+  /** a hand-written single-producer ring of fixed 32-byte slots in a SharedArrayBuffer */
+  RAW: 1,
+  /** batches of 256 records, each a new ArrayBuffer posted with its transfer list */
+  TRANSFER: 2,
+} as const;
+
+/** Bytes of a record. */
+export const STREAM_RECORD = 32;
+/** Records per posted batch in the transfer baseline. */
+export const STREAM_BATCH = 256;
+/** Slots of the hand-written ring (1 MiB of records, as the sabvm ring). */
+export const RAW_SLOTS = 32_768;
+/** Int32 index of the raw ring's head (written by the worker) and tail (by the main thread). */
+export const RAW_HEAD = 0;
+export const RAW_TAIL = 16;
+/** Byte where the raw ring's slots start. */
+export const RAW_SLOTS_AT = 128;
+/** The raw ring's worker publishes its head once per this many records. */
+export const RAW_PUBLISH = 64;
+
+/** What the worker gets in `workerData`. */
+export interface StreamWorkerData {
+  readonly mode: number;
+  readonly count: number;
+  /** Float64Array word 0: the worker's clock at its first record. */
+  readonly times: SharedArrayBuffer;
+  /** SABVM: the kernel and the ring's kaddr. */
+  readonly handle?: KernelHandle;
+  readonly ring?: number;
+  /** RAW: the ring's buffer. */
+  readonly raw?: SharedArrayBuffer;
+}

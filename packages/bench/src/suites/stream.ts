@@ -1,0 +1,202 @@
+/**
+ * The `ring` suite's fresh-worker stream: the user's program of a stream of records, run as a
+ * user runs it. Each run starts a new worker that writes `count` records of 32 bytes; the main
+ * thread reads each, checks its sequence number and adds up its value. Three ways, side by side:
+ * sabvm's ring (records written in place with `batchReserve`, read with `pollAt`), a hand-written
+ * single-producer ring in a plain SharedArrayBuffer, and batches of 256 records transferred with
+ * `postMessage`. A row's time runs from the worker's first record to the main thread's receipt of
+ * the last: the worker's start-up is the same for all three and left out, its warm-up (V8 compiling
+ * a fresh thread's loop) is in, as in the user's program.
+ *
+ * @module
+ */
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { Kernel, RingBuf } from '@sabvm/core';
+import type { BenchCase, CaseGroup } from '../harness.js';
+import {
+  RAW_HEAD,
+  RAW_SLOTS,
+  RAW_SLOTS_AT,
+  RAW_TAIL,
+  STREAM_RECORD,
+  StreamMode,
+  type StreamWorkerData,
+} from './stream-protocol.js';
+import { workerUrl } from './worker-url.js';
+
+/** Names of the group and its rows. */
+export const STREAM = {
+  group: 'a fresh worker streams 32-byte records to the main thread',
+  sabvm: 'sabvm ring, batchReserve + pollAt',
+  raw: 'hand-written ring in a SharedArrayBuffer',
+  transfer: 'postMessage of 256-record batches, transferred',
+} as const;
+
+/** How long a run may take before it fails the row. */
+const RUN_TIMEOUT_MS = 30_000;
+
+/** What a run's consumer counts: records, the next sequence number, the values' sum. */
+export interface Tally {
+  got: number;
+  bad: number;
+  sum: number;
+}
+
+/** Start the run's worker; `failed` rejects when it throws. */
+function startWorker(data: StreamWorkerData): { worker: Worker; failed: Promise<never> } {
+  const worker = new Worker(workerUrl('./stream-worker.js', import.meta.url), { workerData: data });
+  const failed = new Promise<never>((_, reject) => {
+    worker.once('error', reject);
+  });
+  failed.catch(() => undefined); // read where the run waits
+  return { worker, failed };
+}
+
+/** Throw unless the run got every record once, in order, with its value. */
+function checkRun(t: Tally, count: number): void {
+  if (t.got !== count || t.bad !== 0 || t.sum !== (count * (count - 1)) / 2) {
+    throw new Error(`stream: ${t.got} of ${count} records, ${t.bad} out of order, sum ${t.sum}`);
+  }
+}
+
+/** One run of the sabvm program on `rb`. Returns the worker's first record → the last received, ms. */
+export async function runSabvm(
+  kernel: Kernel,
+  rb: RingBuf,
+  count: number,
+  t: Tally,
+  onRecord: (m: Uint8Array, offset: number) => void,
+): Promise<number> {
+  const times = new SharedArrayBuffer(8);
+  t.got = t.bad = t.sum = 0;
+  const { worker, failed } = startWorker({
+    mode: StreamMode.SABVM,
+    count,
+    times,
+    handle: kernel.handle,
+    ring: rb.kaddr,
+  });
+  const exited = once(worker, 'exit');
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
+  while (t.got < count) {
+    const n = await Promise.race([rb.pollAt(onRecord, { timeoutMs: 100 }), failed]);
+    if (n < 0) throw new Error(`stream: pollAt returned ${n}`);
+    if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${t.got}`);
+  }
+  const end = performance.timeOrigin + performance.now();
+  await exited;
+  checkRun(t, count);
+  return end - new Float64Array(times)[0]!;
+}
+
+/** One run of the hand-written ring. */
+export async function runRaw(count: number, t: Tally): Promise<number> {
+  const times = new SharedArrayBuffer(8);
+  const raw = new SharedArrayBuffer(RAW_SLOTS_AT + RAW_SLOTS * STREAM_RECORD);
+  const ctl = new Int32Array(raw, 0, 32);
+  const dv = new DataView(raw, RAW_SLOTS_AT);
+  t.got = t.bad = t.sum = 0;
+  const { worker, failed } = startWorker({ mode: StreamMode.RAW, count, times, raw });
+  const exited = once(worker, 'exit');
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
+  let tail = 0;
+  while (tail < count) {
+    const head = Atomics.load(ctl, RAW_HEAD);
+    if (head === tail) {
+      // nothing yet: let the event loop run (and a failure surface), then look again
+      await Promise.race([new Promise((resolve) => setImmediate(resolve)), failed]);
+      if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${tail}`);
+      continue;
+    }
+    for (; tail !== head; tail++) {
+      const o = (tail % RAW_SLOTS) * STREAM_RECORD;
+      if (dv.getUint32(o, true) !== tail) t.bad++;
+      t.sum += dv.getFloat64(o + 8, true);
+    }
+    Atomics.store(ctl, RAW_TAIL, tail);
+    Atomics.notify(ctl, RAW_TAIL);
+  }
+  t.got = tail;
+  const end = performance.timeOrigin + performance.now();
+  await exited;
+  checkRun(t, count);
+  return end - new Float64Array(times)[0]!;
+}
+
+/** One run of the transferred batches. */
+export async function runTransfer(count: number, t: Tally): Promise<number> {
+  const times = new SharedArrayBuffer(8);
+  t.got = t.bad = t.sum = 0;
+  const { worker, failed } = startWorker({ mode: StreamMode.TRANSFER, count, times });
+  const exited = once(worker, 'exit');
+  const done = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`stream: the run stalled at ${t.got}`));
+    }, RUN_TIMEOUT_MS);
+    worker.on('message', (buf: ArrayBuffer) => {
+      const dv = new DataView(buf);
+      for (let o = 0; o < buf.byteLength; o += STREAM_RECORD) {
+        if (dv.getUint32(o, true) !== t.got) t.bad++;
+        t.sum += dv.getFloat64(o + 8, true);
+        t.got++;
+      }
+      if (t.got >= count) {
+        clearTimeout(timer);
+        resolve(performance.timeOrigin + performance.now());
+      }
+    });
+  });
+  const end = await Promise.race([done, failed]);
+  await exited;
+  checkRun(t, count);
+  return end - new Float64Array(times)[0]!;
+}
+
+/** The group: the three programs, a new worker per run, `count` records each. */
+export function freshStreamGroup(kernel: Kernel, rb: RingBuf, quick: boolean): CaseGroup {
+  const count = quick ? 500_000 : 2_000_000;
+  const mem = new DataView(kernel.handle.buffer);
+  const t: Tally = { got: 0, bad: 0, sum: 0 };
+  // one callback for every run, as one program has one
+  const onRecord = (_m: Uint8Array, offset: number): void => {
+    if (mem.getUint32(offset, true) !== t.got) t.bad++;
+    t.sum += mem.getFloat64(offset + 8, true);
+    t.got++;
+  };
+  const row = (
+    name: string,
+    role: 'subject' | 'baseline',
+    run: () => Promise<number>,
+  ): BenchCase => ({
+    name,
+    role,
+    unit: 'records',
+    unitsPerIteration: count,
+    async: true,
+    fn: async () => ({ overriddenDuration: await run() }),
+  });
+  return {
+    name: STREAM.group,
+    bytes: STREAM_RECORD,
+    cases: [
+      row(STREAM.sabvm, 'subject', () => runSabvm(kernel, rb, count, t, onRecord)),
+      row(STREAM.raw, 'baseline', () => runRaw(count, t)),
+      row(STREAM.transfer, 'baseline', () => runTransfer(count, t)),
+    ],
+    ratios: [
+      {
+        name: `${STREAM.sabvm} ÷ ${STREAM.raw}`,
+        subject: STREAM.sabvm,
+        baseline: STREAM.raw,
+        kind: 'throughput',
+      },
+      {
+        name: `${STREAM.sabvm} ÷ ${STREAM.transfer}`,
+        subject: STREAM.sabvm,
+        baseline: STREAM.transfer,
+        kind: 'throughput',
+      },
+    ],
+  };
+}

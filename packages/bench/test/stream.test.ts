@@ -1,0 +1,52 @@
+/**
+ * The ring suite's fresh-worker stream: each of its three programs delivers every record once, in
+ * order, with its value, and a run whose worker fails rejects at once instead of waiting.
+ */
+import { describe, expect, it } from 'vitest';
+import { Kernel } from '@sabvm/core';
+import { runRaw, runSabvm, runTransfer, type Tally } from '../src/suites/stream.js';
+
+const COUNT = 50_000;
+
+describe('the fresh-worker stream', () => {
+  const kernel = Kernel.boot({ memoryBytes: 16 * 2 ** 20 });
+  const rb = kernel.ringbufCreate(2 ** 20)!;
+  const mem = new DataView(kernel.handle.buffer);
+  const t: Tally = { got: 0, bad: 0, sum: 0 };
+  const onRecord = (_m: Uint8Array, offset: number): void => {
+    if (mem.getUint32(offset, true) !== t.got) t.bad++;
+    t.sum += mem.getFloat64(offset + 8, true);
+    t.got++;
+  };
+
+  it('sabvm, the hand-written ring and transferred batches each deliver every record once', async () => {
+    for (const run of [
+      () => runSabvm(kernel, rb, COUNT, t, onRecord),
+      () => runRaw(COUNT, t),
+      () => runTransfer(COUNT, t),
+    ]) {
+      const ms = await run();
+      expect(ms).toBeGreaterThan(0);
+      expect(ms).toBeLessThan(30_000);
+      expect(t).toEqual({ got: COUNT, bad: 0, sum: (COUNT * (COUNT - 1)) / 2 });
+    }
+    kernel.checkInvariants();
+  });
+
+  it('rejects a run whose records come out of order', async () => {
+    const skewed = (_m: Uint8Array, offset: number): void => {
+      onRecord(_m, offset);
+      if (t.got === 10) t.got++; // as if a record were lost
+    };
+    await expect(runSabvm(kernel, rb, COUNT, t, skewed)).rejects.toThrow(/out of order/);
+  });
+
+  it('rejects at once when the ring is gone (its worker cannot open it)', async () => {
+    const other = Kernel.boot({ memoryBytes: 16 * 2 ** 20 });
+    const gone = other.ringbufCreate(2 ** 20)!;
+    gone.free(); // the worker finds no ring and throws
+    const t0 = Date.now();
+    await expect(runSabvm(other, gone, COUNT, t, onRecord)).rejects.toThrow();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
