@@ -197,9 +197,11 @@ export class RingBatch {
 
   /**
    * The fast path of an `output(bytes, RB_BATCH)`: append the record (`len` bytes, or -1 for
-   * bytes that are no Uint8Array) to the open batch when it has room, the ring is live and this
-   * thread is attached as when the batch opened. Returns 0 when appended, else 1 (nothing done:
-   * the caller takes the whole path). Context: the producer's thread.
+   * bytes that are no Uint8Array) to the open batch when it has room. Returns 0 when appended,
+   * else 1 (nothing done: the caller takes the whole path). An open batch means this thread is
+   * attached as when it opened (a detach closes every batch of the thread) and the ring was live
+   * then; a ring freed since by another thread is found at the publish ({@link RingBatch.publish}),
+   * which drops the batch. Context: the producer's thread.
    */
   append(bytes: Uint8Array, len: number): number {
     const r = this.#r;
@@ -207,8 +209,7 @@ export class RingBatch {
     if (r === null || stage === null || len < 0 || len > RB_BATCH_MAX_RECORD) return 1;
     const at = this.#cur;
     const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
-    const { mem } = r;
-    if (at + total > this.#size || mem.current.slot !== this.#slot || !ringLiveHint(r)) return 1;
+    if (at + total > this.#size) return 1;
     try {
       // `len` is the intrinsic length measured just before (no user code ran since), and `set`
       // copies by the source's own length, not by a `length` property a caller put on it
@@ -240,7 +241,6 @@ export class RingBatch {
     const at = this.#cur;
     const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
     if (words === 0 || at + total > this.#size) return 1;
-    if (r.mem.current.slot !== this.#slot || !ringLiveHint(r)) return 1;
     const s32 = this.#stage32!;
     const to = (at >> 2) + 2;
     for (let i = 0; i < words; i++) s32[to + i] = src[i]!;
@@ -271,8 +271,8 @@ export class RingBatch {
 
   /**
    * The fast path of a `batchReserve(len)`: take `len` bytes (a small non-negative integer, else
-   * nothing is done) for a record in the open batch when it has room, the ring is live and this
-   * thread is attached as when the batch opened. Returns the byte offset of the record's bytes in
+   * nothing is done) for a record in the open batch when it has room (see {@link RingBatch.append}
+   * on what an open batch means). Returns the byte offset of the record's bytes in
    * {@link RingBatch.buffer}, else -1 (nothing done: the caller takes the whole path).
    * Context: the producer's thread.
    */
@@ -283,7 +283,7 @@ export class RingBatch {
       return -1;
     const at = this.#cur;
     const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
-    if (at + total > this.#size || r.mem.current.slot !== this.#slot || !ringLiveHint(r)) return -1;
+    if (at + total > this.#size) return -1;
     this.#lens![this.#n++] = len;
     this.#cur = at + total;
     this.#noWakeup = false;
@@ -379,8 +379,11 @@ export class RingBatch {
   publish(full = false): boolean {
     const r = this.#r;
     if (r === null) return true;
-    if (!ringLiveHint(r)) {
-      this.drop(); // freed: its frames are not the ring's any more
+    // freed: its frames are not the ring's any more. (Not attached as when the batch opened
+    // cannot happen: a detach closes the thread's batches; checked all the same, as the owner in
+    // the headers would be wrong)
+    if (!ringLiveHint(r) || r.mem.current.slot !== this.#slot) {
+      this.drop();
       return true;
     }
     const used = this.#cur; // an open batch holds at least its first record
