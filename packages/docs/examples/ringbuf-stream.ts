@@ -27,7 +27,10 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
     sum += memory.getFloat64(offset + 8, true); // valid until this returns: copy what you keep
     if (received++ === 0) started = performance.now(); // the clock starts at the first record
   };
-  while (received < count) await rb.pollAt(onRecord, { timeoutMs: 1000 });
+  while (received < count) {
+    const n = await rb.pollAt(onRecord, { timeoutMs: 1000 }); // records taken (0: none came)
+    if (n < 0) throw new Error(`pollAt: ${n}`); // -EINVAL, -EBUSY: a mistake, not a wait
+  }
   const ms = performance.now() - started;
   print('received', received); // 1000000
   print('sum', sum); // 499999500000: every record once
