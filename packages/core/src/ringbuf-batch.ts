@@ -182,9 +182,12 @@ export class RingBatch {
   #queued = false;
   /** A retry of a publish that found the ring full waits for the consumer to move. */
   #retrying = false;
-  /** The consumer position a retry last saw, and when it last saw it move (Date.now()). */
+  /**
+   * The consumer position a retry last saw, and when it last saw it move (Date.now()); -1: no
+   * retry since the last publish (the next one starts the clock).
+   */
   #retryCons = 0;
-  #retryMoved = 0;
+  #retryMoved = -1;
   readonly #task = (): void => {
     this.#queued = false;
     this.publishOrRetry();
@@ -197,11 +200,12 @@ export class RingBatch {
 
   /**
    * The fast path of an `output(bytes, RB_BATCH)`: append the record (`len` bytes, or -1 for
-   * bytes that are no Uint8Array) to the open batch when it has room. Returns 0 when appended,
-   * else 1 (nothing done: the caller takes the whole path). An open batch means this thread is
-   * attached as when it opened (a detach closes every batch of the thread) and the ring was live
-   * then; a ring freed since by another thread is found at the publish ({@link RingBatch.publish}),
-   * which drops the batch. Context: the producer's thread.
+   * bytes that are no Uint8Array) to the open batch when it has room and the ring is live (one
+   * plain load of its MAGIC: a ring freed by another thread answers -EINVAL through the whole
+   * path). Returns 0 when appended, else 1 (nothing done: the caller takes the whole path). An open
+   * batch means this thread is attached as when it opened: a detach closes every batch of the
+   * thread, so the slot is not checked here (the publish checks it). Context: the producer's
+   * thread.
    */
   append(bytes: Uint8Array, len: number): number {
     const r = this.#r;
@@ -209,7 +213,7 @@ export class RingBatch {
     if (r === null || stage === null || len < 0 || len > RB_BATCH_MAX_RECORD) return 1;
     const at = this.#cur;
     const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
-    if (at + total > this.#size) return 1;
+    if (at + total > this.#size || !ringLiveHint(r)) return 1;
     try {
       // `len` is the intrinsic length measured just before (no user code ran since), and `set`
       // copies by the source's own length, not by a `length` property a caller put on it
@@ -240,7 +244,7 @@ export class RingBatch {
     const len = words << 2;
     const at = this.#cur;
     const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
-    if (words === 0 || at + total > this.#size) return 1;
+    if (words === 0 || at + total > this.#size || !ringLiveHint(r)) return 1;
     const s32 = this.#stage32!;
     const to = (at >> 2) + 2;
     for (let i = 0; i < words; i++) s32[to + i] = src[i]!;
@@ -271,8 +275,8 @@ export class RingBatch {
 
   /**
    * The fast path of a `batchReserve(len)`: take `len` bytes (a small non-negative integer, else
-   * nothing is done) for a record in the open batch when it has room (see {@link RingBatch.append}
-   * on what an open batch means). Returns the byte offset of the record's bytes in
+   * nothing is done) for a record in the open batch when it has room and the ring is live (see
+   * {@link RingBatch.append}). Returns the byte offset of the record's bytes in
    * {@link RingBatch.buffer}, else -1 (nothing done: the caller takes the whole path).
    * Context: the producer's thread.
    */
@@ -283,7 +287,7 @@ export class RingBatch {
       return -1;
     const at = this.#cur;
     const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
-    if (at + total > this.#size) return -1;
+    if (at + total > this.#size || !ringLiveHint(r)) return -1;
     this.#lens![this.#n++] = len;
     this.#cur = at + total;
     this.#noWakeup = false;
@@ -370,9 +374,9 @@ export class RingBatch {
 
   /**
    * Publish the open batch (true at once when none is open): reserve its bytes in the ring as one
-   * busy record, write each staged record's page offset and owner, copy the records in behind the
-   * first header, then one `Atomics.store` of the first header commits every record, then the
-   * wake-up check as a commit's. False when the ring has no room for the batch: nothing changed,
+   * busy record, copy the staged records in behind the first header, write every other record's
+   * header (length, page offset, owner) from the batch's own lengths, then one `Atomics.store` of
+   * the first header commits every record, then the wake-up check as a commit's. False when the ring has no room for the batch: nothing changed,
    * the batch stays open. `full`: the batch filled its chunk (the next chunk doubles). A batch on
    * a ring freed meanwhile is dropped. Context: the producer's thread; takes RESV_LOCK briefly.
    */
@@ -391,6 +395,7 @@ export class RingBatch {
     if (start < 0) return false;
     const startPos = ringLastReservePos();
     this.drop();
+    this.#retryMoved = -1; // out: a later retry starts its clock afresh
     this.#chunk = full
       ? Math.min(MAX_CHUNK, this.#chunk * 2)
       : Math.max(MIN_CHUNK, 2 ** Math.ceil(Math.log2(used)));
@@ -429,7 +434,7 @@ export class RingBatch {
       // holds still (nobody may ever read the ring again), then the retry goes on unheld
       const cons = Atomics.load(r.mem.i32, r.consPos);
       const now = Date.now();
-      if (cons !== this.#retryCons) {
+      if (cons !== this.#retryCons || this.#retryMoved < 0) {
         this.#retryCons = cons;
         this.#retryMoved = now;
       }
@@ -526,7 +531,7 @@ export function forgetRing(mem: PhysMem, data: number): void {
 }
 
 /** True when only this thread could make room on `r`: it consumes it, or holds a reservation on it. */
-function waitsForSelf(r: RingRef): boolean {
+export function waitsForSelf(r: RingRef): boolean {
   const w = selfWaits.get(r.mem)?.get(r.data);
   return w !== undefined && (w.consumes || w.open > 0);
 }

@@ -49,6 +49,7 @@ import {
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
   RingBatch,
+  waitsForSelf,
 } from './ringbuf-batch.js';
 import { bytesLength, exactBytes } from './typed-intrinsics.js';
 
@@ -234,7 +235,7 @@ export abstract class RingOps {
    */
   batchReserve(len: number, flags?: number): number {
     // the fast path (small, so that it inlines into the caller's loop)
-    if (flags === undefined || flags === 0) {
+    if (flags === undefined || flags === 0 || flags === RB_BATCH) {
       const at = this.#batch.reserve(len);
       if (at >= 0) return at;
     }
@@ -268,12 +269,9 @@ export abstract class RingOps {
   batchReserveWait(len: number, flags: number | undefined, timeoutMs: number): number {
     if (!validTimeout(timeoutMs)) return -EINVAL;
     let ret = this.batchReserve(len, flags);
-    if (ret !== -EAGAIN) return ret;
-    waitForRoom(
-      this.producerRef(),
-      timeoutMs,
-      () => (ret = this.batchReserve(len, flags)) !== -EAGAIN,
-    );
+    const r = this.producerRef();
+    if (ret !== -EAGAIN || waitsForSelf(r)) return ret;
+    waitForRoom(r, timeoutMs, () => (ret = this.batchReserve(len, flags)) !== -EAGAIN);
     return ret;
   }
 
@@ -294,30 +292,40 @@ export abstract class RingOps {
    * could make the room). Returns 0 (also when no batch was open), -EAGAIN when the batch is still
    * not out: it stays open and goes out as soon as the consumer makes room (the thread is held
    * alive until then), or at the next producing call; -EINVAL for a `timeoutMs` that is not a
-   * number. Context: the producer's thread.
+   * number, and when the ring was freed with the batch open (its records are lost: they were
+   * never in the ring). Context: the producer's thread.
    */
   flush(timeoutMs = -1): number {
     if (!validTimeout(timeoutMs)) return -EINVAL;
+    const r = this.#batch.ring;
+    if (r !== null && !ringLiveHint(r)) {
+      this.#batch.drop(); // freed by another thread: its frames are not the ring's any more
+      return -EINVAL;
+    }
     return this.#batch.publishWait(timeoutMs) ? 0 : -EAGAIN;
   }
 
   /**
    * As {@link RingOps.reserve}, but waits up to `timeoutMs` (negative: no limit) for the consumer
    * to make room when the ring is full (back-pressure, with `Atomics.wait` on the consumer
-   * position). On a thread that may not block it does not wait. Context: a worker thread.
+   * position). It does not wait on a thread that may not block, nor where only this thread could
+   * make the room: it consumes this ring, or holds a reservation on it open (it would wait for
+   * itself). Context: a worker thread.
    */
   reserveWait(len: number, timeoutMs: number): RingRecord | null {
     let rec = this.reserve(len);
-    if (rec !== null || checkRecordLen(this.producerRef(), len) < 0) return rec;
-    waitForRoom(this.producerRef(), timeoutMs, () => (rec = this.reserve(len)) !== null);
+    const r = this.producerRef();
+    if (rec !== null || checkRecordLen(r, len) < 0 || waitsForSelf(r)) return rec;
+    waitForRoom(r, timeoutMs, () => (rec = this.reserve(len)) !== null);
     return rec;
   }
 
   /** As {@link RingOps.output}, waiting for room as {@link RingOps.reserveWait} does. */
   outputWait(bytes: Uint8Array, flags: number | undefined, timeoutMs: number): number {
     let ret = this.output(bytes, flags);
-    if (ret !== -EAGAIN) return ret;
-    waitForRoom(this.producerRef(), timeoutMs, () => (ret = this.output(bytes, flags)) !== -EAGAIN);
+    const r = this.producerRef();
+    if (ret !== -EAGAIN || waitsForSelf(r)) return ret;
+    waitForRoom(r, timeoutMs, () => (ret = this.output(bytes, flags)) !== -EAGAIN);
     return ret;
   }
 

@@ -542,6 +542,38 @@ function writeAt(rb: RingBuf, at: number, len: number, seq: number): void {
   fillRecord(new Uint8Array(rb.batchBuffer, at, len), 1, seq);
 }
 
+describe('RB_BATCH retries', () => {
+  it('hold a thread whose last batch found a fresh ring full alive until the consumer makes room', async () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!; // the consumer position is 0: it never moved
+    const filler = new Uint8Array(1000);
+    let fillers = 0;
+    while (rb.output(filler) === 0) fillers++;
+    while (rb.output(filler.subarray(0, 8)) === 0) fillers++;
+    const worker = new Worker(new URL('./fixtures/ring-late-batch.mjs', import.meta.url), {
+      workerData: { handle: k.handle, kaddr: rb.kaddr },
+    });
+    const [staged] = (await once(worker, 'message')) as [string];
+    expect(staged).toBe('staged');
+    const exited = once(worker, 'exit');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // its script has ended
+    // the consumer takes the fillers (it moves); the retry then publishes the batch: the worker's
+    // record (7s), once, after them
+    const seen: number[] = [];
+    const take = (v: Uint8Array): void => void seen.push(v.length === 8 && v[0] === 7 ? 7 : 0);
+    ringConsume(ringRef(rb), take);
+    for (let i = 0; i < 100 && !seen.includes(7); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      ringConsume(ringRef(rb), take);
+    }
+    expect(seen.length).toBe(fillers + 1);
+    expect(seen.indexOf(7)).toBe(fillers);
+    await exited;
+    expect(k.reapThread({ threadId: worker.threadId })).toBeGreaterThanOrEqual(0); // no detach
+    k.checkInvariants();
+  });
+});
+
 describe('batchReserve: records written in place', () => {
   it('hands out aligned room in one buffer, and delivers the records with the batch, in order, intact', () => {
     const k = boot();
@@ -672,6 +704,46 @@ describe('batchReserve: records written in place', () => {
     expect(wakeSeq(k, rb)).toBe(seq0 + 1);
     countWaiter(k, rb, -1);
     expect(seen(rb)).toEqual([3, 4]);
+  });
+
+  it('answers -EINVAL once another thread freed the ring, open batch or not, and flush says the batch is lost', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    const other = Kernel.attach(k.handle); // another attachment: as another thread
+    const record = new Uint8Array(8);
+    reserveRange(rb, 0, 2);
+    expect(rb.output(record, RB_BATCH)).toBe(0);
+    expect(rb.output(record, RB_BATCH)).toBe(0); // the reused buffer's fastest path from now on
+    other.ringbuf(rb.kaddr)!.free();
+    expect(rb.batchReserve(8)).toBe(-EINVAL);
+    expect(rb.batchReserve(8, RB_BATCH)).toBe(-EINVAL);
+    expect(rb.output(record, RB_BATCH)).toBe(-EINVAL);
+    expect(rb.output(new Uint8Array(12), RB_BATCH)).toBe(-EINVAL);
+    expect(rb.flush()).toBe(-EINVAL); // the open batch's records never reached the ring
+    expect(rb.flush()).toBe(0); // none open now
+    other.detach();
+    k.checkInvariants();
+  });
+
+  it('batchReserveWait, outputWait and reserveWait never wait for room only this thread could make', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    expect(rb.consume(() => undefined)).toBe(0); // this thread consumes the ring
+    const filler = new Uint8Array(1000);
+    while (rb.output(filler) === 0);
+    while (rb.output(filler.subarray(0, 8)) === 0);
+    reserveRange(rb, 0, 1); // staged; the ring cannot take the batch
+    const t0 = Date.now();
+    // with no limit: a wait here would last for ever (Node's main thread may block, as here)
+    let at = 0;
+    for (let i = 0; i < 200 && at >= 0; i++) at = rb.batchReserveWait(100, 0, -1);
+    expect(at).toBe(-EAGAIN);
+    expect(rb.outputWait(new Uint8Array(8), 0, -1)).toBe(-EAGAIN);
+    expect(rb.reserveWait(8, -1)).toBeNull();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(rb.consume(() => undefined)).toBeGreaterThan(0); // the consumer makes room
+    expect(rb.flush()).toBe(0);
+    k.checkInvariants();
   });
 
   it('loses the open batch of a ring freed meanwhile, and the next batch starts clean', () => {
