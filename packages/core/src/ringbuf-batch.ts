@@ -413,7 +413,7 @@ export class RingBatch {
     const { i32 } = mem;
     const settled = (mem.current.slot << RINGBUF_OWNER_SHIFT) | RINGBUF_SETTLED_BIT;
     writeHeaders(i32, lens, n, r.data, head, settled);
-    Atomics.store(i32, (r.data + head) >> 2, lens[0]!); // publish: the whole batch
+    Atomics.store(i32, (r.data + head) >>> 2, lens[0]!); // publish: the whole batch
     ringPassCommitted(r, startPos, (head + used - start) & (r.size - 1));
     const flags = this.#force ? BPF_RB_FORCE_WAKEUP : this.#noWakeup ? BPF_RB_NO_WAKEUP : 0;
     ringCommitted(r, head, start, flags);
@@ -480,7 +480,7 @@ function writeHeaders(
   let at = (lens[0]! + RINGBUF_HDR_SZ + 7) & ~7;
   for (let i = 1; i < n; i++) {
     const len = lens[i]!;
-    const w = (data + head + at) >> 2;
+    const w = (data + head + at) >>> 2;
     i32[w] = len;
     i32[w + 1] = (RINGBUF_META_PAGES + ((head + at) >> PAGE_SHIFT)) | settled; // pgOff(head + at)
     at += (len + RINGBUF_HDR_SZ + 7) & ~7; // recordBytes(len)

@@ -85,8 +85,8 @@ function walkRecords(
   let pos = from;
   while (pos !== to) {
     const at = pos & mask;
-    const word = Atomics.load(i32, (r.data + at) >> 2);
-    const word1 = Atomics.load(i32, ((r.data + at) >> 2) + 1);
+    const word = Atomics.load(i32, (r.data + at) >>> 2);
+    const word1 = Atomics.load(i32, ((r.data + at) >>> 2) + 1);
     const len = word & RINGBUF_LEN_MASK;
     if (len > r.size - at - RINGBUF_HDR_SZ) return `the record at offset ${at} runs past the end`;
     const step = (len + RINGBUF_HDR_SZ + 7) & ~7;
@@ -133,7 +133,7 @@ export function reapRings(mem: PhysMem, deadSlots: Set<number>, deadTids: Set<nu
     // passes PENDING_POS + size) even where the consumer has read them
     walkRecords(r, Atomics.load(i32, r.pendPos), Atomics.load(i32, r.prodPos), (h) => {
       if (!(h.word & RINGBUF_BUSY_BIT) || !deadSlots.has(h.word1 >>> RINGBUF_OWNER_SHIFT)) return;
-      const word = (r.data + h.at) >> 2;
+      const word = (r.data + h.at) >>> 2;
       Atomics.compareExchange(i32, word, h.word, (h.word & RINGBUF_LEN_MASK) | RINGBUF_DISCARD_BIT);
     });
     spinUnlock(mem, r.resvLock);

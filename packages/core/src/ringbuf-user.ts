@@ -73,7 +73,7 @@ function physWord(mm: AddressSpace, uaddr: number, length: number, write: boolea
   const views = mm.segments(uaddr, length, { write });
   if (views.length !== 1 || views[0]!.buffer !== mm.mem.buffer)
     throw new Error(`UserRingBuf: 0x${uaddr.toString(16)} is not a mapping of one ring`);
-  return views[0]!.byteOffset >> 2;
+  return views[0]!.byteOffset >>> 2;
 }
 
 /**

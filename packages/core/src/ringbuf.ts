@@ -207,7 +207,7 @@ export function ringReserve(r: RingRef, len: number, bytes: Uint8Array | null = 
   const { mem, size } = r;
   const { i32 } = mem;
   const mask = size - 1;
-  const dataWord = r.data >> 2;
+  const dataWord = r.data >>> 2;
   const total = recordBytes(len);
   // a plain load first: a stale consumer position only makes the ring look fuller, and the room
   // check below reloads it with Atomics.load before it answers "full"
@@ -272,7 +272,7 @@ export function ringLastReservePos(): number {
 function passPending(r: RingRef, next: number): boolean {
   const { i32 } = r.mem;
   const mask = r.size - 1;
-  const dataWord = r.data >> 2;
+  const dataWord = r.data >>> 2;
   const prod = i32[r.prodPos]!;
   let pend = i32[r.pendPos]!;
   while (pend !== prod) {
@@ -326,7 +326,7 @@ export function ringCommit(
   discard: boolean,
 ): void {
   const { i32 } = r.mem;
-  const word = (r.data + at) >> 2;
+  const word = (r.data + at) >>> 2;
   const len = i32[word]! & RINGBUF_LEN_MASK; // only this thread writes it until the exchange
   Atomics.exchange(i32, word, discard ? len | RINGBUF_DISCARD_BIT : len);
   ringCommitted(r, at, start, flags);
@@ -439,7 +439,7 @@ function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): 
   try {
     while (cons !== prod && (cons - stored) >>> 0 < quarter) {
       const off = cons & mask;
-      const hdr = (data + off) >> 2;
+      const hdr = (data + off) >>> 2;
       // word 1 was stored before the PRODUCER_POS (or batch header) store that ordered it; word 0
       // of a settled record too, and never changes until we pass it: no Atomics.load for it
       const word = i32[hdr + 1]! & RINGBUF_SETTLED_BIT ? i32[hdr]! : Atomics.load(i32, hdr);

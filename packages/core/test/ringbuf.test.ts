@@ -12,6 +12,7 @@ import {
   EBUSY,
   Kernel,
   PAGE_SIZE,
+  RB_BATCH,
   RINGBUF_HDR_SZ,
   RINGBUF_META_PAGES,
   VM_USERMAP,
@@ -340,5 +341,33 @@ describe('wake-up', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(25);
     drain(rb);
     expect(rb.outputWait(new Uint8Array(500), 0, 30)).toBe(0);
+  });
+});
+
+describe('a ring high in physical memory', () => {
+  it('works where its bytes lie above 2 GiB (word indexes past 2^31 bytes)', () => {
+    const k = Kernel.boot({ memoryBytes: 3 * 1024 * MiB });
+    const free0 = k.stats().freeFrames;
+    const rb = k.ringbufCreate(64 * MiB)!; // one run of frames: placed high in this memory
+    const data = (rb as unknown as { consumerRef(): { data: number } }).consumerRef().data;
+    expect(data).toBeGreaterThan(2 ** 31); // else this test would show nothing
+    const bytes = new Uint8Array(16);
+    let seq = 0;
+    fillRecord(bytes, 1, seq++);
+    expect(rb.output(bytes)).toBe(0);
+    const rec = rb.reserve(16)!;
+    fillRecord(rec.data, 1, seq++);
+    expect(rec.submit()).toBe(0);
+    fillRecord(bytes, 1, seq++);
+    expect(rb.output(bytes, RB_BATCH)).toBe(0);
+    const at = rb.batchReserve(16);
+    fillRecord(new Uint8Array(rb.batchBuffer, at, 16), 1, seq++);
+    expect(rb.flush()).toBe(0);
+    k.checkInvariants();
+    const got: number[] = [];
+    expect(rb.consume((v) => void got.push(readRecord(v)[1]))).toBe(4);
+    expect(got).toEqual([0, 1, 2, 3]);
+    rb.free();
+    expect(k.stats().freeFrames).toBe(free0);
   });
 });
