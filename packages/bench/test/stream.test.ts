@@ -4,20 +4,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Kernel } from '@sabvm/core';
-import { runRaw, runSabvm, runTransfer, type Tally } from '../src/suites/stream.js';
+import { recordCounter, runRaw, runSabvm, runTransfer, type Tally } from '../src/suites/stream.js';
 
 const COUNT = 50_000;
 
 describe('the fresh-worker stream', () => {
   const kernel = Kernel.boot({ memoryBytes: 16 * 2 ** 20 });
   const rb = kernel.ringbufCreate(2 ** 20)!;
-  const mem = new DataView(kernel.handle.buffer);
   const t: Tally = { got: 0, bad: 0, sum: 0 };
-  const onRecord = (_m: Uint8Array, offset: number): void => {
-    if (mem.getUint32(offset, true) !== t.got) t.bad++;
-    t.sum += mem.getFloat64(offset + 8, true);
-    t.got++;
-  };
+  const onRecord = recordCounter(kernel, t);
 
   it('sabvm, the hand-written ring and transferred batches each deliver every record once', async () => {
     for (const run of [

@@ -65,6 +65,41 @@ function outputRange(rb: RingBuf, from: number, to: number, len = 32, flags = RB
 const range = (from: number, to: number): number[] =>
   Array.from({ length: to - from }, (_, i) => from + i);
 
+/**
+ * Records of lengths that change every round, from positions just below 2^32 in a ring of two
+ * pages, so that records wrap around the data area and the positions wrap their 32-bit words:
+ * `put(rb, len, seq)` sends record `seq` (0, or -EAGAIN when the ring is full: the consumer then
+ * takes what is there and `put` is called again); a flush every third round. Every record must
+ * arrive once, in order.
+ */
+function streamAcrossWraps(
+  k: Kernel,
+  put: (rb: RingBuf, len: number, seq: number) => number,
+): void {
+  const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+  setPositions(k, rb, 2 ** 32 - 3 * PAGE_SIZE);
+  const got: number[] = [];
+  let seq = 0;
+  for (let round = 0; round < 60; round++) {
+    const len = 8 + ((round * 37) % 200);
+    for (let i = 0; i < 1 + ((round * 13) % 40); i++) {
+      let rc = put(rb, len, seq);
+      if (rc === -EAGAIN) {
+        got.push(...seen(rb));
+        rc = put(rb, len, seq);
+      }
+      expect(rc).toBe(0);
+      seq++;
+    }
+    if (round % 3 === 0) rb.flush();
+    got.push(...seen(rb));
+  }
+  rb.flush();
+  got.push(...seen(rb));
+  expect(got).toEqual(range(0, seq));
+  k.checkInvariants();
+}
+
 describe('RB_BATCH output', () => {
   it('holds records back until the batch is flushed, then delivers them all in order, intact', () => {
     const k = boot();
@@ -202,32 +237,12 @@ describe('RB_BATCH output', () => {
   });
 
   it('keeps every record across wrap-around of the data area and of the 32-bit positions', () => {
-    const k = boot();
-    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
-    setPositions(k, rb, 2 ** 32 - 3 * PAGE_SIZE);
-    const got: number[] = [];
-    let seq = 0;
-    for (let round = 0; round < 60; round++) {
-      const len = 8 + ((round * 37) % 200);
-      const n = 1 + ((round * 13) % 40);
-      const bytes = new Uint8Array(len);
-      for (let i = 0; i < n; i++) {
-        fillRecord(bytes, 1, seq);
-        let rc = rb.output(bytes, RB_BATCH);
-        if (rc === -EAGAIN) {
-          got.push(...seen(rb));
-          rc = rb.output(bytes, RB_BATCH);
-        }
-        expect(rc).toBe(0);
-        seq++;
-      }
-      if (round % 3 === 0) rb.flush();
-      got.push(...seen(rb));
-    }
-    rb.flush();
-    got.push(...seen(rb));
-    expect(got).toEqual(range(0, seq));
-    k.checkInvariants();
+    let bytes = new Uint8Array(0); // one buffer per length, reused: the fastest path too
+    streamAcrossWraps(boot(), (rb, len, seq) => {
+      if (bytes.length !== len) bytes = new Uint8Array(len);
+      fillRecord(bytes, 1, seq);
+      return rb.output(bytes, RB_BATCH);
+    });
   });
 
   it('wakes a consumer that sleeps at the batch when it publishes, as a commit does', () => {
@@ -663,29 +678,11 @@ describe('batchReserve: records written in place', () => {
   });
 
   it('keeps every record across wrap-around of the data area and of the 32-bit positions', () => {
-    const k = boot();
-    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
-    setPositions(k, rb, 2 ** 32 - 3 * PAGE_SIZE);
-    const got: number[] = [];
-    let seq = 0;
-    for (let round = 0; round < 60; round++) {
-      const len = 8 + ((round * 37) % 200);
-      for (let i = 0; i < 1 + ((round * 13) % 40); i++) {
-        let at = rb.batchReserve(len);
-        if (at === -EAGAIN) {
-          got.push(...seen(rb));
-          at = rb.batchReserve(len);
-        }
-        expect(at).toBeGreaterThanOrEqual(0);
-        writeAt(rb, at, len, seq++);
-      }
-      if (round % 3 === 0) rb.flush();
-      got.push(...seen(rb));
-    }
-    rb.flush();
-    got.push(...seen(rb));
-    expect(got).toEqual(range(0, seq));
-    k.checkInvariants();
+    streamAcrossWraps(boot(), (rb, len, seq) => {
+      const at = rb.batchReserve(len);
+      if (at >= 0) writeAt(rb, at, len, seq);
+      return at < 0 ? at : 0;
+    });
   });
 
   it('wakes a sleeping consumer as output does: not when every record said NO_WAKEUP', () => {

@@ -153,17 +153,24 @@ export async function runTransfer(count: number, t: Tally): Promise<number> {
   return end - new Float64Array(times)[0]!;
 }
 
-/** The group: the three programs, a new worker per run, `count` records each. */
-export function freshStreamGroup(kernel: Kernel, rb: RingBuf, quick: boolean): CaseGroup {
-  const count = quick ? 500_000 : 2_000_000;
+/**
+ * The sabvm program's `pollAt` callback: counts each record into `t`, checking its sequence number
+ * and adding up its value, read where it lies in `kernel`'s memory.
+ */
+export function recordCounter(kernel: Kernel, t: Tally): (mem: Uint8Array, offset: number) => void {
   const mem = new DataView(kernel.handle.buffer);
-  const t: Tally = { got: 0, bad: 0, sum: 0 };
-  // one callback for every run, as one program has one
-  const onRecord = (_m: Uint8Array, offset: number): void => {
+  return (_m, offset) => {
     if (mem.getUint32(offset, true) !== t.got) t.bad++;
     t.sum += mem.getFloat64(offset + 8, true);
     t.got++;
   };
+}
+
+/** The group: the three programs, a new worker per run, `count` records each. */
+export function freshStreamGroup(kernel: Kernel, rb: RingBuf, quick: boolean): CaseGroup {
+  const count = quick ? 500_000 : 2_000_000;
+  const t: Tally = { got: 0, bad: 0, sum: 0 };
+  const onRecord = recordCounter(kernel, t); // one callback for every run, as one program has one
   const row = (
     name: string,
     role: 'subject' | 'baseline',
