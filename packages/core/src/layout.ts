@@ -690,7 +690,7 @@ export function wordIndex(byteOffset: number): number {
  * ```
  *   kaddr (area page 0)
  *   ┌────────────────────────────────────────┐
- *   │ meta page (kernel only, never mapped)  │ MAGIC, DATA_PAGES, REFS
+ *   │ meta page (kernel only, never mapped)  │ MAGIC, DATA_PAGES, REFS, SLOT_HOLDS[slot]
  *   ├────────────────────────────────────────┤ RINGBUF_PGOFF: a user mapping starts here
  *   │ consumer page                          │ line 0: CONSUMER_POS
  *   │   (written by the consumer)            │ line 1: CONSUMER_LOCK    line 2: WAITERS
@@ -731,7 +731,29 @@ export const enum RingMeta {
    * progress through a kernel handle. Whoever drops it to 0 vfrees the area.
    */
   REFS = 2,
+  /**
+   * atomic, one word per thread slot below {@link RING_HOLD_SLOTS} (`SLOT_HOLDS + slot`), written
+   * only by that thread while it lives, and by recovery once it is dead: what the thread holds on
+   * the ring for its waits in progress, so that reaping it can give them back. Fields of
+   * {@link RING_HOLD_BITS} bits: references in REFS (`RING_HOLD_REF` each), counts in the consumer
+   * page's WAITERS (`RING_HOLD_CONS`) and in the producer page's PRODUCER_WAITERS
+   * (`RING_HOLD_PROD`). A thread adds to the ring's word first and to its own second, and takes
+   * from its own first: a thread that dies between the two leaves one count behind, never takes
+   * one that is not its own.
+   */
+  SLOT_HOLDS = 16,
 }
+
+/** Bits of each field of a `RingMeta.SLOT_HOLDS` word (at most 1023 waits of a kind per thread). */
+export const RING_HOLD_BITS = 10;
+/** A reference held on a ring, in a `RingMeta.SLOT_HOLDS` word. */
+export const RING_HOLD_REF = 1;
+/** A count in the ring's WAITERS (a consumer asleep), in a `RingMeta.SLOT_HOLDS` word. */
+export const RING_HOLD_CONS: number = 1 << RING_HOLD_BITS;
+/** A count in the ring's PRODUCER_WAITERS (a producer waiting for room), in a `SLOT_HOLDS` word. */
+export const RING_HOLD_PROD: number = 1 << (2 * RING_HOLD_BITS);
+/** Thread slots whose waits a ring's meta page records (the page's words after `SLOT_HOLDS`). */
+export const RING_HOLD_SLOTS: number = PTRS_PER_TABLE - RingMeta.SLOT_HOLDS;
 
 /** Consumer page words (Int32 index from the page start); only the consumer writes them. */
 export const enum RingCons {

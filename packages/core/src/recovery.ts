@@ -54,7 +54,7 @@ import { reclaimDeferred, releaseFrame } from './rcu.js';
 import { recoverSlabs, slabFrameRefs } from './slab-check.js';
 import { EAGAIN } from './errno.js';
 import { reapRings, ringLocksFree } from './ringbuf-check.js';
-import { areaWord } from './vmalloc.js';
+import { areaWord, vfree } from './vmalloc.js';
 import { deadlineAfter, pause, pauseUntil } from './cpu-relax.js';
 import { kernelEnter, kernelExit, threadWord } from './thread.js';
 import { undoThreadLog } from './undo.js';
@@ -427,6 +427,7 @@ export function reapThreads(
 ): number {
   const { i32 } = mem;
   const deadline = deadlineAfter(timeoutMs);
+  let unusedRings: number[] = [];
   claimRecovery(mem);
   try {
     for (let slot = 0; slot < mem.layout.maxThreads; slot++) {
@@ -447,7 +448,8 @@ export function reapThreads(
     const tables = rebuildMms(mem, deadSlots);
     const released = rebuildFrames(mem, tables, deadSlots);
     releaseLocks(mem, dead.tids);
-    reapRings(mem, deadSlots, dead.tids); // their open ring records are discarded
+    // their open ring records are discarded, what their waits held given back
+    unusedRings = reapRings(mem, deadSlots, dead.tids);
     releaseThreads(mem, dead.slots);
     // as any release: deferred while a live thread is inside a read section (readers recounted)
     for (const pfn of released) releaseFrame(mem, pfn);
@@ -461,5 +463,7 @@ export function reapThreads(
     } finally {
       kernelExit(mem);
     }
+    // freed rings whose last reference was a dead thread's wait: as the last `ringPut` would
+    for (const kaddr of unusedRings) vfree(mem, kaddr);
   }
 }

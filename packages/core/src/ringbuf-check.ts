@@ -23,6 +23,8 @@ import {
   RINGBUF_OWNER_SHIFT,
   RINGBUF_PG_OFF_MASK,
   RINGBUF_SETTLED_BIT,
+  RING_HOLD_BITS,
+  RING_HOLD_SLOTS,
   RingMeta,
   Thread,
   ThreadState,
@@ -40,6 +42,14 @@ import { bug } from './bug.js';
 
 /** Every live ring, through the kernel mapping. Context: the area list is stable (recovery, check). */
 function liveRings(mem: PhysMem): RingRef[] {
+  return ringAreas(mem, false);
+}
+
+/**
+ * Every ring area, through the kernel mapping: the live rings, and with `freed` also the rings
+ * freed whose area a wait's reference still keeps. Context: the area list is stable.
+ */
+function ringAreas(mem: PhysMem, freed: boolean): RingRef[] {
   const { i32 } = mem;
   const rings: RingRef[] = [];
   for (
@@ -52,7 +62,7 @@ function liveRings(mem: PhysMem): RingRef[] {
     const contig = areaGet(mem, slot, Area.CONTIG);
     if (contig === 0) bug(`ring area slot ${slot} is not one contiguous run`);
     const meta = (contig - 1) * PTRS_PER_TABLE;
-    if (Atomics.load(i32, meta + RingMeta.MAGIC) !== RINGBUF_MAGIC) continue; // being freed
+    if (!freed && Atomics.load(i32, meta + RingMeta.MAGIC) !== RINGBUF_MAGIC) continue; // freed
     const kaddr = VMALLOC_START + areaGet(mem, slot, Area.START) * PAGE_SIZE;
     const dataPages = areaGet(mem, slot, Area.NR_PAGES) - RINGBUF_META_PAGES;
     rings.push(kernelRingRef(mem, kaddr, contig - 1, dataPages));
@@ -117,12 +127,27 @@ export function ringLocksFree(mem: PhysMem, deadTids: Set<number>, deadline: num
 }
 
 /**
- * Discard the open records of the dead thread slots in every ring, release ring locks held by dead
- * tids, and wake every ring's consumer. Context: recovery, the world stopped (producers
- * and consumers outside kernel calls may still run: the walk holds each ring's reservation lock).
+ * Give back what the dead thread slots held on every ring area for their waits (references, and
+ * counts in WAITERS and PRODUCER_WAITERS: their `SLOT_HOLDS` words), then discard their open
+ * records in every live ring, release ring locks held by dead tids, and wake every ring's
+ * consumer. Returns the kaddrs of rings freed whose last reference was a dead thread's: the caller
+ * vfrees them once recovery is over. Context: recovery, the world stopped (producers and
+ * consumers outside kernel calls may still run: the walk holds each ring's reservation lock).
  */
-export function reapRings(mem: PhysMem, deadSlots: Set<number>, deadTids: Set<number>): void {
+export function reapRings(mem: PhysMem, deadSlots: Set<number>, deadTids: Set<number>): number[] {
   const { i32 } = mem;
+  const unused: number[] = [];
+  for (const r of ringAreas(mem, true)) {
+    let refs = 0;
+    for (const slot of deadSlots) {
+      if (slot >= RING_HOLD_SLOTS) continue;
+      const held = Atomics.exchange(i32, r.magic + RingMeta.SLOT_HOLDS + slot, 0);
+      refs += held & HOLD_FIELD;
+      Atomics.sub(i32, r.waiters, (held >>> RING_HOLD_BITS) & HOLD_FIELD);
+      Atomics.sub(i32, r.prodWaiters, (held >>> (2 * RING_HOLD_BITS)) & HOLD_FIELD);
+    }
+    if (refs > 0 && Atomics.sub(i32, r.refs, refs) === refs) unused.push(r.kaddr);
+  }
   for (const r of liveRings(mem)) {
     for (const lock of [r.resvLock, r.consLock]) {
       const owner = Atomics.load(i32, lock);
@@ -142,7 +167,11 @@ export function reapRings(mem: PhysMem, deadSlots: Set<number>, deadTids: Set<nu
     // asleep on a record it can take; a needless wake-up only makes a consumer look again
     ringWake(r);
   }
+  return unused;
 }
+
+/** One field of a `SLOT_HOLDS` word. */
+const HOLD_FIELD = (1 << RING_HOLD_BITS) - 1;
 
 function fail(message: string): never {
   bug(`checkInvariants: ${message}`);
@@ -187,6 +216,25 @@ function checkRing(mem: PhysMem, r: RingRef): void {
   });
   if (problem !== null) fail(`${name}: ${problem}`);
   if (!passed) fail(`${name}: position ${via >>> 0} is not on a record boundary`);
+  // what the threads' SLOT_HOLDS words record is in the ring's counts (which also count waits
+  // not recorded: through a user mapping, of a slot past RING_HOLD_SLOTS, of a detached thread)
+  let refs = 0;
+  let consumers = 0;
+  let producers = 0;
+  for (let slot = 0; slot < Math.min(mem.layout.maxThreads, RING_HOLD_SLOTS); slot++) {
+    const word = Atomics.load(i32, r.magic + RingMeta.SLOT_HOLDS + slot);
+    refs += word & HOLD_FIELD;
+    consumers += (word >>> RING_HOLD_BITS) & HOLD_FIELD;
+    producers += (word >>> (2 * RING_HOLD_BITS)) & HOLD_FIELD;
+  }
+  if (Atomics.load(i32, r.refs) < 1 + refs)
+    fail(`${name}: REFS is below the ring's own and the ${refs} its threads' waits hold`);
+  if (Atomics.load(i32, r.waiters) < consumers)
+    fail(`${name}: WAITERS is below the ${consumers} sleeping consumers its threads record`);
+  if (Atomics.load(i32, r.prodWaiters) < producers)
+    fail(
+      `${name}: PRODUCER_WAITERS is below the ${producers} waiting producers its threads record`,
+    );
 }
 
 /** Check every live ring. Context: a quiescent kernel (`checkInvariants`). */

@@ -24,9 +24,11 @@
 import { EAGAIN, EINVAL } from './errno.js';
 import {
   ringConsume,
-  ringGet,
+  ringHold,
   ringLive,
-  ringPut,
+  ringRelease,
+  ringWaiting,
+  type RingHold,
   type RingCallback,
   type RingSampleCallback,
   type RingRef,
@@ -172,7 +174,7 @@ const RETRY_MS = 50;
 
 /** A retry waiting for a ring's consumer to move (see {@link whenConsumerMoves}). */
 interface Retry {
-  readonly r: RingRef;
+  readonly h: RingHold;
   settled: boolean;
 }
 
@@ -184,8 +186,8 @@ function settle(retry: Retry): boolean {
   if (retry.settled) return false;
   retry.settled = true;
   retries.delete(retry);
-  Atomics.sub(retry.r.mem.i32, retry.r.prodWaiters, 1);
-  ringPut(retry.r);
+  ringWaiting(retry.h, retry.h.r.prodWaiters, -1);
+  ringRelease(retry.h);
   return true;
 }
 
@@ -197,14 +199,15 @@ function settle(retry: Retry): boolean {
  * thread (a batch that found the ring full at its publish), never blocks.
  */
 export function whenConsumerMoves(r: RingRef, hold: boolean, then: () => void): void {
-  if (!ringGet(r)) {
+  const h = ringHold(r);
+  if (h === null) {
     then();
     return;
   }
   const { i32 } = r.mem;
-  const retry: Retry = { r, settled: false };
+  const retry: Retry = { h, settled: false };
   retries.add(retry);
-  Atomics.add(i32, r.prodWaiters, 1);
+  ringWaiting(h, r.prodWaiters, 1);
   void sleepAsync(i32, r.consPos, Atomics.load(i32, r.consPos), RETRY_MS, hold).then(() => {
     if (settle(retry)) then();
   });
@@ -216,7 +219,7 @@ export function whenConsumerMoves(r: RingRef, hold: boolean, then: () => void): 
  * Context: this thread, attached.
  */
 export function cancelRetries(mem: PhysMem): void {
-  for (const retry of [...retries]) if (retry.r.mem === mem) settle(retry);
+  for (const retry of [...retries]) if (retry.h.r.mem === mem) settle(retry);
 }
 
 /** `ring_buffer__poll` with `Atomics.waitAsync`. Context: the consumer, any thread. */
@@ -227,7 +230,8 @@ export async function pollAsync(
   options: PollOptions,
 ): Promise<number> {
   const timeoutMs = timeoutOf(options);
-  if (timeoutMs === null || !ringGet(r)) return -EINVAL;
+  const h = timeoutMs === null ? null : ringHold(r);
+  if (timeoutMs === null || h === null) return -EINVAL;
   const deadline = deadlineOf(timeoutMs);
   const { i32 } = r.mem;
   // the reference keeps a ring freed meanwhile (by this thread, too) in place until the last consume
@@ -238,7 +242,7 @@ export async function pollAsync(
       if (n !== 0 || remaining(deadline) === 0) return n;
       n = busyPoll(r, cb, at, deadline);
       if (n !== 0) return n;
-      Atomics.add(i32, r.waiters, 1);
+      ringWaiting(h, r.waiters, 1);
       try {
         const seq = Atomics.load(i32, r.wakeSeq);
         n = ringConsume(r, cb, at); // the last look, counted in WAITERS: a commit after it wakes us
@@ -251,11 +255,11 @@ export async function pollAsync(
         n = ringConsume(r, cb, at);
         if (n !== 0 || waitAsync !== undefined || remaining(deadline) === 0) return n;
       } finally {
-        Atomics.sub(i32, r.waiters, 1);
+        ringWaiting(h, r.waiters, -1);
       }
     }
   } finally {
-    ringPut(r);
+    ringRelease(h);
   }
 }
 
@@ -267,7 +271,8 @@ export function pollSync(
   options: PollOptions,
 ): number {
   const timeoutMs = timeoutOf(options);
-  if (timeoutMs === null || !ringGet(r)) return -EINVAL;
+  const h = timeoutMs === null ? null : ringHold(r);
+  if (timeoutMs === null || h === null) return -EINVAL;
   const { i32 } = r.mem;
   let counted = false;
   try {
@@ -276,7 +281,7 @@ export function pollSync(
     if (!canBlock) return -EAGAIN;
     const polled = busyPoll(r, cb, at, deadlineOf(timeoutMs));
     if (polled !== 0) return polled;
-    Atomics.add(i32, r.waiters, 1);
+    ringWaiting(h, r.waiters, 1);
     counted = true;
     const seq = Atomics.load(i32, r.wakeSeq);
     const again = ringConsume(r, cb, at); // the last look, counted: a commit after it wakes us
@@ -286,8 +291,8 @@ export function pollSync(
     judgeSleep(r, performance.now() - slept);
     return ringConsume(r, cb, at);
   } finally {
-    if (counted) Atomics.sub(i32, r.waiters, 1);
-    ringPut(r);
+    if (counted) ringWaiting(h, r.waiters, -1);
+    ringRelease(h);
   }
 }
 
@@ -297,24 +302,26 @@ export function pollSync(
  * allowed. Context: a producer, a thread that may block.
  */
 export function waitForRoom(r: RingRef, timeoutMs: unknown, retry: () => boolean): void {
-  if (!canBlock || !validTimeout(timeoutMs) || !ringGet(r)) return;
+  if (!canBlock || !validTimeout(timeoutMs)) return;
+  const h = ringHold(r);
+  if (h === null) return;
   const deadline = deadlineOf(timeoutMs);
   const { i32 } = r.mem;
   try {
     for (;;) {
       const left = remaining(deadline);
       if (left === 0 || !ringLive(r)) return;
-      Atomics.add(i32, r.prodWaiters, 1);
+      ringWaiting(h, r.prodWaiters, 1);
       try {
         const cons = Atomics.load(i32, r.consPos);
         if (retry()) return;
         Atomics.wait(i32, r.consPos, cons, left);
         if (retry()) return;
       } finally {
-        Atomics.sub(i32, r.prodWaiters, 1);
+        ringWaiting(h, r.prodWaiters, -1);
       }
     }
   } finally {
-    ringPut(r);
+    ringRelease(h);
   }
 }

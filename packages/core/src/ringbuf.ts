@@ -47,6 +47,10 @@ import {
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
   RINGBUF_SETTLED_BIT,
+  RING_HOLD_PROD,
+  RING_HOLD_CONS,
+  RING_HOLD_REF,
+  RING_HOLD_SLOTS,
   RingCons,
   RingMeta,
   RingProd,
@@ -160,18 +164,82 @@ export function ringLiveHint(r: RingRef): boolean {
 }
 
 /**
- * Take a reference on the ring for a wait (a freed ring's area stays until the wait ends). False
- * for a freed ring. A user mapping keeps its frames alive itself: nothing to count.
- * Context: any thread.
+ * A wait's hold on a ring: the reference it took and the waiter counts it added, recorded in its
+ * thread's `SLOT_HOLDS` word of the ring's meta page (`word`, -1: not recorded) so that reaping a
+ * thread that dies while it waits gives them back. This thread's own.
  */
-export function ringGet(r: RingRef): boolean {
-  if (r.refs < 0) return true;
-  if (!ringLive(r)) return false;
-  Atomics.add(r.mem.i32, r.refs, 1);
-  return true;
+export interface RingHold {
+  readonly r: RingRef;
+  /** Int32 index of the `SLOT_HOLDS` word it is recorded in, or -1. */
+  word: number;
+  /** What it has recorded there (sum of `RING_HOLD_*`). */
+  recorded: number;
 }
 
-/** Drop a reference taken by {@link ringGet} or the ring's own; the last one frees the area. */
+/** This thread's holds in progress (module state: one set per thread). */
+const holds = new Set<RingHold>();
+
+/**
+ * Take a reference on the ring for a wait (a freed ring's area stays until the wait ends), noted
+ * in this thread's `SLOT_HOLDS` word. Null for a freed ring. A user mapping keeps its frames alive
+ * itself: its hold takes nothing and records nothing. Context: any thread.
+ */
+export function ringHold(r: RingRef): RingHold | null {
+  if (r.refs < 0) return { r, word: -1, recorded: 0 };
+  if (!ringLive(r)) return null;
+  Atomics.add(r.mem.i32, r.refs, 1);
+  const slot = r.mem.current.slot;
+  const word = slot >= 0 && slot < RING_HOLD_SLOTS ? r.magic + RingMeta.SLOT_HOLDS + slot : -1;
+  const h: RingHold = { r, word, recorded: 0 };
+  holdNote(h, RING_HOLD_REF); // after the ring's own count: a death between leaves, never takes
+  holds.add(h);
+  return h;
+}
+
+/** Add `amount` (negative: take it) to what `h` records in its thread's word. */
+function holdNote(h: RingHold, amount: number): void {
+  if (h.word < 0) return;
+  Atomics.add(h.r.mem.i32, h.word, amount);
+  h.recorded += amount;
+}
+
+/**
+ * Count the wait of `h` in the ring's WAITERS (`word === r.waiters`) or PRODUCER_WAITERS (+1), or
+ * stop counting it (-1): the ring's word first when counting, the thread's own first when not.
+ */
+export function ringWaiting(h: RingHold, word: number, by: 1 | -1): void {
+  const field = word === h.r.prodWaiters ? RING_HOLD_PROD : RING_HOLD_CONS;
+  if (by > 0) {
+    Atomics.add(h.r.mem.i32, word, 1);
+    holdNote(h, field);
+  } else {
+    holdNote(h, -field);
+    Atomics.sub(h.r.mem.i32, word, 1);
+  }
+}
+
+/** End a wait's hold: its reference goes (the last one frees the area). */
+export function ringRelease(h: RingHold): void {
+  if (!holds.delete(h)) return;
+  holdNote(h, -RING_HOLD_REF);
+  ringPut(h.r);
+}
+
+/**
+ * This thread gives its slot of `mem` back (a detach) while waits of its may still be in progress
+ * (a pending `poll`): they stop being recorded under the slot, which another thread may take next
+ * and whose reaping must not give them back. Context: this thread, detaching.
+ */
+export function forgetHolds(mem: PhysMem): void {
+  for (const h of holds) {
+    if (h.r.mem !== mem || h.word < 0) continue;
+    Atomics.sub(mem.i32, h.word, h.recorded);
+    h.word = -1;
+    h.recorded = 0;
+  }
+}
+
+/** Drop a reference taken by {@link ringHold} or the ring's own; the last one frees the area. */
 export function ringPut(r: RingRef): void {
   if (r.refs >= 0 && Atomics.sub(r.mem.i32, r.refs, 1) === 1) vfree(r.mem, r.kaddr);
 }

@@ -5,6 +5,7 @@
  * reaped and the consumer goes on. The fixtures import '@sabvm/core' from dist: build core first.
  */
 import { describe, expect, it } from 'vitest';
+import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import {
   BPF_RB_AVAIL_DATA,
@@ -19,6 +20,7 @@ import {
 } from '../src/index.js';
 import { MiB, mulberry32, sharedInts } from './helpers/reliability.js';
 import { readRecord } from './helpers/ring-helpers.js';
+import type { RingRef } from '../src/ringbuf.js';
 
 interface Producer {
   worker: Worker;
@@ -273,5 +275,48 @@ describe('a producer thread that dies holding a reservation', () => {
       k.checkInvariants();
       rb.free();
     }
+  });
+});
+
+describe('a thread that dies while it waits on a ring', () => {
+  it('gives back its reference and its waiter count when reaped, and a freed ring goes', async () => {
+    const k = Kernel.boot({ memoryBytes: 64 * MiB });
+    const free0 = k.stats().freeFrames;
+    const i32 = new Int32Array(k.handle.buffer);
+    const cases = [
+      ['produce', false], // waits for room in batchReserveWait, then the ring is freed after
+      ['produce', true], // the same, the ring freed before the reap: the reap frees its area
+      ['consume', false], // waits for records in pollSync
+      ['consume', true],
+    ] as const;
+    for (const [mode, freeFirst] of cases) {
+      const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+      const ref = (rb as unknown as { consumerRef(): RingRef }).consumerRef();
+      const counted = mode === 'produce' ? ref.prodWaiters : ref.waiters;
+      const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), {
+        workerData: { handle: k.handle, kaddr: rb.kaddr, mode },
+      });
+      await once(worker, 'message');
+      for (let i = 0; i < 2000 && Atomics.load(i32, counted) === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(Atomics.load(i32, counted), `${mode}: waiting`).toBe(1);
+      expect(Atomics.load(i32, ref.refs)).toBe(2); // the ring's own and the wait's
+      const { threadId } = worker;
+      await worker.terminate();
+      if (freeFirst) rb.free(); // the dead thread's reference keeps the area
+      expect(k.stats().freeFrames).toBeLessThan(free0);
+      expect(k.reapThread({ threadId })).toBe(1);
+      if (!freeFirst) {
+        expect(Atomics.load(i32, counted)).toBe(0);
+        expect(Atomics.load(i32, ref.refs)).toBe(1);
+        k.checkInvariants();
+        rb.free();
+      }
+      expect(
+        k.stats().freeFrames,
+        `${mode}, freed ${freeFirst ? 'before' : 'after'} the reap`,
+      ).toBe(free0);
+    }
+    k.checkInvariants();
   });
 });
