@@ -43,14 +43,38 @@ export interface Tally {
   sum: number;
 }
 
-/** Start the run's worker; `failed` rejects when it throws. */
-function startWorker(data: StreamWorkerData): { worker: Worker; failed: Promise<never> } {
-  const worker = new Worker(workerUrl('./stream-worker.js', import.meta.url), { workerData: data });
+/** A run under way: its worker, a promise that rejects when the worker throws, and its end. */
+interface Run {
+  readonly worker: Worker;
+  readonly failed: Promise<never>;
+  /** Once the last record came at `end` (ms, timeOrigin-based): the worker's exit, the checks. */
+  finish(end: number): Promise<number>;
+}
+
+/**
+ * Start a run of `count` records the `data` way, counted into `t` (reset here). `finish(end)`
+ * waits for the worker to exit, checks the tally and returns the worker's first record → `end`.
+ */
+function startRun(data: Omit<StreamWorkerData, 'times' | 'count'>, count: number, t: Tally): Run {
+  const times = new SharedArrayBuffer(8);
+  t.got = t.bad = t.sum = 0;
+  const worker = new Worker(workerUrl('./stream-worker.js', import.meta.url), {
+    workerData: { ...data, count, times },
+  });
   const failed = new Promise<never>((_, reject) => {
     worker.once('error', reject);
   });
   failed.catch(() => undefined); // read where the run waits
-  return { worker, failed };
+  const exited = once(worker, 'exit');
+  return {
+    worker,
+    failed,
+    finish: async (end) => {
+      await exited;
+      checkRun(t, count);
+      return end - new Float64Array(times)[0]!;
+    },
+  };
 }
 
 /** Throw unless the run got every record once, in order, with its value. */
@@ -68,44 +92,29 @@ export async function runSabvm(
   t: Tally,
   onRecord: (m: Uint8Array, offset: number) => void,
 ): Promise<number> {
-  const times = new SharedArrayBuffer(8);
-  t.got = t.bad = t.sum = 0;
-  const { worker, failed } = startWorker({
-    mode: StreamMode.SABVM,
-    count,
-    times,
-    handle: kernel.handle,
-    ring: rb.kaddr,
-  });
-  const exited = once(worker, 'exit');
+  const run = startRun({ mode: StreamMode.SABVM, handle: kernel.handle, ring: rb.kaddr }, count, t);
   const deadline = Date.now() + RUN_TIMEOUT_MS;
   while (t.got < count) {
-    const n = await Promise.race([rb.pollAt(onRecord, { timeoutMs: 100 }), failed]);
+    const n = await Promise.race([rb.pollAt(onRecord, { timeoutMs: 100 }), run.failed]);
     if (n < 0) throw new Error(`stream: pollAt returned ${n}`);
     if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${t.got}`);
   }
-  const end = performance.timeOrigin + performance.now();
-  await exited;
-  checkRun(t, count);
-  return end - new Float64Array(times)[0]!;
+  return run.finish(performance.timeOrigin + performance.now());
 }
 
 /** One run of the hand-written ring. */
 export async function runRaw(count: number, t: Tally): Promise<number> {
-  const times = new SharedArrayBuffer(8);
   const raw = new SharedArrayBuffer(RAW_SLOTS_AT + RAW_SLOTS * STREAM_RECORD);
   const ctl = new Int32Array(raw, 0, 32);
   const dv = new DataView(raw, RAW_SLOTS_AT);
-  t.got = t.bad = t.sum = 0;
-  const { worker, failed } = startWorker({ mode: StreamMode.RAW, count, times, raw });
-  const exited = once(worker, 'exit');
+  const run = startRun({ mode: StreamMode.RAW, raw }, count, t);
   const deadline = Date.now() + RUN_TIMEOUT_MS;
   let tail = 0;
   while (tail < count) {
     const head = Atomics.load(ctl, RAW_HEAD);
     if (head === tail) {
       // nothing yet: let the event loop run (and a failure surface), then look again
-      await Promise.race([new Promise((resolve) => setImmediate(resolve)), failed]);
+      await Promise.race([new Promise((resolve) => setImmediate(resolve)), run.failed]);
       if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${tail}`);
       continue;
     }
@@ -118,23 +127,17 @@ export async function runRaw(count: number, t: Tally): Promise<number> {
     Atomics.notify(ctl, RAW_TAIL);
   }
   t.got = tail;
-  const end = performance.timeOrigin + performance.now();
-  await exited;
-  checkRun(t, count);
-  return end - new Float64Array(times)[0]!;
+  return run.finish(performance.timeOrigin + performance.now());
 }
 
 /** One run of the transferred batches. */
 export async function runTransfer(count: number, t: Tally): Promise<number> {
-  const times = new SharedArrayBuffer(8);
-  t.got = t.bad = t.sum = 0;
-  const { worker, failed } = startWorker({ mode: StreamMode.TRANSFER, count, times });
-  const exited = once(worker, 'exit');
+  const run = startRun({ mode: StreamMode.TRANSFER }, count, t);
   const done = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new Error(`stream: the run stalled at ${t.got}`));
     }, RUN_TIMEOUT_MS);
-    worker.on('message', (buf: ArrayBuffer) => {
+    run.worker.on('message', (buf: ArrayBuffer) => {
       const dv = new DataView(buf);
       for (let o = 0; o < buf.byteLength; o += STREAM_RECORD) {
         if (dv.getUint32(o, true) !== t.got) t.bad++;
@@ -147,10 +150,7 @@ export async function runTransfer(count: number, t: Tally): Promise<number> {
       }
     });
   });
-  const end = await Promise.race([done, failed]);
-  await exited;
-  checkRun(t, count);
-  return end - new Float64Array(times)[0]!;
+  return run.finish(await Promise.race([done, run.failed]));
 }
 
 /**
