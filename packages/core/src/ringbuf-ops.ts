@@ -335,7 +335,9 @@ export abstract class RingOps {
   }
 
   /**
-   * Hand every committed record to `cb`, in reservation order (`ring_buffer__consume`); the view is
+   * Hand the committed records to `cb`, in reservation order (`ring_buffer__consume`): every one
+   * committed when the call began, and those committed meanwhile up to about a lap of the ring (a
+   * call returns even while producers keep adding records: call again for the rest). The view is
    * valid until `cb` returns. Returns how many records `cb` got, or the negative number `cb`
    * returned (it stops there), -EBUSY while another thread consumes, -EINVAL for a `cb` that is not
    * a function or a freed ring. Context: the consumer (one at a time), never blocks.

@@ -435,10 +435,17 @@ export function validCommitFlags(flags: unknown): flags is number | undefined {
 }
 
 /**
- * Consume every committed record in order (`ring_buffer__consume`): `cb(view)` for each that was
- * not discarded. Returns the records handed to `cb`, or the negative number `cb` returned (the
- * record counts as consumed), `-EBUSY` when another thread is consuming, `-EINVAL` for a freed
- * ring. The view is valid only until `cb` returns. Context: the consumer, lock-free for producers.
+ * Consume the committed records in order (`ring_buffer__consume`): `cb(view)` for each that was
+ * not discarded. Every record committed when the call began, and those committed meanwhile up to
+ * about one lap of the ring: a call that has handed out records stops once it has passed `size`
+ * bytes (at the end of its pass, a quarter of the ring at most), where libbpf's loops on while
+ * producers keep up. On
+ * JavaScript's one thread per event loop, a consume that producers never let catch up would
+ * otherwise never return, and hold up every timer and message of its thread (`ring_buffer__consume_n`
+ * bounds libbpf's call in the same spirit). Returns the records handed to `cb`, or the negative
+ * number `cb` returned (the record counts as consumed), `-EBUSY` when another thread is consuming,
+ * `-EINVAL` for a freed ring. The view is valid only until `cb` returns. Context: the consumer,
+ * lock-free for producers.
  */
 export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, at = false): number {
   const { mem } = r;
@@ -447,15 +454,20 @@ export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, a
   if (Atomics.compareExchange(i32, r.consLock, 0, mem.tid) !== 0) return -EBUSY;
   const pos = { cons: Atomics.load(i32, r.consPos), stored: 0, count: 0 };
   pos.stored = pos.cons;
+  const begun = pos.cons;
   try {
     // CONSUMER_POS is stored a quarter of the ring at a time and when the ring looks empty, then
     // the ring is looked at again: a producer that commits after that look finds the consumer
-    // caught up at its record (the wake-up check of ringCommit)
+    // caught up at its record (the wake-up check of ringCommit). A lap ends the call: the records
+    // there at the start lie within it, and the caller, who got a count, calls again. (Not with a
+    // count of 0, a lap of discarded records: a poll would take "nothing" for "sleep", and the
+    // records left behind were committed before it counted itself a waiter: none would wake it)
     for (;;) {
       const ret = at ? consumeRecordsAt(r, cb, pos) : consumeRecords(r, cb as RingCallback, pos);
       if (ret < 0 || pos.cons === pos.stored) return ret < 0 ? ret : pos.count;
       storeConsumerPos(r, pos.cons);
       pos.stored = pos.cons;
+      if (pos.count > 0 && (pos.cons - begun) >>> 0 >= r.size) return pos.count;
     }
   } finally {
     if (pos.cons !== pos.stored) storeConsumerPos(r, pos.cons);
