@@ -69,7 +69,7 @@ import { showValue } from './fault.js';
 /** `"SABV"` as a little-endian word: the first word of every sabvm buffer. */
 export const SABVM_MAGIC = 0x56424153;
 /** Bumped whenever any offset or record format below changes; `attach` refuses other versions. */
-export const LAYOUT_VERSION = 9;
+export const LAYOUT_VERSION = 10;
 
 /** `log2(SIZEOF_WORD)`. */
 export const WORD_SHIFT = 2;
@@ -169,6 +169,11 @@ export const enum Hdr {
    * most VMAs one address space may hold (`vm.max_map_count`); set at boot.
    */
   MAX_MAP_COUNT = KMALLOC_LARGE_FRAMES + 16,
+  /**
+   * atomic: the stamp of the last ring made (`Atomics.add`); each ring's {@link RingMeta.MAGIC} is
+   * the next one, never 0 (a 32-bit count: a stamp comes back after 2^32 - 1 rings).
+   */
+  RING_SEQ = MAX_MAP_COUNT + 16,
 }
 
 /** Words per frame-table entry. */
@@ -713,15 +718,15 @@ export const RINGBUF_META_PAGES = 3;
 export const RINGBUF_PGOFF = 1;
 /** Largest data area of a ring (bytes): keeps every position distance below 2^31. */
 export const RINGBUF_MAX_DATA_SZ: number = 2 ** 30;
-/** `"RBUF"` as a little-endian word: a live ring's meta page starts with it. */
-export const RINGBUF_MAGIC = 0x46554252;
 
 /** Meta page words (Int32 index from the page start). */
 export const enum RingMeta {
   /**
-   * atomic: {@link RINGBUF_MAGIC} while the ring is live, 0 once `free` began (compare-and-exchange).
-   * Producers' `reserve`/`output` read it with a plain load: their check is a courtesy that a free
-   * may overtake at once either way.
+   * atomic: the ring's stamp while it is live, 0 once `free` began (compare-and-exchange): a number
+   * no other ring made since boot has had ({@link Hdr.RING_SEQ}), stored last at creation. A handle
+   * keeps the stamp it found, so a handle kept past `free` never takes a later ring on the same
+   * frames for its own. Producers' `reserve`/`output` read it with a plain load: their check is a
+   * courtesy that a free may overtake at once either way.
    */
   MAGIC = 0,
   /** init-only: data pages (`dataBytes / PAGE_SIZE`). */

@@ -18,7 +18,6 @@ import {
   AreaCaller,
   Hdr,
   PTRS_PER_TABLE,
-  RINGBUF_MAGIC,
   RINGBUF_MAX_DATA_SZ,
   RINGBUF_META_PAGES,
   RingMeta,
@@ -34,15 +33,19 @@ import { inKernel } from './thread.js';
 import { bug } from './bug.js';
 import { areaGet, areaOfPageLocked, vmallocPageIndex, vmallocPages } from './vmalloc.js';
 
-/** The ring whose area's first frame is `pfn`, reached through the kernel mapping at `kaddr`. */
+/**
+ * The ring whose area's first frame is `pfn`, reached through the kernel mapping at `kaddr`, as
+ * the ring stamped `stamp` (by default the stamp its meta page holds now: 0 for a freed ring).
+ */
 export function kernelRingRef(
   mem: PhysMem,
   kaddr: number,
   pfn: number,
   dataPages: number,
+  stamp: number = Atomics.load(mem.i32, pfn * PTRS_PER_TABLE + RingMeta.MAGIC),
 ): RingRef {
   const meta = pfn * PTRS_PER_TABLE;
-  return ringRefAt(mem, kaddr, meta, meta + PTRS_PER_TABLE, dataPages * PAGE_SIZE);
+  return ringRefAt(mem, kaddr, meta, meta + PTRS_PER_TABLE, dataPages * PAGE_SIZE, stamp);
 }
 
 /**
@@ -100,7 +103,8 @@ export class RingBuf extends RingOps {
   free(): void {
     const r = this.#ref;
     const { i32 } = r.mem;
-    if (Atomics.compareExchange(i32, r.magic, RINGBUF_MAGIC, 0) !== RINGBUF_MAGIC) return;
+    // (only this ring: a handle kept past a free finds another stamp on a later ring's frames)
+    if (Atomics.compareExchange(i32, r.magic, r.stamp, 0) !== r.stamp) return;
     dropBatches(r.mem, r.data); // this thread's open batches on it: never to be written now
     forgetRing(r.mem, r.data); // and what it did on it (a new ring may take its frames)
     ringWake(r);
@@ -131,11 +135,14 @@ export function ringbufCreate(mem: PhysMem, dataBytes: unknown): RingBuf | null 
   if (kaddr === null) return null;
   const info = areaInfo(mem, kaddr);
   if (info === null) bug(`ringbufCreate: the new area at ${kaddr} is not a ring area`);
-  const ref = kernelRingRef(mem, kaddr, info.pfn, dataPages);
+  // a stamp no ring made since boot has had (0 means freed: skipped when the count wraps)
+  let stamp = 0;
+  while (stamp === 0) stamp = (Atomics.add(mem.i32, Hdr.RING_SEQ, 1) + 1) | 0;
+  const ref = kernelRingRef(mem, kaddr, info.pfn, dataPages, stamp);
   // zeroed: positions 0, locks free; the magic last, so lookups see a complete ring
   Atomics.store(mem.i32, info.pfn * PTRS_PER_TABLE + RingMeta.DATA_PAGES, dataPages);
   Atomics.store(mem.i32, ref.refs, 1);
-  Atomics.store(mem.i32, ref.magic, RINGBUF_MAGIC);
+  Atomics.store(mem.i32, ref.magic, stamp);
   return new RingBuf(ref);
 }
 
@@ -167,11 +174,8 @@ export function ringbufLookup(mem: PhysMem, kaddr: unknown): RingBuf | null {
   const info = areaInfo(mem, kaddr);
   if (info === null) return null;
   const meta = info.pfn * PTRS_PER_TABLE;
+  const stamp = Atomics.load(mem.i32, meta + RingMeta.MAGIC);
   const dataPages = Atomics.load(mem.i32, meta + RingMeta.DATA_PAGES);
-  if (
-    Atomics.load(mem.i32, meta + RingMeta.MAGIC) !== RINGBUF_MAGIC ||
-    dataPages !== info.nrPages - RINGBUF_META_PAGES
-  )
-    return null;
-  return new RingBuf(kernelRingRef(mem, kaddr as number, info.pfn, dataPages));
+  if (stamp === 0 || dataPages !== info.nrPages - RINGBUF_META_PAGES) return null;
+  return new RingBuf(kernelRingRef(mem, kaddr as number, info.pfn, dataPages, stamp));
 }

@@ -18,7 +18,6 @@ import {
   RINGBUF_DISCARD_BIT,
   RINGBUF_HDR_SZ,
   RINGBUF_LEN_MASK,
-  RINGBUF_MAGIC,
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
   RINGBUF_PG_OFF_MASK,
@@ -62,7 +61,7 @@ function ringAreas(mem: PhysMem, freed: boolean): RingRef[] {
     const contig = areaGet(mem, slot, Area.CONTIG);
     if (contig === 0) bug(`ring area slot ${slot} is not one contiguous run`);
     const meta = (contig - 1) * PTRS_PER_TABLE;
-    if (!freed && Atomics.load(i32, meta + RingMeta.MAGIC) !== RINGBUF_MAGIC) continue; // freed
+    if (!freed && Atomics.load(i32, meta + RingMeta.MAGIC) === 0) continue; // freed
     const kaddr = VMALLOC_START + areaGet(mem, slot, Area.START) * PAGE_SIZE;
     const dataPages = areaGet(mem, slot, Area.NR_PAGES) - RINGBUF_META_PAGES;
     rings.push(kernelRingRef(mem, kaddr, contig - 1, dataPages));

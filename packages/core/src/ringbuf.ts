@@ -43,7 +43,6 @@ import {
   RINGBUF_DISCARD_BIT,
   RINGBUF_HDR_SZ,
   RINGBUF_LEN_MASK,
-  RINGBUF_MAGIC,
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
   RINGBUF_SETTLED_BIT,
@@ -92,6 +91,8 @@ export interface RingRef {
   readonly kaddr: number;
   /** Int32 index of the meta page's MAGIC, or -1 (a user mapping has no meta page). */
   readonly magic: number;
+  /** The ring's stamp, MAGIC's value while it is live (0 through a user mapping). */
+  readonly stamp: number;
   /** Int32 index of the meta page's REFS, or -1. */
   readonly refs: number;
   readonly consPos: number;
@@ -111,7 +112,8 @@ export interface RingRef {
 /**
  * The words of a ring whose consumer page starts at Int32 index `cons` of physical memory (the
  * producer page and the data follow it, as one contiguous run). `meta` is the meta page's Int32
- * index, or -1 for a user mapping (which has none); `kaddr` is -1 there too.
+ * index, or -1 for a user mapping (which has none); `kaddr` is -1 there too; `stamp` is the
+ * ring's MAGIC (see {@link RingRef.stamp}).
  */
 export function ringRefAt(
   mem: PhysMem,
@@ -119,12 +121,14 @@ export function ringRefAt(
   meta: number,
   cons: number,
   size: number,
+  stamp = 0,
 ): RingRef {
   const prod = cons + PAGE_SIZE / 4;
   return {
     mem,
     kaddr,
     magic: meta < 0 ? -1 : meta + RingMeta.MAGIC,
+    stamp,
     refs: meta < 0 ? -1 : meta + RingMeta.REFS,
     consPos: cons + RingCons.CONSUMER_POS,
     consLock: cons + RingCons.CONSUMER_LOCK,
@@ -151,7 +155,7 @@ export function recordBytes(len: number): number {
 
 /** True unless the ring was freed (a kernel handle checks its meta page; a user mapping cannot). */
 export function ringLive(r: RingRef): boolean {
-  return r.magic < 0 || Atomics.load(r.mem.i32, r.magic) === RINGBUF_MAGIC;
+  return r.magic < 0 || Atomics.load(r.mem.i32, r.magic) === r.stamp;
 }
 
 /**
@@ -160,7 +164,7 @@ export function ringLive(r: RingRef): boolean {
  * so a stale read costs nothing that an atomic one would prevent.
  */
 export function ringLiveHint(r: RingRef): boolean {
-  return r.magic < 0 || r.mem.i32[r.magic] === RINGBUF_MAGIC;
+  return r.magic < 0 || r.mem.i32[r.magic] === r.stamp;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   BPF_RB_RING_SIZE,
   EAGAIN,
   EBUSY,
+  EINVAL,
   Kernel,
   PAGE_SIZE,
   RB_BATCH,
@@ -95,6 +96,37 @@ describe('freeing a ring', () => {
     rb.free();
     expect(k.stats().vmallocAreas).toBe(before.vmallocAreas - 1);
     k.checkInvariants();
+  });
+
+  it('leaves every handle to it refusing calls, even once a new ring takes its frames', () => {
+    const k = boot();
+    const old = k.ringbufCreate(DATA)!;
+    const kept = k.ringbuf(old.kaddr)!; // as another thread would hold it
+    const batched = k.ringbuf(old.kaddr)!;
+    expect(batched.output(new Uint8Array(8), RB_BATCH)).toBe(0); // a batch open on the old ring
+    batched.flush();
+    old.free();
+    const ring = k.ringbufCreate(DATA)!;
+    // the same area and frames: the meta page where the old ring's was
+    expect(ring.kaddr).toBe(old.kaddr);
+    const reserved = k.stats();
+    expect(kept.output(new Uint8Array(8))).toBe(-EINVAL);
+    expect(kept.output(new Uint8Array(8), RB_BATCH)).toBe(-EINVAL);
+    expect(kept.batchReserve(8)).toBe(-EINVAL);
+    expect(kept.reserve(8)).toBeNull();
+    expect(kept.consume(() => undefined)).toBe(-EINVAL);
+    expect(kept.query(BPF_RB_PROD_POS)).toBe(-EINVAL);
+    expect(batched.output(new Uint8Array(8), RB_BATCH)).toBe(-EINVAL);
+    expect(kept.flush()).toBe(0);
+    kept.free(); // not the new ring's free
+    expect(k.stats()).toEqual(reserved);
+    expect(ring.query(BPF_RB_PROD_POS)).toBe(0);
+    expect(ring.output(new Uint8Array([7]))).toBe(0);
+    expect(drain(ring)).toEqual([new Uint8Array([7])]);
+    expect(k.ringbuf(ring.kaddr)!.output(new Uint8Array([8]))).toBe(0); // a new handle is good
+    expect(drain(ring)).toEqual([new Uint8Array([8])]);
+    k.checkInvariants();
+    ring.free();
   });
 });
 
