@@ -146,8 +146,16 @@ export function ringbufCreate(mem: PhysMem, dataBytes: unknown): RingBuf | null 
   return new RingBuf(ref);
 }
 
-/** A ring area's first frame and pages, or null when `kaddr` is not the base of a live ring area. */
-function areaInfo(mem: PhysMem, kaddr: unknown): { pfn: number; nrPages: number } | null {
+/**
+ * A ring area's first frame, pages and stamp (its MAGIC, 0 for a ring freed or not yet made), or
+ * null when `kaddr` is not the base of a ring area. The stamp is read under vmap_area_lock, while
+ * the area is the one at `kaddr`: read after, it could be a later ring's on the same frames, under
+ * another address (`free` clears it before the area goes, creation stores it after the area is in).
+ */
+function areaInfo(
+  mem: PhysMem,
+  kaddr: unknown,
+): { pfn: number; nrPages: number; stamp: number } | null {
   const page = vmallocPageIndex(mem, kaddr);
   if (page < 0 || (kaddr as number) % PAGE_SIZE !== 0) return null;
   return inKernel(mem, () => {
@@ -158,8 +166,13 @@ function areaInfo(mem: PhysMem, kaddr: unknown): { pfn: number; nrPages: number 
       areaGet(mem, slot, Area.START) === page &&
       areaGet(mem, slot, Area.CALLER) === (AreaCaller.RINGBUF as number) &&
       areaGet(mem, slot, Area.CONTIG) > 0;
+    const pfn = ok ? areaGet(mem, slot, Area.CONTIG) - 1 : -1;
     const info = ok
-      ? { pfn: areaGet(mem, slot, Area.CONTIG) - 1, nrPages: areaGet(mem, slot, Area.NR_PAGES) }
+      ? {
+          pfn,
+          nrPages: areaGet(mem, slot, Area.NR_PAGES),
+          stamp: Atomics.load(mem.i32, pfn * PTRS_PER_TABLE + RingMeta.MAGIC),
+        }
       : null;
     spinUnlock(mem, Hdr.VMAP_LOCK);
     return info;
@@ -173,9 +186,8 @@ function areaInfo(mem: PhysMem, kaddr: unknown): { pfn: number; nrPages: number 
 export function ringbufLookup(mem: PhysMem, kaddr: unknown): RingBuf | null {
   const info = areaInfo(mem, kaddr);
   if (info === null) return null;
-  const meta = info.pfn * PTRS_PER_TABLE;
-  const stamp = Atomics.load(mem.i32, meta + RingMeta.MAGIC);
-  const dataPages = Atomics.load(mem.i32, meta + RingMeta.DATA_PAGES);
-  if (stamp === 0 || dataPages !== info.nrPages - RINGBUF_META_PAGES) return null;
-  return new RingBuf(kernelRingRef(mem, kaddr as number, info.pfn, dataPages, stamp));
+  // (DATA_PAGES is written before the stamp, and the stamp read under the lock: a live ring's)
+  const dataPages = Atomics.load(mem.i32, info.pfn * PTRS_PER_TABLE + RingMeta.DATA_PAGES);
+  if (info.stamp === 0 || dataPages !== info.nrPages - RINGBUF_META_PAGES) return null;
+  return new RingBuf(kernelRingRef(mem, kaddr as number, info.pfn, dataPages, info.stamp));
 }

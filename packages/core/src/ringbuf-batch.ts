@@ -497,18 +497,34 @@ export function dropBatches(mem: PhysMem, data: number): void {
 }
 
 /**
- * What this thread does on each ring that a wait for room would wait for itself: per kernel memory
- * and ring (its data's byte), whether it consumes the ring and how many reservations it holds open
- * on it (the consumer stops at an open reservation). This thread's own.
+ * What this thread does on a ring that a wait for room would wait for itself: whether it consumes
+ * the ring and how many reservations it holds open on it (the consumer stops at an open
+ * reservation); `stamp` says which ring (see `RingMeta.MAGIC`).
  */
-const selfWaits = new WeakMap<PhysMem, Map<number, { consumes: boolean; open: number }>>();
+interface SelfWait {
+  stamp: number;
+  consumes: boolean;
+  open: number;
+}
 
-function selfWait(r: RingRef): { consumes: boolean; open: number } {
+/** {@link SelfWait}s per kernel memory and ring (its data's byte). This thread's own. */
+const selfWaits = new WeakMap<PhysMem, Map<number, SelfWait>>();
+
+/**
+ * This thread's note on ring `r`, made on first use; null for a ring freed meanwhile (nothing to
+ * note on it). A note left by an earlier ring on the same frames gives way to the live ring's. A
+ * user mapping's ref (stamp 0) shares the note of the ring it maps.
+ */
+function selfWait(r: RingRef): SelfWait | null {
   let rings = selfWaits.get(r.mem);
-  if (rings === undefined)
-    selfWaits.set(r.mem, (rings = new Map<number, { consumes: boolean; open: number }>()));
+  if (rings === undefined) selfWaits.set(r.mem, (rings = new Map<number, SelfWait>()));
   let w = rings.get(r.data);
-  if (w === undefined) rings.set(r.data, (w = { consumes: false, open: 0 }));
+  if (w === undefined || (r.stamp !== 0 && w.stamp !== r.stamp)) {
+    if (!ringLiveHint(r)) return null;
+    // (a user mapping's note, stamp 0, is this ring's: its frames stay while they are mapped)
+    if (w?.stamp === 0) w.stamp = r.stamp;
+    else rings.set(r.data, (w = { stamp: r.stamp, consumes: false, open: 0 }));
+  }
   return w;
 }
 
@@ -517,12 +533,14 @@ function selfWait(r: RingRef): { consumes: boolean; open: number } {
  * it, since only this thread would make the room. Context: the consumer's thread, each consume.
  */
 export function noteConsumer(r: RingRef): void {
-  selfWait(r).consumes = true;
+  const w = selfWait(r);
+  if (w !== null) w.consumes = true;
 }
 
 /** Note a reservation this thread opened (+1) or committed (-1) on ring `r`. */
 export function noteReservation(r: RingRef, delta: number): void {
-  selfWait(r).open += delta;
+  const w = selfWait(r);
+  if (w !== null) w.open += delta;
 }
 
 /** Forget what this thread did on the ring at `data` of `mem` (it is being freed). */
@@ -533,7 +551,7 @@ export function forgetRing(mem: PhysMem, data: number): void {
 /** True when only this thread could make room on `r`: it consumes it, or holds a reservation on it. */
 export function waitsForSelf(r: RingRef): boolean {
   const w = selfWaits.get(r.mem)?.get(r.data);
-  return w !== undefined && (w.consumes || w.open > 0);
+  return w !== undefined && (r.stamp === 0 || w.stamp === r.stamp) && (w.consumes || w.open > 0);
 }
 
 /** Forget every batch this thread holds open on `mem`'s rings (a detach that could not wait). */

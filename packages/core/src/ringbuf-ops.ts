@@ -77,7 +77,8 @@ export class RingRecord {
   /**
    * Commit the record for the consumer (`bpf_ringbuf_submit`). `flags`: 0, `BPF_RB_NO_WAKEUP` or
    * `BPF_RB_FORCE_WAKEUP`. Returns 0, or -EINVAL (bad flags, or committed already) changing
-   * nothing. Do not touch `data` afterwards. Context: any thread, lock-free.
+   * nothing; -EINVAL also when the ring was freed meanwhile (the record is closed, its frames are
+   * not the ring's any more). Do not touch `data` afterwards. Context: any thread, lock-free.
    */
   submit(flags?: number): number {
     return this.#commit(flags, false);
@@ -92,6 +93,8 @@ export class RingRecord {
     if (!this.#open || !validCommitFlags(flags)) return -EINVAL;
     this.#open = false;
     noteReservation(this.#ring, -1);
+    // freed by another thread: a later ring may have its frames (a commit would write into it)
+    if (!ringLiveHint(this.#ring)) return -EINVAL;
     ringCommit(this.#ring, this.#at, this.#start, flags ?? 0, discard);
     return 0;
   }

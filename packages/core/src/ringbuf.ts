@@ -442,7 +442,8 @@ export function validCommitFlags(flags: unknown): flags is number | undefined {
  * Consume the committed records in order (`ring_buffer__consume`): `cb(view)` for each that was
  * not discarded. Every record committed when the call began, and those committed meanwhile up to
  * about one lap of the ring: a call that has handed out records stops once it has passed `size`
- * bytes (at the end of its pass, a quarter of the ring at most), where libbpf's loops on while
+ * bytes (at the end of the pass it is in: up to a quarter of the ring past the position it last
+ * stored, and the record that crosses it), where libbpf's loops on while
  * producers keep up. On
  * JavaScript's one thread per event loop, a consume that producers never let catch up would
  * otherwise never return, and hold up every timer and message of its thread (`ring_buffer__consume_n`

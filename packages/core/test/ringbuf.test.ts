@@ -103,8 +103,9 @@ describe('freeing a ring', () => {
     const old = k.ringbufCreate(DATA)!;
     const kept = k.ringbuf(old.kaddr)!; // as another thread would hold it
     const batched = k.ringbuf(old.kaddr)!;
-    expect(batched.output(new Uint8Array(8), RB_BATCH)).toBe(0); // a batch open on the old ring
-    batched.flush();
+    expect(batched.output(new Uint8Array(8), RB_BATCH)).toBe(0);
+    batched.flush(); // (this thread's free would drop its open batch anyway)
+    const rec = kept.reserve(8)!; // a record reserved on the old ring, still open at its free
     old.free();
     const ring = k.ringbufCreate(DATA)!;
     // the same area and frames: the meta page where the old ring's was
@@ -121,8 +122,14 @@ describe('freeing a ring', () => {
     kept.free(); // not the new ring's free
     expect(k.stats()).toEqual(reserved);
     expect(ring.query(BPF_RB_PROD_POS)).toBe(0);
+    // the old record's submit does not commit the new ring's record that lies where it did
+    const fresh = ring.reserve(8)!;
+    expect(rec.submit()).toBe(-EINVAL);
+    expect(ring.consume(() => undefined)).toBe(0); // still held back by the open record
+    fresh.data.set([6]);
+    expect(fresh.submit()).toBe(0);
     expect(ring.output(new Uint8Array([7]))).toBe(0);
-    expect(drain(ring)).toEqual([new Uint8Array([7])]);
+    expect(drain(ring)).toEqual([new Uint8Array([6, 0, 0, 0, 0, 0, 0, 0]), new Uint8Array([7])]);
     expect(k.ringbuf(ring.kaddr)!.output(new Uint8Array([8]))).toBe(0); // a new handle is good
     expect(drain(ring)).toEqual([new Uint8Array([8])]);
     k.checkInvariants();
