@@ -68,6 +68,13 @@ function waitFor(ctl: Int32Array, i: number, target: number): void {
   }
 }
 
+/** Reap a terminated thread: -EAGAIN while another thread is inside a kernel call, so try again. */
+function reap(k: Kernel, threadId: number): number {
+  let reaped = k.reapThread({ threadId });
+  for (let i = 0; i < 20 && reaped === -EAGAIN; i++) reaped = k.reapThread({ threadId });
+  return reaped;
+}
+
 /** Consume with poll until `done()`, checking each producer's records arrive in order, intact. */
 async function consumeUntil(
   rb: RingOps,
@@ -209,9 +216,7 @@ describe('a consumer that a producer never lets catch up', () => {
     });
     const { threadId } = p.worker;
     await p.worker.terminate();
-    let reaped = k.reapThread({ threadId });
-    for (let i = 0; i < 20 && reaped === -EAGAIN; i++) reaped = k.reapThread({ threadId });
-    expect(reaped).toBe(1);
+    expect(reap(k, threadId)).toBe(1);
     expect(spin).toBeGreaterThan(0);
     expect(got, `records taken in one call (${n})`).toBeGreaterThan(0);
     expect(n * perRecord).toBeLessThanOrEqual(size + size / 4 + perRecord);
@@ -318,10 +323,7 @@ describe('a producer thread that dies holding a reservation', () => {
       const threadId = running[0]!.worker.threadId;
       await running[0]!.worker.terminate();
       const committed = Atomics.load(ctl, 2);
-      // -EAGAIN while another thread is inside a kernel call: try again, as a user would
-      let reaped = k.reapThread({ threadId });
-      for (let i = 0; i < 20 && reaped === -EAGAIN; i++) reaped = k.reapThread({ threadId });
-      expect(reaped, `round ${round}`).toBe(1);
+      expect(reap(k, threadId), `round ${round}`).toBe(1);
       // (bounded below the test's own limit, so that a stall says where the ring stood)
       await consumeUntil(rb, next, () => next[1] === count && next[2] === count, false, 30_000);
       rb.consume((v) => {
