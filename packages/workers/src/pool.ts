@@ -212,6 +212,8 @@ export class SabvmPool {
   readonly #threadExits = new Map<number, Promise<void>>();
   /** Threads being terminated (by Piscina or the rings) whose reap has not completed yet. */
   readonly #dying = new Set<number>();
+  /** Threads that have exited, however they died, and whose reap has not completed yet. */
+  readonly #reaping = new Set<number>();
   readonly #processes = new Set<SabvmProcess>();
   /** What each process of this pool gets to run its tasks: this pool's private dispatch. */
   readonly #dispatcher: TaskDispatcher = {
@@ -354,13 +356,15 @@ export class SabvmPool {
 
   /**
    * Check the invariants of the pool's submission and completion rings (indexes in order, every
-   * entry out accounted for, claim words valid) — safe while tasks run — and, when no task is out,
-   * the kernel's (`kernel.checkInvariants`, which needs every thread outside kernel calls).
-   * Throws the first broken rule with its values. Context: main thread.
+   * entry out accounted for, claim words valid) — safe while tasks run — and, when no task is out
+   * and no thread that exited waits for its reap, the kernel's (`kernel.checkInvariants`, which
+   * needs every thread outside kernel calls and every dead one reaped: a reap that met another
+   * thread inside a kernel call tries again a moment later). Throws the first broken rule with its
+   * values. Context: main thread.
    */
   checkInvariants(): void {
     const idle = this.#rings?.check() ?? true;
-    if (idle) this.kernel.checkInvariants();
+    if (idle && this.#reaping.size === 0) this.kernel.checkInvariants();
   }
 
   /** kaddr of the vmalloc area of the submission and completion rings, or null (`'message'`). */
@@ -563,9 +567,13 @@ export class SabvmPool {
             return;
           }
           this.#dying.delete(threadId);
+          this.#reaping.delete(threadId);
           resolve();
         };
-        worker.once('exit', reap);
+        worker.once('exit', () => {
+          this.#reaping.add(threadId);
+          reap();
+        });
       }),
     );
   }

@@ -1,6 +1,7 @@
 // The ring transport under real threads: many tasks at once, abort, timeout, throw, crash and
 // close while tasks wait in the rings — no task lost, none run twice, nothing leaked.
-import { Kernel, PAGE_SIZE } from '@sabvm/core';
+import { EAGAIN, Kernel, PAGE_SIZE } from '@sabvm/core';
+import { once } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { SabvmPool } from '../src/index.js';
 import { MiB, TASKS } from './harness.js';
@@ -282,6 +283,34 @@ describe('sharing the threads with Piscina itself', () => {
     } finally {
       vi.useRealTimers();
     }
+    await expectClean(s);
+  });
+});
+
+describe('a thread whose reap must wait', () => {
+  it("leaves the kernel's invariants unchecked until it is reaped, then checks them", async () => {
+    const s = setup({ maxThreads: 2 });
+    await expect(s.pool.run({ name: 'echo', arg: 1 })).resolves.toBe(1);
+    const victim = s.pool.piscina.threads[0]!;
+    // the reap meets another thread inside a kernel call (-EAGAIN) and tries again a moment later
+    const reap = vi.spyOn(s.kernel, 'reapThread').mockReturnValueOnce(-EAGAIN);
+    const exited = once(victim, 'exit');
+    await victim.terminate();
+    await exited;
+    expect(reap).toHaveBeenCalledTimes(1);
+    // the dead thread is not reaped yet: had it died inside a kernel call, the kernel's check would
+    // find its slot busy and fail, so the pool does not run it
+    const check = vi.spyOn(s.kernel, 'checkInvariants');
+    s.pool.checkInvariants();
+    expect(check).not.toHaveBeenCalled();
+    await vi.waitFor(() => {
+      expect(reap).toHaveBeenCalledTimes(2);
+    });
+    reap.mockRestore();
+    s.pool.checkInvariants();
+    expect(check).toHaveBeenCalledTimes(1);
+    check.mockRestore();
+    await expect(s.pool.run({ name: 'echo', arg: 2 })).resolves.toBe(2);
     await expectClean(s);
   });
 });
