@@ -443,14 +443,13 @@ export function validCommitFlags(flags: unknown): flags is number | undefined {
  * not discarded. Every record committed when the call began, and those committed meanwhile up to
  * about one lap of the ring: a call that has handed out records stops once it has passed `size`
  * bytes (at the end of the pass it is in: up to a quarter of the ring past the position it last
- * stored, and the record that crosses it), where libbpf's loops on while
- * producers keep up. On
+ * stored, and the record that crosses it), where libbpf's loops on while producers keep up. On
  * JavaScript's one thread per event loop, a consume that producers never let catch up would
- * otherwise never return, and hold up every timer and message of its thread (`ring_buffer__consume_n`
- * bounds libbpf's call in the same spirit). Returns the records handed to `cb`, or the negative
- * number `cb` returned (the record counts as consumed), `-EBUSY` when another thread is consuming,
- * `-EINVAL` for a freed ring. The view is valid only until `cb` returns. Context: the consumer,
- * lock-free for producers.
+ * otherwise never return, and would hold up every timer and message of its thread
+ * (`ring_buffer__consume_n` bounds libbpf's call in the same spirit). Returns the records handed
+ * to `cb`, or the negative number `cb` returned (the record counts as consumed), `-EBUSY` when
+ * another thread is consuming, `-EINVAL` for a freed ring. The view is valid only until `cb`
+ * returns. Context: the consumer, lock-free for producers.
  */
 export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, at = false): number {
   const { mem } = r;
