@@ -49,6 +49,7 @@ export {
   BPF_RB_RING_SIZE,
   BPF_RB_CONS_POS,
   BPF_RB_PROD_POS,
+  ringbufRecordBytes,
   type RingCallback,
   type RingSampleCallback,
 } from './ringbuf.js';

@@ -295,6 +295,39 @@ export class RingBatch {
   }
 
   /**
+   * The fast path of a `batchReserveBulk(len, count)`: take room for `count` records of `len`
+   * bytes each (small non-negative integers, `count` at least 1, else nothing is done), one after
+   * the other at a stride of `recordBytes(len)`, in the open batch when it has room for them all
+   * and the ring is live (see {@link RingBatch.append}). Returns the byte offset of the first
+   * record's bytes in {@link RingBatch.buffer}, else -1 (nothing done: the caller takes the whole
+   * path). Context: the producer's thread.
+   */
+  reserveBulk(len: number, count: number): number {
+    const r = this.#r;
+    if (
+      r === null ||
+      typeof len !== 'number' ||
+      len >>> 0 !== len ||
+      len > RB_BATCH_MAX_RECORD ||
+      typeof count !== 'number' ||
+      count >>> 0 !== count ||
+      count === 0 ||
+      count > MAX_RECORDS
+    )
+      return -1;
+    const at = this.#cur;
+    const total = ((len + RINGBUF_HDR_SZ + 7) & ~7) * count;
+    if (at + total > this.#size || !ringLiveHint(r)) return -1;
+    const n = this.#n;
+    // (at + total within the chunk bounds n + count by MAX_RECORDS: each record takes 8 bytes)
+    this.#lens!.fill(len, n, n + count);
+    this.#n = n + count;
+    this.#cur = at + total;
+    this.#noWakeup = false;
+    return at + RINGBUF_HDR_SZ;
+  }
+
+  /**
    * The staging chunk's buffer, where {@link RingBatch.reserve}'s offsets point: a
    * `SharedArrayBuffer` of `MAX_CHUNK` bytes, the same one for the life of the handle.
    */
@@ -317,14 +350,16 @@ export class RingBatch {
 
   /**
    * Add a record of `len` bytes (at most {@link RB_BATCH_MAX_RECORD}, a valid length for the ring)
-   * to the batch on ring `r`: a copy of `bytes`, or, for null, room the caller fills in place.
-   * Returns the byte offset of the record's bytes in {@link RingBatch.buffer}; {@link BATCH_FULL}
-   * when the batch had no room for it and the ring none for the batch (nothing changed: the batch
-   * stays open); {@link BATCH_DECLINED} when the record must be output on its own (larger than a
-   * chunk); {@link BATCH_BAD_BYTES} when `bytes` cannot be read (then nothing changed).
+   * to the batch on ring `r`: a copy of `bytes`, or, for null, room the caller fills in place;
+   * for null, `count` such records one after the other (their room together at most a chunk).
+   * Returns the byte offset of the (first) record's bytes in {@link RingBatch.buffer};
+   * {@link BATCH_FULL} when the batch had no room for it and the ring none for the batch (nothing
+   * changed: the batch stays open); {@link BATCH_DECLINED} when the record must be output on its
+   * own (larger than a chunk); {@link BATCH_BAD_BYTES} when `bytes` cannot be read (then nothing
+   * changed).
    * Context: the producer's thread.
    */
-  add(r: RingRef, bytes: Uint8Array | null, len: number, flags: number): number {
+  add(r: RingRef, bytes: Uint8Array | null, len: number, flags: number, count = 1): number {
     let source: Uint8Array | null = null;
     if (bytes !== null) {
       // bytes that cannot be read (a detached buffer, or a view out of its shrunk buffer) measure
@@ -333,7 +368,8 @@ export class RingBatch {
       source = exactBytes(bytes, len);
       if (source === null) return BATCH_BAD_BYTES;
     }
-    const total = recordBytes(len);
+    // (a record with bytes comes alone: count is 1)
+    const total = recordBytes(len) * count;
     // (a handle's batch is always on the handle's one ring)
     if (this.#r !== null && this.#cur + total > this.#size && !this.publish(true))
       return BATCH_FULL;
@@ -359,7 +395,8 @@ export class RingBatch {
     }
     const at = this.#cur + RINGBUF_HDR_SZ;
     if (source !== null) this.#stage!.set(source, at); // exactly `len` bytes, readable (above)
-    this.#lens![this.#n++] = len;
+    this.#lens!.fill(len, this.#n, this.#n + count);
+    this.#n += count;
     this.#cur += total;
     if ((flags & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
     if (flags & BPF_RB_FORCE_WAKEUP) this.#force = true;

@@ -242,15 +242,23 @@ export abstract class RingOps {
       const at = this.#batch.reserve(len);
       if (at >= 0) return at;
     }
-    return this.#batchReserve(len, flags);
+    return this.#batchReserve(len, flags, 1);
   }
 
-  /** {@link RingOps.batchReserve} but for its fast path. */
-  #batchReserve(len: number, flags: number | undefined): number {
+  /** {@link RingOps.batchReserve} (or, `count` records at once, `batchReserveBulk`) but for its fast path. */
+  #batchReserve(len: number, flags: number | undefined, count: number): number {
     const r = this.producerRef();
     checkProducer(r);
-    // a record larger than a batch's chunk never joins one (an output would go out on its own)
-    if (checkRecordLen(r, len) < 0 || len > RB_BATCH_MAX_RECORD || recordBytes(len) > batchCap(r))
+    // a record larger than a batch's chunk never joins one (an output would go out on its own);
+    // nor do records that together are
+    if (
+      checkRecordLen(r, len) < 0 ||
+      len > RB_BATCH_MAX_RECORD ||
+      typeof count !== 'number' ||
+      !Number.isInteger(count) ||
+      count < 1 ||
+      recordBytes(len) * count > batchCap(r)
+    )
       return -EINVAL;
     if (!ringLiveHint(r)) return -EINVAL;
     let f = 0;
@@ -260,7 +268,7 @@ export abstract class RingOps {
       f = flags - (flags & RB_BATCH);
       if (!validCommitFlags(f)) return -EINVAL;
     }
-    const ret = this.#batch.add(r, null, len, f);
+    const ret = this.#batch.add(r, null, len, f, count);
     return ret >= 0 ? ret : ret === BATCH_FULL ? -EAGAIN : -EINVAL;
   }
 
@@ -275,6 +283,51 @@ export abstract class RingOps {
     const r = this.producerRef();
     if (ret !== -EAGAIN || waitsForSelf(r)) return ret;
     waitForRoom(r, timeoutMs, () => (ret = this.batchReserve(len, flags)) !== -EAGAIN);
+    return ret;
+  }
+
+  /**
+   * Reserve `count` records of `len` bytes each in this handle's batch at once, to be written in
+   * place (sabvm's own call; a bulk `batchReserve`, as `kmem_cache_alloc_bulk` is a bulk
+   * `kmem_cache_alloc`). Returns the byte offset of the first record's bytes in
+   * {@link RingOps.batchBuffer}; record `k`'s bytes are at `offset + k * ringbufRecordBytes(len)`
+   * (`len` with the 8-byte header, padded to 8: the records lie one after the other as in the
+   * ring, each header's room between them). All or nothing: every record joins the batch as a
+   * `batchReserve(len, flags)` each would, in order, and the same rules hold (write each before
+   * the next producing call on this ring by this thread and before its current job ends). It takes
+   * the call out of the per-record loop of a stream of fixed-size records.
+   *
+   * Returns -EAGAIN when the batch has no room for them all and the ring none for the batch
+   * (nothing taken, the batch kept: `batchReserveBulkWait` waits); -EINVAL for a `len` as
+   * `batchReserve` refuses it, a `count` that is not an integer of at least 1, `count` records
+   * that together exceed the ring's chunk (`count * ringbufRecordBytes(len)` above an eighth of
+   * the data area, or 64 KiB), bad flags or a freed ring. Nothing changes then. Context: the
+   * producer's thread, as `output`.
+   */
+  batchReserveBulk(len: number, count: number, flags?: number): number {
+    // the fast path (small, so that it inlines into the caller's loop)
+    if (flags === undefined || flags === 0 || flags === RB_BATCH) {
+      const at = this.#batch.reserveBulk(len, count);
+      if (at >= 0) return at;
+    }
+    return this.#batchReserve(len, flags, count);
+  }
+
+  /**
+   * As {@link RingOps.batchReserveBulk}, waiting up to `timeoutMs` (negative: no limit) for the
+   * consumer to make room, as {@link RingOps.batchReserveWait} does.
+   */
+  batchReserveBulkWait(
+    len: number,
+    count: number,
+    flags: number | undefined,
+    timeoutMs: number,
+  ): number {
+    if (!validTimeout(timeoutMs)) return -EINVAL;
+    let ret = this.batchReserveBulk(len, count, flags);
+    const r = this.producerRef();
+    if (ret !== -EAGAIN || waitsForSelf(r)) return ret;
+    waitForRoom(r, timeoutMs, () => (ret = this.batchReserveBulk(len, count, flags)) !== -EAGAIN);
     return ret;
   }
 

@@ -153,6 +153,16 @@ export function recordBytes(len: number): number {
   return (len + RINGBUF_HDR_SZ + 7) & ~7;
 }
 
+/**
+ * Bytes a record of `len` bytes takes in the ring and in a batch, its 8-byte header included,
+ * padded to 8 (the kernel's `round_up(len + BPF_RINGBUF_HDR_SZ, 8)`): the stride of the records
+ * `batchReserveBulk` hands out. -EINVAL for a `len` that is not a non-negative integer up to 2^30.
+ */
+export function ringbufRecordBytes(len: number): number {
+  if (typeof len !== 'number' || !Number.isInteger(len) || len < 0 || len > 2 ** 30) return -EINVAL;
+  return recordBytes(len);
+}
+
 /** True unless the ring was freed (a kernel handle checks its meta page; a user mapping cannot). */
 export function ringLive(r: RingRef): boolean {
   return r.magic < 0 || Atomics.load(r.mem.i32, r.magic) === r.stamp;

@@ -13,6 +13,7 @@ import {
   PAGE_SIZE,
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
+  ringbufRecordBytes,
   VMALLOC_START,
   type RingBuf,
 } from '../src/index.js';
@@ -163,6 +164,47 @@ describe('bad input to the ring calls', () => {
     expect(rb.flush()).toBe(0);
     expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(32);
     k.checkInvariants();
+  });
+
+  it('batchReserveBulk and batchReserveBulkWait answer -EINVAL for bad lengths, counts, flags and timeouts, and change nothing', () => {
+    const { k, rb } = setup();
+    // an open batch of two records: a call that published it would change the ring
+    const first = rb.batchReserveBulk(4, 2);
+    expect(first).toBeGreaterThanOrEqual(0);
+    new DataView(rb.batchBuffer).setUint32(first, 7, true);
+    new DataView(rb.batchBuffer).setUint32(first + ringbufRecordBytes(4), 8, true);
+    const before = snapshot(k);
+    const lens = [...BAD_NUMBERS, 2 ** 32 - 1, 2 ** 31, RB_BATCH_MAX_RECORD + 1];
+    for (const len of lens) {
+      expect(call((v) => rb.batchReserveBulk(v, 2), len)).toBe(-EINVAL);
+      expect(call((v) => rb.batchReserveBulkWait(v, 2, 0, 0), len)).toBe(-EINVAL);
+    }
+    // a ring of 16 KiB has chunks of 2 KiB: 128 records of 8 bytes (16 with the header) fill one
+    const counts = [...BAD_NUMBERS, 0, 2 ** 32, 2 ** 32 + 1, 129, 2 ** 31];
+    for (const count of counts) {
+      expect(call((v) => rb.batchReserveBulk(8, v), count)).toBe(-EINVAL);
+      expect(call((v) => rb.batchReserveBulkWait(8, v, 0, 0), count)).toBe(-EINVAL);
+    }
+    for (const flags of [...BAD_FLAGS, RB_BATCH | 4, RB_BATCH * 2, String(RB_BATCH)]) {
+      expect(call((v) => rb.batchReserveBulk(8, 2, v), flags)).toBe(-EINVAL);
+      expect(call((v) => rb.batchReserveBulkWait(8, 2, v, 0), flags)).toBe(-EINVAL);
+    }
+    for (const timeoutMs of ['1', 1n, null, {}, NaN])
+      expect(call((v) => rb.batchReserveBulkWait(8, 2, 0, v), timeoutMs)).toBe(-EINVAL);
+    expectUnchangedSince(k, before);
+    // the largest bulk a chunk holds is taken: the open batch goes out first, then 128 records
+    const prod = rb.query(BPF_RB_PROD_POS);
+    expect(rb.batchReserveBulk(8, 128)).toBe(8);
+    expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(32); // the two records of 4 bytes, 16 each
+    expect(rb.flush()).toBe(0);
+    expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(32 + 128 * 16);
+    k.checkInvariants();
+  });
+
+  it('ringbufRecordBytes gives the stride of a record and -EINVAL for a length that is none', () => {
+    expect([0, 1, 8, 32, 33, 1024].map(ringbufRecordBytes)).toEqual([8, 16, 16, 40, 48, 1032]);
+    for (const len of [...BAD_NUMBERS, 2 ** 30 + 1])
+      expect(call(ringbufRecordBytes, len)).toBe(-EINVAL);
   });
 
   it("batchReserve refuses a record larger than the ring's batches without publishing the open one", () => {

@@ -18,6 +18,7 @@ import {
   PAGE_SIZE,
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
+  ringbufRecordBytes,
   RINGBUF_BUSY_BIT,
   type RingBuf,
 } from '../src/index.js';
@@ -755,6 +756,87 @@ describe('batchReserve: records written in place', () => {
     reserveRange(rb2, 10, 12);
     rb2.flush();
     expect(seen(rb2)).toEqual([10, 11]);
+    k.checkInvariants();
+  });
+});
+
+/** Write records `from` … `from + count - 1` of `len` bytes at `at`, one stride apart. */
+function writeBulk(rb: RingBuf, at: number, len: number, from: number, count: number): void {
+  const stride = ringbufRecordBytes(len);
+  for (let k = 0; k < count; k++) writeAt(rb, at + k * stride, len, from + k);
+}
+
+describe('batchReserveBulk: many records written in place with one call', () => {
+  it('hands out room for them all one stride apart, and delivers each as its own record, in order, intact', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    const at = rb.batchReserveBulk(32, 10);
+    expect(at).toBe(8);
+    writeBulk(rb, at, 32, 0, 10);
+    // the next call's room follows the bulk's last record, as a batchReserve's would
+    expect(rb.batchReserve(13)).toBe(8 + 10 * 40);
+    writeAt(rb, 8 + 10 * 40, 13, 10);
+    const next = rb.batchReserveBulk(8, 3);
+    expect(next).toBe(8 + 10 * 40 + 24);
+    writeBulk(rb, next, 8, 11, 3);
+    expect(seen(rb)).toEqual([]); // nothing in the ring yet
+    expect(rb.flush()).toBe(0);
+    const got: [number, number][] = [];
+    ringConsume(ringRef(rb), (v: Uint8Array) => void got.push([v.length, readRecord(v)[1]]));
+    expect(got).toEqual([
+      ...range(0, 10).map((seq) => [32, seq]),
+      [13, 10],
+      ...range(11, 14).map((seq) => [8, seq]),
+    ]);
+    k.checkInvariants();
+  });
+
+  it('publishes the open batch first when the bulk does not fit in it, and keeps it on a full ring', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!; // chunks of at most 1 KiB: 25 records of 32 bytes
+    let seq = 0;
+    for (;;) {
+      const at = rb.batchReserveBulk(32, 20);
+      if (at === -EAGAIN) break;
+      expect(at).toBe(8); // never joins a batch of 20 (800 bytes): each starts a new one
+      writeBulk(rb, at, 32, seq, 20);
+      seq += 20;
+    }
+    const before = rb.query(BPF_RB_PROD_POS);
+    expect(rb.batchReserveBulkWait(32, 20, 0, 10)).toBe(-EAGAIN); // the main thread never blocks
+    expect(rb.query(BPF_RB_PROD_POS)).toBe(before); // nothing moved
+    const first = seen(rb);
+    expect(first).toEqual(range(0, first.length));
+    expect(first.length).toBe(seq - 20); // the last 20 are still staged
+    k.checkInvariants();
+    // room again: the same call publishes the kept batch and takes the next 20
+    const at = rb.batchReserveBulk(32, 20);
+    expect(at).toBe(8);
+    writeBulk(rb, at, 32, seq, 20);
+    expect(rb.flush()).toBe(0);
+    expect(seen(rb)).toEqual(range(first.length, seq + 20));
+    k.checkInvariants();
+  });
+
+  it('keeps every record across wrap-around of the data area and of the 32-bit positions', () => {
+    // a bulk of one record per call here: the helper counts records one at a time
+    streamAcrossWraps(boot(), (rb, len, seq) => {
+      const at = rb.batchReserveBulk(len, 1);
+      if (at >= 0) writeAt(rb, at, len, seq);
+      return at < 0 ? at : 0;
+    });
+  });
+
+  it('answers -EINVAL on a freed ring, and for more records than a chunk holds, taking none', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
+    expect(rb.batchReserveBulk(32, 25)).toBe(8); // 25 × 40 bytes: within the 1 KiB chunk
+    writeBulk(rb, 8, 32, 0, 25);
+    expect(rb.batchReserveBulk(32, 26)).toBe(-EINVAL); // 1040 bytes: never fits a chunk
+    expect(rb.flush()).toBe(0);
+    expect(seen(rb)).toEqual(range(0, 25)); // the refused call took none
+    rb.free();
+    expect(rb.batchReserveBulk(32, 1)).toBe(-EINVAL);
     k.checkInvariants();
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Model-based test of the ring buffer: random sequences of reserve, output, batched output
- * (`RB_BATCH`, or `batchReserve` and a write in place), flush, submit, discard and consume against a simple queue of records, from
+ * (`RB_BATCH`, or `batchReserve`/`batchReserveBulk` and writes in place), flush, submit, discard and consume against a simple queue of records, from
  * positions that start anywhere (near 2^32 too), so rings fill up, wrap around the data area and
  * wrap their 32-bit position words. The model of a batch: records staged outside the ring, up to a
  * chunk (512 bytes at first, doubling each time a batch fills its chunk, shrinking to what an early
@@ -52,6 +52,7 @@ type Op =
   | { kind: 'reserve'; len: number }
   | { kind: 'output'; len: number }
   | { kind: 'batch'; len: number; inPlace: boolean }
+  | { kind: 'bulk'; len: number; count: number }
   | { kind: 'flush' }
   | { kind: 'commit'; pick: number; discard: boolean }
   | { kind: 'consume' };
@@ -72,6 +73,14 @@ function opArb(size: number): fc.Arbitrary<Op> {
         kind: fc.constant('batch' as const),
         len: batchLen,
         inPlace: fc.boolean(), // batchReserve and a write in place, else output(bytes, RB_BATCH)
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('bulk' as const), // batchReserveBulk and each record written in place
+        len: fc.integer({ min: 0, max: 64 }),
+        count: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 2000 })),
       }),
     },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('flush' as const) }) },
@@ -224,6 +233,42 @@ function step(rb: RingBuf, m: Model, op: Op): void {
       const fits = m.fits(op.len);
       expect(rb.output(bytes, RB_BATCH)).toBe(fits ? 0 : -EAGAIN);
       if (fits) m.add(op.len, 'submitted', null);
+      return;
+    }
+    case 'bulk': {
+      const stride = Math.ceil((op.len + 8) / 8) * 8;
+      const total = stride * op.count;
+      if (total > m.cap) {
+        expect(rb.batchReserveBulk(op.len, op.count)).toBe(-EINVAL); // more than a chunk
+        return;
+      }
+      // every record joins the batch (in the open one when all fit, else in a new one)
+      const put = (): number => {
+        const at = rb.batchReserveBulk(op.len, op.count);
+        if (at < 0) return at;
+        expect(at % 8).toBe(0);
+        for (let k = 0; k < op.count; k++) {
+          const bytes = new Uint8Array(rb.batchBuffer, at + k * stride, op.len);
+          fillRecord(bytes, 1, m.seq + k);
+        }
+        return 0;
+      };
+      const records = Array.from({ length: op.count }, (_, k) => ({ seq: m.seq + k, len: op.len }));
+      const b = m.staged;
+      if (b !== null && b.used + total <= b.size) {
+        expect(put()).toBe(0);
+        b.records.push(...records);
+        b.used += total;
+        m.seq += op.count;
+        return;
+      }
+      if (!m.publish(true)) {
+        expect(put()).toBe(-EAGAIN); // nothing taken, the batch kept
+        return;
+      }
+      expect(put()).toBe(0);
+      m.staged = { records, used: total, size: Math.min(m.cap, Math.max(m.chunk, total)) };
+      m.seq += op.count;
       return;
     }
     case 'output': {

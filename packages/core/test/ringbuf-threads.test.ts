@@ -37,7 +37,8 @@ type Mode =
   | 'batch-block'
   | 'batch-forever'
   | 'in-place'
-  | 'in-place-forever';
+  | 'in-place-forever'
+  | 'bulk';
 
 function startProducer(
   k: Kernel,
@@ -139,6 +140,8 @@ describe('a ring with producer threads', () => {
     [2, 'batch', 700],
     [3, 'in-place', 32],
     [2, 'in-place', 500],
+    [3, 'bulk', 32],
+    [2, 'bulk', 20],
   ] as const) {
     it(`delivers every record of ${producers} ${mode} producers once, in order, intact (${len}-byte records)`, async () => {
       const k = Kernel.boot({ memoryBytes: 64 * MiB });
@@ -157,7 +160,7 @@ describe('a ring with producer threads', () => {
         rb,
         next,
         () => next.every((n) => n === count),
-        mode === 'batch' || mode === 'in-place',
+        mode === 'batch' || mode === 'in-place' || mode === 'bulk',
       );
       for (const p of running) expect(await p.done).toBe('done');
       expect(rb.consume(() => undefined)).toBe(0); // nothing more: no record twice
@@ -168,23 +171,23 @@ describe('a ring with producer threads', () => {
 });
 
 describe('a ring with user-process producers', () => {
-  it('delivers every record of 3 producers writing through their own mappings to a user consumer', async () => {
+  it('delivers every record of 4 producers writing through their own mappings to a user consumer', async () => {
     const k = Kernel.boot({ memoryBytes: 64 * MiB });
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
     const cm = k.createAddressSpace()!;
     const consumer = UserRingBuf.open(cm, rb.mmap(cm, 'consumer'), rb.dataBytes);
     const count = 10_000;
-    const ctl = sharedInts(5);
-    const modes = ['reserve', 'batch', 'in-place'] as const;
+    const ctl = sharedInts(6);
+    const modes = ['reserve', 'batch', 'in-place', 'bulk'] as const;
     const running = modes.map((mode, id) => {
       const mm = k.createAddressSpace()!;
       const user = { mmId: mm.id, uaddr: rb.mmap(mm, 'producer'), dataBytes: rb.dataBytes };
       return startProducer(k, rb, ctl, id, mode, count, 64, user);
     });
-    waitFor(ctl, 0, 3);
+    waitFor(ctl, 0, 4);
     Atomics.store(ctl, 1, 1);
     Atomics.notify(ctl, 1);
-    const next = [0, 0, 0];
+    const next = [0, 0, 0, 0];
     await consumeUntil(consumer, next, () => next.every((n) => n === count));
     for (const p of running) expect(await p.done).toBe('done');
     k.checkInvariants();
