@@ -55,7 +55,7 @@
  *
  * @module
  */
-import { PAGE_SHIFT } from './errno.js';
+import { EAGAIN, EINVAL, PAGE_SHIFT } from './errno.js';
 import {
   RINGBUF_HDR_SZ,
   RINGBUF_META_PAGES,
@@ -72,6 +72,8 @@ import {
 import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
+  checkProducer,
+  checkRecordLen,
   recordBytes,
   recordOffset,
   ringCommitted,
@@ -79,9 +81,11 @@ import {
   ringLiveHint,
   ringPassCommitted,
   ringReserve,
+  validCommitFlags,
   type RingRef,
 } from './ringbuf.js';
 import { waitForRoom, whenConsumerMoves } from './ringbuf-wait.js';
+import { validTimeout } from './cpu-relax.js';
 
 declare function queueMicrotask(callback: () => void): void;
 
@@ -115,12 +119,15 @@ const SMALL_RECORD = 128;
  */
 const HOLD_MS = 1000;
 
-/** {@link RingBatch.add}'s answer when `bytes` cannot be read (nothing changed). */
-export const BATCH_BAD_BYTES = -1;
-/** {@link RingBatch.add}'s answer when the record must go out on its own (too large a record). */
-export const BATCH_DECLINED = -2;
-/** {@link RingBatch.add}'s answer when the batch is full and the ring has no room for it. */
-export const BATCH_FULL = -3;
+/**
+ * {@link RingBatch.add}'s answer when the record must go out on its own (too large a record): no
+ * errno, never returned to a user. (Its other answers are the call's own: an offset, -EAGAIN or
+ * -EINVAL, so that the caller returns them as they are: a test of which one it was would be a
+ * branch that the caller's optimized code first meets when the ring first fills, and V8 undoes
+ * optimized code that meets a branch it has no feedback for. The slow path of `batchReserve`
+ * inlines into the user's loop, `add` does not.)
+ */
+export const BATCH_DECLINED = -0x10000;
 
 /** The most records a chunk holds (each takes at least its 8-byte header). */
 const MAX_RECORDS = MAX_CHUNK / RINGBUF_HDR_SZ;
@@ -349,36 +356,51 @@ export class RingBatch {
   }
 
   /**
-   * Add a record of `len` bytes (at most {@link RB_BATCH_MAX_RECORD}, a valid length for the ring)
-   * to the batch on ring `r`: a copy of `bytes`, or, for null, room the caller fills in place;
-   * for null, `count` such records one after the other (their room together at most a chunk).
-   * Returns the byte offset of the (first) record's bytes in {@link RingBatch.buffer};
-   * {@link BATCH_FULL} when the batch had no room for it and the ring none for the batch (nothing
-   * changed: the batch stays open); {@link BATCH_DECLINED} when the record must be output on its
-   * own (larger than a chunk); {@link BATCH_BAD_BYTES} when `bytes` cannot be read (then nothing
-   * changed).
+   * Add a record of `len` bytes to the batch on ring `r`: a copy of `bytes` (`len` at most
+   * {@link RB_BATCH_MAX_RECORD} and a valid length for the ring, `flags` a commit's, both checked
+   * by the caller), or, for null, room for `count` records of `len` bytes one after the other,
+   * which the caller fills in place (`len`, `count` and the caller's `flags` checked here, as
+   * {@link reserveFlags} says). Returns the byte offset of the (first) record's bytes in
+   * {@link RingBatch.buffer}; -EAGAIN when the batch had no room for it and the ring none for the
+   * batch (nothing changed: the batch stays open); {@link BATCH_DECLINED} when the record must be
+   * output on its own (larger than a chunk); -EINVAL when `bytes` cannot be read or a check fails
+   * (then nothing changed).
    * Context: the producer's thread.
    */
-  add(r: RingRef, bytes: Uint8Array | null, len: number, flags: number, count = 1): number {
+  add(
+    r: RingRef,
+    bytes: Uint8Array | null,
+    len: number,
+    flags: number | undefined,
+    count: number,
+    timeoutMs: number,
+  ): number {
     let source: Uint8Array | null = null;
+    let f = flags ?? 0;
     if (bytes !== null) {
       // bytes that cannot be read (a detached buffer, or a view out of its shrunk buffer) measure
       // 0 bytes: refused before anything moves
-      if (len === 0 && !readable(bytes)) return BATCH_BAD_BYTES;
+      if (len === 0 && !readable(bytes)) return -EINVAL;
       source = exactBytes(bytes, len);
-      if (source === null) return BATCH_BAD_BYTES;
+      if (source === null) return -EINVAL;
+    } else {
+      // room to write in place: the call's own checks are made here, in this large function
+      // that V8 does not inline, so that none of them inlines into the user's loop around the
+      // fast path (the loop compiles sooner, and meets no branch it has no feedback for)
+      f = reserveFlags(r, len, flags, count);
+      if (f < 0 || !validTimeout(timeoutMs)) return -EINVAL;
     }
     // (a record with bytes comes alone: count is 1)
     const total = recordBytes(len) * count;
     // (a handle's batch is always on the handle's one ring)
     if (this.#r !== null && this.#cur + total > this.#size && !this.publish(true))
-      return BATCH_FULL;
+      return this.#addWait(r, len, flags, count, timeoutMs);
     if (this.#r === null) {
       const cap = batchCap(r);
       if (total > cap) return BATCH_DECLINED;
       // at most one open batch per thread and ring: records keep this thread's order whichever
       // handle outputs them
-      if (!publishBatches(r.mem, r.data)) return BATCH_FULL;
+      if (!publishBatches(r.mem, r.data)) return this.#addWait(r, len, flags, count, timeoutMs);
       this.#stageOf();
       this.#r = r;
       this.#size = Math.min(cap, Math.max(this.#chunk, total));
@@ -398,9 +420,29 @@ export class RingBatch {
     this.#lens!.fill(len, this.#n, this.#n + count);
     this.#n += count;
     this.#cur += total;
-    if ((flags & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
-    if (flags & BPF_RB_FORCE_WAKEUP) this.#force = true;
+    if ((f & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
+    if (f & BPF_RB_FORCE_WAKEUP) this.#force = true;
     return at;
+  }
+
+  /**
+   * {@link RingBatch.add} of room found none (the batch full, the ring without room for it):
+   * -EAGAIN at once for `timeoutMs` 0 (an output: `outputWait` waits around it), where only this
+   * thread could make the room ({@link waitsForSelf}), and where the thread may not block; else
+   * the same `add` again each time the consumer moves, for up to `timeoutMs` (negative: no limit),
+   * as {@link waitForRoom} says. Context: the producer's thread.
+   */
+  #addWait(
+    r: RingRef,
+    len: number,
+    flags: number | undefined,
+    count: number,
+    timeoutMs: number,
+  ): number {
+    if (timeoutMs === 0 || waitsForSelf(r)) return -EAGAIN;
+    let ret = -EAGAIN;
+    waitForRoom(r, timeoutMs, () => (ret = this.add(r, null, len, flags, count, 0)) !== -EAGAIN);
+    return ret;
   }
 
   /** Forget the open batch without writing anything (its ring is being freed). */
@@ -497,6 +539,31 @@ export class RingBatch {
       waitForRoom(r, timeoutMs, () => this.publish());
     return this.#r === null || this.publishOrRetry();
   }
+}
+
+/**
+ * The checks of a `batchReserve(len, flags)` or `batchReserveBulk(len, count, flags)` on ring `r`:
+ * the commit flags to use (RB_BATCH, which may be given, taken out), or -1 when a check fails: a
+ * thread not attached, a `len` that is no record length or larger than `RB_BATCH_MAX_RECORD`, a
+ * `count` that is not an integer of at least 1, records that together exceed the ring's chunk (a
+ * record larger than a chunk never joins a batch), bad flags, or a freed ring.
+ */
+function reserveFlags(r: RingRef, len: number, flags: unknown, count: unknown): number {
+  checkProducer(r);
+  if (
+    checkRecordLen(r, len) < 0 ||
+    len > RB_BATCH_MAX_RECORD ||
+    typeof count !== 'number' ||
+    !Number.isInteger(count) ||
+    count < 1 ||
+    recordBytes(len) * count > batchCap(r) ||
+    !ringLiveHint(r)
+  )
+    return -1;
+  if (flags === undefined) return 0;
+  if (typeof flags !== 'number') return -1;
+  const f = flags - (flags & RB_BATCH); // the rest must be exactly a commit's flags
+  return validCommitFlags(f) ? f : -1;
 }
 
 /**

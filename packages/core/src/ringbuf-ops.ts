@@ -16,7 +16,6 @@ import {
   checkProducer,
   checkRecordLen,
   maxRecordBytes,
-  recordBytes,
   recordOffset,
   OUTPUT_INLINE_MAX,
   RESERVE_BAD_BYTES,
@@ -41,8 +40,6 @@ import {
 import { validTimeout } from './cpu-relax.js';
 import {
   BATCH_DECLINED,
-  BATCH_FULL,
-  batchCap,
   noteConsumer,
   noteReservation,
   publishBatches,
@@ -190,8 +187,8 @@ export abstract class RingOps {
       if (!validCommitFlags(flags - batch)) return -EINVAL;
       f = flags - batch;
       if (batch !== 0 && len <= RB_BATCH_MAX_RECORD) {
-        const ret = this.#batch.add(r, bytes, len, f);
-        if (ret !== BATCH_DECLINED) return ret >= 0 ? 0 : ret === BATCH_FULL ? -EAGAIN : -EINVAL;
+        const ret = this.#batch.add(r, bytes, len, f, 1, 0);
+        if (ret !== BATCH_DECLINED) return ret >= 0 ? 0 : ret; // -EAGAIN, -EINVAL
       }
     }
     const source = exactBytes(bytes, len);
@@ -242,34 +239,19 @@ export abstract class RingOps {
       const at = this.#batch.reserve(len);
       if (at >= 0) return at;
     }
-    return this.#batchReserve(len, flags, 1);
+    return this.#batchReserve(len, flags, 1, 0);
   }
 
-  /** {@link RingOps.batchReserve} (or, `count` records at once, `batchReserveBulk`) but for its fast path. */
-  #batchReserve(len: number, flags: number | undefined, count: number): number {
-    const r = this.producerRef();
-    checkProducer(r);
-    // a record larger than a batch's chunk never joins one (an output would go out on its own);
-    // nor do records that together are
-    if (
-      checkRecordLen(r, len) < 0 ||
-      len > RB_BATCH_MAX_RECORD ||
-      typeof count !== 'number' ||
-      !Number.isInteger(count) ||
-      count < 1 ||
-      recordBytes(len) * count > batchCap(r)
-    )
-      return -EINVAL;
-    if (!ringLiveHint(r)) return -EINVAL;
-    let f = 0;
-    if (flags !== undefined) {
-      // RB_BATCH may be given; the rest must be exactly a commit's flags
-      if (typeof flags !== 'number') return -EINVAL;
-      f = flags - (flags & RB_BATCH);
-      if (!validCommitFlags(f)) return -EINVAL;
-    }
-    const ret = this.#batch.add(r, null, len, f, count);
-    return ret >= 0 ? ret : ret === BATCH_FULL ? -EAGAIN : -EINVAL;
+  /**
+   * {@link RingOps.batchReserve} (or, `count` records at once, `batchReserveBulk`; with
+   * `timeoutMs`, their waiting forms) but for its fast path. The checks, the rest and the wait
+   * are in `RingBatch.add`, which V8 does not inline: the user's loop around the fast path
+   * compiles sooner, and holds no branch that runs only once a ring first fills (optimized code
+   * that meets a branch it has no feedback for is thrown away and compiled again). Returns as it
+   * is what `add` answers: an offset, -EAGAIN or -EINVAL.
+   */
+  #batchReserve(len: number, flags: number | undefined, count: number, timeoutMs: number): number {
+    return this.#batch.add(this.producerRef(), null, len, flags, count, timeoutMs);
   }
 
   /**
@@ -278,12 +260,12 @@ export abstract class RingOps {
    * {@link RingOps.outputWait} does.
    */
   batchReserveWait(len: number, flags: number | undefined, timeoutMs: number): number {
-    if (!validTimeout(timeoutMs)) return -EINVAL;
-    let ret = this.batchReserve(len, flags);
-    const r = this.producerRef();
-    if (ret !== -EAGAIN || waitsForSelf(r)) return ret;
-    waitForRoom(r, timeoutMs, () => (ret = this.batchReserve(len, flags)) !== -EAGAIN);
-    return ret;
+    // the fast path as batchReserve's; the wait is in RingBatch.add (see #batchReserve)
+    if ((flags === undefined || flags === 0 || flags === RB_BATCH) && validTimeout(timeoutMs)) {
+      const at = this.#batch.reserve(len);
+      if (at >= 0) return at;
+    }
+    return this.#batchReserve(len, flags, 1, timeoutMs);
   }
 
   /**
@@ -310,7 +292,7 @@ export abstract class RingOps {
       const at = this.#batch.reserveBulk(len, count);
       if (at >= 0) return at;
     }
-    return this.#batchReserve(len, flags, count);
+    return this.#batchReserve(len, flags, count, 0);
   }
 
   /**
@@ -323,12 +305,11 @@ export abstract class RingOps {
     flags: number | undefined,
     timeoutMs: number,
   ): number {
-    if (!validTimeout(timeoutMs)) return -EINVAL;
-    let ret = this.batchReserveBulk(len, count, flags);
-    const r = this.producerRef();
-    if (ret !== -EAGAIN || waitsForSelf(r)) return ret;
-    waitForRoom(r, timeoutMs, () => (ret = this.batchReserveBulk(len, count, flags)) !== -EAGAIN);
-    return ret;
+    if ((flags === undefined || flags === 0 || flags === RB_BATCH) && validTimeout(timeoutMs)) {
+      const at = this.#batch.reserveBulk(len, count);
+      if (at >= 0) return at;
+    }
+    return this.#batchReserve(len, flags, count, timeoutMs);
   }
 
   /**

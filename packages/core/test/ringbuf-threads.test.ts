@@ -38,7 +38,8 @@ type Mode =
   | 'batch-forever'
   | 'in-place'
   | 'in-place-forever'
-  | 'bulk';
+  | 'bulk'
+  | 'bulk-forever';
 
 function startProducer(
   k: Kernel,
@@ -294,7 +295,8 @@ describe('a producer thread that dies holding a reservation', () => {
   });
 
   it('never stalls the consumer: producers killed at random points are reaped and the others finish', async () => {
-    // even rounds: the victim reserves and outputs; odd: it batches (rounds 3 and 7 in place).
+    // even rounds: the victim reserves and outputs; odd: it batches (round 3 in place, round 7
+    // in place in bulk).
     // (The victim never stops producing: before a consume stopped at a lap of the ring, one poll
     // here could take its records for a minute and more, and this test timed out)
     const rounds = 8;
@@ -310,7 +312,13 @@ describe('a producer thread that dies holding a reservation', () => {
           rb,
           ctl,
           0,
-          round % 2 === 0 ? 'forever' : round % 4 === 1 ? 'batch-forever' : 'in-place-forever',
+          round % 2 === 0
+            ? 'forever'
+            : round % 4 === 1
+              ? 'batch-forever'
+              : round === 3
+                ? 'in-place-forever'
+                : 'bulk-forever',
           0,
           48,
         ),

@@ -21,12 +21,16 @@ export const StreamMode = {
   RAW: 1,
   /** batches of 256 records, each a new ArrayBuffer posted with its transfer list */
   TRANSFER: 2,
+  /** sabvm: `rb.batchReserveBulk(32, STREAM_BULK)` and each record's fields written in place */
+  SABVM_BULK: 3,
 } as const;
 
 /** Bytes of a record. */
 export const STREAM_RECORD = 32;
 /** Records per posted batch in the transfer baseline. */
 export const STREAM_BATCH = 256;
+/** Records per `batchReserveBulk` in the sabvm bulk program (as the raw ring's RAW_PUBLISH). */
+export const STREAM_BULK = 64;
 /** Slots of the hand-written ring (1 MiB of records, as the sabvm ring). */
 export const RAW_SLOTS = 32_768;
 /** Int32 index of the raw ring's head (written by the worker) and tail (by the main thread). */

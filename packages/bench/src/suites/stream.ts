@@ -29,6 +29,7 @@ import { workerUrl } from './worker-url.js';
 export const STREAM = {
   group: 'a fresh worker streams 32-byte records to the main thread',
   sabvm: 'sabvm ring, batchReserve + pollAt',
+  bulk: 'sabvm ring, batchReserveBulk of 64 + pollAt',
   raw: 'hand-written ring in a SharedArrayBuffer',
   transfer: 'postMessage of 256-record batches, transferred',
 } as const;
@@ -91,8 +92,9 @@ export async function runSabvm(
   count: number,
   t: Tally,
   onRecord: (m: Uint8Array, offset: number) => void,
+  mode: number = StreamMode.SABVM,
 ): Promise<number> {
-  const run = startRun({ mode: StreamMode.SABVM, handle: kernel.handle, ring: rb.kaddr }, count, t);
+  const run = startRun({ mode, handle: kernel.handle, ring: rb.kaddr }, count, t);
   const deadline = Date.now() + RUN_TIMEOUT_MS;
   while (t.got < count) {
     const n = await Promise.race([rb.pollAt(onRecord, { timeoutMs: 100 }), run.failed]);
@@ -188,10 +190,19 @@ export function freshStreamGroup(kernel: Kernel, rb: RingBuf, quick: boolean): C
     bytes: STREAM_RECORD,
     cases: [
       row(STREAM.sabvm, 'subject', () => runSabvm(kernel, rb, count, t, onRecord)),
+      row(STREAM.bulk, 'subject', () =>
+        runSabvm(kernel, rb, count, t, onRecord, StreamMode.SABVM_BULK),
+      ),
       row(STREAM.raw, 'baseline', () => runRaw(count, t)),
       row(STREAM.transfer, 'baseline', () => runTransfer(count, t)),
     ],
     ratios: [
+      {
+        name: `${STREAM.bulk} ÷ ${STREAM.raw}`,
+        subject: STREAM.bulk,
+        baseline: STREAM.raw,
+        kind: 'throughput',
+      },
       {
         name: `${STREAM.sabvm} ÷ ${STREAM.raw}`,
         subject: STREAM.sabvm,
