@@ -410,3 +410,19 @@ describe('a ring high in physical memory', () => {
     expect(k.stats().freeFrames).toBe(free0);
   });
 });
+
+describe('the consumer busy poll', () => {
+  it('comes back after a sleep that a record ended within 1 ms, not after a longer one', async () => {
+    // a wake-up through the event loop alone takes a few hundred microseconds on a busy machine:
+    // a stream woken that slowly still streams, and should be polled for again
+    const { busyPollAfterSleep } = await import('../src/ringbuf-wait.js');
+    expect([0, 0.05, 0.2, 0.5, 0.99].map(busyPollAfterSleep)).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect([1, 2, 50, Infinity].map(busyPollAfterSleep)).toEqual([false, false, false, false]);
+  });
+});
