@@ -364,7 +364,9 @@ export class RingBatch {
    * {@link RingBatch.buffer}; -EAGAIN when the batch had no room for it and the ring none for the
    * batch (nothing changed: the batch stays open); {@link BATCH_DECLINED} when the record must be
    * output on its own (larger than a chunk); -EINVAL when `bytes` cannot be read or a check fails
-   * (then nothing changed).
+   * (then nothing changed). With `timeoutMs` other than 0 (room to write in place only: the
+   * waiting forms `batchReserveWait` and `batchReserveBulkWait`), a batch and ring without room
+   * wait for the consumer as {@link RingBatch.#addWait} says before -EAGAIN is answered.
    * Context: the producer's thread.
    */
   add(

@@ -260,8 +260,9 @@ export abstract class RingOps {
    * {@link RingOps.outputWait} does.
    */
   batchReserveWait(len: number, flags: number | undefined, timeoutMs: number): number {
+    if (!validTimeout(timeoutMs)) return -EINVAL;
     // the fast path as batchReserve's; the wait is in RingBatch.add (see #batchReserve)
-    if ((flags === undefined || flags === 0 || flags === RB_BATCH) && validTimeout(timeoutMs)) {
+    if (flags === undefined || flags === 0 || flags === RB_BATCH) {
       const at = this.#batch.reserve(len);
       if (at >= 0) return at;
     }
@@ -305,7 +306,8 @@ export abstract class RingOps {
     flags: number | undefined,
     timeoutMs: number,
   ): number {
-    if ((flags === undefined || flags === 0 || flags === RB_BATCH) && validTimeout(timeoutMs)) {
+    if (!validTimeout(timeoutMs)) return -EINVAL;
+    if (flags === undefined || flags === 0 || flags === RB_BATCH) {
       const at = this.#batch.reserveBulk(len, count);
       if (at >= 0) return at;
     }

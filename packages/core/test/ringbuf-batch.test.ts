@@ -664,7 +664,7 @@ describe('batchReserve: records written in place', () => {
       expect(at).toBeGreaterThanOrEqual(0);
       writeAt(rb, at, 100, seq++);
     }
-    expect(rb.batchReserveWait(100, 0, 10)).toBe(-EAGAIN); // the main thread never blocks
+    expect(rb.batchReserveWait(100, 0, 10)).toBe(-EAGAIN); // 10 ms, and nobody consumed
     const first = seen(rb);
     expect(first.length).toBeGreaterThan(60);
     expect(first).toEqual(range(0, first.length));
@@ -803,7 +803,7 @@ describe('batchReserveBulk: many records written in place with one call', () => 
       seq += 20;
     }
     const before = rb.query(BPF_RB_PROD_POS);
-    expect(rb.batchReserveBulkWait(32, 20, 0, 10)).toBe(-EAGAIN); // the main thread never blocks
+    expect(rb.batchReserveBulkWait(32, 20, 0, 10)).toBe(-EAGAIN); // 10 ms, and nobody consumed
     expect(rb.query(BPF_RB_PROD_POS)).toBe(before); // nothing moved
     const first = seen(rb);
     expect(first).toEqual(range(0, first.length));
@@ -815,6 +815,39 @@ describe('batchReserveBulk: many records written in place with one call', () => 
     writeBulk(rb, at, 32, seq, 20);
     expect(rb.flush()).toBe(0);
     expect(seen(rb)).toEqual(range(first.length, seq + 20));
+    k.checkInvariants();
+  });
+
+  it('fills a chunk to its last byte on the fast path, and no further', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    // the first chunk is 512 bytes: 16 records of 8 bytes (16 with the header) take half of it
+    expect(rb.batchReserveBulk(8, 16)).toBe(8); // opens the batch
+    writeBulk(rb, 8, 8, 0, 16);
+    expect(rb.batchReserveBulk(8, 16)).toBe(264); // joins it: 512 bytes exactly
+    writeBulk(rb, 264, 8, 16, 16);
+    expect(seen(rb)).toEqual([]);
+    // not even a record of 0 bytes more: the full batch goes out, and a new one takes it
+    expect(rb.batchReserveBulk(0, 1)).toBe(8);
+    expect(seen(rb)).toEqual(range(0, 32));
+    k.checkInvariants();
+  });
+
+  it('wakes a sleeping consumer unless every record of the batch said NO_WAKEUP', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    countWaiter(k, rb, 1); // a consumer that caught up and may sleep
+    const seq0 = wakeSeq(k, rb);
+    writeBulk(rb, rb.batchReserveBulk(32, 2, BPF_RB_NO_WAKEUP), 32, 0, 2);
+    writeBulk(rb, rb.batchReserveBulk(32, 2, BPF_RB_NO_WAKEUP), 32, 2, 2);
+    rb.flush();
+    expect(wakeSeq(k, rb)).toBe(seq0);
+    expect(seen(rb)).toEqual([0, 1, 2, 3]);
+    writeBulk(rb, rb.batchReserveBulk(32, 2, BPF_RB_NO_WAKEUP), 32, 4, 2);
+    writeBulk(rb, rb.batchReserveBulk(32, 2), 32, 6, 2); // these want the consumer woken
+    rb.flush();
+    expect(wakeSeq(k, rb)).toBe(seq0 + 1);
+    expect(seen(rb)).toEqual([4, 5, 6, 7]);
     k.checkInvariants();
   });
 

@@ -1,8 +1,8 @@
 /**
  * A stream of records from a worker thread to the main thread through a ring: the worker takes
- * room for 64 records of 32 bytes at a time with `batchReserveBulk` and writes each in place, the
- * main thread reads each in place with `pollAt`. No message per record, no ring written by hand, no batching in the user's code, no
- * object and no copy per record.
+ * room for 64 records of 32 bytes at a time with `batchReserveBulkWait` and writes each in place,
+ * the main thread reads each in place with `pollAt`. No message per record, no ring written by
+ * hand, no object and no copy per record.
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
