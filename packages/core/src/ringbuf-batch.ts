@@ -11,7 +11,7 @@
  * costs those once for up to a chunk of records.
  *
  * **Format: a batch is staged, then output as one reservation.** Records with `RB_BATCH` go one
- * after the other into a staging copy of a chunk (512 B to 64 KiB, at most an eighth of the ring),
+ * after the other into a staging copy of a chunk (512 B to 128 KiB, at most an eighth of the ring),
  * each 8 bytes after the last one's padded end, with room for its header there; their lengths go
  * to a list of the batch's own. A `batchReserve` hands the user the place of a record in the
  * staging chunk (`rb.batchBuffer`), to write in place (io_uring's `io_uring_get_sqe`). Nothing is
@@ -93,7 +93,7 @@ declare function queueMicrotask(callback: () => void): void;
  * `output` flag (sabvm's own, not Linux's; bit 30, far from Linux's flags, which answer -EINVAL
  * for any other bit as here): the record joins this thread's batch on the ring, and
  * reaches the consumer with the whole batch, a chunk of records at a time. A batch is published
- * when the next record does not fit in its chunk (512 bytes to 64 KiB), when this thread's current
+ * when the next record does not fit in its chunk (512 bytes to 128 KiB), when this thread's current
  * job ends (a microtask), before any other producing call on the same ring by this thread, when
  * this thread consumes the ring, at `rb.flush()` and at `kernel.detach()`. Until then its records
  * are not visible. The ring's room is found at the publish: an output that finds the batch full
@@ -108,7 +108,7 @@ export const RB_BATCH_MAX_RECORD = 1024;
 /** Bytes of a batch's first chunk, and the least a chunk shrinks to. */
 const MIN_CHUNK = 512;
 /** The largest chunk (bytes); a ring's chunks are also at most an eighth of its data area. */
-const MAX_CHUNK = 64 * 1024;
+const MAX_CHUNK = 128 * 1024;
 
 /** Records up to this many bytes are copied word by word from a reused buffer (see append). */
 const SMALL_RECORD = 128;
@@ -144,7 +144,7 @@ function readable(bytes: Uint8Array): boolean {
   }
 }
 
-/** The largest chunk on ring `r` (bytes): 64 KiB, and at most an eighth of its data area. */
+/** The largest chunk on ring `r` (bytes): 128 KiB, and at most an eighth of its data area. */
 export function batchCap(r: RingRef): number {
   return Math.min(MAX_CHUNK, r.size >>> 3);
 }

@@ -284,7 +284,7 @@ export abstract class RingOps {
    * (nothing taken, the batch kept: `batchReserveBulkWait` waits); -EINVAL for a `len` as
    * `batchReserve` refuses it, a `count` that is not an integer of at least 1, `count` records
    * that together exceed the ring's chunk (`count * ringbufRecordBytes(len)` above an eighth of
-   * the data area, or 64 KiB), bad flags or a freed ring. Nothing changes then. Context: the
+   * the data area, or 128 KiB), bad flags or a freed ring. Nothing changes then. Context: the
    * producer's thread, as `output`.
    */
   batchReserveBulk(len: number, count: number, flags?: number): number {
@@ -316,7 +316,7 @@ export abstract class RingOps {
 
   /**
    * The buffer {@link RingOps.batchReserve}'s offsets point into: this handle's staging chunk, a
-   * `SharedArrayBuffer` of 64 KiB, the same for the life of the handle. Make one view over it
+   * `SharedArrayBuffer` of 128 KiB, the same for the life of the handle. Make one view over it
    * (a `DataView`, or typed arrays: records are 8-byte aligned) and write records through it.
    */
   get batchBuffer(): SharedArrayBuffer {

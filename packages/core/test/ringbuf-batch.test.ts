@@ -149,20 +149,20 @@ describe('RB_BATCH output', () => {
     k.checkInvariants();
   });
 
-  it('publishes a chunk once it is full and goes on in a new one, doubling the chunk up to 64 KiB', () => {
+  it('publishes a chunk once it is full and goes on in a new one, doubling the chunk up to 128 KiB', () => {
     const k = Kernel.boot({ memoryBytes: 32 * MiB });
-    const rb = k.ringbufCreate(256 * PAGE_SIZE)!; // 1 MiB: chunks up to 64 KiB (an eighth: 128)
+    const rb = k.ringbufCreate(256 * PAGE_SIZE)!; // 1 MiB: chunks up to 128 KiB (an eighth)
     const prod0 = rb.query(BPF_RB_PROD_POS);
     outputRange(rb, 0, 1);
     expect(rb.query(BPF_RB_PROD_POS)).toBe(prod0); // staged: nothing in the ring yet
-    outputRange(rb, 1, 5000);
-    // chunks of 512 B … 32 KiB, then 64 KiB: 12, 25, 51, 102, 204, 409, 819, 1638, 1638 records
+    outputRange(rb, 1, 6638);
+    // chunks of 512 B … 64 KiB, then 128 KiB: 12, 25, 51, 102, 204, 409, 819, 1638, 3276 records
     // of 40 bytes published, each batch as exactly its bytes, and the 10th open with the other 102
-    expect(seen(rb)).toEqual(range(0, 4898));
-    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(4898 * 40);
+    expect(seen(rb)).toEqual(range(0, 6536));
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(6536 * 40);
     rb.flush();
-    expect(seen(rb)).toEqual(range(4898, 5000));
-    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(5000 * 40);
+    expect(seen(rb)).toEqual(range(6536, 6638));
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(6638 * 40);
     k.checkInvariants();
     // a batch published early leaves a chunk fit for what it held: 102 records, 4080 bytes, so
     // 4 KiB, which holds 102 records again: the 103rd publishes them
@@ -596,7 +596,7 @@ describe('batchReserve: records written in place', () => {
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
     const buffer = rb.batchBuffer;
     expect(buffer).toBeInstanceOf(SharedArrayBuffer);
-    expect(buffer.byteLength).toBe(64 * 1024);
+    expect(buffer.byteLength).toBe(128 * 1024);
     // records of several lengths: each starts 8 bytes after the last one's padded end
     const lens = [8, 13, 0, 32, 100, 8];
     let expected = 8;

@@ -131,7 +131,7 @@ class Model {
 
   /** The largest chunk on this ring. */
   get cap(): number {
-    return Math.min(64 * 1024, this.size / 8);
+    return Math.min(128 * 1024, this.size / 8);
   }
 
   /**
@@ -159,7 +159,7 @@ class Model {
     this.prod += bytes;
     this.staged = null;
     this.chunk = full
-      ? Math.min(64 * 1024, this.chunk * 2)
+      ? Math.min(128 * 1024, this.chunk * 2)
       : Math.max(512, 2 ** Math.ceil(Math.log2(b.used)));
     return true;
   }
