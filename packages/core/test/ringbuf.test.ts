@@ -426,3 +426,36 @@ describe('the consumer busy poll', () => {
     expect([1, 2, 50, Infinity].map(busyPollAfterSleep)).toEqual([false, false, false, false]);
   });
 });
+
+describe('a consume callback that throws', () => {
+  it('makes the call throw and leaves its record to be handed out again; a negative answer consumes it', async () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const rb = k.ringbufCreate(4 * PAGE_SIZE)!;
+    for (let i = 0; i < 6; i++) expect(rb.output(new Uint8Array([i]))).toBe(0);
+    const got: number[] = [];
+    const take = (v: Uint8Array): void => {
+      if (v[0] === 2 && !got.includes(2)) {
+        got.push(-2);
+        throw new Error('boom');
+      }
+      got.push(v[0]!);
+    };
+    expect(() => rb.consume(take)).toThrow('boom');
+    expect(got).toEqual([0, 1, -2]);
+    // the throwing record is the next one handed out: at least once for it, nothing lost
+    await expect(rb.poll((v) => void got.push(v[0]!), { timeoutMs: 0 })).resolves.toBe(4);
+    expect(got).toEqual([0, 1, -2, 2, 3, 4, 5]);
+    // a negative answer stops the call and the record counts as consumed
+    for (let i = 6; i < 9; i++) expect(rb.output(new Uint8Array([i]))).toBe(0);
+    const boom = (): never => {
+      throw new Error('poll boom');
+    };
+    await expect(rb.poll(boom, { timeoutMs: 0 })).rejects.toThrow('poll boom'); // 6 stays
+    const next: number[] = [];
+    expect(rb.consume((v) => (next.push(v[0]!), v[0] === 7 ? -5 : 0))).toBe(-5);
+    expect(next).toEqual([6, 7]); // the record the throwing poll met was handed out again
+    expect(rb.consume((v) => void got.push(v[0]!))).toBe(1);
+    expect(got.at(-1)).toBe(8);
+    k.checkInvariants();
+  });
+});
