@@ -441,10 +441,8 @@ export class RingBatch {
     count: number,
     timeoutMs: number,
   ): number {
-    if (timeoutMs === 0 || waitsForSelf(r)) return -EAGAIN;
-    let ret = -EAGAIN;
-    waitForRoom(r, timeoutMs, () => (ret = this.add(r, null, len, flags, count, 0)) !== -EAGAIN);
-    return ret;
+    if (timeoutMs === 0) return -EAGAIN;
+    return retryForRoom(r, timeoutMs, -EAGAIN, () => this.add(r, null, len, flags, count, 0));
   }
 
   /** Forget the open batch without writing anything (its ring is being freed). */
@@ -652,6 +650,22 @@ export function noteReservation(r: RingRef, delta: number): void {
 /** Forget what this thread did on the ring at `data` of `mem` (it is being freed). */
 export function forgetRing(mem: PhysMem, data: number): void {
   selfWaits.get(mem)?.delete(data);
+}
+
+/**
+ * A producing call's answer `ret`, and on -EAGAIN the answers of `attempt` (the call again) each
+ * time the consumer moves, up to `timeoutMs` (see {@link waitForRoom}); not where only this thread
+ * could make the room ({@link waitsForSelf}). Returns the last answer. Context: the producer.
+ */
+export function retryForRoom(
+  r: RingRef,
+  timeoutMs: number,
+  ret: number,
+  attempt: () => number,
+): number {
+  if (ret !== -EAGAIN || waitsForSelf(r)) return ret;
+  waitForRoom(r, timeoutMs, () => (ret = attempt()) !== -EAGAIN);
+  return ret;
 }
 
 /** True when only this thread could make room on `r`: it consumes it, or holds a reservation on it. */

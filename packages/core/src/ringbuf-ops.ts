@@ -45,10 +45,16 @@ import {
   publishBatches,
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
+  retryForRoom,
   RingBatch,
   waitsForSelf,
 } from './ringbuf-batch.js';
 import { bytesLength, exactBytes } from './typed-intrinsics.js';
+
+/** Flags a batched fast path takes as they are: none, 0 or `RB_BATCH` (else the whole path checks them). */
+function plainBatchFlags(flags: number | undefined): boolean {
+  return flags === undefined || flags === 0 || flags === RB_BATCH;
+}
 
 /**
  * A reserved record (`bpf_ringbuf_reserve`'s sample): write its bytes in place through
@@ -235,7 +241,7 @@ export abstract class RingOps {
    */
   batchReserve(len: number, flags?: number): number {
     // the fast path (small, so that it inlines into the caller's loop)
-    if (flags === undefined || flags === 0 || flags === RB_BATCH) {
+    if (plainBatchFlags(flags)) {
       const at = this.#batch.reserve(len);
       if (at >= 0) return at;
     }
@@ -262,7 +268,7 @@ export abstract class RingOps {
   batchReserveWait(len: number, flags: number | undefined, timeoutMs: number): number {
     if (!validTimeout(timeoutMs)) return -EINVAL;
     // the fast path as batchReserve's; the wait is in RingBatch.add (see #batchReserve)
-    if (flags === undefined || flags === 0 || flags === RB_BATCH) {
+    if (plainBatchFlags(flags)) {
       const at = this.#batch.reserve(len);
       if (at >= 0) return at;
     }
@@ -289,7 +295,7 @@ export abstract class RingOps {
    */
   batchReserveBulk(len: number, count: number, flags?: number): number {
     // the fast path (small, so that it inlines into the caller's loop)
-    if (flags === undefined || flags === 0 || flags === RB_BATCH) {
+    if (plainBatchFlags(flags)) {
       const at = this.#batch.reserveBulk(len, count);
       if (at >= 0) return at;
     }
@@ -307,7 +313,7 @@ export abstract class RingOps {
     timeoutMs: number,
   ): number {
     if (!validTimeout(timeoutMs)) return -EINVAL;
-    if (flags === undefined || flags === 0 || flags === RB_BATCH) {
+    if (plainBatchFlags(flags)) {
       const at = this.#batch.reserveBulk(len, count);
       if (at >= 0) return at;
     }
@@ -361,11 +367,8 @@ export abstract class RingOps {
 
   /** As {@link RingOps.output}, waiting for room as {@link RingOps.reserveWait} does. */
   outputWait(bytes: Uint8Array, flags: number | undefined, timeoutMs: number): number {
-    let ret = this.output(bytes, flags);
-    const r = this.producerRef();
-    if (ret !== -EAGAIN || waitsForSelf(r)) return ret;
-    waitForRoom(r, timeoutMs, () => (ret = this.output(bytes, flags)) !== -EAGAIN);
-    return ret;
+    const ret = this.output(bytes, flags);
+    return retryForRoom(this.producerRef(), timeoutMs, ret, () => this.output(bytes, flags));
   }
 
   /** `bpf_ringbuf_query`: `BPF_RB_AVAIL_DATA`, `_RING_SIZE`, `_CONS_POS` or `_PROD_POS`; else -EINVAL. */
