@@ -32,6 +32,7 @@ import { reapThreads } from './recovery.js';
 import { ringbufCreate, ringbufLookup, type RingBuf } from './ringbuf-area.js';
 import { dropAllBatches, publishBatches } from './ringbuf-batch.js';
 import { cancelRetries } from './ringbuf-wait.js';
+import { endReads } from './ringbuf-read.js';
 import { forgetHolds } from './ringbuf.js';
 import { validTimeout } from './cpu-relax.js';
 import { attachThread, checkAttached, detachThread, inKernel, threadWord } from './thread.js';
@@ -227,6 +228,7 @@ export class Kernel {
     // the room; elsewhere they are dropped, as the ring buffer guide says)
     publishBatches(this.mem, -1, -1);
     dropAllBatches(this.mem);
+    endReads(this.mem); // its open reads let the consumer lock go
     cancelRetries(this.mem); // (a retry's reference must go while this thread can still free)
     forgetHolds(this.mem); // a pending poll's hold is no longer this slot's to give back
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);

@@ -29,6 +29,7 @@ import { ringLive, ringPut, ringRefAt, ringWake, type RingRef } from './ringbuf.
 import { ringbufMmap, type RingRole } from './ringbuf-user.js';
 import { RingOps } from './ringbuf-ops.js';
 import { dropBatches, forgetRing } from './ringbuf-batch.js';
+import { dropReads } from './ringbuf-read.js';
 import { inKernel } from './thread.js';
 import { bug } from './bug.js';
 import { areaGet, areaOfPageLocked, vmallocPageIndex, vmallocPages } from './vmalloc.js';
@@ -107,6 +108,7 @@ export class RingBuf extends RingOps {
     if (Atomics.compareExchange(i32, r.magic, r.stamp, 0) !== r.stamp) return;
     dropBatches(r.mem, r.data); // this thread's open batches on it: never to be written now
     forgetRing(r.mem, r.data); // and what it did on it (a new ring may take its frames)
+    dropReads(r.mem, r.data); // its open reads: the consumer lock goes with the ring
     ringWake(r);
     Atomics.notify(i32, r.consPos); // producers waiting for room see it gone
     ringPut(r);

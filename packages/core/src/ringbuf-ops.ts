@@ -30,9 +30,12 @@ import {
   type RingRef,
   type RingSampleCallback,
 } from './ringbuf.js';
+import { RingReader } from './ringbuf-read.js';
 import {
   pollAsync,
   pollSync,
+  readableAsync,
+  readableSync,
   validPollOptions,
   waitForRoom,
   type PollOptions,
@@ -107,6 +110,8 @@ export class RingRecord {
 export abstract class RingOps {
   /** This handle's batch of `RB_BATCH` outputs (this thread's own). */
   readonly #batch = new RingBatch();
+  /** This handle's cursor for `readRecord` (this thread's own). */
+  readonly #reader = new RingReader();
 
   /** The ring as a producer reaches it (a user consumer's mapping faults here). */
   protected abstract producerRef(): RingRef;
@@ -115,6 +120,7 @@ export abstract class RingOps {
 
   /** {@link RingOps.consumerRef}, after this thread's own batched records on the ring went out. */
   #consumer(): RingRef {
+    this.#reader.done(); // a consume or a wait comes after this handle's open read
     const r = this.consumerRef();
     noteConsumer(r);
     publishBatches(r.mem, r.data);
@@ -433,5 +439,69 @@ export abstract class RingOps {
   pollSyncAt(cb: RingSampleCallback, options: PollOptions = {}): number {
     if (typeof cb !== 'function' || !validPollOptions(options)) return -EINVAL;
     return pollSync(this.#consumer(), cb, true, options);
+  }
+
+  /**
+   * The next committed record, for a loop of the caller's own (sabvm's own call, after libperf's
+   * `perf_mmap__read_event`): returns the byte offset of its bytes in physical memory (the offsets
+   * of {@link RingOps.consumeAt}: read them through one `DataView` or typed array made once over
+   * `kernel.handle.buffer`), its length in {@link RingOps.readLength}. The record returned before
+   * counts as consumed; the bytes of the one returned stay put until the next call.
+   *
+   * The first call takes the ring's consumer lock (the read is the one consumer, as a `consume`
+   * is), and the call that finds no record ready answers -EAGAIN, stores the consumer position and
+   * lets the lock go: so `for (let at; (at = rb.readRecord()) >= 0; )` reads every record ready,
+   * and records that come while it reads, up to a lap of the ring. Then wait with
+   * {@link RingOps.waitReadable}. A loop that stops early ends the read with
+   * {@link RingOps.readDone}; until then another thread's consume answers -EBUSY. Returns -EBUSY
+   * while another thread consumes, -EINVAL for a freed ring. Discarded records are skipped.
+   * Context: the consumer, any thread; never blocks.
+   */
+  readRecord(): number {
+    // the fast path (small, so that it inlines into the caller's loop)
+    const at = this.#reader.next();
+    if (at >= 0) return at;
+    return this.#readRecord();
+  }
+
+  /** {@link RingOps.readRecord} but for its fast path: opens the read, stores, skips, ends. */
+  #readRecord(): number {
+    const rd = this.#reader;
+    return rd.read(rd.open ? null : this.#consumer());
+  }
+
+  /** Bytes of the record {@link RingOps.readRecord} last returned. */
+  get readLength(): number {
+    return this.#reader.length;
+  }
+
+  /**
+   * End this handle's read (`perf_mmap__read_done`): the record last returned counts as consumed,
+   * the consumer position is stored and the consumer lock let go. A no-op when no read is open.
+   * A `consume`, `poll` or `waitReadable` through this handle, and `kernel.detach()`, end it too.
+   */
+  readDone(): void {
+    this.#reader.done();
+  }
+
+  /**
+   * Wait until a record is ready for {@link RingOps.readRecord} (`epoll_wait` on the ring, where
+   * `poll` also consumes): resolves to 1 at once when one is, else waits as {@link RingOps.poll}
+   * does (a busy poll of up to 50 µs, then `Atomics.waitAsync`, holding a Node process alive) up
+   * to `timeoutMs` (negative, the default: no limit), and resolves to 1, or 0 on timeout; -EINVAL
+   * for bad options or a freed ring. Ends this handle's open read first. Context: the consumer.
+   */
+  waitReadable(options: PollOptions = {}): Promise<number> {
+    if (!validPollOptions(options)) return Promise.resolve(-EINVAL);
+    return readableAsync(this.#consumer(), options);
+  }
+
+  /**
+   * As {@link RingOps.waitReadable}, blocking the thread with `Atomics.wait` (a worker thread). On
+   * a thread that may not block it returns -EAGAIN when nothing was ready.
+   */
+  waitReadableSync(options: PollOptions = {}): number {
+    if (!validPollOptions(options)) return -EINVAL;
+    return readableSync(this.#consumer(), options);
   }
 }

@@ -25,6 +25,7 @@ import { EAGAIN, EINVAL } from './errno.js';
 import {
   ringConsume,
   ringHold,
+  ringReadable,
   ringLive,
   ringRelease,
   ringWaiting,
@@ -99,16 +100,17 @@ function busyPollState(r: RingRef): { on: boolean } {
 }
 
 /**
- * Watch `PRODUCER_POS` for up to {@link BUSY_POLL_MS} (never past `deadline`) and consume as soon
- * as a record is committed. Returns what `ringConsume` returned, 0 when nothing came.
+ * What a wait does each time it looks at the ring: a consume (`poll`), or a check that a record is
+ * ready (`waitReadable`). Returns what it found: a count or an errno, 0 for nothing.
+ */
+type Look = () => number;
+
+/**
+ * Watch `PRODUCER_POS` for up to {@link BUSY_POLL_MS} (never past `deadline`) and `look` as soon
+ * as a record may be committed. Returns what `look` returned, 0 when nothing came.
  * Context: the consumer; reads the positions with `Atomics.load` only.
  */
-function busyPoll(
-  r: RingRef,
-  cb: RingCallback | RingSampleCallback,
-  at: boolean,
-  deadline: number,
-): number {
+function busyPoll(r: RingRef, look: Look, deadline: number): number {
   const state = busyPollState(r);
   if (!state.on) return 0;
   const { i32 } = r.mem;
@@ -116,7 +118,7 @@ function busyPoll(
   for (let i = 1; ; i++) {
     // a reservation moves PRODUCER_POS before its commit: consume decides whether it is ready
     if (Atomics.load(i32, r.prodPos) !== Atomics.load(i32, r.consPos)) {
-      const n = ringConsume(r, cb, at);
+      const n = look();
       if (n !== 0) return n;
     }
     if ((i & 31) === 0 && performance.now() >= end) break;
@@ -238,12 +240,50 @@ export function cancelRetries(mem: PhysMem): void {
 }
 
 /** `ring_buffer__poll` with `Atomics.waitAsync`. Context: the consumer, any thread. */
-export async function pollAsync(
+export function pollAsync(
   r: RingRef,
   cb: RingCallback | RingSampleCallback,
   at: boolean,
   options: PollOptions,
 ): Promise<number> {
+  return lookAsync(r, () => ringConsume(r, cb, at), options);
+}
+
+/** `ring_buffer__poll` with `Atomics.wait`. Context: the consumer, a thread that may block. */
+export function pollSync(
+  r: RingRef,
+  cb: RingCallback | RingSampleCallback,
+  at: boolean,
+  options: PollOptions,
+): number {
+  return lookSync(r, () => ringConsume(r, cb, at), options);
+}
+
+/** 1 when a record is ready for the consumer ({@link ringReadable}), else 0. */
+function readable(r: RingRef): number {
+  if (!ringLive(r)) return -EINVAL;
+  return ringReadable(r) ? 1 : 0;
+}
+
+/**
+ * `epoll_wait` on the ring without consuming (`waitReadable`): resolves to 1 once a record is
+ * ready at `CONSUMER_POS`, 0 on timeout, as {@link pollAsync} waits. Context: the consumer (whose
+ * read, if one was open, ended: `CONSUMER_POS` is where it stopped).
+ */
+export function readableAsync(r: RingRef, options: PollOptions): Promise<number> {
+  return lookAsync(r, () => readable(r), options);
+}
+
+/** {@link readableAsync} with `Atomics.wait`. Context: the consumer, a thread that may block. */
+export function readableSync(r: RingRef, options: PollOptions): number {
+  return lookSync(r, () => readable(r), options);
+}
+
+/**
+ * The wait of `poll` and `waitReadable` with `Atomics.waitAsync`: `look`, busy-poll, then sleep on
+ * `WAKE_SEQ` counted in `WAITERS`. Context: the consumer, any thread.
+ */
+async function lookAsync(r: RingRef, look: Look, options: PollOptions): Promise<number> {
   const timeoutMs = timeoutOf(options);
   const h = timeoutMs === null ? null : ringHold(r);
   if (timeoutMs === null || h === null) return -EINVAL;
@@ -253,21 +293,21 @@ export async function pollAsync(
   try {
     for (;;) {
       // uncounted first: while the consumer finds records, producers skip the wake-up check
-      let n = ringConsume(r, cb, at);
+      let n = look();
       if (n !== 0 || remaining(deadline) === 0) return n;
-      n = busyPoll(r, cb, at, deadline);
+      n = busyPoll(r, look, deadline);
       if (n !== 0) return n;
       ringWaiting(h, r.waiters, 1);
       try {
         const seq = Atomics.load(i32, r.wakeSeq);
-        n = ringConsume(r, cb, at); // the last look, counted in WAITERS: a commit after it wakes us
+        n = look(); // the last look, counted in WAITERS: a commit after it wakes us
         const left = remaining(deadline);
         if (n !== 0 || left === 0) return n;
         const slept = performance.now();
         await sleepAsync(i32, r.wakeSeq, seq, left);
         judgeSleep(r, performance.now() - slept);
         // woken: as Linux, the consume after the wait decides (the fallback's tick goes on waiting)
-        n = ringConsume(r, cb, at);
+        n = look();
         if (n !== 0 || waitAsync !== undefined || remaining(deadline) === 0) return n;
       } finally {
         ringWaiting(h, r.waiters, -1);
@@ -278,33 +318,28 @@ export async function pollAsync(
   }
 }
 
-/** `ring_buffer__poll` with `Atomics.wait`. Context: the consumer, a thread that may block. */
-export function pollSync(
-  r: RingRef,
-  cb: RingCallback | RingSampleCallback,
-  at: boolean,
-  options: PollOptions,
-): number {
+/** {@link lookAsync} with `Atomics.wait`. Context: the consumer, a thread that may block. */
+function lookSync(r: RingRef, look: Look, options: PollOptions): number {
   const timeoutMs = timeoutOf(options);
   const h = timeoutMs === null ? null : ringHold(r);
   if (timeoutMs === null || h === null) return -EINVAL;
   const { i32 } = r.mem;
   let counted = false;
   try {
-    const n = ringConsume(r, cb, at);
+    const n = look();
     if (n !== 0 || timeoutMs === 0) return n;
     if (!canBlock) return -EAGAIN;
-    const polled = busyPoll(r, cb, at, deadlineOf(timeoutMs));
+    const polled = busyPoll(r, look, deadlineOf(timeoutMs));
     if (polled !== 0) return polled;
     ringWaiting(h, r.waiters, 1);
     counted = true;
     const seq = Atomics.load(i32, r.wakeSeq);
-    const again = ringConsume(r, cb, at); // the last look, counted: a commit after it wakes us
+    const again = look(); // the last look, counted: a commit after it wakes us
     if (again !== 0) return again;
     const slept = performance.now();
     Atomics.wait(i32, r.wakeSeq, seq, timeoutMs < 0 ? Infinity : timeoutMs);
     judgeSleep(r, performance.now() - slept);
-    return ringConsume(r, cb, at);
+    return look();
   } finally {
     if (counted) ringWaiting(h, r.waiters, -1);
     ringRelease(h);

@@ -490,11 +490,20 @@ export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, a
 }
 
 /** Store CONSUMER_POS and tell producers waiting for room. Context: the consumer. */
-function storeConsumerPos(r: RingRef, cons: number): void {
+export function storeConsumerPos(r: RingRef, cons: number): void {
   const { i32 } = r.mem;
   Atomics.store(i32, r.consPos, cons);
   if (Atomics.load(i32, r.prodWaiters) !== 0) Atomics.notify(i32, r.consPos);
 }
+
+/**
+ * The header's bits as int32 constants of this module, for the consumer's loop: V8 folds these
+ * where it loaded `RINGBUF_BUSY_BIT` (2^31, not a small integer) for every record.
+ */
+const BUSY_I32 = RINGBUF_BUSY_BIT | 0;
+const DISCARD_I32 = RINGBUF_DISCARD_BIT | 0;
+const SETTLED_I32 = RINGBUF_SETTLED_BIT | 0;
+const LEN_I32 = RINGBUF_LEN_MASK | 0;
 
 /** Where a consume is: the position reached, the position last stored, records handed out. */
 interface ConsumePos {
@@ -536,13 +545,13 @@ function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): 
       const hdr = (data + off) >>> 2;
       // word 1 was stored before the PRODUCER_POS (or batch header) store that ordered it; word 0
       // of a settled record too, and never changes until we pass it: no Atomics.load for it
-      const word = i32[hdr + 1]! & RINGBUF_SETTLED_BIT ? i32[hdr]! : Atomics.load(i32, hdr);
-      if (word & RINGBUF_BUSY_BIT) return 0; // holds back every record after it
-      const len = word & RINGBUF_LEN_MASK;
+      const word = i32[hdr + 1]! & SETTLED_I32 ? i32[hdr]! : Atomics.load(i32, hdr);
+      if (word & BUSY_I32) return 0; // holds back every record after it
+      const len = word & LEN_I32;
       if (len > size - off - RINGBUF_HDR_SZ)
         bug(`ring at byte ${data}: the record at offset ${off} runs past the end (${len} bytes)`);
       const next = (cons + ((len + RINGBUF_HDR_SZ + 7) & ~7)) | 0; // recordBytes(len)
-      if ((word & RINGBUF_DISCARD_BIT) === 0) {
+      if ((word & DISCARD_I32) === 0) {
         count++;
         const ret = cb(u8, data + off + RINGBUF_HDR_SZ, len);
         if (typeof ret === 'number' && ret < 0) {
@@ -557,6 +566,17 @@ function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): 
     pos.cons = cons;
     pos.count += count;
   }
+}
+
+/**
+ * True when a consume would find something at `CONSUMER_POS`: a record that is not busy (committed
+ * or discarded). Context: any thread, lock-free (`Atomics.load` only).
+ */
+export function ringReadable(r: RingRef): boolean {
+  const { i32 } = r.mem;
+  const cons = Atomics.load(i32, r.consPos);
+  if (cons === Atomics.load(i32, r.prodPos)) return false;
+  return (Atomics.load(i32, (r.data + (cons & (r.size - 1))) >>> 2) & RINGBUF_BUSY_BIT) === 0;
 }
 
 /** `bpf_ringbuf_query`: one of `BPF_RB_*`, or -EINVAL. Context: any thread, lock-free. */

@@ -8,6 +8,8 @@ import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
   BPF_RB_PROD_POS,
+  EAGAIN,
+  EBUSY,
   EINVAL,
   Kernel,
   PAGE_SIZE,
@@ -287,6 +289,29 @@ describe('bad input to the ring calls', () => {
     expect(rec.submit()).toBe(-EINVAL); // committed already
     expect(rec.discard()).toBe(-EINVAL);
     expectUnchangedSince(k, after);
+  });
+
+  it('waitReadable and waitReadableSync answer -EINVAL for bad options, leaving an open read open', async () => {
+    const { k, rb } = setup();
+    expect(rb.readRecord()).toBeGreaterThanOrEqual(0); // a read open: the consumer lock held
+    expect(rb.readLength).toBe(3);
+    const before = snapshot(k);
+    for (const options of [
+      null,
+      1,
+      'x',
+      { timeoutMs: NaN },
+      { timeoutMs: '1' },
+      { timeoutMs: {} },
+    ]) {
+      const bad = options as unknown as { timeoutMs: number };
+      expect(await rb.waitReadable(bad)).toBe(-EINVAL);
+      expect(rb.waitReadableSync(bad)).toBe(-EINVAL);
+    }
+    expectUnchangedSince(k, before);
+    expect(k.ringbuf(rb.kaddr)!.consume(() => undefined)).toBe(-EBUSY); // still open
+    expect(rb.readRecord()).toBe(-EAGAIN); // it goes on where it was: at the reserved record
+    expect(rb.readLength).toBe(3);
   });
 
   it('query, consume, poll, pollSync and their At forms answer -EINVAL for bad arguments, and change nothing', async () => {

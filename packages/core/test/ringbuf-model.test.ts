@@ -1,6 +1,8 @@
 /**
  * Model-based test of the ring buffer: random sequences of reserve, output, batched output
- * (`RB_BATCH`, or `batchReserve`/`batchReserveBulk` and writes in place), flush, submit, discard and consume against a simple queue of records, from
+ * (`RB_BATCH`, or `batchReserve`/`batchReserveBulk` and writes in place), flush, submit, discard,
+ * consume and reads with `readRecord` (left open across other calls, ended early with `readDone`)
+ * against a simple queue of records, from
  * positions that start anywhere (near 2^32 too), so rings fill up, wrap around the data area and
  * wrap their 32-bit position words. The model of a batch: records staged outside the ring, up to a
  * chunk (512 bytes at first, doubling each time a batch fills its chunk, shrinking to what an early
@@ -55,7 +57,8 @@ type Op =
   | { kind: 'bulk'; len: number; count: number }
   | { kind: 'flush' }
   | { kind: 'commit'; pick: number; discard: boolean }
-  | { kind: 'consume' };
+  | { kind: 'consume' }
+  | { kind: 'read'; take: number; done: boolean };
 
 function opArb(size: number): fc.Arbitrary<Op> {
   const len = fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: size / 2 - 8 }));
@@ -93,7 +96,45 @@ function opArb(size: number): fc.Arbitrary<Op> {
       }),
     },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('consume' as const) }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant('read' as const), // up to `take` readRecord calls, then readDone or not
+        take: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 400 })),
+        done: fc.boolean(),
+      }),
+    },
   );
+}
+
+/**
+ * What the consumer meets in the ring, one at a time: a skipped tail, a busy record, a record (a
+ * batch's records one by one), at position `pos`, taking `bytes`.
+ */
+interface Entry {
+  pos: number;
+  bytes: number;
+  kind: 'discard' | 'busy' | 'data';
+  seq: number;
+  len: number;
+}
+
+/** The entries of a model record, in ring order. */
+function entries(rec: ModelRecord): Entry[] {
+  const out: Entry[] = [];
+  if (rec.pad > 0) out.push({ pos: rec.start, bytes: rec.pad, kind: 'discard', seq: -1, len: 0 });
+  let pos = rec.start + rec.pad;
+  if (rec.batch !== null) {
+    for (const r of rec.batch.records) {
+      const bytes = Math.ceil((r.len + 8) / 8) * 8;
+      out.push({ pos, bytes, kind: 'data', seq: r.seq, len: r.len });
+      pos += bytes;
+    }
+    return out;
+  }
+  const kind = rec.state === 'busy' ? 'busy' : rec.state === 'discarded' ? 'discard' : 'data';
+  out.push({ pos, bytes: rec.bytes - rec.pad, kind, seq: rec.seq, len: rec.len });
+  return out;
 }
 
 /** The model: records from the consumer position on, in reservation order. */
@@ -104,11 +145,72 @@ class Model {
   staged: (Batch & { size: number }) | null = null;
   /** bytes of the next chunk */
   chunk = 512;
+  /** where the consumer is: `cons`; what CONSUMER_POS says: `stored` (behind it in an open read) */
+  stored: number;
+  /** entries of records[0] the consumer has passed */
+  skip = 0;
+  /** a read is open (this thread holds the consumer lock), begun at `begun` */
+  reading = false;
+  begun = 0;
   constructor(
     readonly size: number,
     public cons: number,
     public prod: number,
-  ) {}
+  ) {
+    this.stored = cons;
+  }
+
+  /** The entry at the consumer's position, or undefined at the producer position. */
+  head(): Entry | undefined {
+    const rec = this.records[0];
+    return rec === undefined ? undefined : entries(rec)[this.skip];
+  }
+
+  /** Pass the entry at the consumer's position. */
+  pass(): Entry {
+    const e = this.head()!;
+    this.cons = e.pos + e.bytes;
+    if (++this.skip === entries(this.records[0]!).length) {
+      this.records.shift();
+      this.skip = 0;
+    }
+    return e;
+  }
+
+  /** A read is open (a method: the reads and calls in between may end it). */
+  isReading(): boolean {
+    return this.reading;
+  }
+
+  /** End an open read: CONSUMER_POS stored at the consumer's position. */
+  endRead(): void {
+    this.stored = this.cons;
+    this.reading = false;
+  }
+
+  /**
+   * What `readRecord` answers next: the record, or null for -EAGAIN (the read ends). Before each
+   * look, a quarter of the ring past the stored position is stored, and a lap since the read
+   * began ends it.
+   */
+  read(): Entry | null {
+    for (;;) {
+      if (this.cons - this.stored >= this.size / 4) {
+        this.stored = this.cons;
+        if (this.cons - this.begun >= this.size) {
+          this.endRead();
+          return null;
+        }
+      }
+      const e = this.head();
+      if (e === undefined || e.kind === 'busy') {
+        this.endRead();
+        return null;
+      }
+      this.pass();
+      if (e.kind === 'data') return e;
+    }
+  }
 
   /** Bytes a reservation of `len` takes at the producer position (the tail too, if it wraps). */
   need(len: number): number {
@@ -126,7 +228,7 @@ class Model {
   /** Linux's room check: less than a whole ring ahead of the consumer and of the oldest busy one. */
   fits(len: number): boolean {
     const next = this.prod + this.need(len);
-    return next - this.cons <= this.size - 1 && next - this.pending() <= this.size - 1;
+    return next - this.stored <= this.size - 1 && next - this.pending() <= this.size - 1;
   }
 
   /** The largest chunk on this ring. */
@@ -174,7 +276,7 @@ class Model {
   }
 }
 
-function step(rb: RingBuf, m: Model, op: Op): void {
+function step(k: Kernel, rb: RingBuf, m: Model, op: Op): void {
   switch (op.kind) {
     case 'reserve': {
       if (!m.publish(false)) {
@@ -293,27 +395,55 @@ function step(rb: RingBuf, m: Model, op: Op): void {
       return;
     }
     case 'consume': {
+      m.endRead(); // a consume ends this handle's open read first
       m.publish(false); // a consume publishes this thread's batch first
-      // a record's identity: its seq where it has room for one, else its length
-      const id = (seq: number, len: number): number => (len >= 8 ? seq : -1 - len);
       const expected: number[] = [];
-      while (m.records.length > 0 && m.records[0]!.state !== 'busy') {
-        const rec = m.records.shift()!;
-        m.cons = rec.start + rec.bytes;
-        if (rec.batch !== null) for (const r of rec.batch.records) expected.push(id(r.seq, r.len));
-        else if (rec.state === 'submitted') expected.push(id(rec.seq, rec.len));
+      // every record up to the first busy one (the tail it skipped is passed)
+      for (let e = m.head(); e !== undefined && e.kind !== 'busy'; e = m.head()) {
+        m.pass();
+        if (e.kind === 'data') expected.push(id(e.seq, e.len));
       }
-      // the consumer passes the tail a busy record skipped, and stops at the record
-      const head = m.records[0];
-      if (head !== undefined) m.cons = head.start + head.pad;
+      m.stored = m.cons;
       const got: number[] = [];
       const n = rb.consume((v) => {
         got.push(id(v.length >= 8 ? readRecord(v)[1] : 0, v.length));
       });
       expect(got).toEqual(expected);
       expect(n).toBe(expected.length);
+      return;
+    }
+    case 'read': {
+      if (!m.reading) {
+        m.publish(false); // the read that opens publishes this thread's batch first
+        m.reading = true;
+        m.begun = m.cons;
+      }
+      for (let i = 0; i < op.take; i++) {
+        const e = m.read();
+        const at = rb.readRecord();
+        if (e === null) {
+          expect(at).toBe(-EAGAIN);
+          break;
+        }
+        expect(at, `readRecord at ${m.cons - e.bytes}`).toBeGreaterThanOrEqual(0);
+        expect(rb.readLength).toBe(e.len);
+        const v = new Uint8Array(k.handle.buffer, at, e.len);
+        expect(id(v.length >= 8 ? readRecord(v)[1] : 0, v.length)).toBe(id(e.seq, e.len));
+      }
+      if (!m.isReading()) return; // it ended at -EAGAIN
+      if (op.done) {
+        rb.readDone();
+        m.endRead();
+      } else {
+        k.checkInvariants(); // this thread's open read holds the consumer lock
+      }
     }
   }
+}
+
+/** A record's identity: its seq where it has room for one, else its length. */
+function id(seq: number, len: number): number {
+  return len >= 8 ? seq : -1 - len;
 }
 
 describe('the ring buffer against a queue model', () => {
@@ -328,27 +458,27 @@ describe('the ring buffer against a queue model', () => {
           fc.integer({ min: 2 ** 29 - 64, max: 2 ** 29 - 1 }).map((p) => p * 8), // near 2^32
           fc.nat({ max: 2 ** 29 - 1 }).map((p) => p * 8),
         ),
-        fc.array(opArb(size), { minLength: 1, maxLength: 120 }),
+        fc.array(opArb(size), { minLength: 1, maxLength: 120, size: 'max' }),
         (startPos, ops) => {
           const rb = k.ringbufCreate(size)!;
           setPositions(k, rb, startPos);
           const m = new Model(size, startPos, startPos);
           try {
             for (const op of ops) {
-              step(rb, m, op);
+              step(k, rb, m, op);
               expect(rb.query(BPF_RB_PROD_POS)).toBe(m.prod % 2 ** 32);
-              expect(rb.query(BPF_RB_CONS_POS)).toBe(m.cons % 2 ** 32);
-              expect(rb.query(BPF_RB_AVAIL_DATA)).toBe(m.prod - m.cons);
+              expect(rb.query(BPF_RB_CONS_POS)).toBe(m.stored % 2 ** 32);
+              expect(rb.query(BPF_RB_AVAIL_DATA)).toBe(m.prod - m.stored);
             }
             for (const rec of m.records) {
               if (rec.state !== 'busy' || rec.handle === null) continue;
               expect(rec.handle.submit()).toBe(0);
               rec.state = 'submitted';
             }
-            step(rb, m, { kind: 'consume' });
+            step(k, rb, m, { kind: 'consume' });
             // a batch that found no room went out with the consume? if not, it goes now
-            step(rb, m, { kind: 'flush' });
-            step(rb, m, { kind: 'consume' });
+            step(k, rb, m, { kind: 'flush' });
+            step(k, rb, m, { kind: 'consume' });
             expect(m.records).toEqual([]);
             expect(m.staged).toBeNull();
             k.checkInvariants();

@@ -12,6 +12,7 @@ import {
   BPF_RB_CONS_POS,
   BPF_RB_PROD_POS,
   EAGAIN,
+  EBUSY,
   Kernel,
   PAGE_SIZE,
   UserRingBuf,
@@ -77,13 +78,22 @@ function reap(k: Kernel, threadId: number): number {
   return reaped;
 }
 
-/** Consume with poll until `done()`, checking each producer's records arrive in order, intact. */
+/**
+ * How the consumer reads: `poll` (a view per record), `pollAt` (offsets), or its own loop of
+ * `readRecord` after `waitReadable`, ending a read early now and then with `readDone`; or
+ * `readRecord` again and again with no wait (so it often looks at a record while its producer
+ * commits it).
+ */
+type Consumer = 'poll' | 'at' | 'read' | 'read-spin';
+
+/** Consume until `done()`, checking each producer's records arrive in order, intact. */
 async function consumeUntil(
   rb: RingOps,
   next: number[],
   done: () => boolean,
-  at = false,
+  how: Consumer = 'poll',
   limitMs = 60_000,
+  mem: Uint8Array | null = null,
 ): Promise<void> {
   const deadline = Date.now() + limitMs;
   const take = (v: Uint8Array): void => {
@@ -91,21 +101,36 @@ async function consumeUntil(
     expect(seq, `producer ${id}`).toBe(next[id]);
     next[id]!++;
   };
+  const random = mulberry32(next.length);
   while (!done()) {
     if (Date.now() > deadline) {
       const where = [BPF_RB_CONS_POS, BPF_RB_PROD_POS].map((w) => rb.query(w)).join(' → ');
       throw new Error(`the consumer stalled at ${next.join(',')} (positions ${where})`);
     }
-    const n = at
-      ? await rb.pollAt(
-          (mem, offset, length) => {
-            take(mem.subarray(offset, offset + length));
-          },
-          {
-            timeoutMs: 200,
-          },
-        )
-      : await rb.poll(take, { timeoutMs: 200 });
+    if (how === 'read-spin') {
+      const at = rb.readRecord();
+      if (at >= 0) take(mem!.subarray(at, at + rb.readLength));
+      continue;
+    }
+    if (how === 'read') {
+      expect(await rb.waitReadable({ timeoutMs: 200 })).toBeGreaterThanOrEqual(0);
+      const stop = random() < 0.3 ? Math.floor(random() * 50) : Infinity;
+      let n = 0;
+      for (let at; n < stop && (at = rb.readRecord()) >= 0; n++) {
+        take(mem!.subarray(at, at + rb.readLength));
+      }
+      if (n === stop) rb.readDone(); // an early end: the read was still open
+      continue;
+    }
+    const n =
+      how === 'at'
+        ? await rb.pollAt(
+            (m, offset, length) => {
+              take(m.subarray(offset, offset + length));
+            },
+            { timeoutMs: 200 },
+          )
+        : await rb.poll(take, { timeoutMs: 200 });
     expect(n).toBeGreaterThanOrEqual(0);
   }
 }
@@ -133,18 +158,26 @@ describe('a ring with producer threads', () => {
     k.checkInvariants();
   });
 
-  for (const [producers, mode, len] of [
-    [2, 'output', 32],
-    [3, 'reserve', 200],
-    [4, 'output', 1000],
-    [3, 'batch', 32],
-    [2, 'batch', 700],
-    [3, 'in-place', 32],
-    [2, 'in-place', 500],
-    [3, 'bulk', 32],
-    [2, 'bulk', 20],
+  for (const [producers, mode, len, how] of [
+    [2, 'output', 32, 'poll'],
+    [3, 'reserve', 200, 'poll'],
+    [4, 'output', 1000, 'poll'],
+    [3, 'batch', 32, 'at'],
+    [2, 'batch', 700, 'at'],
+    [3, 'in-place', 32, 'at'],
+    [2, 'in-place', 500, 'at'],
+    [3, 'bulk', 32, 'at'],
+    [2, 'bulk', 20, 'at'],
+    // the caller's own loop: records committed while it reads (reservations submitted late, whole
+    // batches published), reads ended early
+    [4, 'reserve', 40, 'read'],
+    [2, 'output', 700, 'read'],
+    [3, 'bulk', 32, 'read'],
+    [3, 'in-place', 24, 'read'],
+    [3, 'reserve', 16, 'read-spin'],
+    [2, 'bulk', 24, 'read-spin'],
   ] as const) {
-    it(`delivers every record of ${producers} ${mode} producers once, in order, intact (${len}-byte records)`, async () => {
+    it(`delivers every record of ${producers} ${mode} producers once, in order, intact (${len}-byte records, read with ${how})`, async () => {
       const k = Kernel.boot({ memoryBytes: 64 * MiB });
       const rb = k.ringbufCreate(16 * PAGE_SIZE)!; // small: the producers fill it and wait
       const count = 20_000;
@@ -156,13 +189,8 @@ describe('a ring with producer threads', () => {
       Atomics.store(ctl, 1, 1);
       Atomics.notify(ctl, 1);
       const next = new Array<number>(producers).fill(0);
-      // batch producers: read with pollAt (the callback that allocates nothing)
-      await consumeUntil(
-        rb,
-        next,
-        () => next.every((n) => n === count),
-        mode === 'batch' || mode === 'in-place' || mode === 'bulk',
-      );
+      const mem = new Uint8Array(k.handle.buffer);
+      await consumeUntil(rb, next, () => next.every((n) => n === count), how, 60_000, mem);
       for (const p of running) expect(await p.done).toBe('done');
       expect(rb.consume(() => undefined)).toBe(0); // nothing more: no record twice
       k.checkInvariants();
@@ -336,7 +364,7 @@ describe('a producer thread that dies holding a reservation', () => {
       const committed = Atomics.load(ctl, 2);
       expect(reap(k, threadId), `round ${round}`).toBe(1);
       // (bounded below the test's own limit, so that a stall says where the ring stood)
-      await consumeUntil(rb, next, () => next[1] === count && next[2] === count, false, 30_000);
+      await consumeUntil(rb, next, () => next[1] === count && next[2] === count, 'poll', 30_000);
       rb.consume((v) => {
         const [id, seq] = readRecord(v);
         expect(id).toBe(0);
@@ -394,5 +422,33 @@ describe('a thread that dies while it waits on a ring', () => {
       ).toBe(free0);
     }
     k.checkInvariants();
+  });
+});
+
+describe('a consumer thread that dies with a read open', () => {
+  it('holds the consumer lock until it is reaped; the records it had not passed on come again', async () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const rb = k.ringbufCreate(4 * PAGE_SIZE)!;
+    for (let seq = 0; seq < 4; seq++) {
+      const bytes = new Uint8Array(24);
+      new DataView(bytes.buffer).setUint32(4, seq, true);
+      for (let i = 8; i < 24; i++) bytes[i] = (seq * 7 + i) & 0xff; // readRecord's pattern, id 0
+      expect(rb.output(bytes)).toBe(0);
+    }
+    const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), {
+      workerData: { handle: k.handle, kaddr: rb.kaddr, mode: 'read' },
+    });
+    await once(worker, 'message'); // it read records 0 and 1 and holds the read open
+    expect(rb.consume(() => undefined)).toBe(-EBUSY);
+    const { threadId } = worker;
+    await worker.terminate();
+    expect(rb.consume(() => undefined)).toBe(-EBUSY); // dead, not yet reaped
+    expect(reap(k, threadId)).toBe(1);
+    // it stored no position (less than a quarter of the ring read): every record comes again
+    const seqs: number[] = [];
+    expect(rb.consume((v) => void seqs.push(readRecord(v)[1]))).toBe(4);
+    expect(seqs).toEqual([0, 1, 2, 3]);
+    k.checkInvariants();
+    rb.free();
   });
 });
