@@ -397,7 +397,12 @@ export const TARGETS: readonly TargetSpec[] = [
   },
   freshWorker(
     '19 (fresh worker)',
-    "ring: a new worker streams 2 M 32-byte records to the main thread, 64 at a time with batchReserveBulk and each written in place, read with pollAt (the user's program, warm-up included)",
+    "ring: a new worker streams 2 M 32-byte records to the main thread, 64 at a time with batchReserveBulk and each written in place, read in the main thread's own loop of readRecord (the user's program, warm-up included)",
+    STREAM.read,
+  ),
+  freshWorker(
+    '19 (fresh worker, pollAt)',
+    'ring: the same program read with pollAt and a callback',
     STREAM.bulk,
   ),
   freshWorker(

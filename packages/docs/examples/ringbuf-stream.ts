@@ -1,8 +1,8 @@
 /**
  * A stream of records from a worker thread to the main thread through a ring: the worker takes
  * room for 64 records of 32 bytes at a time with `batchReserveBulkWait` and writes each in place,
- * the main thread reads each in place with `pollAt`. No message per record, no ring written by
- * hand, no object and no copy per record.
+ * the main thread reads each in place in its own loop of `readRecord`. No message per record, no
+ * ring written by hand, no object and no copy per record.
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -17,19 +17,22 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
   const worker = new Worker(new URL('./ringbuf-stream.worker.js', import.meta.url), {
     workerData: { handle: kernel.handle, ring: rb.kaddr, count },
   });
-  // one view of all of physical memory, made once: a record is read where it lies
-  const memory = new DataView(kernel.handle.buffer);
+  // views of all of physical memory, made once: a record is read where it lies
+  const u32 = new Uint32Array(kernel.handle.buffer);
+  const f64 = new Float64Array(kernel.handle.buffer);
   let received = 0;
   let sum = 0;
   let started = 0;
-  const onRecord = (_mem: Uint8Array, offset: number): void => {
-    if (memory.getUint32(offset, true) !== received) throw new Error('out of order');
-    sum += memory.getFloat64(offset + 8, true); // valid until this returns: copy what you keep
-    if (received++ === 0) started = performance.now(); // the clock starts at the first record
-  };
   while (received < count) {
-    const n = await rb.pollAt(onRecord, { timeoutMs: 1000 }); // records taken (0: none came)
-    if (n < 0) throw new Error(`pollAt: ${n}`); // -EINVAL, -EBUSY: a mistake, not a wait
+    const ready = await rb.waitReadable({ timeoutMs: 1000 }); // 1: records came; 0: none in 1 s
+    if (ready < 0) throw new Error(`waitReadable: ${ready}`); // -EINVAL: a mistake, not a wait
+    if (received === 0) started = performance.now(); // the clock starts at the first record
+    // every record ready now, each at its byte offset `at` (8-byte aligned), valid until the next
+    // call: copy what you keep. The call that finds no more answers -EAGAIN and ends the read
+    for (let at; (at = rb.readRecord()) >= 0; received++) {
+      if (u32[at / 4] !== received) throw new Error('out of order');
+      sum += f64[at / 8 + 1]!;
+    }
   }
   const ms = performance.now() - started;
   print('received', received); // 1000000

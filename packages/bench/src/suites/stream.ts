@@ -2,7 +2,8 @@
  * The `ring` suite's fresh-worker stream: the user's program of a stream of records, run as a
  * user runs it. Each run starts a new worker that writes `count` records of 32 bytes; the main
  * thread reads each, checks its sequence number and adds up its value. Three ways, side by side:
- * sabvm's ring (records written in place with `batchReserve`, read with `pollAt`), a hand-written
+ * sabvm's ring (records written in place with `batchReserve` or `batchReserveBulk`, read with
+ * `pollAt` or in the program's own loop of `readRecord`), a hand-written
  * single-producer ring in a plain SharedArrayBuffer, and batches of 256 records transferred with
  * `postMessage`. A row's time runs from the worker's first record to the main thread's receipt of
  * the last: the worker's start-up is the same for all three and left out, its warm-up (V8 compiling
@@ -30,6 +31,7 @@ export const STREAM = {
   group: 'a fresh worker streams 32-byte records to the main thread',
   sabvm: 'sabvm ring, batchReserve + pollAt',
   bulk: 'sabvm ring, batchReserveBulk of 64 + pollAt',
+  read: 'sabvm ring, batchReserveBulk of 64 + readRecord',
   raw: 'hand-written ring in a SharedArrayBuffer',
   transfer: 'postMessage of 256-record batches, transferred',
 } as const;
@@ -101,6 +103,36 @@ export async function runSabvm(
     if (n < 0) throw new Error(`stream: pollAt returned ${n}`);
     if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${t.got}`);
   }
+  return run.finish(performance.timeOrigin + performance.now());
+}
+
+/**
+ * One run of the sabvm program that reads in its own loop: `waitReadable`, then `readRecord` until
+ * it answers -EAGAIN, the fields read through one DataView (as the hand-written ring's consumer).
+ */
+export async function runSabvmRead(
+  kernel: Kernel,
+  rb: RingBuf,
+  count: number,
+  t: Tally,
+  mode: number = StreamMode.SABVM_BULK,
+): Promise<number> {
+  const run = startRun({ mode, handle: kernel.handle, ring: rb.kaddr }, count, t);
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
+  const mem = new DataView(kernel.handle.buffer);
+  let got = 0;
+  let bad = 0;
+  let sum = 0;
+  while (got < count) {
+    const n = await Promise.race([rb.waitReadable({ timeoutMs: 100 }), run.failed]);
+    if (n < 0) throw new Error(`stream: waitReadable returned ${n}`);
+    if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${got}`);
+    for (let at; (at = rb.readRecord()) >= 0; got++) {
+      if (mem.getUint32(at, true) !== got) bad++;
+      sum += mem.getFloat64(at + 8, true);
+    }
+  }
+  Object.assign(t, { got, bad, sum });
   return run.finish(performance.timeOrigin + performance.now());
 }
 
@@ -193,10 +225,17 @@ export function freshStreamGroup(kernel: Kernel, rb: RingBuf, quick: boolean): C
       row(STREAM.bulk, 'subject', () =>
         runSabvm(kernel, rb, count, t, onRecord, StreamMode.SABVM_BULK),
       ),
+      row(STREAM.read, 'subject', () => runSabvmRead(kernel, rb, count, t)),
       row(STREAM.raw, 'baseline', () => runRaw(count, t)),
       row(STREAM.transfer, 'baseline', () => runTransfer(count, t)),
     ],
     ratios: [
+      {
+        name: `${STREAM.read} ÷ ${STREAM.raw}`,
+        subject: STREAM.read,
+        baseline: STREAM.raw,
+        kind: 'throughput',
+      },
       {
         name: `${STREAM.bulk} ÷ ${STREAM.raw}`,
         subject: STREAM.bulk,
