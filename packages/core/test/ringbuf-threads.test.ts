@@ -13,6 +13,7 @@ import {
   BPF_RB_PROD_POS,
   EAGAIN,
   EBUSY,
+  EINVAL,
   Kernel,
   PAGE_SIZE,
   UserRingBuf,
@@ -277,6 +278,32 @@ describe('a ring freed and made again on the same frames', () => {
     expect(ring.consume(() => undefined)).toBeGreaterThan(0); // room
     expect(await answer).toEqual([0]); // its output went in once there was room
     await once(worker, 'exit');
+    k.checkInvariants();
+    ring.free();
+  });
+
+  it("does not take another thread's open batch on the old ring: it is dropped, never written", async () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const old = k.ringbufCreate(2 * PAGE_SIZE)!;
+    const ctl = sharedInts(2);
+    const worker = new Worker(new URL('./fixtures/ring-stale-batch.mjs', import.meta.url), {
+      workerData: { handle: k.handle, kaddr: old.kaddr, ctl },
+    });
+    waitFor(ctl, 0, 1); // its batch is open (staged, not in the ring)
+    old.free();
+    const ring = k.ringbufCreate(2 * PAGE_SIZE)!;
+    expect(ring.kaddr).toBe(old.kaddr); // the same area and frames
+    expect(ring.output(new Uint8Array(24))).toBe(0);
+    const answer = once(worker, 'message');
+    Atomics.store(ctl, 1, 1);
+    Atomics.notify(ctl, 1);
+    // its flush finds its ring freed (the batch's records are lost: -EINVAL), and so does its
+    // next batched output through the old handle
+    expect(await answer).toEqual([[-EINVAL, -EINVAL]]);
+    await once(worker, 'exit');
+    const lengths: number[] = [];
+    expect(ring.consume((v) => void lengths.push(v.length))).toBe(1);
+    expect(lengths).toEqual([24]); // only the new ring's own record
     k.checkInvariants();
     ring.free();
   });
