@@ -217,9 +217,13 @@ export class Kernel {
 
   /**
    * Give this attachment's thread slot back (a thread that is done with the kernel). Its open
-   * read sections end. Every call through this handle (or an address space or VMA handle made
-   * from it) afterwards throws and changes nothing; a second `detach` is a no-op.
-   * Context: the owning thread.
+   * read sections end. Its open ring batches (`RB_BATCH`, `batchReserve`, `batchReserveBulk`) are
+   * published first: where a ring has no room for one, it waits for the consumer as `flush()`
+   * does, with no limit, where the thread may block and only another thread can make the room;
+   * elsewhere (a thread that consumes that ring itself, or may not block) the batch is dropped.
+   * Its open ring reads (`readRecord`) end, their consumer position stored. Every call through this
+   * handle (or an address space or VMA handle made from it) afterwards throws and changes nothing;
+   * a second `detach` is a no-op. Context: the owning thread.
    */
   detach(): void {
     if (this.mem.current.slot < 0) return; // detached already

@@ -17,6 +17,10 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
   const worker = new Worker(new URL('./ringbuf-stream.worker.js', import.meta.url), {
     workerData: { handle: kernel.handle, ring: rb.kaddr, count },
   });
+  const producer = { exited: false }; // set when the worker thread ends
+  worker.once('exit', () => {
+    producer.exited = true;
+  });
   // views of all of physical memory, made once: a record is read where it lies
   const u32 = new Uint32Array(kernel.handle.buffer);
   const f64 = new Float64Array(kernel.handle.buffer);
@@ -26,6 +30,8 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
   while (received < count) {
     const ready = await rb.waitReadable({ timeoutMs: 1000 }); // 1: records came; 0: none in 1 s
     if (ready < 0) throw new Error(`waitReadable: ${ready}`); // -EINVAL: a mistake, not a wait
+    if (ready === 0 && producer.exited)
+      throw new Error(`the worker exited after ${received} records`);
     if (received === 0) started = performance.now(); // the clock starts at the first record
     // every record ready now, each at its byte offset `at` (8-byte aligned), valid until the next
     // call: copy what you keep. The call that finds no more answers -EAGAIN and ends the read
@@ -40,7 +46,7 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
   print('rate', `${(count / ms / 1e3).toFixed(1)} M records/s`); // depends on the machine
   // let the worker finish: its detach publishes its last records and then leaves the kernel (a
   // worker terminated in the middle of a kernel call leaves its slot for a recovery to reap)
-  await once(worker, 'exit');
+  if (!producer.exited) await once(worker, 'exit');
   rb.free();
   // #endregion example
   kernel.checkInvariants();
