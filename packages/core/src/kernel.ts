@@ -230,9 +230,11 @@ export class Kernel {
     // this thread's batched ring records go out before it leaves: where the consumer has to make
     // room for them first, it waits (where the thread may block and only another thread can make
     // the room; elsewhere they are dropped, as the ring buffer guide says)
+    // its open reads end first: their consumer position stored, the lock let go (a batch on a
+    // ring this thread reads would find no room behind the read, and would not wait for itself)
+    endReads(this.mem);
     publishBatches(this.mem, -1, -1);
     dropAllBatches(this.mem);
-    endReads(this.mem); // its open reads let the consumer lock go
     cancelRetries(this.mem); // (a retry's reference must go while this thread can still free)
     forgetHolds(this.mem); // a pending poll's hold is no longer this slot's to give back
     while (this.mem.current.rcuNesting > 0) rcuReadUnlock(this.mem);

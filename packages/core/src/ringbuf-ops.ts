@@ -453,8 +453,11 @@ export abstract class RingOps {
    * lets the lock go: so `for (let at; (at = rb.readRecord()) >= 0; )` reads every record ready,
    * and records that come while it reads, up to a lap of the ring. Then wait with
    * {@link RingOps.waitReadable}. A loop that stops early ends the read with
-   * {@link RingOps.readDone}; until then another thread's consume answers -EBUSY. Returns -EBUSY
-   * while another thread consumes, -EINVAL for a freed ring. Discarded records are skipped.
+   * {@link RingOps.readDone}; until then any other consumer (another thread, or another handle
+   * of this one) gets -EBUSY. Returns -EAGAIN also after a lap with records left (call again),
+   * -EBUSY while another consumer reads, -EINVAL for a freed ring (a read holds a reference on
+   * its ring: one freed meanwhile stays in place until the read ends, and the read answers -EINVAL
+   * once it next looks at the producer position). Discarded records are skipped.
    * Context: the consumer, any thread; never blocks.
    */
   readRecord(): number {
@@ -470,7 +473,7 @@ export abstract class RingOps {
     return rd.read(rd.open ? null : this.#consumer());
   }
 
-  /** Bytes of the record {@link RingOps.readRecord} last returned. */
+  /** Bytes of the record {@link RingOps.readRecord} last returned, while its read is open; else 0. */
   get readLength(): number {
     return this.#reader.length;
   }
@@ -478,7 +481,8 @@ export abstract class RingOps {
   /**
    * End this handle's read (`perf_mmap__read_done`): the record last returned counts as consumed,
    * the consumer position is stored and the consumer lock let go. A no-op when no read is open.
-   * A `consume`, `poll` or `waitReadable` through this handle, and `kernel.detach()`, end it too.
+   * A `consume`, `poll` or `waitReadable` through this handle, `kernel.detach()` and `free()` end
+   * it too.
    */
   readDone(): void {
     this.#reader.done();
@@ -488,8 +492,10 @@ export abstract class RingOps {
    * Wait until a record is ready for {@link RingOps.readRecord} (`epoll_wait` on the ring, where
    * `poll` also consumes): resolves to 1 at once when one is, else waits as {@link RingOps.poll}
    * does (a busy poll of up to 50 µs, then `Atomics.waitAsync`, holding a Node process alive) up
-   * to `timeoutMs` (negative, the default: no limit), and resolves to 1, or 0 on timeout; -EINVAL
-   * for bad options or a freed ring. Ends this handle's open read first. Context: the consumer.
+   * to `timeoutMs` (negative, the default: no limit), and resolves to 1, or 0 on timeout (or a
+   * wake-up that found nothing, as `poll`'s 0). A discarded record counts as ready (the read
+   * passes it). -EBUSY while another consumer holds the ring, -EINVAL for bad options or a freed
+   * ring. Ends this handle's open read first. Context: the consumer.
    */
   waitReadable(options: PollOptions = {}): Promise<number> {
     if (!validPollOptions(options)) return Promise.resolve(-EINVAL);

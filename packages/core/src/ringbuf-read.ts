@@ -41,7 +41,14 @@ import {
 } from './layout.js';
 import { bug } from './bug.js';
 import type { PhysMem } from './phys-mem.js';
-import { ringLive, storeConsumerPos, type RingRef } from './ringbuf.js';
+import {
+  ringHold,
+  ringLive,
+  ringRelease,
+  storeConsumerPos,
+  type RingHold,
+  type RingRef,
+} from './ringbuf.js';
 
 /**
  * The header's bits as int32 constants of this module: in the cursor's fast path, which inlines
@@ -67,6 +74,11 @@ const openReads = new Set<RingReader>();
 export class RingReader {
   /** The ring of the open read, or null when none is open. */
   #r: RingRef | null = null;
+  /**
+   * The read's reference on the ring: a ring that another thread frees while the read is open
+   * stays in place (its frames go to no other ring) until the read ends.
+   */
+  #hold: RingHold | null = null;
   #i32: Int32Array = new Int32Array(0);
   #data = 0;
   #mask = 0;
@@ -82,7 +94,7 @@ export class RingReader {
   /** Bytes of the record last returned. */
   #len = 0;
 
-  /** Bytes of the record {@link RingReader.next} last returned (0 before any). */
+  /** Bytes of the record {@link RingReader.next} last returned in the open read (else 0). */
   get length(): number {
     return this.#len;
   }
@@ -154,19 +166,28 @@ export class RingReader {
         return this.#end();
       } else if (at === BAD_LENGTH) {
         const off = this.#cons & this.#mask;
+        if (!ringLive(this.#r!)) {
+          this.drop(); // freed meanwhile: not the ring's bytes, not a broken ring
+          return -EINVAL;
+        }
         this.#end();
         bug(`ring at byte ${this.#data}: the record at offset ${off} runs past the end`);
       } // SKIPPED: look again
     }
   }
 
-  /** Take CONSUMER_LOCK and start at `CONSUMER_POS`: 0, -EBUSY or -EINVAL. */
+  /** Take a reference and CONSUMER_LOCK and start at `CONSUMER_POS`: 0, -EBUSY or -EINVAL. */
   #open(r: RingRef): number {
     const { mem } = r;
     const { i32 } = mem;
-    if (!ringLive(r)) return -EINVAL;
-    if (Atomics.compareExchange(i32, r.consLock, 0, mem.tid) !== 0) return -EBUSY;
+    const hold = ringHold(r); // null: freed
+    if (hold === null) return -EINVAL;
+    if (Atomics.compareExchange(i32, r.consLock, 0, mem.tid) !== 0) {
+      ringRelease(hold);
+      return -EBUSY;
+    }
     this.#r = r;
+    this.#hold = hold;
     this.#i32 = i32;
     this.#data = r.data;
     this.#mask = r.size - 1;
@@ -198,7 +219,8 @@ export class RingReader {
   done(): void {
     const r = this.#r;
     if (r === null) return;
-    // a ring freed meanwhile by another thread: its words may be a later ring's now
+    // a ring freed meanwhile by another thread: nothing to store or unlock (its frames stay, for
+    // no other ring, until this read's reference goes below)
     if (ringLive(r)) {
       this.#store();
       Atomics.store(r.mem.i32, r.consLock, 0);
@@ -206,10 +228,14 @@ export class RingReader {
     this.drop();
   }
 
-  /** Forget the open read without writing anything (its ring is freed). */
+  /** Forget the open read without writing anything (its ring is freed), and its reference. */
   drop(): void {
     this.#r = null;
+    this.#len = 0;
     openReads.delete(this);
+    const hold = this.#hold;
+    this.#hold = null;
+    if (hold !== null) ringRelease(hold); // the last reference vfrees a freed ring's area
   }
 
   /** The ring of the open read, or null. */
@@ -235,9 +261,10 @@ export function dropReads(mem: PhysMem, data: number): void {
 
 /**
  * True when this thread has a read open on the ring whose consumer lock is Int32 index `consLock`
- * of `mem` (the invariant checker allows that lock held). Context: this thread.
+ * of `mem`, and holds that lock (the invariant checker allows it held then). Context: this thread.
  */
 export function readOpenOn(mem: PhysMem, consLock: number): boolean {
+  if (Atomics.load(mem.i32, consLock) !== mem.tid) return false;
   for (const rd of openReads)
     if (rd.ring?.mem === mem && rd.ring.consLock === consLock) return true;
   return false;

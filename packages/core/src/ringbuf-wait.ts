@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { EAGAIN, EINVAL } from './errno.js';
+import { EAGAIN, EBUSY, EINVAL } from './errno.js';
 import {
   ringConsume,
   ringHold,
@@ -259,9 +259,14 @@ export function pollSync(
   return lookSync(r, () => ringConsume(r, cb, at), options);
 }
 
-/** 1 when a record is ready for the consumer ({@link ringReadable}), else 0. */
+/**
+ * 1 when a record is ready for the consumer ({@link ringReadable}), else 0; -EBUSY while another
+ * consumer holds the ring (its reads are ahead of `CONSUMER_POS`: only it may read on), as
+ * `ringConsume` answers; -EINVAL for a freed ring.
+ */
 function readable(r: RingRef): number {
   if (!ringLive(r)) return -EINVAL;
+  if (Atomics.load(r.mem.i32, r.consLock) !== 0) return -EBUSY;
   return ringReadable(r) ? 1 : 0;
 }
 

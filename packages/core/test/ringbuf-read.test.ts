@@ -31,6 +31,13 @@ function put(rb: RingBuf, seq: number, len = 24): void {
   expect(rb.output(bytes)).toBe(0);
 }
 
+/** The bytes of record `seq` (producer 1), 24 of them. */
+function fill(seq: number): Uint8Array {
+  const bytes = new Uint8Array(24);
+  fillRecord(bytes, 1, seq);
+  return bytes;
+}
+
 /** Every record readRecord hands out now (their seqs), until it answers -EAGAIN. */
 function readAll(k: Kernel, rb: RingBuf): number[] {
   const seqs: number[] = [];
@@ -206,7 +213,104 @@ describe('readRecord, a loop of the caller’s own', () => {
   });
 });
 
+describe('readRecord and the rest of the ring', () => {
+  it('at detach, ends the read before this thread publishes its batches, so they find the room the read made', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    let seq = 0;
+    while (rb.output(fill(seq)) === 0) seq++; // full
+    const second = Kernel.attach(k.handle);
+    const mine = second.ringbuf(rb.kaddr)!;
+    for (let i = 0; i < 100; i++) expect(mine.readRecord()).toBeGreaterThanOrEqual(0);
+    // five batched records: no room while the read's position is not stored
+    for (let i = 0; i < 5; i++) expect(mine.output(fill(1000 + i), RB_BATCH)).toBe(0);
+    second.detach();
+    const seqs: number[] = [];
+    rb.consume((v) => void seqs.push(readRecord(v)[1]));
+    expect(seqs.slice(-5)).toEqual([1000, 1001, 1002, 1003, 1004]);
+    expect(seqs.length).toBe(seq - 100 + 5);
+    k.checkInvariants();
+    rb.free();
+  });
+
+  it('keeps a ring another thread frees in place while a read is open, and ends the read there', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    for (let i = 0; i < 10; i++) put(rb, i);
+    const reader = Kernel.attach(k.handle); // as another thread: its own attachment
+    const mine = reader.ringbuf(rb.kaddr)!;
+    expect(mine.readRecord()).toBeGreaterThanOrEqual(0);
+    rb.free(); // by this attachment, not the reader's
+    // the read's hold keeps the area: a new ring does not get its frames meanwhile
+    const next = k.ringbufCreate(DATA)!;
+    expect(next.kaddr).not.toBe(rb.kaddr);
+    for (let i = 0; i < 10; i++) put(next, 100 + i);
+    // the read hands out at most the old ring's records, never the new one's, then -EINVAL
+    const seqs: number[] = [];
+    let at: number;
+    while ((at = mine.readRecord()) >= 0)
+      seqs.push(readRecord(new Uint8Array(k.handle.buffer, at, mine.readLength))[1]);
+    expect(at).toBe(-EINVAL);
+    expect(seqs.every((s, i) => s === i + 1)).toBe(true);
+    reader.detach();
+    expect(readAll(k, next)).toEqual(Array.from({ length: 10 }, (_, i) => 100 + i));
+    k.checkInvariants();
+    next.free();
+  });
+
+  it('a free of one ring leaves this thread’s read on another ring open', () => {
+    const k = boot();
+    const a = k.ringbufCreate(DATA)!;
+    const b = k.ringbufCreate(DATA)!;
+    put(b, 0);
+    put(b, 1);
+    expect(b.readRecord()).toBeGreaterThanOrEqual(0);
+    a.free();
+    expect(k.ringbuf(b.kaddr)!.consume(() => undefined)).toBe(-EBUSY); // still open
+    expect(readAll(k, b)).toEqual([1]);
+    expect(k.ringbuf(b.kaddr)!.consume(() => undefined)).toBe(0); // and let go
+    k.checkInvariants();
+    b.free();
+  });
+
+  it('readLength is the length of the record last returned while the read is open, 0 after it ends', () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    expect(rb.readLength).toBe(0);
+    put(rb, 0, 40);
+    const gone = rb.reserve(100)!;
+    expect(gone.discard()).toBe(0);
+    put(rb, 1, 16);
+    expect(rb.readRecord()).toBeGreaterThanOrEqual(0);
+    expect(rb.readLength).toBe(40);
+    expect(rb.readRecord()).toBeGreaterThanOrEqual(0); // the discarded record passed
+    expect(rb.readLength).toBe(16);
+    expect(rb.readRecord()).toBe(-EAGAIN);
+    expect(rb.readLength).toBe(0);
+    put(rb, 2, 8);
+    expect(rb.readRecord()).toBeGreaterThanOrEqual(0);
+    rb.readDone();
+    expect(rb.readLength).toBe(0);
+    rb.free();
+  });
+});
+
 describe('waitReadable', () => {
+  it('answers -EBUSY while another consumer holds the ring, as poll does', async () => {
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    const other = k.ringbuf(rb.kaddr)!;
+    put(rb, 0);
+    put(rb, 1);
+    expect(other.readRecord()).toBeGreaterThanOrEqual(0); // another handle's read is open
+    expect(await rb.waitReadable({ timeoutMs: 0 })).toBe(-EBUSY);
+    expect(rb.waitReadableSync({ timeoutMs: 0 })).toBe(-EBUSY);
+    expect(await rb.poll(() => undefined, { timeoutMs: 0 })).toBe(-EBUSY);
+    other.readDone();
+    expect(await rb.waitReadable({ timeoutMs: 0 })).toBe(1);
+    rb.free();
+  });
+
   it('resolves 1 at once when a record is ready, 0 on timeout when none is, and wakes for a record', async () => {
     const k = boot();
     const rb = k.ringbufCreate(DATA)!;

@@ -484,6 +484,46 @@ describe('a producer waiting for room', () => {
   });
 });
 
+describe('a consumer thread that reads in its own loop', () => {
+  it('sleeps in waitReadableSync until records come, and reads each once, in order', async () => {
+    const k = Kernel.boot({ memoryBytes: 16 * MiB });
+    const rb = k.ringbufCreate(4 * PAGE_SIZE)!;
+    const total = 500;
+    const worker = new Worker(new URL('./fixtures/ring-reader.mjs', import.meta.url), {
+      workerData: { handle: k.handle, kaddr: rb.kaddr, total },
+    });
+    const answer = once(worker, 'message');
+    const exited = once(worker, 'exit');
+    const ref = (rb as unknown as { consumerRef(): RingRef }).consumerRef();
+    const i32 = new Int32Array(k.handle.buffer);
+    // bursts of 50 records, each once the reader sleeps (counted in WAITERS: it found nothing)
+    for (let seq = 0; seq < total; seq++) {
+      if (seq % 50 === 0) {
+        const deadline = Date.now() + 10_000;
+        while (Atomics.load(i32, ref.waiters) === 0 && Date.now() < deadline)
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        expect(Atomics.load(i32, ref.waiters), `asleep before record ${seq}`).toBe(1);
+      }
+      const bytes = new Uint8Array(24);
+      fillRecordOf(bytes, seq);
+      expect(rb.outputWait(bytes, 0, 5000)).toBe(0);
+    }
+    const [{ next, bad, waits }] = (await answer) as [{ next: number; bad: number; waits: number }];
+    expect(next).toBe(total);
+    expect(bad).toBe(0);
+    expect(waits).toBeGreaterThanOrEqual(10); // woken at least once per burst
+    await exited;
+    k.checkInvariants();
+    rb.free();
+  });
+});
+
+/** A record as fillRecord makes it for producer 0: its seq at byte 4. */
+function fillRecordOf(bytes: Uint8Array, seq: number): void {
+  new DataView(bytes.buffer).setUint32(4, seq, true);
+  for (let i = 8; i < bytes.length; i++) bytes[i] = (seq * 7 + i) & 0xff;
+}
+
 describe('a consumer thread that dies with a read open', () => {
   it('holds the consumer lock until it is reaped; the records it had not passed on come again', async () => {
     const k = Kernel.boot({ memoryBytes: 16 * MiB });

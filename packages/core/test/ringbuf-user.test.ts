@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  BPF_RB_CONS_POS,
   BPF_RB_PROD_POS,
+  EAGAIN,
   EINVAL,
   Kernel,
   PAGE_SIZE,
@@ -74,6 +76,30 @@ describe('a ring mapped into user processes', () => {
     expect(seen.filter(([id]) => id === 1).map(([, s]) => s)).toEqual([...Array(200).keys()]);
     expect(seen.filter(([id]) => id === 2).map(([, s]) => s)).toEqual([...Array(200).keys()]);
     expect(consumer.query(BPF_RB_PROD_POS)).toBe(rb.query(BPF_RB_PROD_POS));
+    k.checkInvariants();
+  });
+
+  it('lets a user consumer read in its own loop with readRecord; a producer that reads faults', async () => {
+    const { k, rb } = setup();
+    const cm = k.createAddressSpace()!;
+    const pm = k.createAddressSpace()!;
+    const consumer = UserRingBuf.open(cm, rb.mmap(cm, 'consumer'), DATA);
+    const producer = UserRingBuf.open(pm, rb.mmap(pm, 'producer'), DATA);
+    for (let seq = 0; seq < 30; seq++) {
+      const bytes = new Uint8Array(32);
+      fillRecord(bytes, 1, seq);
+      expect(producer.output(bytes)).toBe(0);
+    }
+    expect(await consumer.waitReadable({ timeoutMs: 0 })).toBe(1);
+    const seqs: number[] = [];
+    let at: number;
+    while ((at = consumer.readRecord()) >= 0)
+      seqs.push(readRecord(new Uint8Array(k.handle.buffer, at, consumer.readLength))[1]);
+    expect(at).toBe(-EAGAIN);
+    expect(seqs).toEqual([...Array(30).keys()]);
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(rb.query(BPF_RB_PROD_POS));
+    expectFault(() => producer.readRecord(), 'SEGV_ACCERR');
+    expectFault(() => producer.waitReadableSync({ timeoutMs: 0 }), 'SEGV_ACCERR');
     k.checkInvariants();
   });
 

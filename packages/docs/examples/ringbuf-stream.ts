@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { Kernel } from '@sabvm/core';
+import { EAGAIN, Kernel } from '@sabvm/core';
 import { consolePrint, type Print } from './print.js';
 
 /** Run the example with `count` records. */
@@ -35,10 +35,12 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
     if (received === 0) started = performance.now(); // the clock starts at the first record
     // every record ready now, each at its byte offset `at` (8-byte aligned), valid until the next
     // call: copy what you keep. The call that finds no more answers -EAGAIN and ends the read
-    for (let at; (at = rb.readRecord()) >= 0; received++) {
+    let at: number;
+    for (; (at = rb.readRecord()) >= 0; received++) {
       if (u32[at / 4] !== received) throw new Error('out of order');
       sum += f64[at / 8 + 1]!;
     }
+    if (at !== -EAGAIN) throw new Error(`readRecord: ${at}`); // -EBUSY: another consumer
   }
   const ms = performance.now() - started;
   print('received', received); // 1000000
