@@ -1,10 +1,18 @@
 /**
- * The ring suite's fresh-worker stream: each of its three programs delivers every record once, in
+ * The ring suite's fresh-worker stream: each of its programs delivers every record once, in
  * order, with its value, and a run whose worker fails rejects at once instead of waiting.
  */
 import { describe, expect, it } from 'vitest';
 import { Kernel } from '@sabvm/core';
-import { recordCounter, runRaw, runSabvm, runTransfer, type Tally } from '../src/suites/stream.js';
+import {
+  recordCounter,
+  runRaw,
+  runSabvm,
+  runSabvmRead,
+  runTransfer,
+  type Tally,
+} from '../src/suites/stream.js';
+import { StreamMode } from '../src/suites/stream-protocol.js';
 
 const COUNT = 50_000;
 
@@ -17,6 +25,8 @@ describe('the fresh-worker stream', () => {
   it('sabvm, the hand-written ring and transferred batches each deliver every record once', async () => {
     for (const run of [
       () => runSabvm(kernel, rb, COUNT, t, onRecord),
+      () => runSabvm(kernel, rb, COUNT, t, onRecord, StreamMode.SABVM_BULK),
+      () => runSabvmRead(kernel, rb, COUNT, t),
       () => runRaw(COUNT, t),
       () => runTransfer(COUNT, t),
     ]) {
@@ -42,6 +52,7 @@ describe('the fresh-worker stream', () => {
     gone.free(); // the worker finds no ring and throws
     const t0 = Date.now();
     await expect(runSabvm(other, gone, COUNT, t, onRecord)).rejects.toThrow();
+    await expect(runSabvmRead(other, gone, COUNT, t)).rejects.toThrow();
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 });
