@@ -34,7 +34,7 @@ import {
   type RingSampleCallback,
   type RingRef,
 } from './ringbuf.js';
-import { canBlock, cpuRelax, validTimeout } from './cpu-relax.js';
+import { canBlock, cpuRelax, deadlineAfter, validTimeout } from './cpu-relax.js';
 import type { PhysMem } from './phys-mem.js';
 
 declare const performance: { now(): number };
@@ -375,7 +375,7 @@ export function waitForRoom(r: RingRef, timeoutMs: unknown, retry: () => boolean
   if (!canBlock || !validTimeout(timeoutMs)) return;
   const h = ringHold(r);
   if (h === null) return;
-  const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
+  const deadline = deadlineAfter(timeoutMs);
   const { i32 } = r.mem;
   try {
     const polled = Math.min(deadline, performance.now() + ROOM_POLL_MS);
