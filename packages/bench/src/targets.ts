@@ -15,6 +15,7 @@ import { METADATA } from './suites/metadata.js';
 import { REMAP_ROWS, remapGroupName } from './suites/remap.js';
 import { RING } from './suites/ring.js';
 import { STREAM } from './suites/stream.js';
+import { STREAM_SMALL } from './suites/stream-small.js';
 import { SCALING } from './suites/scaling.js';
 import { WORKLOADS } from './suites/workloads.js';
 import type { SuiteResult, TargetResult } from './results.js';
@@ -53,6 +54,26 @@ function freshWorker(id: string, what: string, subject: string): TargetSpec {
     threshold: 1,
     informational: true,
     source: { suite: 'ring', group: STREAM.group, ratio: ratioName(subject, STREAM.raw) },
+  };
+}
+
+/**
+ * An information-only target of the 24-byte fresh-worker group: `subject`'s records/s over the
+ * hand-written ring of 24-byte slots.
+ */
+function freshSmall(id: string, what: string, subject: string): TargetSpec {
+  return {
+    id,
+    what,
+    ratio: 'records/s ÷ a hand-written ring of 24-byte slots in a plain SharedArrayBuffer',
+    op: '>=',
+    threshold: 1,
+    informational: true,
+    source: {
+      suite: 'ring',
+      group: STREAM_SMALL.group,
+      ratio: ratioName(subject, STREAM_SMALL.raw),
+    },
   };
 }
 
@@ -409,6 +430,16 @@ export const TARGETS: readonly TargetSpec[] = [
     '19 (fresh worker, per record)',
     'ring: the same program with one batchReserve per record',
     STREAM.sabvm,
+  ),
+  freshSmall(
+    '19 (fresh worker, 24 B)',
+    'ring: the program a user wrote from the docs alone: a new worker streams 2 M 24-byte records, 64 at a time with batchReserveBulk, written and read through typed arrays, read with readRecord (warm-up included)',
+    STREAM_SMALL.read,
+  ),
+  freshSmall(
+    '19 (fresh worker, 24 B packed)',
+    'ring: the same records, 42 of them side by side in one ring record (one header for all)',
+    STREAM_SMALL.packed,
   ),
   {
     id: '19 (each)',

@@ -13,6 +13,7 @@ import {
   type Tally,
 } from '../src/suites/stream.js';
 import { StreamMode } from '../src/suites/stream-protocol.js';
+import { runSmallRaw, runSmallRead } from '../src/suites/stream-small.js';
 
 const COUNT = 50_000;
 
@@ -34,6 +35,24 @@ describe('the fresh-worker stream', () => {
       expect(ms).toBeGreaterThan(0);
       expect(ms).toBeLessThan(30_000);
       expect(t).toEqual({ got: COUNT, bad: 0, sum: (COUNT * (COUNT - 1)) / 2 });
+    }
+    kernel.checkInvariants();
+  });
+
+  it('the 24-byte programs each deliver every record once, with its value and kind', async () => {
+    // a count that is no multiple of 4, of 42 or of 64: the kinds' total, the last pack and the
+    // last bulk are partial
+    const n = 50_003;
+    for (const run of [
+      () => runSmallRead(kernel, rb, n, t, StreamMode.SMALL_BULK),
+      () => runSmallRead(kernel, rb, n, t, StreamMode.SMALL_PACKED),
+      () => runSmallRaw(n, t, 24),
+      () => runSmallRaw(n, t, 32),
+    ]) {
+      const ms = await run();
+      expect(ms).toBeGreaterThan(0);
+      expect(ms).toBeLessThan(30_000);
+      expect(t).toEqual({ got: n, bad: 0, sum: (n * (n - 1)) / 2 });
     }
     kernel.checkInvariants();
   });

@@ -18,6 +18,7 @@ import { Crew } from './crew.js';
 import { Ctl } from './crew-protocol.js';
 import { POST_BATCH, RCtl, RING_BYTES, RMode, recordProducer, recordSeq } from './ring-protocol.js';
 import { freshStreamGroup } from './stream.js';
+import { freshSmallGroup } from './stream-small.js';
 import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 import { workerUrl } from './worker-url.js';
 
@@ -276,6 +277,8 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
     groups.push(await bench.runGroup(oneProducerGroup(rig, RING.large, 1024, ctx.quick)));
     ctx.progress('a fresh worker per stream');
     groups.push(await bench.runGroup(freshStreamGroup(kernel, rig.ring, ctx.quick)));
+    ctx.progress('a fresh worker per stream, 24-byte records');
+    groups.push(await bench.runGroup(freshSmallGroup(kernel, rig.ring, ctx.quick)));
   } finally {
     await rig.stop();
   }
@@ -286,6 +289,7 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
     notes: [
       `Records go from worker threads to the main thread; a row's time runs from the first producer's start to the main thread's receipt of the last record, and every record is checked (once, in its producer's order). sabvm: one ring of ${RING_BYTES / 2 ** 20} MiB, consumed with pollAt (Atomics.waitAsync; each record read in place by its offset, no view per record); producers wait for room with outputWait/reserveWait. 'output, RB_BATCH' rows: the same output calls with the RB_BATCH flag (the ring publishes each producer's records a chunk of up to 128 KiB at a time; the producer flushes after its last record); 'ring batchReserve, in place' rows: each record written where batchReserve says in the producer's batch buffer (no record buffer, no copy into the batch), published as RB_BATCH's; 'ring output' rows publish every record at once, as Linux does. ringbuf.js: ${RING_BYTES / 2 ** 20} MiB, one producer and one consumer; it has no wait, so its producer retries a full ring and the main thread spins on pop. postMessage per record sends a tenth of the records of the other rows.`,
       `The fresh-worker group is the user's program of a stream, run as a user runs it: each run starts a new worker that writes 2 M records of 32 bytes (500 000 in a quick run) (a sequence number and a value), and the main thread checks each record's number and adds up the values. sabvm: batchReserveBulk of 64 records per call and two DataView stores per record, the main thread reading in its own loop (waitReadable, then readRecord until it answers -EAGAIN, two DataView loads per record) or, rows of their own, on pollAt, and with one batchReserve per record; hand-written ring: fixed 32-byte slots in a plain SharedArrayBuffer, the head published every 64 records, the main thread reading every slot and spinning through setImmediate while the ring is empty; transfer: batches of 256 records, a new ArrayBuffer each, posted with a transfer list. A row's time runs from the worker's first record to the main thread's receipt of the last: the worker's start-up is left out, its warm-up (V8 compiling a fresh thread's loop) is in.`,
+      `The 24-byte group is the program a user wrote from the docs alone, run the same way: records of a sequence number, a double and a kind (the number & 3), written and read through typed arrays made once. sabvm: batchReserveBulk of 64 records, read with waitReadable and readRecord (each record takes 32 bytes of the ring with its header); packed: 42 records side by side in one ring record of 1008 bytes (batchReserve), the consumer stepping through readLength 24 bytes at a time. Hand-written rings: 1 MiB of slots in a plain SharedArrayBuffer, the head published every 64 records, a full ring slept on with Atomics.wait (up to 10 ms), the consumer storing and notifying the tail after each pass and turning through setImmediate while the ring is empty; one of 24-byte slots, one of 32-byte slots (the bytes a sabvm record carries: its ratio to the 24-byte ring is what the header's bytes cost, the sabvm row's ratio to it what the ring's code costs).`,
     ],
     integrity: checkIntegrity(kernel, freeAfterBoot),
   };

@@ -1,7 +1,8 @@
 /**
  * What the fresh-worker stream of the `ring` suite shares between the main thread and the worker
  * it starts for each run: the user's program of a stream (a new worker writes `count` records of
- * 32 bytes, the main thread reads and checks each), written three ways.
+ * 32 bytes, the main thread reads and checks each), written three ways; and the program a user
+ * wrote from the docs alone, of 24-byte records through typed arrays, written four ways.
  *
  * ```
  *  record: │ sequence number (u32 LE) │ 4 bytes │ value (f64 LE) = the sequence number │ 16 bytes │
@@ -23,10 +24,24 @@ export const StreamMode = {
   TRANSFER: 2,
   /** sabvm: `rb.batchReserveBulk(32, STREAM_BULK)` and each record's fields written in place */
   SABVM_BULK: 3,
+  /** small records: `rb.batchReserveBulk(24, STREAM_BULK)`, fields written through typed arrays */
+  SMALL_BULK: 4,
+  /** small records: SMALL_PACK of them in one ring record (`rb.batchReserve(24 * SMALL_PACK)`) */
+  SMALL_PACKED: 5,
+  /** small records: a hand-written ring of `slot`-byte slots, fields through typed arrays */
+  SMALL_RAW: 6,
 } as const;
 
 /** Bytes of a record. */
 export const STREAM_RECORD = 32;
+/**
+ * Bytes of a small record (the second group, the program a user wrote from the docs): u32 sequence
+ * number at byte 0, f64 value (= the number) at 8, i32 kind (= the number & 3) at 16, 4 bytes
+ * over. With the ring's 8-byte header it takes 32 bytes of the ring.
+ */
+export const SMALL_RECORD = 24;
+/** Small records per ring record in the packed program: 1008 bytes, within `RB_BATCH_MAX_RECORD`. */
+export const SMALL_PACK = 42;
 /** Records per posted batch in the transfer baseline. */
 export const STREAM_BATCH = 256;
 /** Records per `batchReserveBulk` in the sabvm bulk program (as the raw ring's RAW_PUBLISH). */
@@ -50,6 +65,8 @@ export interface StreamWorkerData {
   /** SABVM: the kernel and the ring's kaddr. */
   readonly handle?: KernelHandle;
   readonly ring?: number;
-  /** RAW: the ring's buffer. */
+  /** RAW, SMALL_RAW: the ring's buffer. */
   readonly raw?: SharedArrayBuffer;
+  /** SMALL_RAW: bytes of a slot (24: the record alone; 32: as much as the sabvm ring carries). */
+  readonly slot?: number;
 }

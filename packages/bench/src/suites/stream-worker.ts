@@ -12,6 +12,8 @@ import {
   RAW_SLOTS,
   RAW_SLOTS_AT,
   RAW_TAIL,
+  SMALL_PACK,
+  SMALL_RECORD,
   STREAM_BATCH,
   STREAM_BULK,
   STREAM_RECORD,
@@ -19,7 +21,7 @@ import {
   type StreamWorkerData,
 } from './stream-protocol.js';
 
-const { mode, count, times, handle, ring, raw } = workerData as StreamWorkerData;
+const { mode, count, times, handle, ring, raw, slot } = workerData as StreamWorkerData;
 const started = new Float64Array(times);
 const port = parentPort!;
 
@@ -81,6 +83,89 @@ function rawRing(): void {
   Atomics.store(ctl, RAW_HEAD, head);
 }
 
+/**
+ * Small records, a run at a time (the program a user wrote from the docs): batchReserveBulk takes
+ * room for STREAM_BULK records of SMALL_RECORD bytes, each written through typed arrays made once.
+ */
+function smallBulk(): void {
+  const kernel = Kernel.attach(handle!);
+  const rb = kernel.ringbuf(ring!)!;
+  const u32 = new Uint32Array(rb.batchBuffer);
+  const f64 = new Float64Array(rb.batchBuffer);
+  const i32 = new Int32Array(rb.batchBuffer);
+  const stride = ringbufRecordBytes(SMALL_RECORD); // 32: the record and its header
+  started[0] = performance.timeOrigin + performance.now();
+  for (let i = 0; i < count;) {
+    const n = Math.min(STREAM_BULK, count - i);
+    let at = rb.batchReserveBulkWait(SMALL_RECORD, n, 0, 10_000); // waits only for room
+    if (at < 0) throw new Error(`stream: batchReserveBulkWait returned ${at}`);
+    for (const end = i + n; i < end; i++, at += stride) {
+      u32[at >> 2] = i;
+      f64[(at >> 3) + 1] = i;
+      i32[(at >> 2) + 4] = i & 3;
+    }
+  }
+  kernel.detach();
+}
+
+/**
+ * Small records packed: SMALL_PACK of them side by side in one ring record (one header for all),
+ * reserved with batchReserve and written through typed arrays made once.
+ */
+function smallPacked(): void {
+  const kernel = Kernel.attach(handle!);
+  const rb = kernel.ringbuf(ring!)!;
+  const u32 = new Uint32Array(rb.batchBuffer);
+  const f64 = new Float64Array(rb.batchBuffer);
+  const i32 = new Int32Array(rb.batchBuffer);
+  started[0] = performance.timeOrigin + performance.now();
+  for (let i = 0; i < count;) {
+    const n = Math.min(SMALL_PACK, count - i);
+    let at = rb.batchReserveWait(n * SMALL_RECORD, 0, 10_000); // waits only for room
+    if (at < 0) throw new Error(`stream: batchReserveWait returned ${at}`);
+    for (const end = i + n; i < end; i++, at += SMALL_RECORD) {
+      u32[at >> 2] = i;
+      f64[(at >> 3) + 1] = i;
+      i32[(at >> 2) + 4] = i & 3;
+    }
+  }
+  kernel.detach();
+}
+
+/**
+ * Small records in a hand-written ring of `slot`-byte slots (1 MiB of them), through typed arrays:
+ * the head published every RAW_PUBLISH records; on a full ring, the head published and a sleep of
+ * up to 10 ms on the tail.
+ */
+function smallRaw(): void {
+  const ctl = new Int32Array(raw!, 0, 32);
+  const u32 = new Uint32Array(raw!, RAW_SLOTS_AT);
+  const f64 = new Float64Array(raw!, RAW_SLOTS_AT);
+  const i32 = new Int32Array(raw!, RAW_SLOTS_AT);
+  const words = slot! >> 2;
+  const slots = Math.floor(2 ** 20 / slot!);
+  let head = 0;
+  let tail = 0;
+  let s = 0;
+  started[0] = performance.timeOrigin + performance.now();
+  for (let i = 0; i < count; i++) {
+    while (head - tail >= slots) {
+      tail = Atomics.load(ctl, RAW_TAIL);
+      if (head - tail < slots) break;
+      Atomics.store(ctl, RAW_HEAD, head); // publish before sleeping
+      Atomics.wait(ctl, RAW_TAIL, tail, 10);
+    }
+    const w = s * words;
+    u32[w] = i;
+    f64[(w >> 1) + 1] = i;
+    i32[w + 4] = i & 3;
+    head++;
+    if (++s === slots) s = 0;
+    if ((head & (RAW_PUBLISH - 1)) === 0) Atomics.store(ctl, RAW_HEAD, head);
+  }
+  Atomics.store(ctl, RAW_HEAD, head);
+}
+
 /** Batches of STREAM_BATCH records, each a new ArrayBuffer moved with a transfer list. */
 function transfer(): void {
   started[0] = performance.timeOrigin + performance.now();
@@ -99,4 +184,7 @@ function transfer(): void {
 if (mode === StreamMode.SABVM) sabvm();
 else if (mode === StreamMode.SABVM_BULK) sabvmBulk();
 else if (mode === StreamMode.RAW) rawRing();
+else if (mode === StreamMode.SMALL_BULK) smallBulk();
+else if (mode === StreamMode.SMALL_PACKED) smallPacked();
+else if (mode === StreamMode.SMALL_RAW) smallRaw();
 else transfer();
