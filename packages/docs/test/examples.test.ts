@@ -252,6 +252,17 @@ describe('the examples of the site', () => {
     expect(String(seen.get('rate'))).toMatch(/^\d+\.\d M records\/s$/);
   });
 
+  test('the packed ring stream delivers every small record once, in order', async () => {
+    const { ringbufPacked } =
+      await compiled<typeof import('../examples/ringbuf-packed.js')>('ringbuf-packed');
+    const { print, seen } = collector();
+    const count = 200_003; // the last ring record holds fewer than 42
+    await ringbufPacked(print, count);
+    expect(seen.get('received')).toBe(count);
+    expect(seen.get('sum')).toBe((count * (count - 1)) / 2);
+    expect(seen.get('kinds')).toBe(Math.floor(count / 4) * 6 + 3); // 200 000 = 50 000 fours, then 0 + 1 + 2
+  });
+
   test('the threads tour sees a worker thread write the frames with no copy', async () => {
     const { threadsTour } = await compiled<typeof import('../examples/threads.js')>('threads');
     const { print, seen } = collector();
