@@ -3,8 +3,9 @@
  * order, with its value, and a run whose worker fails rejects at once instead of waiting.
  */
 import { describe, expect, it } from 'vitest';
-import { Kernel } from '@sabvm/core';
+import { BPF_RB_CONS_POS, Kernel } from '@sabvm/core';
 import {
+  rawRingBuffer,
   recordCounter,
   runRaw,
   runSabvm,
@@ -22,13 +23,15 @@ describe('the fresh-worker stream', () => {
   const rb = kernel.ringbufCreate(2 ** 20)!;
   const t: Tally = { got: 0, bad: 0, sum: 0 };
   const onRecord = recordCounter(kernel, t);
+  const raw = rawRingBuffer();
 
   it('sabvm, the hand-written ring and transferred batches each deliver every record once', async () => {
     for (const run of [
       () => runSabvm(kernel, rb, COUNT, t, onRecord),
       () => runSabvm(kernel, rb, COUNT, t, onRecord, StreamMode.SABVM_BULK),
       () => runSabvmRead(kernel, rb, COUNT, t),
-      () => runRaw(COUNT, t),
+      () => runRaw(COUNT, t, raw),
+      () => runRaw(COUNT, t, raw), // the buffer again: each run starts its ring afresh
       () => runTransfer(COUNT, t),
     ]) {
       const ms = await run();
@@ -46,8 +49,8 @@ describe('the fresh-worker stream', () => {
     for (const run of [
       () => runSmallRead(kernel, rb, n, t, StreamMode.SMALL_BULK),
       () => runSmallRead(kernel, rb, n, t, StreamMode.SMALL_PACKED),
-      () => runSmallRaw(n, t, 24),
-      () => runSmallRaw(n, t, 32),
+      () => runSmallRaw(n, t, 24, raw),
+      () => runSmallRaw(n, t, 32, raw),
     ]) {
       const ms = await run();
       expect(ms).toBeGreaterThan(0);
@@ -55,6 +58,35 @@ describe('the fresh-worker stream', () => {
       expect(t).toEqual({ got: n, bad: 0, sum: (n * (n - 1)) / 2 });
     }
     kernel.checkInvariants();
+  });
+
+  it('the packed program packs: its records take less of the ring than with a header each', async () => {
+    const n = 50_003;
+    let before = rb.query(BPF_RB_CONS_POS);
+    await runSmallRead(kernel, rb, n, t, StreamMode.SMALL_BULK);
+    const each = (rb.query(BPF_RB_CONS_POS) - before) >>> 0;
+    before = rb.query(BPF_RB_CONS_POS);
+    await runSmallRead(kernel, rb, n, t, StreamMode.SMALL_PACKED);
+    const packed = (rb.query(BPF_RB_CONS_POS) - before) >>> 0;
+    // one header each: at least 32 bytes a record (and the tails a batch skips at the ring's end)
+    expect(each).toBeGreaterThanOrEqual(n * 32);
+    // one header per 42: 1016 bytes per 42 records, 1.21 MB, and at most two skipped tails of a
+    // 128 KiB chunk in its 1.2 laps of the 1 MiB ring, 1.47 MB: below what one header each takes
+    expect(packed).toBeGreaterThanOrEqual(n * 24);
+    expect(packed).toBeLessThan(n * 32);
+  });
+
+  it('a run whose worker throws while the ring is live fails at once with its error', async () => {
+    // a ring of 2 pages takes batches of at most 1 KiB: 64 records of 32 bytes are refused, and
+    // the worker throws; the main thread's ring stays live and quiet, so only the run's check
+    // after each wait can end the run before its 30 s deadline
+    const tiny = kernel.ringbufCreate(2 * 4096)!;
+    const t0 = Date.now();
+    await expect(runSmallRead(kernel, tiny, COUNT, t, StreamMode.SMALL_BULK)).rejects.toThrow(
+      /batchReserveBulkWait returned -22/,
+    );
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    tiny.free();
   });
 
   it('rejects a run whose records come out of order', async () => {

@@ -13,7 +13,7 @@
 import type { Kernel, RingBuf } from '@sabvm/core';
 import type { BenchCase, CaseGroup } from '../harness.js';
 import { RAW_HEAD, RAW_SLOTS_AT, RAW_TAIL, SMALL_RECORD, StreamMode } from './stream-protocol.js';
-import { startRun, type Tally } from './stream.js';
+import { rawRingBuffer, startRun, type Tally } from './stream.js';
 
 /** Names of the group and its rows. */
 export const STREAM_SMALL = {
@@ -76,14 +76,20 @@ export async function runSmallRead(
 }
 
 /**
- * One run of a hand-written ring of `slot`-byte slots (1 MiB of them), read through typed arrays:
- * every slot up to the head, then the tail stored and `Atomics.notify`d; `setImmediate` while the
- * ring is empty.
+ * One run of a hand-written ring of `slot`-byte slots (1 MiB of them) in `raw` (see
+ * `rawRingBuffer`), read through typed arrays: every slot up to the head, then the tail stored and
+ * `Atomics.notify`d; `setImmediate` while the ring is empty.
  */
-export async function runSmallRaw(count: number, t: Tally, slot: number): Promise<number> {
+export async function runSmallRaw(
+  count: number,
+  t: Tally,
+  slot: number,
+  raw: SharedArrayBuffer,
+): Promise<number> {
   const slots = Math.floor(2 ** 20 / slot);
-  const raw = new SharedArrayBuffer(RAW_SLOTS_AT + slots * slot);
   const ctl = new Int32Array(raw, 0, 32);
+  Atomics.store(ctl, RAW_HEAD, 0); // (the last run's worker has exited)
+  Atomics.store(ctl, RAW_TAIL, 0);
   const u32 = new Uint32Array(raw, RAW_SLOTS_AT);
   const f64 = new Float64Array(raw, RAW_SLOTS_AT);
   const i32 = new Int32Array(raw, RAW_SLOTS_AT);
@@ -123,6 +129,7 @@ export async function runSmallRaw(count: number, t: Tally, slot: number): Promis
 export function freshSmallGroup(kernel: Kernel, rb: RingBuf, quick: boolean): CaseGroup {
   const count = quick ? 500_000 : 2_000_000;
   const t: Tally = { got: 0, bad: 0, sum: 0 };
+  const raw = rawRingBuffer(); // both hand-written rings' (one run at a time)
   const row = (
     name: string,
     role: 'subject' | 'baseline',
@@ -151,8 +158,8 @@ export function freshSmallGroup(kernel: Kernel, rb: RingBuf, quick: boolean): Ca
       row(STREAM_SMALL.packed, 'subject', () =>
         runSmallRead(kernel, rb, count, t, StreamMode.SMALL_PACKED),
       ),
-      row(STREAM_SMALL.raw, 'baseline', () => runSmallRaw(count, t, SMALL_RECORD)),
-      row(STREAM_SMALL.raw32, 'baseline', () => runSmallRaw(count, t, 32)),
+      row(STREAM_SMALL.raw, 'baseline', () => runSmallRaw(count, t, SMALL_RECORD, raw)),
+      row(STREAM_SMALL.raw32, 'baseline', () => runSmallRaw(count, t, 32, raw)),
     ],
     ratios: [
       ratio(STREAM_SMALL.read, STREAM_SMALL.raw),
