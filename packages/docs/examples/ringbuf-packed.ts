@@ -16,9 +16,12 @@ export async function ringbufPacked(print: Print = consolePrint, count = 1_000_0
   const worker = new Worker(new URL('./ringbuf-packed.worker.js', import.meta.url), {
     workerData: { handle: kernel.handle, ring: rb.kaddr, count },
   });
-  const producer = { exited: false };
+  const producer: { exited: boolean; error?: unknown } = { exited: false };
   worker.once('exit', () => {
     producer.exited = true;
+  });
+  worker.once('error', (error) => {
+    producer.error = error; // what the worker threw, thrown below
   });
   const u32 = new Uint32Array(kernel.handle.buffer);
   const f64 = new Float64Array(kernel.handle.buffer);
@@ -29,6 +32,7 @@ export async function ringbufPacked(print: Print = consolePrint, count = 1_000_0
   let kinds = 0;
   while (received < count) {
     const ready = await rb.waitReadable({ timeoutMs: 1000 });
+    if (producer.error !== undefined) throw producer.error;
     if (ready < 0) throw new Error(`waitReadable: ${ready}`);
     if (ready === 0 && producer.exited)
       throw new Error(`the worker exited after ${received} records`);

@@ -3,7 +3,7 @@
  * so that the ring's 8-byte header is paid once for all of them.
  */
 import { workerData } from 'node:worker_threads';
-import { Kernel, type KernelHandle } from '@sabvm/core';
+import { Kernel, RB_BATCH_MAX_RECORD, type KernelHandle } from '@sabvm/core';
 
 interface Task {
   readonly handle: KernelHandle;
@@ -20,7 +20,9 @@ const u32 = new Uint32Array(rb.batchBuffer);
 const f64 = new Float64Array(rb.batchBuffer);
 const i32 = new Int32Array(rb.batchBuffer);
 const SIZE = 24; // one small record: u32 number @0, f64 value @8, i32 kind @16
-const PACK = Math.floor(1024 / SIZE); // 42 small records in one ring record of at most 1 KiB
+// a batched record holds at most RB_BATCH_MAX_RECORD bytes (1 KiB; with its header, at most an
+// eighth of the ring's data area): 42 small records in one ring record
+const PACK = Math.floor(RB_BATCH_MAX_RECORD / SIZE);
 for (let i = 0; i < count;) {
   const n = Math.min(PACK, count - i);
   // one ring record of n * 24 bytes, one header for all (it waits only when the ring is full)

@@ -17,9 +17,12 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
   const worker = new Worker(new URL('./ringbuf-stream.worker.js', import.meta.url), {
     workerData: { handle: kernel.handle, ring: rb.kaddr, count },
   });
-  const producer = { exited: false }; // set when the worker thread ends
+  const producer: { exited: boolean; error?: unknown } = { exited: false };
   worker.once('exit', () => {
-    producer.exited = true;
+    producer.exited = true; // set when the worker thread ends
+  });
+  worker.once('error', (error) => {
+    producer.error = error; // what the worker threw (without a listener, it would end the process)
   });
   // views of all of physical memory, made once: a record is read where it lies
   const u32 = new Uint32Array(kernel.handle.buffer);
@@ -29,6 +32,7 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
   let started = 0;
   while (received < count) {
     const ready = await rb.waitReadable({ timeoutMs: 1000 }); // 1: records came; 0: none in 1 s
+    if (producer.error !== undefined) throw producer.error; // the worker threw
     if (ready < 0) throw new Error(`waitReadable: ${ready}`); // -EINVAL: a mistake, not a wait
     if (ready === 0 && producer.exited)
       throw new Error(`the worker exited after ${received} records`);
