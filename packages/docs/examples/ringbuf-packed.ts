@@ -32,7 +32,8 @@ export async function ringbufPacked(print: Print = consolePrint, count = 1_000_0
   let kinds = 0;
   while (received < count) {
     const ready = await rb.waitReadable({ timeoutMs: 1000 });
-    if (producer.error !== undefined) throw producer.error;
+    if (producer.error !== undefined)
+      throw new Error('the worker threw', { cause: producer.error });
     if (ready < 0) throw new Error(`waitReadable: ${ready}`);
     if (ready === 0 && producer.exited)
       throw new Error(`the worker exited after ${received} records`);

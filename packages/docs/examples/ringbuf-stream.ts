@@ -32,7 +32,8 @@ export async function ringbufStream(print: Print = consolePrint, count = 1_000_0
   let started = 0;
   while (received < count) {
     const ready = await rb.waitReadable({ timeoutMs: 1000 }); // 1: records came; 0: none in 1 s
-    if (producer.error !== undefined) throw producer.error; // the worker threw
+    if (producer.error !== undefined)
+      throw new Error('the worker threw', { cause: producer.error }); // the worker threw
     if (ready < 0) throw new Error(`waitReadable: ${ready}`); // -EINVAL: a mistake, not a wait
     if (ready === 0 && producer.exited)
       throw new Error(`the worker exited after ${received} records`);

@@ -11,9 +11,9 @@
  * @module
  */
 import type { Kernel, RingBuf } from '@sabvm/core';
-import type { BenchCase, CaseGroup } from '../harness.js';
+import type { CaseGroup } from '../harness.js';
 import { RAW_HEAD, RAW_SLOTS_AT, RAW_TAIL, SMALL_RECORD, StreamMode } from './stream-protocol.js';
-import { rawRingBuffer, startRun, type Tally } from './stream.js';
+import { rawRingBuffer, startRun, streamRow, type Tally } from './stream.js';
 
 /** Names of the group and its rows. */
 export const STREAM_SMALL = {
@@ -130,18 +130,8 @@ export function freshSmallGroup(kernel: Kernel, rb: RingBuf, quick: boolean): Ca
   const count = quick ? 500_000 : 2_000_000;
   const t: Tally = { got: 0, bad: 0, sum: 0 };
   const raw = rawRingBuffer(); // both hand-written rings' (one run at a time)
-  const row = (
-    name: string,
-    role: 'subject' | 'baseline',
-    run: () => Promise<number>,
-  ): BenchCase => ({
-    name,
-    role,
-    unit: 'records',
-    unitsPerIteration: count,
-    async: true,
-    fn: async () => ({ overriddenDuration: await run() }),
-  });
+  const row = (name: string, role: 'subject' | 'baseline', run: () => Promise<number>) =>
+    streamRow(name, role, count, run);
   const ratio = (subject: string, baseline: string) => ({
     name: `${subject} ÷ ${baseline}`,
     subject,

@@ -242,24 +242,34 @@ export function recordCounter(kernel: Kernel, t: Tally): (mem: Uint8Array, offse
   };
 }
 
-/** The group: the three programs, a new worker per run, `count` records each. */
-export function freshStreamGroup(kernel: Kernel, rb: RingBuf, quick: boolean): CaseGroup {
-  const count = quick ? 500_000 : 2_000_000;
-  const t: Tally = { got: 0, bad: 0, sum: 0 };
-  const onRecord = recordCounter(kernel, t); // one callback for every run, as one program has one
-  const raw = rawRingBuffer();
-  const row = (
-    name: string,
-    role: 'subject' | 'baseline',
-    run: () => Promise<number>,
-  ): BenchCase => ({
+/**
+ * A row of a fresh-worker group: `run` is one run of `count` records, timed by the run itself
+ * (from the worker's first record to the last one's receipt).
+ */
+export function streamRow(
+  name: string,
+  role: 'subject' | 'baseline',
+  count: number,
+  run: () => Promise<number>,
+): BenchCase {
+  return {
     name,
     role,
     unit: 'records',
     unitsPerIteration: count,
     async: true,
     fn: async () => ({ overriddenDuration: await run() }),
-  });
+  };
+}
+
+/** The group: the three programs, a new worker per run, `count` records each. */
+export function freshStreamGroup(kernel: Kernel, rb: RingBuf, quick: boolean): CaseGroup {
+  const count = quick ? 500_000 : 2_000_000;
+  const t: Tally = { got: 0, bad: 0, sum: 0 };
+  const onRecord = recordCounter(kernel, t); // one callback for every run, as one program has one
+  const raw = rawRingBuffer();
+  const row = (name: string, role: 'subject' | 'baseline', run: () => Promise<number>) =>
+    streamRow(name, role, count, run);
   return {
     name: STREAM.group,
     bytes: STREAM_RECORD,
