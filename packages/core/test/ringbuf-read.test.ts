@@ -3,7 +3,7 @@
  * `waitReadable`. Its model test is in ringbuf-model.test.ts ('read' steps), its real threads in
  * ringbuf-threads.test.ts (consumers 'read' and 'read-spin').
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   BPF_RB_CONS_POS,
   BPF_RB_PROD_POS,
@@ -116,6 +116,40 @@ describe('readRecord, a loop of the caller’s own', () => {
     const seqs: number[] = [];
     expect(other.consume((v) => void seqs.push(readRecord(v)[1]))).toBe(1);
     expect(seqs).toEqual([1]); // the record read before readDone counts as consumed
+    rb.free();
+  });
+
+  it('stores the consumer position before it lets the consumer lock go, at readDone and at -EAGAIN', () => {
+    // the other order would let another consumer take the lock and start at the old position: the
+    // records this read returned would come again
+    const k = boot();
+    const rb = k.ringbufCreate(DATA)!;
+    // the consumer page (RINGBUF_PGOFF): CONSUMER_POS at word 0, CONSUMER_LOCK at word 16
+    const posAt = k.view(rb.kaddr + PAGE_SIZE, 4, Int32Array).byteOffset / 4;
+    const lockAt = posAt + 16;
+    const order: string[] = [];
+    const store = Atomics.store.bind(Atomics);
+    const spy = vi
+      .spyOn(Atomics, 'store')
+      .mockImplementation((ta: Int32Array, index: number, value: number): number => {
+        if (ta.buffer === k.handle.buffer && (index === posAt || index === lockAt))
+          order.push(index === posAt ? `pos ${value}` : `lock ${value}`);
+        return store(ta, index, value);
+      });
+    try {
+      put(rb, 0);
+      put(rb, 1);
+      expect(rb.readRecord()).toBeGreaterThanOrEqual(0);
+      rb.readDone();
+      expect(order).toEqual(['pos 32', 'lock 0']); // one 24-byte record: 32 bytes with its header
+      order.length = 0;
+      let at: number;
+      while ((at = rb.readRecord()) >= 0) expect(at).toBeGreaterThan(0);
+      expect(at).toBe(-EAGAIN);
+      expect(order).toEqual(['pos 64', 'lock 0']);
+    } finally {
+      spy.mockRestore();
+    }
     rb.free();
   });
 
