@@ -57,12 +57,13 @@ export interface Run {
   readonly worker: Worker;
   readonly failed: Promise<never>;
   /**
-   * Throw the worker's error if it threw. Made after each wait in a consumer's loop, instead of a
+   * Throw the worker's error if it threw, else a "stalled at `got`" error once the run has taken
+   * longer than RUN_TIMEOUT_MS. Made after each wait in a consumer's loop, instead of a
    * `Promise.race` with {@link Run.failed} per wait: each race adds a reaction to that promise,
    * which is never settled while the run goes well, and the hand-written ring's consumer waits
    * tens of thousands of times a run (the races took its rate from 46 to 33 M records/s).
    */
-  check(): void;
+  check(got: number): void;
   /** Once the last record came at `end` (ms, timeOrigin-based): the worker's exit, the checks. */
   finish(end: number): Promise<number>;
 }
@@ -81,6 +82,7 @@ export function startRun(
   const worker = new Worker(workerUrl('./stream-worker.js', import.meta.url), {
     workerData: { ...data, count, times },
   });
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
   let error: { thrown: unknown } | null = null;
   const failed = new Promise<never>((_, reject) => {
     worker.once('error', (e) => {
@@ -96,8 +98,9 @@ export function startRun(
   return {
     worker,
     failed,
-    check: () => {
+    check: (got) => {
       if (error !== null) throw error.thrown;
+      if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${got}`);
     },
     finish: async (end) => {
       await exited;
@@ -124,12 +127,10 @@ export async function runSabvm(
   mode: number = StreamMode.SABVM,
 ): Promise<number> {
   const run = startRun({ mode, handle: kernel.handle, ring: rb.kaddr }, count, t);
-  const deadline = Date.now() + RUN_TIMEOUT_MS;
   while (t.got < count) {
     const n = await rb.pollAt(onRecord, { timeoutMs: 100 });
-    run.check();
+    run.check(t.got);
     if (n < 0) throw new Error(`stream: pollAt returned ${n}`);
-    if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${t.got}`);
   }
   return run.finish(performance.timeOrigin + performance.now());
 }
@@ -146,16 +147,14 @@ export async function runSabvmRead(
   mode: number = StreamMode.SABVM_BULK,
 ): Promise<number> {
   const run = startRun({ mode, handle: kernel.handle, ring: rb.kaddr }, count, t);
-  const deadline = Date.now() + RUN_TIMEOUT_MS;
   const mem = new DataView(kernel.handle.buffer);
   let got = 0;
   let bad = 0;
   let sum = 0;
   while (got < count) {
     const n = await rb.waitReadable({ timeoutMs: 100 });
-    run.check();
+    run.check(got);
     if (n < 0) throw new Error(`stream: waitReadable returned ${n}`);
-    if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${got}`);
     for (let at; (at = rb.readRecord()) >= 0; got++) {
       if (mem.getUint32(at, true) !== got) bad++;
       sum += mem.getFloat64(at + 8, true);
@@ -176,22 +175,29 @@ export function rawRingBuffer(): SharedArrayBuffer {
   return raw;
 }
 
+/**
+ * The head and tail words of the hand-written ring in `raw`, set back to 0 for a new run (the last
+ * run's worker has exited).
+ */
+export function rawRingControl(raw: SharedArrayBuffer): Int32Array {
+  const ctl = new Int32Array(raw, 0, 32);
+  Atomics.store(ctl, RAW_HEAD, 0);
+  Atomics.store(ctl, RAW_TAIL, 0);
+  return ctl;
+}
+
 /** One run of the hand-written ring in `raw` (see {@link rawRingBuffer}). */
 export async function runRaw(count: number, t: Tally, raw: SharedArrayBuffer): Promise<number> {
-  const ctl = new Int32Array(raw, 0, 32);
+  const ctl = rawRingControl(raw);
   const dv = new DataView(raw, RAW_SLOTS_AT);
-  Atomics.store(ctl, RAW_HEAD, 0); // (the last run's worker has exited)
-  Atomics.store(ctl, RAW_TAIL, 0);
   const run = startRun({ mode: StreamMode.RAW, raw }, count, t);
-  const deadline = Date.now() + RUN_TIMEOUT_MS;
   let tail = 0;
   while (tail < count) {
     const head = Atomics.load(ctl, RAW_HEAD);
     if (head === tail) {
       // nothing yet: let the event loop run (and a failure surface), then look again
       await new Promise((resolve) => setImmediate(resolve));
-      run.check();
-      if (Date.now() > deadline) throw new Error(`stream: the run stalled at ${tail}`);
+      run.check(tail);
       continue;
     }
     for (; tail !== head; tail++) {
