@@ -16,6 +16,7 @@ import { REMAP_ROWS, remapGroupName } from './suites/remap.js';
 import { RING } from './suites/ring.js';
 import { STREAM } from './suites/stream.js';
 import { STREAM_SMALL } from './suites/stream-small.js';
+import { STREAM_VAR } from './suites/stream-var.js';
 import { SCALING } from './suites/scaling.js';
 import { WORKLOADS } from './suites/workloads.js';
 import type { SuiteResult, TargetResult } from './results.js';
@@ -441,6 +442,20 @@ export const TARGETS: readonly TargetSpec[] = [
     'ring: the same records, 42 of them side by side in one ring record (one header for all)',
     STREAM_SMALL.packed,
   ),
+  {
+    id: '19 (fresh worker, 16–40 B)',
+    what: 'ring: a new worker streams 2 M records of 16, 24, 32 and 40 bytes in turn, one batchReserveWait each, written and read through typed arrays, read with readRecord (warm-up included)',
+    ratio:
+      'records/s ÷ a hand-written ring of length-prefixed records in a plain SharedArrayBuffer',
+    op: '>=',
+    threshold: 1,
+    informational: true,
+    source: {
+      suite: 'ring',
+      group: STREAM_VAR.group,
+      ratio: ratioName(STREAM_VAR.sabvm, STREAM_VAR.raw),
+    },
+  },
   {
     id: '19 (each)',
     what: 'ring: 32-byte records, one worker thread → main thread, output per record, each published at once (as in Linux)',

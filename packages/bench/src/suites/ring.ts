@@ -19,6 +19,7 @@ import { Ctl } from './crew-protocol.js';
 import { POST_BATCH, RCtl, RING_BYTES, RMode, recordProducer, recordSeq } from './ring-protocol.js';
 import { freshStreamGroup } from './stream.js';
 import { freshSmallGroup } from './stream-small.js';
+import { freshVarGroup } from './stream-var.js';
 import type { Suite, SuiteContext, SuiteOutput } from './suite.js';
 import { workerUrl } from './worker-url.js';
 
@@ -279,6 +280,8 @@ async function runRing(ctx: SuiteContext): Promise<SuiteOutput> {
     groups.push(await bench.runGroup(freshStreamGroup(kernel, rig.ring, ctx.quick)));
     ctx.progress('a fresh worker per stream, 24-byte records');
     groups.push(await bench.runGroup(freshSmallGroup(kernel, rig.ring, ctx.quick)));
+    ctx.progress('a fresh worker per stream, records of 16 to 40 bytes');
+    groups.push(await bench.runGroup(freshVarGroup(kernel, rig.ring, ctx.quick)));
   } finally {
     await rig.stop();
   }

@@ -8,6 +8,8 @@
  *  record: │ sequence number (u32 LE) │ 4 bytes │ value (f64 LE) = the sequence number │ 16 bytes │
  *  times:  │ the worker's clock (performance.timeOrigin + now, ms) at its first record │
  *  raw ring (a SharedArrayBuffer): │ head (i32) │ … │ tail (i32, at byte 64) │ … │ slots from byte 128 │
+ *  record of varLength(i) bytes: │ i (u32) │ 4 bytes │ i (f64) │ i (u32) in each of its other words │
+ *  raw ring of those: │ length (u32; VAR_WRAP: go on at byte 0) │ 4 bytes │ the record, padded to 8 │
  * ```
  *
  * @module
@@ -30,6 +32,10 @@ export const StreamMode = {
   SMALL_PACKED: 5,
   /** small records: a hand-written ring of `slot`-byte slots, fields through typed arrays */
   SMALL_RAW: 6,
+  /** records of four lengths: `rb.batchReserve(varLength(i))` each, fields through typed arrays */
+  VAR_SABVM: 7,
+  /** records of four lengths in a hand-written ring of length-prefixed records */
+  VAR_RAW: 8,
 } as const;
 
 /** Bytes of a record. */
@@ -56,6 +62,19 @@ export const RAW_SLOTS_AT = 128;
 /** The raw ring's worker publishes its head once per this many records. */
 export const RAW_PUBLISH = 64;
 
+/** Bytes of record `i` of the stream of records of four lengths: 16, 24, 32, 40, 16, … */
+export function varLength(i: number): number {
+  return 16 + (i & 3) * 8;
+}
+
+/** A hand-written ring's length word that says "the record is at byte 0": the tail is skipped. */
+export const VAR_WRAP = 0xffffffff;
+
+/** Bytes the record of `len` bytes takes in the hand-written ring: an 8-byte length, then itself. */
+export function varRawBytes(len: number): number {
+  return (len + 15) & ~7;
+}
+
 /** What the worker gets in `workerData`. */
 export interface StreamWorkerData {
   readonly mode: number;
@@ -65,7 +84,7 @@ export interface StreamWorkerData {
   /** SABVM: the kernel and the ring's kaddr. */
   readonly handle?: KernelHandle;
   readonly ring?: number;
-  /** RAW, SMALL_RAW: the ring's buffer. */
+  /** RAW, SMALL_RAW, VAR_RAW: the ring's buffer. */
   readonly raw?: SharedArrayBuffer;
   /** SMALL_RAW: bytes of a slot (24: the record alone; 32: as much as the sabvm ring carries). */
   readonly slot?: number;

@@ -18,6 +18,9 @@ import {
   STREAM_BULK,
   STREAM_RECORD,
   StreamMode,
+  VAR_WRAP,
+  varLength,
+  varRawBytes,
   type StreamWorkerData,
 } from './stream-protocol.js';
 
@@ -166,6 +169,72 @@ function smallRaw(): void {
   Atomics.store(ctl, RAW_HEAD, head);
 }
 
+/**
+ * Records of four lengths, one `batchReserveWait` each (the length is the record's own), written
+ * in place through typed arrays made once: its sequence number, its value, and the number again in
+ * each of its other words.
+ */
+function varSabvm(): void {
+  started[0] = performance.timeOrigin + performance.now(); // the attach is the program's too
+  const kernel = Kernel.attach(handle!);
+  const rb = kernel.ringbuf(ring!)!;
+  const u32 = new Uint32Array(rb.batchBuffer);
+  const f64 = new Float64Array(rb.batchBuffer);
+  for (let i = 0; i < count; i++) {
+    const len = varLength(i);
+    const at = rb.batchReserveWait(len, 0, 10_000); // waits only for room
+    if (at < 0) throw new Error(`stream: batchReserveWait returned ${at}`);
+    u32[at >> 2] = i;
+    f64[(at >> 3) + 1] = i;
+    for (let w = (at >> 2) + 4, end = (at + len) >> 2; w < end; w++) u32[w] = i;
+  }
+  kernel.detach();
+}
+
+/**
+ * The same records in a hand-written ring of length-prefixed records (1 MiB from RAW_SLOTS_AT),
+ * as a user writes one: an 8-byte length word before each record; a record that does not fit
+ * before the end leaves VAR_WRAP in the length word there and goes at byte 0. The head and tail
+ * are byte positions; the head is published every RAW_PUBLISH records and before a sleep of up to
+ * 10 ms on the tail when the ring is full.
+ */
+function varRaw(): void {
+  const ctl = new Int32Array(raw!, 0, 32);
+  const u32 = new Uint32Array(raw!, RAW_SLOTS_AT);
+  const f64 = new Float64Array(raw!, RAW_SLOTS_AT);
+  const size = 2 ** 20;
+  let head = 0;
+  let tail = 0;
+  let off = 0; // head's byte in the ring
+  started[0] = performance.timeOrigin + performance.now();
+  for (let i = 0; i < count; i++) {
+    const len = varLength(i);
+    const total = varRawBytes(len);
+    const skip = off + total > size ? size - off : 0; // the tail left unused at a wrap
+    while (head + skip + total - tail > size) {
+      tail = Atomics.load(ctl, RAW_TAIL);
+      if (head + skip + total - tail <= size) break;
+      Atomics.store(ctl, RAW_HEAD, head); // publish before sleeping
+      Atomics.wait(ctl, RAW_TAIL, tail, 10);
+    }
+    if (skip !== 0) {
+      u32[off >> 2] = VAR_WRAP;
+      head += skip;
+      off = 0;
+    }
+    u32[off >> 2] = len;
+    const at = off + 8;
+    u32[at >> 2] = i;
+    f64[(at >> 3) + 1] = i;
+    for (let w = (at >> 2) + 4, end = (at + len) >> 2; w < end; w++) u32[w] = i;
+    head += total;
+    off += total;
+    if (off === size) off = 0; // the ring's end reached exactly: no tail to skip
+    if ((i & (RAW_PUBLISH - 1)) === RAW_PUBLISH - 1) Atomics.store(ctl, RAW_HEAD, head);
+  }
+  Atomics.store(ctl, RAW_HEAD, head);
+}
+
 /** Batches of STREAM_BATCH records, each a new ArrayBuffer moved with a transfer list. */
 function transfer(): void {
   started[0] = performance.timeOrigin + performance.now();
@@ -187,4 +256,6 @@ else if (mode === StreamMode.RAW) rawRing();
 else if (mode === StreamMode.SMALL_BULK) smallBulk();
 else if (mode === StreamMode.SMALL_PACKED) smallPacked();
 else if (mode === StreamMode.SMALL_RAW) smallRaw();
+else if (mode === StreamMode.VAR_SABVM) varSabvm();
+else if (mode === StreamMode.VAR_RAW) varRaw();
 else transfer();
