@@ -15,7 +15,7 @@ import {
 } from '../src/suites/stream.js';
 import { StreamMode } from '../src/suites/stream-protocol.js';
 import { runSmallRaw, runSmallRead } from '../src/suites/stream-small.js';
-import { runVarRaw, runVarSabvm } from '../src/suites/stream-var.js';
+import { runVarRaw, runVarSabvm, runVarSlots } from '../src/suites/stream-var.js';
 
 const COUNT = 50_000;
 
@@ -62,13 +62,15 @@ describe('the fresh-worker stream', () => {
   });
 
   it('the programs of records of four lengths each deliver every record once, intact', async () => {
-    // 50 003 records of 28 bytes and their 8-byte lengths on average: 1.8 MB, more than a lap of
-    // either 1 MiB ring, so both wrap (the hand-written one leaves its tail marked at the end)
-    const n = 50_003;
+    // 120 003 records of 28 bytes on average (36 with the hand-written ring's length word): 4.3 MB,
+    // four laps of either 1 MiB ring. The length-prefixed ring meets its end with tails of 16, 8
+    // and 40 bytes to skip and, at record 87 381, exactly at its end (no tail)
+    const n = 120_003;
     for (const run of [
       () => runVarSabvm(kernel, rb, n, t),
       () => runVarRaw(n, t, raw),
       () => runVarRaw(n, t, raw), // the buffer again: each run starts its ring afresh
+      () => runVarSlots(n, t, raw),
     ]) {
       const ms = await run();
       expect(ms).toBeGreaterThan(0);

@@ -10,6 +10,7 @@
  *  raw ring (a SharedArrayBuffer): │ head (i32) │ … │ tail (i32, at byte 64) │ … │ slots from byte 128 │
  *  record of varLength(i) bytes: │ i (u32) │ 4 bytes │ i (f64) │ i (u32) in each of its other words │
  *  raw ring of those: │ length (u32; VAR_WRAP: go on at byte 0) │ 4 bytes │ the record, padded to 8 │
+ *  or in fixed slots of VAR_SLOT bytes: │ the record │ the rest of the slot │
  * ```
  *
  * @module
@@ -32,10 +33,12 @@ export const StreamMode = {
   SMALL_PACKED: 5,
   /** small records: a hand-written ring of `slot`-byte slots, fields through typed arrays */
   SMALL_RAW: 6,
-  /** records of four lengths: `rb.batchReserve(varLength(i))` each, fields through typed arrays */
+  /** records of four lengths: `rb.batchReserveWait(varLength(i))` each, through typed arrays */
   VAR_SABVM: 7,
   /** records of four lengths in a hand-written ring of length-prefixed records */
   VAR_RAW: 8,
+  /** records of four lengths in a hand-written ring of VAR_SLOT-byte slots (the length not sent) */
+  VAR_SLOTS: 9,
 } as const;
 
 /** Bytes of a record. */
@@ -67,13 +70,27 @@ export function varLength(i: number): number {
   return 16 + (i & 3) * 8;
 }
 
-/** A hand-written ring's length word that says "the record is at byte 0": the tail is skipped. */
-export const VAR_WRAP = 0xffffffff;
+/**
+ * A hand-written ring's length word that says "the record is at byte 0": the tail is skipped. No
+ * record's length, and not what `rawRingBuffer` fills the ring with (0xff bytes), so that a
+ * producer that forgot to write it is caught.
+ */
+export const VAR_WRAP = 0x80000000;
 
-/** Bytes the record of `len` bytes takes in the hand-written ring: an 8-byte length, then itself. */
+/**
+ * Bytes the record of `len` bytes takes in the hand-written ring of length-prefixed records: its
+ * length (4 bytes and 4 of padding, so that the record's double stays 8-byte aligned), then itself
+ * padded to 8.
+ */
 export function varRawBytes(len: number): number {
   return (len + 15) & ~7;
 }
+
+/** Bytes of a slot of the fixed-slot ring of records of four lengths: the longest record. */
+export const VAR_SLOT = 40;
+
+/** Bytes of a hand-written ring's records (slots, or length-prefixed records), from RAW_SLOTS_AT. */
+export const RAW_RING_BYTES: number = 2 ** 20;
 
 /** What the worker gets in `workerData`. */
 export interface StreamWorkerData {

@@ -12,7 +12,14 @@
  */
 import type { Kernel, RingBuf } from '@sabvm/core';
 import type { CaseGroup } from '../harness.js';
-import { RAW_HEAD, RAW_SLOTS_AT, RAW_TAIL, SMALL_RECORD, StreamMode } from './stream-protocol.js';
+import {
+  RAW_HEAD,
+  RAW_RING_BYTES,
+  RAW_SLOTS_AT,
+  RAW_TAIL,
+  SMALL_RECORD,
+  StreamMode,
+} from './stream-protocol.js';
 import { rawRingBuffer, rawRingControl, startRun, streamRow, type Tally } from './stream.js';
 
 /** Names of the group and its rows. */
@@ -81,7 +88,7 @@ export async function runSmallRaw(
   slot: number,
   raw: SharedArrayBuffer,
 ): Promise<number> {
-  const slots = Math.floor(2 ** 20 / slot);
+  const slots = Math.floor(RAW_RING_BYTES / slot);
   const ctl = rawRingControl(raw);
   const u32 = new Uint32Array(raw, RAW_SLOTS_AT);
   const f64 = new Float64Array(raw, RAW_SLOTS_AT);

@@ -1,12 +1,13 @@
 /**
  * The `ring` suite's third fresh-worker stream: records of four lengths (16, 24, 32 and 40 bytes,
- * in turn), as a log or a stream of events has, from a new worker per run to the main thread. Two
- * ways, side by side: sabvm's ring, one `batchReserveWait` per record and the main thread's own
- * loop of `readRecord`; and a hand-written single-producer ring of length-prefixed records in a
- * plain SharedArrayBuffer, as a user writes one for records of more than one length (a length word
- * before each record, a mark where a record that does not fit before the end leaves the tail). Here
- * the hand-written ring carries a length with each record as the BPF ring's header does, so the
- * two carry the same bytes.
+ * in turn), as a log or a stream of events has, from a new worker per run to the main thread.
+ * Three ways, side by side: sabvm's ring, one `batchReserveWait` per record and the main thread's
+ * own loop of `readRecord`; a hand-written single-producer ring of length-prefixed records in a
+ * plain SharedArrayBuffer, as a user writes one for records whose length the consumer cannot
+ * tell (a length word before each record, a mark where a record that does not fit before the end
+ * leaves the tail), which carries a length with each record as the BPF ring's header does; and a
+ * hand-written ring of fixed slots as long as the longest record, the length not sent, as a user
+ * writes one when each record's kind tells its length (here its number does).
  *
  * @module
  */
@@ -14,9 +15,11 @@ import type { Kernel, RingBuf } from '@sabvm/core';
 import type { CaseGroup } from '../harness.js';
 import {
   RAW_HEAD,
+  RAW_RING_BYTES,
   RAW_SLOTS_AT,
   RAW_TAIL,
   StreamMode,
+  VAR_SLOT,
   VAR_WRAP,
   varLength,
   varRawBytes,
@@ -28,6 +31,7 @@ export const STREAM_VAR = {
   group: 'a fresh worker streams records of 16 to 40 bytes to the main thread',
   sabvm: 'sabvm ring, batchReserve per record + readRecord',
   raw: 'hand-written ring of length-prefixed records',
+  slots: 'hand-written ring of 40-byte slots (each length known from the record)',
 } as const;
 
 /**
@@ -76,13 +80,14 @@ export async function runVarSabvm(
 /**
  * One run of the hand-written ring of length-prefixed records in `raw` (see `rawRingBuffer`):
  * every record up to the head (a VAR_WRAP length sends the reader to byte 0), then the tail stored
- * and `Atomics.notify`d; `setImmediate` while the ring is empty.
+ * and `Atomics.notify`d; `setImmediate` while the ring is empty. A length that is not the record's
+ * or a read past the head means the ring is broken: it throws at once (reading on would not end).
  */
 export async function runVarRaw(count: number, t: Tally, raw: SharedArrayBuffer): Promise<number> {
   const ctl = rawRingControl(raw);
   const u32 = new Uint32Array(raw, RAW_SLOTS_AT);
   const f64 = new Float64Array(raw, RAW_SLOTS_AT);
-  const size = 2 ** 20;
+  const size = RAW_RING_BYTES;
   const run = startRun({ mode: StreamMode.VAR_RAW, raw }, count, t);
   let got = 0;
   let tail = 0; // bytes consumed
@@ -97,13 +102,14 @@ export async function runVarRaw(count: number, t: Tally, raw: SharedArrayBuffer)
       run.check(got);
       continue;
     }
-    while (tail !== head) {
+    while (tail < head) {
       let len = u32[off >> 2]!;
       if (len === VAR_WRAP) {
         tail += size - off;
         off = 0;
         len = u32[0]!;
       }
+      if (len !== varLength(got)) throw new Error(`stream: record ${got} has length ${len}`);
       const at = off + 8;
       bad += badRecord(u32, at, len, got);
       sum += f64[(at >> 3) + 1]!;
@@ -112,6 +118,7 @@ export async function runVarRaw(count: number, t: Tally, raw: SharedArrayBuffer)
       off += varRawBytes(len);
       if (off === size) off = 0;
     }
+    if (tail !== head) throw new Error(`stream: read to byte ${tail}, past the head at ${head}`);
     Atomics.store(ctl, RAW_TAIL, tail);
     Atomics.notify(ctl, RAW_TAIL);
   }
@@ -119,26 +126,66 @@ export async function runVarRaw(count: number, t: Tally, raw: SharedArrayBuffer)
   return run.finish(performance.timeOrigin + performance.now());
 }
 
-/** The group: the two programs, a new worker per run, `count` records each. */
+/**
+ * One run of the hand-written ring of VAR_SLOT-byte slots in `raw`: every slot up to the head,
+ * each record's length from its number, then the tail stored and `Atomics.notify`d; `setImmediate`
+ * while the ring is empty.
+ */
+export async function runVarSlots(
+  count: number,
+  t: Tally,
+  raw: SharedArrayBuffer,
+): Promise<number> {
+  const ctl = rawRingControl(raw);
+  const u32 = new Uint32Array(raw, RAW_SLOTS_AT);
+  const f64 = new Float64Array(raw, RAW_SLOTS_AT);
+  const slots = Math.floor(RAW_RING_BYTES / VAR_SLOT);
+  const run = startRun({ mode: StreamMode.VAR_SLOTS, raw }, count, t);
+  let tail = 0;
+  let s = 0; // the slot of record `tail`
+  let bad = 0;
+  let sum = 0;
+  while (tail < count) {
+    const head = Atomics.load(ctl, RAW_HEAD);
+    if (head === tail) {
+      // nothing yet: let the event loop run (and a failure surface), then look again
+      await new Promise((resolve) => setImmediate(resolve));
+      run.check(tail);
+      continue;
+    }
+    for (; tail < head; tail++) {
+      const at = s * VAR_SLOT;
+      bad += badRecord(u32, at, varLength(tail), tail);
+      sum += f64[(at >> 3) + 1]!;
+      if (++s === slots) s = 0;
+    }
+    Atomics.store(ctl, RAW_TAIL, tail);
+    Atomics.notify(ctl, RAW_TAIL);
+  }
+  Object.assign(t, { got: tail, bad, sum });
+  return run.finish(performance.timeOrigin + performance.now());
+}
+
+/** The group: the three programs, a new worker per run, `count` records each. */
 export function freshVarGroup(kernel: Kernel, rb: RingBuf, quick: boolean): CaseGroup {
   const count = quick ? 500_000 : 2_000_000;
   const t: Tally = { got: 0, bad: 0, sum: 0 };
-  const raw = rawRingBuffer();
+  const raw = rawRingBuffer(); // both hand-written rings' (one run at a time)
   const row = (name: string, role: 'subject' | 'baseline', run: () => Promise<number>) =>
     streamRow(name, role, count, run);
+  const ratio = (baseline: string) => ({
+    name: `${STREAM_VAR.sabvm} ÷ ${baseline}`,
+    subject: STREAM_VAR.sabvm,
+    baseline,
+    kind: 'throughput' as const,
+  });
   return {
     name: STREAM_VAR.group,
     cases: [
       row(STREAM_VAR.sabvm, 'subject', () => runVarSabvm(kernel, rb, count, t)),
       row(STREAM_VAR.raw, 'baseline', () => runVarRaw(count, t, raw)),
+      row(STREAM_VAR.slots, 'baseline', () => runVarSlots(count, t, raw)),
     ],
-    ratios: [
-      {
-        name: `${STREAM_VAR.sabvm} ÷ ${STREAM_VAR.raw}`,
-        subject: STREAM_VAR.sabvm,
-        baseline: STREAM_VAR.raw,
-        kind: 'throughput',
-      },
-    ],
+    ratios: [ratio(STREAM_VAR.raw), ratio(STREAM_VAR.slots)],
   };
 }

@@ -9,6 +9,7 @@ import { Kernel, ringbufRecordBytes } from '@sabvm/core';
 import {
   RAW_HEAD,
   RAW_PUBLISH,
+  RAW_RING_BYTES,
   RAW_SLOTS,
   RAW_SLOTS_AT,
   RAW_TAIL,
@@ -18,6 +19,7 @@ import {
   STREAM_BULK,
   STREAM_RECORD,
   StreamMode,
+  VAR_SLOT,
   VAR_WRAP,
   varLength,
   varRawBytes,
@@ -146,7 +148,7 @@ function smallRaw(): void {
   const f64 = new Float64Array(raw!, RAW_SLOTS_AT);
   const i32 = new Int32Array(raw!, RAW_SLOTS_AT);
   const words = slot! >> 2;
-  const slots = Math.floor(2 ** 20 / slot!);
+  const slots = Math.floor(RAW_RING_BYTES / slot!);
   let head = 0;
   let tail = 0;
   let s = 0;
@@ -193,16 +195,17 @@ function varSabvm(): void {
 
 /**
  * The same records in a hand-written ring of length-prefixed records (1 MiB from RAW_SLOTS_AT),
- * as a user writes one: an 8-byte length word before each record; a record that does not fit
- * before the end leaves VAR_WRAP in the length word there and goes at byte 0. The head and tail
- * are byte positions; the head is published every RAW_PUBLISH records and before a sleep of up to
- * 10 ms on the tail when the ring is full.
+ * as a user writes one: a length word (and 4 bytes of padding) before each record; a record that
+ * does not fit before the end leaves VAR_WRAP in the length word there and goes at byte 0. The
+ * head and tail are byte counts in Int32 words, so a run may stream at most 2 GiB (here 72 MB);
+ * the head is published every RAW_PUBLISH records and before a sleep of up to 10 ms on the tail
+ * when the ring is full.
  */
 function varRaw(): void {
   const ctl = new Int32Array(raw!, 0, 32);
   const u32 = new Uint32Array(raw!, RAW_SLOTS_AT);
   const f64 = new Float64Array(raw!, RAW_SLOTS_AT);
-  const size = 2 ** 20;
+  const size = RAW_RING_BYTES;
   let head = 0;
   let tail = 0;
   let off = 0; // head's byte in the ring
@@ -235,6 +238,39 @@ function varRaw(): void {
   Atomics.store(ctl, RAW_HEAD, head);
 }
 
+/**
+ * The same records in a hand-written ring of fixed VAR_SLOT-byte slots (the longest record), the
+ * length not sent: a consumer that knows each record's kind knows its length, as here from its
+ * number. As smallRaw's ring otherwise.
+ */
+function varSlots(): void {
+  const ctl = new Int32Array(raw!, 0, 32);
+  const u32 = new Uint32Array(raw!, RAW_SLOTS_AT);
+  const f64 = new Float64Array(raw!, RAW_SLOTS_AT);
+  const words = VAR_SLOT >> 2;
+  const slots = Math.floor(RAW_RING_BYTES / VAR_SLOT);
+  let head = 0;
+  let tail = 0;
+  let s = 0;
+  started[0] = performance.timeOrigin + performance.now();
+  for (let i = 0; i < count; i++) {
+    while (head - tail >= slots) {
+      tail = Atomics.load(ctl, RAW_TAIL);
+      if (head - tail < slots) break;
+      Atomics.store(ctl, RAW_HEAD, head); // publish before sleeping
+      Atomics.wait(ctl, RAW_TAIL, tail, 10);
+    }
+    const w = s * words;
+    u32[w] = i;
+    f64[(w >> 1) + 1] = i;
+    for (let k = w + 4, end = w + (varLength(i) >> 2); k < end; k++) u32[k] = i;
+    head++;
+    if (++s === slots) s = 0;
+    if ((head & (RAW_PUBLISH - 1)) === 0) Atomics.store(ctl, RAW_HEAD, head);
+  }
+  Atomics.store(ctl, RAW_HEAD, head);
+}
+
 /** Batches of STREAM_BATCH records, each a new ArrayBuffer moved with a transfer list. */
 function transfer(): void {
   started[0] = performance.timeOrigin + performance.now();
@@ -258,4 +294,5 @@ else if (mode === StreamMode.SMALL_PACKED) smallPacked();
 else if (mode === StreamMode.SMALL_RAW) smallRaw();
 else if (mode === StreamMode.VAR_SABVM) varSabvm();
 else if (mode === StreamMode.VAR_RAW) varRaw();
+else if (mode === StreamMode.VAR_SLOTS) varSlots();
 else transfer();

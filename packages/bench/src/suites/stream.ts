@@ -20,6 +20,7 @@ import type { Kernel, RingBuf } from '@sabvm/core';
 import type { BenchCase, CaseGroup } from '../harness.js';
 import {
   RAW_HEAD,
+  RAW_RING_BYTES,
   RAW_SLOTS,
   RAW_SLOTS_AT,
   RAW_TAIL,
@@ -170,7 +171,7 @@ export async function runSabvmRead(
  * of either pays the first touch of its pages.
  */
 export function rawRingBuffer(): SharedArrayBuffer {
-  const raw = new SharedArrayBuffer(RAW_SLOTS_AT + 2 ** 20);
+  const raw = new SharedArrayBuffer(RAW_SLOTS_AT + RAW_RING_BYTES);
   new Uint8Array(raw).fill(0xff);
   return raw;
 }
