@@ -80,7 +80,7 @@ function freshSmall(id: string, what: string, subject: string): TargetSpec {
 
 /**
  * An information-only target of the fresh-worker group of records of 16 to 40 bytes: sabvm's
- * records/s over `baseline`'s (`what` names it).
+ * records/s over those of the hand-written row `baseline`, which `named` describes.
  */
 function freshVar(id: string, what: string, baseline: string, named: string): TargetSpec {
   return {

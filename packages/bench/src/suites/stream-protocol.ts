@@ -101,7 +101,7 @@ export interface StreamWorkerData {
   /** SABVM: the kernel and the ring's kaddr. */
   readonly handle?: KernelHandle;
   readonly ring?: number;
-  /** RAW, SMALL_RAW, VAR_RAW: the ring's buffer. */
+  /** RAW, SMALL_RAW, VAR_RAW, VAR_SLOTS: the ring's buffer. */
   readonly raw?: SharedArrayBuffer;
   /** SMALL_RAW: bytes of a slot (24: the record alone; 32: as much as the sabvm ring carries). */
   readonly slot?: number;
