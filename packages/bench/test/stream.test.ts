@@ -85,18 +85,20 @@ describe('the fresh-worker stream', () => {
     );
   });
 
-  it('the packed program packs: its records take less of the ring than with a header each', async () => {
+  it('the bulk and packed programs put records side by side: they take less of the ring than a header each', async () => {
     const n = 50_003;
     let before = rb.query(BPF_RB_CONS_POS);
     await runSmallRead(kernel, rb, n, t, StreamMode.SMALL_BULK);
-    const each = (rb.query(BPF_RB_CONS_POS) - before) >>> 0;
+    const bulk = (rb.query(BPF_RB_CONS_POS) - before) >>> 0;
     before = rb.query(BPF_RB_CONS_POS);
     await runSmallRead(kernel, rb, n, t, StreamMode.SMALL_PACKED);
     const packed = (rb.query(BPF_RB_CONS_POS) - before) >>> 0;
-    // one header each: at least 32 bytes a record (and the tails a batch skips at the ring's end)
-    expect(each).toBeGreaterThanOrEqual(n * 32);
-    // one header per 42: 1016 bytes per 42 records, 1.21 MB, and at most two skipped tails of a
-    // 128 KiB chunk in its 1.2 laps of the 1 MiB ring, 1.47 MB: below what one header each takes
+    // a header each would take 32 bytes a record. In bulk: runs of up to a 128 KiB chunk, 16 bytes
+    // of header and descriptor each (at least 10 runs: a batch also goes out when a job ends), and
+    // at most two skipped tails of a chunk in the 1.2 laps of the 1 MiB ring
+    expect(bulk).toBeGreaterThanOrEqual(n * 24 + 10 * 16);
+    expect(bulk).toBeLessThan(n * 24 + 64 * 16 + 2 * 128 * 1024);
+    // one header per 42: 1016 bytes per 42 records, 1.21 MB, and at most two skipped tails
     expect(packed).toBeGreaterThanOrEqual(n * 24);
     expect(packed).toBeLessThan(n * 32);
   });

@@ -49,6 +49,7 @@ export {
   BPF_RB_RING_SIZE,
   BPF_RB_CONS_POS,
   BPF_RB_PROD_POS,
+  ringbufBulkStride,
   ringbufRecordBytes,
   type RingCallback,
   type RingSampleCallback,
@@ -57,6 +58,7 @@ export {
   RINGBUF_HDR_SZ,
   RINGBUF_BUSY_BIT,
   RINGBUF_DISCARD_BIT,
+  RINGBUF_RUN_BIT,
   RINGBUF_META_PAGES,
   RINGBUF_PGOFF,
 } from './layout.js';

@@ -697,7 +697,7 @@ export function wordIndex(byteOffset: number): number {
  *   ┌────────────────────────────────────────┐
  *   │ meta page (kernel only, never mapped)  │ MAGIC, DATA_PAGES, REFS, SLOT_HOLDS[slot]
  *   ├────────────────────────────────────────┤ RINGBUF_PGOFF: a user mapping starts here
- *   │ consumer page                          │ line 0: CONSUMER_POS
+ *   │ consumer page                          │ line 0: CONSUMER_POS, CONSUMER_SKIP
  *   │   (written by the consumer)            │ line 1: CONSUMER_LOCK    line 2: WAITERS
  *   ├────────────────────────────────────────┤
  *   │ producer page                          │ line 0: PRODUCER_POS
@@ -770,6 +770,18 @@ export const enum RingCons {
    * `Atomics.load` before it answers "full"; the wake-up check and waits use `Atomics.load`.
    */
   CONSUMER_POS = 0,
+  /**
+   * atomic, written by the consumer holding CONSUMER_LOCK: how many records of the run record at
+   * `CONSUMER_POS` (see {@link RINGBUF_RUN_BIT}) are consumed already, else 0. A consumer that stops
+   * inside a run (a callback that returns < 0 or throws, a read ended early) leaves `CONSUMER_POS`
+   * at the run's header, since the records of a run have no header of their own to stop at; the
+   * next consumer starts that run past this many. Order: it is stored 0 before `CONSUMER_POS`
+   * moves, and a count only once `CONSUMER_POS` is at the run, so a consumer that dies between two
+   * stores leaves 0 (its unstored records come again, as any dead consumer's) and never a count
+   * that belongs to another record. Read with `Atomics.load` when a consume or read opens.
+   * Producers never read it: the run keeps its bytes until it is consumed whole.
+   */
+  CONSUMER_SKIP = 1,
   /** atomic (compare-and-exchange): 0, or the tid of the thread consuming now (one at a time). */
   CONSUMER_LOCK = 16,
   /**
@@ -810,9 +822,9 @@ export const enum RingProd {
  *
  * ```
  *   0                        4                          8
- *   ┌─┬─┬────────────────────┬────────────┬─────────────┬──────────────────────┐
- *   │B│D│ len (30 bits)      │owner (12)  │ pg_off (20) │ len bytes, pad to 8  │
- *   └─┴─┴────────────────────┴────────────┴─────────────┴──────────────────────┘
+ *   ┌─┬─┬─┬──────────────────┬────────────┬─────────────┬──────────────────────┐
+ *   │B│D│R│ len (29 bits)    │owner (12)  │ pg_off (20) │ len bytes, pad to 8  │
+ *   └─┴─┴─┴──────────────────┴────────────┴─────────────┴──────────────────────┘
  * ```
  *
  * Word 0: written `len | BUSY` with a plain store under RESV_LOCK by the reserving producer,
@@ -833,8 +845,22 @@ export const RINGBUF_HDR_SZ = 8;
 export const RINGBUF_BUSY_BIT: number = 2 ** 31;
 /** Header word 0: the record was discarded (or is the skipped tail before a wrap). */
 export const RINGBUF_DISCARD_BIT: number = 2 ** 30;
-/** Header word 0: the length bits. */
-export const RINGBUF_LEN_MASK: number = RINGBUF_DISCARD_BIT - 1;
+/**
+ * Header word 0 (sabvm's own): the record is a *run*, many records of one length in one ring
+ * record. Its bytes are a descriptor of two Int32 words (the records' length `sub`, their count
+ * `n`, at least 1) then the `n` records one after the other at a stride of `sub` padded to 8, with
+ * no header between them: `len = 8 + n * ((sub + 7) & ~7)`. The consumer hands out each record of
+ * a run as one record of its own; {@link RingCons.CONSUMER_SKIP} says how many of the run at
+ * `CONSUMER_POS` are consumed. Only a published batch's records reserved in bulk
+ * (`batchReserveBulk`) form runs, and the bit is set in the store that commits the run (never with
+ * BUSY or DISCARD: a discarded run is discarded whole). A reader of the layout that does not know
+ * this bit (libbpf) would see a run as one record of `len` bytes.
+ */
+export const RINGBUF_RUN_BIT: number = 2 ** 29;
+/** Header word 0: the length bits (a record is at most 2^29 - 8 bytes: half the largest ring). */
+export const RINGBUF_LEN_MASK: number = RINGBUF_RUN_BIT - 1;
+/** Bytes of a run's descriptor (see {@link RINGBUF_RUN_BIT}), before its records. */
+export const RINGBUF_RUN_DESC_SZ = 8;
 /** Header word 1: the page-offset bits (at most 3 + 2^18 pages: 19 bits). */
 export const RINGBUF_PG_OFF_MASK: number = 2 ** 19 - 1;
 /**

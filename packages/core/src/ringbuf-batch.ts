@@ -58,8 +58,11 @@
 import { EAGAIN, EINVAL, PAGE_SHIFT } from './errno.js';
 import {
   RINGBUF_HDR_SZ,
+  RINGBUF_LEN_MASK,
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
+  RINGBUF_RUN_BIT,
+  RINGBUF_RUN_DESC_SZ,
   RINGBUF_SETTLED_BIT,
 } from './layout.js';
 import type { PhysMem } from './phys-mem.js';
@@ -81,6 +84,7 @@ import {
   ringLiveHint,
   ringPassCommitted,
   ringReserve,
+  bulkStride,
   validCommitFlags,
   type RingRef,
 } from './ringbuf.js';
@@ -129,8 +133,19 @@ const HOLD_MS = 1000;
  */
 export const BATCH_DECLINED = -0x10000;
 
-/** The most records a chunk holds (each takes at least its 8-byte header). */
+/** The most ring records a chunk holds (each takes at least its 8-byte header). */
 const MAX_RECORDS = MAX_CHUNK / RINGBUF_HDR_SZ;
+
+/** Bytes before a run's first record: its header and descriptor. */
+const RUN_HEAD = RINGBUF_HDR_SZ + RINGBUF_RUN_DESC_SZ;
+
+const RUN = RINGBUF_RUN_BIT | 0;
+const LEN = RINGBUF_LEN_MASK | 0;
+
+/** Bytes a fresh run of `count` records of `len` bytes takes in a batch, header included. */
+function runBytes(len: number, count: number): number {
+  return RUN_HEAD + bulkStride(len) * count;
+}
 
 const EMPTY = new Uint8Array(0);
 
@@ -176,10 +191,17 @@ export class RingBatch {
    */
   #stage: Uint8Array | null = null;
   #stage32: Int32Array | null = null;
-  /** The staged records' lengths, in order (this thread's own: the user cannot reach them). */
+  /**
+   * The staged ring records' header words 0, in order (this thread's own: the user cannot reach
+   * them): a record's length, or a run's `len | RUN` (its descriptor and records' bytes).
+   */
   #lens: Int32Array | null = null;
-  /** Records staged. */
+  /** For a run among them, its records' length (the rest of its descriptor is in #lens). */
+  #subs: Int32Array | null = null;
+  /** Ring records staged. */
   #n = 0;
+  /** The index in #lens of the run that bulk reservations may grow: the last record, else -1. */
+  #run = -1;
   /** The last record buffer a batched output copied, and the one before (see #remember). */
   #seen: Uint8Array | null = null;
   #src: Uint8Array | null = null;
@@ -304,8 +326,10 @@ export class RingBatch {
   /**
    * The fast path of a `batchReserveBulk(len, count)`: take room for `count` records of `len`
    * bytes each (small non-negative integers, `count` at least 1, else nothing is done), one after
-   * the other at a stride of `recordBytes(len)`, in the open batch when it has room for them all
-   * and the ring is live (see {@link RingBatch.append}). Returns the byte offset of the first
+   * the other at a stride of `ringbufBulkStride(len)` with no header between them, in the
+   * open batch when it has room for them all and the ring is live (see {@link RingBatch.append}):
+   * they join the batch's last run when it is its last record and of records of `len` bytes, else
+   * start a run (see `RINGBUF_RUN_BIT`). Returns the byte offset of the first
    * record's bytes in {@link RingBatch.buffer}, else -1 (nothing done: the caller takes the whole
    * path). Context: the producer's thread.
    */
@@ -322,16 +346,34 @@ export class RingBatch {
       count > MAX_RECORDS
     )
       return -1;
-    const at = this.#cur;
-    const total = ((len + RINGBUF_HDR_SZ + 7) & ~7) * count;
-    if (at + total > this.#size || !ringLiveHint(r)) return -1;
-    const n = this.#n;
-    // (at + total within the chunk bounds n + count by MAX_RECORDS: each record takes 8 bytes)
-    this.#lens!.fill(len, n, n + count);
-    this.#n = n + count;
-    this.#cur = at + total;
+    const grow = bulkStride(len) * count;
+    const last = this.#n - 1;
+    const extend = last === this.#run && this.#subs![last] === len;
+    if (this.#cur + (extend ? grow : RUN_HEAD + grow) > this.#size || !ringLiveHint(r)) return -1;
     this.#noWakeup = false;
-    return at + RINGBUF_HDR_SZ;
+    return this.#stageRun(len, grow, extend);
+  }
+
+  /**
+   * Stage `grow` bytes of records of `len` bytes (a stride's multiple) at the end of the batch,
+   * which has room for them: on the last run when `extend` (it is the last record, of that
+   * length), else in a new run. Returns the byte offset of the first of them in the chunk.
+   */
+  #stageRun(len: number, grow: number, extend: boolean): number {
+    const at = this.#cur;
+    const lens = this.#lens!;
+    if (extend) {
+      lens[this.#n - 1]! += grow; // (a run's bytes stay far below its RUN bit)
+      this.#cur = at + grow;
+      return at;
+    }
+    const n = this.#n;
+    lens[n] = (RINGBUF_RUN_DESC_SZ + grow) | RUN;
+    this.#subs![n] = len;
+    this.#run = n;
+    this.#n = n + 1;
+    this.#cur = at + RUN_HEAD + grow;
+    return at + RUN_HEAD;
   }
 
   /**
@@ -351,6 +393,7 @@ export class RingBatch {
       this.#stage = new Uint8Array(buf);
       this.#stage32 = new Int32Array(buf);
       this.#lens = new Int32Array(MAX_RECORDS);
+      this.#subs = new Int32Array(MAX_RECORDS);
     }
     return this.#stage;
   }
@@ -376,6 +419,7 @@ export class RingBatch {
     flags: number | undefined,
     count: number,
     timeoutMs: number,
+    bulk = false,
   ): number {
     let source: Uint8Array | null = null;
     let f = flags ?? 0;
@@ -389,25 +433,32 @@ export class RingBatch {
       // room to write in place: the call's own checks are made here, in this large function
       // that V8 does not inline, so that none of them inlines into the user's loop around the
       // fast path (the loop compiles sooner, and meets no branch it has no feedback for)
-      f = reserveFlags(r, len, flags, count);
+      f = reserveFlags(r, len, flags, count, bulk);
       if (f < 0 || !validTimeout(timeoutMs)) return -EINVAL;
     }
-    // (a record with bytes comes alone: count is 1)
-    const total = recordBytes(len) * count;
+    // (a record with bytes, or room for one without `bulk`, comes alone: count is 1). Records in
+    // bulk take a run's header and descriptor too unless they join the batch's last run
+    const total = bulk ? runBytes(len, count) : recordBytes(len);
+    const last = this.#n - 1;
+    let join = bulk && this.#r !== null && last === this.#run && this.#subs![last] === len;
     // (a handle's batch is always on the handle's one ring)
-    if (this.#r !== null && this.#cur + total > this.#size && !this.publish(true))
-      return this.#addWait(r, len, flags, count, timeoutMs);
+    if (this.#r !== null && this.#cur + (join ? total - RUN_HEAD : total) > this.#size) {
+      if (!this.publish(true)) return this.#addWait(r, len, flags, count, timeoutMs, bulk);
+      join = false; // published: a new batch opens below
+    }
     if (this.#r === null) {
       const cap = batchCap(r);
       if (total > cap) return BATCH_DECLINED;
       // at most one open batch per thread and ring: records keep this thread's order whichever
       // handle outputs them
-      if (!publishBatches(r.mem, r.data)) return this.#addWait(r, len, flags, count, timeoutMs);
+      if (!publishBatches(r.mem, r.data))
+        return this.#addWait(r, len, flags, count, timeoutMs, bulk);
       this.#stageOf();
       this.#r = r;
       this.#size = Math.min(cap, Math.max(this.#chunk, total));
       this.#cur = 0;
       this.#n = 0;
+      this.#run = -1;
       this.#slot = r.mem.current.slot;
       this.#noWakeup = true;
       this.#force = false;
@@ -417,13 +468,13 @@ export class RingBatch {
         queueMicrotask(this.#task);
       }
     }
-    const at = this.#cur + RINGBUF_HDR_SZ;
-    if (source !== null) this.#stage!.set(source, at); // exactly `len` bytes, readable (above)
-    this.#lens!.fill(len, this.#n, this.#n + count);
-    this.#n += count;
-    this.#cur += total;
     if ((f & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
     if (f & BPF_RB_FORCE_WAKEUP) this.#force = true;
+    if (bulk) return this.#stageRun(len, total - RUN_HEAD, join);
+    const at = this.#cur + RINGBUF_HDR_SZ;
+    if (source !== null) this.#stage!.set(source, at); // exactly `len` bytes, readable (above)
+    this.#lens![this.#n++] = len;
+    this.#cur += total;
     return at;
   }
 
@@ -440,9 +491,10 @@ export class RingBatch {
     flags: number | undefined,
     count: number,
     timeoutMs: number,
+    bulk: boolean,
   ): number {
     if (timeoutMs === 0) return -EAGAIN;
-    return retryForRoom(r, timeoutMs, -EAGAIN, () => this.add(r, null, len, flags, count, 0));
+    return retryForRoom(r, timeoutMs, -EAGAIN, () => this.add(r, null, len, flags, count, 0, bulk));
   }
 
   /** Forget the open batch without writing anything (its ring is being freed). */
@@ -491,7 +543,7 @@ export class RingBatch {
     // settled: written before the store that publishes them, never changed after it
     const { i32 } = mem;
     const settled = (mem.current.slot << RINGBUF_OWNER_SHIFT) | RINGBUF_SETTLED_BIT;
-    writeHeaders(i32, lens, n, r.data, head, settled);
+    writeHeaders(i32, lens, this.#subs!, n, r.data, head, settled);
     Atomics.store(i32, (r.data + head) >>> 2, lens[0]!); // publish: the whole batch
     ringPassCommitted(r, startPos, (head + used - start) & (r.size - 1));
     const flags = this.#force ? BPF_RB_FORCE_WAKEUP : this.#noWakeup ? BPF_RB_NO_WAKEUP : 0;
@@ -548,7 +600,13 @@ export class RingBatch {
  * `count` that is not an integer of at least 1, records that together exceed the ring's chunk (a
  * record larger than a chunk never joins a batch), bad flags, or a freed ring.
  */
-function reserveFlags(r: RingRef, len: number, flags: unknown, count: unknown): number {
+function reserveFlags(
+  r: RingRef,
+  len: number,
+  flags: unknown,
+  count: unknown,
+  bulk: boolean,
+): number {
   checkProducer(r);
   if (
     checkRecordLen(r, len) < 0 ||
@@ -556,7 +614,7 @@ function reserveFlags(r: RingRef, len: number, flags: unknown, count: unknown): 
     typeof count !== 'number' ||
     !Number.isInteger(count) ||
     count < 1 ||
-    recordBytes(len) * count > batchCap(r) ||
+    (bulk ? runBytes(len, count) : recordBytes(len) * count) > batchCap(r) ||
     !ringLiveHint(r)
   )
     return -1;
@@ -567,26 +625,37 @@ function reserveFlags(r: RingRef, len: number, flags: unknown, count: unknown): 
 }
 
 /**
- * Write the headers of a batch's records but the first, at data offset `head` of the ring whose
- * data starts at byte `data`: each record's length (`lens[i]`), then its page offset (`pgOff`)
- * with `settled` (the owner and the SETTLED bit). A function of its own, with no call in its loop,
- * so that V8 compiles it early: a fresh thread publishes a few hundred batches before its code is
- * optimized. Context: the publishing thread, inside its busy reservation.
+ * Write the headers of a batch's ring records but the first, at data offset `head` of the ring
+ * whose data starts at byte `data`: each record's header word 0 (`lens[i]`: a length, or a run's
+ * with RUN), then its page offset (`pgOff`) with `settled` (the owner and the SETTLED bit); and
+ * every run's descriptor, the first record's too (its records' length `subs[i]`, their count).
+ * A function of its own, with no call in its loop, so that V8 compiles it early: a fresh thread
+ * publishes a few hundred batches before its code is optimized. Context: the publishing thread,
+ * inside its busy reservation.
  */
 function writeHeaders(
   i32: Int32Array,
   lens: Int32Array,
+  subs: Int32Array,
   n: number,
   data: number,
   head: number,
   settled: number,
 ): void {
-  let at = (lens[0]! + RINGBUF_HDR_SZ + 7) & ~7;
-  for (let i = 1; i < n; i++) {
-    const len = lens[i]!;
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const word = lens[i]!;
+    const len = word & LEN;
     const w = (data + head + at) >>> 2;
-    i32[w] = len;
-    i32[w + 1] = (RINGBUF_META_PAGES + ((head + at) >> PAGE_SHIFT)) | settled; // pgOff(head + at)
+    if (i > 0) {
+      i32[w] = word;
+      i32[w + 1] = (RINGBUF_META_PAGES + ((head + at) >> PAGE_SHIFT)) | settled; // pgOff(head + at)
+    }
+    if (word & RUN) {
+      const sub = subs[i]!;
+      i32[w + 2] = sub;
+      i32[w + 3] = (len - RINGBUF_RUN_DESC_SZ) / bulkStride(sub);
+    }
     at += (len + RINGBUF_HDR_SZ + 7) & ~7; // recordBytes(len)
   }
 }

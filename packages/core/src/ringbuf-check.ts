@@ -21,6 +21,8 @@ import {
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
   RINGBUF_PG_OFF_MASK,
+  RINGBUF_RUN_BIT,
+  RINGBUF_RUN_DESC_SZ,
   RINGBUF_SETTLED_BIT,
   RING_HOLD_BITS,
   RING_HOLD_SLOTS,
@@ -33,7 +35,7 @@ import {
 import { pauseUntil } from './cpu-relax.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
-import { ringWake, type RingRef } from './ringbuf.js';
+import { bulkStride, ringWake, type RingRef } from './ringbuf.js';
 import { kernelRingRef } from './ringbuf-area.js';
 import { readOpenOn } from './ringbuf-read.js';
 import { threadWord } from './thread.js';
@@ -201,6 +203,7 @@ function checkRing(mem: PhysMem, r: RingRef): void {
     if (h.pos === via) passed = true;
     if ((h.word1 & RINGBUF_PG_OFF_MASK) !== RINGBUF_META_PAGES + Math.floor(h.at / PAGE_SIZE))
       fail(`${name}: the header at offset ${h.at} has a wrong page offset`);
+    if (h.word & RINGBUF_RUN_BIT) checkRun(mem, r, name, h);
     if (!(h.word & RINGBUF_BUSY_BIT)) return;
     if (h.word1 & RINGBUF_SETTLED_BIT)
       fail(`${name}: the record at offset ${h.at} is busy but says it is settled`);
@@ -218,6 +221,16 @@ function checkRing(mem: PhysMem, r: RingRef): void {
   });
   if (problem !== null) fail(`${name}: ${problem}`);
   if (!passed) fail(`${name}: position ${via >>> 0} is not on a record boundary`);
+  // records of the run at CONSUMER_POS consumed: none, or fewer than the run holds
+  const skip = Atomics.load(i32, r.consSkip);
+  if (skip !== 0) {
+    const word = cons === prod ? 0 : Atomics.load(i32, (r.data + (cons & mask)) >>> 2);
+    if (!(word & RINGBUF_RUN_BIT))
+      fail(`${name}: CONSUMER_SKIP is ${skip} but the record at CONSUMER_POS is no run`);
+    const count = Atomics.load(i32, ((r.data + (cons & mask)) >>> 2) + 3);
+    if (!(skip > 0 && skip < count))
+      fail(`${name}: CONSUMER_SKIP is ${skip}, not within the ${count} records of its run`);
+  }
   // what the threads' SLOT_HOLDS words record is in the ring's counts (which also count waits
   // not recorded: through a user mapping, of a slot past RING_HOLD_SLOTS, of a detached thread)
   let refs = 0;
@@ -237,6 +250,21 @@ function checkRing(mem: PhysMem, r: RingRef): void {
     fail(
       `${name}: PRODUCER_WAITERS is below the ${producers} waiting producers its threads record`,
     );
+}
+
+/**
+ * Check the run record whose header `h` a walk met: committed (never busy or discarded: the bit is
+ * set in the store that commits it) and its descriptor's records filling its bytes exactly.
+ */
+function checkRun(mem: PhysMem, r: RingRef, name: string, h: Header): void {
+  if (h.word & (RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT))
+    fail(`${name}: the run at offset ${h.at} is busy or discarded`);
+  const desc = ((r.data + h.at) >>> 2) + 2;
+  const sub = Atomics.load(mem.i32, desc);
+  const n = Atomics.load(mem.i32, desc + 1);
+  const len = h.word & RINGBUF_LEN_MASK;
+  if (!(sub >= 0 && n >= 1 && RINGBUF_RUN_DESC_SZ + n * bulkStride(sub) === len))
+    fail(`${name}: the run at offset ${h.at} says ${n} records of ${sub} bytes in ${len}`);
 }
 
 /** Check every live ring. Context: a quiescent kernel (`checkInvariants`). */

@@ -262,8 +262,14 @@ export abstract class RingOps {
    * that meets a branch it has no feedback for is thrown away and compiled again). Returns as it
    * is what `add` answers: an offset, -EAGAIN or -EINVAL.
    */
-  #batchReserve(len: number, flags: number | undefined, count: number, timeoutMs: number): number {
-    return this.#batch.add(this.producerRef(), null, len, flags, count, timeoutMs);
+  #batchReserve(
+    len: number,
+    flags: number | undefined,
+    count: number,
+    timeoutMs: number,
+    bulk = false,
+  ): number {
+    return this.#batch.add(this.producerRef(), null, len, flags, count, timeoutMs, bulk);
   }
 
   /**
@@ -285,18 +291,23 @@ export abstract class RingOps {
    * Reserve `count` records of `len` bytes each in this handle's batch at once, to be written in
    * place (sabvm's own call; a bulk `batchReserve`, as `kmem_cache_alloc_bulk` is a bulk
    * `kmem_cache_alloc`). Returns the byte offset of the first record's bytes in
-   * {@link RingOps.batchBuffer}; record `k`'s bytes are at `offset + k * ringbufRecordBytes(len)`
-   * (`len` with the 8-byte header, padded to 8: the records lie one after the other as in the
-   * ring, each header's room between them). All or nothing: every record joins the batch as a
-   * `batchReserve(len, flags)` each would, in order, and the same rules hold (write each before
-   * the next producing call on this ring by this thread and before its current job ends). It takes
-   * the call out of the per-record loop of a stream of fixed-size records.
+   * {@link RingOps.batchBuffer}; record `k`'s bytes are at `offset + k * ringbufBulkStride(len)`
+   * (`len` padded to 8 bytes, at least 8: 32 for 32-byte records). The records lie one after the
+   * other with no header between them, and go into the ring as one *run* record (sabvm's own
+   * format: one header for them all; successive bulk reservations of one length grow the same
+   * run), which every consuming call hands out as `count` records of `len` bytes: `consume`,
+   * `consumeAt`, `readRecord` and the polls see no difference. All or nothing, and the same rules
+   * hold as for `batchReserve(len, flags)` (write each record before the next producing call on
+   * this ring by this thread and before its current job ends). It takes the call out of the
+   * per-record loop of a stream of fixed-size records, and the ring's 8-byte header out of each
+   * record. A reader of the ring's raw layout that does not know runs (libbpf's) sees a run as one
+   * record: use `batchReserve` for rings such a reader consumes.
    *
    * Returns -EAGAIN when the batch has no room for them all and the ring none for the batch
    * (nothing taken, the batch kept: `batchReserveBulkWait` waits); -EINVAL for a `len` as
    * `batchReserve` refuses it, a `count` that is not an integer of at least 1, `count` records
-   * that together exceed the ring's chunk (`count * ringbufRecordBytes(len)` above an eighth of
-   * the data area, or 128 KiB), bad flags or a freed ring. Nothing changes then. Context: the
+   * that together exceed the ring's chunk (`16 + count * ringbufBulkStride(len)` above an eighth
+   * of the data area, or 128 KiB), bad flags or a freed ring. Nothing changes then. Context: the
    * producer's thread, as `output`.
    */
   batchReserveBulk(len: number, count: number, flags?: number): number {
@@ -305,7 +316,7 @@ export abstract class RingOps {
       const at = this.#batch.reserveBulk(len, count);
       if (at >= 0) return at;
     }
-    return this.#batchReserve(len, flags, count, 0);
+    return this.#batchReserve(len, flags, count, 0, true);
   }
 
   /**
@@ -323,7 +334,7 @@ export abstract class RingOps {
       const at = this.#batch.reserveBulk(len, count);
       if (at >= 0) return at;
     }
-    return this.#batchReserve(len, flags, count, timeoutMs);
+    return this.#batchReserve(len, flags, count, timeoutMs, true);
   }
 
   /**

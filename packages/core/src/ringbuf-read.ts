@@ -37,6 +37,8 @@ import {
   RINGBUF_DISCARD_BIT,
   RINGBUF_HDR_SZ,
   RINGBUF_LEN_MASK,
+  RINGBUF_RUN_BIT,
+  RINGBUF_RUN_DESC_SZ,
   RINGBUF_SETTLED_BIT,
 } from './layout.js';
 import { bug } from './bug.js';
@@ -45,7 +47,10 @@ import {
   ringHold,
   ringLive,
   ringRelease,
-  storeConsumerPos,
+  badRun,
+  bulkStride,
+  runCount,
+  storeConsumer,
   type RingHold,
   type RingRef,
 } from './ringbuf.js';
@@ -58,6 +63,7 @@ import {
 const SETTLED = RINGBUF_SETTLED_BIT | 0;
 const BUSY_OR_DISCARD = RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT | 0;
 const LEN_MASK = RINGBUF_LEN_MASK | 0;
+const RUN = RINGBUF_RUN_BIT | 0;
 const HDR = RINGBUF_HDR_SZ | 0;
 
 /** {@link RingReader.next}'s answers when it returns no record (see there). */
@@ -66,6 +72,8 @@ const AT_QUARTER = -2;
 const AT_BUSY = -3;
 const SKIPPED = -4;
 const BAD_LENGTH = -5;
+const BAD_SKIP = -6;
+const BAD_RUN = -7;
 
 /** The readers this thread has open, on every ring (module state: one set per thread). */
 const openReads = new Set<RingReader>();
@@ -93,6 +101,19 @@ export class RingReader {
   #begun = 0;
   /** Bytes of the record last returned. */
   #len = 0;
+  /** `CONSUMER_SKIP` as last stored (or loaded when the read opened). */
+  #storedSkip = 0;
+  /** Records of the run at the read's first position consumed before it opened (else 0). */
+  #skipFirst = 0;
+  /**
+   * The run whose records the read is handing out: records of it left after the one last returned,
+   * where the next one's bytes are, the stride, the run's position (mod 2^32) and its count.
+   */
+  #runLeft = 0;
+  #runAt = 0;
+  #runStride = 0;
+  #runPos = 0;
+  #runN = 0;
 
   /** Bytes of the record {@link RingReader.next} last returned in the open read (else 0). */
   get length(): number {
@@ -109,10 +130,20 @@ export class RingReader {
    * loaded and the next quarter of the ring. Returns the byte offset of its bytes in physical
    * memory, or why it stopped (a negative code for {@link RingReader.read}, which acts on it; the
    * header is loaded here only, so what it decides is what this load saw): {@link AT_PROD},
-   * {@link AT_QUARTER}, {@link AT_BUSY}, {@link SKIPPED} (a discarded record, passed), or
-   * {@link BAD_LENGTH}. Context: the consumer, CONSUMER_LOCK held.
+   * {@link AT_QUARTER}, {@link AT_BUSY}, {@link SKIPPED} (a discarded record, passed),
+   * {@link BAD_LENGTH}, {@link BAD_RUN} (a run whose descriptor does not describe its bytes) or
+   * {@link BAD_SKIP} (`CONSUMER_SKIP` at a record that is no run, or past its records); nothing
+   * moves then. A run's records come one by one, as records of their own. Context: the
+   * consumer, CONSUMER_LOCK held.
    */
   next(): number {
+    if (this.#runLeft > 0) {
+      // the next record of the run (the read is open: a drop or an open sets this to 0)
+      this.#runLeft--;
+      const at = this.#runAt;
+      this.#runAt = at + this.#runStride;
+      return at;
+    }
     const cons = this.#cons;
     if (this.#r === null || cons === this.#prod) return AT_PROD;
     if ((cons - this.#stored) >>> 0 >= this.#quarter) return AT_QUARTER;
@@ -126,12 +157,39 @@ export class RingReader {
     if (len > this.#mask + 1 - off - HDR) return word < 0 ? AT_BUSY : BAD_LENGTH;
     if (word & BUSY_OR_DISCARD) {
       if (word < 0) return AT_BUSY; // BUSY is the sign bit: it holds back every record after it
+      if (this.#skipFirst !== 0) return BAD_SKIP;
       this.#cons = (cons + ((len + HDR + 7) & ~7)) | 0;
       return SKIPPED;
     }
+    if (word & RUN) return this.#run(cons, off, len);
+    if (this.#skipFirst !== 0) return BAD_SKIP;
     this.#cons = (cons + ((len + HDR + 7) & ~7)) | 0; // recordBytes(len)
     this.#len = len;
     return this.#data + off + HDR;
+  }
+
+  /**
+   * The first record to hand out of the run of `len` bytes at position `cons` (data offset `off`):
+   * its first, or the first past those consumed before the read opened. Context: as next.
+   */
+  #run(cons: number, off: number, len: number): number {
+    const body = this.#data + off + HDR;
+    const n = runCount(this.#i32, body, len);
+    if (n < 0) return BAD_RUN;
+    const sub = this.#i32[body >>> 2]!;
+    const stride = bulkStride(sub);
+    const skip = this.#skipFirst;
+    if (skip >= n) return BAD_SKIP;
+    this.#skipFirst = 0;
+    this.#cons = (cons + ((len + HDR + 7) & ~7)) | 0; // recordBytes(len)
+    const first = body + RINGBUF_RUN_DESC_SZ + skip * stride;
+    this.#runPos = cons;
+    this.#runN = n;
+    this.#runLeft = n - 1 - skip;
+    this.#runStride = stride;
+    this.#runAt = first + stride;
+    this.#len = sub;
+    return first;
   }
 
   /**
@@ -172,6 +230,18 @@ export class RingReader {
         }
         this.#end();
         bug(`ring at byte ${this.#data}: the record at offset ${off} runs past the end`);
+      } else if (at === BAD_RUN) {
+        const off = this.#cons & this.#mask;
+        const len = this.#i32[(this.#data + off) >>> 2]! & LEN_MASK;
+        this.#end();
+        badRun(this.#i32, this.#data, off, len);
+      } else if (at === BAD_SKIP) {
+        const skip = this.#skipFirst;
+        this.#skipFirst = 0;
+        this.#end();
+        bug(
+          `ring at byte ${this.#data}: CONSUMER_SKIP is ${skip}, not within a run at its position`,
+        );
       } // SKIPPED: look again
     }
   }
@@ -193,17 +263,26 @@ export class RingReader {
     this.#mask = r.size - 1;
     this.#quarter = r.size >>> 2;
     this.#cons = this.#stored = this.#begun = Atomics.load(i32, r.consPos);
+    this.#storedSkip = this.#skipFirst = Atomics.load(i32, r.consSkip);
     this.#prod = Atomics.load(i32, r.prodPos);
     this.#len = 0;
+    this.#runLeft = 0;
     openReads.add(this);
     return 0;
   }
 
-  /** Store `CONSUMER_POS` at the cursor (every record before it is passed). */
+  /**
+   * Store `CONSUMER_POS` at the cursor (every record before it is passed), or, inside a run, at the
+   * run with `CONSUMER_SKIP` the records of it returned (the last one counts as consumed).
+   */
   #store(): void {
-    if (this.#cons === this.#stored) return;
-    storeConsumerPos(this.#r!, this.#cons);
-    this.#stored = this.#cons;
+    const inRun = this.#runLeft > 0;
+    const cons = inRun ? this.#runPos : this.#cons;
+    const skip = inRun ? this.#runN - this.#runLeft : 0;
+    if (cons === this.#stored && skip === this.#storedSkip) return;
+    storeConsumer(this.#r!, cons, skip, this.#stored, this.#storedSkip);
+    this.#stored = cons;
+    this.#storedSkip = skip;
   }
 
   /** End the read: -EAGAIN (see {@link RingReader.done}). */
@@ -232,6 +311,7 @@ export class RingReader {
   drop(): void {
     this.#r = null;
     this.#len = 0;
+    this.#runLeft = 0;
     openReads.delete(this);
     const hold = this.#hold;
     this.#hold = null;

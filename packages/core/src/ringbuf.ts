@@ -43,6 +43,8 @@ import {
   RINGBUF_DISCARD_BIT,
   RINGBUF_HDR_SZ,
   RINGBUF_LEN_MASK,
+  RINGBUF_RUN_BIT,
+  RINGBUF_RUN_DESC_SZ,
   RINGBUF_META_PAGES,
   RINGBUF_OWNER_SHIFT,
   RINGBUF_SETTLED_BIT,
@@ -96,6 +98,7 @@ export interface RingRef {
   /** Int32 index of the meta page's REFS, or -1. */
   readonly refs: number;
   readonly consPos: number;
+  readonly consSkip: number;
   readonly consLock: number;
   readonly waiters: number;
   readonly prodPos: number;
@@ -131,6 +134,7 @@ export function ringRefAt(
     stamp,
     refs: meta < 0 ? -1 : meta + RingMeta.REFS,
     consPos: cons + RingCons.CONSUMER_POS,
+    consSkip: cons + RingCons.CONSUMER_SKIP,
     consLock: cons + RingCons.CONSUMER_LOCK,
     waiters: cons + RingCons.WAITERS,
     prodPos: prod + RingProd.PRODUCER_POS,
@@ -148,6 +152,25 @@ export function maxRecordBytes(size: number): number {
   return size / 2 - RINGBUF_HDR_SZ;
 }
 
+/**
+ * The stride of records of `len` bytes reserved in bulk (`batchReserveBulk`), and in a run record
+ * (see `RINGBUF_RUN_BIT`): `len` padded to 8 bytes, and at least 8 (`len` is valid).
+ */
+export function bulkStride(len: number): number {
+  return len > 0 ? (len + 7) & ~7 : 8;
+}
+
+/**
+ * The stride of the records `batchReserveBulk(len, count)` hands out: `len` padded to 8 bytes, and
+ * at least 8 (32 for 32-byte records). They lie one after the other with no header between them,
+ * and go into the ring as one run record. -EINVAL for a `len` that is not a non-negative integer
+ * up to 2^30.
+ */
+export function ringbufBulkStride(len: number): number {
+  if (typeof len !== 'number' || !Number.isInteger(len) || len < 0 || len > 2 ** 30) return -EINVAL;
+  return bulkStride(len);
+}
+
 /** Bytes a record of `len` takes with its header, 8-byte aligned (`round_up(len + 8, 8)`). */
 export function recordBytes(len: number): number {
   return (len + RINGBUF_HDR_SZ + 7) & ~7;
@@ -156,7 +179,8 @@ export function recordBytes(len: number): number {
 /**
  * Bytes a record of `len` bytes takes in the ring and in a batch, its 8-byte header included,
  * padded to 8 (the kernel's `round_up(len + BPF_RINGBUF_HDR_SZ, 8)`): the stride of the records
- * `batchReserveBulk` hands out. -EINVAL for a `len` that is not a non-negative integer up to 2^30.
+ * `batchReserve` hands out one after another. -EINVAL for a `len` that is not a non-negative
+ * integer up to 2^30.
  */
 export function ringbufRecordBytes(len: number): number {
   if (typeof len !== 'number' || !Number.isInteger(len) || len < 0 || len > 2 ** 30) return -EINVAL;
@@ -466,8 +490,9 @@ export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, a
   const { i32 } = mem;
   if (!ringLive(r)) return -EINVAL;
   if (Atomics.compareExchange(i32, r.consLock, 0, mem.tid) !== 0) return -EBUSY;
-  const pos = { cons: Atomics.load(i32, r.consPos), stored: 0, count: 0 };
-  pos.stored = pos.cons;
+  const cons = Atomics.load(i32, r.consPos);
+  const skip = Atomics.load(i32, r.consSkip);
+  const pos: ConsumePos = { cons, stored: cons, count: 0, skip, storedSkip: skip };
   const begun = pos.cons;
   try {
     // CONSUMER_POS is stored a quarter of the ring at a time and when the ring looks empty, then
@@ -475,16 +500,19 @@ export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, a
     // caught up at its record (the wake-up check of ringCommit). A lap ends the call: the records
     // there at the start lie within it, and the caller, who got a count, calls again. (Not with a
     // count of 0, a lap of discarded records: a poll would take "nothing" for "sleep", and the
-    // records left behind were committed before it counted itself a waiter: none would wake it)
+    // records left behind were committed before it counted itself a waiter: none would wake it.)
+    // A pass that ends without a stop ends between ring records: pos.skip is 0 there
     for (;;) {
       const ret = at ? consumeRecordsAt(r, cb, pos) : consumeRecords(r, cb as RingCallback, pos);
       if (ret < 0 || pos.cons === pos.stored) return ret < 0 ? ret : pos.count;
-      storeConsumerPos(r, pos.cons);
+      storeConsumer(r, pos.cons, 0, pos.stored, pos.storedSkip);
       pos.stored = pos.cons;
+      pos.storedSkip = 0;
       if (pos.count > 0 && (pos.cons - begun) >>> 0 >= r.size) return pos.count;
     }
   } finally {
-    if (pos.cons !== pos.stored) storeConsumerPos(r, pos.cons);
+    if (pos.cons !== pos.stored || pos.skip !== pos.storedSkip)
+      storeConsumer(r, pos.cons, pos.skip, pos.stored, pos.storedSkip);
     Atomics.store(i32, r.consLock, 0);
   }
 }
@@ -497,6 +525,25 @@ export function storeConsumerPos(r: RingRef, cons: number): void {
 }
 
 /**
+ * Store where the consumer is: position `cons` and `skip` records of the run there consumed
+ * (0 for none, or no run), where `oldCons` and `oldSkip` are what is stored now. `CONSUMER_SKIP`
+ * is stored 0 before `CONSUMER_POS` moves and a count only after it (see `RingCons.CONSUMER_SKIP`).
+ * Context: the consumer, CONSUMER_LOCK held.
+ */
+export function storeConsumer(
+  r: RingRef,
+  cons: number,
+  skip: number,
+  oldCons: number,
+  oldSkip: number,
+): void {
+  const { i32 } = r.mem;
+  if (oldSkip !== 0) Atomics.store(i32, r.consSkip, 0);
+  if (cons !== oldCons) storeConsumerPos(r, cons);
+  if (skip !== 0) Atomics.store(i32, r.consSkip, skip);
+}
+
+/**
  * The header's bits as int32 constants of this module, for the consumer's loop: V8 folds these
  * where it loaded `RINGBUF_BUSY_BIT` (2^31, not a small integer) for every record.
  */
@@ -504,12 +551,19 @@ const BUSY_I32 = RINGBUF_BUSY_BIT | 0;
 const DISCARD_I32 = RINGBUF_DISCARD_BIT | 0;
 const SETTLED_I32 = RINGBUF_SETTLED_BIT | 0;
 const LEN_I32 = RINGBUF_LEN_MASK | 0;
+const RUN_I32 = RINGBUF_RUN_BIT | 0;
 
-/** Where a consume is: the position reached, the position last stored, records handed out. */
+/**
+ * Where a consume is: the position reached, the position last stored, records handed out, and
+ * how many records of the run at the position reached (`skip`) and at the one stored
+ * (`storedSkip`) are consumed.
+ */
 interface ConsumePos {
   cons: number;
   stored: number;
   count: number;
+  skip: number;
+  storedSkip: number;
 }
 
 /**
@@ -522,13 +576,34 @@ function consumeRecords(r: RingRef, cb: RingCallback, pos: ConsumePos): number {
 }
 
 /**
+ * The count of the run whose bytes start at byte `body` of `i32`'s buffer, `len` bytes with its
+ * descriptor (see `RINGBUF_RUN_BIT`), or -1 when the descriptor does not describe `len` bytes.
+ * The descriptor was written before the store that committed the run, which the caller's load of
+ * the header ordered. Context: the consumer.
+ */
+export function runCount(i32: Int32Array, body: number, len: number): number {
+  const sub = i32[body >>> 2]!;
+  const n = i32[(body >>> 2) + 1]!;
+  return sub >= 0 && n >= 1 && RINGBUF_RUN_DESC_SZ + n * bulkStride(sub) === len ? n : -1;
+}
+
+/** The bug of a run whose descriptor does not describe its bytes (see {@link runCount}). */
+export function badRun(i32: Int32Array, data: number, off: number, len: number): never {
+  const body = (data + off + RINGBUF_HDR_SZ) >>> 2;
+  bug(
+    `ring at byte ${data}: the run at offset ${off} says ${i32[body + 1]} records of ${i32[body]} bytes in ${len}`,
+  );
+}
+
+/**
  * Hand `cb(mem, offset, length)` every committed record from `pos.cons` on, up to a busy record,
  * `PRODUCER_POS` or a quarter of the ring past the position last stored (the caller stores it and
  * calls again: so producers get room a quarter of the ring at a time, and the loop holds no call
  * that runs only now and then, which V8 would compile without knowing and undo when it first
- * runs). Returns 0, or the negative number `cb` returned. One loop for both kinds of callback
- * would call `cb` from one site with two shapes of argument; here the site sees one callback in a
- * consumer's loop, which V8 inlines. Context: the consumer, CONSUMER_LOCK held.
+ * runs). Each record of a run is handed out as one record, from the `pos.skip`th of the run at
+ * `pos.cons` on. Returns 0, or the negative number `cb` returned. One loop for both kinds of
+ * callback would call `cb` from one site with two shapes of argument; here the site sees one
+ * callback in a consumer's loop, which V8 inlines. Context: the consumer, CONSUMER_LOCK held.
  */
 function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): number {
   const { mem, size, data } = r;
@@ -537,6 +612,9 @@ function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): 
   const quarter = size >>> 2;
   const prod = Atomics.load(i32, r.prodPos);
   let cons = pos.cons;
+  // records of the run at `cons` consumed: while a run's records are handed out, the one being
+  // handed out (a record whose cb throws is handed out again)
+  let skip = pos.skip;
   const stored = pos.stored;
   let count = 0;
   try {
@@ -551,7 +629,29 @@ function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): 
       if (len > size - off - RINGBUF_HDR_SZ)
         bug(`ring at byte ${data}: the record at offset ${off} runs past the end (${len} bytes)`);
       const next = (cons + ((len + RINGBUF_HDR_SZ + 7) & ~7)) | 0; // recordBytes(len)
-      if ((word & DISCARD_I32) === 0) {
+      if (word & RUN_I32) {
+        const body = data + off + RINGBUF_HDR_SZ;
+        const n = runCount(i32, body, len);
+        if (n < 0) badRun(i32, data, off, len);
+        if (skip >= n) bug(`ring at byte ${data}: CONSUMER_SKIP is ${skip}, past the run's ${n}`);
+        const sub = i32[body >>> 2]!;
+        const stride = bulkStride(sub);
+        for (let at = body + RINGBUF_RUN_DESC_SZ + skip * stride; skip < n; at += stride) {
+          count++;
+          const ret = cb(u8, at, sub);
+          skip++;
+          if (typeof ret === 'number' && ret < 0) {
+            if (skip === n) {
+              skip = 0;
+              cons = next;
+            }
+            return ret; // the record counts as consumed
+          }
+        }
+        skip = 0;
+      } else if (skip !== 0) {
+        bug(`ring at byte ${data}: CONSUMER_SKIP is ${skip} at offset ${off}, not a run`);
+      } else if ((word & DISCARD_I32) === 0) {
         count++;
         const ret = cb(u8, data + off + RINGBUF_HDR_SZ, len);
         if (typeof ret === 'number' && ret < 0) {
@@ -564,6 +664,7 @@ function consumeRecordsAt(r: RingRef, cb: RingSampleCallback, pos: ConsumePos): 
     return 0;
   } finally {
     pos.cons = cons;
+    pos.skip = skip;
     pos.count += count;
   }
 }

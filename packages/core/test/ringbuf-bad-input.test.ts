@@ -15,6 +15,7 @@ import {
   PAGE_SIZE,
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
+  ringbufBulkStride,
   ringbufRecordBytes,
   VMALLOC_START,
   type RingBuf,
@@ -174,15 +175,16 @@ describe('bad input to the ring calls', () => {
     const first = rb.batchReserveBulk(4, 2);
     expect(first).toBeGreaterThanOrEqual(0);
     new DataView(rb.batchBuffer).setUint32(first, 7, true);
-    new DataView(rb.batchBuffer).setUint32(first + ringbufRecordBytes(4), 8, true);
+    new DataView(rb.batchBuffer).setUint32(first + ringbufBulkStride(4), 8, true);
     const before = snapshot(k);
     const lens = [...BAD_NUMBERS, 2 ** 32 - 1, 2 ** 31, RB_BATCH_MAX_RECORD + 1];
     for (const len of lens) {
       expect(call((v) => rb.batchReserveBulk(v, 2), len)).toBe(-EINVAL);
       expect(call((v) => rb.batchReserveBulkWait(v, 2, 0, 0), len)).toBe(-EINVAL);
     }
-    // a ring of 16 KiB has chunks of 2 KiB: 128 records of 8 bytes (16 with the header) fill one
-    const counts = [...BAD_NUMBERS, 0, 2 ** 32, 2 ** 32 + 1, 129, 2 ** 31];
+    // a ring of 16 KiB has chunks of 2 KiB: a run of 254 records of 8 bytes (16 bytes of header
+    // and descriptor, then 8 each) fills one
+    const counts = [...BAD_NUMBERS, 0, 2 ** 32, 2 ** 32 + 1, 255, 2 ** 31];
     for (const count of counts) {
       expect(call((v) => rb.batchReserveBulk(8, v), count)).toBe(-EINVAL);
       expect(call((v) => rb.batchReserveBulkWait(8, v, 0, 0), count)).toBe(-EINVAL);
@@ -194,13 +196,19 @@ describe('bad input to the ring calls', () => {
     for (const timeoutMs of ['1', 1n, null, {}, NaN])
       expect(call((v) => rb.batchReserveBulkWait(8, 2, 0, v), timeoutMs)).toBe(-EINVAL);
     expectUnchangedSince(k, before);
-    // the largest bulk a chunk holds is taken: the open batch goes out first, then 128 records
+    // the largest bulk a chunk holds is taken: the open batch goes out first, then 254 records
     const prod = rb.query(BPF_RB_PROD_POS);
-    expect(rb.batchReserveBulk(8, 128)).toBe(8);
-    expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(32); // the two records of 4 bytes, 16 each
+    expect(rb.batchReserveBulk(8, 254)).toBe(16);
+    expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(32); // the run of two records of 4 bytes
     expect(rb.flush()).toBe(0);
-    expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(32 + 128 * 16);
+    expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(32 + 16 + 254 * 8);
     k.checkInvariants();
+  });
+
+  it('ringbufBulkStride gives the stride of records reserved in bulk and -EINVAL for a length that is none', () => {
+    expect([0, 1, 8, 32, 33, 1024].map(ringbufBulkStride)).toEqual([8, 8, 8, 32, 40, 1024]);
+    for (const len of [...BAD_NUMBERS, 2 ** 30 + 1])
+      expect(call(ringbufBulkStride, len)).toBe(-EINVAL);
   });
 
   it('ringbufRecordBytes gives the stride of a record and -EINVAL for a length that is none', () => {

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
+  BPF_RB_CONS_POS,
   BPF_RB_PROD_POS,
   EAGAIN,
   EINVAL,
@@ -18,8 +19,9 @@ import {
   PAGE_SIZE,
   RB_BATCH,
   RB_BATCH_MAX_RECORD,
-  ringbufRecordBytes,
+  ringbufBulkStride,
   RINGBUF_BUSY_BIT,
+  RINGBUF_DISCARD_BIT,
   type RingBuf,
 } from '../src/index.js';
 import { RINGBUF_SETTLED_BIT } from '../src/layout.js';
@@ -762,43 +764,50 @@ describe('batchReserve: records written in place', () => {
 
 /** Write records `from` … `from + count - 1` of `len` bytes at `at`, one stride apart. */
 function writeBulk(rb: RingBuf, at: number, len: number, from: number, count: number): void {
-  const stride = ringbufRecordBytes(len);
+  const stride = ringbufBulkStride(len);
   for (let k = 0; k < count; k++) writeAt(rb, at + k * stride, len, from + k);
 }
 
 describe('batchReserveBulk: many records written in place with one call', () => {
-  it('hands out room for them all one stride apart, and delivers each as its own record, in order, intact', () => {
+  it('hands out room for them all one stride apart, as one run with one header, and delivers each as its own record, in order, intact', () => {
     const k = boot();
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
-    const at = rb.batchReserveBulk(32, 10);
-    expect(at).toBe(8);
+    const at = rb.batchReserveBulk(32, 10); // a run: its header and descriptor, then 32 bytes each
+    expect(at).toBe(16);
     writeBulk(rb, at, 32, 0, 10);
-    // the next call's room follows the bulk's last record, as a batchReserve's would
-    expect(rb.batchReserve(13)).toBe(8 + 10 * 40);
-    writeAt(rb, 8 + 10 * 40, 13, 10);
-    const next = rb.batchReserveBulk(8, 3);
-    expect(next).toBe(8 + 10 * 40 + 24);
-    writeBulk(rb, next, 8, 11, 3);
-    expect(seen(rb)).toEqual([]); // nothing in the ring yet
+    // a bulk of the same length right after grows the same run: no header between
+    expect(rb.batchReserveBulk(32, 3)).toBe(16 + 10 * 32);
+    writeBulk(rb, 16 + 10 * 32, 32, 10, 3);
+    // the next call's room follows the run's last record, as a batchReserve's would
+    expect(rb.batchReserve(13)).toBe(16 + 13 * 32 + 8);
+    writeAt(rb, 16 + 13 * 32 + 8, 13, 13);
+    const next = rb.batchReserveBulk(8, 3); // after a record of its own: a new run
+    expect(next).toBe(16 + 13 * 32 + 24 + 16);
+    writeBulk(rb, next, 8, 14, 3);
+    expect(seen(rb)).toEqual([]); // nothing in the ring yet (the first chunk, 512 bytes, holds it)
+    const prod = rb.query(BPF_RB_PROD_POS);
     expect(rb.flush()).toBe(0);
+    // three ring records: a run of 13 (16 + 416), one record (24), a run of 3 (16 + 24)
+    expect(rb.query(BPF_RB_PROD_POS) - prod).toBe(432 + 24 + 40);
+    k.checkInvariants();
     const got: [number, number][] = [];
     ringConsume(ringRef(rb), (v: Uint8Array) => void got.push([v.length, readRecord(v)[1]]));
     expect(got).toEqual([
-      ...range(0, 10).map((seq) => [32, seq]),
-      [13, 10],
-      ...range(11, 14).map((seq) => [8, seq]),
+      ...range(0, 13).map((seq) => [32, seq]),
+      [13, 13],
+      ...range(14, 17).map((seq) => [8, seq]),
     ]);
     k.checkInvariants();
   });
 
   it('publishes the open batch first when the bulk does not fit in it, and keeps it on a full ring', () => {
     const k = boot();
-    const rb = k.ringbufCreate(2 * PAGE_SIZE)!; // chunks of at most 1 KiB: 25 records of 32 bytes
+    const rb = k.ringbufCreate(2 * PAGE_SIZE)!; // chunks of at most 1 KiB: 31 records of 32 bytes
     let seq = 0;
     for (;;) {
       const at = rb.batchReserveBulk(32, 20);
       if (at === -EAGAIN) break;
-      expect(at).toBe(8); // never joins a batch of 20 (800 bytes): each starts a new one
+      expect(at).toBe(16); // never joins a batch of 20 (656 bytes): each starts a new one
       writeBulk(rb, at, 32, seq, 20);
       seq += 20;
     }
@@ -811,7 +820,7 @@ describe('batchReserveBulk: many records written in place with one call', () => 
     k.checkInvariants();
     // room again: the same call publishes the kept batch and takes the next 20
     const at = rb.batchReserveBulk(32, 20);
-    expect(at).toBe(8);
+    expect(at).toBe(16);
     writeBulk(rb, at, 32, seq, 20);
     expect(rb.flush()).toBe(0);
     expect(seen(rb)).toEqual(range(first.length, seq + 20));
@@ -821,15 +830,18 @@ describe('batchReserveBulk: many records written in place with one call', () => 
   it('fills a chunk to its last byte on the fast path, and no further', () => {
     const k = boot();
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
-    // the first chunk is 512 bytes: 16 records of 8 bytes (16 with the header) take half of it
-    expect(rb.batchReserveBulk(8, 16)).toBe(8); // opens the batch
-    writeBulk(rb, 8, 8, 0, 16);
-    expect(rb.batchReserveBulk(8, 16)).toBe(264); // joins it: 512 bytes exactly
-    writeBulk(rb, 264, 8, 16, 16);
+    // the first chunk is 512 bytes: a run of 16 records of 8 bytes takes 16 + 128 of it
+    expect(rb.batchReserveBulk(8, 16)).toBe(16); // opens the batch
+    writeBulk(rb, 16, 8, 0, 16);
+    expect(rb.batchReserveBulk(8, 46)).toBe(144); // grows the run: 512 bytes exactly
+    writeBulk(rb, 144, 8, 16, 46);
     expect(seen(rb)).toEqual([]);
-    // not even a record of 0 bytes more: the full batch goes out, and a new one takes it
-    expect(rb.batchReserveBulk(0, 1)).toBe(8);
-    expect(seen(rb)).toEqual(range(0, 32));
+    // not even one record more: the full batch goes out, and a new one takes it
+    expect(rb.batchReserveBulk(8, 1)).toBe(16);
+    writeBulk(rb, 16, 8, 62, 1);
+    expect(seen(rb)).toEqual(range(0, 62));
+    expect(rb.flush()).toBe(0);
+    expect(seen(rb)).toEqual([62]);
     k.checkInvariants();
   });
 
@@ -863,13 +875,126 @@ describe('batchReserveBulk: many records written in place with one call', () => 
   it('answers -EINVAL on a freed ring, and for more records than a chunk holds, taking none', () => {
     const k = boot();
     const rb = k.ringbufCreate(2 * PAGE_SIZE)!;
-    expect(rb.batchReserveBulk(32, 25)).toBe(8); // 25 × 40 bytes: within the 1 KiB chunk
-    writeBulk(rb, 8, 32, 0, 25);
-    expect(rb.batchReserveBulk(32, 26)).toBe(-EINVAL); // 1040 bytes: never fits a chunk
+    expect(rb.batchReserveBulk(32, 31)).toBe(16); // 16 + 31 × 32 bytes: within the 1 KiB chunk
+    writeBulk(rb, 16, 32, 0, 31);
+    expect(rb.batchReserveBulk(32, 32)).toBe(-EINVAL); // 16 + 1024 bytes: never fits a chunk
     expect(rb.flush()).toBe(0);
-    expect(seen(rb)).toEqual(range(0, 25)); // the refused call took none
+    expect(seen(rb)).toEqual(range(0, 31)); // the refused call took none
     rb.free();
     expect(rb.batchReserveBulk(32, 1)).toBe(-EINVAL);
     k.checkInvariants();
+  });
+});
+
+describe('runs: records reserved in bulk, one ring record for many', () => {
+  /** A ring holding a run of 10 records of 32 bytes (seq 0 … 9), then a record of its own (10). */
+  function runThenRecord(k: Kernel): RingBuf {
+    const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+    writeBulk(rb, rb.batchReserveBulk(32, 10), 32, 0, 10);
+    expect(rb.flush()).toBe(0);
+    const bytes = new Uint8Array(24);
+    fillRecord(bytes, 1, 10);
+    expect(rb.output(bytes)).toBe(0);
+    return rb;
+  }
+
+  it('go on from where a consumer stopped inside them, whichever call or handle reads next', () => {
+    const k = boot();
+    const rb = runThenRecord(k);
+    const cons = rb.query(BPF_RB_CONS_POS);
+    const got: number[] = [];
+    // a callback that returns < 0 at the run's fourth record: that one counts as consumed
+    expect(rb.consume((v) => (got.push(readRecord(v)[1]) === 4 ? -1 : 0))).toBe(-1);
+    expect(got).toEqual([0, 1, 2, 3]);
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(cons); // the run's records have no header to stop at
+    k.checkInvariants();
+    // a read through another handle of the same ring, ended early inside the run
+    const other = k.ringbuf(rb.kaddr)!;
+    const mem = new DataView(k.handle.buffer);
+    for (const seq of [4, 5]) {
+      const at = other.readRecord();
+      expect(at).toBeGreaterThanOrEqual(0);
+      expect(other.readLength).toBe(32);
+      expect(mem.getUint32(at + 4, true)).toBe(seq);
+    }
+    other.readDone();
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(cons);
+    k.checkInvariants();
+    // a callback that throws at the run's eighth record: that one comes again
+    got.length = 0;
+    expect(() =>
+      rb.consumeAt((_u8, at) => {
+        got.push(mem.getUint32(at + 4, true));
+        if (got.length === 2) throw new Error('stop');
+      }),
+    ).toThrow('stop');
+    expect(got).toEqual([6, 7]);
+    k.checkInvariants();
+    got.length = 0;
+    expect(rb.consume((v) => void got.push(readRecord(v)[1]))).toBe(4);
+    expect(got).toEqual([7, 8, 9, 10]);
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(rb.query(BPF_RB_PROD_POS));
+    k.checkInvariants();
+  });
+
+  it("count the run's last record as the run: a stop there passes the run whole", () => {
+    const k = boot();
+    const rb = runThenRecord(k);
+    const cons = rb.query(BPF_RB_CONS_POS);
+    const got: number[] = [];
+    expect(rb.consume((v) => (got.push(readRecord(v)[1]) === 10 ? -1 : 0))).toBe(-1);
+    expect(got).toEqual(range(0, 10));
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(cons + 16 + 10 * 32); // past the run
+    k.checkInvariants();
+    got.length = 0;
+    expect(rb.consume((v) => void got.push(readRecord(v)[1]))).toBe(1);
+    expect(got).toEqual([10]);
+    // a read ended right after a run's last record stores the position past the run
+    writeBulk(rb, rb.batchReserveBulk(32, 10), 32, 11, 10);
+    expect(rb.flush()).toBe(0);
+    const run = rb.query(BPF_RB_CONS_POS);
+    for (let seq = 0; seq < 10; seq++) expect(rb.readRecord()).toBeGreaterThanOrEqual(0);
+    rb.readDone();
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(run + 16 + 10 * 32);
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(rb.query(BPF_RB_PROD_POS));
+    k.checkInvariants();
+  });
+
+  it('are checked by the invariant checker, and a consumer refuses a position that is not within a run', () => {
+    const k = boot();
+    const rb = runThenRecord(k);
+    const data = rb.kaddr + 3 * PAGE_SIZE; // the run's header at data offset 0
+    const skipAt = rb.kaddr + PAGE_SIZE + 4; // CONSUMER_SKIP
+    const put = (kaddr: number, v: number): void => {
+      k.writeKernel(kaddr, new Uint8Array(new Int32Array([v]).buffer));
+    };
+    const check = (): void => {
+      k.checkInvariants();
+    };
+    const consume = (): number => rb.consume(() => undefined);
+    check();
+    put(data + 12, 11); // the descriptor's count: 11 records of 32 bytes do not fill 328 bytes
+    expect(check).toThrow('says 11 records of 32 bytes in 328');
+    expect(consume).toThrow('says 11 records of 32 bytes in 328');
+    expect(() => rb.readRecord()).toThrow('says 11 records of 32 bytes in 328'); // its read ended
+    put(data + 12, 10);
+    const word0 = ringWord(k, data);
+    put(data, word0 | RINGBUF_DISCARD_BIT); // a run is discarded whole: never with the bit
+    expect(check).toThrow('the run at offset 0 is busy or discarded');
+    put(data, word0);
+    put(skipAt, 10); // all ten: the consumer would have passed the run
+    expect(check).toThrow('CONSUMER_SKIP is 10, not within the 10 records');
+    expect(consume).toThrow("CONSUMER_SKIP is 10, past the run's 10");
+    expect(() => rb.readRecord()).toThrow('CONSUMER_SKIP is 10, not within a run');
+    put(skipAt, 0);
+    let n = 0;
+    expect(rb.consume(() => (++n === 10 ? -1 : 0))).toBe(-1); // the run, whole
+    put(skipAt, 1); // at a record of its own
+    expect(check).toThrow('the record at CONSUMER_POS is no run');
+    expect(consume).toThrow('CONSUMER_SKIP is 1 at offset 336');
+    expect(() => rb.readRecord()).toThrow('CONSUMER_SKIP is 1, not within a run');
+    put(skipAt, 0);
+    expect(consume()).toBe(1); // nothing moved, and no lock was left held
+    check();
   });
 });

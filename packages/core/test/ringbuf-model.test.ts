@@ -8,7 +8,10 @@
  * chunk (512 bytes at first, doubling each time a batch fills its chunk, shrinking to what an early
  * publish used, at most an eighth of the ring), reserved as one record of exactly their bytes when
  * the batch is published (when the ring has room: else the publish changes nothing, and the call
- * that needed it answers -EAGAIN or null).
+ * that needed it answers -EAGAIN or null). Records reserved in bulk form runs (one ring record for
+ * many of one length, no header between them; a bulk of the same length right after a run grows
+ * it), which the consumer hands out one by one and may stop inside: a `readDone`, a consume callback
+ * that returns < 0 or throws.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -44,11 +47,22 @@ interface ModelRecord {
   batch: Batch | null;
 }
 
-/** A batch: its records (seq, len) and the bytes they use, headers and all. */
+/**
+ * A batch: its records (seq, len, and the run they are in: -1 for none, else the same number for
+ * the records of one run, which lie together) and the bytes they use, headers and all.
+ */
 interface Batch {
-  records: { seq: number; len: number }[];
+  records: { seq: number; len: number; run: number }[];
   used: number;
 }
+
+/** The stride of records reserved in bulk: their length padded to 8, at least 8. */
+function bulkStride(len: number): number {
+  return len > 0 ? Math.ceil(len / 8) * 8 : 8;
+}
+
+/** Numbers for runs, one for each run staged. */
+let runIds = 0;
 
 type Op =
   | { kind: 'reserve'; len: number }
@@ -57,7 +71,7 @@ type Op =
   | { kind: 'bulk'; len: number; count: number }
   | { kind: 'flush' }
   | { kind: 'commit'; pick: number; discard: boolean }
-  | { kind: 'consume' }
+  | { kind: 'consume'; stop: number | null; throws: boolean }
   | { kind: 'read'; take: number; done: boolean };
 
 function opArb(size: number): fc.Arbitrary<Op> {
@@ -95,7 +109,15 @@ function opArb(size: number): fc.Arbitrary<Op> {
         discard: fc.boolean(),
       }),
     },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('consume' as const) }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('consume' as const),
+        // the callback stops at its stop-th record: returns -1 (it counts as consumed) or throws
+        stop: fc.option(fc.oneof(fc.nat({ max: 4 }), fc.nat({ max: 300 }))),
+        throws: fc.boolean(),
+      }),
+    },
     {
       weight: 3,
       arbitrary: fc.record({
@@ -109,7 +131,10 @@ function opArb(size: number): fc.Arbitrary<Op> {
 
 /**
  * What the consumer meets in the ring, one at a time: a skipped tail, a busy record, a record (a
- * batch's records one by one), at position `pos`, taking `bytes`.
+ * batch's records one by one), at position `pos`, taking `bytes`. A run's records are all at the
+ * run's position, the last taking the run's bytes and the others none (a consumer that stops
+ * inside a run stores the run's position); `mid` for all but the first (no quarter of the ring
+ * is stored between them).
  */
 interface Entry {
   pos: number;
@@ -117,23 +142,48 @@ interface Entry {
   kind: 'discard' | 'busy' | 'data';
   seq: number;
   len: number;
+  mid: boolean;
 }
 
 /** The entries of a model record, in ring order. */
 function entries(rec: ModelRecord): Entry[] {
   const out: Entry[] = [];
-  if (rec.pad > 0) out.push({ pos: rec.start, bytes: rec.pad, kind: 'discard', seq: -1, len: 0 });
+  if (rec.pad > 0)
+    out.push({ pos: rec.start, bytes: rec.pad, kind: 'discard', seq: -1, len: 0, mid: false });
   let pos = rec.start + rec.pad;
   if (rec.batch !== null) {
-    for (const r of rec.batch.records) {
-      const bytes = Math.ceil((r.len + 8) / 8) * 8;
-      out.push({ pos, bytes, kind: 'data', seq: r.seq, len: r.len });
+    const records = rec.batch.records;
+    for (let i = 0; i < records.length;) {
+      const r = records[i]!;
+      if (r.run < 0) {
+        const bytes = Math.ceil((r.len + 8) / 8) * 8;
+        out.push({ pos, bytes, kind: 'data', seq: r.seq, len: r.len, mid: false });
+        pos += bytes;
+        i++;
+        continue;
+      }
+      let n = 0;
+      while (records[i + n]?.run === r.run) n++;
+      const bytes = 16 + n * bulkStride(r.len);
+      for (let j = 0; j < n; j++) {
+        const x = records[i + j]!;
+        const last = j === n - 1;
+        out.push({
+          pos,
+          bytes: last ? bytes : 0,
+          kind: 'data',
+          seq: x.seq,
+          len: x.len,
+          mid: j > 0,
+        });
+      }
       pos += bytes;
+      i += n;
     }
     return out;
   }
   const kind = rec.state === 'busy' ? 'busy' : rec.state === 'discarded' ? 'discard' : 'data';
-  out.push({ pos, bytes: rec.bytes - rec.pad, kind, seq: rec.seq, len: rec.len });
+  out.push({ pos, bytes: rec.bytes - rec.pad, kind, seq: rec.seq, len: rec.len, mid: false });
   return out;
 }
 
@@ -195,7 +245,7 @@ class Model {
    */
   read(): Entry | null {
     for (;;) {
-      if (this.cons - this.stored >= this.size / 4) {
+      if (this.head()?.mid !== true && this.cons - this.stored >= this.size / 4) {
         this.stored = this.cons;
         if (this.cons - this.begun >= this.size) {
           this.endRead();
@@ -316,7 +366,7 @@ function step(k: Kernel, rb: RingBuf, m: Model, op: Op): void {
       const b = m.staged;
       if (op.len <= max && b !== null && b.used + total <= b.size) {
         expect(put()).toBe(0); // joins the open batch
-        b.records.push({ seq: m.seq++, len: op.len });
+        b.records.push({ seq: m.seq++, len: op.len, run: -1 });
         b.used += total;
         return;
       }
@@ -328,7 +378,7 @@ function step(k: Kernel, rb: RingBuf, m: Model, op: Op): void {
       if (op.len <= max && total <= m.cap) {
         expect(put()).toBe(0); // a new batch, staged
         const size = Math.min(m.cap, Math.max(m.chunk, total));
-        m.staged = { records: [{ seq: m.seq++, len: op.len }], used: total, size };
+        m.staged = { records: [{ seq: m.seq++, len: op.len, run: -1 }], used: total, size };
         return;
       }
       // output at once, as without RB_BATCH
@@ -338,13 +388,14 @@ function step(k: Kernel, rb: RingBuf, m: Model, op: Op): void {
       return;
     }
     case 'bulk': {
-      const stride = Math.ceil((op.len + 8) / 8) * 8;
-      const total = stride * op.count;
-      if (total > m.cap) {
+      const stride = bulkStride(op.len);
+      const grow = stride * op.count;
+      if (16 + grow > m.cap) {
         expect(rb.batchReserveBulk(op.len, op.count)).toBe(-EINVAL); // more than a chunk
         return;
       }
-      // every record joins the batch (in the open one when all fit, else in a new one)
+      // every record joins the batch (in the open one when all fit, else in a new one); a bulk of
+      // the length of the batch's last record, a run, grows that run
       const put = (expected: number): number => {
         const at = rb.batchReserveBulk(op.len, op.count);
         if (at < 0) return at;
@@ -355,12 +406,19 @@ function step(k: Kernel, rb: RingBuf, m: Model, op: Op): void {
         }
         return 0;
       };
-      const records = Array.from({ length: op.count }, (_, k) => ({ seq: m.seq + k, len: op.len }));
       const b = m.staged;
-      if (b !== null && b.used + total <= b.size) {
-        expect(put(b.used + 8)).toBe(0);
+      const last = b?.records.at(-1);
+      const join = last !== undefined && last.run >= 0 && last.len === op.len;
+      const run = join ? last.run : runIds++;
+      const records = Array.from({ length: op.count }, (_, k) => ({
+        seq: m.seq + k,
+        len: op.len,
+        run,
+      }));
+      if (b !== null && b.used + (join ? grow : 16 + grow) <= b.size) {
+        expect(put(join ? b.used : b.used + 16)).toBe(0);
         b.records.push(...records);
-        b.used += total;
+        b.used += join ? grow : 16 + grow;
         m.seq += op.count;
         return;
       }
@@ -368,7 +426,12 @@ function step(k: Kernel, rb: RingBuf, m: Model, op: Op): void {
         expect(put(-1)).toBe(-EAGAIN); // nothing taken, the batch kept
         return;
       }
-      expect(put(8)).toBe(0);
+      expect(put(16)).toBe(0);
+      if (join) {
+        const fresh = runIds++; // the run went out with the batch: these start a new one
+        for (const r of records) r.run = fresh;
+      }
+      const total = 16 + grow;
       m.staged = { records, used: total, size: Math.min(m.cap, Math.max(m.chunk, total)) };
       m.seq += op.count;
       return;
@@ -398,18 +461,39 @@ function step(k: Kernel, rb: RingBuf, m: Model, op: Op): void {
       m.endRead(); // a consume ends this handle's open read first
       m.publish(false); // a consume publishes this thread's batch first
       const expected: number[] = [];
-      // every record up to the first busy one (the tail it skipped is passed)
+      // every record up to the first busy one (the tail it skipped is passed), or up to the
+      // callback's stop: a record whose callback returns -1 is consumed, one whose callback
+      // throws is not (it comes again)
+      let handed = 0;
+      let stopped = false;
       for (let e = m.head(); e !== undefined && e.kind !== 'busy'; e = m.head()) {
+        if (e.kind === 'data' && handed === op.stop) {
+          expected.push(id(e.seq, e.len));
+          if (!op.throws) m.pass();
+          stopped = true;
+          break;
+        }
         m.pass();
-        if (e.kind === 'data') expected.push(id(e.seq, e.len));
+        if (e.kind === 'data') {
+          expected.push(id(e.seq, e.len));
+          handed++;
+        }
       }
       m.stored = m.cons;
       const got: number[] = [];
-      const n = rb.consume((v) => {
-        got.push(id(v.length >= 8 ? readRecord(v)[1] : 0, v.length));
-      });
+      const call = (): number =>
+        rb.consume((v) => {
+          got.push(id(v.length >= 8 ? readRecord(v)[1] : 0, v.length));
+          if (got.length - 1 !== op.stop) return 0;
+          if (op.throws) throw new Error('the callback stops');
+          return -1;
+        });
+      if (stopped && op.throws) {
+        expect(call).toThrow('the callback stops');
+      } else {
+        expect(call()).toBe(stopped ? -1 : expected.length);
+      }
       expect(got).toEqual(expected);
-      expect(n).toBe(expected.length);
       return;
     }
     case 'read': {
@@ -475,10 +559,10 @@ describe('the ring buffer against a queue model', () => {
               expect(rec.handle.submit()).toBe(0);
               rec.state = 'submitted';
             }
-            step(k, rb, m, { kind: 'consume' });
+            step(k, rb, m, { kind: 'consume', stop: null, throws: false });
             // a batch that found no room went out with the consume? if not, it goes now
             step(k, rb, m, { kind: 'flush' });
-            step(k, rb, m, { kind: 'consume' });
+            step(k, rb, m, { kind: 'consume', stop: null, throws: false });
             expect(m.records).toEqual([]);
             expect(m.staged).toBeNull();
             k.checkInvariants();

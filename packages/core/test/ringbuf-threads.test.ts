@@ -531,28 +531,59 @@ function fillRecordOf(bytes: Uint8Array, seq: number): void {
 }
 
 describe('a consumer thread that dies with a read open', () => {
-  it('holds the consumer lock until it is reaped; the records it had not passed on come again', async () => {
+  /** Four records of 24 bytes (readRecord's pattern, id 0): output one by one, or as one run. */
+  function fill(rb: RingBuf, run: boolean): void {
+    const at = run ? rb.batchReserveBulk(24, 4) : 0;
+    for (let seq = 0; seq < 4; seq++) {
+      const bytes = run ? new Uint8Array(rb.batchBuffer, at + seq * 24, 24) : new Uint8Array(24);
+      new DataView(bytes.buffer, bytes.byteOffset).setUint32(4, seq, true);
+      for (let i = 8; i < 24; i++) bytes[i] = (seq * 7 + i) & 0xff;
+      if (!run) expect(rb.output(bytes)).toBe(0);
+    }
+    if (run) expect(rb.flush()).toBe(0);
+  }
+
+  for (const run of [false, true]) {
+    it(`holds the consumer lock until it is reaped; the records it had not passed on come again (${run ? 'one run' : 'four records'})`, async () => {
+      const k = Kernel.boot({ memoryBytes: 16 * MiB });
+      const rb = k.ringbufCreate(4 * PAGE_SIZE)!;
+      fill(rb, run);
+      const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), {
+        workerData: { handle: k.handle, kaddr: rb.kaddr, mode: 'read' },
+      });
+      await once(worker, 'message'); // it read records 0 and 1 and holds the read open
+      expect(rb.consume(() => undefined)).toBe(-EBUSY);
+      const { threadId } = worker;
+      await worker.terminate();
+      expect(rb.consume(() => undefined)).toBe(-EBUSY); // dead, not yet reaped
+      expect(reap(k, threadId)).toBe(1);
+      // it stored no position (less than a quarter of the ring read): every record comes again
+      const seqs: number[] = [];
+      expect(rb.consume((v) => void seqs.push(readRecord(v)[1]))).toBe(4);
+      expect(seqs).toEqual([0, 1, 2, 3]);
+      k.checkInvariants();
+      rb.free();
+    });
+  }
+
+  it('leaves where it stopped inside a run in the ring, for the next consumer, when it ended its read', async () => {
     const k = Kernel.boot({ memoryBytes: 16 * MiB });
     const rb = k.ringbufCreate(4 * PAGE_SIZE)!;
-    for (let seq = 0; seq < 4; seq++) {
-      const bytes = new Uint8Array(24);
-      new DataView(bytes.buffer).setUint32(4, seq, true);
-      for (let i = 8; i < 24; i++) bytes[i] = (seq * 7 + i) & 0xff; // readRecord's pattern, id 0
-      expect(rb.output(bytes)).toBe(0);
-    }
+    fill(rb, true);
+    const cons = rb.query(BPF_RB_CONS_POS);
     const worker = new Worker(new URL('./fixtures/ring-waiter.mjs', import.meta.url), {
-      workerData: { handle: k.handle, kaddr: rb.kaddr, mode: 'read' },
+      workerData: { handle: k.handle, kaddr: rb.kaddr, mode: 'read-done' },
     });
-    await once(worker, 'message'); // it read records 0 and 1 and holds the read open
-    expect(rb.consume(() => undefined)).toBe(-EBUSY);
+    await once(worker, 'message'); // it read records 0 and 1 of the run, and ended its read
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(cons); // still at the run: two of its four are passed
+    k.checkInvariants();
     const { threadId } = worker;
     await worker.terminate();
-    expect(rb.consume(() => undefined)).toBe(-EBUSY); // dead, not yet reaped
-    expect(reap(k, threadId)).toBe(1);
-    // it stored no position (less than a quarter of the ring read): every record comes again
+    reap(k, threadId);
     const seqs: number[] = [];
-    expect(rb.consume((v) => void seqs.push(readRecord(v)[1]))).toBe(4);
-    expect(seqs).toEqual([0, 1, 2, 3]);
+    expect(rb.consume((v) => void seqs.push(readRecord(v)[1]))).toBe(2);
+    expect(seqs).toEqual([2, 3]);
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(rb.query(BPF_RB_PROD_POS));
     k.checkInvariants();
     rb.free();
   });

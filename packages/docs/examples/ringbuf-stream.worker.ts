@@ -3,7 +3,7 @@
  * records at a time with `batchReserveBulkWait` and write each in place.
  */
 import { workerData } from 'node:worker_threads';
-import { Kernel, ringbufRecordBytes, type KernelHandle } from '@sabvm/core';
+import { Kernel, ringbufBulkStride, type KernelHandle } from '@sabvm/core';
 
 interface Task {
   readonly handle: KernelHandle;
@@ -17,7 +17,7 @@ const kernel = Kernel.attach(handle);
 const rb = kernel.ringbuf(ring)!;
 // one view of this handle's batch buffer, made once: records are written where they will be sent
 const out = new DataView(rb.batchBuffer);
-const stride = ringbufRecordBytes(32); // 40: each record's 8-byte header lies between them
+const stride = ringbufBulkStride(32); // 32: side by side, one ring record (a run) for them all
 for (let i = 0; i < count;) {
   // room for up to 64 records of 32 bytes in the ring's batch for this thread, one call for all
   // (published a chunk at a time: when the chunk is full, and when this job ends); it waits (up

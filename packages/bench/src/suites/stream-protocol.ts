@@ -46,7 +46,8 @@ export const STREAM_RECORD = 32;
 /**
  * Bytes of a small record (the second group, the program a user wrote from the docs): u32 sequence
  * number at byte 0, f64 value (= the number) at 8, i32 kind (= the number & 3) at 16, 4 bytes
- * over. With the ring's 8-byte header it takes 32 bytes of the ring.
+ * over. In a run record (`batchReserveBulk`) it takes 24 bytes of the ring; a ring record of its
+ * own would take 32 with its 8-byte header.
  */
 export const SMALL_RECORD = 24;
 /** Small records per ring record in the packed program: 1008 bytes, within `RB_BATCH_MAX_RECORD`. */

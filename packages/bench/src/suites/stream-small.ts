@@ -2,11 +2,11 @@
  * The `ring` suite's second fresh-worker stream: the program a user wrote from the docs alone, of
  * 24-byte records written and read through typed arrays, run as a user runs it (a new worker per
  * run, 2 M records). Four ways, side by side: sabvm's ring with one record per record
- * (`batchReserveBulk` of 64, read with `readRecord`), sabvm's ring with 42 records packed into one
- * ring record, and two hand-written single-producer rings in a plain SharedArrayBuffer: one of
- * 24-byte slots (the record alone) and one of 32-byte slots, which carries as many bytes a record
- * as the sabvm ring does with its 8-byte header. That last row separates what the ring's format
- * costs (the header's bytes cross between the cores too) from what its code costs.
+ * (`batchReserveBulk` of 64, which puts the records side by side in run records, read with
+ * `readRecord`), sabvm's ring with 42 records packed by hand into one ring record, and two
+ * hand-written single-producer rings in a plain SharedArrayBuffer: one of 24-byte slots (the record
+ * alone) and one of 32-byte slots, which carries as many bytes a record as a ring record of its own
+ * with its 8-byte header would: what 8 more bytes per record cost a hand-written ring.
  *
  * @module
  */
@@ -28,7 +28,7 @@ export const STREAM_SMALL = {
   read: 'sabvm ring, 24 B records, batchReserveBulk of 64 + readRecord',
   packed: 'sabvm ring, 42 records of 24 B per ring record + readRecord',
   raw: 'hand-written ring, 24-byte slots',
-  raw32: 'hand-written ring, 32-byte slots (24 B + 8 B, as the ring carries)',
+  raw32: 'hand-written ring, 32-byte slots (24 B + 8 B)',
 } as const;
 
 /** Σ (i & 3) for i below `count`: what the records' kinds add up to. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Kernel, ringbufRecordBytes } from '@sabvm/core';
+import { Kernel, ringbufBulkStride } from '@sabvm/core';
 import {
   RAW_HEAD,
   RAW_PUBLISH,
@@ -54,7 +54,7 @@ function sabvmBulk(): void {
   const kernel = Kernel.attach(handle!);
   const rb = kernel.ringbuf(ring!)!;
   const out = new DataView(rb.batchBuffer);
-  const stride = ringbufRecordBytes(STREAM_RECORD);
+  const stride = ringbufBulkStride(STREAM_RECORD); // 32: the records lie side by side
   for (let i = 0; i < count;) {
     const n = Math.min(STREAM_BULK, count - i);
     let at = rb.batchReserveBulkWait(STREAM_RECORD, n, 0, 10_000); // waits only for room
@@ -99,7 +99,7 @@ function smallBulk(): void {
   const u32 = new Uint32Array(rb.batchBuffer);
   const f64 = new Float64Array(rb.batchBuffer);
   const i32 = new Int32Array(rb.batchBuffer);
-  const stride = ringbufRecordBytes(SMALL_RECORD); // 32: the record and its header
+  const stride = ringbufBulkStride(SMALL_RECORD); // 24: the records lie side by side
   for (let i = 0; i < count;) {
     const n = Math.min(STREAM_BULK, count - i);
     let at = rb.batchReserveBulkWait(SMALL_RECORD, n, 0, 10_000); // waits only for room
