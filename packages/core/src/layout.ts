@@ -851,9 +851,9 @@ export const RINGBUF_DISCARD_BIT: number = 2 ** 30;
  * `n`, at least 1) then the `n` records one after the other at a stride of `sub` padded to 8, with
  * no header between them: `len = 8 + n * ((sub + 7) & ~7)`. The consumer hands out each record of
  * a run as one record of its own; {@link RingCons.CONSUMER_SKIP} says how many of the run at
- * `CONSUMER_POS` are consumed. Only a published batch's records reserved in bulk
- * (`batchReserveBulk`) form runs, and the bit is set in the store that commits the run (never with
- * BUSY or DISCARD: a discarded run is discarded whole). A reader of the layout that does not know
+ * `CONSUMER_POS` are consumed. Only a published batch's records form runs (`RB_BATCH` records of
+ * one length in a row, and `batchReserveBulk`'s), and the bit is set in the store that commits the
+ * run (never with BUSY or DISCARD: a discarded run is discarded whole). A reader of the layout that does not know
  * this bit (libbpf) would see a run as one record of `len` bytes.
  */
 export const RINGBUF_RUN_BIT: number = 2 ** 29;

@@ -13,13 +13,20 @@
  * **Format: a batch is staged, then output as one reservation.** Records with `RB_BATCH` go one
  * after the other into a staging copy of a chunk (512 B to 128 KiB, at most an eighth of the ring),
  * each 8 bytes after the last one's padded end, with room for its header there; their lengths go
- * to a list of the batch's own. A `batchReserve` hands the user the place of a record in the
+ * to a list of the batch's own. Records of one length in a row go into one *run* (see
+ * `RINGBUF_RUN_BIT`): a ring record with one header and a descriptor (the records' length and
+ * count), then the records side by side at a stride of their length padded to 8 (`bulkStride`).
+ * `batchReserveBulk` starts or grows a run; a batched record of the length of the batch's last
+ * ring record (more than 0 bytes) grows it too, or, when that is a record of its own, first makes
+ * it a run of one (its bytes move 8 bytes on, for the descriptor: it is written by then, as every
+ * batched record is before its thread's next producing call on the ring). A `batchReserve` hands the user the place of a record in the
  * staging chunk (`rb.batchBuffer`), to write in place (io_uring's `io_uring_get_sqe`). Nothing is
  * in the ring yet. Publishing reserves exactly the staged bytes in the ring as one record (its
  * header `(bytes - 8) | BUSY`, owned by this thread, like any reservation), copies the staged
  * records in behind that header, writes every other record's header from the list of lengths (the
- * staged bytes are the user's to write: their header words are not trusted), then stores the first
- * header `len` of the first record with one `Atomics.store`, which makes
+ * staged bytes are the user's to write: their header words are not trusted) and every run's
+ * descriptor from the batch's own counts, then stores the first header (`len`, or a run's with its
+ * RUN bit) of the first record with one `Atomics.store`, which makes
  * every record of the batch visible at once (the consumer reads that header with `Atomics.load`,
  * and the others, marked settled, with plain loads after it). So the ring is well-formed at every
  * moment: the consumer, the checker and the reaper see one busy record for the few microseconds of
@@ -200,8 +207,12 @@ export class RingBatch {
   #subs: Int32Array | null = null;
   /** Ring records staged. */
   #n = 0;
-  /** The index in #lens of the run that bulk reservations may grow: the last record, else -1. */
-  #run = -1;
+  /**
+   * The length of the records of the batch's last ring record (-1 while the batch is empty), and
+   * whether that ring record is a run: a record of that length (more than 0 bytes) joins it.
+   */
+  #lastLen = -1;
+  #lastRun = false;
   /** The last record buffer a batched output copied, and the one before (see #remember). */
   #seen: Uint8Array | null = null;
   #src: Uint8Array | null = null;
@@ -241,17 +252,21 @@ export class RingBatch {
     const stage = this.#stage;
     if (r === null || stage === null || len < 0 || len > RB_BATCH_MAX_RECORD) return 1;
     const at = this.#cur;
-    const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
+    // the length of the last record: it joins the run, or (the whole path) makes it one
+    const join = len === this.#lastLen && len !== 0;
+    if (join && !this.#lastRun) return 1;
+    const to = join ? at : at + RINGBUF_HDR_SZ;
+    const total = join ? (len + 7) & ~7 : (len + RINGBUF_HDR_SZ + 7) & ~7;
     if (at + total > this.#size || !ringLiveHint(r)) return 1;
     try {
       // `len` is the intrinsic length measured just before (no user code ran since), and `set`
       // copies by the source's own length, not by a `length` property a caller put on it
-      stage.set(bytes, at + RINGBUF_HDR_SZ);
+      stage.set(bytes, to);
     } catch {
       return 1; // the whole path answers it
     }
     this.#remember(bytes, len);
-    this.#lens![this.#n++] = len;
+    this.#took(len, total, join);
     this.#cur = at + total;
     this.#noWakeup = false;
     return 0;
@@ -272,12 +287,14 @@ export class RingBatch {
     const words = src.length;
     const len = words << 2;
     const at = this.#cur;
-    const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
+    const join = len === this.#lastLen; // (words is at least 1)
+    if (join && !this.#lastRun) return 1;
+    const total = join ? (len + 7) & ~7 : (len + RINGBUF_HDR_SZ + 7) & ~7;
     if (words === 0 || at + total > this.#size || !ringLiveHint(r)) return 1;
     const s32 = this.#stage32!;
-    const to = (at >> 2) + 2;
+    const to = join ? at >> 2 : (at >> 2) + 2;
     for (let i = 0; i < words; i++) s32[to + i] = src[i]!;
-    this.#lens![this.#n++] = len;
+    this.#took(len, total, join);
     this.#cur = at + total;
     this.#noWakeup = false;
     return 0;
@@ -315,12 +332,47 @@ export class RingBatch {
     if (r === null || typeof len !== 'number' || len >>> 0 !== len || len > RB_BATCH_MAX_RECORD)
       return -1;
     const at = this.#cur;
-    const total = (len + RINGBUF_HDR_SZ + 7) & ~7;
+    const join = len === this.#lastLen && len !== 0;
+    if (join && !this.#lastRun) return -1;
+    const total = join ? (len + 7) & ~7 : (len + RINGBUF_HDR_SZ + 7) & ~7;
     if (at + total > this.#size || !ringLiveHint(r)) return -1;
-    this.#lens![this.#n++] = len;
+    this.#took(len, total, join);
     this.#cur = at + total;
     this.#noWakeup = false;
-    return at + RINGBUF_HDR_SZ;
+    return join ? at : at + RINGBUF_HDR_SZ;
+  }
+
+  /**
+   * Note a record of `len` bytes staged in `total` bytes at the end of the batch: in the batch's
+   * last run (`join`), else as a ring record of its own.
+   */
+  #took(len: number, total: number, join: boolean): void {
+    const lens = this.#lens!;
+    if (join) {
+      lens[this.#n - 1]! += total; // (a run's bytes stay far below its RUN bit)
+      return;
+    }
+    lens[this.#n++] = len;
+    this.#lastLen = len;
+    this.#lastRun = false;
+  }
+
+  /**
+   * Make the batch's last ring record, a record of its own of `#lastLen` bytes (more than 0), a
+   * run of that one record: its bytes move 8 bytes on, to make room for the run's descriptor. The
+   * batch has room for those 8 bytes. The record is written (a batched record is written before
+   * the next producing call of its thread on the ring), and moves within the staging chunk only.
+   */
+  #toRun(): void {
+    const len = this.#lastLen;
+    const stride = bulkStride(len);
+    const at = this.#cur - RINGBUF_HDR_SZ - stride; // its header (recordBytes(len) from the end)
+    const stage = this.#stage!;
+    stage.copyWithin(at + RUN_HEAD, at + RINGBUF_HDR_SZ, at + RINGBUF_HDR_SZ + len);
+    this.#lens![this.#n - 1] = (RINGBUF_RUN_DESC_SZ + stride) | RUN;
+    this.#subs![this.#n - 1] = len;
+    this.#lastRun = true;
+    this.#cur = at + RUN_HEAD + stride;
   }
 
   /**
@@ -347,11 +399,11 @@ export class RingBatch {
     )
       return -1;
     const grow = bulkStride(len) * count;
-    const last = this.#n - 1;
-    const extend = last === this.#run && this.#subs![last] === len;
-    if (this.#cur + (extend ? grow : RUN_HEAD + grow) > this.#size || !ringLiveHint(r)) return -1;
+    const join = len === this.#lastLen && (len !== 0 || this.#lastRun);
+    if (join && !this.#lastRun) return -1; // the whole path makes the last record a run
+    if (this.#cur + (join ? grow : RUN_HEAD + grow) > this.#size || !ringLiveHint(r)) return -1;
     this.#noWakeup = false;
-    return this.#stageRun(len, grow, extend);
+    return this.#stageRun(len, grow, join);
   }
 
   /**
@@ -370,7 +422,8 @@ export class RingBatch {
     const n = this.#n;
     lens[n] = (RINGBUF_RUN_DESC_SZ + grow) | RUN;
     this.#subs![n] = len;
-    this.#run = n;
+    this.#lastLen = len;
+    this.#lastRun = true;
     this.#n = n + 1;
     this.#cur = at + RUN_HEAD + grow;
     return at + RUN_HEAD;
@@ -436,13 +489,15 @@ export class RingBatch {
       f = reserveFlags(r, len, flags, count, bulk);
       if (f < 0 || !validTimeout(timeoutMs)) return -EINVAL;
     }
-    // (a record with bytes, or room for one without `bulk`, comes alone: count is 1). Records in
-    // bulk take a run's header and descriptor too unless they join the batch's last run
+    // (a record with bytes, or room for one without `bulk`, comes alone: count is 1). Records of
+    // the length of the batch's last ring record join it as a run (made one first, 8 bytes more,
+    // when it is a record of its own); records in bulk that do not start a run
     const total = bulk ? runBytes(len, count) : recordBytes(len);
-    const last = this.#n - 1;
-    let join = bulk && this.#r !== null && last === this.#run && this.#subs![last] === len;
+    const grow = bulkStride(len) * count;
+    let join = this.#r !== null && len === this.#lastLen && (len !== 0 || (bulk && this.#lastRun));
+    const need = !join ? total : this.#lastRun ? grow : RINGBUF_HDR_SZ + grow;
     // (a handle's batch is always on the handle's one ring)
-    if (this.#r !== null && this.#cur + (join ? total - RUN_HEAD : total) > this.#size) {
+    if (this.#r !== null && this.#cur + need > this.#size) {
       if (!this.publish(true)) return this.#addWait(r, len, flags, count, timeoutMs, bulk);
       join = false; // published: a new batch opens below
     }
@@ -458,7 +513,8 @@ export class RingBatch {
       this.#size = Math.min(cap, Math.max(this.#chunk, total));
       this.#cur = 0;
       this.#n = 0;
-      this.#run = -1;
+      this.#lastLen = -1;
+      this.#lastRun = false;
       this.#slot = r.mem.current.slot;
       this.#noWakeup = true;
       this.#force = false;
@@ -470,11 +526,13 @@ export class RingBatch {
     }
     if ((f & BPF_RB_NO_WAKEUP) === 0) this.#noWakeup = false;
     if (f & BPF_RB_FORCE_WAKEUP) this.#force = true;
-    if (bulk) return this.#stageRun(len, total - RUN_HEAD, join);
-    const at = this.#cur + RINGBUF_HDR_SZ;
+    if (join && !this.#lastRun) this.#toRun();
+    if (bulk) return this.#stageRun(len, grow, join);
+    const at = join ? this.#cur : this.#cur + RINGBUF_HDR_SZ;
     if (source !== null) this.#stage!.set(source, at); // exactly `len` bytes, readable (above)
-    this.#lens![this.#n++] = len;
-    this.#cur += total;
+    const bytesTaken = join ? grow : total;
+    this.#took(len, bytesTaken, join);
+    this.#cur += bytesTaken;
     return at;
   }
 

@@ -236,8 +236,10 @@ export abstract class RingOps {
    * which takes its bytes as they are then. So **write a record's bytes before the next producing
    * call on this ring by this thread** (the next `batchReserve` may publish the batch) **and
    * before this thread's current job ends** (any `await`): what is written later is lost, or lands
-   * in a later record. The header is not in the buffer: a write out of the record's bytes can
-   * spoil only this thread's other records, never the ring.
+   * in a later record (a record of the length of the one before it joins it in a run, and the
+   * one before moves 8 bytes on then, see `batchReserveBulk`: use the offset this call returned
+   * for each record, never one computed from another's). The header is not in the buffer: a write
+   * out of the record's bytes can spoil only this thread's other records, never the ring.
    *
    * `flags`: 0, `BPF_RB_NO_WAKEUP`, `BPF_RB_FORCE_WAKEUP` (`RB_BATCH` is implied and may be
    * given). Returns -EAGAIN when the batch is full and the ring has no room for it (the record not
@@ -294,14 +296,14 @@ export abstract class RingOps {
    * {@link RingOps.batchBuffer}; record `k`'s bytes are at `offset + k * ringbufBulkStride(len)`
    * (`len` padded to 8 bytes, at least 8: 32 for 32-byte records). The records lie one after the
    * other with no header between them, and go into the ring as one *run* record (sabvm's own
-   * format: one header for them all; successive bulk reservations of one length grow the same
-   * run), which every consuming call hands out as `count` records of `len` bytes: `consume`,
+   * format: one header for them all; the batch's records of one length in a row, bulk or not, grow
+   * the same run), which every consuming call hands out as `count` records of `len` bytes: `consume`,
    * `consumeAt`, `readRecord` and the polls see no difference. All or nothing, and the same rules
    * hold as for `batchReserve(len, flags)` (write each record before the next producing call on
    * this ring by this thread and before its current job ends). It takes the call out of the
    * per-record loop of a stream of fixed-size records, and the ring's 8-byte header out of each
    * record. A reader of the ring's raw layout that does not know runs (libbpf's) sees a run as one
-   * record: use `batchReserve` for rings such a reader consumes.
+   * record: produce without `RB_BATCH` (`output`, `reserve`) for rings such a reader consumes.
    *
    * Returns -EAGAIN when the batch has no room for them all and the ring none for the batch
    * (nothing taken, the batch kept: `batchReserveBulkWait` waits); -EINVAL for a `len` as

@@ -158,23 +158,27 @@ describe('RB_BATCH output', () => {
     outputRange(rb, 0, 1);
     expect(rb.query(BPF_RB_PROD_POS)).toBe(prod0); // staged: nothing in the ring yet
     outputRange(rb, 1, 6638);
-    // chunks of 512 B … 64 KiB, then 128 KiB: 12, 25, 51, 102, 204, 409, 819, 1638, 3276 records
-    // of 40 bytes published, each batch as exactly its bytes, and the 10th open with the other 102
-    expect(seen(rb)).toEqual(range(0, 6536));
-    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(6536 * 40);
+    // records of one length go into a run, 16 bytes of header and descriptor then 32 bytes each:
+    // chunks of 512 B … 64 KiB, then 128 KiB: 15, 31, 63, 127, 255, 511, 1023, 2047 records
+    // published, each batch as exactly its bytes, and the 9th open with the other 2566
+    expect(seen(rb)).toEqual(range(0, 4072));
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(8 * 16 + 4072 * 32);
     rb.flush();
-    expect(seen(rb)).toEqual(range(6536, 6638));
-    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(6638 * 40);
+    expect(seen(rb)).toEqual(range(4072, 6638));
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(9 * 16 + 6638 * 32);
     k.checkInvariants();
-    // a batch published early leaves a chunk fit for what it held: 102 records, 4080 bytes, so
-    // 4 KiB, which holds 102 records again: the 103rd publishes them
+    // a batch published early leaves a chunk fit for what it held: 2566 records, 82 128 bytes, so
+    // 128 KiB again; then 100 records (3216 bytes) leave 4 KiB, which holds 127: the 128th
+    // publishes them
+    outputRange(rb, 0, 100);
+    rb.flush();
     let p1 = rb.query(BPF_RB_PROD_POS);
-    outputRange(rb, 0, 103);
-    expect(rb.query(BPF_RB_PROD_POS) - p1).toBe(102 * 40);
-    rb.flush(); // 40 bytes used: back to 512, 12 records
+    outputRange(rb, 0, 128);
+    expect(rb.query(BPF_RB_PROD_POS) - p1).toBe(16 + 127 * 32);
+    rb.flush(); // one record of its own, 40 bytes: back to 512, 15 records
     p1 = rb.query(BPF_RB_PROD_POS);
-    outputRange(rb, 0, 13);
-    expect(rb.query(BPF_RB_PROD_POS) - p1).toBe(12 * 40);
+    outputRange(rb, 0, 16);
+    expect(rb.query(BPF_RB_PROD_POS) - p1).toBe(16 + 15 * 32);
   });
 
   it('outputs a record larger than RB_BATCH_MAX_RECORD at once, after the open batch', () => {
@@ -488,30 +492,31 @@ describe('RB_BATCH output', () => {
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
     const head = rb.kaddr + 3 * PAGE_SIZE; // data offset 0: the batch's first header
     const prod0 = rb.query(BPF_RB_PROD_POS);
-    outputRange(rb, 0, 2);
+    outputRange(rb, 0, 1, 32);
+    outputRange(rb, 1, 2, 24); // another length: a ring record of its own, not a run
     expect(rb.query(BPF_RB_PROD_POS)).toBe(prod0);
     rb.flush();
-    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(80);
+    expect(rb.query(BPF_RB_PROD_POS) - prod0).toBe(72);
     expect(ringWord(k, head) & RINGBUF_BUSY_BIT).toBe(0);
     expect(ringWord(k, head)).toBe(32); // the first record's length, committed
-    expect(ringWord(k, head + 40)).toBe(32); // the second's
+    expect(ringWord(k, head + 40)).toBe(24); // the second's
     // the batch's first header was BUSY until the publish: read atomically; the others were
     // written before it and never change: settled, read with plain loads
     expect(ringWord(k, head + 4) & RINGBUF_SETTLED_BIT).toBe(0);
     expect(ringWord(k, head + 44) & RINGBUF_SETTLED_BIT).not.toBe(0);
     // an output is written committed before PRODUCER_POS moves: settled; a reservation is not
     outputRange(rb, 2, 3, 32, 0);
-    expect(ringWord(k, head + 84) & RINGBUF_SETTLED_BIT).not.toBe(0);
+    expect(ringWord(k, head + 76) & RINGBUF_SETTLED_BIT).not.toBe(0);
     const rec = rb.reserve(32)!;
     fillRecord(rec.data, 1, 3);
     const i32 = new Int32Array(k.handle.buffer);
-    const word1 = (ringRef(rb).data + 120 + 4) >> 2;
+    const word1 = (ringRef(rb).data + 112 + 4) >> 2;
     expect(i32[word1]! & RINGBUF_SETTLED_BIT).toBe(0);
     // a busy record that says it is settled would be read without Atomics: the checker refuses it
     i32[word1]! |= RINGBUF_SETTLED_BIT;
     expect(() => {
       k.checkInvariants();
-    }).toThrow(/offset 120 is busy but says it is settled/);
+    }).toThrow(/offset 112 is busy but says it is settled/);
     i32[word1]! &= ~RINGBUF_SETTLED_BIT;
     rec.submit();
     expect(seen(rb)).toEqual([0, 1, 2, 3]);
@@ -630,16 +635,25 @@ describe('batchReserve: records written in place', () => {
   it('takes each header from its own lengths, not from the buffer: a stray write there spoils no header', () => {
     const k = boot();
     const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
-    const offsets = reserveRange(rb, 0, 50, 24);
+    // records of two lengths in turn (each a ring record of its own, with a header), then a run
+    const offsets = [0, 1, 2, 3, 4].flatMap((i) => [
+      ...reserveRange(rb, 2 * i, 2 * i + 1, 24),
+      ...reserveRange(rb, 2 * i + 1, 2 * i + 2, 32),
+    ]);
+    const run = rb.batchReserveBulk(24, 5); // within the first chunk (512 bytes) with the others
+    expect(run).toBe(360 + 16);
+    writeBulk(rb, run, 24, 10, 5);
     const words = new Int32Array(rb.batchBuffer);
     // where the headers will go, a user writes garbage: a length past the ring, every flag bit
     for (const at of offsets) {
       words[(at >> 2) - 2] = -1;
       words[(at >> 2) - 1] = 0x7fffffff;
     }
+    // and where the run's header and descriptor go: a count and a length that fit no run
+    for (let w = (run >> 2) - 4; w < run >> 2; w++) words[w] = -1;
     expect(rb.flush()).toBe(0);
-    k.checkInvariants(); // every header as the ring wrote it
-    expect(seen(rb)).toEqual(range(0, 50));
+    k.checkInvariants(); // every header and descriptor as the ring wrote it
+    expect(seen(rb)).toEqual(range(0, 15));
   });
 
   it('mixes with output(bytes, RB_BATCH) in one batch, in call order, and publishes before any other producing call', () => {
