@@ -697,7 +697,7 @@ export function wordIndex(byteOffset: number): number {
  *   ┌────────────────────────────────────────┐
  *   │ meta page (kernel only, never mapped)  │ MAGIC, DATA_PAGES, REFS, SLOT_HOLDS[slot]
  *   ├────────────────────────────────────────┤ RINGBUF_PGOFF: a user mapping starts here
- *   │ consumer page                          │ line 0: CONSUMER_POS, CONSUMER_SKIP
+ *   │ consumer page                          │ line 0: CONSUMER_POS  line 3: CONSUMER_SKIP
  *   │   (written by the consumer)            │ line 1: CONSUMER_LOCK    line 2: WAITERS
  *   ├────────────────────────────────────────┤
  *   │ producer page                          │ line 0: PRODUCER_POS
@@ -770,18 +770,6 @@ export const enum RingCons {
    * `Atomics.load` before it answers "full"; the wake-up check and waits use `Atomics.load`.
    */
   CONSUMER_POS = 0,
-  /**
-   * atomic, written by the consumer holding CONSUMER_LOCK: how many records of the run record at
-   * `CONSUMER_POS` (see {@link RINGBUF_RUN_BIT}) are consumed already, else 0. A consumer that stops
-   * inside a run (a callback that returns < 0 or throws, a read ended early) leaves `CONSUMER_POS`
-   * at the run's header, since the records of a run have no header of their own to stop at; the
-   * next consumer starts that run past this many. Order: it is stored 0 before `CONSUMER_POS`
-   * moves, and a count only once `CONSUMER_POS` is at the run, so a consumer that dies between two
-   * stores leaves 0 (its unstored records come again, as any dead consumer's) and never a count
-   * that belongs to another record. Read with `Atomics.load` when a consume or read opens.
-   * Producers never read it: the run keeps its bytes until it is consumed whole.
-   */
-  CONSUMER_SKIP = 1,
   /** atomic (compare-and-exchange): 0, or the tid of the thread consuming now (one at a time). */
   CONSUMER_LOCK = 16,
   /**
@@ -791,6 +779,26 @@ export const enum RingCons {
    * consume call, which would take the line from the producer each time.
    */
   WAITERS = 32,
+  /**
+   * atomic, written by the consumer holding CONSUMER_LOCK: how many records of the run record at
+   * `CONSUMER_SKIP_POS` (see {@link RINGBUF_RUN_BIT}) are consumed already, or 0; it counts only
+   * while `CONSUMER_SKIP_POS` equals `CONSUMER_POS`. A consumer that stops inside a run (a callback
+   * that returns < 0 or throws, a read ended early) leaves `CONSUMER_POS` at the run's header,
+   * since the records of a run have no header of their own to stop at, and stores how many of them
+   * it passed; the next consumer starts that run past them. Order (`storeConsumer`): at the same
+   * position the count is stored, then the position if it was not there; to move on,
+   * `CONSUMER_POS` first, then the count, then `CONSUMER_SKIP_POS` (or 0 for the count, when the
+   * new position starts no run); a consume or read that opens and finds a count for a position
+   * other than `CONSUMER_POS` stores it 0. So a consumer that dies between any two stores leaves
+   * either what it last stored whole or a count that does not count (its unstored records come
+   * again, as any dead consumer's), never a count for another record, and never takes back what an
+   * earlier consumer stored. On a line of their own, away from `CONSUMER_POS` (word 1 is the high
+   * half of Linux's 64-bit `consumer_pos`, which stays 0). Producers never read them: a run keeps
+   * its bytes until it is consumed whole.
+   */
+  CONSUMER_SKIP = 48,
+  /** See CONSUMER_SKIP: the position (mod 2^32) its count is for. */
+  CONSUMER_SKIP_POS = 49,
 }
 
 /** Producer page words (Int32 index from the page start); only producers write them. */
@@ -818,13 +826,14 @@ export const enum RingProd {
 }
 
 /**
- * A record header (`struct bpf_ringbuf_hdr`), 8 bytes before each record, 8-byte aligned:
+ * A record header (`struct bpf_ringbuf_hdr`), 8 bytes before each ring record (a run's records
+ * share one), 8-byte aligned:
  *
  * ```
  *   0                        4                          8
- *   ┌─┬─┬─┬──────────────────┬────────────┬─────────────┬──────────────────────┐
- *   │B│D│R│ len (29 bits)    │owner (12)  │ pg_off (20) │ len bytes, pad to 8  │
- *   └─┴─┴─┴──────────────────┴────────────┴─────────────┴──────────────────────┘
+ *   ┌─┬─┬─┬──────────────────┬────────────┬─┬─────────────┬──────────────────────┐
+ *   │B│D│R│ len (29 bits)    │owner (12)  │S│ pg_off (19) │ len bytes, pad to 8  │
+ *   └─┴─┴─┴──────────────────┴────────────┴─┴─────────────┴──────────────────────┘
  * ```
  *
  * Word 0: written `len | BUSY` with a plain store under RESV_LOCK by the reserving producer,
@@ -853,8 +862,9 @@ export const RINGBUF_DISCARD_BIT: number = 2 ** 30;
  * a run as one record of its own; {@link RingCons.CONSUMER_SKIP} says how many of the run at
  * `CONSUMER_POS` are consumed. Only a published batch's records form runs (`RB_BATCH` records of
  * one length in a row, and `batchReserveBulk`'s), and the bit is set in the store that commits the
- * run (never with BUSY or DISCARD: a discarded run is discarded whole). A reader of the layout that does not know
- * this bit (libbpf) would see a run as one record of `len` bytes.
+ * run (never with BUSY or DISCARD: a discarded run is discarded whole). A reader of the layout
+ * that does not know this bit cannot read a ring with runs: libbpf's, which clears only BUSY and
+ * DISCARD, takes a run's length for 2^29 more than it is and loses its place in the ring.
  */
 export const RINGBUF_RUN_BIT: number = 2 ** 29;
 /** Header word 0: the length bits (a record is at most 2^29 - 8 bytes: half the largest ring). */

@@ -12,7 +12,8 @@
  *
  * **Format: a batch is staged, then output as one reservation.** Records with `RB_BATCH` go one
  * after the other into a staging copy of a chunk (512 B to 128 KiB, at most an eighth of the ring),
- * each 8 bytes after the last one's padded end, with room for its header there; their lengths go
+ * each 8 bytes after the last one's padded end, with room for its header there (but in a run,
+ * below); their lengths go
  * to a list of the batch's own. Records of one length in a row go into one *run* (see
  * `RINGBUF_RUN_BIT`): a ring record with one header and a descriptor (the records' length and
  * count), then the records side by side at a stride of their length padded to 8 (`bulkStride`).
@@ -191,7 +192,8 @@ export class RingBatch {
   #slot = -1;
   /**
    * The batch's records as they will lie in the ring, 8 bytes of room for each header before its
-   * bytes: the publish reserves the staged bytes and copies them into the ring in one go. A
+   * bytes (16 for a run's header and descriptor before its first record, none between its
+   * records): the publish reserves the staged bytes and copies them into the ring in one go. A
    * `SharedArrayBuffer` of its own (never detached), which {@link RingBatch.buffer} hands to the
    * user who writes records in place ({@link RingBatch.reserve}); so the headers are not taken
    * from it but written into the ring from {@link RingBatch.#lens} after the copy.

@@ -221,8 +221,9 @@ function checkRing(mem: PhysMem, r: RingRef): void {
   });
   if (problem !== null) fail(`${name}: ${problem}`);
   if (!passed) fail(`${name}: position ${via >>> 0} is not on a record boundary`);
-  // records of the run at CONSUMER_POS consumed: none, or fewer than the run holds
-  const skip = Atomics.load(i32, r.consSkip);
+  // records of the run at CONSUMER_POS consumed: none, or fewer than the run holds (a count for
+  // another position counts for nothing: a dead consumer's, stored 0 by the next consume)
+  const skip = Atomics.load(i32, r.consSkipPos) === cons ? Atomics.load(i32, r.consSkip) : 0;
   if (skip !== 0) {
     const word = cons === prod ? 0 : Atomics.load(i32, (r.data + (cons & mask)) >>> 2);
     if (!(word & RINGBUF_RUN_BIT))

@@ -49,6 +49,7 @@ import {
   ringRelease,
   badRun,
   bulkStride,
+  consumerSkip,
   runCount,
   storeConsumer,
   type RingHold,
@@ -263,7 +264,7 @@ export class RingReader {
     this.#mask = r.size - 1;
     this.#quarter = r.size >>> 2;
     this.#cons = this.#stored = this.#begun = Atomics.load(i32, r.consPos);
-    this.#storedSkip = this.#skipFirst = Atomics.load(i32, r.consSkip);
+    this.#storedSkip = this.#skipFirst = consumerSkip(r, this.#cons);
     this.#prod = Atomics.load(i32, r.prodPos);
     this.#len = 0;
     this.#runLeft = 0;

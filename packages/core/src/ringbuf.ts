@@ -99,6 +99,7 @@ export interface RingRef {
   readonly refs: number;
   readonly consPos: number;
   readonly consSkip: number;
+  readonly consSkipPos: number;
   readonly consLock: number;
   readonly waiters: number;
   readonly prodPos: number;
@@ -135,6 +136,7 @@ export function ringRefAt(
     refs: meta < 0 ? -1 : meta + RingMeta.REFS,
     consPos: cons + RingCons.CONSUMER_POS,
     consSkip: cons + RingCons.CONSUMER_SKIP,
+    consSkipPos: cons + RingCons.CONSUMER_SKIP_POS,
     consLock: cons + RingCons.CONSUMER_LOCK,
     waiters: cons + RingCons.WAITERS,
     prodPos: prod + RingProd.PRODUCER_POS,
@@ -178,9 +180,9 @@ export function recordBytes(len: number): number {
 
 /**
  * Bytes a record of `len` bytes takes in the ring and in a batch, its 8-byte header included,
- * padded to 8 (the kernel's `round_up(len + BPF_RINGBUF_HDR_SZ, 8)`): the stride of the records
- * `batchReserve` hands out one after another. -EINVAL for a `len` that is not a non-negative
- * integer up to 2^30.
+ * padded to 8 (the kernel's `round_up(len + BPF_RINGBUF_HDR_SZ, 8)`), when it is a ring record of
+ * its own (`output`, `reserve`; a batched record of another length than the one before it; the
+ * records of a run take `ringbufBulkStride(len)` each). -EINVAL for a `len` that is not a non-negative integer up to 2^30.
  */
 export function ringbufRecordBytes(len: number): number {
   if (typeof len !== 'number' || !Number.isInteger(len) || len < 0 || len > 2 ** 30) return -EINVAL;
@@ -491,7 +493,7 @@ export function ringConsume(r: RingRef, cb: RingCallback | RingSampleCallback, a
   if (!ringLive(r)) return -EINVAL;
   if (Atomics.compareExchange(i32, r.consLock, 0, mem.tid) !== 0) return -EBUSY;
   const cons = Atomics.load(i32, r.consPos);
-  const skip = Atomics.load(i32, r.consSkip);
+  const skip = consumerSkip(r, cons);
   const pos: ConsumePos = { cons, stored: cons, count: 0, skip, storedSkip: skip };
   const begun = pos.cons;
   try {
@@ -525,10 +527,9 @@ export function storeConsumerPos(r: RingRef, cons: number): void {
 }
 
 /**
- * Store where the consumer is: position `cons` and `skip` records of the run there consumed
- * (0 for none, or no run), where `oldCons` and `oldSkip` are what is stored now. `CONSUMER_SKIP`
- * is stored 0 before `CONSUMER_POS` moves and a count only after it (see `RingCons.CONSUMER_SKIP`).
- * Context: the consumer, CONSUMER_LOCK held.
+ * Store where the consumer is: position `cons` and `skip` records of the run there consumed (0
+ * for none, or no run), where `oldCons` and `oldSkip` are what is stored now, in the order
+ * `RingCons.CONSUMER_SKIP` gives. Context: the consumer, CONSUMER_LOCK held.
  */
 export function storeConsumer(
   r: RingRef,
@@ -538,9 +539,34 @@ export function storeConsumer(
   oldSkip: number,
 ): void {
   const { i32 } = r.mem;
-  if (oldSkip !== 0) Atomics.store(i32, r.consSkip, 0);
-  if (cons !== oldCons) storeConsumerPos(r, cons);
-  if (skip !== 0) Atomics.store(i32, r.consSkip, skip);
+  if (cons === oldCons) {
+    // further into the same run: the count grows (CONSUMER_SKIP_POS is already here if it counted)
+    if (skip === oldSkip) return;
+    Atomics.store(i32, r.consSkip, skip);
+    if (oldSkip === 0) Atomics.store(i32, r.consSkipPos, cons);
+    return;
+  }
+  storeConsumerPos(r, cons); // the old count stops counting here
+  if (skip !== 0) {
+    Atomics.store(i32, r.consSkip, skip);
+    Atomics.store(i32, r.consSkipPos, cons); // and the new one starts here
+  } else if (oldSkip !== 0) {
+    Atomics.store(i32, r.consSkip, 0); // no count left for a later lap of the same position
+  }
+}
+
+/**
+ * The records of the run at `cons` (`CONSUMER_POS`) that earlier consumers passed: the stored
+ * count when it is for `cons`, else 0 (a count that does not count, left by a consumer that died
+ * as it moved on, is stored 0: a later lap of its position must not find it). Context: the
+ * consumer, CONSUMER_LOCK held, as a consume or read opens.
+ */
+export function consumerSkip(r: RingRef, cons: number): number {
+  const { i32 } = r.mem;
+  const skip = Atomics.load(i32, r.consSkip);
+  if (skip === 0 || Atomics.load(i32, r.consSkipPos) === cons) return skip;
+  Atomics.store(i32, r.consSkip, 0);
+  return 0;
 }
 
 /**

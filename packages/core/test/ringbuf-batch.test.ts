@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   BPF_RB_FORCE_WAKEUP,
   BPF_RB_NO_WAKEUP,
@@ -978,9 +978,14 @@ describe('runs: records reserved in bulk, one ring record for many', () => {
     const k = boot();
     const rb = runThenRecord(k);
     const data = rb.kaddr + 3 * PAGE_SIZE; // the run's header at data offset 0
-    const skipAt = rb.kaddr + PAGE_SIZE + 4; // CONSUMER_SKIP
     const put = (kaddr: number, v: number): void => {
       k.writeKernel(kaddr, new Uint8Array(new Int32Array([v]).buffer));
+    };
+    // CONSUMER_SKIP and CONSUMER_SKIP_POS (consumer page words 48 and 49): a count for where the
+    // consumer is
+    const setSkip = (n: number): void => {
+      put(rb.kaddr + PAGE_SIZE + 49 * 4, rb.query(BPF_RB_CONS_POS));
+      put(rb.kaddr + PAGE_SIZE + 48 * 4, n);
     };
     const check = (): void => {
       k.checkInvariants();
@@ -996,19 +1001,124 @@ describe('runs: records reserved in bulk, one ring record for many', () => {
     put(data, word0 | RINGBUF_DISCARD_BIT); // a run is discarded whole: never with the bit
     expect(check).toThrow('the run at offset 0 is busy or discarded');
     put(data, word0);
-    put(skipAt, 10); // all ten: the consumer would have passed the run
+    setSkip(10); // all ten: the consumer would have passed the run
     expect(check).toThrow('CONSUMER_SKIP is 10, not within the 10 records');
     expect(consume).toThrow("CONSUMER_SKIP is 10, past the run's 10");
     expect(() => rb.readRecord()).toThrow('CONSUMER_SKIP is 10, not within a run');
-    put(skipAt, 0);
+    setSkip(0);
     let n = 0;
     expect(rb.consume(() => (++n === 10 ? -1 : 0))).toBe(-1); // the run, whole
-    put(skipAt, 1); // at a record of its own
+    setSkip(1); // at a record of its own
     expect(check).toThrow('the record at CONSUMER_POS is no run');
     expect(consume).toThrow('CONSUMER_SKIP is 1 at offset 336');
     expect(() => rb.readRecord()).toThrow('CONSUMER_SKIP is 1, not within a run');
-    put(skipAt, 0);
+    setSkip(0);
     expect(consume()).toBe(1); // nothing moved, and no lock was left held
     check();
+    // at a discarded record: no run either, and the reader does not pass it (to give the count to
+    // the run after it)
+    const rec = rb.reserve(24)!;
+    rec.discard();
+    writeBulk(rb, rb.batchReserveBulk(32, 2), 32, 11, 2);
+    expect(rb.flush()).toBe(0);
+    setSkip(1);
+    expect(check).toThrow('the record at CONSUMER_POS is no run');
+    expect(() => rb.readRecord()).toThrow('CONSUMER_SKIP is 1, not within a run');
+    // a count for another position counts for nothing (a consumer died as it moved on): the next
+    // consume stores it 0
+    put(rb.kaddr + PAGE_SIZE + 49 * 4, rb.query(BPF_RB_CONS_POS) - 8);
+    check();
+    const got: number[] = [];
+    expect(rb.consume((v) => void got.push(readRecord(v)[1]))).toBe(2);
+    expect(got).toEqual([11, 12]);
+    expect(ringWord(k, rb.kaddr + PAGE_SIZE + 48 * 4)).toBe(0);
+    check();
+  });
+
+  it('fill a chunk to its last byte and no further: a record that would make the last one a run without room for it goes to the next batch', () => {
+    for (const bulk of [false, true]) {
+      const k = boot();
+      const rb = k.ringbufCreate(16 * PAGE_SIZE)!;
+      // the first chunk is 512 bytes: records of 8 and 16 bytes in turn (16 and 24 with their
+      // headers) up to 456 bytes, then one of 24 (32 with its header) ends at 488
+      let seq = 0;
+      for (let i = 0; i < 23; i++) reserveRange(rb, seq, ++seq, i & 1 ? 16 : 8);
+      reserveRange(rb, seq, ++seq, 24);
+      // another record of 24 bytes would take 24 in a run, but making the last record a run takes
+      // 8 more (its descriptor): 520 bytes, past the chunk. So the batch goes out first
+      const at = bulk ? rb.batchReserveBulk(24, 1) : rb.batchReserve(24);
+      expect(at).toBe(bulk ? 16 : 8);
+      writeAt(rb, at, 24, seq++);
+      expect(seen(rb)).toEqual(range(0, 24));
+      expect(rb.flush()).toBe(0);
+      expect(seen(rb)).toEqual([24]);
+      k.checkInvariants();
+    }
+  });
+
+  it('leave a consumer that dies between any two of its stores nothing lost, and nothing an earlier consumer stored given again', () => {
+    // a run of 10 (0 … 9), a record of its own (10), a run of 10 (11 … 20); an earlier consume
+    // stopped at record 2, so 0 … 2 are stored. The next call stops at record 5 (the same run) or
+    // 14 (another run) (a consume whose callback returns -1, or a read ended there) and dies at
+    // its k-th store to the consumer page, every k in turn; then its thread is reaped, and a
+    // consume takes the rest
+    for (const [how, stop] of [
+      ['consume', 5],
+      ['consume', 14],
+      ['read', 5],
+      ['read', 14],
+    ] as const) {
+      for (let k = 1; ; k++) {
+        const kernel = boot();
+        const rb = runThenRecord(kernel);
+        writeBulk(rb, rb.batchReserveBulk(32, 10), 32, 11, 10);
+        expect(rb.flush()).toBe(0);
+        expect(rb.consume((v) => (readRecord(v)[1] === 2 ? -1 : 0))).toBe(-1);
+        const i32 = new Int32Array(kernel.handle.buffer);
+        const page = kernel.view(rb.kaddr + PAGE_SIZE, 4, Int32Array).byteOffset / 4;
+        const lock = page + 16;
+        const store = Atomics.store.bind(Atomics);
+        let stores = 0;
+        let dead = false;
+        const spy = vi.spyOn(Atomics, 'store').mockImplementation(((
+          ta: Int32Array,
+          index: number,
+          value: number,
+        ): number => {
+          if (dead) return value; // a dead thread stores nothing more
+          if (ta.buffer === kernel.handle.buffer && index >= page && index < page + 1024) {
+            if (index !== lock && ++stores === k) {
+              dead = true;
+              throw new Error('the thread dies');
+            }
+          }
+          return store(ta, index, value);
+        }) as typeof Atomics.store);
+        let died = false;
+        try {
+          if (how === 'consume') {
+            rb.consume((v) => (readRecord(v)[1] === stop ? -1 : 0));
+          } else {
+            const mem = new DataView(kernel.handle.buffer);
+            for (let at = rb.readRecord(); at >= 0; at = rb.readRecord())
+              if (mem.getUint32(at + 4, true) === stop) break;
+            rb.readDone();
+          }
+        } catch {
+          died = true;
+        } finally {
+          spy.mockRestore();
+        }
+        if (!died) break; // k is past the call's last store
+        store(i32, lock, 0); // reaped: its lock let go
+        const got: number[] = [];
+        rb.consume((v) => void got.push(readRecord(v)[1]));
+        // from where some stored state says, never before 3 and never past 15, each record once
+        expect(got[0], `${how}, dead at store ${k}`).toBeGreaterThanOrEqual(3);
+        expect(got[0], `${how}, dead at store ${k}`).toBeLessThanOrEqual(stop + 1);
+        expect(got).toEqual(range(got[0]!, 21));
+        kernel.checkInvariants();
+      }
+    }
   });
 });

@@ -129,13 +129,15 @@ describe('readRecord, a loop of the caller’s own', () => {
     const lockAt = posAt + 16;
     const order: string[] = [];
     const store = Atomics.store.bind(Atomics);
-    const spy = vi
-      .spyOn(Atomics, 'store')
-      .mockImplementation((ta: Int32Array, index: number, value: number): number => {
-        if (ta.buffer === k.handle.buffer && (index === posAt || index === lockAt))
-          order.push(index === posAt ? `pos ${value}` : `lock ${value}`);
-        return store(ta, index, value);
-      });
+    const spy = vi.spyOn(Atomics, 'store').mockImplementation(((
+      ta: Int32Array,
+      index: number,
+      value: number,
+    ): number => {
+      if (ta.buffer === k.handle.buffer && (index === posAt || index === lockAt))
+        order.push(index === posAt ? `pos ${value}` : `lock ${value}`);
+      return store(ta, index, value);
+    }) as typeof Atomics.store);
     try {
       put(rb, 0);
       put(rb, 1);

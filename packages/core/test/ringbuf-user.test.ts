@@ -103,6 +103,37 @@ describe('a ring mapped into user processes', () => {
     k.checkInvariants();
   });
 
+  it('carries runs from a user producer to a user consumer that stops inside them, and the kernel handle goes on from there', () => {
+    const { k, rb } = setup();
+    const cm = k.createAddressSpace()!;
+    const pm = k.createAddressSpace()!;
+    const consumer = UserRingBuf.open(cm, rb.mmap(cm, 'consumer'), DATA);
+    const producer = UserRingBuf.open(pm, rb.mmap(pm, 'producer'), DATA);
+    // one run of 12 records of 24 bytes, written in place in the producer's batch
+    const at = producer.batchReserveBulk(24, 12);
+    expect(at).toBeGreaterThanOrEqual(0);
+    for (let seq = 0; seq < 12; seq++)
+      fillRecord(new Uint8Array(producer.batchBuffer, at + seq * 24, 24), 1, seq);
+    expect(producer.flush()).toBe(0);
+    const cons = rb.query(BPF_RB_CONS_POS);
+    const seqs: number[] = [];
+    // through the consumer's mapping: a callback that stops at the 4th, then a read of two more
+    expect(consumer.consume((v) => (seqs.push(readRecord(v)[1]) === 4 ? -1 : 0))).toBe(-1);
+    for (let i = 0; i < 2; i++) {
+      const rec = consumer.readRecord();
+      expect(rec).toBeGreaterThanOrEqual(0);
+      seqs.push(readRecord(new Uint8Array(k.handle.buffer, rec, consumer.readLength))[1]);
+    }
+    consumer.readDone();
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(cons); // still at the run's header
+    k.checkInvariants();
+    // the kernel's handle reads the same consumer page: the rest of the run, once
+    expect(rb.consume((v) => void seqs.push(readRecord(v)[1]))).toBe(6);
+    expect(seqs).toEqual([...Array(12).keys()]);
+    expect(rb.query(BPF_RB_CONS_POS)).toBe(rb.query(BPF_RB_PROD_POS));
+    k.checkInvariants();
+  });
+
   it('faults a consumer that writes the producer position or produces, and a producer that consumes', () => {
     const { k, rb } = setup();
     const cm = k.createAddressSpace()!;

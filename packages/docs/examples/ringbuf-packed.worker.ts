@@ -25,7 +25,8 @@ const SIZE = 24; // one small record: u32 number @0, f64 value @8, i32 kind @16
 const PACK = Math.floor(RB_BATCH_MAX_RECORD / SIZE);
 for (let i = 0; i < count;) {
   const n = Math.min(PACK, count - i);
-  // one ring record of n * 24 bytes, one header for all (it waits only when the ring is full)
+  // one ring record of n * 24 bytes, one header for all (packs of one size in a row share one
+  // header too, as a run); it waits only when the ring is full
   let at = rb.batchReserveWait(n * SIZE, 0, 10_000);
   if (at < 0) throw new Error(`batchReserveWait: ${at}`);
   for (const end = i + n; i < end; i++, at += SIZE) {
