@@ -22,7 +22,6 @@ import {
   RINGBUF_OWNER_SHIFT,
   RINGBUF_PG_OFF_MASK,
   RINGBUF_RUN_BIT,
-  RINGBUF_RUN_DESC_SZ,
   RINGBUF_SETTLED_BIT,
   RING_HOLD_BITS,
   RING_HOLD_SLOTS,
@@ -35,7 +34,7 @@ import {
 import { pauseUntil } from './cpu-relax.js';
 import { spinLock, spinUnlock } from './lock.js';
 import type { PhysMem } from './phys-mem.js';
-import { bulkStride, ringWake, type RingRef } from './ringbuf.js';
+import { ringWake, runCount, type RingRef } from './ringbuf.js';
 import { kernelRingRef } from './ringbuf-area.js';
 import { readOpenOn } from './ringbuf-read.js';
 import { threadWord } from './thread.js';
@@ -260,12 +259,12 @@ function checkRing(mem: PhysMem, r: RingRef): void {
 function checkRun(mem: PhysMem, r: RingRef, name: string, h: Header): void {
   if (h.word & (RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT))
     fail(`${name}: the run at offset ${h.at} is busy or discarded`);
-  const desc = ((r.data + h.at) >>> 2) + 2;
-  const sub = Atomics.load(mem.i32, desc);
-  const n = Atomics.load(mem.i32, desc + 1);
+  const body = r.data + h.at + RINGBUF_HDR_SZ;
   const len = h.word & RINGBUF_LEN_MASK;
-  if (!(sub >= 0 && n >= 1 && RINGBUF_RUN_DESC_SZ + n * bulkStride(sub) === len))
+  if (runCount(mem.i32, body, len) < 0) {
+    const [sub, n] = [mem.i32[body >>> 2], mem.i32[(body >>> 2) + 1]];
     fail(`${name}: the run at offset ${h.at} says ${n} records of ${sub} bytes in ${len}`);
+  }
 }
 
 /** Check every live ring. Context: a quiescent kernel (`checkInvariants`). */
